@@ -1,0 +1,275 @@
+/**
+ * Incremental push decoder. Feed it chunks of any size; it calls `onPacket` once per complete packet, whatever
+ * the chunking. Memory is bounded by `maxPacketSize`: the fixed header is checked before any body byte is kept.
+ * A packet that lies whole inside one pushed chunk is parsed in place, so its payload is a view of that chunk
+ * (the caller must not reuse the chunk's memory); a packet split across chunks is assembled once into its own buffer.
+ */
+import { MqttError, fail } from "./errors";
+import { Reader } from "./reader";
+import { checkTopicFilter, checkTopicName } from "./topic";
+import { IN_CONNACK, IN_CONNECT, IN_WILL, readProperties } from "./properties";
+import type { ConnectPacket, Packet, ProtocolLevel, Subscription } from "./packets";
+
+export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
+const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f];
+const NAMES = ["", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "", "", "", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT"];
+
+export interface DecoderOptions {
+  /** Largest whole packet (fixed header included) accepted, in bytes. Default 256 KB. */
+  maxPacketSize?: number;
+  /** Protocol level of the connection; a decoded CONNECT sets it (broker side). Default 4. */
+  level?: ProtocolLevel;
+  /** Skip an oversize packet's body and carry on instead of failing the stream. */
+  skipOversize?: boolean;
+  /** Told of each packet skipped for its size (with skipOversize). */
+  onSkip?: (error: MqttError) => void;
+}
+
+const HEADER = 0, LENGTH = 1, BODY = 2, SKIP = 3;
+
+export class Decoder {
+  onPacket: (packet: Packet) => void;
+  level: ProtocolLevel;
+  maxPacketSize: number;
+  skipOversize: boolean;
+  onSkip: ((error: MqttError) => void) | undefined;
+  private r = new Reader();
+  private state = HEADER;
+  private header = 0;
+  private rl = 0;
+  private mul = 1;
+  private lenBytes = 0;
+  private body: Uint8Array | null = null;
+  private filled = 0;
+  private skipLeft = 0;
+  private failed: unknown = null;
+
+  constructor(onPacket: (packet: Packet) => void, options: DecoderOptions = {}) {
+    this.onPacket = onPacket;
+    this.level = options.level ?? 4;
+    const max = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
+    if (!(max >= 2 && max <= 268435460)) throw new RangeError("maxPacketSize must be from 2 to 268435460 bytes");
+    this.maxPacketSize = max;
+    this.skipOversize = !!options.skipOversize;
+    this.onSkip = options.onSkip;
+  }
+
+  /** Bytes of an unfinished packet held right now. */
+  get pending(): number {
+    return this.state === HEADER ? 0 : this.state === BODY ? this.filled : 1 + this.lenBytes;
+  }
+
+  /** Feeds bytes. Throws MqttError on malformed input; after that the stream is dead and push throws again. */
+  push(chunk: Uint8Array): void {
+    if (this.failed) throw this.failed;
+    try {
+      this.run(chunk);
+    } catch (e) {
+      this.failed = e;
+      throw e;
+    }
+  }
+
+  /** The stream ended: throws TRUNCATED if it ended inside a packet. */
+  finish(): void {
+    if (this.state !== HEADER && this.state !== SKIP)
+      fail("TRUNCATED", "the connection ended in the middle of a packet");
+  }
+
+  /** Forgets all state, for a new connection. */
+  reset(level: ProtocolLevel = this.level): void {
+    this.level = level;
+    this.state = HEADER;
+    this.body = null;
+    this.failed = null;
+  }
+
+  private run(chunk: Uint8Array): void {
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      switch (this.state) {
+        case HEADER:
+          this.header = checkHeader(chunk[i++], this.level);
+          this.rl = 0;
+          this.mul = 1;
+          this.lenBytes = 0;
+          this.state = LENGTH;
+          break;
+        case LENGTH: {
+          const d = chunk[i++];
+          this.rl += (d & 0x7f) * this.mul;
+          this.mul *= 128;
+          if (++this.lenBytes === 4 && d & 0x80) fail("MALFORMED_LENGTH", "remaining length is longer than 4 bytes");
+          if (d & 0x80) break;
+          const rl = this.rl, total = 1 + this.lenBytes + rl;
+          if (total > this.maxPacketSize) {
+            const err = new MqttError("PACKET_TOO_LARGE",
+              `a ${total}-byte ${NAMES[this.header >> 4]} exceeds the ${this.maxPacketSize}-byte maximum packet size`);
+            if (!this.skipOversize) throw err;
+            this.skipLeft = rl;
+            this.state = SKIP;
+            if (this.onSkip) this.onSkip(err);
+            break;
+          }
+          if (n - i >= rl) {
+            this.state = HEADER;
+            const s = i;
+            i += rl;
+            this.parse(chunk, s, i);
+          } else {
+            this.body = new Uint8Array(rl);
+            this.filled = 0;
+            this.state = BODY;
+          }
+          break;
+        }
+        case BODY: {
+          const body = this.body as Uint8Array;
+          const k = Math.min(n - i, body.length - this.filled);
+          body.set(k === n && i === 0 ? chunk : chunk.subarray(i, i + k), this.filled);
+          this.filled += k;
+          i += k;
+          if (this.filled === body.length) {
+            this.body = null;
+            this.state = HEADER;
+            this.parse(body, 0, body.length);
+          }
+          break;
+        }
+        default: {
+          const k = Math.min(n - i, this.skipLeft);
+          i += k;
+          this.skipLeft -= k;
+          if (this.skipLeft === 0) this.state = HEADER;
+        }
+      }
+    }
+  }
+
+  private parse(b: Uint8Array, s: number, e: number): void {
+    const r = this.r, h = this.header;
+    r.reset(b, s, e);
+    let p: Packet;
+    switch (h >> 4) {
+      case 3: {
+        const qos = (h >> 1) & 3;
+        const topic = r.str();
+        checkTopicName(topic);
+        const id = qos ? r.id() : undefined;
+        p = { type: 3, topic, payload: b.subarray(r.pos, e), qos: qos as 0 | 1, retain: (h & 1) === 1, dup: (h & 8) === 8, id };
+        break;
+      }
+      case 4: p = { type: 4, id: r.id() }; r.done(); break;
+      case 11: p = { type: 11, id: r.id() }; r.done(); break;
+      case 12: r.done(); p = { type: 12 }; break;
+      case 13: r.done(); p = { type: 13 }; break;
+      case 14: r.done(); p = { type: 14 }; break;
+      case 1: p = parseConnect(r); this.level = p.level; break;
+      case 2: {
+        const flags = r.u8();
+        if (flags & 0xfe) fail("RESERVED_FLAGS", "CONNACK flags bits 7-1 must be 0");
+        const code = r.u8();
+        const v5 = this.level === 5;
+        if (v5 ? CONNACK_V5_CODES.indexOf(code) < 0 : code > 5) fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
+        p = { type: 2, sessionPresent: flags === 1, returnCode: code };
+        if (v5 && r.pos < r.end) {
+          const props = readProperties(r, IN_CONNACK);
+          if (props) p.properties = props;
+        }
+        r.done();
+        break;
+      }
+      case 8: {
+        const id = r.id();
+        const subscriptions: Subscription[] = [];
+        while (r.pos < r.end) {
+          const topic = r.str();
+          checkTopicFilter(topic);
+          const o = r.u8();
+          if (o & 0xfc) fail("RESERVED_FLAGS", "SUBSCRIBE options bits 7-2 must be 0");
+          subscriptions.push({ topic, qos: checkQos(o & 3) });
+        }
+        if (!subscriptions.length) fail("TRUNCATED", "SUBSCRIBE has no topic filter");
+        p = { type: 8, id, subscriptions };
+        break;
+      }
+      case 9: {
+        const id = r.id();
+        const granted: number[] = [];
+        while (r.pos < r.end) {
+          const c = r.u8();
+          if (c > 2 && c !== 0x80) fail("BAD_RETURN_CODE", `SUBACK return code ${c} is not 0, 1, 2 or 128`);
+          granted.push(c);
+        }
+        if (!granted.length) fail("TRUNCATED", "SUBACK has no return code");
+        p = { type: 9, id, granted };
+        break;
+      }
+      default: { // 10, UNSUBSCRIBE (checkHeader let nothing else through)
+        const id = r.id();
+        const topics: string[] = [];
+        while (r.pos < r.end) {
+          const t = r.str();
+          checkTopicFilter(t);
+          topics.push(t);
+        }
+        if (!topics.length) fail("TRUNCATED", "UNSUBSCRIBE has no topic filter");
+        p = { type: 10, id, topics };
+      }
+    }
+    this.onPacket(p);
+  }
+}
+
+function checkQos(q: number): 0 | 1 {
+  if (q === 3) fail("INVALID_QOS", "QoS 3 does not exist");
+  if (q === 2) fail("QOS2_UNSUPPORTED", "QoS 2 is not supported by this client");
+  return q as 0 | 1;
+}
+
+/** Checks the first byte of a packet, before anything else of it is read. */
+function checkHeader(h: number, level: ProtocolLevel): number {
+  const type = h >> 4, flags = h & 15;
+  if (type === 0 || type === 15) fail("UNKNOWN_PACKET", `packet type ${type} is not an MQTT 3.1/3.1.1 packet`);
+  if (type >= 5 && type <= 7) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
+  if (level === 5 && type !== 1 && type !== 2 && type !== 12 && type !== 13)
+    fail("UNKNOWN_PACKET", `MQTT 5.0 ${NAMES[type]} packets are not supported yet`);
+  if (type === 3) {
+    checkQos((flags >> 1) & 3);
+    if ((flags & 8) && !(flags & 6)) fail("RESERVED_FLAGS", "DUP must be 0 on a QoS 0 PUBLISH");
+  } else if (flags !== (type === 8 || type === 10 ? 2 : 0)) {
+    fail("RESERVED_FLAGS", `reserved flag bits of ${NAMES[type]} are set wrong`);
+  }
+  return h;
+}
+
+function parseConnect(r: Reader): ConnectPacket {
+  const name = r.str();
+  const level = r.u8();
+  if (!((level === 3 && name === "MQIsdp") || ((level === 4 || level === 5) && name === "MQTT")))
+    fail("PROTOCOL_MISMATCH", `protocol "${name}" level ${level} is not MQTT 3.1 (MQIsdp, 3), 3.1.1 (MQTT, 4) or 5.0 (MQTT, 5)`);
+  const flags = r.u8();
+  if (flags & 1) fail("RESERVED_FLAGS", "CONNECT flags bit 0 is reserved and must be 0");
+  const willFlag = flags & 4, willQos = (flags >> 3) & 3;
+  if (!willFlag && flags & 0x38) fail("RESERVED_FLAGS", "will QoS and will retain must be 0 without a will");
+  checkQos(willQos);
+  if (level !== 5 && flags & 0x40 && !(flags & 0x80)) fail("RESERVED_FLAGS", "MQTT 3.1/3.1.1 do not allow a password without a user name");
+  const p: ConnectPacket = { type: 1, level: level as ProtocolLevel, clientId: "", clean: (flags & 2) === 2, keepalive: r.u16() };
+  if (level === 5) {
+    const props = readProperties(r, IN_CONNECT);
+    if (props) p.properties = props;
+  }
+  p.clientId = r.str();
+  if (willFlag) {
+    const props = level === 5 ? readProperties(r, IN_WILL) : undefined;
+    const topic = r.str();
+    checkTopicName(topic);
+    p.will = { topic, payload: r.bin(), qos: willQos as 0 | 1, retain: (flags & 0x20) === 0x20 };
+    if (props) p.will.properties = props;
+  }
+  if (flags & 0x80) p.username = r.str();
+  if (flags & 0x40) p.password = r.bin();
+  r.done();
+  return p;
+}

@@ -1,0 +1,223 @@
+/**
+ * Packet encoder: each packet becomes one exact-size Uint8Array. Lengths are computed first, then every field
+ * (strings as UTF-8, payloads copied once) is written in place.
+ */
+import { fail } from "./errors";
+import { checkTopicFilter, checkTopicName } from "./topic";
+import { utf8Length, writeUtf8 } from "./utf8";
+import { IN_CONNACK, IN_CONNECT, IN_WILL, propertiesLength, strLen, varintSize, writeProperties, writeStr, writeVarint } from "./properties";
+import type { Bytes, Packet, ProtocolLevel, PublishPacket } from "./packets";
+
+const MAX_REMAINING = 268435455;
+const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f];
+
+/** Allocates the packet and writes its fixed header; the body starts at b.length - rl. */
+function alloc(header: number, rl: number): Uint8Array {
+  if (rl > MAX_REMAINING) fail("INVALID_PACKET", "packet is larger than MQTT allows (256 MB)");
+  const b = new Uint8Array(1 + varintSize(rl) + rl);
+  b[0] = header;
+  writeVarint(rl, b, 1);
+  return b;
+}
+
+function checkId(id: unknown): number {
+  if (typeof id !== "number" || id < 1 || id > 0xffff || (id | 0) !== id)
+    fail("INVALID_PACKET", "packet identifier must be an integer from 1 to 65535");
+  return id;
+}
+
+function checkQos(qos: unknown): 0 | 1 {
+  if (qos === 0 || qos === 1) return qos;
+  if (qos === 2) fail("QOS2_UNSUPPORTED", "QoS 2 is not supported: use QoS 0 or 1");
+  return fail("INVALID_QOS", "QoS must be 0 or 1");
+}
+
+function binLen(v: Bytes | string): number {
+  const n = typeof v === "string" ? utf8Length(v) : v.length;
+  if (n > 0xffff) fail("INVALID_PACKET", "a length-prefixed field is longer than 65535 bytes");
+  return n;
+}
+
+function writeBin(v: Bytes | string, n: number, b: Uint8Array, p: number): number {
+  b[p] = n >> 8;
+  b[p + 1] = n & 0xff;
+  if (typeof v === "string") return writeUtf8(v, b, p + 2);
+  b.set(v, p + 2);
+  return p + 2 + n;
+}
+
+function ack(header: number, id: number): Uint8Array {
+  checkId(id);
+  const b = new Uint8Array(4);
+  b[0] = header;
+  b[1] = 2;
+  b[2] = id >> 8;
+  b[3] = id & 0xff;
+  return b;
+}
+
+/** Encodes a PUBLISH. The hot path of the client: no intermediate buffers. */
+export function encodePublish(p: PublishPacket): Uint8Array {
+  const qos = checkQos(p.qos);
+  const topic = p.topic;
+  checkTopicName(topic);
+  const tl = strLen(topic);
+  const payload = p.payload;
+  const pl = typeof payload === "string" ? utf8Length(payload) : payload.length;
+  let header = 0x30 | (qos << 1) | (p.retain ? 1 : 0);
+  if (qos) {
+    checkId(p.id);
+    if (p.dup) header |= 8;
+  } else if (p.dup) fail("INVALID_PACKET", "DUP must not be set on a QoS 0 PUBLISH");
+  const rl = 2 + tl + (qos ? 2 : 0) + pl;
+  const b = alloc(header, rl), q = b.length - rl;
+  let i = writeStr(topic, b, q);
+  if (qos) {
+    b[i++] = (p.id as number) >> 8;
+    b[i++] = (p.id as number) & 0xff;
+  }
+  if (typeof payload === "string") writeUtf8(payload, b, i);
+  else b.set(payload, i);
+  return b;
+}
+
+/**
+ * Encodes any packet. `level` is the connection's protocol level; it matters for CONNACK (5.0 carries
+ * properties) and refuses the 5.0 packets this codec does not have yet. CONNECT carries its own level.
+ */
+export function encode(p: Packet, level: ProtocolLevel = 4): Uint8Array {
+  const t = p.type;
+  if (level === 5 && t !== 1 && t !== 2 && t !== 12 && t !== 13)
+    fail("INVALID_PACKET", `MQTT 5.0 packets of type ${t} are not supported yet (only CONNECT, CONNACK, PINGREQ, PINGRESP)`);
+  switch (p.type) {
+    case 3: return encodePublish(p);
+    case 4: return ack(0x40, p.id);
+    case 11: return ack(0xb0, p.id);
+    case 12: return new Uint8Array([0xc0, 0]);
+    case 13: return new Uint8Array([0xd0, 0]);
+    case 14: return new Uint8Array([0xe0, 0]);
+    case 1: return encodeConnect(p);
+    case 2: {
+      const v5 = level === 5, code = p.returnCode;
+      if (v5 ? CONNACK_V5_CODES.indexOf(code) < 0 : !(code >= 0 && code <= 5 && (code | 0) === code))
+        fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
+      const pl = v5 ? propertiesLength(p.properties, IN_CONNACK) : 0;
+      const rl = 2 + (v5 ? varintSize(pl) + pl : 0);
+      const b = alloc(0x20, rl), q = b.length - rl;
+      b[q] = p.sessionPresent ? 1 : 0;
+      b[q + 1] = code;
+      if (v5) writeProperties(p.properties, pl, b, q + 2, IN_CONNACK);
+      return b;
+    }
+    case 8: {
+      checkId(p.id);
+      const subs = p.subscriptions;
+      if (!subs || subs.length === 0) fail("INVALID_PACKET", "SUBSCRIBE needs at least one topic filter");
+      let rl = 2;
+      for (let i = 0; i < subs.length; i++) {
+        checkTopicFilter(subs[i].topic);
+        checkQos(subs[i].qos);
+        rl += 3 + strLen(subs[i].topic);
+      }
+      const b = alloc(0x82, rl), q = b.length - rl;
+      b[q] = p.id >> 8;
+      b[q + 1] = p.id & 0xff;
+      let i = q + 2;
+      for (let k = 0; k < subs.length; k++) {
+        i = writeStr(subs[k].topic, b, i);
+        b[i++] = subs[k].qos;
+      }
+      return b;
+    }
+    case 9: {
+      checkId(p.id);
+      const g = p.granted;
+      if (!g || g.length === 0) fail("INVALID_PACKET", "SUBACK needs at least one return code");
+      for (let i = 0; i < g.length; i++)
+        if (g[i] !== 0 && g[i] !== 1 && g[i] !== 2 && g[i] !== 0x80) fail("BAD_RETURN_CODE", `SUBACK return code ${g[i]} is not 0, 1, 2 or 128`);
+      const rl = 2 + g.length;
+      const b = alloc(0x90, rl), q = b.length - rl;
+      b[q] = p.id >> 8;
+      b[q + 1] = p.id & 0xff;
+      b.set(g, q + 2);
+      return b;
+    }
+    case 10: {
+      checkId(p.id);
+      const topics = p.topics;
+      if (!topics || topics.length === 0) fail("INVALID_PACKET", "UNSUBSCRIBE needs at least one topic filter");
+      let rl = 2;
+      for (let i = 0; i < topics.length; i++) {
+        checkTopicFilter(topics[i]);
+        rl += 2 + strLen(topics[i]);
+      }
+      const b = alloc(0xa2, rl), q = b.length - rl;
+      b[q] = p.id >> 8;
+      b[q + 1] = p.id & 0xff;
+      let i = q + 2;
+      for (let k = 0; k < topics.length; k++) i = writeStr(topics[k], b, i);
+      return b;
+    }
+  }
+  const type = (p as { type: unknown }).type;
+  if (type === 5 || type === 6 || type === 7) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
+  return fail("INVALID_PACKET", `unknown packet type ${String(type)}`);
+}
+
+const MQISDP = [0, 6, 0x4d, 0x51, 0x49, 0x73, 0x64, 0x70];
+const MQTT = [0, 4, 0x4d, 0x51, 0x54, 0x54];
+
+function encodeConnect(p: Extract<Packet, { type: 1 }>): Uint8Array {
+  const level = p.level;
+  if (level !== 3 && level !== 4 && level !== 5) fail("PROTOCOL_MISMATCH", `protocol level ${String(level)} is not supported: use 3 (MQTT 3.1), 4 (MQTT 3.1.1) or 5`);
+  const v5 = level === 5;
+  const ka = p.keepalive;
+  if (typeof ka !== "number" || ka < 0 || ka > 0xffff || (ka | 0) !== ka) fail("INVALID_PACKET", "keepalive must be an integer from 0 to 65535 seconds");
+  const name = level === 3 ? MQISDP : MQTT;
+  const pl = v5 ? propertiesLength(p.properties, IN_CONNECT) : 0;
+  let rl = name.length + 4 + (v5 ? varintSize(pl) + pl : 0) + 2 + strLen(p.clientId);
+  let flags = p.clean ? 2 : 0;
+  const will = p.will;
+  let wl = 0, wtl = 0, wpl = 0;
+  if (will) {
+    const wq = checkQos(will.qos);
+    checkTopicName(will.topic);
+    wtl = strLen(will.topic);
+    wpl = binLen(will.payload);
+    if (v5) {
+      wl = propertiesLength(will.properties, IN_WILL);
+      rl += varintSize(wl) + wl;
+    }
+    rl += 4 + wtl + wpl;
+    flags |= 4 | (wq << 3) | (will.retain ? 0x20 : 0);
+  }
+  let ul = 0, pwl = 0;
+  if (p.username !== undefined) {
+    ul = strLen(p.username);
+    rl += 2 + ul;
+    flags |= 0x80;
+  }
+  if (p.password !== undefined) {
+    if (p.username === undefined && !v5) fail("INVALID_PACKET", "MQTT 3.1/3.1.1 do not allow a password without a user name");
+    pwl = binLen(p.password);
+    rl += 2 + pwl;
+    flags |= 0x40;
+  }
+  const b = alloc(0x10, rl), q = b.length - rl;
+  b.set(name, q);
+  let i = q + name.length;
+  b[i++] = level;
+  b[i++] = flags;
+  b[i++] = ka >> 8;
+  b[i++] = ka & 0xff;
+  if (v5) i = writeProperties(p.properties, pl, b, i, IN_CONNECT);
+  i = writeStr(p.clientId, b, i);
+  if (will) {
+    if (v5) i = writeProperties(will.properties, wl, b, i, IN_WILL);
+    i = writeStr(will.topic, b, i);
+    i = writeBin(will.payload, wpl, b, i);
+  }
+  if (p.username !== undefined) i = writeStr(p.username, b, i);
+  if (p.password !== undefined) writeBin(p.password, pwl, b, i);
+  return b;
+}
