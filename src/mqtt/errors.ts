@@ -17,14 +17,33 @@ export type MqttErrorCode =
   | "PROTOCOL_MISMATCH"    // wrong protocol name/level pair, or unsupported level
   | "INVALID_PROPERTY"     // unknown, duplicated or malformed MQTT 5.0 property
   | "PACKET_TOO_LARGE"     // over the configured maximum packet size
-  | "INVALID_PACKET";      // the encoder was handed a packet it cannot represent
+  | "INVALID_PACKET"       // a field has a value the protocol forbids (encoder input, packet id 0, ...)
+  // Client and session errors:
+  | "CONNECT_REFUSED"      // CONNACK with a non-zero return/reason code (see `returnCode`)
+  | "CONNECT_TIMEOUT"      // no CONNACK (TCP, TLS and CONNECT included) within the connect timeout
+  | "PING_TIMEOUT"         // PINGREQ unanswered within the ping timeout: the link is dead or half-open
+  | "IDLE_TIMEOUT"         // nothing received for 1.5x keepalive: the link is dead or half-open
+  | "CONNECTION_LOST"      // the transport closed or failed
+  | "KICKED"               // the broker closed connections again and again soon after accepting them
+  | "PROTOCOL_ERROR"       // the broker broke the protocol (unexpected packet, QoS 2 delivery, ...)
+  | "OUTBOX_FULL"          // the bounded outbox has no room: the message was not queued
+  | "STORE_FAILED"         // the persistent outbox store could not save or remove a message
+  | "SUBSCRIBE_REFUSED"    // SUBACK 0x80 for one or more filters
+  | "NOT_ALLOWED"          // refused locally by the connection profile (UIoT Core forbids will, retain, ...)
+  | "CALLBACK_ERROR"       // an application callback threw; the session carries on
+  | "CLOSED";              // the client was closed before the operation completed
 
 export class MqttError extends Error {
   readonly code: MqttErrorCode;
-  constructor(code: MqttErrorCode, message: string) {
+  /** CONNECT_REFUSED: the CONNACK return code (3.1/3.1.1) or reason code (5.0). */
+  returnCode?: number;
+  /** CALLBACK_ERROR, CONNECTION_LOST: what was thrown or reported underneath. */
+  override cause?: unknown;
+  constructor(code: MqttErrorCode, message: string, cause?: unknown) {
     super(message);
     this.code = code;
     this.name = "MqttError";
+    if (cause !== undefined) this.cause = cause;
   }
 }
 
