@@ -1,0 +1,295 @@
+/**
+ * The MQTT client: binds a Session to transports and the host clock, and keeps the device connected for
+ * months on bad links: reconnect forever with exponential backoff and full jitter, reset only after a
+ * connection stayed up a while, so a broker that accepts and then kicks the client is backed off from too.
+ */
+import { MqttError } from "./errors";
+import { Session, type Message, type PublishCallback, type SessionHost, type SessionOptions, type SubscribeCallback, type UnsubscribeCallback } from "./session";
+import type { Clock, Connector, Transport, TransportHandlers } from "../net/transport";
+import type { ConnackPacket, QoS } from "./packets";
+
+export interface BackoffOptions {
+  /** First retry delay ceiling, ms. Default 1000. */
+  min?: number;
+  /** Largest retry delay ceiling, ms. Default 60000. */
+  max?: number;
+  /** A connection must stay up this long (ms) before the backoff starts again from `min`. Default 60000. */
+  resetAfter?: number;
+}
+
+export interface ClientOptions extends SessionOptions {
+  /** Opens a transport to the broker (host-provided: TCP, TLS or WebSocket). */
+  connect: Connector;
+  clock: Clock;
+  /** Uniform in [0, 1), for the backoff jitter. Default Math.random. */
+  random?: () => number;
+  backoff?: BackoffOptions;
+  /** Connections lost this many times in a row within `resetAfter` of CONNACK are reported as KICKED. Default 3. */
+  kickThreshold?: number;
+  /** Where the client writes what it cannot hand to a callback (e.g. an onError handler that threw). */
+  log?: (message: string) => void;
+  onConnect?: Client["onConnect"];
+  onDisconnect?: Client["onDisconnect"];
+  onMessage?: Client["onMessage"];
+  onError?: Client["onError"];
+}
+
+export interface PublishOptions {
+  qos?: QoS;
+  retain?: boolean;
+}
+
+export type ClientState = "idle" | "connecting" | "connected" | "waiting" | "closed";
+
+function noop(): void {}
+
+export class Client implements SessionHost {
+  /** Connected (CONNACK accepted). `sessionPresent` tells whether the broker kept the session. */
+  onConnect: (info: { sessionPresent: boolean; connack: ConnackPacket }) => void;
+  /** A connection ended or could not be made; the client retries in `retryIn` ms (-1 when closed). */
+  onDisconnect: (error: MqttError, retryIn: number) => void;
+  /** A message arrived. For QoS 1 the PUBACK is sent when this returns, or when its promise settles. */
+  onMessage: (topic: string, payload: Uint8Array, message: Message) => unknown;
+  /** Something went wrong that the client survives (a callback threw, a packet was too large, kicks). */
+  onError: (error: MqttError) => void;
+
+  readonly session: Session;
+  private connector: Connector;
+  private clock: Clock;
+  private random: () => number;
+  private min: number;
+  private max: number;
+  private resetAfter: number;
+  private kickThreshold: number;
+  private log: (message: string) => void;
+  private transport: Transport | null = null;
+  private gen = 0;
+  private timer: unknown = undefined;
+  private timerAt = -1;
+  private retryAt = -1;
+  private attempt = 0;
+  private kicks = 0;
+  private connectedAt = -1;
+  private started = false;
+  private closed = false;
+
+  constructor(options: ClientOptions) {
+    this.connector = options.connect;
+    this.clock = options.clock;
+    this.random = options.random ?? Math.random;
+    const b = options.backoff ?? {};
+    this.min = b.min ?? 1000;
+    this.max = b.max ?? 60000;
+    this.resetAfter = b.resetAfter ?? 60000;
+    this.kickThreshold = options.kickThreshold ?? 3;
+    this.log = options.log ?? noop;
+    this.onConnect = options.onConnect ?? noop;
+    this.onDisconnect = options.onDisconnect ?? noop;
+    this.onMessage = options.onMessage ?? noop;
+    this.onError = options.onError ?? noop;
+    this.session = new Session(options, this);
+  }
+
+  get state(): ClientState {
+    if (this.closed) return "closed";
+    if (this.session.isConnected) return "connected";
+    if (this.transport) return "connecting";
+    return this.retryAt >= 0 ? "waiting" : "idle";
+  }
+
+  /** Messages held in the outbox (queued or awaiting PUBACK) and their bytes. */
+  get outbox(): { messages: number; bytes: number; inflight: number } {
+    return this.session.outbox;
+  }
+
+  /** Connects, and keeps reconnecting until close(). */
+  start(): void {
+    if (this.closed) throw new MqttError("CLOSED", "the client was closed: make a new one");
+    if (this.started) return;
+    this.started = true;
+    this.dial();
+  }
+
+  /**
+   * Publishes. Throws MqttError when the message is not accepted (invalid topic, QoS 2, not allowed by the
+   * profile, too large, outbox or store full). Offline, it waits in the outbox. `cb` is called once: on
+   * PUBACK (QoS 1), when written (QoS 0), or with an error.
+   */
+  publish(topic: string, payload: Uint8Array | string, options?: PublishOptions, cb?: PublishCallback): void {
+    if (this.closed) throw new MqttError("CLOSED", "the client was closed");
+    this.session.publish(topic, payload, options?.qos ?? 0, options?.retain ?? false, cb, this.clock.now());
+    this.arm();
+  }
+
+  /** Subscribes to one or more filters (remembered and restored after reconnects). */
+  subscribe(filters: string | string[] | { topic: string; qos: QoS }[], qos: QoS = 1, cb?: SubscribeCallback): void {
+    if (this.closed) throw new MqttError("CLOSED", "the client was closed");
+    const list = typeof filters === "string" ? [{ topic: filters, qos }]
+      : filters.map((f) => (typeof f === "string" ? { topic: f, qos } : f));
+    this.session.subscribe(list, cb, this.clock.now());
+    this.arm();
+  }
+
+  unsubscribe(filters: string | string[], cb?: UnsubscribeCallback): void {
+    if (this.closed) throw new MqttError("CLOSED", "the client was closed");
+    this.session.unsubscribe(typeof filters === "string" ? [filters] : filters, cb, this.clock.now());
+    this.arm();
+  }
+
+  /**
+   * Sends DISCONNECT if connected, closes the transport and cancels every timer, dial and retry. Pending
+   * callbacks get CLOSED; QoS 1 messages in a persistent store stay there for the next start.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const t = this.transport;
+    this.transport = null;
+    this.gen++;
+    if (t) {
+      this.session.disconnect(this.clock.now());
+      t.close();
+    }
+    this.session.lost();
+    this.retryAt = -1;
+    this.disarm();
+    this.session.abandon(new MqttError("CLOSED", "the client was closed before this completed"));
+  }
+
+  // ---- SessionHost ----
+
+  send(bytes: Uint8Array): boolean {
+    const t = this.transport;
+    return t ? t.write(bytes) : false;
+  }
+
+  drop(error: MqttError): void {
+    this.lost(error);
+  }
+
+  connected(connack: ConnackPacket): void {
+    this.connectedAt = this.clock.now();
+    this.call(() => this.onConnect({ sessionPresent: connack.sessionPresent, connack }), "onConnect");
+  }
+
+  message(message: Message): unknown {
+    return this.onMessage(message.topic, message.payload, message);
+  }
+
+  error(error: MqttError): void {
+    try {
+      this.onError(error);
+    } catch (e) {
+      this.log(`onError threw while reporting "${error.message}": ${String(e)}`);
+    }
+  }
+
+  // ---- internals ----
+
+  private dial(): void {
+    this.retryAt = -1;
+    const gen = ++this.gen;
+    this.session.dialing(this.clock.now());
+    const handlers: TransportHandlers = {
+      onConnect: () => {
+        if (gen === this.gen) {
+          this.session.open(this.clock.now());
+          this.arm();
+        }
+      },
+      onReadable: () => {
+        const t = this.transport;
+        if (gen !== this.gen || !t) return;
+        for (let c = t.read(); c; c = gen === this.gen ? t.read() : undefined) this.session.receive(c, this.clock.now());
+        this.arm();
+      },
+      onWritable: () => {
+        if (gen === this.gen) {
+          this.session.flush(this.clock.now());
+          this.arm();
+        }
+      },
+      onError: (e: Error) => {
+        if (gen === this.gen)
+          this.lost(e instanceof MqttError ? e : new MqttError("CONNECTION_LOST", `connection lost: ${e.message}`, e));
+      },
+    };
+    let t: Transport;
+    try {
+      t = this.connector(handlers);
+    } catch (e) {
+      // A connector must not throw; if one does, treat it as a failed dial rather than a dead client.
+      this.lost(new MqttError("CONNECTION_LOST", `could not open a connection: ${String(e)}`, e));
+      return;
+    }
+    if (gen !== this.gen) {
+      t.close(); // it failed synchronously and was already handled
+      return;
+    }
+    this.transport = t;
+    this.arm();
+  }
+
+  private lost(error: MqttError): void {
+    if (this.closed) return;
+    const t = this.transport;
+    this.transport = null;
+    this.gen++;
+    if (t) t.close();
+    const wasConnected = this.session.isConnected;
+    this.session.lost();
+    const now = this.clock.now();
+    if (wasConnected) {
+      if (now - this.connectedAt >= this.resetAfter) {
+        this.attempt = 0;
+        this.kicks = 0;
+      } else this.kicks++;
+    }
+    const ceiling = Math.min(this.max, this.min * Math.pow(2, Math.min(this.attempt, 30)));
+    this.attempt++;
+    const delay = Math.floor(this.random() * ceiling);
+    this.retryAt = now + delay;
+    this.arm();
+    this.call(() => this.onDisconnect(error, delay), "onDisconnect");
+    if (wasConnected && this.kicks >= this.kickThreshold) {
+      const hint = this.session.profile.kickHint ?? "is another client using the same client id?";
+      this.error(new MqttError("KICKED", `kicked ${this.kicks} times within a minute of connecting: ${hint}`, error));
+    }
+  }
+
+  private tick = (): void => {
+    this.timer = undefined;
+    this.timerAt = -1;
+    if (this.closed) return;
+    const now = this.clock.now();
+    if (this.retryAt >= 0 && now >= this.retryAt) this.dial();
+    else this.session.tick(now);
+    this.arm();
+  };
+
+  /** Keeps one host timer armed at the earliest deadline of the session and the retry. */
+  private arm(): void {
+    if (this.closed) return;
+    let d = this.transport ? this.session.deadline() : -1;
+    if (this.retryAt >= 0 && (d < 0 || this.retryAt < d)) d = this.retryAt;
+    if (d === this.timerAt) return;
+    this.disarm();
+    if (d < 0) return;
+    this.timerAt = d;
+    this.timer = this.clock.setTimer(this.tick, Math.max(0, d - this.clock.now()));
+  }
+
+  private disarm(): void {
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    this.timerAt = -1;
+  }
+
+  private call(f: () => void, name: string): void {
+    try {
+      f();
+    } catch (e) {
+      this.error(new MqttError("CALLBACK_ERROR", `the application's ${name} handler threw: ${String(e)}`, e));
+    }
+  }
+}
