@@ -144,12 +144,10 @@ export class Client implements SessionHost {
     if (this.closed) return;
     this.closed = true;
     const t = this.transport;
+    if (t) this.session.disconnect(this.clock.now());
     this.transport = null;
     this.gen++;
-    if (t) {
-      this.session.disconnect(this.clock.now());
-      t.close();
-    }
+    if (t) t.close();
     this.session.lost();
     this.retryAt = -1;
     this.disarm();
