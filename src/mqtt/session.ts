@@ -359,7 +359,7 @@ export class Session {
    */
   publish(topic: string, payload: Uint8Array | string, qos: QoS, retain: boolean, cb: PublishCallback | undefined, now: number): void {
     const profile = this.profile;
-    this.v5only();
+    this.refuseV5();
     if (retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
     if (profile.checkTopic) profile.checkTopic(topic, false);
     const id = qos === 1 ? this.freeId() : 0;
@@ -386,7 +386,7 @@ export class Session {
 
   /** Subscribes; `cb` gets the SUBACK codes. Throws for invalid filters, QoS 2, or too many subscriptions. */
   subscribe(subscriptions: { topic: string; qos: QoS }[], cb: SubscribeCallback | undefined, now: number): void {
-    this.v5only();
+    this.refuseV5();
     const filters: string[] = [];
     let fresh = 0;
     for (let i = 0; i < subscriptions.length; i++) {
@@ -405,7 +405,7 @@ export class Session {
   }
 
   unsubscribe(filters: string[], cb: UnsubscribeCallback | undefined, now: number): void {
-    this.v5only();
+    this.refuseV5();
     const id = this.freeId();
     const packet = encode({ type: 10, id, topics: filters }, this.level);
     // Forget them now, so a restore after a reconnect cannot bring them back.
@@ -431,7 +431,7 @@ export class Session {
   private now = 0;
 
   /** MQTT 5.0 sessions connect (CONNECT/CONNACK and keepalive are complete) but the codec has no 5.0 PUBLISH yet. */
-  private v5only(): void {
+  private refuseV5(): void {
     if (this.level === 5)
       throw new MqttError("NOT_ALLOWED", "MQTT 5.0 PUBLISH, SUBSCRIBE and UNSUBSCRIBE are not supported yet: connect with level 4 (3.1.1)");
   }
