@@ -170,12 +170,15 @@ export class Decoder {
         const flags = r.u8();
         if (flags & 0xfe) fail("RESERVED_FLAGS", "CONNACK flags bits 7-1 must be 0");
         const code = r.u8();
-        const v5 = this.level === 5;
-        if (v5 ? CONNACK_V5_CODES.indexOf(code) < 0 : code > 5) fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
+        // At 5.0 a CONNACK without properties may be in 3.1.1 form: a 3.1.1-only broker refuses a 5.0 CONNECT
+        // with return code 1 (unacceptable protocol version), and the session must be told that, not "malformed".
+        const v5 = this.level === 5, props = v5 && r.pos < r.end;
+        if (code > 5 ? !v5 || CONNACK_V5_CODES.indexOf(code) < 0 : props && code !== 0)
+          fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
         p = { type: 2, sessionPresent: flags === 1, returnCode: code };
-        if (v5 && r.pos < r.end) {
-          const props = readProperties(r, IN_CONNACK);
-          if (props) p.properties = props;
+        if (props) {
+          const pr = readProperties(r, IN_CONNACK);
+          if (pr) p.properties = pr;
         }
         r.done();
         break;
