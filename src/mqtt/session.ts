@@ -93,7 +93,8 @@ interface Request {
 }
 
 const IDLE = 0, DIALING = 1, CONNECTING = 2, CONNECTED = 3;
-const RECENT = 16; // inbound QoS 1 ids remembered for dedupe of redeliveries
+/** Inbound QoS 1 ids remembered to drop redeliveries: covers a broker's in-flight window (Mosquitto's default is 20). */
+const RECENT = 32;
 const CONNACK_TEXT = [
   "",
   "the broker does not accept this MQTT protocol level: try level 4 (3.1.1) or 3 (3.1)",
@@ -155,7 +156,8 @@ export class Session {
 
   // Inbound QoS 1: ids being handled (async handler) and ids recently acknowledged.
   private handling = new Set<number>();
-  private recent: number[] = [];
+  private recent = new Uint16Array(RECENT); // ring; 0 = empty (never a packet id)
+  private recentAt = 0;
 
   constructor(options: SessionOptions, host: SessionHost) {
     const profile = options.profile ?? GENERIC;
@@ -653,7 +655,7 @@ export class Session {
       if (props.maximumPacketSize) this.peerMaxPacket = props.maximumPacketSize;
     }
     if (!p.sessionPresent) {
-      this.recent.length = 0;
+      this.recent.fill(0);
       // The broker forgot everything: acknowledged subscriptions are restored first, pending requests re-sent.
       const restore: { topic: string; qos: QoS }[] = [];
       this.subs.forEach((qos, topic) => restore.push({ topic, qos }));
@@ -676,10 +678,9 @@ export class Session {
   }
 
   private ack(id: number, now: number): void {
-    const r = this.recent;
-    if (r.indexOf(id) < 0) {
-      if (r.length >= RECENT) r.shift();
-      r.push(id);
+    if (this.recent.indexOf(id) < 0) {
+      this.recent[this.recentAt] = id;
+      this.recentAt = (this.recentAt + 1) % RECENT;
     }
     this.control(encode({ type: 4, id }), now);
   }
