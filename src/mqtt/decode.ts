@@ -72,8 +72,7 @@ export class Decoder {
 
   /** The stream ended: throws TRUNCATED if it ended inside a packet. */
   finish(): void {
-    if (this.state !== HEADER && this.state !== SKIP)
-      fail("TRUNCATED", "the connection ended in the middle of a packet");
+    if (this.state !== HEADER) fail("TRUNCATED", "the connection ended in the middle of a packet");
   }
 
   /** Forgets all state, for a new connection. */
