@@ -33,7 +33,7 @@ function checkQos(qos: unknown): 0 | 1 {
 }
 
 function binLen(v: Bytes | string): number {
-  const n = typeof v === "string" ? utf8Length(v) : v.length;
+  const n = typeof v === "string" ? utf8Length(v, true) : v.length;
   if (n > 0xffff) fail("INVALID_PACKET", "a length-prefixed field is longer than 65535 bytes");
   return n;
 }
@@ -63,7 +63,7 @@ export function encodePublish(p: PublishPacket): Uint8Array {
   checkTopicName(topic);
   const tl = strLen(topic);
   const payload = p.payload;
-  const pl = typeof payload === "string" ? utf8Length(payload) : payload.length;
+  const pl = typeof payload === "string" ? utf8Length(payload, true) : payload.length;
   let header = 0x30 | (qos << 1) | (p.retain ? 1 : 0);
   if (qos) {
     checkId(p.id);

@@ -7,14 +7,17 @@ import { fail } from "./errors";
 /** Arguments per String.fromCharCode.apply call: small enough for the XS stack on an ESP8266. */
 const CHUNK = 128;
 
-/** Byte length of `s` as UTF-8; throws INVALID_STRING for U+0000 or a lone surrogate. */
-export function utf8Length(s: string): number {
+/**
+ * Byte length of `s` as UTF-8; throws INVALID_STRING for a lone surrogate, and for U+0000 unless `data` is set
+ * (a payload or password is bytes, where U+0000 is an ordinary character; only MQTT strings forbid it).
+ */
+export function utf8Length(s: string, data?: boolean): number {
   const n = s.length;
   let len = n;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x80) {
-      if (c === 0) fail("INVALID_STRING", "string contains U+0000, which MQTT forbids");
+      if (c === 0 && !data) fail("INVALID_STRING", "string contains U+0000, which MQTT forbids");
     } else if (c < 0x800) len += 1;
     else if (c >= 0xd800 && c <= 0xdfff) {
       const d = c <= 0xdbff && i + 1 < n ? s.charCodeAt(i + 1) : 0;
