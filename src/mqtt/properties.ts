@@ -49,7 +49,11 @@ function sizeOf(kind: number, v: unknown, name: string): number {
     case U32: return checkInt(v, 0xffffffff, name), 4;
     case VARINT: return checkInt(v, 268435455, name), varintSize(v as number);
     case STR: return 2 + strLen(v as string);
-    case BIN: return 2 + (v as Uint8Array).length;
+    case BIN: {
+      const n = (v as Uint8Array).length;
+      if (!(n <= 0xffff)) fail("INVALID_PROPERTY", `property ${name} must be at most 65535 bytes`);
+      return 2 + n;
+    }
   }
   let n = 0; // PAIR: a list of [name, value]
   const list = v as [string, string][];
