@@ -171,6 +171,9 @@ function encodeConnect(p: Extract<Packet, { type: 1 }>): Uint8Array {
   const level = p.level;
   if (level !== 3 && level !== 4 && level !== 5) fail("PROTOCOL_MISMATCH", `protocol level ${String(level)} is not supported: use 3 (MQTT 3.1), 4 (MQTT 3.1.1) or 5`);
   const v5 = level === 5;
+  // MQTT 3.1 requires a client ID; 3.1.1 allows an empty one only with a clean session [MQTT-3.1.3-7]
+  if (!p.clientId && (level === 3 || (level === 4 && !p.clean)))
+    fail("INVALID_PACKET", "an empty client ID needs MQTT 3.1.1 with a clean session, or MQTT 5.0");
   const ka = p.keepalive;
   if (typeof ka !== "number" || ka < 0 || ka > 0xffff || (ka | 0) !== ka) fail("INVALID_PACKET", "keepalive must be an integer from 0 to 65535 seconds");
   const name = level === 3 ? MQISDP : MQTT;
