@@ -13,7 +13,7 @@ const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x8
 
 /** Allocates the packet and writes its fixed header; the body starts at b.length - rl. */
 function alloc(header: number, rl: number): Uint8Array {
-  if (rl > MAX_REMAINING) fail("INVALID_PACKET", "packet is larger than MQTT allows (256 MB)");
+  if (!(rl <= MAX_REMAINING)) fail("INVALID_PACKET", "packet is larger than MQTT allows (256 MB), or a field has the wrong type");
   const b = new Uint8Array(1 + varintSize(rl) + rl);
   b[0] = header;
   writeVarint(rl, b, 1);
@@ -112,7 +112,7 @@ export function encode(p: Packet, level: ProtocolLevel = 4): Uint8Array {
     case 8: {
       checkId(p.id);
       const subs = p.subscriptions;
-      if (!subs || subs.length === 0) fail("INVALID_PACKET", "SUBSCRIBE needs at least one topic filter");
+      if (!subs || !(subs.length > 0)) fail("INVALID_PACKET", "SUBSCRIBE needs at least one topic filter");
       let rl = 2;
       for (let i = 0; i < subs.length; i++) {
         checkTopicFilter(subs[i].topic);
@@ -132,7 +132,7 @@ export function encode(p: Packet, level: ProtocolLevel = 4): Uint8Array {
     case 9: {
       checkId(p.id);
       const g = p.granted;
-      if (!g || g.length === 0) fail("INVALID_PACKET", "SUBACK needs at least one return code");
+      if (!g || !(g.length > 0)) fail("INVALID_PACKET", "SUBACK needs at least one return code");
       for (let i = 0; i < g.length; i++)
         if (g[i] !== 0 && g[i] !== 1 && g[i] !== 2 && g[i] !== 0x80) fail("BAD_RETURN_CODE", `SUBACK return code ${g[i]} is not 0, 1, 2 or 128`);
       const rl = 2 + g.length;
@@ -145,7 +145,7 @@ export function encode(p: Packet, level: ProtocolLevel = 4): Uint8Array {
     case 10: {
       checkId(p.id);
       const topics = p.topics;
-      if (!topics || topics.length === 0) fail("INVALID_PACKET", "UNSUBSCRIBE needs at least one topic filter");
+      if (!topics || !(topics.length > 0)) fail("INVALID_PACKET", "UNSUBSCRIBE needs at least one topic filter");
       let rl = 2;
       for (let i = 0; i < topics.length; i++) {
         checkTopicFilter(topics[i]);

@@ -7,7 +7,7 @@ const SLASH = 0x2f; // '/'
 
 /** Throws INVALID_TOPIC unless `t` is a non-empty topic name without wildcards. */
 export function checkTopicName(t: string): void {
-  if (t.length === 0) fail("INVALID_TOPIC", "topic name is empty");
+  if (!t) fail("INVALID_TOPIC", "topic name is empty");
   if (t.indexOf("+") >= 0 || t.indexOf("#") >= 0)
     fail("INVALID_TOPIC", `topic name "${t}" contains a wildcard (+ or #); wildcards are for subscriptions only`);
 }
