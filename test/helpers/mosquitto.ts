@@ -3,7 +3,7 @@
 //   const broker = await startMosquitto({ users: { alice: "pw" }, listeners: [{ protocol: "mqtt" }, { protocol: "ws" }] });
 //   broker.urls.mqtt   // "mqtt://127.0.0.1:23456"
 //   await broker.restart();   // same ports, same config, persistence kept
-//   await broker.stop();
+//   await broker.close();     // stop and delete its temp dir (automatic when started inside a test)
 //
 // Facts about Debian's mosquitto 2.0 that shape this file:
 // - `listener 0` is a unix socket there, not "any port": ports are picked by ./ports.ts and retried on a clash.
@@ -15,7 +15,7 @@
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { pbkdf2Sync, randomBytes } from "node:crypto";
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getTestCerts } from "./certs.ts";
@@ -81,7 +81,10 @@ export interface MosquittoOptions {
   verbose?: boolean;
   /** How long to wait for the broker to accept connections (default 20 s). */
   startTimeoutMs?: number;
-  /** Started inside a test: stop it when the test ends (default true). Outside a test: stop it in afterAll. */
+  /**
+   * Started inside a test: close() it when the test ends (default true). Started in beforeAll: call close() (or
+   * stop()) in afterAll. Either way the process dies with the test process (see ./cleanup.ts).
+   */
   stopAfterTest?: boolean;
 }
 
@@ -120,6 +123,8 @@ export interface MosquittoBroker {
   kill(): Promise<void>;
   /** stop() (or kill() with {kill: true}), optionally stay down `downMs`, then start(). */
   restart(options?: { kill?: boolean; downMs?: number }): Promise<void>;
+  /** stop() and delete the temp dir: the end of this broker (what happens when the test that started it ends). */
+  close(): Promise<void>;
 }
 
 const MAX_LOG = 1 << 20;
@@ -258,6 +263,34 @@ async function writeConfig(dir: string, options: MosquittoOptions, ports: number
 
 class PortClash extends Error {}
 
+const DIR_PREFIX = "uiot-mosquitto-";
+let pruned = false;
+
+/**
+ * Removes temp dirs left by test processes that are gone (vitest may end a worker without its exit handlers).
+ * Dir names carry the pid of the process that made them.
+ */
+function pruneStaleDirs(): void {
+  if (pruned) return;
+  pruned = true;
+  try {
+    for (const name of readdirSync(tmpdir())) {
+      if (!name.startsWith(DIR_PREFIX)) continue;
+      const pid = Number(name.slice(DIR_PREFIX.length).split("-")[0]);
+      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+      try {
+        process.kill(pid, 0);
+        continue; // its process still runs
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "EPERM") continue; // someone else's live process
+      }
+      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  } catch {
+    // best effort
+  }
+}
+
 /** Starts a mosquitto broker; see MosquittoOptions. Throws with mosquitto's own output if it cannot start. */
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<MosquittoBroker> {
   const bin = mosquittoBinary();
@@ -267,7 +300,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   const timeoutMs = options.startTimeoutMs ?? 20000;
   // One more (unlisted) plain listener when all are websockets; see writeConfig.
   const portCount = specs.length + (specs.every((s) => s.protocol === "ws" || s.protocol === "wss") ? 1 : 0);
-  const dir = mkdtempSync(join(tmpdir(), "uiot-mosquitto-"));
+  pruneStaleDirs();
+  const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
 
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -381,6 +415,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   };
 
   removeOnExit(dir);
+  let closed = false;
 
   const broker: MosquittoBroker = {
     get port() {
@@ -433,6 +468,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
       });
     },
     async start() {
+      if (closed) throw new Error("mosquitto: start() after close()");
       if (child) return;
       await spawnRetrying(false);
     },
@@ -443,8 +479,13 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
       if (downMs > 0) await sleep(downMs);
       await broker.start();
     },
+    async close() {
+      closed = true;
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 
-  if (options.stopAfterTest ?? true) await onCurrentTestEnd(() => broker.stop());
+  if (options.stopAfterTest ?? true) await onCurrentTestEnd(() => broker.close());
   return broker;
 }

@@ -261,7 +261,7 @@ describe("fault proxy with MQTT.js and Mosquitto", () => {
     broker = await startMosquitto();
   });
   afterAll(async () => {
-    await broker.stop();
+    await broker.close();
   });
 
   async function proxied(seed: number): Promise<FaultProxy> {

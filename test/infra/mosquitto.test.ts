@@ -1,6 +1,7 @@
 // The Mosquitto helper: a real broker per test on free loopback ports, with auth, ACL, persistence, websockets,
 // restart on the same port, and no process left behind.
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { aclText, mosquittoVersion, passwordLine, startMosquitto } from "../helpers/mosquitto.ts";
@@ -201,6 +202,25 @@ describe("mosquitto helper", () => {
     expect(line).toContain("log-probe");
     await end(client);
     await broker.stop();
+  });
+
+  let leftover: { pid: number; dir: string } | undefined;
+  it("closes a broker started inside a test when that test ends (1/2: start it, leave it running)", async () => {
+    const broker = await startMosquitto();
+    leftover = { pid: broker.pid!, dir: broker.dir };
+    expect(existsSync(broker.dir)).toBe(true);
+  });
+  it("closes a broker started inside a test when that test ends (2/2: it is gone, its temp dir too)", () => {
+    expect(leftover).toBeDefined();
+    expect(alive(leftover!.pid)).toBe(false);
+    expect(existsSync(leftover!.dir)).toBe(false);
+  });
+
+  it("close() is final: process and temp dir gone, no start() after it", async () => {
+    const broker = await startMosquitto();
+    await broker.close();
+    expect(existsSync(broker.dir)).toBe(false);
+    await expect(broker.start()).rejects.toThrow(/after close/);
   });
 
   it("leaves no mosquitto behind when the test process is SIGKILLed", async () => {
