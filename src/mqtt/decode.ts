@@ -54,9 +54,12 @@ export class Decoder {
     this.onSkip = options.onSkip;
   }
 
-  /** Bytes of an unfinished packet held right now. */
+  /**
+   * Bytes of an unfinished packet held right now: its body so far. The fixed header is read into counters, not
+   * kept, and a skipped body is dropped as it arrives, so this never exceeds maxPacketSize, whatever that is.
+   */
   get pending(): number {
-    return this.state === HEADER ? 0 : this.state === BODY ? this.filled : 1 + this.lenBytes;
+    return this.state === BODY ? this.filled : 0;
   }
 
   /** Feeds bytes. Throws MqttError on malformed input; after that the stream is dead and push throws again. */

@@ -239,17 +239,24 @@ describe("chunking", () => {
     for (let i = 1; i < stream.length; i++) expect(run(split(stream, [i]))).toEqual(want);
   });
 
-  it("pending counts the bytes of the unfinished packet", () => {
-    const bytes = encode(publish(200, 1)); // 2-byte remaining length
+  it("pending counts the body bytes of the unfinished packet held so far (the fixed header is not kept)", () => {
+    const bytes = encode(publish(200, 1)); // 3-byte fixed header: 2-byte remaining length
     const { d } = collect();
     d.push(bytes.subarray(0, 1));
-    expect(d.pending).toBe(1);
-    d.push(bytes.subarray(1, 2));
-    expect(d.pending).toBe(2);
-    d.push(bytes.subarray(2, 50));
-    expect(d.pending).toBeGreaterThan(0);
-    expect(d.pending).toBeLessThanOrEqual(bytes.length);
+    expect(d.pending).toBe(0);
+    d.push(bytes.subarray(1, 3));
+    expect(d.pending).toBe(0);
+    d.push(bytes.subarray(3, 50));
+    expect(d.pending).toBe(47);
     d.push(bytes.subarray(50));
     expect(d.pending).toBe(0);
+  });
+
+  it("pending stays within even the smallest maxPacketSize while a long fixed header is read", () => {
+    const { d } = collect({ maxPacketSize: 2, skipOversize: true });
+    d.push(new Uint8Array([0x30, 0x80, 0x80, 0x80]));
+    expect(d.pending).toBeLessThanOrEqual(2);
+    d.push(new Uint8Array([0x01, 0, 1, 0x61])); // 2 MB claimed: skipped
+    expect(d.pending).toBeLessThanOrEqual(2);
   });
 });
