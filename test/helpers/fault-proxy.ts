@@ -152,6 +152,30 @@ export function createRng(seed: number): Rng {
 
 // ---- the proxy ---------------------------------------------------------------------------------------------------
 
+/** Throws on settings that would make the proxy misbehave quietly (a typo should fail the test that made it). */
+export function checkFaults(f: Faults): void {
+  const bad = (what: string) => {
+    throw new Error(`fault proxy: ${what}`);
+  };
+  const probability = (p: number | undefined, name: string) => {
+    if (p !== undefined && !(p >= 0 && p <= 1)) bad(`${name} must be in [0, 1], got ${p}`);
+  };
+  if (f.drop) {
+    const min = f.drop.minBytes ?? 0;
+    if (!(Number.isInteger(min) && min >= 0 && Number.isInteger(f.drop.maxBytes) && f.drop.maxBytes >= min)) {
+      bad(`drop needs integers 0 <= minBytes <= maxBytes, got ${min}..${f.drop.maxBytes}`);
+    }
+    probability(f.drop.probability, "drop.probability");
+  }
+  if (f.split && !(Number.isInteger(f.split.maxBytes) && f.split.maxBytes >= 1)) bad(`split.maxBytes must be an integer >= 1`);
+  if (f.coalesce && !(f.coalesce.windowMs >= 0)) bad(`coalesce.windowMs must be >= 0`);
+  if (f.coalesce?.maxBytes !== undefined && !(f.coalesce.maxBytes >= 1)) bad(`coalesce.maxBytes must be >= 1`);
+  if (f.stall) {
+    probability(f.stall.probability, "stall.probability");
+    if (!((f.stall.minMs ?? 0) >= 0 && f.stall.maxMs >= (f.stall.minMs ?? 0))) bad(`stall needs 0 <= minMs <= maxMs`);
+  }
+}
+
 const HIGH_WATER = 256 * 1024; // queued bytes in one direction before we stop reading its source
 const LINGER_MS = 2000; // after a cut with FIN: how long a socket may stay before it is destroyed
 
@@ -187,6 +211,8 @@ class Proxy {
   readonly links = new Set<Link>();
   /** Client sockets accepted while halfOpen was on: held open, never connected anywhere. */
   readonly frozenSockets = new Set<net.Socket>();
+  /** Every socket still open, both sides, whatever its state: what close() destroys. */
+  readonly sockets = new Set<net.Socket>();
   readonly counters: FaultProxyStats = {
     connections: 0, active: 0, drops: 0, droppedByCall: 0, frozen: 0,
     bytesUp: 0, bytesDown: 0, writesUp: 0, writesDown: 0, stalls: 0,
@@ -194,12 +220,20 @@ class Proxy {
   readonly dropLog: DropRecord[] = [];
 
   constructor(readonly seed: number, faults: Faults, target: { host?: string; port: number }) {
+    checkFaults(faults);
     this.faults = { ...faults };
     this.target = { host: target.host ?? "127.0.0.1", port: target.port };
   }
 
+  /** Registers a socket for close(). */
+  own(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+  }
+
   accept(client: net.Socket): void {
     const index = ++this.counters.connections;
+    this.own(client);
     client.setNoDelay(true);
     client.on("error", () => {
       // reported through 'close'
@@ -221,6 +255,7 @@ class Proxy {
   }
 
   setFaults(faults: Faults): void {
+    checkFaults(faults);
     this.faults = { ...faults };
     if (faults.halfOpen) for (const link of this.links) link.freeze();
     for (const link of this.links) link.kick(); // new split/coalesce/stall settings apply from the next write
@@ -230,6 +265,7 @@ class Proxy {
     let n = 0;
     for (const link of [...this.links]) if (link.cut(mode)) n++;
     for (const socket of [...this.frozenSockets]) {
+      this.frozenSockets.delete(socket); // counted once, even if it lingers a moment
       terminate(socket, mode);
       n++;
     }
@@ -238,8 +274,8 @@ class Proxy {
   }
 
   closeAll(): void {
-    for (const link of [...this.links]) link.destroy();
-    for (const socket of this.frozenSockets) socket.destroy();
+    for (const link of this.links) link.state = "closed";
+    for (const socket of [...this.sockets]) socket.destroy();
   }
 }
 
@@ -257,6 +293,7 @@ class Link {
   constructor(readonly proxy: Proxy, readonly index: number, readonly client: net.Socket) {
     const { host, port } = proxy.target;
     this.upstream = net.connect({ host, port, allowHalfOpen: true });
+    proxy.own(this.upstream);
     this.upstream.setNoDelay(true);
     this.up = new Pipe(this, "up", client, this.upstream);
     this.down = new Pipe(this, "down", this.upstream, client);
@@ -320,12 +357,6 @@ class Link {
     terminate(this.client, mode);
     terminate(this.upstream, mode);
     return true;
-  }
-
-  destroy(): void {
-    this.state = "closed";
-    this.client.destroy();
-    this.upstream.destroy();
   }
 }
 

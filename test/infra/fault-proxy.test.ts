@@ -118,7 +118,7 @@ describe("fault proxy over raw TCP", () => {
 
   it("coalesces a burst of small writes into one", async () => {
     const target = await startTarget();
-    const proxy = await startFaultProxy({ target: { port: target.port }, seed: 3, faults: { coalesce: { windowMs: 200 } } });
+    const proxy = await startFaultProxy({ target: { port: target.port }, seed: 3, faults: { coalesce: { windowMs: 300 } } });
     const client = await dial(proxy.port);
     const parts = Array.from({ length: 10 }, (_, i) => Buffer.from(`part-${i};`));
     for (const part of parts) {
@@ -127,7 +127,7 @@ describe("fault proxy over raw TCP", () => {
     }
     await waitFor(() => target.peers[0]?.received().length === Buffer.concat(parts).length);
     expect(target.peers[0].received().toString()).toBe(parts.join(""));
-    expect(proxy.stats().writesUp).toBeLessThanOrEqual(2); // 10 writes in, 1 (rarely 2 on a slow machine) out
+    expect(proxy.stats().writesUp).toBeLessThanOrEqual(3); // 10 writes in, 1 out (a few on a very slow machine)
     await proxy.close();
     await target.close();
   });
@@ -239,6 +239,17 @@ describe("fault proxy over raw TCP", () => {
       message: "dropAll closed every socket",
     });
     expect(proxy.stats()).toMatchObject({ active: 0, droppedByCall: 3 });
+    await proxy.close();
+    await target.close();
+  });
+
+  it("refuses fault settings that make no sense", async () => {
+    const target = await startTarget();
+    const proxy = await startFaultProxy({ target: { port: target.port }, seed: 1 });
+    expect(() => proxy.setFaults({ drop: { minBytes: 10, maxBytes: 5 } })).toThrow(/minBytes <= maxBytes/);
+    expect(() => proxy.setFaults({ split: { maxBytes: 0 } })).toThrow(/split.maxBytes/);
+    expect(() => proxy.setFaults({ stall: { probability: 2, maxMs: 5 } })).toThrow(/stall.probability/);
+    await expect(startFaultProxy({ target: { port: target.port }, faults: { drop: { maxBytes: -1 } } })).rejects.toThrow(/drop/);
     await proxy.close();
     await target.close();
   });
