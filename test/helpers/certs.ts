@@ -10,7 +10,8 @@
 //
 // RSA 2048 keys (what every TLS stack, the device's included, speaks); private keys are unencrypted PKCS#8 PEM.
 // Generated once per test run: workers of one vitest run share a directory keyed by the vitest main process
-// (our parent), created atomically by rename, so parallel workers never see a half-written set.
+// (our parent), created atomically by rename, so parallel workers never see a half-written set. Sets of runs
+// whose process is gone are removed by the next run.
 
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
@@ -190,12 +191,23 @@ function usable(dir: string): boolean {
 
 const ROOT = join(tmpdir(), "uiot-test-certs");
 
-/** Removes cert sets of earlier runs (older than a day), so /tmp does not fill up. */
+/** Removes the cert sets (and half-made ones) of earlier runs whose process is gone. */
 function prune(): void {
   try {
     for (const name of readdirSync(ROOT)) {
       const path = join(ROOT, name);
-      if (Date.now() - statSync(path).mtimeMs > 24 * 3600 * 1000) rmSync(path, { recursive: true, force: true });
+      const pid = Number(/-run(\d+)/.exec(name)?.[1]);
+      let gone = false;
+      if (!(Number.isInteger(pid) && pid > 0)) {
+        gone = Date.now() - statSync(path).mtimeMs > 24 * 3600 * 1000; // not ours to judge by pid: by age
+      } else if (pid !== process.ppid) {
+        try {
+          process.kill(pid, 0);
+        } catch (error) {
+          gone = (error as NodeJS.ErrnoException).code === "ESRCH";
+        }
+      }
+      if (gone) rmSync(path, { recursive: true, force: true });
     }
   } catch {
     // best effort
