@@ -6,6 +6,7 @@ import { fail } from "./errors";
 import { utf8Length, writeUtf8, decodeUtf8 } from "./utf8";
 import type { Reader } from "./reader";
 
+// Every one-byte property of MQTT 5.0 is 0 or 1; any other value is a Protocol Error (e.g. 3.1.2.11.6, 3.2.2.3.4).
 const BYTE = 0, U16 = 1, U32 = 2, VARINT = 3, STR = 4, BIN = 5, PAIR = 6;
 
 // [id, name, kind]
@@ -44,7 +45,7 @@ function varintSize(n: number): number {
 
 function sizeOf(kind: number, v: unknown, name: string): number {
   switch (kind) {
-    case BYTE: return checkInt(v, 0xff, name), 1;
+    case BYTE: return checkInt(v, 1, name), 1;
     case U16: return checkInt(v, 0xffff, name), 2;
     case U32: return checkInt(v, 0xffffffff, name), 4;
     case VARINT: return checkInt(v, 268435455, name), varintSize(v as number);
@@ -154,7 +155,10 @@ export function readProperties(r: Reader, allowed: number[]): Dict | undefined {
     const name = e[1];
     let v: unknown;
     switch (e[2]) {
-      case BYTE: v = r.u8(); break;
+      case BYTE:
+        v = r.u8();
+        if ((v as number) > 1) fail("INVALID_PROPERTY", `property ${name} must be 0 or 1`);
+        break;
       case U16: v = r.u16(); break;
       case U32: v = r.u32(); break;
       case VARINT: v = r.varint(); break;
