@@ -321,6 +321,16 @@ describe("INVALID_PROPERTY", () => {
     expect(decodeError(props([0x21, 0, 1, 0x21, 0, 2]))).toBe("INVALID_PROPERTY");
     expect(decodeError(props([0x26, ...str("a"), ...str("b"), 0x26, ...str("a"), ...str("b")]))).toBeNull();
   });
+  it("a one-byte property other than 0 or 1 (every one-byte 5.0 property is a 0/1 flag)", () => {
+    expect(decodeError(props([0x17, 2]))).toBe("INVALID_PROPERTY"); // Request Problem Information
+    expect(decodeError(props([0x19, 0xff]))).toBe("INVALID_PROPERTY"); // Request Response Information
+    expect(decodeError(props([0x17, 1, 0x19, 0]))).toBeNull();
+    for (const id of [0x24, 0x25, 0x28, 0x29, 0x2a]) {
+      expect(decodeError(frame(0x20, [0, 0, 2, id, 2]), { level: 5 })).toBe("INVALID_PROPERTY");
+      expect(decodeError(frame(0x20, [0, 0, 2, id, 1]), { level: 5 })).toBeNull();
+    }
+    expect(decodeError(frame(0x10, connectBody(5, 6, [0, ...str("c"), 2, 0x01, 2, ...str("w"), ...str("x")])))).toBe("INVALID_PROPERTY");
+  });
   it("a property running past the declared property length", () => {
     // declared 3 bytes, but Session Expiry Interval needs 5
     expect(decodeError(frame(0x10, connectBody(5, 2, [3, 0x11, 0, 0, 0, 1, ...str("c")])))).toBe("INVALID_PROPERTY");
@@ -333,6 +343,8 @@ describe("INVALID_PROPERTY", () => {
     expect(c5({ sessionExpiryInterval: -1 })).toBe("INVALID_PROPERTY");
     expect(c5({ sessionExpiryInterval: 1.5 })).toBe("INVALID_PROPERTY");
     expect(c5({ requestProblemInformation: true })).toBe("INVALID_PROPERTY");
+    expect(c5({ requestProblemInformation: 2 })).toBe("INVALID_PROPERTY");
+    expect(enc({ type: 2, sessionPresent: false, returnCode: 0, properties: { maximumQoS: 2 } }, 5)).toBe("INVALID_PROPERTY");
     expect(c5({ authenticationData: new Uint8Array(65536) })).toBe("INVALID_PROPERTY");
     expect(c5({ authenticationData: new Uint8Array(65535) })).toBeNull();
     expect(enc({ type: 2, sessionPresent: false, returnCode: 0, properties: { requestProblemInformation: 1 } as object }, 5)).toBe("INVALID_PROPERTY");

@@ -6,7 +6,7 @@ import { Decoder, encode, type Packet, type ProtocolLevel } from "../../src/mqtt
 import * as arb from "../helpers/arbitraries.ts";
 import { canon, hex } from "../helpers/canon.ts";
 import { chunk, mutate, runDecoder } from "../helpers/decode-check.ts";
-import { fromModel, mqttPacket, toModel, type Loose } from "../helpers/mqtt-packet-fixtures.ts";
+import { fromModel, mqttPacket, mqttPacketLosesUserProperty, toModel, type Loose } from "../helpers/mqtt-packet-fixtures.ts";
 
 const LEVELS: ProtocolLevel[] = [3, 4, 5];
 const RUNS = 400;
@@ -17,12 +17,6 @@ function decodeOne(bytes: Uint8Array, level: ProtocolLevel): Packet[] {
   d.push(bytes);
   d.finish();
   return out;
-}
-
-function repeatsAfterEmptyValue(p: Packet): boolean {
-  const lists = p.type === 1 ? [p.properties?.userProperties, p.will?.properties?.userProperties]
-    : p.type === 2 ? [p.properties?.userProperties] : [];
-  return lists.some((l) => l?.some(([k, v], i) => v === "" && l.slice(i + 1).some(([k2]) => k2 === k)));
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
@@ -45,7 +39,7 @@ describe.each(LEVELS)("level %i", (level) => {
       expect(hex(ours)).toBe(theirs.toString("hex"));
       // mqtt-packet's parser loses a repeated user property whose earlier value is "" (parser.js tests the value
       // it already has for truthiness), so it cannot read such a packet back; its generate agreed with us above.
-      if (repeatsAfterEmptyValue(p)) return;
+      if (mqttPacketLosesUserProperty(p)) return;
       const parsed: Loose[] = [];
       const parser = mqttPacket.parser(opts);
       parser.on("packet", (x) => parsed.push(x));

@@ -4,6 +4,7 @@
 // - every packet it decodes re-encodes, and the re-encoding decodes to an equal packet.
 import { Decoder, encode, MqttError, type Packet, type ProtocolLevel } from "../../src/mqtt/codec.ts";
 import { hex, same } from "./canon.ts";
+import { groupedUserProperties, mqttPacket, mqttPacketLosesUserProperty, toModel, Unsupported, type Loose } from "./mqtt-packet-fixtures.ts";
 
 export interface DecodeOptions {
   level: ProtocolLevel;
@@ -15,6 +16,8 @@ export interface DecodeRun {
   packets: { packet: Packet; level: ProtocolLevel }[];
   error?: MqttError;
   skipped: number;
+  /** finish() reported a stream that ended mid-packet. */
+  truncated?: boolean;
   /** Set when an invariant broke: what broke. */
   failure?: string;
 }
@@ -127,6 +130,7 @@ export function runDecoder(chunks: Uint8Array[], o: DecodeOptions): DecodeRun {
       d.finish();
     } catch (e) {
       if (!(e instanceof MqttError) || e.code !== "TRUNCATED") return broke(`finish() threw ${String(e)}`);
+      run.truncated = true;
     }
   }
   for (const { packet, level } of run.packets) {
@@ -134,4 +138,42 @@ export function runDecoder(chunks: Uint8Array[], o: DecodeOptions): DecodeRun {
     if (why) return broke(why);
   }
   return run;
+}
+
+/**
+ * Differential check against mqtt-packet's parser: every packet we decoded from `input` must be read the same by
+ * mqtt-packet (it is more lenient, so what it refuses or reads differently is a finding). Compares up to the first
+ * oversize skip (mqtt-packet has no maximum) or a CONNECT that changes the level (mqtt-packet keeps its own).
+ */
+export function oracleMismatch(input: Uint8Array, run: DecodeRun, level: ProtocolLevel): string | undefined {
+  if (run.skipped || run.packets.length === 0) return undefined;
+  const theirs: Loose[] = [];
+  let stopped = false;
+  const parser = mqttPacket.parser({ protocolVersion: level });
+  parser.on("packet", (p) => {
+    if (!stopped) theirs.push(p);
+  });
+  parser.on("error", () => (stopped = true));
+  try {
+    parser.parse(Buffer.from(input.buffer, input.byteOffset, input.byteLength));
+  } catch {
+    stopped = true; // it throws on some malformed input instead of emitting an error
+  }
+  for (let k = 0; k < run.packets.length; k++) {
+    const ours = run.packets[k].packet;
+    if (mqttPacketLosesUserProperty(ours)) return undefined;
+    const t = theirs[k];
+    if (t === undefined) return `mqtt-packet did not read packet #${k} that we decoded: ${JSON.stringify(ours, replacer)}`;
+    let adapted: Packet;
+    try {
+      adapted = toModel(t, { level }).packet;
+    } catch (e) {
+      if (e instanceof Unsupported) return `mqtt-packet read packet #${k} as ${t.cmd} (${e.message}); we read ${JSON.stringify(ours, replacer)}`;
+      throw e;
+    }
+    if (!same(groupedUserProperties(adapted), groupedUserProperties(ours)))
+      return `mqtt-packet reads packet #${k} differently: ours ${JSON.stringify(ours, replacer)}, theirs ${JSON.stringify(adapted, replacer)}`;
+    if (ours.type === 1 && ours.level !== level) break;
+  }
+  return undefined;
 }
