@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { Decoder, encode, type Packet, type ProtocolLevel } from "../../src/mqtt/codec.ts";
 import * as arb from "../helpers/arbitraries.ts";
 import { canon, hex } from "../helpers/canon.ts";
-import { chunk, mutate, runDecoder } from "../helpers/decode-check.ts";
+import { chunk, mutate, oracleMismatch, runDecoder } from "../helpers/decode-check.ts";
 import { fromModel, mqttPacket, mqttPacketLosesUserProperty, toModel, type Loose } from "../helpers/mqtt-packet-fixtures.ts";
 
 const LEVELS: ProtocolLevel[] = [3, 4, 5];
@@ -76,12 +76,13 @@ describe.each(LEVELS)("level %i", (level) => {
     }), { numRuns: RUNS });
   });
 
-  it("mutated encodings: only MqttError, bounded memory, decoded packets re-encode to equal packets", () => {
+  it("mutated encodings: only MqttError, bounded memory, decoded packets re-encode to equal packets and read the same in mqtt-packet", () => {
     const options = fc.record({ maxPacketSize: fc.integer({ min: 2, max: 400 }), skipOversize: fc.boolean() });
     fc.assert(fc.property(fc.array(arb.packet(level), { minLength: 1, maxLength: 3 }), arb.mutations, arb.cuts, options, (packets, ms, cuts, o) => {
       const input = mutate(concat(packets.map((p) => encode(p, level))), ms);
       const run = runDecoder(chunk(input, cuts), { level, ...o });
       expect(run.failure, `input ${hex(input)}`).toBeUndefined();
+      expect(oracleMismatch(input, run, level), `input ${hex(input)}`).toBeUndefined();
     }), { numRuns: RUNS * 2 });
   });
 });
@@ -92,6 +93,7 @@ describe("random bytes", () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), arb.cuts, options, (input, cuts, o) => {
       const run = runDecoder(chunk(input, cuts), o);
       expect(run.failure, `input ${hex(input)}`).toBeUndefined();
+      expect(oracleMismatch(input, run, o.level), `input ${hex(input)}`).toBeUndefined();
     }), { numRuns: RUNS * 5 });
   });
 
@@ -103,6 +105,7 @@ describe("random bytes", () => {
       const input = Uint8Array.from([h, body.length, ...body]);
       const run = runDecoder(chunk(input, cuts), o);
       expect(run.failure, `input ${hex(input)}`).toBeUndefined();
+      expect(oracleMismatch(input, run, o.level), `input ${hex(input)}`).toBeUndefined();
     }), { numRuns: RUNS * 5 });
   });
 });
