@@ -146,6 +146,15 @@ describe("mqtt-packet fixtures", () => {
     });
   });
 
+  it("accounts for every fixture: each one passed or was excluded with a known reason", () => {
+    const original = outcomes.filter((o) => !o.derived);
+    expect(original).toHaveLength(fixtures.length);
+    const known = new Set<string>([...Object.values(REASON), ...Object.values(STRICTER).map((x) => x.reason)]);
+    for (const o of original) if (o.status === "excluded") expect(known).toContain(o.reason);
+    // parse-error fixtures are never excluded: whatever mqtt-packet refuses, we refuse
+    expect(original.filter((o) => o.kind === "parseError" && o.status !== "passed")).toEqual([]);
+  });
+
   afterAll(() => {
     const original = outcomes.filter((o) => !o.derived);
     const count = (m: Map<string, number>) => [...m].map(([c, n]) => `${c} ${n}`).join(", ");
