@@ -113,7 +113,8 @@ const REASON_TEXT: { [code: number]: string } = {
 };
 
 export function connackMessage(code: number, level: ProtocolLevel): string {
-  const text = level === 5 ? REASON_TEXT[code] : CONNACK_TEXT[code];
+  // A 3.1.1-only broker answers a 5.0 CONNECT with a 3.1.1 code (1: unacceptable protocol version).
+  const text = level === 5 && code >= 0x80 ? REASON_TEXT[code] : CONNACK_TEXT[code];
   return `connection refused (code ${code}): ${text ?? "unknown reason"}`;
 }
 

@@ -631,3 +631,15 @@ describe("close", () => {
     expect(s2.net.connections).toHaveLength(1);
   });
 });
+
+describe("MQTT 5.0 against a 3.1.1-only broker", () => {
+  it("explains the 3.1.1 refusal of a 5.0 CONNECT", () => {
+    const s = setup({ level: 5 });
+    const errs: MqttError[] = [];
+    s.client.onDisconnect = (e) => errs.push(e);
+    s.client.start();
+    s.net.last.open();
+    s.net.last.bytes(new Uint8Array([0x20, 2, 0, 1]));
+    expect(errs[0].message).toMatch(/does not accept this MQTT protocol level: try level 4/);
+  });
+});
