@@ -1,0 +1,65 @@
+/**
+ * The UIoT Core connection profile and the client factory: the platform's documented limits, checked locally
+ * before anything is sent, and a client connected with the device's identity.
+ */
+import { Client, type ClientOptions } from "../mqtt/client";
+import { MqttError } from "../mqtt/errors";
+import type { Profile } from "../mqtt/profile";
+import type { Identity } from "./identity";
+import { TopicGuard } from "./topics";
+
+export const UIOT_KEEPALIVE: [number, number] = [30, 1200];
+/** Seconds; the platform recommends 300 or more. */
+export const UIOT_DEFAULT_KEEPALIVE = 300;
+
+/** The platform's MQTT hosts (TLS on 8883, TCP on 1883). */
+export const UIOT_HOSTS = {
+  "cn-sh2": "mqtt-cn-sh2.iot.ucloud.cn",
+  "cn-gd": "mqtt-cn-gd.iot.ucloud.cn",
+} as const;
+
+/**
+ * The rules of UIoT Core for the device `productSN`/`deviceSN`: keepalive 30..1200 s, no will, no retain
+ * (and, as everywhere in this client, no QoS 2), at most 100 subscriptions, 30 messages/s, 256 KB packets, and
+ * only the device's own topics (see TopicGuard).
+ */
+export function uiotProfile(productSN: string, deviceSN: string): Profile {
+  const guard = new TopicGuard(productSN, deviceSN);
+  return {
+    name: "UIoT Core",
+    keepalive: UIOT_KEEPALIVE,
+    will: false,
+    retain: false,
+    maxSubscriptions: 100,
+    publishRate: 30,
+    maxPacketSize: 256 * 1024,
+    checkTopic: (topic, subscribe) => guard.check(topic, subscribe),
+    kickHint: "is another device using this DeviceSN?",
+  };
+}
+
+/** Client options without what the identity and the profile decide. */
+export interface UiotClientOptions extends Omit<ClientOptions, "clientId" | "username" | "password" | "profile" | "will" | "level" | "properties"> {
+  /** 4 = MQTT 3.1.1 (default, what the official SDK sends) or 3 = MQTT 3.1. The platform has no 5.0. */
+  level?: 3 | 4;
+}
+
+/**
+ * A client for `identity` on UIoT Core: ClientID, UserName and password from the identity, the UIoT profile,
+ * keepalive 300 s unless given (a keepalive outside 30..1200 s throws NOT_ALLOWED here, before connecting).
+ * The password sits in the options as a non-enumerable property, so logging or inspecting them does not show it.
+ */
+export function uiotClient(identity: Identity, options: UiotClientOptions): Client {
+  const o = {} as ClientOptions;
+  const keys = Object.keys(options) as (keyof UiotClientOptions)[];
+  for (let i = 0; i < keys.length; i++) (o as unknown as Record<string, unknown>)[keys[i]] = options[keys[i]];
+  const level = options.level ?? 4;
+  if (level !== 3 && level !== 4) throw new MqttError("NOT_ALLOWED", `UIoT Core speaks MQTT 3.1.1 (level 4) or 3.1 (level 3), not level ${String(level)}`);
+  o.level = level;
+  o.keepalive = options.keepalive ?? UIOT_DEFAULT_KEEPALIVE;
+  o.clientId = identity.clientId;
+  o.username = identity.username;
+  o.profile = uiotProfile(identity.productSN, identity.deviceSN);
+  Object.defineProperty(o, "password", { value: identity.revealSecret(), enumerable: false, writable: false });
+  return new Client(o);
+}
