@@ -1,0 +1,323 @@
+/**
+ * The device shadow. The platform's shadow messages carry no request id, so at most one request is in flight;
+ * the others wait, in order, in a bounded queue. Versions: every update/delete carries the version the device
+ * last saw; the platform answers a mismatch with `control` RetCode 100026, the full state and its version: the
+ * shadow re-aligns to that version and retries once, then reports VERSION_CONFLICT. Versions are int32 and are
+ * never computed here, only taken from the platform; "newer" is judged with int32 wrap-around.
+ */
+import type { MqttError } from "../mqtt/errors";
+import { UiotError, refused } from "./errors";
+import { isObject, objectJson, retCodeOf, type Params } from "./json";
+
+/** What the shadow needs from the thing that owns it. */
+export interface ShadowHost {
+  /** `/$system/${PSN}/${DSN}/shadow/upstream` and `.../shadow/get`. */
+  readonly shadowUpstream: string;
+  readonly shadowGet: string;
+  now(): number;
+  /** Default reply timeout, ms. */
+  readonly timeout: number;
+  /** Publishes with QoS 1; `fail` is called (now or later) if the message cannot be delivered. */
+  publish(topic: string, payload: string, fail: (error: UiotError) => void): void;
+  /** Deadlines changed: re-arm the timer. */
+  changed(): void;
+  report(error: UiotError | MqttError): void;
+  log(level: "debug" | "info" | "warn" | "error", message: string): void;
+}
+
+export interface ShadowDocument {
+  reported: { [key: string]: unknown };
+  desired: { [key: string]: unknown };
+  metadata: { reported: { [key: string]: unknown }; desired: { [key: string]: unknown } };
+  /** Unix seconds. */
+  timestamp: number;
+  version: number;
+}
+
+/** What the application answers to desired values: true = applied as asked (desired is cleared and copied to
+ * reported by the platform); an object = applied these values instead (reported, and desired cleared); false or
+ * nothing = not now (call shadow.accept() or shadow.report(values, { clearDesired: true }) later). */
+export type DesiredAnswer = boolean | Params | void | undefined;
+export type DesiredHandler = (desired: { [key: string]: unknown }, info: { version: number; timestamp?: number }) => DesiredAnswer | PromiseLike<DesiredAnswer>;
+
+export interface ShadowRequestOptions {
+  /** Reply timeout for this request, ms (default: the thing's timeout). */
+  timeout?: number;
+}
+
+const GET = 0, UPDATE = 1, DELETE = 2;
+const METHOD = ['{"Method":"get"}', '{"Method":"update","State":', '{"Method":"delete","State":'];
+const CONFLICT = 100026;
+
+interface Op {
+  method: number;
+  /** The State object's JSON (update, delete). */
+  state: string;
+  /** Version -1: reset the shadow version to 0. */
+  reset: boolean;
+  what: string;
+  retried: boolean;
+  timeout: number;
+  deadline: number;
+  resolve(value: unknown): void;
+  reject(error: UiotError): void;
+}
+
+/** True when int32 version `a` comes after `b` (serial-number arithmetic, so 2147483647 -> -2147483648 is forward). */
+export function newerVersion(a: number, b: number): boolean {
+  return ((a - b) | 0) > 0;
+}
+
+function int32Of(v: unknown): number | undefined {
+  return typeof v === "number" && (v | 0) === v ? v : undefined;
+}
+
+export class Shadow {
+  private host: ShadowHost;
+  private max: number;
+  private known: number | undefined = undefined;
+  private inflight: Op | undefined = undefined;
+  private queue: Op[] = [];
+  private handler: DesiredHandler | undefined = undefined;
+  private closed: UiotError | undefined = undefined;
+
+  constructor(host: ShadowHost, maxQueued: number) {
+    this.host = host;
+    this.max = maxQueued;
+  }
+
+  /** The shadow version last seen from the platform; undefined before the first answer (requests then carry 0). */
+  get version(): number | undefined {
+    return this.known;
+  }
+
+  /** Requests waiting behind the one in flight. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Gets the whole shadow document (and aligns the version with it). */
+  get(options?: ShadowRequestOptions): Promise<ShadowDocument> {
+    return this.enqueue(GET, "", false, "shadow get", options) as Promise<ShadowDocument>;
+  }
+
+  /**
+   * Reports values (State.Reported); with `clearDesired`, also clears the desired state (the device applied
+   * other values than desired). Resolves with the new shadow version.
+   */
+  report(reported: Params, options?: ShadowRequestOptions & { clearDesired?: boolean }): Promise<number> {
+    let state: string;
+    try {
+      state = '{"Reported":' + objectJson(reported as { [key: string]: unknown }, false, "shadow report", 1, 0) + (options?.clearDesired ? ',"Desired":null}' : "}");
+      if (state.startsWith('{"Reported":{}')) throw new UiotError("INVALID_VALUE", "shadow report: nothing to report (an empty object)");
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.enqueue(UPDATE, state, false, "shadow update", options) as Promise<number>;
+  }
+
+  /** Accepts the desired state as it is: clears Desired, which the platform copies into Reported. */
+  accept(options?: ShadowRequestOptions): Promise<number> {
+    return this.enqueue(UPDATE, '{"Desired":null}', false, "shadow update (accept desired)", options) as Promise<number>;
+  }
+
+  /** Deletes reported keys, or (no keys) the whole reported state. Resolves with the new version. */
+  delete(keys?: string | readonly string[], options?: ShadowRequestOptions): Promise<number> {
+    let state = '{"Reported":null}';
+    if (keys !== undefined) {
+      const list = typeof keys === "string" ? [keys] : keys;
+      if (!Array.isArray(list) || list.length === 0) return Promise.reject(new UiotError("INVALID_VALUE", "shadow delete: give the keys to delete, or no argument to delete the whole reported state"));
+      state = '{"Reported":{';
+      for (let i = 0; i < list.length; i++) {
+        if (typeof list[i] !== "string" || list[i] === "") return Promise.reject(new UiotError("INVALID_VALUE", `shadow delete: key ${JSON.stringify(list[i])} is not a non-empty string`));
+        state += (i ? "," : "") + JSON.stringify(list[i]) + ":null";
+      }
+      state += "}}";
+    }
+    return this.enqueue(DELETE, state, false, "shadow delete", options) as Promise<number>;
+  }
+
+  /** An update with Version -1: the platform resets the shadow version to 0. Resolves with the new version. */
+  resetVersion(reported: Params = {}, options?: ShadowRequestOptions): Promise<number> {
+    let state: string;
+    try {
+      state = '{"Reported":' + objectJson(reported as { [key: string]: unknown }, false, "shadow reset", 1, 0) + "}";
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.enqueue(UPDATE, state, true, "shadow version reset", options) as Promise<number>;
+  }
+
+  /** Desired values pushed by the platform (`control`) go to `handler`; see DesiredAnswer. */
+  onDesired(handler: DesiredHandler | undefined): void {
+    this.handler = handler;
+  }
+
+  // ---- called by the thing ----
+
+  /** The in-flight request's deadline, or -1. */
+  deadline(): number {
+    return this.inflight ? this.inflight.deadline : -1;
+  }
+
+  tick(now: number): void {
+    const op = this.inflight;
+    if (op && now >= op.deadline) {
+      this.finish(op, new UiotError("TIMEOUT", `no answer to the ${op.what} within ${op.timeout} ms: is the shadow enabled, and the device connected? (a late answer cannot be told apart from the next request's: the platform's shadow has no request id)`));
+    }
+  }
+
+  /** A message on shadow/downstream: a reply, a desired push (`control`), or a version conflict. */
+  downstream(msg: { [key: string]: unknown }): void {
+    const payload = isObject(msg.Payload) ? msg.Payload : undefined;
+    const code = retCodeOf(payload?.RetCode);
+    const version = int32Of(msg.Version);
+    if (msg.Method === "reply") {
+      const op = this.inflight;
+      if (!op || op.method === GET) {
+        if (code !== undefined && code !== 0 && op) return this.finish(op, refused(op.what, code));
+        this.host.log("debug", `shadow: a reply (RetCode ${String(code)}) with no update or delete in flight was ignored`);
+        return;
+      }
+      if (code === undefined) return this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the platform's reply has no RetCode`));
+      if (code === CONFLICT) return this.conflict(version, payload);
+      if (code !== 0) return this.finish(op, refused(op.what, code));
+      if (version === undefined) return this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the platform's reply has no int32 Version`));
+      this.known = version;
+      return this.finish(op, undefined, version);
+    }
+    if (msg.Method === "control") {
+      if (code === CONFLICT) return this.conflict(version, payload);
+      if (code !== undefined && code !== 0) return this.host.report(refused("shadow control message", code));
+      if (version !== undefined && (this.known === undefined || newerVersion(version, this.known))) this.known = version;
+      const state = payload && isObject(payload.State) ? payload.State : undefined;
+      if (!state || !isObject(state.Desired)) return this.host.report(new UiotError("BAD_PAYLOAD", "shadow control message without Payload.State.Desired"));
+      this.desired(state.Desired, version ?? this.known ?? 0, typeof msg.Timestamp === "number" ? msg.Timestamp : undefined);
+      return;
+    }
+    this.host.report(new UiotError("BAD_PAYLOAD", `shadow/downstream message with Method ${JSON.stringify(msg.Method)}: expected "reply" or "control"`));
+  }
+
+  /** The document on shadow/get_reply. */
+  getReply(msg: { [key: string]: unknown }): void {
+    const op = this.inflight;
+    const code = retCodeOf(msg.RetCode ?? (isObject(msg.Payload) ? msg.Payload.RetCode : undefined));
+    if (code !== undefined && code !== 0) {
+      if (op && op.method === GET) return this.finish(op, refused(op.what, code));
+      return this.host.report(refused("shadow get", code));
+    }
+    const version = int32Of(msg.Version);
+    const state = isObject(msg.State) ? msg.State : undefined;
+    if (version === undefined || !state) {
+      const e = new UiotError("BAD_PAYLOAD", "shadow get reply: the document has no State or no int32 Version");
+      return op && op.method === GET ? this.finish(op, e) : this.host.report(e);
+    }
+    if (!op || op.method !== GET) {
+      if (this.known === undefined || newerVersion(version, this.known)) this.known = version;
+      this.host.log("debug", "shadow: a document with no get in flight was used only for its version");
+      return;
+    }
+    this.known = version;
+    const meta = isObject(msg.Metadata) ? msg.Metadata : {};
+    const doc: ShadowDocument = {
+      reported: isObject(state.Reported) ? state.Reported : {},
+      desired: isObject(state.Desired) ? state.Desired : {},
+      metadata: { reported: isObject(meta.Reported) ? meta.Reported : {}, desired: isObject(meta.Desired) ? meta.Desired : {} },
+      timestamp: typeof msg.Timestamp === "number" ? msg.Timestamp : 0,
+      version,
+    };
+    this.finish(op, undefined, doc);
+  }
+
+  /** Fails everything (the thing stopped). */
+  abort(error: UiotError): void {
+    this.closed = error;
+    const all = this.inflight ? [this.inflight].concat(this.queue) : this.queue;
+    this.inflight = undefined;
+    this.queue = [];
+    for (let i = 0; i < all.length; i++) all[i].reject(error);
+  }
+
+  // ---- internals ----
+
+  private enqueue(method: number, state: string, reset: boolean, what: string, options: ShadowRequestOptions | undefined): Promise<unknown> {
+    if (this.closed) return Promise.reject(this.closed);
+    if (this.inflight && this.queue.length >= this.max)
+      return Promise.reject(new UiotError("BUSY", `${what}: ${this.queue.length} shadow requests already wait behind the one in flight (the platform's shadow takes one at a time): wait for them, or raise shadowQueue`));
+    const timeout = options?.timeout ?? this.host.timeout;
+    return new Promise((resolve, reject) => {
+      const op: Op = { method, state, reset, what, retried: false, timeout, deadline: 0, resolve, reject };
+      if (this.inflight) this.queue.push(op);
+      else this.send(op);
+    });
+  }
+
+  private send(op: Op): void {
+    this.inflight = op;
+    op.deadline = this.host.now() + op.timeout;
+    let payload: string, topic = this.host.shadowUpstream;
+    if (op.method === GET) {
+      payload = METHOD[GET];
+      topic = this.host.shadowGet;
+    } else payload = METHOD[op.method] + op.state + ',"Version":' + String(op.reset ? -1 : this.known ?? 0) + "}";
+    this.host.changed();
+    this.host.publish(topic, payload, (e) => {
+      if (this.inflight === op) this.finish(op, e);
+    });
+  }
+
+  private conflict(version: number | undefined, payload: { [key: string]: unknown } | undefined): void {
+    if (version !== undefined) this.known = version;
+    const op = this.inflight;
+    if (op && op.method !== GET) {
+      if (version === undefined) this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the version-conflict answer has no int32 Version to re-align to`));
+      else if (!op.retried) {
+        op.retried = true;
+        this.host.log("info", `${op.what}: version conflict, re-aligned to the platform's version ${version} and retrying once`);
+        this.send(op);
+      } else {
+        const e = new UiotError("VERSION_CONFLICT", `${op.what}: the shadow changed on the platform again while retrying (now version ${version}): get the shadow and decide again`);
+        e.retCode = CONFLICT;
+        this.finish(op, e);
+      }
+    } else this.host.log("debug", `shadow: a version conflict answer with nothing in flight: re-aligned to version ${String(version)}`);
+    // The full state came along: desired values the device has not seen yet go to the application too.
+    const state = payload && isObject(payload.State) ? payload.State : undefined;
+    if (state && isObject(state.Desired) && Object.keys(state.Desired).length)
+      this.desired(state.Desired, this.known ?? 0, undefined);
+  }
+
+  private desired(desired: { [key: string]: unknown }, version: number, timestamp: number | undefined): void {
+    const h = this.handler;
+    if (!h) {
+      this.host.report(new UiotError("NO_HANDLER", "desired shadow values arrived but no shadow.onDesired handler is set: they stay desired on the platform"));
+      return;
+    }
+    let r: DesiredAnswer | PromiseLike<DesiredAnswer>;
+    try {
+      r = h(desired, { version, timestamp });
+    } catch (e) {
+      this.host.report(new UiotError("CALLBACK_ERROR", `the shadow.onDesired handler threw: ${String(e)}`, e));
+      return;
+    }
+    if (r && typeof (r as PromiseLike<DesiredAnswer>).then === "function")
+      (r as PromiseLike<DesiredAnswer>).then((a) => this.answer(a), (e: unknown) => this.host.report(new UiotError("CALLBACK_ERROR", `the shadow.onDesired handler failed: ${String(e)}`, e)));
+    else this.answer(r as DesiredAnswer);
+  }
+
+  private answer(a: DesiredAnswer): void {
+    if (this.closed || !a) return;
+    const same = a === true || (isObject(a) && Object.keys(a).length === 0);
+    const p = same ? this.accept() : this.report(a as Params, { clearDesired: true });
+    p.then(undefined, (e: UiotError) => this.host.report(e));
+  }
+
+  private finish(op: Op, error?: UiotError, value?: unknown): void {
+    if (this.inflight === op) this.inflight = undefined;
+    if (error) op.reject(error);
+    else op.resolve(value);
+    const next = this.queue.shift();
+    if (next && !this.closed) this.send(next);
+    else this.host.changed();
+  }
+}

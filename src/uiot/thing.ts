@@ -1,0 +1,589 @@
+/**
+ * The UIoT Core thing layer on a Client: thing model (properties, events, commands, desired values, template)
+ * and the device shadow, on the device's system topics. The application sees identifiers and values, never
+ * topics, QoS or bytes.
+ *
+ * Requests the device makes (post, event, restore, desired, template) carry a string RequestID and wait for the
+ * platform's reply in a bounded table, each with its own timeout. Requests the platform makes (property set,
+ * command) go to the application's handlers and are answered with their RetCode; a command must be answered
+ * within the platform's 5 s, and a late answer is reported as COMMAND_LATE.
+ */
+import type { Client } from "../mqtt/client";
+import { MqttError } from "../mqtt/errors";
+import type { Message } from "../mqtt/session";
+import type { Clock } from "../net/transport";
+import { UiotError, refused } from "./errors";
+import { checkIdentifier, isObject, LIMITS, objectJson, parseObject, requestIdOf, retCodeOf, timeOf, valueJson, type Params } from "./json";
+import { Shadow, type ShadowHost } from "./shadow";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface ThingOptions {
+  /** The host clock (timeouts). */
+  clock: Clock;
+  /** Milliseconds to wait for the platform's reply to a request. Default 5000 (the official SDK's). */
+  timeout?: number;
+  /** Thing-model requests awaiting a reply at once. Default 8. */
+  maxPending?: number;
+  /** Shadow requests waiting behind the one in flight. Default 4. */
+  shadowQueue?: number;
+  /** Commands being handled at once. Default 4. */
+  maxCommands?: number;
+  /** Subscribe to the shadow topics (default true) and the thing-model topics (default true). */
+  shadow?: boolean;
+  thingModel?: boolean;
+  /** Problems that belong to no request: bad messages from the platform, handlers that threw, late commands. */
+  onError?: (error: UiotError | MqttError) => void;
+  log?: (level: LogLevel, message: string) => void;
+}
+
+export interface RequestOptions {
+  /** Reply timeout for this request, ms. */
+  timeout?: number;
+}
+
+export interface PostOptions extends RequestOptions {
+  /** When the values were measured (ms since 1970 or a Date); sent as each property's Time. Without it the
+   * platform stamps the time it received them (the device clock is monotonic, not wall time). */
+  time?: number | Date;
+}
+
+/** RetCode for the platform; 0 = success. Anything else is a failure the platform shows to the caller. */
+export type RetCode = number;
+/** A property set from the platform: plain values (booleans arrive as 0/1, dates as ms). Return the RetCode. */
+export type SetHandler = (properties: { [identifier: string]: unknown }, requestId: string) => RetCode | void | PromiseLike<RetCode | void>;
+export interface CommandResult {
+  /** Default 0. */
+  retCode?: RetCode;
+  output?: Params;
+}
+export type CommandHandler = (input: { [identifier: string]: unknown }, requestId: string, identifier: string) => CommandResult | void | PromiseLike<CommandResult | void>;
+
+export interface Restored {
+  /** ms since 1970, when the platform last got the properties. */
+  latestUpdateTime?: number;
+  properties: { [identifier: string]: { value: unknown; time?: number } };
+}
+export type DesiredValues = { [identifier: string]: { value: unknown; version: number } };
+
+/** RetCode the device sends when a handler is missing, threw, or returned something that is not a RetCode. */
+export const FAILED: RetCode = -1;
+/** How long the platform waits for a synchronous command's reply. */
+export const COMMAND_WINDOW = 5000;
+
+const Q1 = { qos: 1 as const };
+const POST = 1, RESTORE = 2, DESIRED_GET = 3, DESIRED_DELETE = 4, EVENT = 5, TEMPLATE = 6;
+const WHAT = ["", "property post", "property restore", "desired get", "desired delete", "event post", "template get"];
+
+interface Pending {
+  kind: number;
+  what: string;
+  timeout: number;
+  deadline: number;
+  resolve(value: unknown): void;
+  reject(error: UiotError): void;
+}
+
+interface Running {
+  identifier: string;
+  received: number;
+  deadline: number;
+}
+
+const S = {
+  shadowUpstream: "shadow/upstream",
+  shadowGet: "shadow/get",
+  shadowDownstream: "shadow/downstream",
+  shadowGetReply: "shadow/get_reply",
+  post: "tmodel/property/post",
+  postReply: "tmodel/property/post_reply",
+  set: "tmodel/property/set",
+  setReply: "tmodel/property/set_reply",
+  restore: "tmodel/property/restore",
+  restoreReply: "tmodel/property/restore_reply",
+  desiredGet: "tmodel/property/desired/get",
+  desiredGetReply: "tmodel/property/desired/get_reply",
+  desiredDelete: "tmodel/property/desired/delete",
+  desiredDeleteReply: "tmodel/property/desired/delete_reply",
+  event: "tmodel/event/post",
+  eventReply: "tmodel/event/post_reply",
+  command: "tmodel/command",
+  commandReply: "tmodel/command_reply/",
+  template: "tmodel/template/get",
+  templateReply: "tmodel/template/get_reply",
+} as const;
+
+function noop(): void {}
+
+export class Thing implements ShadowHost {
+  readonly shadow: Shadow;
+  readonly timeout: number;
+  /** `/$system/${PSN}/${DSN}/` */
+  readonly base: string;
+  readonly shadowUpstream: string;
+  readonly shadowGet: string;
+  onError: (error: UiotError | MqttError) => void;
+
+  private client: Client;
+  private clock: Clock;
+  private logger: (level: LogLevel, message: string) => void;
+  private maxPending: number;
+  private maxCommands: number;
+  private subscribeShadow: boolean;
+  private subscribeModel: boolean;
+  private pending = new Map<string, Pending>();
+  private running = new Map<string, Running>();
+  private seq = 0;
+  /** Commands reported late by the timer (so a late answer is not reported twice); bounded by maxCommands. */
+  private lateIds: string[] = [];
+  private setHandler: SetHandler | undefined = undefined;
+  private commands = new Map<string, CommandHandler>();
+  private previous: Client["onMessage"] | undefined = undefined;
+  private filters: string[] = [];
+  private timer: unknown = undefined;
+  private timerAt = -1;
+  private started = false;
+  private closed = false;
+
+  constructor(client: Client, identity: { readonly productSN: string; readonly deviceSN: string }, options: ThingOptions) {
+    this.client = client;
+    this.clock = options.clock;
+    this.timeout = options.timeout ?? 5000;
+    this.maxPending = options.maxPending ?? 8;
+    this.maxCommands = options.maxCommands ?? 4;
+    this.subscribeShadow = options.shadow ?? true;
+    this.subscribeModel = options.thingModel ?? true;
+    this.onError = options.onError ?? noop;
+    this.logger = options.log ?? noop;
+    this.base = `/$system/${identity.productSN}/${identity.deviceSN}/`;
+    this.shadowUpstream = this.base + S.shadowUpstream;
+    this.shadowGet = this.base + S.shadowGet;
+    this.shadow = new Shadow(this, options.shadowQueue ?? 4);
+  }
+
+  /**
+   * Takes the client's messages on the device's system topics (others still go to the client's previous
+   * onMessage) and subscribes to the system topics with QoS 1. Call before or after client.start().
+   */
+  start(): void {
+    if (this.closed) throw new UiotError("CLOSED", "this thing was stopped: make a new one");
+    if (this.started) return;
+    const f: string[] = [];
+    if (this.subscribeShadow) f.push(this.base + S.shadowDownstream, this.base + S.shadowGetReply);
+    if (this.subscribeModel)
+      for (const s of [S.postReply, S.set, S.restoreReply, S.desiredGetReply, S.desiredDeleteReply, S.eventReply, S.command, S.templateReply]) f.push(this.base + s);
+    this.previous = this.client.onMessage;
+    this.client.onMessage = this.handle;
+    this.started = true;
+    this.filters = f;
+    if (f.length) this.client.subscribe(f, 1, (e) => e && this.report(e));
+  }
+
+  /** Fails every request still waiting with CLOSED, gives the client's onMessage back and unsubscribes. */
+  stop(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.client.onMessage === this.handle && this.previous) this.client.onMessage = this.previous;
+    if (this.started && this.filters.length && this.client.state !== "closed") {
+      try {
+        this.client.unsubscribe(this.filters);
+      } catch {
+        /* the client is going away too */
+      }
+    }
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    this.timerAt = -1;
+    const e = new UiotError("CLOSED", "the thing was stopped before the platform answered");
+    const all = Array.from(this.pending.values());
+    this.pending.clear();
+    this.running.clear();
+    for (let i = 0; i < all.length; i++) all[i].reject(e);
+    this.shadow.abort(e);
+  }
+
+  // ---- thing model: requests the device makes ----
+
+  /** Reports property values (tmodel/property/post); resolves when the platform confirms. */
+  post(properties: Params, options?: PostOptions): Promise<void> {
+    return this.request(POST, S.post, options, (id) => {
+      const keys = Object.keys(properties ?? {});
+      if (!isObject(properties) || keys.length === 0) throw new UiotError("INVALID_VALUE", "property post: give at least one property");
+      if (keys.length > LIMITS.properties) throw new UiotError("INVALID_VALUE", `property post: ${keys.length} properties; a product has at most ${LIMITS.properties}`);
+      const time = options?.time !== undefined ? ',"Time":' + String(timeOf(options.time, "property post")) + "}" : "}";
+      let s = '{"RequestID":' + JSON.stringify(id) + ',"Property":{';
+      for (let i = 0; i < keys.length; i++) {
+        const k = checkIdentifier(keys[i], "property");
+        s += (i ? "," : "") + '"' + k + '":{"Value":' + valueOf(properties[k], k) + time;
+      }
+      return s + "}}";
+    }) as Promise<void>;
+  }
+
+  /** Posts one event (tmodel/event/post) with its output parameters; resolves when the platform confirms. */
+  event(identifier: string, output: Params = {}, options?: PostOptions): Promise<void> {
+    return this.request(EVENT, S.event, options, (id) => {
+      checkIdentifier(identifier, "event");
+      let s = '{"RequestID":' + JSON.stringify(id) + ',"Identifier":"' + identifier + '","Output":' + paramsJson(output, `event ${identifier} output`);
+      if (options?.time !== undefined) s += ',"Time":' + String(timeOf(options.time, `event ${identifier}`));
+      return s + "}";
+    }) as Promise<void>;
+  }
+
+  /** The property values the platform last got from this device (tmodel/property/restore). */
+  restore(options?: RequestOptions): Promise<Restored> {
+    return this.request(RESTORE, S.restore, options, idOnly) as Promise<Restored>;
+  }
+
+  /** Desired values of `identifiers` (tmodel/property/desired/get), each with the version to delete it with. */
+  desired(identifiers: readonly string[], options?: RequestOptions): Promise<DesiredValues> {
+    return this.request(DESIRED_GET, S.desiredGet, options, (id) => {
+      if (!Array.isArray(identifiers) || identifiers.length === 0 || identifiers.length > LIMITS.properties)
+        throw new UiotError("INVALID_VALUE", `desired get: give 1 to ${LIMITS.properties} property identifiers`);
+      let s = '{"RequestID":' + JSON.stringify(id) + ',"Require":[';
+      for (let i = 0; i < identifiers.length; i++) s += (i ? "," : "") + '"' + checkIdentifier(identifiers[i], "property") + '"';
+      return s + "]}";
+    }) as Promise<DesiredValues>;
+  }
+
+  /** Deletes desired values (tmodel/property/desired/delete); each takes effect only if its version still matches. */
+  deleteDesired(versions: { readonly [identifier: string]: number }, options?: RequestOptions): Promise<void> {
+    return this.request(DESIRED_DELETE, S.desiredDelete, options, (id) => {
+      const keys = isObject(versions) ? Object.keys(versions) : [];
+      if (keys.length === 0 || keys.length > LIMITS.properties) throw new UiotError("INVALID_VALUE", `desired delete: give 1 to ${LIMITS.properties} identifier: version pairs`);
+      let s = '{"RequestID":' + JSON.stringify(id) + ',"Delete":{';
+      for (let i = 0; i < keys.length; i++) {
+        const k = checkIdentifier(keys[i], "property"), v = versions[k];
+        if (!Number.isInteger(v)) throw new UiotError("INVALID_VALUE", `desired delete: the version of ${k} must be an integer (from thing.desired())`);
+        s += (i ? "," : "") + '"' + k + '":{"Version":' + String(v) + "}";
+      }
+      return s + "}}";
+    }) as Promise<void>;
+  }
+
+  /** The product's thing-model template (tmodel/template/get), as the platform sends it. */
+  template(options?: RequestOptions): Promise<unknown> {
+    return this.request(TEMPLATE, S.template, options, idOnly);
+  }
+
+  // ---- thing model: requests the platform makes ----
+
+  /** Handles property sets from the platform; the handler's RetCode (0 when it returns nothing) is the answer. */
+  onSet(handler: SetHandler | undefined): void {
+    this.setHandler = handler;
+  }
+
+  /** Handles the command `identifier` ("*" for any command without its own handler). */
+  onCommand(identifier: string, handler: CommandHandler | undefined): void {
+    if (identifier !== "*") checkIdentifier(identifier, "command");
+    if (handler) this.commands.set(identifier, handler);
+    else this.commands.delete(identifier);
+  }
+
+  /** Requests waiting for the platform (thing model) and commands being handled. */
+  get busy(): { pending: number; commands: number; shadowQueued: number } {
+    return { pending: this.pending.size, commands: this.running.size, shadowQueued: this.shadow.queued };
+  }
+
+  // ---- ShadowHost ----
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  publish(topic: string, payload: string, fail: (error: UiotError) => void): void {
+    try {
+      this.client.publish(topic, payload, Q1, (e) => e && fail(sendFailed(topic, e)));
+    } catch (e) {
+      fail(sendFailed(topic, e));
+    }
+  }
+
+  changed(): void {
+    this.arm();
+  }
+
+  report(error: UiotError | MqttError): void {
+    try {
+      this.onError(error);
+    } catch (e) {
+      this.logger("error", `the thing's onError handler threw: ${String(e)}`);
+    }
+  }
+
+  log(level: LogLevel, message: string): void {
+    this.logger(level, message);
+  }
+
+  // ---- internals ----
+
+  private request(kind: number, suffix: string, options: RequestOptions | undefined, build: (id: string) => string): Promise<unknown> {
+    const what = WHAT[kind];
+    if (this.closed) return Promise.reject(new UiotError("CLOSED", `${what}: the thing was stopped`));
+    if (this.pending.size >= this.maxPending)
+      return Promise.reject(new UiotError("BUSY", `${what}: ${this.pending.size} requests already await the platform's reply: wait for some, or raise maxPending`));
+    const id = this.nextId();
+    let payload: string;
+    try {
+      payload = build(id);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const timeout = options?.timeout ?? this.timeout;
+    return new Promise((resolve, reject) => {
+      const p: Pending = { kind, what, timeout, deadline: this.clock.now() + timeout, resolve, reject };
+      this.pending.set(id, p);
+      this.publish(this.base + suffix, payload, (e) => {
+        if (this.pending.get(id) === p) {
+          this.pending.delete(id);
+          reject(e);
+          this.arm();
+        }
+      });
+      this.arm();
+    });
+  }
+
+  private nextId(): string {
+    do this.seq = this.seq >= 0x7fffffff ? 1 : this.seq + 1;
+    while (this.pending.has(String(this.seq)));
+    return String(this.seq);
+  }
+
+  private handle = (topic: string, payload: Uint8Array, message: Message): unknown => {
+    if (!topic.startsWith(this.base)) return this.previous ? this.previous(topic, payload, message) : undefined;
+    const suffix = topic.substring(this.base.length);
+    let msg: { [key: string]: unknown };
+    try {
+      msg = parseObject(payload, suffix);
+    } catch (e) {
+      this.report(e as UiotError);
+      if (suffix === S.set || suffix === S.command) this.answerUnreadable(suffix, payload);
+      return undefined;
+    }
+    switch (suffix) {
+      case S.shadowDownstream: return this.shadow.downstream(msg);
+      case S.shadowGetReply: return this.shadow.getReply(msg);
+      case S.postReply: return this.reply(POST, msg);
+      case S.eventReply: return this.reply(EVENT, msg);
+      case S.restoreReply: return this.reply(RESTORE, msg);
+      case S.desiredGetReply: return this.reply(DESIRED_GET, msg);
+      case S.desiredDeleteReply: return this.reply(DESIRED_DELETE, msg);
+      case S.templateReply: return this.reply(TEMPLATE, msg);
+      case S.set: return this.set(msg);
+      case S.command: return this.command(msg);
+    }
+    return this.previous ? this.previous(topic, payload, message) : undefined;
+  };
+
+  /** A set or command too broken to parse has no RequestID to answer; say so. */
+  private answerUnreadable(suffix: string, payload: Uint8Array): void {
+    this.logger("warn", `an unreadable ${suffix} message (${payload.length} bytes) was not answered: it has no RequestID the device could read`);
+  }
+
+  private reply(kind: number, msg: { [key: string]: unknown }): void {
+    const id = requestIdOf(msg.RequestID);
+    const p = id !== undefined ? this.pending.get(id) : undefined;
+    if (!p || p.kind !== kind) {
+      this.logger("debug", `${WHAT[kind]} reply for RequestID ${String(id)} matches no request waiting (timed out, or not ours)`);
+      return;
+    }
+    this.pending.delete(id as string);
+    this.arm();
+    const code = retCodeOf(msg.RetCode);
+    if (code === undefined) return p.reject(new UiotError("BAD_PAYLOAD", `${p.what} reply without a RetCode`));
+    if (code !== 0) {
+      const e = refused(p.what, code);
+      if (typeof msg.Message === "string") e.message += ` (platform says: ${msg.Message})`;
+      return p.reject(e);
+    }
+    switch (kind) {
+      case RESTORE: {
+        const props: Restored["properties"] = {};
+        const src = isObject(msg.Property) ? msg.Property : {};
+        for (const k of Object.keys(src)) {
+          const v = src[k];
+          props[k] = isObject(v) ? { value: v.Value, time: typeof v.Time === "number" ? v.Time : undefined } : { value: v };
+        }
+        return p.resolve({ latestUpdateTime: typeof msg.LatestUpdateTime === "number" ? msg.LatestUpdateTime : undefined, properties: props });
+      }
+      case DESIRED_GET: {
+        const out: DesiredValues = {};
+        const src = isObject(msg.Desired) ? msg.Desired : {};
+        for (const k of Object.keys(src)) {
+          const v = src[k];
+          if (isObject(v)) out[k] = { value: v.Value, version: typeof v.Version === "number" ? v.Version : 0 };
+        }
+        return p.resolve(out);
+      }
+      case TEMPLATE:
+        return p.resolve(msg.Template);
+    }
+    p.resolve(undefined);
+  }
+
+  private set(msg: { [key: string]: unknown }): unknown {
+    const id = requestIdOf(msg.RequestID);
+    if (id === undefined) return this.report(new UiotError("BAD_PAYLOAD", "property set without a RequestID: not answered"));
+    const h = this.setHandler;
+    if (!isObject(msg.Property)) {
+      this.report(new UiotError("BAD_PAYLOAD", `property set ${id} without a Property object: answered RetCode ${FAILED}`));
+      return this.setReply(id, FAILED);
+    }
+    if (!h) {
+      this.report(new UiotError("NO_HANDLER", `property set ${id} arrived but no onSet handler is set: answered RetCode ${FAILED}`));
+      return this.setReply(id, FAILED);
+    }
+    let r: RetCode | void | PromiseLike<RetCode | void>;
+    try {
+      r = h(msg.Property, id);
+    } catch (e) {
+      this.report(new UiotError("CALLBACK_ERROR", `the onSet handler threw for property set ${id}: ${String(e)}; answered RetCode ${FAILED}`, e));
+      return this.setReply(id, FAILED);
+    }
+    if (r && typeof (r as PromiseLike<RetCode>).then === "function") {
+      // Returned to the client: the PUBACK waits until the answer is queued.
+      return (r as PromiseLike<RetCode | void>).then((code) => this.setReply(id, this.retCode(code, "onSet")), (e: unknown) => {
+        this.report(new UiotError("CALLBACK_ERROR", `the onSet handler failed for property set ${id}: ${String(e)}; answered RetCode ${FAILED}`, e));
+        this.setReply(id, FAILED);
+      });
+    }
+    this.setReply(id, this.retCode(r as RetCode | void, "onSet"));
+    return undefined;
+  }
+
+  private setReply(id: string, code: RetCode): void {
+    if (this.closed) return;
+    this.publish(this.base + S.setReply, '{"RequestID":' + JSON.stringify(id) + ',"RetCode":' + String(code) + "}", (e) => this.report(e));
+  }
+
+  private retCode(code: unknown, handler: string): RetCode {
+    if (code === undefined) return 0;
+    if (typeof code === "number" && Number.isInteger(code)) return code;
+    this.report(new UiotError("CALLBACK_ERROR", `the ${handler} handler returned ${JSON.stringify(code)}, not an integer RetCode: answered ${FAILED}`));
+    return FAILED;
+  }
+
+  private command(msg: { [key: string]: unknown }): unknown {
+    const id = requestIdOf(msg.RequestID);
+    if (id === undefined) return this.report(new UiotError("BAD_PAYLOAD", "command without a RequestID: not answered"));
+    const identifier = typeof msg.Identifier === "string" ? msg.Identifier : "";
+    const input = isObject(msg.Input) ? msg.Input : {};
+    const h = this.commands.get(identifier) ?? this.commands.get("*");
+    const received = this.clock.now();
+    if (!h) {
+      this.report(new UiotError("NO_HANDLER", `command ${JSON.stringify(identifier)} (RequestID ${id}) has no onCommand handler: answered RetCode ${FAILED}`));
+      return this.commandReply(id, identifier, received, { retCode: FAILED });
+    }
+    if (this.running.size >= this.maxCommands) {
+      this.report(new UiotError("BUSY", `command ${JSON.stringify(identifier)} (RequestID ${id}): ${this.running.size} commands are still being handled: answered RetCode ${FAILED}`));
+      return this.commandReply(id, identifier, received, { retCode: FAILED });
+    }
+    this.running.set(id, { identifier, received, deadline: received + COMMAND_WINDOW });
+    this.arm();
+    let r: CommandResult | void | PromiseLike<CommandResult | void>;
+    try {
+      r = h(input, id, identifier);
+    } catch (e) {
+      this.report(new UiotError("CALLBACK_ERROR", `the onCommand handler threw for ${JSON.stringify(identifier)} (RequestID ${id}): ${String(e)}; answered RetCode ${FAILED}`, e));
+      return this.commandReply(id, identifier, received, { retCode: FAILED });
+    }
+    if (r && typeof (r as PromiseLike<CommandResult>).then === "function") {
+      return (r as PromiseLike<CommandResult | void>).then((res) => this.commandReply(id, identifier, received, res), (e: unknown) => {
+        this.report(new UiotError("CALLBACK_ERROR", `the onCommand handler failed for ${JSON.stringify(identifier)} (RequestID ${id}): ${String(e)}; answered RetCode ${FAILED}`, e));
+        this.commandReply(id, identifier, received, { retCode: FAILED });
+      });
+    }
+    this.commandReply(id, identifier, received, r as CommandResult | void);
+    return undefined;
+  }
+
+  private commandReply(id: string, identifier: string, received: number, result: CommandResult | void): void {
+    if (this.running.delete(id)) this.arm();
+    if (this.closed) return;
+    const elapsed = this.clock.now() - received;
+    if (elapsed > COMMAND_WINDOW) {
+      // Reported at the deadline already when the timer fired; otherwise (same tick) now.
+      if (!this.lateReported(id)) this.late(id, identifier, elapsed);
+      this.logger("info", `command ${JSON.stringify(identifier)} (RequestID ${id}) answered after ${elapsed} ms`);
+    }
+    let code = this.retCode(result ? result.retCode : undefined, "onCommand");
+    let output = "{}";
+    if (result && result.output !== undefined) {
+      try {
+        output = paramsJson(result.output, `command ${identifier} output`);
+      } catch (e) {
+        this.report(e as UiotError);
+        code = FAILED;
+      }
+    }
+    const payload = '{"RetCode":' + String(code) + ',"RequestID":' + JSON.stringify(id) + ',"Identifier":' + JSON.stringify(identifier) + ',"Output":' + output + "}";
+    this.publish(this.base + S.commandReply + id, payload, (e) => this.report(e));
+  }
+
+  private lateReported(id: string): boolean {
+    const i = this.lateIds.indexOf(id);
+    if (i >= 0) this.lateIds.splice(i, 1);
+    return i >= 0;
+  }
+
+  private late(id: string, identifier: string, elapsed: number): void {
+    this.report(new UiotError("COMMAND_LATE", `command ${JSON.stringify(identifier)} (RequestID ${id}) was not answered within the platform's ${COMMAND_WINDOW} ms (${elapsed} ms so far): the platform has already told the caller "Command timeout" (RetCode 100040). The answer is still sent when the handler finishes, for asynchronous commands; answer synchronous commands faster, or answer at once and report the outcome as an event`));
+  }
+
+  private arm(): void {
+    if (this.closed) return;
+    let d = this.shadow.deadline();
+    for (const p of this.pending.values()) if (d < 0 || p.deadline < d) d = p.deadline;
+    for (const r of this.running.values()) if (d < 0 || r.deadline < d) d = r.deadline;
+    if (d === this.timerAt) return;
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    this.timerAt = d;
+    if (d < 0) return;
+    this.timer = this.clock.setTimer(this.tick, Math.max(0, d - this.clock.now()));
+  }
+
+  private tick = (): void => {
+    this.timer = undefined;
+    this.timerAt = -1;
+    if (this.closed) return;
+    const now = this.clock.now();
+    for (const [id, p] of this.pending) {
+      if (now < p.deadline) continue;
+      this.pending.delete(id);
+      const state = this.client.state;
+      p.reject(new UiotError("TIMEOUT", `no ${p.what} reply from the platform within ${p.timeout} ms (RequestID ${id})` +
+        (state === "connected" ? "" : `; the client is ${state}: the request waits in the outbox and may still be sent, but its reply will be ignored`)));
+    }
+    for (const [id, r] of this.running) {
+      if (now < r.deadline) continue;
+      this.running.delete(id);
+      if (this.lateIds.length >= this.maxCommands) this.lateIds.shift();
+      this.lateIds.push(id);
+      this.late(id, r.identifier, now - r.received);
+    }
+    this.shadow.tick(now);
+    this.arm();
+  };
+}
+
+function idOnly(id: string): string {
+  return '{"RequestID":' + JSON.stringify(id) + "}";
+}
+
+/** A property value in thing-model JSON. */
+function valueOf(v: unknown, id: string): string {
+  return valueJson(v, true, `property ${id}`);
+}
+
+/** Event output / command output: at most 20 parameters, identifiers as keys, thing-model values. */
+function paramsJson(p: Params, path: string): string {
+  return objectJson(p as { [key: string]: unknown }, true, path, 1, LIMITS.params);
+}
+
+function sendFailed(topic: string, e: unknown): UiotError {
+  if (e instanceof UiotError) return e;
+  const m = e instanceof MqttError ? `${e.code}: ${e.message}` : String(e);
+  return new UiotError("SEND_FAILED", `could not send to ${topic}: ${m}`, e);
+}
