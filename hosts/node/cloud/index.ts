@@ -1,0 +1,19 @@
+// The emulated UIoT Core for the simulator and the tests: see cloud.ts and README, "The emulated cloud".
+export { Cloud, maskSecrets, startCloud, UIOT_LIMITS } from "./cloud";
+export type {
+  CloudEvents,
+  CloudLimits,
+  CloudOptions,
+  CloudTls,
+  CommandEvent,
+  DeniedEvent,
+  DeviceInfo,
+  LogEntry,
+  OfflineEvent,
+  OnlineDevice,
+  RefusedEvent,
+  Reply,
+} from "./cloud";
+export type { DeviceOptions, ProductOptions } from "./registry";
+export type { InitialShadow, Json, JsonObject, ShadowDocument } from "./shadow";
+export type { DesiredValue, PropertyValue, ThingEvent } from "./thing-model";
