@@ -3,7 +3,8 @@
 //
 // Decisions where the spec is silent (README, "The emulated cloud"):
 // - Version -1 on an update applies the update and sets the version to 0 (the spec: "the shadow version becomes 0").
-// - Version is int32: after 2147483647 it wraps to 0 (never negative, so -1 keeps meaning "reset").
+// - Version is int32 and wraps as one: 2147483647 + 1 = -2147483648 (devices compare versions with int32 serial
+//   arithmetic). A request with Version -1 always means "reset", even in the one state where the server is at -1.
 // - `null` for a key deletes it, in update and delete alike; `"Reported": null` clears all reported (and likewise
 //   Desired); `"Desired": null` in an update accepts the desired state: Desired is copied into Reported, then the
 //   message's own Reported is applied, then Desired is cleared.
@@ -53,7 +54,7 @@ export class Shadow {
       Timestamp: t,
       Version: initial.version ?? 0,
     };
-    if (!isInt32(this.doc.Version) || this.doc.Version < 0) throw new Error(`shadow version must be an int32 ≥ 0: ${initial.version}`);
+    if (!isInt32(this.doc.Version)) throw new Error(`shadow version must be an int32: ${initial.version}`);
     this.merge("Reported", initial.reported ?? {}, t);
     this.merge("Desired", initial.desired ?? {}, t);
   }
@@ -155,7 +156,7 @@ export class Shadow {
 
   private changed(t: number, version?: number): void {
     this.doc.Timestamp = t;
-    this.doc.Version = version ?? (this.doc.Version >= INT32_MAX ? 0 : this.doc.Version + 1);
+    this.doc.Version = version ?? ((this.doc.Version + 1) | 0);
   }
 }
 
