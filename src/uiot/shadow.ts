@@ -80,6 +80,8 @@ export class Shadow {
   private queue: Op[] = [];
   private handler: DesiredHandler | undefined = undefined;
   private closed: UiotError | undefined = undefined;
+  /** Version of the last desired values handed to the application (so a conflict answer does not repeat them). */
+  private desiredSeen: number | undefined = undefined;
 
   constructor(host: ShadowHost, maxQueued: number) {
     this.host = host;
@@ -283,11 +285,13 @@ export class Shadow {
     } else this.host.log("debug", `shadow: a version conflict answer with nothing in flight: re-aligned to version ${String(version)}`);
     // The full state came along: desired values the device has not seen yet go to the application too.
     const state = payload && isObject(payload.State) ? payload.State : undefined;
-    if (state && isObject(state.Desired) && Object.keys(state.Desired).length)
-      this.desired(state.Desired, this.known ?? 0, undefined);
+    const v = this.known ?? 0;
+    if (state && isObject(state.Desired) && Object.keys(state.Desired).length && (this.desiredSeen === undefined || newerVersion(v, this.desiredSeen)))
+      this.desired(state.Desired, v, undefined);
   }
 
   private desired(desired: { [key: string]: unknown }, version: number, timestamp: number | undefined): void {
+    this.desiredSeen = version;
     const h = this.handler;
     if (!h) {
       this.host.report(new UiotError("NO_HANDLER", "desired shadow values arrived but no shadow.onDesired handler is set: they stay desired on the platform"));
