@@ -18,6 +18,7 @@ import { isObject, parse, SHADOW_DISABLED, type Json, type ShadowDocument } from
 import {
   COMMAND_TIMEOUT,
   commandPayload,
+  echoId,
   propertySetPayload,
   TMODEL_BAD_REQUEST,
   TMODEL_REPLIES,
@@ -610,8 +611,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
     const msg = parse(payload);
     const topic = `/$system/${s.productSN}/${s.deviceSN}/password_reply`;
     if (!isObject(msg) || typeof msg.RequestID !== "string") {
-      const id = isObject(msg) && typeof msg.RequestID === "number" ? String(msg.RequestID) : "";
-      return this.deliver(topic, JSON.stringify({ RetCode: String(TMODEL_BAD_REQUEST), RequestID: id }), s.productSN, s.deviceSN);
+      return this.deliver(topic, JSON.stringify({ RetCode: String(TMODEL_BAD_REQUEST), RequestID: echoId(msg) }), s.productSN, s.deviceSN);
     }
     const fresh = this.registry.device(s.productSN, s.deviceSN)?.deviceSecret === undefined;
     const device = this.registry.register(s.productSN, s.deviceSN);

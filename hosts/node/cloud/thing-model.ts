@@ -64,7 +64,7 @@ export class ThingModel {
   /** Answers a request on `suffix` (a key of TMODEL_REPLIES) with the payload for its reply topic. */
   handle(suffix: string, payload: string, nowMs: number, template: Json): string {
     const msg = parse(payload);
-    const id = isObject(msg) && typeof msg.RequestID === "number" ? String(msg.RequestID) : isObject(msg) && typeof msg.RequestID === "string" ? msg.RequestID : "";
+    const id = echoId(msg);
     try {
       if (!isObject(msg)) throw new BadRequest("the payload is not a JSON object");
       if (typeof msg.RequestID !== "string") throw new BadRequest("RequestID must be a string");
@@ -195,6 +195,12 @@ export function commandPayload(requestId: string, identifier: string, input: Rec
   const wire = toWire(input) as JsonObject;
   for (const [k, v] of Object.entries(wire)) checkValue(v, `Input.${k}`);
   return JSON.stringify({ RequestID: requestId, Identifier: identifier, Input: wire });
+}
+
+/** The RequestID to echo in an answer: a string as given, a number as text (then refused), else "". */
+export function echoId(msg: unknown): string {
+  const id = isObject(msg) ? msg.RequestID : undefined;
+  return typeof id === "string" ? id : typeof id === "number" ? String(id) : "";
 }
 
 function success(id: string): string {
