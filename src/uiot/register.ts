@@ -55,7 +55,7 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
     const replyTopic = base + "password_reply";
     let done = false, timer: unknown = undefined, asked = false;
     const o = {} as RegisterOptions;
-    for (const k of Object.keys(options) as (keyof RegisterOptions)[]) if (k !== "store" && k !== "replace" && k !== "timeout" && k !== "log") (o as unknown as Record<string, unknown>)[k] = options[k];
+    for (const k of Object.keys(options) as (keyof RegisterOptions)[]) if (k !== "store" && k !== "replace" && k !== "timeout") (o as unknown as Record<string, unknown>)[k] = options[k];
 
     const finish = (error: UiotError | undefined, result?: Identity): void => {
       if (done) return;

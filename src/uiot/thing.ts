@@ -115,15 +115,14 @@ const S = {
 
 function noop(): void {}
 
-export class Thing implements ShadowHost {
+export class Thing {
   readonly shadow: Shadow;
+  /** Default reply timeout, ms. */
   readonly timeout: number;
-  /** `/$system/${PSN}/${DSN}/` */
-  readonly base: string;
-  readonly shadowUpstream: string;
-  readonly shadowGet: string;
   onError: (error: UiotError | MqttError) => void;
 
+  /** `/$system/${PSN}/${DSN}/` */
+  private base: string;
   private client: Client;
   private clock: Clock;
   private logger: (level: LogLevel, message: string) => void;
@@ -156,9 +155,17 @@ export class Thing implements ShadowHost {
     this.onError = options.onError ?? noop;
     this.logger = options.log ?? noop;
     this.base = `/$system/${identity.productSN}/${identity.deviceSN}/`;
-    this.shadowUpstream = this.base + S.shadowUpstream;
-    this.shadowGet = this.base + S.shadowGet;
-    this.shadow = new Shadow(this, options.shadowQueue ?? 4);
+    const host: ShadowHost = {
+      shadowUpstream: this.base + S.shadowUpstream,
+      shadowGet: this.base + S.shadowGet,
+      timeout: this.timeout,
+      now: () => this.clock.now(),
+      publish: (topic, payload, fail) => this.publish(topic, payload, fail),
+      changed: () => this.arm(),
+      report: (error) => this.report(error),
+      log: (level, message) => this.logger(level, message),
+    };
+    this.shadow = new Shadow(host, options.shadowQueue ?? 4);
   }
 
   /**
@@ -285,13 +292,10 @@ export class Thing implements ShadowHost {
     return { pending: this.pending.size, commands: this.running.size, shadowQueued: this.shadow.queued };
   }
 
-  // ---- ShadowHost ----
+  // ---- internals ----
 
-  now(): number {
-    return this.clock.now();
-  }
-
-  publish(topic: string, payload: string, fail: (error: UiotError) => void): void {
+  /** Publishes with QoS 1; `fail` gets a typed error when the client refuses the message or cannot deliver it. */
+  private publish(topic: string, payload: string, fail: (error: UiotError) => void): void {
     try {
       this.client.publish(topic, payload, Q1, (e) => e && fail(sendFailed(topic, e)));
     } catch (e) {
@@ -299,23 +303,13 @@ export class Thing implements ShadowHost {
     }
   }
 
-  changed(): void {
-    this.arm();
-  }
-
-  report(error: UiotError | MqttError): void {
+  private report(error: UiotError | MqttError): void {
     try {
       this.onError(error);
     } catch (e) {
       this.logger("error", `the thing's onError handler threw: ${String(e)}`);
     }
   }
-
-  log(level: LogLevel, message: string): void {
-    this.logger(level, message);
-  }
-
-  // ---- internals ----
 
   private request(kind: number, suffix: string, options: RequestOptions | undefined, build: (id: string) => string): Promise<unknown> {
     const what = WHAT[kind];
