@@ -159,6 +159,8 @@ export async function login(cloud: Cloud, login: Login = {}): Promise<TestDevice
     15000,
     "CONNACK",
   );
+  // MQTT.js leaves Nagle on: a request right after a PUBACK would wait ~40 ms for the delayed ACK.
+  (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   return device;
 }
 

@@ -380,12 +380,12 @@ export class Cloud extends EventEmitter<CloudEvents> {
 
   /** Publishes on a custom topic `/${PSN}/${DSN}/...` or a broadcast topic `/${PSN}/$broadcast/...` (QoS 1). */
   publish(topic: string, payload: string): void {
+    if (topic.startsWith("/$system/")) throw new Error("system topics are the platform's: use the console API");
     const [, productSN, deviceSN] = topic.split("/");
     const broadcast = deviceSN === "$broadcast";
     if (!this.registry.product(productSN) || !(broadcast || this.registry.device(productSN, deviceSN))) {
       throw new Error(`not a topic of a known product or device: ${topic}`);
     }
-    if (topic.startsWith("/$system/")) throw new Error("system topics are the platform's: use the console API");
     this.deliver(topic, payload, productSN, broadcast ? undefined : deviceSN);
   }
 
