@@ -5,6 +5,7 @@
  */
 import { MqttError } from "./errors";
 import { Session, type Message, type PublishCallback, type SessionHost, type SessionOptions, type SubscribeCallback, type UnsubscribeCallback } from "./session";
+import { NetError, checkBrokerAnswer } from "../net/errors";
 import type { Clock, Connector, Transport, TransportHandlers } from "../net/transport";
 import type { ConnackPacket, QoS } from "./packets";
 
@@ -187,6 +188,7 @@ export class Client implements SessionHost {
   private dial(): void {
     this.retryAt = -1;
     const gen = ++this.gen;
+    let answered = false;
     this.session.dialing(this.clock.now());
     const handlers: TransportHandlers = {
       onConnect: () => {
@@ -198,7 +200,15 @@ export class Client implements SessionHost {
       onReadable: () => {
         const t = this.transport;
         if (gen !== this.gen || !t) return;
-        for (let c = t.read(); c; c = gen === this.gen ? t.read() : undefined) this.session.receive(c, this.clock.now());
+        for (let c = t.read(); c; c = gen === this.gen ? t.read() : undefined) {
+          if (!answered && c.length > 0) {
+            // A broker's first byte is CONNACK's (or AUTH's): anything else is not an MQTT broker (or a TLS port).
+            answered = true;
+            const wrong = checkBrokerAnswer(c);
+            if (wrong) return this.lost(new MqttError("CONNECTION_LOST", wrong.message, wrong));
+          }
+          this.session.receive(c, this.clock.now());
+        }
         this.arm();
       },
       onWritable: () => {
@@ -209,7 +219,8 @@ export class Client implements SessionHost {
       },
       onError: (e: Error) => {
         if (gen === this.gen)
-          this.lost(e instanceof MqttError ? e : new MqttError("CONNECTION_LOST", `connection lost: ${e.message}`, e));
+          // A NetError's message already says what happened and what to do; its code stays reachable as `cause`.
+          this.lost(e instanceof MqttError ? e : new MqttError("CONNECTION_LOST", e instanceof NetError ? e.message : `connection lost: ${e.message}`, e));
       },
     };
     let t: Transport;
