@@ -113,6 +113,21 @@ const S = {
   templateReply: "tmodel/template/get_reply",
 } as const;
 
+/** The system topics the thing reads: thing-model replies route to their request kind (1..6). */
+const R_SHADOW = 7, R_SHADOW_GET = 8, R_SET = 9, R_COMMAND = 10;
+const ROUTES: ReadonlyMap<string, number> = new Map([
+  [S.shadowDownstream, R_SHADOW],
+  [S.shadowGetReply, R_SHADOW_GET],
+  [S.postReply, POST],
+  [S.eventReply, EVENT],
+  [S.restoreReply, RESTORE],
+  [S.desiredGetReply, DESIRED_GET],
+  [S.desiredDeleteReply, DESIRED_DELETE],
+  [S.templateReply, TEMPLATE],
+  [S.set, R_SET],
+  [S.command, R_COMMAND],
+]);
+
 function noop(): void {}
 
 export class Thing {
@@ -345,35 +360,25 @@ export class Thing {
   }
 
   private handle = (topic: string, payload: Uint8Array, message: Message): unknown => {
-    if (!topic.startsWith(this.base)) return this.previous ? this.previous(topic, payload, message) : undefined;
-    const suffix = topic.substring(this.base.length);
+    const route = topic.startsWith(this.base) ? ROUTES.get(topic.substring(this.base.length)) : undefined;
+    if (route === undefined) return this.previous ? this.previous(topic, payload, message) : undefined;
     let msg: { [key: string]: unknown };
     try {
-      msg = parseObject(payload, suffix);
+      msg = parseObject(payload, topic.substring(this.base.length));
     } catch (e) {
       this.report(e as UiotError);
-      if (suffix === S.set || suffix === S.command) this.answerUnreadable(suffix, payload);
+      if (route === R_SET || route === R_COMMAND)
+        this.logger("warn", `an unreadable ${route === R_SET ? "property set" : "command"} (${payload.length} bytes) was not answered: it has no RequestID the device could read`);
       return undefined;
     }
-    switch (suffix) {
-      case S.shadowDownstream: return this.shadow.downstream(msg);
-      case S.shadowGetReply: return this.shadow.getReply(msg);
-      case S.postReply: return this.reply(POST, msg);
-      case S.eventReply: return this.reply(EVENT, msg);
-      case S.restoreReply: return this.reply(RESTORE, msg);
-      case S.desiredGetReply: return this.reply(DESIRED_GET, msg);
-      case S.desiredDeleteReply: return this.reply(DESIRED_DELETE, msg);
-      case S.templateReply: return this.reply(TEMPLATE, msg);
-      case S.set: return this.set(msg);
-      case S.command: return this.command(msg);
+    switch (route) {
+      case R_SHADOW: return this.shadow.downstream(msg);
+      case R_SHADOW_GET: return this.shadow.getReply(msg);
+      case R_SET: return this.set(msg);
+      case R_COMMAND: return this.command(msg);
     }
-    return this.previous ? this.previous(topic, payload, message) : undefined;
+    return this.reply(route, msg);
   };
-
-  /** A set or command too broken to parse has no RequestID to answer; say so. */
-  private answerUnreadable(suffix: string, payload: Uint8Array): void {
-    this.logger("warn", `an unreadable ${suffix} message (${payload.length} bytes) was not answered: it has no RequestID the device could read`);
-  }
 
   private reply(kind: number, msg: { [key: string]: unknown }): void {
     const id = requestIdOf(msg.RequestID);

@@ -122,11 +122,16 @@ describe("requests and replies", () => {
     r.thing.stop();
     const seen: string[] = [];
     r.client.onMessage = (t, p) => void seen.push(`${t} ${new TextDecoder().decode(p)}`);
-    const t = new Thing(r.client, { productSN: PSN, deviceSN: DSN }, { clock: r.clock });
+    const errors: unknown[] = [];
+    const t = new Thing(r.client, { productSN: PSN, deviceSN: DSN }, { clock: r.clock, onError: (e) => errors.push(e) });
     t.start();
     r.c.send({ type: 3, topic: `/${PSN}/${DSN}/set`, payload: "hello", qos: 0, retain: false, dup: false });
     r.push("ota/downstream", "{}", 0);
-    expect(seen).toEqual([`/${PSN}/${DSN}/set hello`, `${SYS}ota/downstream {}`]);
+    r.push("device/status", "not JSON: not the thing's business", 0);
+    expect(seen).toEqual([`/${PSN}/${DSN}/set hello`, `${SYS}ota/downstream {}`, `${SYS}device/status not JSON: not the thing's business`]);
+    expect(errors).toEqual([]);
+    r.push("shadow/downstream", "not JSON", 0);
+    expect(errors).toHaveLength(1);
   });
 });
 
