@@ -6,9 +6,11 @@
  */
 import { MqttError, fail } from "./errors";
 import { Reader } from "./reader";
+import { decodeUtf8 } from "./utf8";
 import { checkTopicFilter, checkTopicName } from "./topic";
 import { IN_CONNACK, IN_CONNECT, IN_WILL, readProperties } from "./properties";
 import type { ConnectPacket, Packet, ProtocolLevel, Subscription } from "./packets";
+import type { Allocator } from "./encode";
 
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
 const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f];
@@ -23,6 +25,13 @@ export interface DecoderOptions {
   skipOversize?: boolean;
   /** Told of each packet skipped for its size (with skipOversize). */
   onSkip?: (error: MqttError) => void;
+  /** Makes the buffer a packet split across chunks is assembled in (see encode's Allocator). */
+  alloc?: Allocator;
+  /**
+   * How many recent PUBLISH topics to remember (default 8; 0 turns it off): a topic seen again is matched by
+   * its bytes and answered with the same string, without decoding or validating it again.
+   */
+  topicCache?: number;
 }
 
 const HEADER = 0, LENGTH = 1, BODY = 2, SKIP = 3;
@@ -43,6 +52,11 @@ export class Decoder {
   private filled = 0;
   private skipLeft = 0;
   private failed: unknown = null;
+  private alloc: Allocator | undefined;
+  private cacheSize: number;
+  private cacheBytes: Uint8Array[] = [];
+  private cacheTopics: string[] = [];
+  private cacheNext = 0;
 
   constructor(onPacket: (packet: Packet) => void, options: DecoderOptions = {}) {
     this.onPacket = onPacket;
@@ -52,6 +66,8 @@ export class Decoder {
     this.maxPacketSize = max;
     this.skipOversize = !!options.skipOversize;
     this.onSkip = options.onSkip;
+    this.alloc = options.alloc;
+    this.cacheSize = options.topicCache ?? 8;
   }
 
   /**
@@ -120,7 +136,7 @@ export class Decoder {
             i += rl;
             this.parse(chunk, s, i);
           } else {
-            this.body = new Uint8Array(rl);
+            this.body = this.alloc ? this.alloc(rl) : new Uint8Array(rl);
             this.filled = 0;
             this.state = BODY;
           }
@@ -156,8 +172,7 @@ export class Decoder {
     switch (h >> 4) {
       case 3: {
         const qos = (h >> 1) & 3;
-        const topic = r.str();
-        checkTopicName(topic);
+        const topic = this.topic(r);
         const id = qos ? r.id() : undefined;
         p = { type: 3, topic, payload: b.subarray(r.pos, e), qos: qos as 0 | 1, retain: (h & 1) === 1, dup: (h & 8) === 8, id };
         break;
@@ -224,6 +239,32 @@ export class Decoder {
       }
     }
     this.onPacket(p);
+  }
+
+  /** A PUBLISH topic: from the cache when its bytes match a recent one, else decoded, checked and remembered. */
+  private topic(r: Reader): string {
+    const n = r.u16();
+    r.need(n);
+    const b = r.b, start = r.pos;
+    r.pos = start + n;
+    const bytes = this.cacheBytes;
+    for (let k = 0; k < bytes.length; k++) {
+      const c = bytes[k];
+      if (c.length !== n) continue;
+      // Backwards: a device's topics share their long prefix and differ at the end.
+      let i = n - 1;
+      while (i >= 0 && c[i] === b[start + i]) i--;
+      if (i < 0) return this.cacheTopics[k];
+    }
+    const t = decodeUtf8(b, start, start + n);
+    checkTopicName(t);
+    if (this.cacheSize > 0) {
+      const at = this.cacheNext;
+      bytes[at] = b.slice(start, start + n);
+      this.cacheTopics[at] = t;
+      this.cacheNext = (at + 1) % this.cacheSize;
+    }
+    return t;
   }
 }
 

@@ -11,10 +11,49 @@ import type { Bytes, Packet, ProtocolLevel, PublishPacket } from "./packets";
 const MAX_REMAINING = 268435455;
 const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f];
 
+/**
+ * Makes packet buffers. Every byte of a packet is written, so an allocator need not zero memory. The portable
+ * default suits XS; a host may pass a faster one (the Node host uses Buffer.allocUnsafe, pooled as Node's own
+ * MQTT libraries are).
+ */
+export type Allocator = (size: number) => Uint8Array;
+export const newBytes: Allocator = (size) => new Uint8Array(size);
+
+/**
+ * The UTF-8 bytes (with their 2-byte length prefix) of recently encoded, already validated topics, so a device
+ * that publishes to the same few topics neither re-validates nor re-encodes them. Owned by the caller (the
+ * session), never module state: preloaded modules are frozen on a device.
+ */
+export class TopicCache {
+  private topics: string[] = [];
+  private bytes: Uint8Array[] = [];
+  private next = 0;
+  constructor(readonly size = 4) {}
+
+  get(topic: string): Uint8Array | undefined {
+    const i = this.topics.indexOf(topic);
+    return i < 0 ? undefined : this.bytes[i];
+  }
+
+  /** Validates and encodes `topic`, remembering the result. */
+  add(topic: string): Uint8Array {
+    checkTopicName(topic);
+    const n = strLen(topic);
+    const b = new Uint8Array(2 + n);
+    writeStr(topic, b, 0);
+    if (this.size > 0) {
+      this.topics[this.next] = topic;
+      this.bytes[this.next] = b;
+      this.next = (this.next + 1) % this.size;
+    }
+    return b;
+  }
+}
+
 /** Allocates the packet and writes its fixed header; the body starts at b.length - rl. */
-function alloc(header: number, rl: number): Uint8Array {
+function alloc(header: number, rl: number, allocate: Allocator = newBytes): Uint8Array {
   if (!(rl <= MAX_REMAINING)) fail("INVALID_PACKET", "packet is larger than MQTT allows (256 MB), or a field has the wrong type");
-  const b = new Uint8Array(1 + varintSize(rl) + rl);
+  const b = allocate(1 + varintSize(rl) + rl);
   b[0] = header;
   writeVarint(rl, b, 1);
   return b;
@@ -56,12 +95,21 @@ function ack(header: number, id: number): Uint8Array {
   return b;
 }
 
-/** Encodes a PUBLISH. The hot path of the client: no intermediate buffers. */
-export function encodePublish(p: PublishPacket): Uint8Array {
+/**
+ * Encodes a PUBLISH. The hot path of the client: no intermediate buffers. With a `topics` cache, a topic seen
+ * before is copied as bytes instead of being validated and encoded again.
+ */
+export function encodePublish(p: PublishPacket, topics?: TopicCache, allocate?: Allocator): Uint8Array {
   const qos = checkQos(p.qos);
   const topic = p.topic;
-  checkTopicName(topic);
-  const tl = strLen(topic);
+  let tb: Uint8Array | undefined, tl: number;
+  if (topics) {
+    tb = topics.get(topic) ?? topics.add(topic);
+    tl = tb.length - 2;
+  } else {
+    checkTopicName(topic);
+    tl = strLen(topic);
+  }
   const payload = p.payload;
   const pl = typeof payload === "string" ? utf8Length(payload, true) : payload.length;
   let header = 0x30 | (qos << 1) | (p.retain ? 1 : 0);
@@ -70,8 +118,12 @@ export function encodePublish(p: PublishPacket): Uint8Array {
     if (p.dup) header |= 8;
   } else if (p.dup) fail("INVALID_PACKET", "DUP must not be set on a QoS 0 PUBLISH");
   const rl = 2 + tl + (qos ? 2 : 0) + pl;
-  const b = alloc(header, rl), q = b.length - rl;
-  let i = writeStr(topic, b, q);
+  const b = alloc(header, rl, allocate), q = b.length - rl;
+  let i: number;
+  if (tb) {
+    b.set(tb, q);
+    i = q + tb.length;
+  } else i = writeStr(topic, b, q);
   if (qos) {
     b[i++] = (p.id as number) >> 8;
     b[i++] = (p.id as number) & 0xff;
@@ -85,12 +137,12 @@ export function encodePublish(p: PublishPacket): Uint8Array {
  * Encodes any packet. `level` is the connection's protocol level; it matters for CONNACK (5.0 carries
  * properties) and refuses the 5.0 packets this codec does not have yet. CONNECT carries its own level.
  */
-export function encode(p: Packet, level: ProtocolLevel = 4): Uint8Array {
+export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator): Uint8Array {
   const t = p.type;
   if (level === 5 && t !== 1 && t !== 2 && t !== 12 && t !== 13)
     fail("INVALID_PACKET", `MQTT 5.0 packets of type ${t} are not supported yet (only CONNECT, CONNACK, PINGREQ, PINGRESP)`);
   switch (p.type) {
-    case 3: return encodePublish(p);
+    case 3: return encodePublish(p, undefined, allocate);
     case 4: return ack(0x40, p.id);
     case 11: return ack(0xb0, p.id);
     case 12: return new Uint8Array([0xc0, 0]);

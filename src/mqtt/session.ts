@@ -5,7 +5,7 @@
  * subscriptions to restore, the dedupe of redelivered messages. It never touches a socket or a timer.
  */
 import { Decoder } from "./decode";
-import { encode, encodePublish } from "./encode";
+import { encode, encodePublish, TopicCache, type Allocator } from "./encode";
 import { MqttError } from "./errors";
 import { GENERIC, type Profile } from "./profile";
 import type { OutboxStore } from "./store";
@@ -50,6 +50,8 @@ export interface SessionOptions {
   /** Largest incoming packet accepted, in bytes; larger ones are skipped and reported. Default 256 KB. */
   maxPacketSize?: number;
   profile?: Profile;
+  /** Makes packet buffers (see encode's Allocator); the portable default suits a device. */
+  alloc?: Allocator;
 }
 
 export interface Message {
@@ -123,6 +125,8 @@ export class Session {
   readonly profile: Profile;
   private host: SessionHost;
   private decoder: Decoder;
+  private topics = new TopicCache(4);
+  private alloc: Allocator | undefined;
   private state = IDLE;
   private level: ProtocolLevel;
   private keepalive: number; // ms, 0 = off
@@ -180,7 +184,9 @@ export class Session {
     this.maxBytes = ob.maxBytes ?? 8192;
     this.store = ob.store;
     const max = Math.min(options.maxPacketSize ?? 256 * 1024, profile.maxPacketSize ?? 268435460);
+    this.alloc = options.alloc;
     this.decoder = new Decoder((p) => this.packet(p), {
+      alloc: options.alloc,
       maxPacketSize: max,
       level: this.level,
       skipOversize: true,
@@ -364,9 +370,10 @@ export class Session {
     const profile = this.profile;
     this.refuseV5();
     if (retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
-    if (profile.checkTopic) profile.checkTopic(topic, false);
+    // A topic in the cache passed every check already.
+    if (profile.checkTopic && !this.topics.get(topic)) profile.checkTopic(topic, false);
     const id = qos === 1 ? this.freeId() : 0;
-    const packet = encodePublish({ type: 3, topic, payload, qos, retain, dup: false, id });
+    const packet = encodePublish({ type: 3, topic, payload, qos, retain, dup: false, id }, this.topics, this.alloc);
     const n = packet.length;
     const max = this.peerMaxPacket || profile.maxPacketSize || 0;
     if (max && n > max) throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);

@@ -1,0 +1,69 @@
+// The allocator option and the topic caches: an allocator that hands out dirty memory changes no byte, the
+// session's TopicCache and the decoder's topic cache change no result, and the caches stay bounded.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { Decoder, encode, type Packet, type ProtocolLevel } from "../../src/mqtt/codec";
+import { encodePublish, TopicCache } from "../../src/mqtt/encode";
+import { nodeAlloc } from "../../hosts/node/alloc";
+import { packet, publish } from "../helpers/arbitraries";
+
+/** Hands out memory full of garbage, as an unzeroed pool would. */
+const dirty = (n: number) => new Uint8Array(n).fill(0xa5);
+
+describe("allocators", () => {
+  for (const level of [3, 4, 5] as ProtocolLevel[]) {
+    it(`every byte of every level ${level} packet is written (dirty memory changes nothing)`, () => {
+      fc.assert(fc.property(packet(level), (p) => {
+        expect(encode(p, level, dirty)).toEqual(encode(p, level));
+      }), { numRuns: 300 });
+    });
+  }
+
+  it("the Node host's slab allocator gives the same bytes, and packets do not overlap", () => {
+    const out: Uint8Array[] = [];
+    fc.assert(fc.property(publish, (p) => {
+      const b = encodePublish(p, undefined, nodeAlloc);
+      expect(b).toEqual(encode(p));
+      out.push(b);
+    }), { numRuns: 500 });
+    // Earlier packets are intact after later allocations.
+    const again = out.map((b) => b.slice());
+    for (let i = 0; i < 2000; i++) nodeAlloc(100).fill(0xff);
+    expect(out).toEqual(again);
+  });
+});
+
+describe("topic caches", () => {
+  it("an encoder TopicCache gives the same bytes and still refuses invalid topics", () => {
+    const cache = new TopicCache(2);
+    fc.assert(fc.property(publish, (p) => {
+      expect(encodePublish(p, cache)).toEqual(encode(p));
+      expect(encodePublish(p, cache)).toEqual(encode(p)); // now from the cache
+    }), { numRuns: 500 });
+    expect(() => encodePublish({ type: 3, topic: "a/#", payload: "", qos: 0, retain: false, dup: false }, cache)).toThrow(/wildcard/);
+    expect(() => encodePublish({ type: 3, topic: "", payload: "", qos: 0, retain: false, dup: false }, cache)).toThrow(/empty/);
+  });
+
+  it("the decoder's topic cache returns the same topics as no cache, over many topics", () => {
+    fc.assert(fc.property(fc.array(publish, { minLength: 1, maxLength: 40 }), (ps) => {
+      const stream = ps.flatMap((p) => Array.from(encode(p)));
+      const a: Packet[] = [], b: Packet[] = [];
+      new Decoder((p) => a.push(p), { topicCache: 0 }).push(Uint8Array.from(stream));
+      new Decoder((p) => b.push(p), { topicCache: 3 }).push(Uint8Array.from(stream));
+      expect(b).toEqual(a);
+    }), { numRuns: 300 });
+  });
+
+  it("a cached topic is not confused with another of the same length", () => {
+    const got: string[] = [];
+    const d = new Decoder((p) => p.type === 3 && got.push(p.topic));
+    for (const t of ["a/b/c1", "a/b/c2", "x/b/c1", "a/b/c1"]) d.push(encode({ type: 3, topic: t, payload: "", qos: 0, retain: false, dup: false }));
+    expect(got).toEqual(["a/b/c1", "a/b/c2", "x/b/c1", "a/b/c1"]);
+  });
+
+  it("an invalid topic is refused even after valid ones were cached", () => {
+    const d = new Decoder(() => {});
+    d.push(encode({ type: 3, topic: "a/b", payload: "", qos: 0, retain: false, dup: false }));
+    expect(() => d.push(new Uint8Array([0x30, 5, 0, 3, 0x61, 0x2f, 0x2b]))).toThrow(/wildcard/);
+  });
+});
