@@ -1,0 +1,366 @@
+/**
+ * One connection on a Moddable ECMA-419 socket (embedded:io/socket/tcp, or the SDK's TLSSocket over it), as the
+ * portable Transport (src/net/transport.ts). In order: the network link must be up; for a TLS connection that
+ * verifies certificates the clock must be set (SNTP, see time-sync.ts); the host name is resolved (the ECMA-419
+ * TCP socket takes an IPv4 `address`, never a name); then the socket opens.
+ *
+ * What the SDK's sockets do, and what this class does about it (modules/io/socket/lwip/tcp.c,
+ * examples/io/tcp/tlssocket/tlssocket.js):
+ * - TCP calls onWritable once connected (that is the "connected" event) and then whenever lwIP frees send buffer;
+ *   `write` throws "would block" when the bytes do not fit the send buffer and returns the room left. So writes
+ *   are queued whole here and fed to the socket in pieces that fit.
+ * - TLSSocket packetizes and encrypts each write as one record before the TCP write: a record that then does not
+ *   fit would be lost with its sequence number, breaking the stream. So under TLS a piece is never larger than the
+ *   room the socket reported less a margin for the record's overhead (`ByteSocket.write` reports room that way).
+ * - onError carries no reason (lwIP does not say refused from unreachable) and also fires on a clean remote close;
+ *   the reason here comes from how far the connection got.
+ * - The TLS engine throws from inside socket callbacks (a failed certificate check, an alert from the broker); an
+ *   exception left uncaught there aborts the XS machine, so every callback is guarded and the exception becomes a
+ *   NetError. One path stays out of reach: TLSSocket re-reads buffered records from a timer of its own, and an
+ *   exception there (a fatal alert in the middle of a session) still aborts (the device reboots).
+ */
+import { formatEndpoint, hostPort, type Endpoint } from "../../src/net/endpoint";
+import { NetError, netError } from "../../src/net/errors";
+import type { NetworkLink } from "../../src/device/host";
+import type { Transport, TransportHandlers } from "../../src/net/transport";
+import type { TimeSync } from "./time-sync";
+
+/** A socket as the transport uses it; host.ts adapts TCP and TLSSocket to this. */
+export interface ByteSocket {
+  /** All bytes available now (TLS: the next record's data), or undefined. */
+  read(): ArrayBuffer | undefined;
+  /** Sends the bytes (they fit the room last reported) and returns the room left; throws when they do not fit. */
+  write(data: Uint8Array): number;
+  close(): void;
+}
+
+export interface SocketCallbacks {
+  onReadable(count: number): void;
+  /** `count`: room for the next write, as ByteSocket.write reports it. */
+  onWritable(count: number): void;
+  onError(): void;
+  /** An exception the socket's own code threw inside a callback (the TLS engine's): the connection is dead. */
+  onException(error: unknown): void;
+}
+
+/** What happened on the TCP connection underneath (for TLS: below the TLS layer), for the error mapping. */
+export interface Probe {
+  /** TCP connected. */
+  opened: boolean;
+  /** At least one byte arrived. */
+  received: boolean;
+}
+
+/** Opens a socket to an IPv4 address; its callbacks are guarded by the caller. May throw. */
+export type OpenSocket = (address: string, port: number, callbacks: SocketCallbacks, probe: Probe) => ByteSocket;
+
+/** Net.resolve: calls back once with an address, or undefined when the name does not resolve. May throw. */
+export type Resolve = (host: string, callback: (address: string | undefined) => void) => void;
+
+export interface DialOptions {
+  endpoint: Endpoint;
+  /** TLS facts for the error mapping and the record size; undefined for plain TCP. */
+  tls?: { verify: boolean; clientCert: boolean; serverName: string; maxRecord: number };
+  network: NetworkLink;
+  resolve: Resolve;
+  open: OpenSocket;
+  time: TimeSync;
+  /** Runs `f` on a later turn (Timer.set(f, 0)). */
+  defer(f: () => void): void;
+}
+
+const START = 0;
+const CLOCK = 1;
+const RESOLVING = 2;
+const CONNECTING = 3;
+const OPEN = 4;
+const DEAD = 5;
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+const ALERTS: Record<number, string> = {
+  10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow", 40: "handshake_failure", 42: "bad_certificate",
+  43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown",
+  47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied", 50: "decode_error", 51: "decrypt_error",
+  70: "protocol_version", 71: "insufficient_security", 80: "internal_error", 90: "user_canceled",
+  110: "unsupported_extension", 112: "unrecognized_name", 116: "certificate_required",
+};
+const CLIENT_CERT_ALERTS = [42, 43, 44, 45, 46, 48, 49, 51];
+
+export interface TlsFailure {
+  endpoint: Endpoint;
+  serverName: string;
+  /** The handshake had finished. */
+  open: boolean;
+  clientCert: boolean;
+  /** Date.now(), to say what the clock read. */
+  now: number;
+  clockValid: boolean;
+}
+
+function text(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.length > 160 ? m.slice(0, 160) : m;
+}
+
+/** Maps an exception of the Moddable TLS engine (modules/crypt/ssl/*.js) to a NetError. */
+export function describeTlsException(e: unknown, f: TlsFailure): NetError {
+  if (e instanceof NetError) return e;
+  const where = hostPort(f.endpoint.host, f.endpoint.port);
+  const url = formatEndpoint(f.endpoint);
+  const m = text(e);
+  const alert = /^alert: (\d+), (\d+)/.exec(m);
+  if (alert) {
+    const n = Number(alert[2]);
+    const name = `alert ${n}${ALERTS[n] ? ` ${ALERTS[n]}` : ""}`;
+    if (f.open) return netError("CLOSED", `${url}: the broker ended the TLS session (${name})`, e);
+    if (n === 116) return netError("TLS_CLIENT_CERT_REQUIRED", `${where} requires a client certificate (${name})`, e);
+    if (f.clientCert && CLIENT_CERT_ALERTS.indexOf(n) >= 0) return netError("TLS_CLIENT_CERT_REJECTED", `${where} refused our client certificate (${name})`, e);
+    if (n === 40)
+      return netError("TLS_HANDSHAKE_FAILED", `${where} ended the TLS handshake (${name}): it shares no cipher suite with this build${f.clientCert ? "" : ", or it requires a client certificate (set tls.cert and tls.key)"}`, e);
+    if (n === 70 || n === 71) return netError("TLS_HANDSHAKE_FAILED", `${where} does not accept what this device offers (${name}): TLS 1.2 with AES suites`, e);
+    if (n === 112) return netError("TLS_HANDSHAKE_FAILED", `${where} does not serve the name "${f.serverName}" (${name}): set tls.serverName to a name it serves`, e);
+    return netError("TLS_HANDSHAKE_FAILED", `${where} ended the TLS handshake (${name})`, e);
+  }
+  if (m.indexOf("certificate: auth err") >= 0) {
+    if (!f.clockValid) return netError("TLS_EXPIRED", `the certificate of ${where} could not be checked: this device's clock is not set`, e);
+    return netError("TLS_UNKNOWN_CA",
+      `the certificate of ${where} did not verify: it is not signed by the CA in tls.ca, is not valid at ${new Date(f.now).toISOString()}, or does not name "${f.serverName}" in its subjectAltName (the device's TLS stack does not say which)`, e);
+  }
+  if (m.indexOf("date validation failed") >= 0)
+    return netError("TLS_EXPIRED", `a certificate (the CA in tls.ca or one from ${where}) is not valid at ${new Date(f.now).toISOString()}`, e);
+  if (/unsupp?oo?rted cipher|unsupported compression/.test(m)) return netError("TLS_HANDSHAKE_FAILED", `${where} chose a cipher suite this build does not offer (${m})`, e);
+  if (/unsupported algorithm|unsupported curve|invalid curve|unimplemented/.test(m))
+    return netError("TLS_HANDSHAKE_FAILED", `${where} uses an algorithm the device's TLS stack lacks (${m})`, e);
+  if (f.open) return netError("CLOSED", `${url}: the TLS session failed (${m})`, e);
+  return netError("TLS_HANDSHAKE_FAILED", `TLS with ${where} failed: ${m}`, e);
+}
+
+/** One dial and the connection it makes. */
+export class ModdableTransport implements Transport {
+  private phase = START;
+  private readonly d: DialOptions;
+  private readonly h: TransportHandlers;
+  private socket: ByteSocket | undefined;
+  private cancelClock: (() => void) | undefined;
+  private address = "";
+  private readonly probe: Probe = { opened: false, received: false };
+  /** Bytes arrived above TLS. */
+  private answered = false;
+  private pending: Uint8Array | undefined;
+  private offset = 0;
+  private room = 0;
+  private blocked = false;
+  /** Inside a call from the owner (constructor, read, write): errors are reported on a later turn. */
+  private sync = 0;
+  /** The owner called close(): no callback follows, not even a deferred one. */
+  private closed = false;
+
+  constructor(d: DialOptions, h: TransportHandlers) {
+    this.d = d;
+    this.h = h;
+    this.sync++;
+    try {
+      if (!d.network.up) this.fail(netError("NETWORK_DOWN", `cannot reach ${formatEndpoint(d.endpoint)}: the network is down`));
+      else if (d.tls?.verify && !d.time.valid) {
+        this.phase = CLOCK;
+        this.cancelClock = d.time.whenValid((error) => {
+          this.cancelClock = undefined;
+          if (this.phase !== CLOCK) return;
+          if (error) this.fail(error);
+          else this.lookup();
+        });
+      } else this.lookup();
+    } finally {
+      this.sync--;
+    }
+  }
+
+  read(): Uint8Array | undefined {
+    if (this.phase !== OPEN || !this.socket) return undefined;
+    this.sync++;
+    try {
+      const b = this.socket.read();
+      return b && b.byteLength ? new Uint8Array(b) : undefined;
+    } catch (e) {
+      this.crash(e);
+      return undefined;
+    } finally {
+      this.sync--;
+    }
+  }
+
+  write(data: Uint8Array): boolean {
+    if (this.phase !== OPEN) return false;
+    if (this.pending) {
+      this.blocked = true;
+      return false;
+    }
+    if (data.length === 0) return true;
+    this.pending = data;
+    this.offset = 0;
+    this.sync++;
+    try {
+      this.pump();
+    } finally {
+      this.sync--;
+    }
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.phase === DEAD) return;
+    this.phase = DEAD;
+    this.shut();
+  }
+
+  private lookup(): void {
+    const host = this.d.endpoint.host;
+    if (host.indexOf(":") >= 0)
+      return this.fail(netError("UNREACHABLE", `${formatEndpoint(this.d.endpoint)}: this device's TCP socket (embedded:io/socket/tcp) takes IPv4 addresses only`));
+    if (IPV4.test(host)) return this.connect(host);
+    this.phase = RESOLVING;
+    try {
+      this.d.resolve(host, (address) => {
+        if (this.phase !== RESOLVING) return; // closed meanwhile: the lookup cannot be cancelled
+        try {
+          if (!address) this.fail(netError("DNS_FAILED", `cannot resolve the host name "${host}"`));
+          else if (!IPV4.test(address)) this.fail(netError("UNREACHABLE", `"${host}" resolved to ${address}, not an IPv4 address, which this device's TCP socket needs`));
+          else this.connect(address);
+        } catch (e) {
+          this.crash(e);
+        }
+      });
+    } catch (e) {
+      this.fail(netError("DNS_FAILED", `cannot resolve the host name "${host}" (${text(e)})`, e));
+    }
+  }
+
+  private connect(address: string): void {
+    this.phase = CONNECTING;
+    this.address = address;
+    const guard = <A extends unknown[]>(f: (...a: A) => void) => (...a: A): void => {
+      try {
+        f(...a);
+      } catch (e) {
+        this.crash(e);
+      }
+    };
+    try {
+      this.socket = this.d.open(address, this.d.endpoint.port, {
+        onReadable: guard((count: number) => this.readable(count)),
+        onWritable: guard((count: number) => this.writable(count)),
+        onError: guard(() => this.fail(this.ended())),
+        onException: (e: unknown) => this.crash(e),
+      }, this.probe);
+    } catch (e) {
+      this.socket = undefined;
+      if (this.d.tls) this.crash(e);
+      else this.fail(netError("CLOSED", `could not open a TCP socket to ${this.where()} (${text(e)}): the device may have too many open sockets or too little memory`, e));
+    }
+  }
+
+  private readable(count: number): void {
+    if (this.phase !== OPEN) return;
+    this.answered = true;
+    this.call(() => this.h.onReadable(count));
+  }
+
+  private writable(count: number): void {
+    if (this.phase === CONNECTING) {
+      this.phase = OPEN;
+      this.room = count;
+      this.call(() => this.h.onConnect());
+      return;
+    }
+    if (this.phase !== OPEN) return;
+    this.room = count;
+    if (this.pending) this.pump();
+    if (!this.pending && this.blocked && this.phase === OPEN) {
+      this.blocked = false;
+      this.call(() => this.h.onWritable(this.room));
+    }
+  }
+
+  private pump(): void {
+    const socket = this.socket;
+    const max = this.d.tls ? this.d.tls.maxRecord : 0x7fffffff;
+    while (this.pending && socket && this.phase === OPEN && this.room > 0) {
+      const data = this.pending;
+      const n = Math.min(data.length - this.offset, this.room, max);
+      let left: number;
+      try {
+        left = socket.write(data.subarray(this.offset, this.offset + n));
+      } catch (e) {
+        if (!this.d.tls && text(e).indexOf("would block") >= 0) {
+          this.room = 0; // onWritable follows when lwIP has room
+          return;
+        }
+        return this.crash(e);
+      }
+      this.room = typeof left === "number" && left > 0 ? left : 0;
+      this.offset += n;
+      if (this.offset >= data.length) this.pending = undefined;
+    }
+  }
+
+  /** Calls an owner's handler: an exception there is the owner's bug, reported as such, not as a TLS failure. */
+  private call(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.fail(netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: the connection's handler threw (${text(e)})`, e));
+    }
+  }
+
+  /** How the connection ended when the socket says only "error". */
+  private ended(): NetError {
+    const where = this.where();
+    if (this.phase === OPEN)
+      return this.answered
+        ? netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: the connection closed (the broker or the network ended it)`)
+        : netError("NO_ANSWER", `${where} closed the connection without answering`);
+    if (!this.d.tls || !this.probe.opened)
+      return netError("CONNECTION_REFUSED", `the TCP connection to ${where} failed (refused or unreachable: the device's network stack does not say which)`);
+    if (this.probe.received) return netError("TLS_HANDSHAKE_FAILED", `${where} closed the connection during the TLS handshake`);
+    return netError("NOT_TLS", `${where} closed the connection during the TLS handshake without a byte of answer`);
+  }
+
+  private crash(e: unknown): void {
+    if (this.phase === DEAD) return;
+    const tls = this.d.tls;
+    if (!tls) return this.fail(e instanceof NetError ? e : netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: ${text(e)}`, e));
+    const now = Date.now();
+    this.fail(describeTlsException(e, {
+      endpoint: this.d.endpoint, serverName: tls.serverName, open: this.phase === OPEN, clientCert: tls.clientCert,
+      now, clockValid: this.d.time.valid,
+    }));
+  }
+
+  private fail(error: NetError): void {
+    if (this.phase === DEAD) return;
+    this.phase = DEAD;
+    this.shut();
+    if (this.sync > 0) this.d.defer(() => this.closed || this.h.onError(error));
+    else this.h.onError(error);
+  }
+
+  private shut(): void {
+    this.cancelClock?.();
+    this.cancelClock = undefined;
+    this.pending = undefined;
+    const s = this.socket;
+    this.socket = undefined;
+    try {
+      s?.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  private where(): string {
+    const w = hostPort(this.d.endpoint.host, this.d.endpoint.port);
+    return this.address && this.address !== this.d.endpoint.host ? `${w} (${this.address})` : w;
+  }
+}
