@@ -1,0 +1,239 @@
+/**
+ * The Host (src/device/host.ts) on the Moddable SDK, for every Moddable target: ESP32, ESP8266 and the desktop
+ * simulator (lin, mac, win). This is the one module that imports the SDK's modules; everything it builds on is
+ * plain TypeScript beside it. The SDK modules and what is used of them:
+ *   timer                       Timer.set / Timer.clear                      (modules/base/timer/timer.js)
+ *   time                        Time.ticks, Time.set                         (modules/base/time/time.js)
+ *   preference                  Preference.get / set / delete / keys         (modules/files/preference)
+ *   net                         Net.resolve(name, callback)  (lwIP DNS with the DHCP server; modules/network/net)
+ *   sntp                        new SNTP({host}, callback)                   (modules/network/sntp/sntp.js)
+ *   embedded:io/socket/tcp      new TCP({address, port, nodelay, onReadable, onWritable, onError})
+ *                               (modules/io/socket/lwip/tcp.c; lin/mac/win beside it)
+ *   embedded:io/socket/tcp/tls  new TLSSocket({address, port, host, secure, TCP: {io}, onReadable, ...})
+ *                               (examples/io/tcp/tlssocket/tlssocket.js with modules/crypt/tls_419.json)
+ *   mc/config                   ssid, password (mcconfig ... ssid= password=) and sntp (manifest_net.json)
+ * The Wi-Fi module (embedded:network/interface/wifi) exists on the boards only: their main.ts hands it in.
+ */
+/// <reference path="./types/tlssocket.d.ts" />
+import config from "mc/config";
+import Net from "net";
+import Preference from "preference";
+import SNTP from "sntp";
+import Time from "time";
+import Timer from "timer";
+import TCP from "embedded:io/socket/tcp";
+import TLSSocket from "embedded:io/socket/tcp/tls";
+import type { Host, KeyValueStore, LogLevel, NetworkLink } from "../../src/device/host";
+import type { Endpoint, TlsOptions } from "../../src/net/endpoint";
+import type { Connector } from "../../src/net/transport";
+import { ESP8266_OUTBOX, type ChipProfile } from "./chips";
+import { ModdableClock, type TimerApi } from "./clock";
+import { moddableConnector, type ModdableNet } from "./connector";
+import { PreferenceOutboxStore, PreferenceStore, type Preferences } from "./preference-store";
+import type { ByteSocket, OpenSocket, Probe, SocketCallbacks } from "./socket";
+import { TimeSync, type SntpConstructor } from "./time-sync";
+import type { ModdableTls } from "./tls-options";
+import { alwaysUp, WiFiLink, type WiFiConstructor } from "./wifi-link";
+
+/** What a network factory gets to build the link with. */
+export interface HostParts {
+  clock: ModdableClock;
+  random(): number;
+  config: KeyValueStore;
+  log(level: LogLevel, message: string): void;
+}
+
+export interface ModdableHostOptions {
+  chip: ChipProfile;
+  /** Builds the network link (default: always up, the simulator's). */
+  network?: (parts: HostParts) => NetworkLink;
+  /** Default: trace(), one line per message: "[level] message". */
+  log?: (level: LogLevel, message: string) => void;
+  /** Keep QoS 1 messages across reboots in `preference` (default: when the chip profile has an outbox). */
+  persistOutbox?: boolean;
+  /** SNTP servers, in order (default: mc/config `sntp`, then time.cloudflare.com and ntp.aliyun.com). */
+  sntp?: string[];
+}
+
+export interface ModdableHost extends Host {
+  readonly chip: ChipProfile;
+  readonly clock: ModdableClock;
+  readonly config: PreferenceStore;
+  readonly outbox: PreferenceOutboxStore | undefined;
+  /** The SNTP gate in front of TLS (certificate dates). */
+  readonly time: TimeSync;
+}
+
+/** The SDK's socket classes as this file uses them (their typings differ between SDK versions). */
+type SocketClass = new (options: Record<string, unknown>) => {
+  read(count?: number): unknown;
+  write(data: Uint8Array): unknown;
+  close(): void;
+};
+
+/** Bytes of margin for one TLS record's header, IV, MAC and padding (AES-CBC with SHA-256: at most 69). */
+const RECORD_OVERHEAD = 64;
+
+function traceLog(level: LogLevel, message: string): void {
+  trace(`[${level}] ${message}\n`);
+}
+
+function adapt(s: InstanceType<SocketClass>, overhead: number, copy: boolean): ByteSocket {
+  return {
+    read: () => s.read() as ArrayBuffer | undefined,
+    write(data) {
+      const left = s.write(copy ? data.slice() : data);
+      return (typeof left === "number" ? left : 0) - overhead;
+    },
+    close: () => s.close(),
+  };
+}
+
+const openTcp: OpenSocket = (address, port, cb, probe) => {
+  const s = new (TCP as unknown as SocketClass)({
+    address, port, nodelay: true, format: "buffer",
+    onReadable(count: number) {
+      probe.received = true;
+      cb.onReadable(count);
+    },
+    onWritable(count: number) {
+      probe.opened = true;
+      cb.onWritable(count);
+    },
+    onError() {
+      cb.onError();
+    },
+  });
+  return adapt(s, 0, false);
+};
+
+/**
+ * The TCP class TLSSocket builds its socket with (`new options.TCP.io({...})`): the SDK's TCP with every callback
+ * guarded, so an exception of the TLS engine becomes this connection's error instead of an XS abort.
+ */
+function guardedTcp(cb: SocketCallbacks, probe: Probe): SocketClass {
+  const Guarded = function (options: Record<string, unknown>) {
+    const o = options as { onReadable(n: number): void; onWritable(n: number): void; onError(): void };
+    return new (TCP as unknown as SocketClass)({
+      ...options,
+      nodelay: true,
+      onReadable(count: number) {
+        probe.received = true;
+        try {
+          o.onReadable(count);
+        } catch (e) {
+          cb.onException(e);
+        }
+      },
+      onWritable(count: number) {
+        probe.opened = true;
+        try {
+          o.onWritable(count);
+        } catch (e) {
+          cb.onException(e);
+        }
+      },
+      onError() {
+        try {
+          o.onError();
+        } catch (e) {
+          cb.onException(e);
+        }
+      },
+    });
+  };
+  return Guarded as unknown as SocketClass;
+}
+
+function openTls(tls: ModdableTls): OpenSocket {
+  return (address, port, cb, probe) => {
+    const s = new (TLSSocket as unknown as SocketClass)({
+      address, port,
+      host: tls.serverName,
+      secure: tls.secure,
+      TCP: { io: guardedTcp(cb, probe) },
+      onReadable: cb.onReadable,
+      onWritable: cb.onWritable,
+      onError: cb.onError,
+    });
+    return adapt(s, RECORD_OVERHEAD, true);
+  };
+}
+
+function resolve(host: string, callback: (address: string | undefined) => void): void {
+  Net.resolve(host, (_name, address) => callback(address));
+}
+
+/** Builds the host. Runs at start-up (never at preload: it calls native code). */
+export function createModdableHost(options: ModdableHostOptions): ModdableHost {
+  const chip = options.chip;
+  const log = options.log ?? traceLog;
+  const random = (): number => Math.random();
+  const clock = new ModdableClock(() => Time.ticks, Timer as unknown as TimerApi, (e) => log("error", `a timer callback threw: ${String(e)}`));
+  const prefs = Preference as unknown as Preferences;
+  const store = new PreferenceStore(prefs, { domain: "cfg", limits: chip.preference, maxValueBytes: chip.maxConfigValue });
+  const persist = options.persistOutbox ?? chip.outbox !== undefined;
+  const bounds = chip.outbox ?? ESP8266_OUTBOX;
+  const outbox = persist ? new PreferenceOutboxStore(prefs, { domain: "obx", limits: chip.preference, ...bounds }) : undefined;
+  const sntp = (config as Record<string, unknown>).sntp;
+  const time = new TimeSync({
+    SNTP: SNTP as unknown as SntpConstructor,
+    setTime: (seconds) => Time.set(seconds),
+    now: () => Date.now(),
+    hosts: options.sntp ?? [typeof sntp === "string" && sntp ? sntp : "pool.ntp.org", "time.cloudflare.com", "ntp.aliyun.com"],
+    log,
+  });
+  const network = (options.network ?? alwaysUp)({ clock, random, config: store, log });
+  const net: ModdableNet = {
+    network, resolve, openTcp, openTls, time, random, log,
+    defer: (f) => void clock.setTimer(f, 0),
+    maxFragment: chip.tlsMaxFragment,
+    maxFrameSize: chip.maxFrameSize,
+  };
+  return {
+    name: chip.name,
+    chip,
+    clock,
+    random,
+    connector: (endpoint: Endpoint, tls?: TlsOptions): Connector => moddableConnector(endpoint, tls, net),
+    config: store,
+    outbox,
+    network,
+    time,
+    log,
+  };
+}
+
+/** Config keys the Wi-Fi credentials are read from before mc/config's ssid / password. */
+export const WIFI_KEYS = { ssid: "wifi.ssid", password: "wifi.password" } as const;
+
+function stored(config: KeyValueStore, key: string, log: HostParts["log"]): string | undefined {
+  try {
+    return config.get(key) || undefined;
+  } catch (e) {
+    log("error", `cannot read config key "${key}": ${String(e)}`);
+    return undefined;
+  }
+}
+
+/**
+ * A network factory for the boards: Wi-Fi on the ECMA-419 WiFi class (`embedded:network/interface/wifi`, handed
+ * in by main.ts), with the credentials from the config store ("wifi.ssid", "wifi.password") or, failing that,
+ * from mcconfig's ssid= and password= arguments.
+ */
+export function wifiNetwork(WiFi: unknown): (parts: HostParts) => NetworkLink {
+  return ({ clock, random, config: store, log }) => {
+    const mc = config as Record<string, unknown>;
+    const ssid = stored(store, WIFI_KEYS.ssid, log) ?? (typeof mc.ssid === "string" ? mc.ssid : undefined);
+    const password = stored(store, WIFI_KEYS.password, log) ?? (typeof mc.password === "string" ? mc.password : undefined);
+    const link = new WiFiLink({ WiFi: WiFi as WiFiConstructor, ssid, password, clock, random, log });
+    link.start();
+    return link;
+  };
+}
+
+/** One line saying what this host is, for the boot log. */
+export function describeHost(host: ModdableHost): string {
+  const o = host.outbox?.usage;
+  return `uiot-thing-firmware on ${host.name}: network ${host.network.up ? "up" : "down (connecting)"}; clock ${host.time.valid ? "set" : "not set (SNTP before the first TLS connection)"}; config in preference "cfg*" (values up to ${host.chip.maxConfigValue} bytes); outbox ${o ? `in preference "obx*" (${o.messages} kept, up to ${o.maxMessages} messages / ${o.maxBytes} bytes)` : "in RAM only (lost on reboot)"}`;
+}
