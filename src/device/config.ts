@@ -1,0 +1,281 @@
+/**
+ * The device's configuration as provisioned into its host's config store, with the rules every field must follow.
+ * `npm run provision` checks its input with these same functions before writing, and the firmware entry calls
+ * `loadDeviceConfig(host.config)` on boot: missing or invalid settings give one message that says what is wrong
+ * and what to run, never a secret.
+ *
+ * Rules (identity rules are src/uiot/identity.ts's):
+ * - broker URL: mqtt://, mqtts://, ws:// or wss:// as parseEndpoint takes it; stored with its port written out
+ *   (UIoT Core hosts, *.iot.ucloud.cn, get the platform's WebSocket ports 80 and 443 when none is written).
+ * - CA: one or more PEM certificates ("-----BEGIN CERTIFICATE-----"), nothing else (a private key is refused: a
+ *   CA file never needs one), only for mqtts:// and wss://. Stored re-encoded (64-column base64, no comments) and
+ *   cut into parts of at most CONFIG_VALUE_MAX_BYTES, CA_MAX_PARTS at most.
+ * - Wi-Fi SSID: 1 to 32 bytes of UTF-8 (IEEE 802.11), no control characters.
+ * - Wi-Fi password: empty (an open network), 8 to 63 printable ASCII characters (a WPA2 passphrase), or 64 hex
+ *   digits (a raw pre-shared key). Only with an SSID.
+ */
+import { formatEndpoint, isSecure, parseEndpoint, type Endpoint, type TlsOptions } from "../net/endpoint";
+import { NetError } from "../net/errors";
+import { derToPem, pemToDer } from "../net/pem";
+import { UIOT_PORTS } from "../net/uiot";
+import { UiotError } from "../uiot/errors";
+import { CONFIG_KEYS as IDENTITY_KEYS, loadIdentity, type Identity } from "../uiot/identity";
+import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, caPartKey } from "./config-keys";
+import type { KeyValueStore } from "./host";
+
+/** Which setting a ConfigError is about (the name people know it by). */
+export type ConfigField = "ProductSN" | "DeviceSN" | "DeviceSecret" | "ProductSecret" | "broker URL" | "CA" | "Wi-Fi SSID" | "Wi-Fi password";
+
+/** A setting that breaks its rule. The message names the rule and never contains a secret. */
+export class ConfigError extends Error {
+  readonly code = "INVALID_CONFIG";
+  readonly field: ConfigField;
+  constructor(field: ConfigField, message: string) {
+    super(message);
+    this.field = field;
+    this.name = "ConfigError";
+  }
+}
+
+export interface WifiConfig {
+  ssid: string;
+  /** "" for an open network. */
+  password: string;
+}
+
+export interface DeviceConfig {
+  /** Authmode 1 (DeviceSecret) or 2 (ProductSecret: dynamic registration to do first). */
+  identity: Identity;
+  /** The broker URL as stored (port written out). */
+  url: string;
+  endpoint: Endpoint;
+  /** `{ ca }` when CA certificates were provisioned; otherwise undefined (the UIoT profile uses the platform root). */
+  tls?: TlsOptions;
+  wifi?: WifiConfig;
+}
+
+export type LoadDeviceConfigResult = { ok: true; config: DeviceConfig } | { ok: false; message: string };
+
+export interface LoadDeviceConfigOptions {
+  /** A board needs Wi-Fi settings; the simulator does not (default false). */
+  requireWifi?: boolean;
+}
+
+/** What to run, for every boot message. */
+export const PROVISION_HINT =
+  "provision the device: `npm run provision -- --product-sn <ProductSN> --device-sn <DeviceSN> --url <broker URL>` " +
+  "for the simulator, or with `--target esp32 --out nvs.bin` and flash nvs.bin to an ESP32 (README, Provisioning)";
+
+// ---- rules ----
+
+function isUiotHost(host: string): boolean {
+  return host === "iot.ucloud.cn" || host.endsWith(".iot.ucloud.cn");
+}
+
+/** The broker URL parsed, and written back with its port. Throws ConfigError "broker URL". */
+export function checkBrokerUrl(url: unknown): { url: string; endpoint: Endpoint } {
+  if (typeof url !== "string" || url.trim() === "")
+    throw new ConfigError("broker URL", "the broker URL is missing: give it as mqtts://host:8883 (or mqtt://, ws://, wss://)");
+  let endpoint: Endpoint;
+  try {
+    endpoint = parseEndpoint(url);
+    if (isUiotHost(endpoint.host)) endpoint = parseEndpoint(url, { ports: UIOT_PORTS });
+  } catch (e) {
+    throw new ConfigError("broker URL", e instanceof NetError ? e.message : "the broker URL cannot be parsed");
+  }
+  return { url: formatEndpoint(endpoint), endpoint };
+}
+
+/** Whether `der` is one whole DER SEQUENCE (a certificate is one). */
+function wholeSequence(der: Uint8Array): boolean {
+  if (der.length < 2 || der[0] !== 0x30) return false;
+  let len = der[1];
+  let at = 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || der.length < 2 + n) return false;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[at++];
+  }
+  return at + len === der.length;
+}
+
+/**
+ * The certificates of a CA bundle, each re-encoded as plain PEM. Throws ConfigError "CA" when the text holds a
+ * private key, anything but certificates, a damaged certificate, or no certificate at all.
+ */
+export function checkCaPem(text: unknown): string[] {
+  if (typeof text !== "string" || text.trim() === "") throw new ConfigError("CA", "the CA file is empty: it must hold one or more PEM certificates (-----BEGIN CERTIFICATE-----)");
+  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(text))
+    throw new ConfigError("CA", "the CA file contains a private key: a CA file holds only the certificates that sign the broker's certificate; never copy a private key onto the device this way");
+  const labels = [...text.matchAll(/-----BEGIN ([^-\r\n]*)-----/g)].map((m) => m[1]);
+  if (labels.length === 0) throw new ConfigError("CA", "the CA file holds no PEM certificate (no -----BEGIN CERTIFICATE----- line): a DER file must be converted to PEM first (openssl x509 -inform der)");
+  const other = labels.find((l) => l !== "CERTIFICATE");
+  if (other !== undefined) throw new ConfigError("CA", `the CA file holds a "${other}" block: only CERTIFICATE blocks belong in it`);
+  let ders: Uint8Array[];
+  try {
+    ders = pemToDer(text, "CERTIFICATE", "the CA file");
+  } catch (e) {
+    throw new ConfigError("CA", e instanceof NetError ? e.message : "the CA file is not valid PEM");
+  }
+  if (ders.length !== labels.length) throw new ConfigError("CA", "a certificate in the CA file has no END line: is the file cut short?");
+  return ders.map((der, i) => {
+    if (!wholeSequence(der)) throw new ConfigError("CA", `certificate ${i + 1} of the CA file is damaged (its DER encoding is not one whole SEQUENCE): is it cut short?`);
+    return derToPem(der, "CERTIFICATE");
+  });
+}
+
+/** The CA certificates as the values of caPartKey(0), caPartKey(1), ...; throws ConfigError "CA" when too large. */
+export function caParts(pems: readonly string[]): string[] {
+  const text = pems.join("");
+  const parts: string[] = [];
+  for (let at = 0; at < text.length; at += CONFIG_VALUE_MAX_BYTES) parts.push(text.slice(at, at + CONFIG_VALUE_MAX_BYTES)); // PEM is ASCII
+  if (parts.length > CA_MAX_PARTS)
+    throw new ConfigError("CA", `the CA certificates take ${text.length} bytes as PEM; the device keeps at most ${CA_MAX_PARTS * CONFIG_VALUE_MAX_BYTES} (${CA_MAX_PARTS} values of ${CONFIG_VALUE_MAX_BYTES}): give only the root or intermediate the broker's certificate chains to`);
+  return parts;
+}
+
+function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+        continue;
+      }
+    }
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+  }
+  return n;
+}
+
+export function checkWifiSsid(ssid: unknown): string {
+  if (typeof ssid !== "string" || ssid.length === 0) throw new ConfigError("Wi-Fi SSID", "the Wi-Fi SSID is empty: give the network's name");
+  const bytes = utf8Bytes(ssid);
+  if (bytes > 32) throw new ConfigError("Wi-Fi SSID", `the Wi-Fi SSID ${JSON.stringify(ssid)} is ${bytes} bytes; an SSID is at most 32 bytes (IEEE 802.11)`);
+  for (let i = 0; i < ssid.length; i++) {
+    const c = ssid.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || (c >= 0xd800 && c <= 0xdfff && !(c <= 0xdbff && i + 1 < ssid.length && ssid.charCodeAt(i + 1) >= 0xdc00 && ssid.charCodeAt(i + 1) <= 0xdfff)))
+      throw new ConfigError("Wi-Fi SSID", `the Wi-Fi SSID has a control character or broken text at position ${i + 1} (a pasted newline?)`);
+    if (c >= 0xd800 && c <= 0xdbff) i++;
+  }
+  return ssid;
+}
+
+/** Checks a Wi-Fi password without ever quoting it. */
+export function checkWifiPassword(password: unknown): string {
+  if (typeof password !== "string") throw new ConfigError("Wi-Fi password", "the Wi-Fi password must be text");
+  if (password === "") return password; // an open network
+  for (let i = 0; i < password.length; i++) {
+    const c = password.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e)
+      throw new ConfigError("Wi-Fi password", `the Wi-Fi password has a control or non-ASCII character at position ${i + 1} of ${password.length} (a pasted newline?); WPA2 passphrases are printable ASCII`);
+  }
+  if (password.length === 64) {
+    if (!/^[0-9A-Fa-f]{64}$/.test(password))
+      throw new ConfigError("Wi-Fi password", "the Wi-Fi password has 64 characters, so it must be a raw key of 64 hex digits; a passphrase has 8 to 63 characters");
+    return password;
+  }
+  if (password.length < 8 || password.length > 63)
+    throw new ConfigError("Wi-Fi password", `the Wi-Fi password has ${password.length} characters; a WPA2 passphrase has 8 to 63 (or give 64 hex digits, or nothing for an open network)`);
+  return password;
+}
+
+// ---- boot ----
+
+/** " (uiot_psn)" etc. for an identity message that does not name its key already. */
+function identityKey(message: string): string {
+  if (message.indexOf("uiot_") >= 0) return "";
+  for (const [name, key] of [["ProductSN", IDENTITY_KEYS.productSN], ["DeviceSN", IDENTITY_KEYS.deviceSN], ["DeviceSecret", IDENTITY_KEYS.deviceSecret], ["ProductSecret", IDENTITY_KEYS.productSecret]] as const)
+    if (message.startsWith(name)) return ` (${key})`;
+  return "";
+}
+
+/** `text` on one line: control characters (a stored value may end in a pasted newline) written as \\n, \\u0007, ... */
+function oneLine(text: string): string {
+  let out = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x20 && c !== 0x7f) out += text[i];
+    else if (c === 10) out += "\\n";
+    else if (c === 13) out += "\\r";
+    else if (c === 9) out += "\\t";
+    else out += `\\u${(c + 0x10000).toString(16).slice(1)}`;
+  }
+  return out;
+}
+
+function problem(text: string): LoadDeviceConfigResult {
+  return { ok: false, message: `the device is not provisioned: ${oneLine(text)}; ${PROVISION_HINT}` };
+}
+
+/**
+ * Reads and checks the configuration in `store`. Never throws: a missing or invalid setting, or a store that
+ * cannot be read, is `{ ok: false, message }` with one message to show at boot (never containing a secret).
+ */
+export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfigOptions = {}): LoadDeviceConfigResult {
+  const get = (key: string): string | undefined => {
+    const v = store.get(key);
+    return v === "" ? undefined : v;
+  };
+  try {
+    let identity: Identity;
+    try {
+      identity = loadIdentity(store);
+    } catch (e) {
+      if (!(e instanceof UiotError)) throw e;
+      return problem(`${e.message}${identityKey(e.message)}`);
+    }
+
+    let url: string, endpoint: Endpoint;
+    try {
+      ({ url, endpoint } = checkBrokerUrl(get(CONFIG_KEYS.brokerUrl)));
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      return problem(`${e.message} (${CONFIG_KEYS.brokerUrl})`);
+    }
+
+    let tls: TlsOptions | undefined;
+    const parts: string[] = [];
+    for (let i = 0; i < CA_MAX_PARTS; i++) {
+      const part = get(caPartKey(i));
+      if (part === undefined) break;
+      parts.push(part);
+    }
+    if (parts.length > 0) {
+      if (!isSecure(endpoint.scheme))
+        return problem(`a CA is stored (${CONFIG_KEYS.caCert}) but the broker URL ${url} does not use TLS: use mqtts:// or wss://, or provision without a CA`);
+      try {
+        tls = { ca: checkCaPem(parts.join("")) };
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        return problem(`${e.message} (${CONFIG_KEYS.caCert})`);
+      }
+    }
+
+    let wifi: WifiConfig | undefined;
+    const ssid = get(CONFIG_KEYS.wifiSsid);
+    const password = store.get(CONFIG_KEYS.wifiPassword);
+    if (ssid === undefined) {
+      if (password !== undefined && password !== "") return problem(`a Wi-Fi password is stored (${CONFIG_KEYS.wifiPassword}) without a Wi-Fi SSID (${CONFIG_KEYS.wifiSsid})`);
+      if (options.requireWifi) return problem(`no Wi-Fi network is configured (${CONFIG_KEYS.wifiSsid}): give --wifi-ssid and the password`);
+    } else {
+      try {
+        wifi = { ssid: checkWifiSsid(ssid), password: checkWifiPassword(password ?? "") };
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        return problem(`${e.message} (${e.field === "Wi-Fi SSID" ? CONFIG_KEYS.wifiSsid : CONFIG_KEYS.wifiPassword})`);
+      }
+    }
+    const config: DeviceConfig = { identity, url, endpoint };
+    if (tls) config.tls = tls;
+    if (wifi) config.wifi = wifi;
+    return { ok: true, config };
+  } catch (e) {
+    // The store itself failed (unreadable, corrupt). Store errors never quote values.
+    return problem(`its config store cannot be read (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
