@@ -145,6 +145,8 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
 
     // ---- secrets ----
     const dynamic = v.dynamic === true || v["product-secret"] !== undefined;
+    if (v["device-secret"] !== undefined && v["product-secret"] !== undefined)
+      throw new ProvisionError("give either --device-secret (authmode 1) or --product-secret (authmode 2), not both");
     if (v.dynamic && v["device-secret"] !== undefined) throw new ProvisionError("--dynamic means a ProductSecret (authmode 2); it cannot go with --device-secret", "--dynamic");
     const secretName = dynamic ? "ProductSecret" : "DeviceSecret";
     const flagged = (["device-secret", "product-secret", "wifi-password"] as const).filter((n) => v[n] !== undefined && v[n] !== "");

@@ -26,8 +26,8 @@ export interface PromptOutput {
 export function readHidden(prompt: string, input: SecretInput, output: PromptOutput): Promise<string> {
   if (!input.isTTY || typeof input.setRawMode !== "function")
     return Promise.reject(new ProvisionError("cannot prompt for a secret: standard input is not a terminal; pipe it with --secret-stdin"));
+  input.setRawMode(true); // before the prompt: nothing typed after it can be echoed
   output.write(prompt);
-  input.setRawMode(true);
   input.resume();
   return new Promise((resolve, reject) => {
     let value = "";
