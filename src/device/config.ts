@@ -68,7 +68,8 @@ export const PROVISION_HINT =
 
 // ---- rules ----
 
-function isUiotHost(host: string): boolean {
+/** Whether `host` is one of UIoT Core's (*.iot.ucloud.cn), whose CA is the bundled platform root. */
+export function isUiotHost(host: string): boolean {
   return host === "iot.ucloud.cn" || host.endsWith(".iot.ucloud.cn");
 }
 

@@ -12,8 +12,8 @@ import { ESP32 } from "../../hosts/moddable/chips";
 import { PreferenceStore, type Preferences } from "../../hosts/moddable/preference-store";
 import { FileConfigStore } from "../../hosts/node/config-store";
 import { runCli } from "../../hosts/node/provision/cli";
-import { MODDABLE_ESP32_NVS } from "../../hosts/node/provision/nvs";
-import { flashCommand } from "../../hosts/node/provision/provision";
+import { buildNvsImage, MODDABLE_ESP32_NVS } from "../../hosts/node/provision/nvs";
+import { esp32PreferenceItems, flashCommand } from "../../hosts/node/provision/provision";
 import { lines, readHidden } from "../../hosts/node/provision/secret-input";
 import { loadDeviceConfig } from "../../src/device/config";
 import { CONFIG_KEYS, PREFERENCE_DOMAIN } from "../../src/device/config-keys";
@@ -291,19 +291,28 @@ describe("--target esp32", () => {
     expect(r.stderr).toMatch(/warning: flashing it replaces the device's whole NVS partition/);
   });
 
-  it("a CA over one value is cut into parts, and PreferenceStore's own chunks land in cfga1", async () => {
+  it("one CA only (the device's TLS socket trusts exactly one); a warning when a non-UIoT TLS broker gets none", async () => {
     const cwd = newDir();
-    const pem = UIOT_ROOT_CA_PEM + (await getTestCerts()).ca.cert + UIOT_ROOT_CA_PEM + UIOT_ROOT_CA_PEM; // over 4000 bytes
-    fs.writeFileSync(path.join(cwd, "chain.pem"), pem);
-    const r = await run([...base, "--target", "esp32", "--out", "nvs.bin", "--ca", "chain.pem", "--product-secret", PSECRET], { cwd });
-    expect(r.code).toBe(0);
-    const image = new Uint8Array(fs.readFileSync(path.join(cwd, "nvs.bin")));
-    const read = readNvsImage(image);
-    expect([...read.namespaces.keys()]).toEqual(["cfga0", "cfga1"]);
-    expect([...read.values.get("cfga0")!.keys()].sort()).toEqual(["uiot_ca", "uiot_ca1", "uiot_dsn", "uiot_psecret", "uiot_psn", "uiot_url"]);
-    const loaded = loadDeviceConfig(boardStore(image));
-    expect(loaded.ok && loaded.config.identity.authmode).toBe(2);
-    expect(loaded.ok && loaded.config.tls?.ca).toHaveLength(4);
+    fs.writeFileSync(path.join(cwd, "chain.pem"), UIOT_ROOT_CA_PEM + (await getTestCerts()).ca.cert);
+    const two = await run([...base, "--target", "esp32", "--out", "nvs.bin", "--ca", "chain.pem", "--device-secret", SECRET], { cwd });
+    expect(two.code).toBe(2);
+    expect(two.stderr).toMatch(/error: --ca: chain.pem holds 2 certificates; the ESP32's TLS socket trusts exactly one CA/);
+    const other = await run(["--product-sn", PSN, "--device-sn", DSN, "--url", "mqtts://broker.example.com", "--target", "esp32", "--out", "nvs.bin", "--device-secret", SECRET], { cwd });
+    expect(other.code).toBe(0);
+    expect(other.stderr).toMatch(/warning: the ESP32 has no built-in CA store: without --ca .* refuse to connect to mqtts:\/\/broker.example.com:8883/);
+    const uiot = await run([...base, "--target", "esp32", "--out", "nvs.bin", "--device-secret", SECRET], { cwd });
+    expect(uiot.stderr).not.toMatch(/no built-in CA store/);
+  });
+
+  it("values over one preference entry: PreferenceStore's second chunk lands in namespace cfga1, and reads back", () => {
+    const long = "-".repeat(4000); // a 4000-byte value: 6 bytes of record header push it past one 4000-byte entry
+    const items = esp32PreferenceItems([[CONFIG_KEYS.productSN, PSN], ["uiot_big", long]]);
+    expect(items.map((i) => `${i.namespace}/${i.key}`)).toEqual(["cfga0/uiot_big", "cfga0/uiot_psn", "cfga1/uiot_big"]);
+    const image = buildNvsImage(items).image;
+    expect([...readNvsImage(image).namespaces.keys()]).toEqual(["cfga0", "cfga1"]);
+    const store = boardStore(image);
+    expect(store.get("uiot_big")).toBe(long);
+    expect(store.get(CONFIG_KEYS.productSN)).toBe(PSN);
   });
 
   it("--size, --offset and --port shape the image and the printed command", async () => {

@@ -5,6 +5,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import { isUiotHost } from "../../../src/device/config";
+import { isSecure } from "../../../src/net/endpoint";
 import { scrub } from "../../../src/uiot/identity";
 import { MODDABLE_ESP32_NVS, NVS_PAGE_SIZE } from "./nvs";
 import {
@@ -209,6 +211,13 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
       if (e instanceof ProvisionError && (e.option === "--device-secret" || e.option === "--product-secret") && !uiotSource.startsWith("--"))
         throw new ProvisionError(e.message, uiotSource);
       throw e;
+    }
+
+    if (target === "esp32") {
+      if (plan.caCerts.length > 1)
+        throw new ProvisionError(`${v.ca} holds ${plan.caCerts.length} certificates; the ESP32's TLS socket trusts exactly one CA: give only the one that signed the broker's certificate (for UIoT Core, the platform root)`, "--ca");
+      if (isSecure(plan.endpoint.scheme) && plan.caCerts.length === 0 && !isUiotHost(plan.endpoint.host))
+        warn(`the ESP32 has no built-in CA store: without --ca it can verify only UIoT Core brokers (with the platform root), so it will refuse to connect to ${plan.url}; give --ca with the CA that signed its certificate`);
     }
 
     // ---- write ----
