@@ -24,8 +24,9 @@ import { Skip, sinkValue } from "./harness";
 import type { Benchmark, Context, Line } from "./harness";
 import * as codec from "./codec";
 import * as size from "./size";
+import * as client from "./client";
 
-const MODULES: { benchmarks: Benchmark[] }[] = [codec, size];
+const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, client];
 
 interface Result extends Line {
   ratio?: number;
