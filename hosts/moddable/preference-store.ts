@@ -40,10 +40,14 @@ export type StoreErrorCode = "INVALID_KEY" | "INVALID_VALUE" | "VALUE_TOO_LARGE"
 export class StoreError extends Error {
   readonly code: StoreErrorCode;
   override cause?: unknown;
+  /**
+   * A class field, so it is defined on the instance: an assignment (`this.name = ...`) throws "set name: not
+   * writable" on XS, whose linker freezes Error.prototype after preload.
+   */
+  override name = "StoreError";
   constructor(code: StoreErrorCode, message: string, cause?: unknown) {
     super(message);
     this.code = code;
-    this.name = "StoreError";
     if (cause !== undefined) this.cause = cause;
   }
 }

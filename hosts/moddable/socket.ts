@@ -155,6 +155,9 @@ export class ModdableTransport implements Transport {
   private sync = 0;
   /** The owner called close(): no callback follows, not even a deferred one. */
   private closed = false;
+  /** Inside a socket callback: a write is sent on a later turn (see write()). */
+  private inside = 0;
+  private pumpLater = false;
 
   constructor(d: DialOptions, h: TransportHandlers) {
     this.d = d;
@@ -199,6 +202,19 @@ export class ModdableTransport implements Transport {
     if (data.length === 0) return true;
     this.pending = data;
     this.offset = 0;
+    if (this.inside > 0) {
+      // Called from the owner's handler inside a socket callback (a CONNACK arrived, the owner answers at once):
+      // under TLS the stack is then the socket's, the TLS engine's, the owner's and the TLS engine's again, which
+      // overflows the XS stack (384 slots by default). Sending on the next turn unwinds it first.
+      if (!this.pumpLater) {
+        this.pumpLater = true;
+        this.d.defer(() => {
+          this.pumpLater = false;
+          if (this.phase === OPEN && !this.closed) this.pump();
+        });
+      }
+      return true;
+    }
     this.sync++;
     try {
       this.pump();
@@ -220,6 +236,7 @@ export class ModdableTransport implements Transport {
     if (host.indexOf(":") >= 0)
       return this.fail(netError("UNREACHABLE", `${formatEndpoint(this.d.endpoint)}: this device's TCP socket (embedded:io/socket/tcp) takes IPv4 addresses only`));
     if (IPV4.test(host)) return this.connect(host);
+    if (host === "localhost") return this.connect("127.0.0.1"); // Net.resolve does not know it on every platform
     this.phase = RESOLVING;
     try {
       this.d.resolve(host, (address) => {
@@ -241,10 +258,13 @@ export class ModdableTransport implements Transport {
     this.phase = CONNECTING;
     this.address = address;
     const guard = <A extends unknown[]>(f: (...a: A) => void) => (...a: A): void => {
+      this.inside++;
       try {
         f(...a);
       } catch (e) {
         this.crash(e);
+      } finally {
+        this.inside--;
       }
     };
     try {

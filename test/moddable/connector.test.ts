@@ -264,6 +264,8 @@ describe("Moddable connector: TLS", () => {
     const { h } = handlers();
     moddableConnector(parseEndpoint("wss://10.0.0.1/mqtt"), { ca }, f.net)(h);
     f.sockets[0].open();
+    expect(f.sockets[0].written.length).toBe(0); // written from inside a socket callback: sent on the next turn
+    f.deferred.splice(0).forEach((g) => g());
     const upgrade = new TextDecoder().decode(f.sockets[0].written[0]);
     expect(upgrade).toMatch(/^GET \/mqtt HTTP\/1\.1\r\n/);
     expect(upgrade).toMatch(/Sec-WebSocket-Protocol: mqtt/);
