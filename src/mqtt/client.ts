@@ -187,56 +187,59 @@ export class Client implements SessionHost {
 
   private dial(): void {
     this.retryAt = -1;
-    const gen = ++this.gen;
-    let answered = false;
+    const link = new Link(this, ++this.gen);
     this.session.dialing(this.clock.now());
-    const handlers: TransportHandlers = {
-      onConnect: () => {
-        if (gen === this.gen) {
-          this.session.open(this.clock.now());
-          this.arm();
-        }
-      },
-      onReadable: () => {
-        const t = this.transport;
-        if (gen !== this.gen || !t) return;
-        for (let c = t.read(); c; c = gen === this.gen ? t.read() : undefined) {
-          if (!answered && c.length > 0) {
-            // A broker's first byte is CONNACK's (or AUTH's): anything else is not an MQTT broker (or a TLS port).
-            answered = true;
-            const wrong = checkBrokerAnswer(c);
-            if (wrong) return this.lost(new MqttError("CONNECTION_LOST", wrong.message, wrong));
-          }
-          this.session.receive(c, this.clock.now());
-        }
-        this.arm();
-      },
-      onWritable: () => {
-        if (gen === this.gen) {
-          this.session.flush(this.clock.now());
-          this.arm();
-        }
-      },
-      onError: (e: Error) => {
-        if (gen === this.gen)
-          // A NetError's message already says what happened and what to do; its code stays reachable as `cause`.
-          this.lost(e instanceof MqttError ? e : new MqttError("CONNECTION_LOST", e instanceof NetError ? e.message : `connection lost: ${e.message}`, e));
-      },
-    };
     let t: Transport;
     try {
-      t = this.connector(handlers);
+      t = this.connector(link);
     } catch (e) {
       // A connector must not throw; if one does, treat it as a failed dial rather than a dead client.
       this.lost(new MqttError("CONNECTION_LOST", `could not open a connection: ${String(e)}`, e));
       return;
     }
-    if (gen !== this.gen) {
+    if (link.gen !== this.gen) {
       t.close(); // it failed synchronously and was already handled
       return;
     }
     this.transport = t;
     this.arm();
+  }
+
+  /** @internal Transport events of the current dial (older dials' links are ignored). */
+  linkConnect(link: Link): void {
+    if (link.gen !== this.gen) return;
+    this.session.open(this.clock.now());
+    this.arm();
+  }
+
+  /** @internal */
+  linkReadable(link: Link): void {
+    const t = this.transport;
+    if (link.gen !== this.gen || !t) return;
+    for (let c = t.read(); c; c = link.gen === this.gen ? t.read() : undefined) {
+      if (!link.answered && c.length > 0) {
+        // A broker's first byte is CONNACK's (or AUTH's): anything else is not an MQTT broker (or a TLS port).
+        link.answered = true;
+        const wrong = checkBrokerAnswer(c);
+        if (wrong) return this.lost(new MqttError("CONNECTION_LOST", wrong.message, wrong));
+      }
+      this.session.receive(c, this.clock.now());
+    }
+    this.arm();
+  }
+
+  /** @internal */
+  linkWritable(link: Link): void {
+    if (link.gen !== this.gen) return;
+    this.session.flush(this.clock.now());
+    this.arm();
+  }
+
+  /** @internal */
+  linkError(link: Link, e: Error): void {
+    if (link.gen !== this.gen) return;
+    // A NetError's message already says what happened and what to do; its code stays reachable as `cause`.
+    this.lost(e instanceof MqttError ? e : new MqttError("CONNECTION_LOST", e instanceof NetError ? e.message : `connection lost: ${e.message}`, e));
   }
 
   private lost(error: MqttError): void {
@@ -300,5 +303,23 @@ export class Client implements SessionHost {
     } catch (e) {
       this.error(new MqttError("CALLBACK_ERROR", `the application's ${name} handler threw: ${String(e)}`, e));
     }
+  }
+}
+
+/** The handlers one dial hands its transport: a small object with prototype methods, not a bag of closures. */
+class Link implements TransportHandlers {
+  answered = false;
+  constructor(readonly client: Client, readonly gen: number) {}
+  onConnect(): void {
+    this.client.linkConnect(this);
+  }
+  onReadable(): void {
+    this.client.linkReadable(this);
+  }
+  onWritable(): void {
+    this.client.linkWritable(this);
+  }
+  onError(e: Error): void {
+    this.client.linkError(this, e);
   }
 }

@@ -35,6 +35,7 @@ export interface DecoderOptions {
 }
 
 const HEADER = 0, LENGTH = 1, BODY = 2, SKIP = 3;
+const NONE = new Uint8Array(0);
 
 export class Decoder {
   onPacket: (packet: Packet) => void;
@@ -86,6 +87,8 @@ export class Decoder {
     } catch (e) {
       this.failed = e;
       throw e;
+    } finally {
+      this.r.b = NONE; // do not keep the chunk (and its whole buffer) alive between pushes
     }
   }
 

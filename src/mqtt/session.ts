@@ -150,7 +150,7 @@ export class Session {
   private maxBytes: number;
   private store: OutboxStore | undefined;
   private nextKey = 1;
-  private sendTimes: number[] = []; // ring of the last `publishRate` send times
+  private sendTimes: number[] | null = null; // ring of the last `publishRate` send times, made on first use
   private sendRing = 0;
   private rateWait = 0;
 
@@ -159,9 +159,10 @@ export class Session {
   private requests: Request[] = []; // subscribe/unsubscribe not yet acknowledged, in order
   private subs = new Map<string, QoS>(); // acknowledged subscriptions, restored after a clean reconnect
 
-  // Inbound QoS 1: ids being handled (async handler) and ids recently acknowledged.
-  private handling = new Set<number>();
-  private recent = new Uint16Array(RECENT); // ring; 0 = empty (never a packet id)
+  // Inbound QoS 1: ids being handled (async handler) and ids recently acknowledged; made on first use, so an
+  // idle client holds neither.
+  private handling: Set<number> | null = null;
+  private recent: Uint16Array | null = null; // ring; 0 = empty (never a packet id)
   private recentAt = 0;
 
   constructor(options: SessionOptions, host: SessionHost) {
@@ -323,7 +324,8 @@ export class Session {
       const e = q[0];
       if (e.qos && this.inflight.length >= Math.min(this.window, this.peerWindow)) return;
       if (rate) {
-        const oldest = this.sendTimes.length < rate ? -Infinity : this.sendTimes[this.sendRing];
+        const times = this.sendTimes ?? (this.sendTimes = []);
+        const oldest = times.length < rate ? -Infinity : times[this.sendRing];
         if (now - oldest < 1000) {
           this.rateWait = oldest + 1000;
           return;
@@ -343,9 +345,10 @@ export class Session {
       if (!this.write(e.packet, now)) return;
       q.shift();
       if (rate) {
-        if (this.sendTimes.length < rate) this.sendTimes.push(now);
+        const times = this.sendTimes as number[];
+        if (times.length < rate) times.push(now);
         else {
-          this.sendTimes[this.sendRing] = now;
+          times[this.sendRing] = now;
           this.sendRing = (this.sendRing + 1) % rate;
         }
       }
@@ -594,13 +597,15 @@ export class Session {
           return;
         }
         const id = p.id as number;
-        if (this.handling.has(id)) return; // still with the application: its PUBACK follows when it is done
-        if (p.dup && this.recent.indexOf(id) >= 0) return this.ack(id, now); // redelivery of one already handled
+        const handling = this.handling;
+        if (handling && handling.has(id)) return; // still with the application: its PUBACK follows when it is done
+        if (p.dup && this.recent && this.recent.indexOf(id) >= 0) return this.ack(id, now); // redelivery of one already handled
         const r = this.deliver(msg);
         if (r && typeof (r as PromiseLike<unknown>).then === "function") {
-          this.handling.add(id);
+          const busy = this.handling ?? (this.handling = new Set());
+          busy.add(id);
           const settle = () => {
-            this.handling.delete(id);
+            busy.delete(id);
             this.ack(id, this.now);
           };
           (r as PromiseLike<unknown>).then(settle, (e: unknown) => {
@@ -663,7 +668,7 @@ export class Session {
       if (props.maximumPacketSize) this.peerMaxPacket = props.maximumPacketSize;
     }
     if (!p.sessionPresent) {
-      this.recent.fill(0);
+      if (this.recent) this.recent.fill(0);
       // The broker forgot everything: acknowledged subscriptions are restored first, pending requests re-sent.
       const restore: { topic: string; qos: QoS }[] = [];
       this.subs.forEach((qos, topic) => restore.push({ topic, qos }));
@@ -686,8 +691,9 @@ export class Session {
   }
 
   private ack(id: number, now: number): void {
-    if (this.recent.indexOf(id) < 0) {
-      this.recent[this.recentAt] = id;
+    const recent = this.recent ?? (this.recent = new Uint16Array(RECENT));
+    if (recent.indexOf(id) < 0) {
+      recent[this.recentAt] = id;
       this.recentAt = (this.recentAt + 1) % RECENT;
     }
     this.control(encode({ type: 4, id }), now);
