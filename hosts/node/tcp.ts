@@ -27,50 +27,115 @@ function plain(end: SocketEnd): Error {
   return end.kind === "error" ? end.error : new Error(end.kind === "end" ? "the broker closed the connection" : "the connection closed");
 }
 
+const OWNER = Symbol("socketTransport");
+type Owned = net.Socket & { [OWNER]: SocketTransport };
+
+/**
+ * A transport over a Node socket. One object per connection, and the socket's listeners are shared module
+ * functions that find it through a symbol, so an idle connection holds no closures. Writes made in the same
+ * turn of the event loop are corked into one system call.
+ */
+class SocketTransport implements Transport {
+  dead = false;
+  corked = false;
+  readonly state = { opened: false, received: false };
+  private pending: Uint8Array | undefined;
+  private more: Uint8Array[] | undefined;
+
+  constructor(readonly socket: net.Socket, readonly h: TransportHandlers, readonly describe: SocketTransportOptions["describe"] & {}) {}
+
+  read(): Uint8Array | undefined {
+    const c = this.pending;
+    this.pending = this.more && this.more.length ? this.more.shift() : undefined;
+    return c;
+  }
+
+  push(c: Uint8Array): void {
+    if (!this.pending) this.pending = c;
+    else (this.more ??= []).push(c);
+  }
+
+  write(data: Uint8Array): boolean {
+    const socket = this.socket;
+    if (this.dead || socket.writableLength > HIGH_WATER) return false;
+    if (!this.corked && !socket.connecting) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(uncork, this);
+    }
+    socket.write(data);
+    return true;
+  }
+
+  close(): void {
+    if (this.dead) return;
+    this.dead = true;
+    // While still dialling, abort; once open, flush what was written (e.g. DISCONNECT), then close.
+    if (this.socket.connecting) this.socket.destroy();
+    else {
+      if (this.corked) uncork(this);
+      this.socket.destroySoon();
+    }
+  }
+
+  fail(end: SocketEnd): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.socket.destroy();
+    this.h.onError(this.describe(end, this.state));
+  }
+}
+
+function uncork(t: SocketTransport): void {
+  if (!t.corked) return;
+  t.corked = false;
+  t.socket.uncork();
+}
+
+function onOpen(this: Owned): void {
+  const t = this[OWNER];
+  t.state.opened = true;
+  if (!t.dead) t.h.onConnect();
+}
+
+function onData(this: Owned, d: Buffer): void {
+  const t = this[OWNER];
+  if (t.dead) return;
+  t.state.received = true;
+  t.push(new Uint8Array(d.buffer, d.byteOffset, d.length));
+  t.h.onReadable(d.length);
+}
+
+function onDrain(this: Owned): void {
+  const t = this[OWNER];
+  if (!t.dead) t.h.onWritable(HIGH_WATER);
+}
+
+function onSocketError(this: Owned, error: Error): void {
+  this[OWNER].fail({ kind: "error", error });
+}
+
+function onEnd(this: Owned): void {
+  this[OWNER].fail({ kind: "end" });
+}
+
+function onClose(this: Owned): void {
+  this[OWNER].fail({ kind: "close" });
+}
+
 /** A transport over an already-created Node socket (plain TCP or TLS). */
 export function socketTransport(socket: net.Socket, h: TransportHandlers, options: string | SocketTransportOptions = "connect"): Transport {
   const o = typeof options === "string" ? { connectEvent: options } : options;
-  const describe = o.describe ?? plain;
-  const chunks: Uint8Array[] = [];
-  let dead = false;
-  const state = { opened: false, received: false };
-  const fail = (end: SocketEnd) => {
-    if (dead) return;
-    dead = true;
-    socket.destroy();
-    h.onError(describe(end, state));
-  };
+  const t = new SocketTransport(socket, h, o.describe ?? plain);
+  (socket as Owned)[OWNER] = t;
   socket.setNoDelay(true);
-  socket.on(o.connectEvent ?? "connect", () => {
-    state.opened = true;
-    if (!dead) h.onConnect();
-  });
-  socket.on("data", (d: Buffer) => {
-    if (dead) return;
-    state.received = true;
-    chunks.push(new Uint8Array(d.buffer, d.byteOffset, d.length));
-    h.onReadable(d.length);
-  });
-  socket.on("drain", () => !dead && h.onWritable(HIGH_WATER));
-  socket.on("error", (error) => fail({ kind: "error", error }));
-  socket.on("end", () => fail({ kind: "end" }));
-  socket.on("close", () => fail({ kind: "close" }));
-  return {
-    read: () => chunks.shift(),
-    write(data) {
-      if (dead) return false;
-      if (socket.writableLength > HIGH_WATER) return false;
-      socket.write(data);
-      return true;
-    },
-    close() {
-      if (dead) return;
-      dead = true;
-      // While still dialling, abort; once open, flush what was written (e.g. DISCONNECT), then close.
-      if (socket.connecting) socket.destroy();
-      else socket.destroySoon();
-    },
-  };
+  socket.on(o.connectEvent ?? "connect", onOpen);
+  socket.on("data", onData);
+  socket.on("drain", onDrain);
+  socket.on("error", onSocketError);
+  socket.on("end", onEnd);
+  socket.on("close", onClose);
+  return t;
 }
 
 export function tcpConnector(options: TcpOptions): Connector {
