@@ -28,12 +28,13 @@ export type ConfigField = "ProductSN" | "DeviceSN" | "DeviceSecret" | "ProductSe
 
 /** A setting that breaks its rule. The message names the rule and never contains a secret. */
 export class ConfigError extends Error {
+  // A field, defined on the instance: on XS Error.prototype is frozen, so assigning `this.name` would throw.
+  override name = "ConfigError";
   readonly code = "INVALID_CONFIG";
   readonly field: ConfigField;
   constructor(field: ConfigField, message: string) {
     super(message);
     this.field = field;
-    this.name = "ConfigError";
   }
 }
 

@@ -34,6 +34,8 @@ export type MqttErrorCode =
   | "CLOSED";              // the client was closed before the operation completed
 
 export class MqttError extends Error {
+  // A field, defined on the instance: on XS Error.prototype is frozen, so assigning `this.name` would throw.
+  override name = "MqttError";
   readonly code: MqttErrorCode;
   /** CONNECT_REFUSED: the CONNACK return code (3.1/3.1.1) or reason code (5.0). */
   returnCode?: number;
@@ -42,7 +44,6 @@ export class MqttError extends Error {
   constructor(code: MqttErrorCode, message: string, cause?: unknown) {
     super(message);
     this.code = code;
-    this.name = "MqttError";
     if (cause !== undefined) this.cause = cause;
   }
 }

@@ -55,13 +55,14 @@ const HINTS: { [code in NetErrorCode]: string } = {
 };
 
 export class NetError extends Error {
+  // A field, defined on the instance: on XS Error.prototype is frozen, so assigning `this.name` would throw.
+  override name = "NetError";
   readonly code: NetErrorCode;
   /** What was reported underneath (a host's socket error), when there was something. */
   override cause?: unknown;
   constructor(code: NetErrorCode, message: string, cause?: unknown) {
     super(message);
     this.code = code;
-    this.name = "NetError";
     if (cause !== undefined) this.cause = cause;
   }
 }

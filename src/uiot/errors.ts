@@ -22,6 +22,8 @@ export type UiotErrorCode =
   | "CLOSED";              // the thing layer was stopped before the request completed
 
 export class UiotError extends Error {
+  // A field, defined on the instance: on XS Error.prototype is frozen, so assigning `this.name` would throw.
+  override name = "UiotError";
   readonly code: UiotErrorCode;
   /** REFUSED, VERSION_CONFLICT, REGISTRATION_FAILED: the platform's RetCode, when it sent one. */
   declare retCode?: number;
@@ -34,7 +36,6 @@ export class UiotError extends Error {
   constructor(code: UiotErrorCode, message: string, cause?: unknown) {
     super(message);
     this.code = code;
-    this.name = "UiotError";
     if (cause !== undefined) this.cause = cause;
   }
 }
