@@ -24,9 +24,10 @@ import { Skip, sinkValue } from "./harness";
 import type { Benchmark, Context, Line } from "./harness";
 import * as codec from "./codec";
 import * as size from "./size";
+import * as xsSize from "./xs-size";
 import * as client from "./client";
 
-const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, client];
+const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, xsSize, client];
 
 interface Result extends Line {
   ratio?: number;
