@@ -1,10 +1,6 @@
 /**
- * Stand-in for the firmware entry. Each target's main.ts builds its host and calls `start(host)` once; when the
- * real entry exists (src/device), main.ts imports `start` from there instead of from here, and nothing else
- * changes.
+ * The firmware entry for the Moddable targets: each target's main.ts builds its host and calls `start(host)` once.
+ * It is src/device/main.ts's: load the provisioned configuration, register dynamically if needed, connect, and run
+ * the thermostat application (src/device/thermostat.ts).
  */
-import type { Host } from "../../src/device/host";
-
-export function start(host: Host): void {
-  host.log("info", "no firmware entry yet (src/device): the host is ready and waits; nothing connects to a broker");
-}
+export { start } from "../../src/device/main";

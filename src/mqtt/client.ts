@@ -73,6 +73,7 @@ export class Client implements SessionHost {
   private connectedAt = -1;
   private started = false;
   private closed = false;
+  private offline = false;
 
   constructor(options: ClientOptions) {
     this.connector = options.connect;
@@ -108,7 +109,32 @@ export class Client implements SessionHost {
     if (this.closed) throw new MqttError("CLOSED", "the client was closed: make a new one");
     if (this.started) return;
     this.started = true;
-    this.dial();
+    if (!this.offline) return this.dial();
+    this.retryAt = this.clock.now();
+    this.arm();
+  }
+
+  /**
+   * Dials now instead of waiting out the backoff, e.g. when the host's network link has just come back. Does
+   * nothing unless the client is waiting to retry (not while connecting, connected, idle or closed). The backoff
+   * itself is not reset, so a link that flaps cannot cause a dial storm.
+   */
+  retryNow(): void {
+    if (this.closed || !this.started || this.transport || this.retryAt < 0 || this.offline) return;
+    this.retryAt = this.clock.now();
+    this.arm();
+  }
+
+  /**
+   * The host's network link is down (true) or back (false). While offline the client does not dial: a retry
+   * that falls due waits; a live connection is left to fail on its own (the host drops it with the link). Back
+   * online, a waiting client dials at once.
+   */
+  setOffline(offline: boolean): void {
+    if (this.offline === offline) return;
+    this.offline = offline;
+    if (offline) this.arm();
+    else this.retryNow();
   }
 
   /**
@@ -274,7 +300,7 @@ export class Client implements SessionHost {
     this.timerAt = -1;
     if (this.closed) return;
     const now = this.clock.now();
-    if (this.retryAt >= 0 && now >= this.retryAt) this.dial();
+    if (this.retryAt >= 0 && !this.offline && now >= this.retryAt) this.dial();
     else this.session.tick(now);
     this.arm();
   };
@@ -283,7 +309,7 @@ export class Client implements SessionHost {
   private arm(): void {
     if (this.closed) return;
     let d = this.transport ? this.session.deadline() : -1;
-    if (this.retryAt >= 0 && (d < 0 || this.retryAt < d)) d = this.retryAt;
+    if (this.retryAt >= 0 && !this.offline && (d < 0 || this.retryAt < d)) d = this.retryAt;
     if (d === this.timerAt) return;
     this.disarm();
     if (d < 0) return;

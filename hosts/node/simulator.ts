@@ -1,0 +1,566 @@
+// `npm start`: the firmware's real entry point (src/device/main.ts `start`) on the Node host, against an emulated
+// UIoT Core on loopback (default) or a real broker (--broker / --device), with a live view of the device and keys
+// that act as the platform's console. See README, "The simulator".
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { checkBrokerUrl } from "../../src/device/config";
+import { CONFIG_KEYS } from "../../src/device/config-keys";
+import type { KeyValueStore, LogLevel } from "../../src/device/host";
+import { start, type Device } from "../../src/device/main";
+import { CORRECTION_RANGE, TARGET_RANGE, thermostat, type Thermostat } from "../../src/device/thermostat";
+import { nodeAlloc } from "./alloc";
+import { startCloud, type Cloud } from "./cloud";
+import { createNodeHost, type NodeHost } from "./host";
+import { planProvisioning, provisionSimulator, SIMULATOR_DIR } from "./provision/provision";
+
+export const USAGE = `Usage: npm start -- [options]
+
+Runs the device firmware (src/device/main.ts with the thermostat application) on this computer.
+
+Without --broker: an emulated UIoT Core starts on a free loopback port, a demo device is provisioned into
+${path.join(SIMULATOR_DIR, "demo")}/ (a throwaway store; your own provisioned device is not touched) and the firmware
+connects to it. Keys (or typed commands) act as the platform's console.
+
+Options:
+  --broker URL       run against a real broker (mqtt://, mqtts://, ws://, wss://) with the credentials
+                     provisioned by \`npm run provision\` (TLS verification on, as on a board)
+  --device DIR|NAME  the device's store: a directory holding config.json, or a name for ${SIMULATOR_DIR}/NAME
+                     (default with --broker: ${SIMULATOR_DIR}, where \`npm run provision\` writes)
+  --dir DIR          where the demo device is kept (default ${path.join(SIMULATOR_DIR, "demo")}; wiped on each start)
+  --interval MS      milliseconds between property posts (default 5000)
+  --plain            one line per event, no screen redraw (the default when stdout is not a terminal)
+  -h, --help         this text
+
+Keys (on a terminal):
+  + / -   desired target temperature up / down 1 °C (device shadow)
+  s       set the target_temperature property (thing model), a random value in ${TARGET_RANGE[0]}..${TARGET_RANGE[1]}
+  c       send the set_temp_correction command, a random correction in -2..2 °C
+  l       Wi-Fi link down / up
+  r       restart the broker (emulated cloud)
+  :       type a command (below)
+  q, Ctrl-C  quit
+
+Commands (typed after ':' on a terminal, or one per line on stdin otherwise):
+  desired N     set the shadow's desired target_temperature to N
+  set N         set the target_temperature property to N
+  command N     send set_temp_correction { correction: N }
+  link down|up  drop the Wi-Fi link / bring it back
+  restart       restart the broker
+  status        print the state once
+  quit
+`;
+
+export const DEMO_PRODUCT_SN = "SIMDEMO000000001";
+export const DEMO_DEVICE_SN = "thermostat-01";
+
+export interface SimulatorOptions {
+  broker?: string;
+  device?: string;
+  dir?: string;
+  interval?: number;
+  plain?: boolean;
+}
+
+export interface SimulatorIo {
+  stdout: NodeJS.WriteStream | NodeJS.WritableStream;
+  stdin?: NodeJS.ReadStream | NodeJS.ReadableStream;
+  /** Redraw the screen (a terminal) rather than print lines. */
+  tty: boolean;
+  /** The width for the screen (default 100). */
+  columns?: () => number;
+}
+
+export interface Simulator {
+  readonly cloud: Cloud | undefined;
+  readonly host: NodeHost;
+  /** The device, once it runs (undefined when it could not start). */
+  readonly device: Promise<Device | undefined>;
+  /** A console command, as typed. Resolves with what it printed. */
+  command(line: string): Promise<void>;
+  /** Stops the device, the cloud and the display. Idempotent. */
+  stop(): Promise<void>;
+  /** Resolves when stopped. */
+  readonly stopped: Promise<void>;
+}
+
+/** Parses `npm start` arguments; throws Error with a message for the user. */
+export function parseSimulatorArgs(args: string[]): SimulatorOptions & { help: boolean } {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      broker: { type: "string" },
+      device: { type: "string" },
+      dir: { type: "string" },
+      interval: { type: "string" },
+      plain: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (positionals.length) throw new Error(`unexpected argument "${positionals[0]}" (see --help)`);
+  const o: SimulatorOptions & { help: boolean } = { help: values.help === true };
+  if (values.broker !== undefined) o.broker = values.broker;
+  if (values.device !== undefined) o.device = values.device;
+  if (values.dir !== undefined) o.dir = values.dir;
+  if (values.plain) o.plain = true;
+  if (values.interval !== undefined) {
+    const n = Number(values.interval);
+    if (!Number.isInteger(n) || n < 200 || n > 3600000) throw new Error("--interval takes milliseconds, 200 to 3600000");
+    o.interval = n;
+  }
+  if (o.device !== undefined && o.broker === undefined) throw new Error("--device needs --broker: without it the simulator runs its own demo device against the emulated cloud");
+  if (o.dir !== undefined && o.broker !== undefined) throw new Error("--dir is for the demo device; with --broker use --device");
+  return o;
+}
+
+/** The store directory --device names: a path (has a slash, or exists) or a name under .simulator/. */
+export function deviceDir(device: string | undefined): string {
+  if (device === undefined) return SIMULATOR_DIR;
+  if (device.includes("/") || device.includes(path.sep) || fs.existsSync(device)) return device;
+  return path.join(SIMULATOR_DIR, device);
+}
+
+/** The device's store with the broker URL from --broker in place of the stored one (nothing is written). */
+function withBroker(store: KeyValueStore, url: string): KeyValueStore {
+  return {
+    get: (key) => (key === CONFIG_KEYS.brokerUrl ? url : store.get(key)),
+    set: (key, value) => store.set(key, value),
+    delete: (key) => store.delete(key),
+  };
+}
+
+const SECRET_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+function demoSecret(): string {
+  return Array.from(randomBytes(16), (b) => SECRET_CHARS[b % SECRET_CHARS.length]).join("");
+}
+
+// ---- the view ----
+
+interface Traced {
+  at: number;
+  topic: string;
+  text: string;
+}
+
+interface LogLine {
+  at: number;
+  level: LogLevel | "console";
+  text: string;
+}
+
+const ESC = "\x1b[";
+const COLOR: Record<string, string> = { error: "31", warn: "33", console: "36", info: "0", debug: "2" };
+
+function clock(at: number): string {
+  const d = new Date(at);
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+function utf8(payload: Uint8Array | string): string {
+  return typeof payload === "string" ? payload : new TextDecoder().decode(payload);
+}
+
+function cut(text: string, width: number): string {
+  return text.length <= width ? text : text.slice(0, Math.max(0, width - 1)) + "…";
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value) ?? "";
+}
+
+/** Runs the simulator; see SimulatorOptions. */
+export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): Promise<Simulator> {
+  const out = io.stdout;
+  const tty = io.tty && !options.plain;
+  const logs: LogLine[] = [];
+  const recent = (level: LogLine["level"], text: string): void => {
+    const line = { at: Date.now(), level, text };
+    logs.push(line);
+    if (logs.length > 200) logs.shift();
+    if (!tty) out.write(`${clock(line.at)} ${level === "info" ? "" : `[${level}] `}${text}\n`);
+    else schedule();
+  };
+
+  // ---- the device's store and the cloud ----
+  let cloud: Cloud | undefined;
+  let dir: string;
+  let psn = DEMO_PRODUCT_SN, dsn = DEMO_DEVICE_SN;
+  let brokerUrl: string;
+  if (options.broker === undefined) {
+    dir = options.dir ?? path.join(SIMULATOR_DIR, "demo");
+    const productSecret = demoSecret();
+    cloud = await startCloud({
+      products: [{ productSN: psn, productSecret, dynamicRegistration: true }],
+      devices: [{ productSN: psn, deviceSN: dsn }],
+    });
+    brokerUrl = cloud.url;
+    // A fresh demo device on every start: it registers dynamically (ProductSecret only) and keeps the DeviceSecret
+    // it is given in its store, as a board would. Old queued messages belong to the previous cloud: dropped.
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.rmSync(path.join(dir, "outbox"), { recursive: true, force: true });
+    provisionSimulator(planProvisioning({ productSN: psn, deviceSN: dsn, productSecret, url: cloud.url }), path.join(dir, "config.json"), { replace: true });
+  } else {
+    dir = deviceDir(options.device);
+    brokerUrl = checkBrokerUrl(options.broker).url; // throws ConfigError with the rule
+    if (!fs.existsSync(path.join(dir, "config.json")))
+      throw new Error(`no provisioned device in ${dir} (no config.json): run \`npm run provision -- --product-sn ... --device-sn ... --url ${brokerUrl}${dir === SIMULATOR_DIR ? "" : ` --store ${path.join(dir, "config.json")}`}\` first`);
+  }
+
+  const host: NodeHost = createNodeHost({ dir, log: (level, message) => (level === "debug" ? undefined : recent(level, message)) });
+  const firmwareHost = options.broker === undefined ? host : { ...host, config: withBroker(host.config, brokerUrl) };
+  if (options.broker !== undefined) {
+    psn = host.config.get(CONFIG_KEYS.productSN) ?? "?";
+    dsn = host.config.get(CONFIG_KEYS.deviceSN) ?? "?";
+  }
+
+  // ---- what the device does, as seen from the device ----
+  const app: Thermostat = thermostat({ postInterval: options.interval ?? 5000, timeConstant: 60000 });
+  let lastIn: Traced | undefined, lastOut: Traced | undefined;
+  let disconnects = 0, lastProblem = "";
+  const deviceShadow = { reported: {} as Record<string, unknown>, desired: {} as Record<string, unknown>, version: undefined as number | undefined };
+  const systemPrefix = `/$system/${psn}/${dsn}/`;
+  const short = (topic: string) => (topic.startsWith(systemPrefix) ? topic.slice(systemPrefix.length) : topic);
+
+  const traceShadow = (direction: "in" | "out", topic: string, text: string): void => {
+    try {
+      const m = JSON.parse(text) as { Method?: string; State?: { Reported?: Record<string, unknown> }; Payload?: { State?: { Desired?: Record<string, unknown> } }; Version?: number };
+      if (direction === "out" && topic.endsWith("shadow/upstream") && m.State?.Reported) Object.assign(deviceShadow.reported, m.State.Reported);
+      if (direction === "out" && topic.endsWith("shadow/upstream") && m.State && "Desired" in m.State) deviceShadow.desired = {};
+      if (direction === "in" && topic.endsWith("shadow/downstream")) {
+        if (typeof m.Version === "number") deviceShadow.version = m.Version;
+        if (m.Method === "control" && m.Payload?.State?.Desired) deviceShadow.desired = m.Payload.State.Desired;
+      }
+    } catch {
+      // not JSON: nothing to learn
+    }
+  };
+
+  const trace = (direction: "in" | "out", topic: string, payload: Uint8Array | string): void => {
+    const t: Traced = { at: Date.now(), topic: short(topic), text: utf8(payload) };
+    if (direction === "in") lastIn = t;
+    else lastOut = t;
+    traceShadow(direction, topic, t.text);
+    if (!tty) out.write(`${clock(t.at)} ${direction === "in" ? "in " : "out"} ${t.topic} ${t.text}\n`);
+    else schedule();
+  };
+
+  const observe = (device: Device): void => {
+    const client = device.client;
+    const inner = client.onMessage;
+    client.onMessage = (topic, payload, message) => {
+      trace("in", topic, payload);
+      return inner.call(client, topic, payload, message);
+    };
+    const publish = client.publish;
+    client.publish = function (topic, payload, opts, cb) {
+      const r = publish.call(client, topic, payload, opts, cb);
+      trace("out", topic, payload);
+      return r;
+    };
+    device.onDisconnect((error) => {
+      disconnects++;
+      lastProblem = error.message;
+    });
+    device.onConnect(() => (lastProblem = ""));
+  };
+
+  if (cloud) {
+    const c = cloud;
+    c.on("refused", (e) => recent("console", `the cloud refused ${e.clientId}: ${e.reason} (CONNACK ${e.returnCode})`));
+    c.on("denied", (e) => recent("console", `the cloud denied ${e.direction === "publish" ? "a publish to" : "a subscription to"} ${e.topic}: ${e.reason}`));
+    c.on("registered", (e) => recent("console", `the cloud registered ${e.productSN}.${e.deviceSN} (dynamic registration)`));
+    c.on("offline", (e) => e.authmode === 1 && recent("console", `the cloud sees ${e.deviceSN} offline: ${e.reason}`));
+  }
+
+  const device = start(firmwareHost, app, { alloc: nodeAlloc, observe });
+
+  // ---- the screen ----
+  let drawTimer: NodeJS.Timeout | undefined;
+  let refresh: NodeJS.Timeout | undefined;
+  let typing: string | undefined;
+  let stopping = false;
+  function schedule(): void {
+    if (!tty || drawTimer || stopping) return;
+    drawTimer = setTimeout(draw, 100);
+  }
+  function draw(): void {
+    drawTimer = undefined;
+    if (stopping) return;
+    const width = Math.max(60, io.columns?.() ?? 100);
+    const st = app.state;
+    const client = deviceNow?.client;
+    const link = host.link.isUp ? `${ESC}32mup${ESC}0m` : `${ESC}31mDOWN${ESC}0m`;
+    const conn = client ? client.state : "starting";
+    const connColored = conn === "connected" ? `${ESC}32m${conn}${ESC}0m` : `${ESC}33m${conn}${ESC}0m`;
+    let shadow = deviceShadow as { reported: unknown; desired: unknown; version: number | undefined };
+    if (cloud) {
+      try {
+        const doc = cloud.shadow(psn, dsn);
+        shadow = { reported: doc.State.Reported, desired: doc.State.Desired, version: doc.Version };
+      } catch {
+        // the device is not known yet
+      }
+    }
+    const lines = [
+      `${ESC}1mUIoT thermostat simulator${ESC}0m  ${psn}.${dsn} → ${brokerUrl}${cloud ? " (emulated UIoT Core)" : ""}`,
+      "",
+      `Wi-Fi link   ${link}          Connection  ${connColored}  (connections ${deviceNow?.connects ?? 0}, drops ${disconnects})  outbox ${client ? client.outbox.messages : 0}${cloud ? `   broker ${cloud.running ? "running" : `${ESC}31mSTOPPED${ESC}0m`}` : ""}`,
+      lastProblem ? `${ESC}33m             ${cut(lastProblem, width - 13)}${ESC}0m` : "",
+      `Thermostat   ${st.temperature.toFixed(1)} °C   ${st.humidity.toFixed(1)} %RH   target ${st.target} °C   correction ${st.correction} °C   ${st.hot ? `${ESC}31mHIGH TEMP${ESC}0m` : ""}`,
+      `             ${st.posts} posts confirmed, ${st.events} events`,
+      `Shadow       version ${shadow.version ?? "-"}   reported ${json(shadow.reported)}   desired ${json(shadow.desired)}`,
+      `Last in      ${lastIn ? cut(`${clock(lastIn.at)} ${lastIn.topic} ${lastIn.text}`, width - 13) : "-"}`,
+      `Last out     ${lastOut ? cut(`${clock(lastOut.at)} ${lastOut.topic} ${lastOut.text}`, width - 13) : "-"}`,
+      "",
+      `${ESC}1mRecent${ESC}0m`,
+      ...logs.slice(-10).map((l) => `${ESC}${COLOR[l.level] ?? "0"}m${cut(`${clock(l.at)} ${l.level === "info" ? "" : `${l.level}: `}${l.text}`, width)}${ESC}0m`),
+      "",
+      typing !== undefined
+        ? `: ${typing}█   (Enter runs it, Esc cancels; desired N, set N, command N, link down|up, restart, quit)`
+        : `${ESC}2mKeys: +/- desired target  s set property  c command  l link down/up  ${cloud ? "r restart broker  " : ""}: type a command  q quit${ESC}0m`,
+    ];
+    out.write(`${ESC}H${ESC}2J${lines.join("\n")}\n`);
+  }
+
+  let deviceNow: Device | undefined;
+  void device.then((d) => {
+    deviceNow = d;
+    if (!d) recent("error", "the firmware did not start (see above); press q to quit");
+    schedule();
+  });
+  if (tty) {
+    out.write(`${ESC}?25l`);
+    refresh = setInterval(schedule, 1000);
+  }
+
+  // ---- the console ----
+  const needCloud = (): Cloud => {
+    if (!cloud) throw new Error("there is no console against a real broker: use the platform's console (only link down/up and quit work here)");
+    return cloud;
+  };
+  const number = (arg: string | undefined, what: string): number => {
+    const n = Number(arg);
+    if (arg === undefined || arg === "" || !Number.isFinite(n)) throw new Error(`${what} needs a number`);
+    return n;
+  };
+  let restarting = false;
+  const restartBroker = async (): Promise<void> => {
+    const c = needCloud();
+    if (restarting) return;
+    restarting = true;
+    recent("console", "restarting the broker: stopping it for 3 s");
+    await c.stop();
+    await new Promise((r) => setTimeout(r, 3000));
+    if (!stopping) {
+      await c.start();
+      recent("console", "the broker is back");
+    }
+    restarting = false;
+  };
+
+  const command = async (line: string): Promise<void> => {
+    const [verb, arg] = line.trim().split(/\s+/);
+    try {
+      switch ((verb ?? "").toLowerCase()) {
+        case "":
+          return;
+        case "desired": {
+          const v = number(arg, "desired");
+          needCloud().setShadowDesired(psn, dsn, { target_temperature: v });
+          recent("console", `shadow desired target_temperature = ${v}`);
+          return;
+        }
+        case "set": {
+          const v = number(arg, "set");
+          recent("console", `property set target_temperature = ${v} …`);
+          const reply = await needCloud().setProperties(psn, dsn, { target_temperature: v });
+          recent("console", reply ? `property set target_temperature = ${v}: RetCode ${reply.RetCode}` : `property set target_temperature = ${v}: no answer within 5 s`);
+          return;
+        }
+        case "command": {
+          const v = number(arg, "command");
+          recent("console", `command set_temp_correction { correction: ${v} } …`);
+          const reply = await needCloud().sendCommand(psn, dsn, "set_temp_correction", { correction: v });
+          recent("console", `command set_temp_correction: RetCode ${reply.RetCode}${reply.Output ? ` Output ${json(reply.Output)}` : ""}${reply.Message ? ` (${reply.Message})` : ""}`);
+          return;
+        }
+        case "link": {
+          const up = arg === "up" ? true : arg === "down" ? false : !host.link.isUp;
+          recent("console", up ? "Wi-Fi link up" : "Wi-Fi link down");
+          if (up) host.link.up();
+          else host.link.down();
+          return;
+        }
+        case "restart":
+          return await restartBroker();
+        case "status":
+          if (!tty) out.write(`${statusLine()}\n`);
+          return;
+        case "help":
+          if (!tty) out.write(USAGE);
+          else recent("console", "desired N, set N, command N, link down|up, restart, status, quit");
+          return;
+        case "quit":
+        case "exit":
+          return await stop();
+        default:
+          throw new Error(`unknown command "${verb}": desired N, set N, command N, link down|up, restart, status, quit`);
+      }
+    } catch (e) {
+      recent("error", e instanceof Error ? e.message : String(e));
+    }
+  };
+
+  const statusLine = (): string => {
+    const st = app.state;
+    return `status: link ${host.link.isUp ? "up" : "down"}, ${deviceNow?.client.state ?? "starting"}, connections ${deviceNow?.connects ?? 0}, ` +
+      `${st.temperature} °C ${st.humidity} %RH target ${st.target} correction ${st.correction}, posts ${st.posts}, events ${st.events}`;
+  };
+
+  const random = (lo: number, hi: number, step: number): number => Math.round((lo + Math.random() * (hi - lo)) / step) * step;
+  const key = (k: string): void => {
+    if (typing !== undefined) {
+      if (k === "\r" || k === "\n") {
+        const line = typing;
+        typing = undefined;
+        void command(line);
+      } else if (k === "\x1b") typing = undefined;
+      else if (k === "\x7f" || k === "\b") typing = typing.slice(0, -1);
+      else if (k === "\x03") void stop();
+      else if (k >= " ") typing += k;
+      schedule();
+      return;
+    }
+    switch (k) {
+      case "q":
+      case "\x03":
+        void stop();
+        return;
+      case "+":
+      case "=":
+      case "-": {
+        const doc = cloud?.shadow(psn, dsn);
+        const base = typeof doc?.State.Desired.target_temperature === "number" ? doc.State.Desired.target_temperature : app.state.target;
+        void command(`desired ${base + (k === "-" ? -1 : 1)}`);
+        return;
+      }
+      case "s":
+        void command(`set ${random(TARGET_RANGE[0] + 8, TARGET_RANGE[1] - 4, 1)}`);
+        return;
+      case "c":
+        void command(`command ${random(CORRECTION_RANGE[0] + 3, CORRECTION_RANGE[1] - 3, 0.1).toFixed(1)}`);
+        return;
+      case "l":
+        void command("link");
+        return;
+      case "r":
+        void command("restart");
+        return;
+      case ":":
+        typing = "";
+        schedule();
+        return;
+    }
+  };
+
+  const stdin = io.stdin as (NodeJS.ReadStream & { setRawMode?: (raw: boolean) => void }) | undefined;
+  let pending = "";
+  const onData = (chunk: Buffer | string): void => {
+    const text = chunk.toString();
+    if (io.tty && stdin?.setRawMode) {
+      for (const k of text) key(k);
+      return;
+    }
+    pending += text;
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      void command(line);
+    }
+  };
+  if (stdin) {
+    if (io.tty && stdin.setRawMode) stdin.setRawMode(true);
+    stdin.on("data", onData);
+    stdin.resume();
+  }
+
+  // ---- stopping ----
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let stopPromise: Promise<void> | undefined;
+  async function stop(): Promise<void> {
+    if (stopPromise) return stopPromise;
+    stopping = true;
+    stopPromise = (async () => {
+      if (drawTimer) clearTimeout(drawTimer);
+      if (refresh) clearInterval(refresh);
+      if (stdin) {
+        stdin.off("data", onData);
+        if (io.tty && stdin.setRawMode) stdin.setRawMode(false);
+        stdin.pause();
+      }
+      if (tty) out.write(`${ESC}?25h\n`);
+      const d = await Promise.race([device, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000))]);
+      d?.stop();
+      if (cloud) {
+        await new Promise((r) => setTimeout(r, 100)); // the DISCONNECT reaches the broker first
+        await cloud.close();
+      }
+      out.write(`${clock(Date.now())} stopped: the device disconnected${cloud ? " and the emulated cloud closed" : ""}\n`);
+      resolveStopped();
+    })();
+    return stopPromise;
+  }
+
+  return { cloud, host, device, command, stop, stopped };
+}
+
+/** The command line: `npm start -- ...`. Resolves with the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let options: SimulatorOptions & { help: boolean };
+  try {
+    options = parseSimulatorArgs(args);
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const tty = process.stdout.isTTY === true;
+  let sim: Simulator;
+  try {
+    sim = await runSimulator(options, {
+      stdout: process.stdout,
+      stdin: process.stdin,
+      tty: tty && process.stdin.isTTY === true,
+      columns: () => process.stdout.columns ?? 100,
+    });
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const quit = (): void => void sim.stop();
+  process.on("SIGINT", quit);
+  process.on("SIGTERM", quit);
+  process.on("SIGHUP", quit);
+  // stdin closing (a pipe that ended) does not stop the simulator: it runs until quit or a signal.
+  await sim.stopped;
+  process.off("SIGINT", quit);
+  process.off("SIGTERM", quit);
+  process.off("SIGHUP", quit);
+  return 0;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
+  main(process.argv.slice(2)).then((code) => {
+    // Everything is closed; exit now rather than wait for a stdin handle the terminal keeps open.
+    process.exit(code);
+  });
+}

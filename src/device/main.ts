@@ -1,0 +1,211 @@
+/**
+ * The firmware entry: what every target runs once its host is built (hosts/esp32/main.ts, hosts/esp8266/main.ts,
+ * hosts/moddable-desktop/main.ts through hosts/moddable/boot.ts, and the Node simulator, hosts/node/simulator.ts).
+ *
+ *   start(host)                  // the thermostat application (src/device/thermostat.ts)
+ *   start(host, myApp)           // another application
+ *
+ * What it does, in order:
+ * 1. loadDeviceConfig(host.config): a device that is not provisioned logs ONE error naming what to run, and stops.
+ * 2. Only a ProductSecret stored: dynamic registration (register()), which stores the DeviceSecret in the config
+ *    store before anything else happens. A stored DeviceSecret is never overwritten (it is used instead).
+ * 3. The client (uiotClient: UIoT profile, the host's connector for the configured endpoint with TLS verified, by
+ *    default against the UIoT root CA for UIoT hosts; the host's clock, random and outbox store) and the Thing.
+ * 4. The application is started with the device; then the client, once the host's network link is up.
+ *
+ * Reconnecting is the client's job (backoff with jitter, forever). The entry only follows the link: it does not
+ * dial before the link is first up, and when the link comes back it asks the client to dial at once instead of
+ * waiting out its backoff. Portable: no Node APIs, no timer globals (everything goes through the host).
+ */
+import type { Allocator } from "../mqtt/encode";
+import type { Client } from "../mqtt/client";
+import type { MqttError } from "../mqtt/errors";
+import { isSecure, formatEndpoint, type TlsOptions } from "../net/endpoint";
+import { UIOT_ROOT_CA_PEM } from "../net/uiot";
+import type { Connector } from "../net/transport";
+import { register } from "../uiot/register";
+import { uiotClient } from "../uiot/profile";
+import { Thing } from "../uiot/thing";
+import type { Identity } from "../uiot/identity";
+import type { UiotError } from "../uiot/errors";
+import { loadDeviceConfig, isUiotHost, type DeviceConfig } from "./config";
+import type { Host } from "./host";
+import { thermostat } from "./thermostat";
+
+/** What an application gets: the running device. */
+export interface Device {
+  readonly host: Host;
+  readonly identity: Identity;
+  readonly config: DeviceConfig;
+  readonly client: Client;
+  readonly thing: Thing;
+  /** Connections made so far (1 after the first CONNACK; more after reconnects). */
+  readonly connects: number;
+  /** Listeners for the connection's life (the application's and a simulator's). */
+  onConnect(listener: () => void): void;
+  onDisconnect(listener: (error: MqttError, retryIn: number) => void): void;
+  /** Stops the application, the thing and the client (DISCONNECT); timers of the entry are cleared. */
+  stop(): void;
+}
+
+/** An application: started once the device is built, before the first connection. */
+export interface App {
+  readonly name: string;
+  start(device: Device): void;
+  /** Called by device.stop(). */
+  stop?(): void;
+}
+
+export interface StartOptions {
+  /** The client's packet allocator (the Node host passes its slab allocator; a board keeps the default). */
+  alloc?: Allocator;
+  /** Called with the device before the client starts (a simulator watching it). */
+  observe?: (device: Device) => void;
+  /** Keepalive in seconds (default the UIoT default, 300). */
+  keepalive?: number;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** TLS for the endpoint: the provisioned CA, else the UIoT platform root for UIoT hosts, else the host's default. */
+function tlsFor(config: DeviceConfig): TlsOptions | undefined {
+  if (!isSecure(config.endpoint.scheme)) return undefined;
+  if (config.tls) return config.tls;
+  if (isUiotHost(config.endpoint.host)) return { ca: [UIOT_ROOT_CA_PEM] };
+  return undefined;
+}
+
+/**
+ * Boots the firmware on `host` with `app` (default: the thermostat). Resolves with the running device, or with
+ * undefined when it cannot run (not provisioned, registration failed): the reason has been logged at "error".
+ * Never rejects.
+ */
+export async function start(host: Host, app?: App, options: StartOptions = {}): Promise<Device | undefined> {
+  const loaded = loadDeviceConfig(host.config);
+  if (!loaded.ok) {
+    host.log("error", loaded.message);
+    return undefined;
+  }
+  const config = loaded.config;
+  let connect: Connector;
+  try {
+    connect = host.connector(config.endpoint, tlsFor(config));
+  } catch (e) {
+    host.log("error", `cannot connect to ${config.url}: ${errorText(e)}`);
+    return undefined;
+  }
+
+  let identity = config.identity;
+  if (identity.authmode === 2) {
+    host.log("info", `${identity.clientId}: only the ProductSecret is stored: registering dynamically with ${config.url}`);
+    await whenUp(host);
+    try {
+      identity = await register(identity, {
+        store: host.config, connect, clock: host.clock, random: host.random, alloc: options.alloc,
+        log: (m) => host.log("info", m),
+      });
+    } catch (e) {
+      const err = e as UiotError & { identity?: Identity };
+      if (err.identity) {
+        // Registered but the store failed: keep running with the secret in RAM (the message says what to do).
+        host.log("error", err.message);
+        identity = err.identity;
+      } else {
+        host.log("error", `${errorText(e)}; the device stops here: fix this and restart it`);
+        return undefined;
+      }
+    }
+  }
+  return run(host, config, identity, connect, app ?? thermostat(), options);
+}
+
+/** Resolves once the host's network link is up. */
+function whenUp(host: Host): Promise<void> {
+  if (host.network.up) return Promise.resolve();
+  host.log("info", "waiting for the network link");
+  return new Promise((resolve) => {
+    const previous = host.network.onChange;
+    host.network.onChange = (up) => {
+      if (previous) previous(up);
+      if (!up) return;
+      host.network.onChange = previous;
+      resolve();
+    };
+  });
+}
+
+function run(host: Host, config: DeviceConfig, identity: Identity, connect: Connector, app: App, options: StartOptions): Device {
+  const connectListeners: (() => void)[] = [];
+  const disconnectListeners: ((error: MqttError, retryIn: number) => void)[] = [];
+  let connects = 0;
+  let stopped = false;
+  const where = formatEndpoint(config.endpoint);
+
+  const client = uiotClient(identity, {
+    connect, clock: host.clock, random: host.random, alloc: options.alloc,
+    keepalive: options.keepalive,
+    outbox: host.outbox ? { store: host.outbox } : undefined,
+    log: (m) => host.log("warn", m),
+    onConnect: ({ sessionPresent }) => {
+      connects++;
+      host.log("info", `connected to ${where} as ${identity.clientId}${connects > 1 ? ` (reconnect ${connects - 1})` : ""}${sessionPresent ? ", session kept" : ""}`);
+      for (let i = 0; i < connectListeners.length; i++) connectListeners[i]();
+    },
+    onDisconnect: (error, retryIn) => {
+      if (!stopped) host.log("warn", host.network.up ? `${error.message}${retryIn >= 0 ? `; retrying in ${(retryIn / 1000).toFixed(1)} s` : ""}` : `${error.message}; waiting for the link`);
+      for (let i = 0; i < disconnectListeners.length; i++) disconnectListeners[i](error, retryIn);
+    },
+    onError: (error) => host.log("warn", error.message),
+  });
+  const thing = new Thing(client, identity, {
+    clock: host.clock,
+    onError: (error) => host.log("warn", error.message),
+    log: (level, message) => host.log(level, message),
+  });
+
+  // The link: no dialling while it is down (the client holds its retries); back up, the client dials at once.
+  const previous = host.network.onChange;
+  host.network.onChange = (up) => {
+    if (previous) previous(up);
+    if (stopped) return;
+    host.log(up ? "info" : "warn", up ? "network link up" : "network link down: the device reconnects when it is back");
+    client.setOffline(!up);
+  };
+
+  const device: Device = {
+    host, identity, config, client, thing,
+    get connects() {
+      return connects;
+    },
+    onConnect: (listener) => void connectListeners.push(listener),
+    onDisconnect: (listener) => void disconnectListeners.push(listener),
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      host.network.onChange = previous;
+      try {
+        if (app.stop) app.stop();
+      } catch (e) {
+        host.log("warn", `the application's stop threw: ${errorText(e)}`);
+      }
+      thing.stop();
+      client.close();
+    },
+  };
+
+  thing.start();
+  try {
+    app.start(device);
+  } catch (e) {
+    host.log("error", `the application ${app.name} failed to start: ${errorText(e)}`);
+  }
+  if (options.observe) options.observe(device);
+  if (!host.network.up) {
+    host.log("info", `waiting for the network link before connecting to ${where}`);
+    client.setOffline(true);
+  }
+  client.start();
+  return device;
+}
