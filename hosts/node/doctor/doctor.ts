@@ -579,7 +579,15 @@ class Session {
     if (!err) return fail(`no CONNACK within ${ctx.timeout} ms`, "the server accepted the connection but did not answer CONNECT: is it an MQTT broker? check the port, the scheme (TLS or not) and the broker's log", "CONNECT_TIMEOUT");
     if (err.code === "CONNECT_REFUSED") {
       const rc = err.returnCode ?? -1;
-      return fail(`${err.message}`, CONNACK_FIX[rc] ?? "see the broker's documentation for this return code", `CONNACK_${rc}`);
+      let fix = CONNACK_FIX[rc] ?? "see the broker's documentation for this return code";
+      const setup = ctx.client!;
+      if (rc === 5 && setup.username === undefined)
+        fix = "the broker refuses anonymous logins (EMQX-style deployments always do): give --username and --password";
+      else if (rc === 5)
+        fix = ctx.uiot
+          ? "the platform knows the device but refuses it: is the device disabled, or its DeviceSecret wrong? check it in the console"
+          : `either the password (or user name) is wrong, since Mosquitto answers 5 rather than 4 to a wrong password, or user "${setup.username}" may not connect (an ACL or plugin refuses it): check both in the broker's configuration and log`;
+      return fail(`${err.message}`, fix, `CONNACK_${rc}`);
     }
     if (err.code === "CONNECT_TIMEOUT")
       return fail(`no CONNACK within ${ctx.timeout} ms`, "the server accepted the connection but did not answer CONNECT: is it an MQTT broker (and not, say, a WebSocket or TLS port)? check the scheme and port", err.code);
