@@ -1,0 +1,195 @@
+// The firmware entry (src/device/main.ts) on the Node host against the emulated cloud, and `npm start`'s code path
+// (hosts/node/simulator.ts) run headless as a child process: connect, posts, a desired value, a command, SIGINT.
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { CONFIG_KEYS } from "../../src/device/config-keys";
+import type { LogLevel } from "../../src/device/host";
+import { start, type Device } from "../../src/device/main";
+import { thermostat } from "../../src/device/thermostat";
+import { startCloud, type Cloud } from "../../hosts/node/cloud";
+import { createNodeHost } from "../../hosts/node/host";
+
+const root = path.join(import.meta.dirname, "..", "..");
+const PSN = "TESTPRODUCT00001", DSN = "thermostat-42";
+const PRODUCT_SECRET = "productsecret123", DEVICE_SECRET = "devicesecret4567";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function tmpDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uiot-sim-"));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function until<T>(f: () => T | undefined | false, what: string, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function hostOn(dir: string) {
+  const logs: [LogLevel, string][] = [];
+  const host = createNodeHost({ dir, log: (level, message) => void logs.push([level, message]) });
+  return { host, logs };
+}
+
+async function cloudWith(device: { deviceSecret?: string }): Promise<Cloud> {
+  const cloud = await startCloud({
+    products: [{ productSN: PSN, productSecret: PRODUCT_SECRET, dynamicRegistration: true }],
+    devices: [{ productSN: PSN, deviceSN: DSN, ...device }],
+  });
+  cleanups.push(() => cloud.close());
+  return cloud;
+}
+
+async function boot(host: ReturnType<typeof hostOn>["host"]): Promise<Device> {
+  const device = await start(host, thermostat({ postInterval: 200 }));
+  expect(device).toBeDefined();
+  cleanups.push(() => device!.stop());
+  return device!;
+}
+
+describe("the firmware entry (src/device/main.ts)", () => {
+  it("logs one error naming what to run when the device is not provisioned, and stops", async () => {
+    const { host, logs } = hostOn(tmpDir());
+    expect(await start(host)).toBeUndefined();
+    expect(logs).toHaveLength(1);
+    expect(logs[0][0]).toBe("error");
+    expect(logs[0][1]).toMatch(/not provisioned.*npm run provision/);
+  });
+
+  it("registers dynamically once, stores the DeviceSecret, then connects with it", async () => {
+    const cloud = await cloudWith({});
+    const dir = tmpDir();
+    const { host } = hostOn(dir);
+    for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.productSecret, PRODUCT_SECRET], [CONFIG_KEYS.brokerUrl, cloud.url]]) host.config.set(k, v);
+    let registrations = 0;
+    cloud.on("registered", () => registrations++);
+    const device = await boot(host);
+    const stored = host.config.get(CONFIG_KEYS.deviceSecret);
+    expect(stored).toBe(cloud.device(PSN, DSN)!.deviceSecret);
+    await until(() => cloud.device(PSN, DSN)?.online, "the device online");
+    await until(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), "a property post");
+    device.stop();
+
+    // A restart uses the stored secret: no second registration, and the secret is not touched.
+    const again = hostOn(dir);
+    await boot(again.host);
+    await until(() => cloud.device(PSN, DSN)?.online, "the device online again");
+    expect(registrations).toBe(1);
+    expect(again.host.config.get(CONFIG_KEYS.deviceSecret)).toBe(stored);
+  });
+
+  it("does not dial while the link is down, and connects at once when it comes up", async () => {
+    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+    const { host } = hostOn(tmpDir());
+    for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, DEVICE_SECRET], [CONFIG_KEYS.brokerUrl, cloud.url]]) host.config.set(k, v);
+    host.link.down();
+    const device = await boot(host);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(device.client.state).toBe("waiting");
+    expect(device.connects).toBe(0);
+    host.link.up();
+    await until(() => device.connects === 1, "the first connection", 2000);
+
+    // Down while connected: dropped, no retries while down; up: back within a moment, not after the backoff.
+    host.link.down();
+    await until(() => device.client.state === "waiting", "the drop");
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(device.client.state).toBe("waiting");
+    const t = Date.now();
+    host.link.up();
+    await until(() => device.connects === 2, "the reconnect", 2000);
+    expect(Date.now() - t).toBeLessThan(1000);
+  });
+
+  it("the thermostat answers the console: set, command and shadow desired, with range checks", async () => {
+    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+    const { host } = hostOn(tmpDir());
+    for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, DEVICE_SECRET], [CONFIG_KEYS.brokerUrl, cloud.url]]) host.config.set(k, v);
+    await boot(host);
+    await until(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, "the first shadow report");
+
+    expect((await cloud.setProperties(PSN, DSN, { target_temperature: 25 }))?.RetCode).toBe(0);
+    expect((await cloud.setProperties(PSN, DSN, { target_temperature: 99 }))?.RetCode).toBe(1);
+    expect((await cloud.setProperties(PSN, DSN, { humidity: 10 }))?.RetCode).toBe(2);
+    await until(() => cloud.properties(PSN, DSN).target_temperature?.Value === 25, "the new target posted");
+
+    const ok = await cloud.sendCommand(PSN, DSN, "set_temp_correction", { correction: -1.5 });
+    expect(ok.RetCode).toBe(0);
+    expect((ok.Output as { correction: number }).correction).toBe(-1.5);
+    expect((await cloud.sendCommand(PSN, DSN, "set_temp_correction", { correction: 8 })).RetCode).toBe(1);
+
+    cloud.setShadowDesired(PSN, DSN, { target_temperature: 18 });
+    await until(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 18 && Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0, "the desired target applied");
+    cloud.setShadowDesired(PSN, DSN, { target_temperature: 50 });
+    await until(() => Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0, "the bad desired value answered");
+    expect(cloud.shadow(PSN, DSN).State.Reported.target_temperature).toBe(18);
+  });
+
+  it("raises high_temp when the temperature passes the threshold", async () => {
+    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+    const { host } = hostOn(tmpDir());
+    for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, DEVICE_SECRET], [CONFIG_KEYS.brokerUrl, cloud.url]]) host.config.set(k, v);
+    const device = await start(host, thermostat({ postInterval: 100, temperature: 29.5, target: 29.5, highTemp: 28 }));
+    cleanups.push(() => device?.stop());
+    const event = await until(() => cloud.thingEvents(PSN, DSN).find((e) => e.Identifier === "high_temp"), "the high_temp event");
+    expect(JSON.stringify(event)).toMatch(/threshold/);
+  });
+});
+
+describe("npm start (hosts/node/simulator.ts), headless", () => {
+  it("connects, posts, takes a desired value, answers a command, and exits cleanly on SIGINT", async () => {
+    const dir = path.join(tmpDir(), "demo");
+    const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "hosts/node/simulator.ts", "--dir", dir, "--interval", "300"], {
+      cwd: root, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" },
+    });
+    cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"));
+    let out = "";
+    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once("exit", (code, signal) => r([code, signal])));
+    const see = (re: RegExp, what: string) => until(() => re.test(out), `${what}; output so far:\n${out}`, 15000);
+
+    await see(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as SIMDEMO000000001\.thermostat-01/, "the connection");
+    await see(/out tmodel\/property\/post \{[^\n]*"temperature"/, "a property post");
+    await see(/in  tmodel\/property\/post_reply \{[^\n]*"RetCode":0/, "the platform's post reply");
+    expect(out).not.toMatch(/\x1b\[/); // not a terminal: plain lines
+
+    child.stdin!.write("desired 24\n");
+    await see(/target temperature 24 °C \(desired in the shadow\)/, "the desired value applied");
+    await see(/out shadow\/upstream \{[^\n]*"target_temperature":24[^\n]*"Desired":null/, "the shadow report clearing desired");
+
+    child.stdin!.write("command 1.5\n");
+    await see(/command set_temp_correction: RetCode 0 Output \{"correction":1.5/, "the command answered");
+
+    child.kill("SIGINT");
+    const [code, signal] = await Promise.race([exited, new Promise<never>((_, j) => setTimeout(() => j(new Error(`no exit after SIGINT:\n${out}`)), 8000))]);
+    expect(signal).toBeNull();
+    expect(code).toBe(0);
+    expect(out).toMatch(/stopped: the device disconnected and the emulated cloud closed/);
+    expect(() => process.kill(child.pid!, 0)).toThrow(); // gone, nothing left behind
+    // The demo store holds the DeviceSecret the device registered for itself.
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"))[CONFIG_KEYS.deviceSecret]).toMatch(/^\S{16}$/);
+  }, 40000);
+
+  it("--help prints the usage and exits 0", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "hosts/node/simulator.ts", "--help"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    const code = await new Promise((r) => child.once("exit", r));
+    expect(code).toBe(0);
+    expect(out).toMatch(/--broker URL/);
+    expect(out).toMatch(/--device DIR\|NAME/);
+  }, 20000);
+});
