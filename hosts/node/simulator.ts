@@ -177,6 +177,11 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   const out = io.stdout;
   const tty = io.tty && !options.plain;
   const logs: LogLine[] = [];
+  // The screen's state (declared first: the device logs from the moment it starts).
+  let drawTimer: NodeJS.Timeout | undefined;
+  let refresh: NodeJS.Timeout | undefined;
+  let typing: string | undefined;
+  let stopping = false;
   const recent = (level: LogLine["level"], text: string): void => {
     const line = { at: Date.now(), level, text };
     logs.push(line);
@@ -279,10 +284,6 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   const device = start(firmwareHost, app, { alloc: nodeAlloc, observe });
 
   // ---- the screen ----
-  let drawTimer: NodeJS.Timeout | undefined;
-  let refresh: NodeJS.Timeout | undefined;
-  let typing: string | undefined;
-  let stopping = false;
   function schedule(): void {
     if (!tty || drawTimer || stopping) return;
     drawTimer = setTimeout(draw, 100);
