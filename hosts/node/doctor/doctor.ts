@@ -110,6 +110,8 @@ interface Ctx {
   endpoint?: Endpoint;
   uiot: boolean;
   address?: string;
+  /** Every address the name resolved to (the TCP step tries them in order). */
+  addresses?: string[];
   tls?: TlsOptions;
   client?: ClientSetup;
   /** Set when the network path is broken: later steps are skipped with this reason. */
@@ -221,6 +223,7 @@ async function stepDns(ctx: Ctx): Promise<StepResult> {
     );
     if (addresses.length === 0) throw Object.assign(new Error("no addresses"), { code: "ENODATA" });
     ctx.address = addresses[0].address;
+    ctx.addresses = addresses.map((a) => a.address);
     return ok(`${host} → ${addresses.map((a) => a.address).join(", ")}`);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "";
@@ -262,14 +265,40 @@ function stepPort(ctx: Ctx): StepResult {
 
 async function stepTcp(ctx: Ctx): Promise<StepResult> {
   const e = ctx.endpoint!;
-  const where = hostPort(ctx.address!, e.port);
-  const start = ctx.now();
-  const outcome = await new Promise<{ error?: NodeJS.ErrnoException; timeout?: boolean }>((resolve) => {
-    const socket = net.connect({ host: ctx.address!, port: e.port });
+  const candidates = ctx.addresses ?? [ctx.address!];
+  let first: { where: string; ms: number; error?: NodeJS.ErrnoException; timeout?: boolean } | undefined;
+  for (const address of candidates) {
+    const where = hostPort(address, e.port);
+    const start = ctx.now();
+    const outcome = await tcpProbe(address, e.port, ctx.timeout);
+    const ms = elapsed(start, ctx.now);
+    if (!outcome.error && !outcome.timeout) {
+      ctx.address = address; // the MQTT steps dial the name again; TLS uses this address
+      const others = first ? ` (after ${first.where} failed)` : "";
+      return ok(`connected to ${where} in ${ms} ms${others} (telnet: "Connected to ${e.host}")`);
+    }
+    first = first ?? { where, ms, ...outcome };
+  }
+  const { where, ms, error, timeout } = first!;
+  ctx.blocked = `no TCP connection to ${hostPort(e.host, e.port)}`;
+  const tried = candidates.length > 1 ? ` (${candidates.length} addresses tried, none connected)` : "";
+  if (timeout)
+    return fail(`no answer from ${where} within ${ctx.timeout} ms${tried} (telnet would hang at "Trying ${candidates[0]}...")`, netHint("TIMEOUT"), "TIMEOUT");
+  const code = error!.code ?? "";
+  if (code === "ECONNREFUSED")
+    return fail(`${where} refused the connection after ${ms} ms${tried} (telnet: "Connection refused")`, netHint("CONNECTION_REFUSED"), "CONNECTION_REFUSED");
+  if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ENETDOWN" || code === "EHOSTDOWN")
+    return fail(`${where} is unreachable (${code})${tried}`, netHint("UNREACHABLE"), "UNREACHABLE");
+  return fail(`cannot connect to ${where}: ${error!.message}${tried}`, netHint("TIMEOUT"), code || "TCP_FAILED");
+}
+
+function tcpProbe(host: string, port: number, timeoutMs: number): Promise<{ error?: NodeJS.ErrnoException; timeout?: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ timeout: true });
-    }, ctx.timeout);
+    }, timeoutMs);
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.destroy();
@@ -281,21 +310,6 @@ async function stepTcp(ctx: Ctx): Promise<StepResult> {
       resolve({ error });
     });
   });
-  const ms = elapsed(start, ctx.now);
-  if (outcome.timeout) {
-    ctx.blocked = `no TCP connection to ${where}`;
-    return fail(`no answer from ${where} within ${ctx.timeout} ms (telnet would hang at "Trying ${ctx.address}...")`, netHint("TIMEOUT"), "TIMEOUT");
-  }
-  if (outcome.error) {
-    const code = outcome.error.code ?? "";
-    ctx.blocked = `no TCP connection to ${where}`;
-    if (code === "ECONNREFUSED")
-      return fail(`${where} refused the connection after ${ms} ms (telnet: "Connection refused")`, netHint("CONNECTION_REFUSED"), "CONNECTION_REFUSED");
-    if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ENETDOWN" || code === "EHOSTDOWN")
-      return fail(`${where} is unreachable (${code})`, netHint("UNREACHABLE"), "UNREACHABLE");
-    return fail(`cannot connect to ${where}: ${outcome.error.message}`, netHint("TIMEOUT"), code || "TCP_FAILED");
-  }
-  return ok(`connected to ${where} in ${ms} ms (telnet: "Connected to ${e.host}")`);
 }
 
 // ---- 5. TLS ----
@@ -413,10 +427,13 @@ async function stepTls(ctx: Ctx): Promise<StepResult> {
     const problem = (code: string): NetError => describeEnd({ kind: "error", error: Object.assign(new Error(code), { code }) }, dial, true, false);
     let err: NetError | undefined;
     const authError = socket.authorizationError as unknown as string | Error | null;
-    if (authError) err = problem(typeof authError === "string" ? authError : ((authError as NodeJS.ErrnoException).code ?? authError.message));
+    const authCode = authError ? (typeof authError === "string" ? authError : ((authError as NodeJS.ErrnoException).code ?? authError.message)) : "";
+    if (authCode && authCode !== "ERR_TLS_CERT_ALTNAME_INVALID") err = problem(authCode);
     if (!err) {
+      // Node records only the code of a name mismatch: ask again for the reason (which names the certificate has).
       const nameError = tls.checkServerIdentity(checkName, socket.getPeerCertificate() as tls.PeerCertificate);
       if (nameError) err = describeEnd({ kind: "error", error: nameError }, dial, true, false);
+      else if (authCode) err = problem(authCode);
     }
     if (err) {
       const p = netParts(err);
@@ -570,7 +587,8 @@ class Session {
     conn.client.start();
     await conn.until(() => conn.connectedAt >= 0 || conn.down !== undefined, ctx.timeout + 1000);
     const ms = elapsed(start, ctx.now);
-    if (conn.connectedAt >= 0 && !conn.down) {
+    if (conn.connectedAt >= 0) {
+      // Accepted; a close right after (a kick) is the kick step's to report.
       this.connected = true;
       return ok(`CONNACK 0 (accepted) after ${ms} ms, MQTT 3.1.1, clean session, keepalive ${ctx.client.keepalive} s`);
     }
