@@ -103,7 +103,8 @@ const CONNACK_TEXT = [
   "the broker rejected the client id",
   "the broker is unavailable",
   "bad user name or password: check the credentials (for UIoT Core, the DeviceSecret and the authmode in the user name)",
-  "not authorized: the credentials are valid but may not connect (device disabled, or not allowed)",
+  // Not "the credentials are valid": Mosquitto answers a wrong password with 5 under 3.1.1.
+  "not authorized: the broker refused this client: check the password (some brokers, Mosquitto among them, answer a wrong one with this code) and that the client may connect (device disabled, or not allowed)",
 ];
 const REASON_TEXT: { [code: number]: string } = {
   0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error", 0x83: "implementation specific error",

@@ -91,6 +91,17 @@ describe("connect", () => {
     expect(errs[0].message).toMatch(/DeviceSecret and the authmode/);
   });
 
+  it("does not call the credentials valid on CONNACK 5: Mosquitto answers a wrong password with it", () => {
+    const s = setup();
+    const errs: MqttError[] = [];
+    s.client.onDisconnect = (e) => errs.push(e);
+    s.client.start();
+    s.net.last.open();
+    s.net.last.connack(false, 5);
+    expect(errs[0].message).toBe("connection refused (code 5): not authorized: the broker refused this client: check the password (some brokers, Mosquitto among them, answer a wrong one with this code) and that the client may connect (device disabled, or not allowed)");
+    expect(errs[0].message).not.toMatch(/credentials are valid/);
+  });
+
   it("times out a connect that never completes (TCP/TLS) and one that gets no CONNACK", () => {
     const s = setup({ connectTimeout: 10000 });
     s.client.start();
