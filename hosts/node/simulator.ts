@@ -83,6 +83,8 @@ export interface Simulator {
   stop(): Promise<void>;
   /** Resolves when stopped. */
   readonly stopped: Promise<void>;
+  /** The firmware did not start (its reason was logged). */
+  readonly failed: boolean;
 }
 
 /** Parses `npm start` arguments; throws Error with a message for the user. */
@@ -328,10 +330,13 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   }
 
   let deviceNow: Device | undefined;
+  let failed = false;
   void device.then((d) => {
     deviceNow = d;
-    if (!d) recent("error", "the firmware did not start (see above); press q to quit");
-    schedule();
+    if (d) return schedule();
+    failed = true;
+    if (tty) recent("error", "the firmware did not start (see above); press q to quit");
+    else void stop(); // a script or a pipe: nothing more will happen, so exit (code 1)
   });
   if (tty) {
     out.write(`${ESC}?25l`);
@@ -512,13 +517,18 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
         await new Promise((r) => setTimeout(r, 100)); // the DISCONNECT reaches the broker first
         await cloud.close();
       }
-      out.write(`${clock(Date.now())} stopped: the device disconnected${cloud ? " and the emulated cloud closed" : ""}\n`);
+      out.write(`${clock(Date.now())} stopped: ${failed ? "the firmware did not start" : "the device disconnected"}${cloud ? " and the emulated cloud closed" : ""}\n`);
       resolveStopped();
     })();
     return stopPromise;
   }
 
-  return { cloud, host, device, command, stop, stopped };
+  return {
+    cloud, host, device, command, stop, stopped,
+    get failed() {
+      return failed;
+    },
+  };
 }
 
 /** The command line: `npm start -- ...`. Resolves with the exit code. */
@@ -556,7 +566,7 @@ export async function main(args: string[]): Promise<number> {
   process.off("SIGINT", quit);
   process.off("SIGTERM", quit);
   process.off("SIGHUP", quit);
-  return 0;
+  return sim.failed ? 1 : 0;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
