@@ -33,7 +33,7 @@ let expired: MosquittoBroker;
 let cloud: Cloud;
 let web: http.Server;
 let webPort: number;
-let port: { mqtt: number; mqtts: number; ws: number };
+let port: { mqtt: number; mqtts: number; ws: number; wss: number };
 
 beforeAll(async () => {
   certs = await getTestCerts();
@@ -43,14 +43,14 @@ beforeAll(async () => {
       stopAfterTest: false,
       users: { alice: PASSWORD, bob: "bob-password-123" },
       acl: { users: { alice: [{ access: "readwrite", topic: "doctor/#" }] } },
-      listeners: [{ protocol: "mqtt" }, { protocol: "mqtts" }, { protocol: "ws" }],
+      listeners: [{ protocol: "mqtt" }, { protocol: "mqtts" }, { protocol: "ws" }, { protocol: "wss" }],
     }),
     startMosquitto({ stopAfterTest: false, listeners: [{ protocol: "mqtts", tls: files(certs.wrongHost) }] }),
     startMosquitto({ stopAfterTest: false, listeners: [{ protocol: "mqtts", tls: files(certs.expired) }] }),
     startCloud({ products: [{ productSN: PSN, productSecret: "ProductSecret123" }], devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }] }),
   ]);
   const l = broker.listeners;
-  port = { mqtt: l[0].port, mqtts: l[1].port, ws: l[2].port };
+  port = { mqtt: l[0].port, mqtts: l[1].port, ws: l[2].port, wss: l[3].port };
   web = http.createServer((_req, res) => res.end("<html>a web page</html>"));
   await new Promise<void>((resolve) => web.listen(0, "127.0.0.1", resolve));
   webPort = (web.address() as net.AddressInfo).port;
@@ -136,11 +136,15 @@ describe("set up right", () => {
     expect(out).not.toContain(PASSWORD);
   });
 
-  it("WebSocket", async () => {
+  it("WebSocket, and WebSocket over TLS", async () => {
     const r = await doctor(`ws://127.0.0.1:${port.ws}/mqtt`, ...ALICE);
     expect(r.code).toBe(0);
     expect(r.step("url").detail).toMatch(/scheme ws, host 127\.0\.0\.1, port \d+, path \/mqtt/);
     expect(r.step("dns").detail).toMatch(/is an IP address/);
+    const secure = await doctor(`wss://localhost:${port.wss}/mqtt`, ...ALICE, "--ca", certs.ca.certFile);
+    expect(secure.code).toBe(0);
+    expect(secure.step("tls").verdict).toBe("ok");
+    expect(secure.step("round-trip").verdict).toBe("ok");
   });
 });
 
@@ -183,6 +187,15 @@ describe("set up wrong: each problem named, with its fix", () => {
     expect(r.step("mqtt").detail).toMatch(/without answering CONNECT, and the port answers a TLS handshake: plain mqtt:\/\/ to a TLS port/);
     expect(r.step("mqtt").fix).toMatch(new RegExp(`use mqtts://localhost:${port.mqtts}`));
     skippedAfter(r, "mqtt");
+  });
+
+  it("plain WebSocket to a TLS port, and TLS WebSocket to a plain port", async () => {
+    const plain = await doctor(`ws://localhost:${port.wss}/mqtt`, ...ALICE);
+    expect(plain.step("mqtt")).toMatchObject({ verdict: "fail", code: "TLS_REQUIRED" });
+    expect(plain.step("mqtt").fix).toMatch(new RegExp(`use wss://localhost:${port.wss}/mqtt`));
+    const secure = await doctor(`wss://localhost:${port.ws}/mqtt`, ...ALICE, "--ca", certs.ca.certFile);
+    expect(secure.step("tls")).toMatchObject({ verdict: "fail", code: "NOT_TLS" });
+    expect(secure.step("tls").fix).toMatch(new RegExp(`use ws://localhost:${port.ws}/mqtt`));
   });
 
   it("an unknown CA (given, and the system store)", async () => {

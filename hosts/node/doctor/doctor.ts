@@ -94,7 +94,7 @@ const TITLES: Record<StepName, string> = {
 /** What a CONNACK return code (3.1.1) means and what to do. */
 const CONNACK_FIX: Record<number, string> = {
   1: "the broker does not speak this MQTT level: it may be an MQTT 5-only or 3.1-only broker; check its documentation",
-  2: "the broker refused the client id: use 1..23 letters and digits, make it unique; Mosquitto also answers 2 to a keepalive above its max_keepalive: lower --keepalive",
+  2: "the broker refused the client id: use 1..23 letters and digits, make it unique; a broker may also answer 2 to a keepalive above its maximum (Mosquitto's max_keepalive): try a lower --keepalive",
   3: "the broker is up but not accepting connections (overloaded, or its backend is down): try again later, check its status and log",
   4: "check the user name and password (for UIoT Core: the DeviceSecret, and the user name ProductSN|DeviceSN|1); EMQX-style deployments never accept an anonymous login",
   5: "the broker knows who this is but refuses it: an anonymous login where anonymous is off (give --username/--password), or an ACL/authorization rule, or a disabled device; check the broker's access rules",
