@@ -2,6 +2,7 @@
 // Mosquitto brokers (plain, TLS, wrong host name, expired certificate, users and ACL), the emulated UIoT Core, an
 // HTTP server, a closed port and a name that never resolves. Each case checks the step that fails, its verdict, code
 // and fix text, the steps skipped after it, the exit status, and that no secret is printed.
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import http from "node:http";
 import type net from "node:net";
@@ -123,6 +124,26 @@ describe("set up right", () => {
     expect(t.detail).toMatch(/names DNS:localhost, IP Address:127\.0\.0\.1/);
     expect(t.detail).toMatch(/\(\d+ days left\); trusted by the CA given \(1 certificate\)/);
     expect(r.step("round-trip").verdict).toBe("ok");
+  });
+
+  it("a certificate that expires within 30 days: a warning, the connection still checked", async () => {
+    // A broker certificate of the test CA valid for 10 days.
+    const dir = fs.mkdtempSync(join(tmpdir(), "doctor-soon-"));
+    try {
+      const key = join(dir, "key.pem"), csr = join(dir, "req.csr"), cert = join(dir, "cert.pem"), ext = join(dir, "ext.cnf");
+      fs.writeFileSync(ext, "subjectAltName = DNS:localhost\nextendedKeyUsage = serverAuth\n");
+      execFileSync("openssl", ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=localhost"], { stdio: "ignore" });
+      execFileSync("openssl", ["x509", "-req", "-in", csr, "-CA", certs.ca.certFile, "-CAkey", certs.ca.keyFile, "-set_serial", String(Date.now()), "-out", cert, "-days", "10", "-extfile", ext], { stdio: "ignore" });
+      const soon = await startMosquitto({ listeners: [{ protocol: "mqtts", tls: { cafile: certs.ca.certFile, certfile: cert, keyfile: key } }] });
+      const r = await doctor(`mqtts://localhost:${soon.port}`, "--ca", certs.ca.certFile);
+      expect(r.code).toBe(0);
+      expect(r.step("tls")).toMatchObject({ verdict: "warn", code: "TLS_EXPIRES_SOON" });
+      expect(r.step("tls").detail).toMatch(/\((9|10) days left\)/);
+      expect(r.step("tls").fix).toMatch(/the certificate expires in (9|10) days: renew it on the broker/);
+      expect(r.step("mqtt").verdict).toBe("ok");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the text output: one block per step, a fix for each problem, a result line", async () => {
