@@ -57,6 +57,10 @@ interface Op {
   reset: boolean;
   what: string;
   retried: boolean;
+  /** The update clears Desired (accepts it). */
+  clears: boolean;
+  /** The desired state it accepts, as the application was shown it (undefined: not known). */
+  accepts: { [key: string]: unknown } | undefined;
   timeout: number;
   deadline: number;
   resolve(value: unknown): void;
@@ -82,6 +86,8 @@ export class Shadow {
   private closed: UiotError | undefined = undefined;
   /** Version of the last desired values handed to the application (so a conflict answer does not repeat them). */
   private desiredSeen: number | undefined = undefined;
+  /** The last desired state the application was shown (onDesired, or a get's document): what accept() accepts. */
+  private shown: { [key: string]: unknown } | undefined = undefined;
 
   constructor(host: ShadowHost, maxQueued: number) {
     this.host = host;
@@ -108,19 +114,17 @@ export class Shadow {
    * other values than desired). Resolves with the new shadow version.
    */
   report(reported: Params, options?: ShadowRequestOptions & { clearDesired?: boolean }): Promise<number> {
-    let state: string;
-    try {
-      state = '{"Reported":' + objectJson(reported as { [key: string]: unknown }, false, "shadow report", 1, 0) + (options?.clearDesired ? ',"Desired":null}' : "}");
-      if (state.startsWith('{"Reported":{}')) throw new UiotError("INVALID_VALUE", "shadow report: nothing to report (an empty object)");
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.enqueue(UPDATE, state, false, "shadow update", options) as Promise<number>;
+    return this.reportAccepting(reported, options, options?.clearDesired === true, this.shown);
   }
 
-  /** Accepts the desired state as it is: clears Desired, which the platform copies into Reported. */
+  /**
+   * Accepts the desired state as it is: clears Desired, which the platform copies into Reported. What is accepted is
+   * the desired state the application was last shown: should the platform's desired state have changed meanwhile
+   * (a version conflict whose state differs), the request fails with VERSION_CONFLICT rather than clear values the
+   * application has not seen, and the new desired state goes to onDesired.
+   */
   accept(options?: ShadowRequestOptions): Promise<number> {
-    return this.enqueue(UPDATE, '{"Desired":null}', false, "shadow update (accept desired)", options) as Promise<number>;
+    return this.enqueue(UPDATE, '{"Desired":null}', false, "shadow update (accept desired)", options, true, this.shown) as Promise<number>;
   }
 
   /** Deletes reported keys, or (no keys) the whole reported state. Resolves with the new version. */
@@ -228,6 +232,7 @@ export class Shadow {
       timestamp: typeof msg.Timestamp === "number" ? msg.Timestamp : 0,
       version,
     };
+    this.shown = doc.desired;
     this.finish(op, undefined, doc);
   }
 
@@ -242,13 +247,25 @@ export class Shadow {
 
   // ---- internals ----
 
-  private enqueue(method: number, state: string, reset: boolean, what: string, options: ShadowRequestOptions | undefined): Promise<unknown> {
+  private reportAccepting(reported: Params, options: ShadowRequestOptions | undefined, clears: boolean, accepts: { [key: string]: unknown } | undefined): Promise<number> {
+    let state: string;
+    try {
+      state = '{"Reported":' + objectJson(reported as { [key: string]: unknown }, false, "shadow report", 1, 0) + (clears ? ',"Desired":null}' : "}");
+      if (state.startsWith('{"Reported":{}')) throw new UiotError("INVALID_VALUE", "shadow report: nothing to report (an empty object)");
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.enqueue(UPDATE, state, false, "shadow update", options, clears, accepts) as Promise<number>;
+  }
+
+  private enqueue(method: number, state: string, reset: boolean, what: string, options: ShadowRequestOptions | undefined,
+    clears = false, accepts?: { [key: string]: unknown }): Promise<unknown> {
     if (this.closed) return Promise.reject(this.closed);
     if (this.inflight && this.queue.length >= this.max)
       return Promise.reject(new UiotError("BUSY", `${what}: ${this.queue.length} shadow requests already wait behind the one in flight (the platform's shadow takes one at a time): wait for them, or raise shadowQueue`));
     const timeout = options?.timeout ?? this.host.timeout;
     return new Promise((resolve, reject) => {
-      const op: Op = { method, state, reset, what, retried: false, timeout, deadline: 0, resolve, reject };
+      const op: Op = { method, state, reset, what, retried: false, clears, accepts, timeout, deadline: 0, resolve, reject };
       if (this.inflight) this.queue.push(op);
       else this.send(op);
     });
@@ -271,9 +288,15 @@ export class Shadow {
   private conflict(version: number | undefined, payload: { [key: string]: unknown } | undefined): void {
     if (version !== undefined) this.known = version;
     const op = this.inflight;
+    const state = payload && isObject(payload.State) ? payload.State : undefined;
     if (op && op.method !== GET) {
       if (version === undefined) this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the version-conflict answer has no int32 Version to re-align to`));
-      else if (!op.retried) {
+      else if (op.clears && op.accepts && !(state && sameJson(state.Desired, op.accepts))) {
+        // Retrying would clear (and have the platform copy into Reported) desired values the application never accepted.
+        const e = new UiotError("VERSION_CONFLICT", `${op.what}: the desired state changed on the platform (now version ${version}) while this device was accepting it: not retried, so desired values the application has not seen are not cleared; the new desired state goes to shadow.onDesired`);
+        e.retCode = CONFLICT;
+        this.finish(op, e);
+      } else if (!op.retried) {
         op.retried = true;
         this.host.log("info", `${op.what}: version conflict, re-aligned to the platform's version ${version} and retrying once`);
         this.send(op);
@@ -284,7 +307,6 @@ export class Shadow {
       }
     } else this.host.log("debug", `shadow: a version conflict answer with nothing in flight: re-aligned to version ${String(version)}`);
     // The full state came along: desired values the device has not seen yet go to the application too.
-    const state = payload && isObject(payload.State) ? payload.State : undefined;
     const v = this.known ?? 0;
     if (state && isObject(state.Desired) && Object.keys(state.Desired).length && (this.desiredSeen === undefined || newerVersion(v, this.desiredSeen)))
       this.desired(state.Desired, v, undefined);
@@ -297,6 +319,7 @@ export class Shadow {
       this.host.report(new UiotError("NO_HANDLER", "desired shadow values arrived but no shadow.onDesired handler is set: they stay desired on the platform"));
       return;
     }
+    this.shown = desired;
     let r: DesiredAnswer | PromiseLike<DesiredAnswer>;
     try {
       r = h(desired, { version, timestamp });
@@ -305,14 +328,17 @@ export class Shadow {
       return;
     }
     if (r && typeof (r as PromiseLike<DesiredAnswer>).then === "function")
-      (r as PromiseLike<DesiredAnswer>).then((a) => this.answer(a), (e: unknown) => this.host.report(new UiotError("CALLBACK_ERROR", `the shadow.onDesired handler failed: ${String(e)}`, e)));
-    else this.answer(r as DesiredAnswer);
+      (r as PromiseLike<DesiredAnswer>).then((a) => this.answer(a, desired), (e: unknown) => this.host.report(new UiotError("CALLBACK_ERROR", `the shadow.onDesired handler failed: ${String(e)}`, e)));
+    else this.answer(r as DesiredAnswer, desired);
   }
 
-  private answer(a: DesiredAnswer): void {
+  /** The handler's answer to `desired`: an acceptance of exactly that desired state. */
+  private answer(a: DesiredAnswer, desired: { [key: string]: unknown }): void {
     if (this.closed || !a) return;
     const same = a === true || (isObject(a) && Object.keys(a).length === 0);
-    const p = same ? this.accept() : this.report(a as Params, { clearDesired: true });
+    const p = same
+      ? this.enqueue(UPDATE, '{"Desired":null}', false, "shadow update (accept desired)", undefined, true, desired)
+      : this.reportAccepting(a as Params, undefined, true, desired);
     p.then(undefined, (e: UiotError) => this.host.report(e));
   }
 
@@ -324,4 +350,15 @@ export class Shadow {
     if (next && !this.closed) this.send(next);
     else this.host.changed();
   }
+}
+
+/** Deep equality of two JSON values, ignoring the order of object keys. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  const x = a as { [key: string]: unknown }, y = b as { [key: string]: unknown };
+  const keys = Object.keys(x);
+  if (keys.length !== Object.keys(y).length) return false;
+  for (let i = 0; i < keys.length; i++) if (!Object.prototype.hasOwnProperty.call(y, keys[i]) || !sameJson(x[keys[i]], y[keys[i]])) return false;
+  return true;
 }

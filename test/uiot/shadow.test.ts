@@ -229,6 +229,63 @@ describe("desired values", () => {
   });
 });
 
+describe("accepting desired values across a version conflict", () => {
+  const upstream = (r: ReturnType<typeof rig>) => r.sent().filter((p) => p.topic === "shadow/upstream").map((p) => p.json);
+
+  it("does not retry an acceptance when the desired state changed: values the application declined stay desired", async () => {
+    const r = rig();
+    r.thing.shadow.onDesired((d) => !("humidity" in d));
+    r.push("shadow/downstream", push(1, '{"temperature":17}'));
+    expect(upstream(r)).toEqual(['{"Method":"update","State":{"Desired":null},"Version":1}']);
+    // The console added humidity before the acceptance arrived: the device is shown it and declines it.
+    r.push("shadow/downstream", push(2, '{"temperature":17,"humidity":40}'));
+    r.push("shadow/downstream", conflict(2, '{"temperature":17,"humidity":40}'));
+    await settle();
+    expect(upstream(r)).toHaveLength(1); // a retry would have cleared humidity 40 and had it copied into Reported
+    expect(r.errors.map((e) => e.code)).toEqual(["VERSION_CONFLICT"]);
+    expect(r.errors[0].message).toMatch(/the desired state changed on the platform \(now version 2\) while this device was accepting it: not retried/);
+    expect((r.errors[0] as UiotError).retCode).toBe(100026);
+  });
+
+  it("retries an acceptance when only the version moved (the same desired state, keys in any order)", async () => {
+    const r = rig();
+    r.thing.shadow.onDesired(() => true);
+    r.push("shadow/downstream", push(1, '{"a":1,"b":{"c":[1,2]}}'));
+    r.push("shadow/downstream", conflict(3, '{"b":{"c":[1,2]},"a":1}'));
+    expect(upstream(r)).toEqual(['{"Method":"update","State":{"Desired":null},"Version":1}', '{"Method":"update","State":{"Desired":null},"Version":3}']);
+    r.push("shadow/downstream", reply(4));
+    await settle();
+    expect(r.errors).toEqual([]);
+  });
+
+  it("an accept() or a report clearing desired accepts what the application was last shown (a push or a get)", async () => {
+    const r = rig();
+    const shown: unknown[] = [];
+    r.thing.shadow.onDesired((d) => void shown.push(d)); // not now
+    const g = r.thing.shadow.get();
+    r.push("shadow/get_reply", '{"State":{"Reported":{},"Desired":{"t":17}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":1,"Version":4}');
+    expect((await g).desired).toEqual({ t: 17 });
+    const a = outcome(r.thing.shadow.report({ t: 18 }, { clearDesired: true }));
+    r.push("shadow/downstream", conflict(5, '{"t":16}'));
+    expect(((await a) as UiotError).code).toBe("VERSION_CONFLICT");
+    expect(shown).toEqual([{ t: 16 }]); // the new desired state, from the conflict answer
+    const b = r.thing.shadow.accept();
+    r.push("shadow/downstream", conflict(6, '{"t":16}'));
+    expect(upstream(r).at(-1)).toBe('{"Method":"update","State":{"Desired":null},"Version":6}'); // the same state: retried
+    r.push("shadow/downstream", reply(7));
+    expect(await b).toBe(7);
+  });
+
+  it("an accept() before anything was shown is retried as before", async () => {
+    const r = rig();
+    const a = r.thing.shadow.accept();
+    r.push("shadow/downstream", conflict(2, '{"t":1}'));
+    expect(upstream(r)).toEqual(['{"Method":"update","State":{"Desired":null},"Version":0}', '{"Method":"update","State":{"Desired":null},"Version":2}']);
+    r.push("shadow/downstream", reply(3));
+    expect(await a).toBe(3);
+  });
+});
+
 describe("what the application gives", () => {
   it("refuses values JSON cannot carry and empty reports, before sending", async () => {
     const r = rig();
