@@ -184,7 +184,14 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   let refresh: NodeJS.Timeout | undefined;
   let typing: string | undefined;
   let stopping = false;
+  let deviceNow: Device | undefined;
+  let failed = false;
+  let setReady!: () => void;
+  /** Resolves at the first message from the broker (or when the firmware cannot start). */
+  const ready = new Promise<void>((r) => (setReady = r));
+  let closed = false;
   const recent = (level: LogLine["level"], text: string): void => {
+    if (closed) return;
     const line = { at: Date.now(), level, text };
     logs.push(line);
     if (logs.length > 200) logs.shift();
@@ -248,6 +255,9 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
 
   const trace = (direction: "in" | "out", topic: string, payload: Uint8Array | string): void => {
     const t: Traced = { at: Date.now(), topic: short(topic), text: utf8(payload) };
+    // The first answer from the broker comes after the device's subscriptions are in place: console commands
+    // of a script wait for it (a command published before the SUBSCRIBE is handled would reach nobody).
+    if (direction === "in") setReady();
     if (direction === "in") lastIn = t;
     else lastOut = t;
     traceShadow(direction, topic, t.text);
@@ -329,12 +339,11 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     out.write(`${ESC}H${ESC}2J${lines.join("\n")}\n`);
   }
 
-  let deviceNow: Device | undefined;
-  let failed = false;
   void device.then((d) => {
     deviceNow = d;
     if (d) return schedule();
     failed = true;
+    setReady();
     if (tty) recent("error", "the firmware did not start (see above); press q to quit");
     else void stop(); // a script or a pipe: nothing more will happen, so exit (code 1)
   });
@@ -475,6 +484,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
 
   const stdin = io.stdin as (NodeJS.ReadStream & { setRawMode?: (raw: boolean) => void }) | undefined;
   let pending = "";
+  let script: Promise<void> = Promise.resolve();
   const onData = (chunk: Buffer | string): void => {
     const text = chunk.toString();
     if (io.tty && stdin?.setRawMode) {
@@ -486,7 +496,9 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     while ((nl = pending.indexOf("\n")) >= 0) {
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
-      void command(line);
+      // A script's commands run one after the other, from the device's first connection on; quit at once.
+      if (/^\s*(quit|exit)\s*$/i.test(line)) void stop();
+      else script = script.then(() => ready).then(() => command(line));
     }
   };
   if (stdin) {
@@ -517,6 +529,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
         await new Promise((r) => setTimeout(r, 100)); // the DISCONNECT reaches the broker first
         await cloud.close();
       }
+      closed = true;
       out.write(`${clock(Date.now())} stopped: ${failed ? "the firmware did not start" : "the device disconnected"}${cloud ? " and the emulated cloud closed" : ""}\n`);
       resolveStopped();
     })();

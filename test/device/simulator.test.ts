@@ -160,17 +160,17 @@ describe("npm start (hosts/node/simulator.ts), headless", () => {
     child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
     const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once("exit", (code, signal) => r([code, signal])));
     const see = (re: RegExp, what: string) => until(() => re.test(out), `${what}; output so far:\n${out}`, 15000);
+    // A script's commands, written before the device is up: they wait for its first connection.
+    child.stdin!.write("desired 24\ncommand 1.5\n");
 
     await see(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as SIMDEMO000000001\.thermostat-01/, "the connection");
     await see(/out tmodel\/property\/post \{[^\n]*"temperature"/, "a property post");
     await see(/in  tmodel\/property\/post_reply \{[^\n]*"RetCode":0/, "the platform's post reply");
     expect(out).not.toMatch(/\x1b\[/); // not a terminal: plain lines
 
-    child.stdin!.write("desired 24\n");
     await see(/target temperature 24 °C \(desired in the shadow\)/, "the desired value applied");
     await see(/out shadow\/upstream \{[^\n]*"target_temperature":24[^\n]*"Desired":null/, "the shadow report clearing desired");
 
-    child.stdin!.write("command 1.5\n");
     await see(/command set_temp_correction: RetCode 0 Output \{"correction":1.5/, "the command answered");
 
     child.kill("SIGINT");
