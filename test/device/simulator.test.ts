@@ -11,6 +11,7 @@ import { start, type Device } from "../../src/device/main";
 import { thermostat } from "../../src/device/thermostat";
 import { startCloud, type Cloud } from "../../hosts/node/cloud";
 import { createNodeHost } from "../../hosts/node/host";
+import { getTestCerts } from "../helpers/certs";
 
 const root = path.join(import.meta.dirname, "..", "..");
 const PSN = "TESTPRODUCT00001", DSN = "thermostat-42";
@@ -135,6 +136,33 @@ describe("the firmware entry (src/device/main.ts)", () => {
     cloud.setShadowDesired(PSN, DSN, { target_temperature: 50 });
     await until(() => Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0, "the bad desired value answered");
     expect(cloud.shadow(PSN, DSN).State.Reported.target_temperature).toBe(18);
+  });
+
+  it("verifies TLS by default: an unknown CA is refused, the provisioned CA connects", async () => {
+    const certs = await getTestCerts();
+    const cloud = await startCloud({
+      products: [{ productSN: PSN, productSecret: PRODUCT_SECRET }],
+      devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: DEVICE_SECRET }],
+      tls: { cert: certs.server.cert, key: certs.server.key },
+    });
+    cleanups.push(() => cloud.close());
+    const url = cloud.tlsUrl!.replace("127.0.0.1", "localhost");
+    const provision = (host: ReturnType<typeof hostOn>["host"], ca?: string) => {
+      for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, DEVICE_SECRET], [CONFIG_KEYS.brokerUrl, url]]) host.config.set(k, v);
+      if (ca) host.config.set(CONFIG_KEYS.caCert, ca);
+    };
+
+    const untrusted = hostOn(tmpDir());
+    provision(untrusted.host);
+    const refused = await boot(untrusted.host);
+    await until(() => untrusted.logs.some(([, m]) => /not signed by a trusted CA/.test(m)), "the TLS refusal");
+    expect(refused.connects).toBe(0);
+    refused.stop();
+
+    const trusted = hostOn(tmpDir());
+    provision(trusted.host, certs.ca.cert);
+    const device = await boot(trusted.host);
+    await until(() => device.connects === 1, "a verified TLS connection");
   });
 
   it("raises high_temp when the temperature passes the threshold", async () => {
