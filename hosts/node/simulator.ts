@@ -570,6 +570,13 @@ export async function main(args: string[]): Promise<number> {
     process.stderr.write(`error: ${(e as Error).message}\n`);
     return 1;
   }
+  if (tty) {
+    // Whatever happens, the terminal gets its cursor and line mode back.
+    process.once("exit", () => {
+      if (process.stdin.isTTY) process.stdin.setRawMode(false);
+      process.stdout.write("\x1b[?25h");
+    });
+  }
   const quit = (): void => void sim.stop();
   process.on("SIGINT", quit);
   process.on("SIGTERM", quit);
