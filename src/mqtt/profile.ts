@@ -14,6 +14,12 @@ export interface Profile {
   maxSubscriptions?: number;
   /** Most PUBLISH packets per second per connection; more wait in the outbox. */
   publishRate?: number;
+  /**
+   * The window, in ms, in which at most `publishRate` PUBLISH packets are sent (default 1000). A platform counts
+   * arrivals, and the network's jitter can bunch messages sent a second apart into less than a second: a window
+   * longer than 1000 ms leaves that much margin.
+   */
+  publishWindow?: number;
   /** Largest packet the platform accepts, in bytes (both ways). */
   maxPacketSize?: number;
   /** Extra topic rules: throws MqttError (NOT_ALLOWED or INVALID_TOPIC) for a topic the platform refuses. */

@@ -327,8 +327,9 @@ export class Session {
       if (rate) {
         const times = this.sendTimes ?? (this.sendTimes = []);
         const oldest = times.length < rate ? -Infinity : times[this.sendRing];
-        if (now - oldest < 1000) {
-          this.rateWait = oldest + 1000;
+        const span = this.profile.publishWindow ?? 1000;
+        if (now - oldest < span) {
+          this.rateWait = oldest + span;
           return;
         }
       }

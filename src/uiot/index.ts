@@ -3,7 +3,7 @@ export { UiotError, retCodeText } from "./errors";
 export type { UiotErrorCode } from "./errors";
 export { Identity, CONFIG_KEYS, loadIdentity, storeDeviceSecret, redact } from "./identity";
 export type { AuthMode, IdentityInit } from "./identity";
-export { uiotProfile, uiotClient, UIOT_HOSTS, UIOT_KEEPALIVE, UIOT_DEFAULT_KEEPALIVE } from "./profile";
+export { uiotProfile, uiotClient, UIOT_HOSTS, UIOT_KEEPALIVE, UIOT_DEFAULT_KEEPALIVE, UIOT_PUBLISH_WINDOW } from "./profile";
 export type { UiotClientOptions } from "./profile";
 export { TopicGuard, SYSTEM_TOPICS } from "./topics";
 export { register } from "./register";

@@ -11,6 +11,8 @@ import { TopicGuard } from "./topics";
 export const UIOT_KEEPALIVE: [number, number] = [30, 1200];
 /** Seconds; the platform recommends 300 or more. */
 export const UIOT_DEFAULT_KEEPALIVE = 300;
+/** The device sends at most 30 PUBLISH packets (the platform's limit per second) in any window of this many ms. */
+export const UIOT_PUBLISH_WINDOW = 1250;
 
 /** The platform's MQTT hosts (TLS on 8883, TCP on 1883). */
 export const UIOT_HOSTS = {
@@ -20,7 +22,8 @@ export const UIOT_HOSTS = {
 
 /**
  * The rules of UIoT Core for the device `productSN`/`deviceSN`: keepalive 30..1200 s, no will, no retain
- * (and, as everywhere in this client, no QoS 2), at most 100 subscriptions, 30 messages/s, 256 KB packets, and
+ * (and, as everywhere in this client, no QoS 2), at most 100 subscriptions, 30 messages/s (paced as 30 per 1.25 s,
+ * a margin for the network's jitter), 256 KB packets, and
  * only the device's own topics (see TopicGuard).
  */
 export function uiotProfile(productSN: string, deviceSN: string): Profile {
@@ -32,6 +35,9 @@ export function uiotProfile(productSN: string, deviceSN: string): Profile {
     retain: false,
     maxSubscriptions: 100,
     publishRate: 30,
+    // 30 in any 1.25 s, not 1 s: the platform counts arrivals, and the network's jitter (up to a quarter second)
+    // must not bunch two seconds' worth into one and get the connection closed.
+    publishWindow: UIOT_PUBLISH_WINDOW,
     maxPacketSize: 256 * 1024,
     checkTopic: (topic, subscribe) => guard.check(topic, subscribe),
     kickHint: "is another device using this DeviceSN?",

@@ -379,6 +379,28 @@ describe("rate limit", () => {
     for (let i = 30; i < at.length; i++) expect(at[i] - at[i - 30]).toBeGreaterThanOrEqual(1000);
     expect(publishes(c).map(text)).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
   });
+
+  it("keeps to the profile's publishWindow: at most publishRate messages in any window that long", () => {
+    const s = setup({ profile: { name: "UIoT Core", publishRate: 30, publishWindow: 1250 }, outbox: { maxMessages: 200, maxBytes: 100000 } });
+    const c = up(s);
+    const at: number[] = [];
+    const orig = c.write.bind(c);
+    c.write = (d) => {
+      const ok = orig(d);
+      if (ok && d[0] >> 4 === 3) at.push(s.clock.now());
+      return ok;
+    };
+    for (let i = 0; i < 100; i++) s.client.publish("t", `m${i}`);
+    expect(at).toHaveLength(30);
+    s.clock.advance(1249);
+    expect(at).toHaveLength(30);
+    s.clock.advance(1);
+    expect(at).toHaveLength(60);
+    s.clock.advance(5000);
+    expect(at).toHaveLength(100);
+    for (let i = 30; i < at.length; i++) expect(at[i] - at[i - 30]).toBeGreaterThanOrEqual(1250);
+    expect(publishes(c).map(text)).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
+  });
 });
 
 describe("QoS 1 in", () => {

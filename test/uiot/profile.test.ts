@@ -28,7 +28,7 @@ describe("UIoT profile", () => {
     const p = uiotProfile(PSN, DSN);
     expect(p).toMatchObject({
       name: "UIoT Core", keepalive: [30, 1200], will: false, retain: false, maxSubscriptions: 100, publishRate: 30,
-      maxPacketSize: 256 * 1024, kickHint: "is another device using this DeviceSN?",
+      publishWindow: 1250, maxPacketSize: 256 * 1024, kickHint: "is another device using this DeviceSN?",
     });
   });
 
