@@ -59,12 +59,20 @@ interface Op {
   retried: boolean;
   /** The update clears Desired (accepts it). */
   clears: boolean;
-  /** The desired state it accepts, as the application was shown it (undefined: not known). */
-  accepts: { [key: string]: unknown } | undefined;
+  /** The desired state it accepts and the version it had when the application was shown it (undefined: not known). */
+  accepts: Seen | undefined;
+  /** The Version it was last sent with. */
+  sentAt: number;
   timeout: number;
   deadline: number;
   resolve(value: unknown): void;
   reject(error: UiotError): void;
+}
+
+/** A desired state as the application was shown it, and the shadow version it had then. */
+interface Seen {
+  desired: { [key: string]: unknown };
+  version: number;
 }
 
 /** True when int32 version `a` comes after `b` (serial-number arithmetic, so 2147483647 -> -2147483648 is forward). */
@@ -87,7 +95,7 @@ export class Shadow {
   /** Version of the last desired values handed to the application (so a conflict answer does not repeat them). */
   private desiredSeen: number | undefined = undefined;
   /** The last desired state the application was shown (onDesired, or a get's document): what accept() accepts. */
-  private shown: { [key: string]: unknown } | undefined = undefined;
+  private shown: Seen | undefined = undefined;
 
   constructor(host: ShadowHost, maxQueued: number) {
     this.host = host;
@@ -114,7 +122,8 @@ export class Shadow {
    * other values than desired). Resolves with the new shadow version.
    */
   report(reported: Params, options?: ShadowRequestOptions & { clearDesired?: boolean }): Promise<number> {
-    return this.reportAccepting(reported, options, options?.clearDesired === true, this.shown);
+    const clears = options?.clearDesired === true;
+    return this.reportAccepting(reported, options, clears, clears ? this.shown : undefined);
   }
 
   /**
@@ -190,6 +199,7 @@ export class Shadow {
       if (code !== 0) return this.finish(op, refused(op.what, code));
       if (version === undefined) return this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the platform's reply has no int32 Version`));
       this.known = version;
+      if (!op.reset) this.rebase(op.sentAt, version);
       return this.finish(op, undefined, version);
     }
     if (msg.Method === "control") {
@@ -232,7 +242,7 @@ export class Shadow {
       timestamp: typeof msg.Timestamp === "number" ? msg.Timestamp : 0,
       version,
     };
-    this.shown = doc.desired;
+    this.shown = { desired: doc.desired, version };
     this.finish(op, undefined, doc);
   }
 
@@ -247,7 +257,7 @@ export class Shadow {
 
   // ---- internals ----
 
-  private reportAccepting(reported: Params, options: ShadowRequestOptions | undefined, clears: boolean, accepts: { [key: string]: unknown } | undefined): Promise<number> {
+  private reportAccepting(reported: Params, options: ShadowRequestOptions | undefined, clears: boolean, accepts: Seen | undefined): Promise<number> {
     let state: string;
     try {
       state = '{"Reported":' + objectJson(reported as { [key: string]: unknown }, false, "shadow report", 1, 0) + (clears ? ',"Desired":null}' : "}");
@@ -259,13 +269,13 @@ export class Shadow {
   }
 
   private enqueue(method: number, state: string, reset: boolean, what: string, options: ShadowRequestOptions | undefined,
-    clears = false, accepts?: { [key: string]: unknown }): Promise<unknown> {
+    clears = false, accepts?: Seen): Promise<unknown> {
     if (this.closed) return Promise.reject(this.closed);
     if (this.inflight && this.queue.length >= this.max)
       return Promise.reject(new UiotError("BUSY", `${what}: ${this.queue.length} shadow requests already wait behind the one in flight (the platform's shadow takes one at a time): wait for them, or raise shadowQueue`));
     const timeout = options?.timeout ?? this.host.timeout;
     return new Promise((resolve, reject) => {
-      const op: Op = { method, state, reset, what, retried: false, clears, accepts, timeout, deadline: 0, resolve, reject };
+      const op: Op = { method, state, reset, what, retried: false, clears, accepts, sentAt: 0, timeout, deadline: 0, resolve, reject };
       if (this.inflight) this.queue.push(op);
       else this.send(op);
     });
@@ -278,7 +288,12 @@ export class Shadow {
     if (op.method === GET) {
       payload = METHOD[GET];
       topic = this.host.shadowGet;
-    } else payload = METHOD[op.method] + op.state + ',"Version":' + String(op.reset ? -1 : this.known ?? 0) + "}";
+    } else {
+      // An acceptance goes first with the version its desired state had when the application saw it, so that the
+      // platform refuses it (100026) if the desired state changed since; a retry goes with the version re-aligned to.
+      op.sentAt = op.reset ? -1 : op.accepts && !op.retried ? op.accepts.version : this.known ?? 0;
+      payload = METHOD[op.method] + op.state + ',"Version":' + String(op.sentAt) + "}";
+    }
     this.host.changed();
     this.host.publish(topic, payload, (e) => {
       if (this.inflight === op) this.finish(op, e);
@@ -291,7 +306,7 @@ export class Shadow {
     const state = payload && isObject(payload.State) ? payload.State : undefined;
     if (op && op.method !== GET) {
       if (version === undefined) this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the version-conflict answer has no int32 Version to re-align to`));
-      else if (op.clears && op.accepts && !(state && sameJson(state.Desired, op.accepts))) {
+      else if (op.clears && op.accepts && !(state && sameJson(state.Desired, op.accepts.desired))) {
         // Retrying would clear (and have the platform copy into Reported) desired values the application never accepted.
         const e = new UiotError("VERSION_CONFLICT", `${op.what}: the desired state changed on the platform (now version ${version}) while this device was accepting it: not retried, so desired values the application has not seen are not cleared; the new desired state goes to shadow.onDesired`);
         e.retCode = CONFLICT;
@@ -319,7 +334,7 @@ export class Shadow {
       this.host.report(new UiotError("NO_HANDLER", "desired shadow values arrived but no shadow.onDesired handler is set: they stay desired on the platform"));
       return;
     }
-    this.shown = desired;
+    this.shown = { desired, version };
     let r: DesiredAnswer | PromiseLike<DesiredAnswer>;
     try {
       r = h(desired, { version, timestamp });
@@ -328,17 +343,27 @@ export class Shadow {
       return;
     }
     if (r && typeof (r as PromiseLike<DesiredAnswer>).then === "function")
-      (r as PromiseLike<DesiredAnswer>).then((a) => this.answer(a, desired), (e: unknown) => this.host.report(new UiotError("CALLBACK_ERROR", `the shadow.onDesired handler failed: ${String(e)}`, e)));
-    else this.answer(r as DesiredAnswer, desired);
+      (r as PromiseLike<DesiredAnswer>).then((a) => this.answer(a, { desired, version }), (e: unknown) => this.host.report(new UiotError("CALLBACK_ERROR", `the shadow.onDesired handler failed: ${String(e)}`, e)));
+    else this.answer(r as DesiredAnswer, { desired, version });
   }
 
-  /** The handler's answer to `desired`: an acceptance of exactly that desired state. */
-  private answer(a: DesiredAnswer, desired: { [key: string]: unknown }): void {
+  /** The device's own update moved the version from `from` to `to`, the desired state unchanged by anyone else:
+   * acceptances waiting with `from` (and the state last shown) now go with `to`. */
+  private rebase(from: number, to: number): void {
+    for (let i = 0; i < this.queue.length; i++) {
+      const a = this.queue[i].accepts;
+      if (a && a.version === from) this.queue[i].accepts = { desired: a.desired, version: to };
+    }
+    if (this.shown && this.shown.version === from) this.shown = { desired: this.shown.desired, version: to };
+  }
+
+  /** The handler's answer to the desired state it was shown: an acceptance of exactly that state. */
+  private answer(a: DesiredAnswer, seen: Seen): void {
     if (this.closed || !a) return;
     const same = a === true || (isObject(a) && Object.keys(a).length === 0);
     const p = same
-      ? this.enqueue(UPDATE, '{"Desired":null}', false, "shadow update (accept desired)", undefined, true, desired)
-      : this.reportAccepting(a as Params, undefined, true, desired);
+      ? this.enqueue(UPDATE, '{"Desired":null}', false, "shadow update (accept desired)", undefined, true, seen)
+      : this.reportAccepting(a as Params, undefined, true, seen);
     p.then(undefined, (e: UiotError) => this.host.report(e));
   }
 

@@ -313,6 +313,23 @@ describe("device layer against the emulated UIoT Core", () => {
     expect(d.errors[0].message).toContain("the desired state changed on the platform (now version 2) while this device was accepting it: not retried");
   });
 
+  it("accepts a desired state at the version it was shown with, when the answer comes after a newer push", async () => {
+    const cloud = await e2eCloud({ now: () => NOW });
+    const d = await online(cloud.port);
+    const answers: ((a: boolean) => void)[] = [];
+    d.thing.shadow.onDesired(() => new Promise<boolean>((resolve) => answers.push(resolve))); // e.g. a motor moving
+    cloud.setShadowDesired(PSN, DSN, { temperature: 17 });
+    cloud.setShadowDesired(PSN, DSN, { humidity: 40 });
+    await waitFor(() => answers.length === 2, { message: "both desired states shown to the device" });
+    answers[0](true); // 17 reached
+    await waitFor(() => d.errors.length > 0, { message: "the answer to the first state settled" });
+    answers[1](false); // humidity 40: not now
+    await d.thing.shadow.get(); // a barrier
+    expect(wire(cloud.log(), on("shadow/upstream")).map(([, , p]) => p)).toEqual(['{"Method":"update","State":{"Desired":null},"Version":1}']);
+    expect(d.errors.map((e) => e.code)).toEqual(["VERSION_CONFLICT"]);
+    expect(cloud.shadow(PSN, DSN).State).toEqual({ Reported: {}, Desired: { temperature: 17, humidity: 40 } });
+  });
+
   it("keeps requests made while the cloud is down and completes them once the device is back", async () => {
     const cloud = await e2eCloud({ now: () => NOW });
     const d = await online(cloud.port);

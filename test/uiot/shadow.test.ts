@@ -276,6 +276,38 @@ describe("accepting desired values across a version conflict", () => {
     expect(await b).toBe(7);
   });
 
+  it("an answer that comes after a newer push accepts the state it was asked about, at that state's version", async () => {
+    const r = rig();
+    const answers: ((a: boolean) => void)[] = [];
+    r.thing.shadow.onDesired(() => new Promise<boolean>((resolve) => answers.push(resolve)));
+    r.push("shadow/downstream", push(1, '{"temperature":17}'));
+    r.push("shadow/downstream", push(2, '{"temperature":17,"humidity":40}'));
+    answers[0](true); // 17 applied
+    await settle();
+    // Version 1, not the 2 the device knows: at 2 the platform would clear humidity 40, which is still being decided.
+    expect(upstream(r)).toEqual(['{"Method":"update","State":{"Desired":null},"Version":1}']);
+    r.push("shadow/downstream", conflict(2, '{"temperature":17,"humidity":40}'));
+    answers[1](false); // humidity 40: not now
+    await settle();
+    expect(upstream(r)).toHaveLength(1);
+    expect(r.errors.map((e) => e.code)).toEqual(["VERSION_CONFLICT"]);
+  });
+
+  it("the device's own updates move an acceptance's version along with them (no needless conflict)", async () => {
+    const r = rig();
+    r.thing.shadow.onDesired(() => false);
+    r.push("shadow/downstream", push(1, '{"t":17}'));
+    const own = r.thing.shadow.report({ h: 50 });
+    expect(upstream(r).at(-1)).toBe('{"Method":"update","State":{"Reported":{"h":50}},"Version":1}');
+    r.push("shadow/downstream", reply(2));
+    expect(await own).toBe(2);
+    const a = r.thing.shadow.accept();
+    expect(upstream(r).at(-1)).toBe('{"Method":"update","State":{"Desired":null},"Version":2}');
+    r.push("shadow/downstream", reply(3));
+    expect(await a).toBe(3);
+    expect(r.errors).toEqual([]);
+  });
+
   it("an accept() before anything was shown is retried as before", async () => {
     const r = rig();
     const a = r.thing.shadow.accept();
