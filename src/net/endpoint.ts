@@ -196,7 +196,9 @@ function checkHostName(host: string): string {
   if (name.length > 253) throw invalid("the host name is longer than 253 characters");
   const labels = name.split(".");
   for (const label of labels) {
-    if (!/^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label))
+    // The length is checked apart: XS's RegExp accepts "a".repeat(64) for [A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?
+    // (a bounded repeat inside an optional group), where V8 rightly refuses it.
+    if (label.length > 63 || !/^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?$/.test(label))
       throw invalid(`"${host.slice(0, 64)}" is not a valid host name: letters, digits, '-' and '.' only, no empty parts, none longer than 63`);
   }
   return host.toLowerCase();
