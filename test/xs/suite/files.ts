@@ -1,0 +1,16 @@
+// The test files that run inside XS unchanged: they use only src/, portable test helpers and vitest's API.
+import "../../codec/decoder.test";
+import "../../codec/errors.test";
+import "../../client/session.test";
+import "../../uiot/payloads.test";
+import "../../uiot/shadow.test";
+import "../../uiot/thing.test";
+import "../../uiot/profile.test";
+import "../../net/endpoint.test";
+import "../../net/websocket.test";
+
+export const TEST_FILES = [
+  "test/codec/decoder.test.ts", "test/codec/errors.test.ts", "test/client/session.test.ts", "test/uiot/payloads.test.ts",
+  "test/uiot/shadow.test.ts", "test/uiot/thing.test.ts", "test/uiot/profile.test.ts", "test/net/endpoint.test.ts",
+  "test/net/websocket.test.ts",
+];
