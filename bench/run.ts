@@ -26,8 +26,9 @@ import * as codec from "./codec";
 import * as size from "./size";
 import * as xsSize from "./xs-size";
 import * as client from "./client";
+import * as xs from "./xs";
 
-const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, xsSize, client];
+const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, xsSize, client, xs];
 
 interface Result extends Line {
   ratio?: number;

@@ -43,6 +43,8 @@ export interface XsWorker {
   evaluate(code: string): Promise<Run>;
   command(message: Uint8Array | string): Promise<Run>;
   close(): Promise<void>;
+  /** Writes a snapshot of the machine to `path` (the engine collects garbage first); resolves with its size in bytes. */
+  snapshot(path: string): Promise<number>;
   /** What the script printed (print()) and wrote to stderr so far. */
   output(): string;
 }
@@ -123,6 +125,7 @@ export function startXs(options: XsOptions = {}): XsWorker {
     evaluate: (code) => request("e", Buffer.from(code)),
     command: (message) => request("?", typeof message === "string" ? Buffer.from(message) : message),
     output: () => out,
+    snapshot: async (path) => Number(Buffer.from((await request("w", Buffer.from(path))).reply).toString()),
     close: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
