@@ -18,6 +18,11 @@ if (available) {
   }
 }
 
+// .ci/run sets XS_REQUIRED: there a missing engine is a failure, never a skip
+it.runIf(!available && !!process.env.XS_REQUIRED)("XS is built (XS_REQUIRED is set)", () => {
+  throw new Error(`${xsnapBinary()} is missing: npm run build:xs`);
+});
+
 describe.skipIf(!available)(`XS (${available ? xsnapBinary() : "not built: run npm run build:xs"})`, () => {
   it("runs the suite: every test file and the codec vectors", () => {
     if (failure) throw failure;
