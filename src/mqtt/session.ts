@@ -5,7 +5,7 @@
  * subscriptions to restore, the dedupe of redelivered messages. It never touches a socket or a timer.
  */
 import { Decoder } from "./decode";
-import { encode, encodePublish, TopicCache, type Allocator } from "./encode";
+import { encode, encodePublishFields, TopicCache, type Allocator } from "./encode";
 import { MqttError } from "./errors";
 import { GENERIC, type Profile } from "./profile";
 import type { OutboxStore } from "./store";
@@ -378,7 +378,7 @@ export class Session {
     // A topic in the cache passed every check already.
     if (profile.checkTopic && !this.topics.get(topic)) profile.checkTopic(topic, false);
     const id = qos === 1 ? this.freeId() : 0;
-    const packet = encodePublish({ type: 3, topic, payload, qos, retain, dup: false, id }, this.topics, this.alloc);
+    const packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
     const n = packet.length;
     const max = this.peerMaxPacket || profile.maxPacketSize || 0;
     if (max && n > max) throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);
