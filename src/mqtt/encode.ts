@@ -13,8 +13,8 @@ const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x8
 
 /**
  * Makes packet buffers. Every byte of a packet is written, so an allocator need not zero memory. The portable
- * default suits XS; a host may pass a faster one (the Node host uses Buffer.allocUnsafe, pooled as Node's own
- * MQTT libraries are).
+ * default suits XS; a host may pass a faster one (the Node host takes them from slabs, as Node's own buffer pool
+ * serves the MQTT libraries of Node).
  */
 export type Allocator = (size: number) => Uint8Array;
 export const newBytes: Allocator = (size) => new Uint8Array(size);

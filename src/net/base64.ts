@@ -1,4 +1,4 @@
-/** Base64 (RFC 4648, standard alphabet, with padding) for the WebSocket handshake and PEM, without Buffer or atob. */
+/** Base64 (RFC 4648, standard alphabet, with padding) for the WebSocket handshake and PEM, without Node's buffers or atob. */
 import { NetError } from "./errors";
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -361,17 +361,23 @@ describe("the outbox", () => {
   });
 });
 
+/** Records the clock time of every PUBLISH the client writes. */
+function publishTimes(s: S, c: ScriptedConnection): number[] {
+  const at: number[] = [];
+  const write = c.write.bind(c);
+  c.write = (d) => {
+    const ok = write(d);
+    if (ok && d[0] >> 4 === 3) at.push(s.clock.now());
+    return ok;
+  };
+  return at;
+}
+
 describe("rate limit", () => {
   it("never sends more than the profile's messages per second; the rest wait in the outbox", () => {
     const s = setup({ profile: { name: "UIoT Core", publishRate: 30 }, outbox: { maxMessages: 200, maxBytes: 100000 } });
     const c = up(s);
-    const at: number[] = [];
-    const orig = c.write.bind(c);
-    c.write = (d) => {
-      const ok = orig(d);
-      if (ok && d[0] >> 4 === 3) at.push(s.clock.now());
-      return ok;
-    };
+    const at = publishTimes(s, c);
     for (let i = 0; i < 100; i++) s.client.publish("t", `m${i}`);
     expect(at).toHaveLength(30);
     s.clock.advance(5000);
@@ -383,13 +389,7 @@ describe("rate limit", () => {
   it("keeps to the profile's publishWindow: at most publishRate messages in any window that long", () => {
     const s = setup({ profile: { name: "UIoT Core", publishRate: 30, publishWindow: 1250 }, outbox: { maxMessages: 200, maxBytes: 100000 } });
     const c = up(s);
-    const at: number[] = [];
-    const orig = c.write.bind(c);
-    c.write = (d) => {
-      const ok = orig(d);
-      if (ok && d[0] >> 4 === 3) at.push(s.clock.now());
-      return ok;
-    };
+    const at = publishTimes(s, c);
     for (let i = 0; i < 100; i++) s.client.publish("t", `m${i}`);
     expect(at).toHaveLength(30);
     s.clock.advance(1249);

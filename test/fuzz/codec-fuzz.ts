@@ -7,6 +7,7 @@
 // decodes back to an equal packet. Unmutated streams must also decode to exactly the packets they were made of.
 // Prints the count, throughput and error-code histogram; prints each failure with its hex input and exits 1.
 // Not part of `npm test` (its name has no .test.ts): run it by hand or in a nightly job.
+import { concat as concatBytes } from "../helpers/bytes";
 import fc from "fast-check";
 import { DEFAULT_MAX_PACKET_SIZE, encode, type Packet, type ProtocolLevel } from "../../src/mqtt/codec.ts";
 import * as arb from "../helpers/arbitraries.ts";
@@ -42,15 +43,7 @@ for (const level of LEVELS) {
 
 const HEADERS = [0x10, 0x20, 0x30, 0x31, 0x32, 0x33, 0x38, 0x3b, 0x40, 0x50, 0x62, 0x82, 0x90, 0xa2, 0xb0, 0xc0, 0xd0, 0xe0, 0xf0, 0x00];
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let i = 0;
-  for (const p of parts) {
-    out.set(p, i);
-    i += p.length;
-  }
-  return out;
-}
+const concat = (parts: Uint8Array[]): Uint8Array => concatBytes(...parts);
 
 function randomBytes(n: number): Uint8Array {
   const b = new Uint8Array(n);
