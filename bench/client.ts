@@ -232,7 +232,8 @@ async function checkSamePublish(clients: Clients, port: number, ours: Client, pe
 
 // ---- latency ----
 
-function ourLatencies(client: Client, n: number, out: number[]): Promise<void> {
+/** Publishes one QoS 1 message at a time `n` times, recording each publish→PUBACK time (ms) in `out`. */
+function latencies(publish: (acked: (e?: Error) => void) => void, n: number, out: number[]): Promise<void> {
   return new Promise((resolve, reject) => {
     let i = 0, t0 = 0;
     const acked = (e?: Error) => {
@@ -241,28 +242,17 @@ function ourLatencies(client: Client, n: number, out: number[]): Promise<void> {
       out.push(t - t0);
       if (++i === n) return resolve();
       t0 = performance.now();
-      client.publish(TOPIC, PAYLOAD, QOS1, acked);
+      publish(acked);
     };
     t0 = performance.now();
-    client.publish(TOPIC, PAYLOAD, QOS1, acked);
+    publish(acked);
   });
 }
 
-function peerLatencies(client: mqtt.MqttClient, n: number, out: number[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let i = 0, t0 = 0;
-    const acked = (e?: Error) => {
-      const t = performance.now();
-      if (e) return reject(e);
-      out.push(t - t0);
-      if (++i === n) return resolve();
-      t0 = performance.now();
-      client.publish(TOPIC, PAYLOAD_BUFFER, QOS1, acked);
-    };
-    t0 = performance.now();
-    client.publish(TOPIC, PAYLOAD_BUFFER, QOS1, acked);
-  });
-}
+const ourLatencies = (client: Client, n: number, out: number[]) =>
+  latencies((acked) => client.publish(TOPIC, PAYLOAD, QOS1, acked), n, out);
+const peerLatencies = (client: mqtt.MqttClient, n: number, out: number[]) =>
+  latencies((acked) => void client.publish(TOPIC, PAYLOAD_BUFFER, QOS1, acked), n, out);
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
