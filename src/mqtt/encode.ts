@@ -28,7 +28,8 @@ export class TopicCache {
   private topics: string[] = [];
   private bytes: Uint8Array[] = [];
   private next = 0;
-  constructor(readonly size = 4) {}
+  /** `check`: extra rules (a connection profile's) a topic must pass before it is cached, run before the codec's. */
+  constructor(readonly size = 4, private readonly check?: (topic: string) => void) {}
 
   get(topic: string): Uint8Array | undefined {
     const i = this.topics.indexOf(topic);
@@ -37,6 +38,7 @@ export class TopicCache {
 
   /** Validates and encodes `topic`, remembering the result. */
   add(topic: string): Uint8Array {
+    if (this.check) this.check(topic);
     checkTopicName(topic);
     const n = strLen(topic);
     const b = new Uint8Array(2 + n);

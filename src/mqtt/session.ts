@@ -126,7 +126,7 @@ export class Session {
   readonly profile: Profile;
   private host: SessionHost;
   private decoder: Decoder;
-  private topics = new TopicCache(4);
+  private topics: TopicCache;
   private alloc: Allocator | undefined;
   private state = IDLE;
   private level: ProtocolLevel;
@@ -187,6 +187,9 @@ export class Session {
     this.store = ob.store;
     const max = Math.min(options.maxPacketSize ?? 256 * 1024, profile.maxPacketSize ?? 268435460);
     this.alloc = options.alloc;
+    // The profile's topic rules run once per topic, when the topic enters the cache; a cached topic passed them.
+    const check = profile.checkTopic;
+    this.topics = new TopicCache(4, check ? (t) => check(t, false) : undefined);
     this.decoder = new Decoder((p) => this.packet(p), {
       alloc: options.alloc,
       maxPacketSize: max,
@@ -375,8 +378,6 @@ export class Session {
     const profile = this.profile;
     this.refuseV5();
     if (retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
-    // A topic in the cache passed every check already.
-    if (profile.checkTopic && !this.topics.get(topic)) profile.checkTopic(topic, false);
     const id = qos === 1 ? this.freeId() : 0;
     const packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
     const n = packet.length;

@@ -676,3 +676,24 @@ describe("MQTT 5.0 against a 3.1.1-only broker", () => {
     expect(errs[0].message).toMatch(/does not accept this MQTT protocol level: try level 4/);
   });
 });
+
+describe("profile topic rules", () => {
+  it("run once per topic the session caches, and refuse a forbidden topic every time", () => {
+    const seen: string[] = [];
+    const s = setup({
+      profile: {
+        name: "UIoT Core",
+        checkTopic: (t) => {
+          seen.push(t);
+          if (t.startsWith("other/")) throw new MqttError("NOT_ALLOWED", `${t} is not this device's topic`);
+        },
+      },
+    });
+    up(s);
+    s.client.publish("mine/a", "1");
+    s.client.publish("mine/a", "2");
+    expect(() => s.client.publish("other/a", "x")).toThrow(/not this device's topic/);
+    expect(() => s.client.publish("other/a", "x")).toThrow(/not this device's topic/);
+    expect(seen).toEqual(["mine/a", "other/a", "other/a"]);
+  });
+});
