@@ -40,6 +40,8 @@ export interface Run {
 }
 
 export interface XsWorker {
+  /** The engine's process id. */
+  readonly pid: number | undefined;
   evaluate(code: string): Promise<Run>;
   command(message: Uint8Array | string): Promise<Run>;
   close(): Promise<void>;
@@ -54,6 +56,14 @@ export interface XsOptions {
   onQuery?: (message: Uint8Array) => Uint8Array;
   /** Parser buffer, in KB (the largest script evaluate() takes); default 8 MB. */
   parserBufferKb?: number;
+  /**
+   * Run the engine in a process group of its own, so a Ctrl-C at the terminal (SIGINT to the foreground group)
+   * reaches only the Node process, which then stops the engine in order. It still ends when Node dies: it reads
+   * end-of-file on its command pipe and exits.
+   */
+  ownProcessGroup?: boolean;
+  /** Called once when the engine's process ends, however (after close() too), with why. */
+  onExit?: (error: Error) => void;
 }
 
 export function startXs(options: XsOptions = {}): XsWorker {
@@ -61,7 +71,10 @@ export function startXs(options: XsOptions = {}): XsWorker {
   if (!existsSync(bin)) throw new Error(`no XS engine: ${bin} is missing (run npm run build:xs)`);
   const args = ["uiot-xs"];
   if (options.parserBufferKb) args.push("-s", String(options.parserBufferKb));
-  const child: ChildProcess = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", "ignore", "ignore", "ignore", "ignore"] });
+  const child: ChildProcess = spawn(bin, args, {
+    stdio: ["ignore", "pipe", "pipe", "pipe", "pipe", "ignore", "ignore", "ignore", "ignore"],
+    detached: options.ownProcessGroup === true,
+  });
   const toXs = child.stdio[3] as Writable;
   const fromXs = child.stdio[4] as Readable;
   let out = "";
@@ -75,8 +88,17 @@ export function startXs(options: XsOptions = {}): XsWorker {
     dead ??= e;
     for (const w of waiters.splice(0)) w.reject(e);
   };
-  child.on("exit", (code, signal) => fail(new Error(`XS exited (${signal ?? `code ${code}`})${out ? `: ${out.slice(-2000)}` : ""}`)));
+  child.on("exit", (code, signal) => {
+    const e = new Error(`XS exited (${signal ?? `code ${code}`})${out ? `: ${out.slice(-2000)}` : ""}`);
+    fail(e);
+    options.onExit?.(e);
+  });
   child.on("error", fail);
+  // A pipe to an engine that just died fails (EPIPE, ECONNRESET): its exit, which follows, says why (a signal, a
+  // code, what it printed). An engine that cannot be talked to any more is ended, so that exit does follow.
+  const broken = (): void => void (child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"));
+  toXs.on("error", broken);
+  fromXs.on("error", broken);
 
   const send = (prefix: string, body: Uint8Array) => {
     const head = Buffer.from(`${body.length + prefix.length}:${prefix}`);
@@ -122,6 +144,7 @@ export function startXs(options: XsOptions = {}): XsWorker {
     });
 
   return {
+    pid: child.pid,
     evaluate: (code) => request("e", Buffer.from(code)),
     command: (message) => request("?", typeof message === "string" ? Buffer.from(message) : message),
     output: () => out,
