@@ -1,0 +1,86 @@
+// What the simulator (hosts/node/simulator.ts) shows of the running device, whichever engine runs the firmware:
+// V8 in this process (nodeDevice, below: the Device that src/device/main.ts returns) or Moddable's XS in a child
+// process (hosts/node/xs-device.ts). The simulator reads only this.
+import type { Host } from "../../src/device/host";
+import { start, type Device } from "../../src/device/main";
+import type { Thermostat, ThermostatState } from "../../src/device/thermostat";
+import { nodeAlloc } from "./alloc";
+
+/** Called with every message through the client's API: "in" as it is handed to the application, "out" as published. */
+export type Trace = (direction: "in" | "out", topic: string, payload: Uint8Array | string) => void;
+
+export interface DeviceView {
+  readonly engine: "node" | "xs";
+  /** The client's state ("connected", "waiting", ...); "starting" until the device runs. */
+  readonly state: string;
+  /** Connections made (CONNACKs), connections lost and the last reason (empty once connected again). */
+  readonly connects: number;
+  readonly drops: number;
+  readonly problem: string;
+  /** QoS 1 messages waiting for the broker. */
+  readonly outbox: number;
+  readonly thermostat: Readonly<ThermostatState>;
+  /** Resolves true once the device runs, false when the firmware did not start (the reason was logged). */
+  readonly started: Promise<boolean>;
+  /** Stops the device (DISCONNECT) and whatever runs it. Idempotent. */
+  stop(): Promise<void>;
+  /**
+   * XS only: resolves once the engine has handled every event so far, so the view is current (the XS view is the
+   * status of the last event handled; V8's is read live).
+   */
+  sync?(): Promise<void>;
+}
+
+/** The firmware entry in this process, on `host`, with `app`. */
+export function nodeDevice(host: Host, app: Thermostat, trace: Trace): DeviceView {
+  let device: Device | undefined;
+  let drops = 0, problem = "";
+  const observe = (d: Device): void => {
+    const client = d.client;
+    const inner = client.onMessage;
+    client.onMessage = (topic, payload, message) => {
+      trace("in", topic, payload);
+      return inner.call(client, topic, payload, message);
+    };
+    const publish = client.publish;
+    client.publish = function (topic, payload, opts, cb) {
+      const r = publish.call(client, topic, payload, opts, cb);
+      trace("out", topic, payload);
+      return r;
+    };
+    d.onDisconnect((error) => {
+      drops++;
+      problem = error.message;
+    });
+    d.onConnect(() => (problem = ""));
+  };
+  const running = start(host, app, { alloc: nodeAlloc, observe });
+  const started = running.then((d) => {
+    device = d;
+    return d !== undefined;
+  });
+  return {
+    engine: "node",
+    get state() {
+      return device ? device.client.state : "starting";
+    },
+    get connects() {
+      return device?.connects ?? 0;
+    },
+    get drops() {
+      return drops;
+    },
+    get problem() {
+      return problem;
+    },
+    get outbox() {
+      return device ? device.client.outbox.messages : 0;
+    },
+    thermostat: app.state,
+    started,
+    stop: async () => {
+      const d = await Promise.race([running, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000))]);
+      d?.stop();
+    },
+  };
+}
