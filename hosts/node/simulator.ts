@@ -8,12 +8,12 @@ import { parseArgs } from "node:util";
 import { checkBrokerUrl } from "../../src/device/config";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import type { KeyValueStore, LogLevel } from "../../src/device/host";
-import { start, type Device } from "../../src/device/main";
-import { CORRECTION_RANGE, TARGET_RANGE, thermostat, type Thermostat } from "../../src/device/thermostat";
-import { nodeAlloc } from "./alloc";
+import { CORRECTION_RANGE, TARGET_RANGE, thermostat } from "../../src/device/thermostat";
 import { startCloud, type Cloud } from "./cloud";
+import { nodeDevice, type DeviceView } from "./device-view";
 import { createNodeHost, type NodeHost } from "./host";
 import { planProvisioning, provisionSimulator, SIMULATOR_DIR } from "./provision/provision";
+import { startXsDevice, xsEngineMissing } from "./xs-device";
 
 export const USAGE = `Usage: npm start -- [options]
 
@@ -30,6 +30,9 @@ Options:
                      (default with --broker: ${SIMULATOR_DIR}, where \`npm run provision\` writes)
   --dir DIR          where the demo device is kept (default ${path.join(SIMULATOR_DIR, "demo")}; wiped on each start)
   --interval MS      milliseconds between property posts (default 5000)
+  --engine node|xs   the JavaScript engine the firmware runs on: node (default: V8, in this process) or xs
+                     (Moddable's XS, as on a board, in a child process; sockets, timers and storage are served
+                     by this process; build it once with \`npm run build:xs\`)
   --plain            one line per event, no screen redraw (the default when stdout is not a terminal)
   -h, --help         this text
 
@@ -61,6 +64,8 @@ export interface SimulatorOptions {
   dir?: string;
   interval?: number;
   plain?: boolean;
+  /** The firmware's engine: V8 in this process (default) or XS in a child process (hosts/node/xs-device.ts). */
+  engine?: "node" | "xs";
 }
 
 export interface SimulatorIo {
@@ -75,15 +80,15 @@ export interface SimulatorIo {
 export interface Simulator {
   readonly cloud: Cloud | undefined;
   readonly host: NodeHost;
-  /** The device, once it runs (undefined when it could not start). */
-  readonly device: Promise<Device | undefined>;
+  /** The device as the view shows it, once it runs (undefined when it could not start). */
+  readonly device: Promise<DeviceView | undefined>;
   /** A console command, as typed. Resolves with what it printed. */
   command(line: string): Promise<void>;
   /** Stops the device, the cloud and the display. Idempotent. */
   stop(): Promise<void>;
   /** Resolves when stopped. */
   readonly stopped: Promise<void>;
-  /** The firmware did not start (its reason was logged). */
+  /** The firmware did not start (its reason was logged), or its XS engine failed. */
   readonly failed: boolean;
 }
 
@@ -99,6 +104,7 @@ export function parseSimulatorArgs(args: string[]): SimulatorOptions & { help: b
       dir: { type: "string" },
       interval: { type: "string" },
       plain: { type: "boolean" },
+      engine: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -108,6 +114,10 @@ export function parseSimulatorArgs(args: string[]): SimulatorOptions & { help: b
   if (values.device !== undefined) o.device = values.device;
   if (values.dir !== undefined) o.dir = values.dir;
   if (values.plain) o.plain = true;
+  if (values.engine !== undefined) {
+    if (values.engine !== "node" && values.engine !== "xs") throw new Error(`--engine is node or xs, not "${values.engine.slice(0, 20)}"`);
+    o.engine = values.engine;
+  }
   if (values.interval !== undefined) {
     const n = Number(values.interval);
     if (!Number.isInteger(n) || n < 200 || n > 3600000) throw new Error("--interval takes milliseconds, 200 to 3600000");
@@ -184,8 +194,9 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   let refresh: NodeJS.Timeout | undefined;
   let typing: string | undefined;
   let stopping = false;
-  let deviceNow: Device | undefined;
   let failed = false;
+  /** Why the XS engine failed, if it did. */
+  let engineFailure: string | undefined;
   let setReady!: () => void;
   /** Resolves at the first message from the broker (or when the firmware cannot start). */
   const ready = new Promise<void>((r) => (setReady = r));
@@ -200,6 +211,11 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   };
 
   // ---- the device's store and the cloud ----
+  const engine = options.engine ?? "node";
+  if (engine === "xs") {
+    const missing = xsEngineMissing();
+    if (missing) throw new Error(missing);
+  }
   let cloud: Cloud | undefined;
   let dir: string;
   let psn = DEMO_PRODUCT_SN, dsn = DEMO_DEVICE_SN;
@@ -232,9 +248,8 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   }
 
   // ---- what the device does, as seen from the device ----
-  const app: Thermostat = thermostat({ postInterval: options.interval ?? 5000, timeConstant: 60000 });
+  const thermostatOptions = { postInterval: options.interval ?? 5000, timeConstant: 60000 };
   let lastIn: Traced | undefined, lastOut: Traced | undefined;
-  let disconnects = 0, lastProblem = "";
   const deviceShadow = { reported: {} as Record<string, unknown>, desired: {} as Record<string, unknown>, version: undefined as number | undefined };
   const systemPrefix = `/$system/${psn}/${dsn}/`;
   const short = (topic: string) => (topic.startsWith(systemPrefix) ? topic.slice(systemPrefix.length) : topic);
@@ -265,26 +280,6 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     else schedule();
   };
 
-  const observe = (device: Device): void => {
-    const client = device.client;
-    const inner = client.onMessage;
-    client.onMessage = (topic, payload, message) => {
-      trace("in", topic, payload);
-      return inner.call(client, topic, payload, message);
-    };
-    const publish = client.publish;
-    client.publish = function (topic, payload, opts, cb) {
-      const r = publish.call(client, topic, payload, opts, cb);
-      trace("out", topic, payload);
-      return r;
-    };
-    device.onDisconnect((error) => {
-      disconnects++;
-      lastProblem = error.message;
-    });
-    device.onConnect(() => (lastProblem = ""));
-  };
-
   if (cloud) {
     const c = cloud;
     c.on("refused", (e) => recent("console", `the cloud refused ${e.clientId}: ${e.reason} (CONNACK ${e.returnCode})`));
@@ -293,7 +288,28 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     c.on("offline", (e) => e.authmode === 1 && recent("console", `the cloud sees ${e.deviceSN} offline: ${e.reason}`));
   }
 
-  const device = start(firmwareHost, app, { alloc: nodeAlloc, observe });
+  // The firmware, on V8 here or on XS in a child process; the view reads the same things of either.
+  let view: DeviceView;
+  if (engine === "node") view = nodeDevice(firmwareHost, thermostat(thermostatOptions), trace);
+  else {
+    try {
+      const xs = await startXsDevice({
+        host: firmwareHost, thermostat: thermostatOptions, trace,
+        onFailure: (e) => {
+          engineFailure = e.message;
+          recent("error", e.message);
+          setReady();
+          void stop();
+        },
+      });
+      recent("info", `the firmware runs on XS (xsnap-worker, pid ${xs.pid})`);
+      view = xs;
+    } catch (e) {
+      await cloud?.close();
+      throw e;
+    }
+  }
+  const device = view.started.then((ok) => (ok ? view : undefined));
 
   // ---- the screen ----
   function schedule(): void {
@@ -304,10 +320,9 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     drawTimer = undefined;
     if (stopping) return;
     const width = Math.max(60, io.columns?.() ?? 100);
-    const st = app.state;
-    const client = deviceNow?.client;
+    const st = view.thermostat;
     const link = host.link.isUp ? `${ESC}32mup${ESC}0m` : `${ESC}31mDOWN${ESC}0m`;
-    const conn = client ? client.state : "starting";
+    const conn = view.state;
     const connColored = conn === "connected" ? `${ESC}32m${conn}${ESC}0m` : `${ESC}33m${conn}${ESC}0m`;
     let shadow = deviceShadow as { reported: unknown; desired: unknown; version: number | undefined };
     if (cloud) {
@@ -319,10 +334,10 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
       }
     }
     const lines = [
-      `${ESC}1mUIoT thermostat simulator${ESC}0m  ${psn}.${dsn} → ${brokerUrl}${cloud ? " (emulated UIoT Core)" : ""}`,
+      `${ESC}1mUIoT thermostat simulator${ESC}0m  ${psn}.${dsn} → ${brokerUrl}${cloud ? " (emulated UIoT Core)" : ""}${engine === "xs" ? "   engine XS" : ""}`,
       "",
-      `Wi-Fi link   ${link}          Connection  ${connColored}  (connections ${deviceNow?.connects ?? 0}, drops ${disconnects})  outbox ${client ? client.outbox.messages : 0}${cloud ? `   broker ${cloud.running ? "running" : `${ESC}31mSTOPPED${ESC}0m`}` : ""}`,
-      lastProblem ? `${ESC}33m             ${cut(lastProblem, width - 13)}${ESC}0m` : "",
+      `Wi-Fi link   ${link}          Connection  ${connColored}  (connections ${view.connects}, drops ${view.drops})  outbox ${view.outbox}${cloud ? `   broker ${cloud.running ? "running" : `${ESC}31mSTOPPED${ESC}0m`}` : ""}`,
+      view.problem ? `${ESC}33m             ${cut(view.problem, width - 13)}${ESC}0m` : "",
       `Thermostat   ${st.temperature.toFixed(1)} °C   ${st.humidity.toFixed(1)} %RH   target ${st.target} °C   correction ${st.correction} °C   ${st.hot ? `${ESC}31mHIGH TEMP${ESC}0m` : ""}`,
       `             ${st.posts} posts confirmed, ${st.events} events`,
       `Shadow       version ${shadow.version ?? "-"}   reported ${json(shadow.reported)}   desired ${json(shadow.desired)}`,
@@ -339,10 +354,10 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     out.write(`${ESC}H${ESC}2J${lines.join("\n")}\n`);
   }
 
-  void device.then((d) => {
-    deviceNow = d;
-    if (d) return schedule();
+  void view.started.then((ok) => {
+    if (ok) return schedule();
     failed = true;
+    if (engineFailure !== undefined) return; // said, and stopping
     setReady();
     if (tty) recent("error", "the firmware did not start (see above); press q to quit");
     else void stop(); // a script or a pipe: nothing more will happen, so exit (code 1)
@@ -413,6 +428,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
         case "restart":
           return await restartBroker();
         case "status":
+          if (view.sync) await view.sync(); // XS: the status after every event so far (a link change just made)
           if (!tty) out.write(`${statusLine()}\n`);
           return;
         case "help":
@@ -431,8 +447,8 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   };
 
   const statusLine = (): string => {
-    const st = app.state;
-    return `status: link ${host.link.isUp ? "up" : "down"}, ${deviceNow?.client.state ?? "starting"}, connections ${deviceNow?.connects ?? 0}, ` +
+    const st = view.thermostat;
+    return `status: link ${host.link.isUp ? "up" : "down"}, ${view.state}, connections ${view.connects}, ` +
       `${st.temperature} °C ${st.humidity} %RH target ${st.target} correction ${st.correction}, posts ${st.posts}, events ${st.events}`;
   };
 
@@ -459,7 +475,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
       case "=":
       case "-": {
         const doc = cloud?.shadow(psn, dsn);
-        const base = typeof doc?.State.Desired.target_temperature === "number" ? doc.State.Desired.target_temperature : app.state.target;
+        const base = typeof doc?.State.Desired.target_temperature === "number" ? doc.State.Desired.target_temperature : view.thermostat.target;
         void command(`desired ${base + (k === "-" ? -1 : 1)}`);
         return;
       }
@@ -523,14 +539,15 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
         stdin.pause();
       }
       if (tty) out.write(`${ESC}?25h\n`);
-      const d = await Promise.race([device, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000))]);
-      d?.stop();
+      await view.stop();
       if (cloud) {
         await new Promise((r) => setTimeout(r, 100)); // the DISCONNECT reaches the broker first
         await cloud.close();
       }
       closed = true;
-      out.write(`${clock(Date.now())} stopped: ${failed ? "the firmware did not start" : "the device disconnected"}${cloud ? " and the emulated cloud closed" : ""}\n`);
+      // On a terminal the screen held the engine's error, and it is gone now: say it again.
+      const how = engineFailure !== undefined ? `the XS engine failed${tty ? ` (${engineFailure})` : ""}` : failed ? "the firmware did not start" : "the device disconnected";
+      out.write(`${clock(Date.now())} stopped: ${how}${cloud ? " and the emulated cloud closed" : ""}\n`);
       resolveStopped();
     })();
     return stopPromise;
@@ -539,7 +556,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   return {
     cloud, host, device, command, stop, stopped,
     get failed() {
-      return failed;
+      return failed || engineFailure !== undefined;
     },
   };
 }

@@ -99,6 +99,8 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
   let loaded = false;
   let resolveStarted!: (ok: boolean) => void;
   const started = new Promise<boolean>((r) => (resolveStarted = r));
+  /** What STARTED said, told once the event it came in is done (so the status read then is the one after it). */
+  let startedWith: boolean | undefined;
   let resolveExited!: () => void;
   const exited = new Promise<void>((r) => (resolveExited = r));
 
@@ -118,6 +120,7 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
       try {
         const run = await worker.command(item.message);
         status = JSON.parse(text(run.reply)) as DeviceStatus;
+        if (startedWith !== undefined) resolveStarted(startedWith);
       } catch (e) {
         fail(e as Error);
       }
@@ -217,7 +220,7 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
           // Not from inside a query: failing closes the engine, which must not hear of it before this answer.
           const e = new Error(`the firmware entry failed on XS: ${text(body)}`);
           setImmediate(() => fail(e));
-        } else resolveStarted(id === 1);
+        } else startedWith = id === 1;
         return OK_ANSWER;
     }
     throw new Error(`XS sent a query the bridge does not know (op ${m[0]})`);
