@@ -93,21 +93,24 @@ async function probe(url: string, app: Record<string, unknown> = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uiot-bridge-"));
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   const logs: [LogLevel, string][] = [];
-  const host = createNodeHost({ dir, log: (level, message) => void logs.push([level, message]) });
+  const draws = { n: 0 };
+  const host = createNodeHost({ dir, log: (level, message) => void logs.push([level, message]), random: () => (draws.n++, Math.random()) });
   for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, SECRET], [CONFIG_KEYS.brokerUrl, url]]) host.config.set(k, v);
   const failures: Error[] = [];
   const device: XsDevice = await startXsDevice({ host, entry: "test/xs/bridge-entry.ts", app, onFailure: (e) => void failures.push(e) });
   cleanups.push(() => device.stop());
-  return { host, logs, device, failures };
+  return { host, logs, device, failures, draws };
 }
 
 describe.skipIf(!available)("the bridge with the real engine: failures are clear errors", () => {
   it("a socket that fails reaches the firmware as the Node host's typed NetError (refused, then the link down)", async () => {
     const port = await getFreePort(); // nothing listens there
-    const { host, logs, device } = await probe(`mqtt://127.0.0.1:${port}`);
+    const { host, logs, device, draws } = await probe(`mqtt://127.0.0.1:${port}`);
     expect(await device.started).toBe(true);
     await waitFor(() => logs.some(([, m]) => m === "lost: CONNECTION_LOST; cause NetError CONNECTION_REFUSED"), { message: `the refusal, logs: ${JSON.stringify(logs)}` });
     expect(logs.some(([level, m]) => level === "warn" && /127\.0\.0\.1:\d+ refused the connection: nothing accepts connections there/.test(m))).toBe(true);
+    // The backoff's jitter comes from the Node host, not from XS's Math.random (unseeded C rand() on a desktop build)
+    expect(draws.n).toBeGreaterThan(0);
     host.link.down();
     await device.sync!();
     expect(device.state).toBe("waiting");
