@@ -27,8 +27,9 @@ import * as size from "./size";
 import * as xsSize from "./xs-size";
 import * as client from "./client";
 import * as xs from "./xs";
+import * as xsPeer from "./xs-peer";
 
-const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, xsSize, client, xs];
+const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, xsSize, client, xs, xsPeer];
 
 interface Result extends Line {
   ratio?: number;
