@@ -32,7 +32,7 @@
  * The fakes are JavaScript where a device runs native code (and xsnap lacks ArrayBuffer.fromString and
  * String.fromArrayBuffer, which the peers call: they are made here from the engine's native TextEncoder and
  * TextDecoder). Their cost is not evenly spread: MQTTClient reads the fixed header and topic of each packet one
- * byte at a time (about 35 calls for the 64-byte PUBLISH), ours reads a whole chunk per event. So each side's
+ * byte at a time (37 calls for the 64-byte PUBLISH), ours reads a whole chunk per event. So each side's
  * calls to the fakes during one operation are recorded, replayed on their own against the fakes and against a
  * native function that allocates what the native module would, and the difference (the fakes' excess) is taken
  * out of that side's compute units and slots. The JSON lines keep the measured figures (`oursMeasured`,
