@@ -55,14 +55,9 @@ export class Client implements SessionHost {
   onError: (error: MqttError) => void;
 
   readonly session: Session;
-  private connector: Connector;
+  /** The options, kept as given: what is read only on a dial or a loss is read from them then. */
+  private options: ClientOptions;
   private clock: Clock;
-  private random: () => number;
-  private min: number;
-  private max: number;
-  private resetAfter: number;
-  private kickThreshold: number;
-  private log: (message: string) => void;
   private transport: Transport | null = null;
   private gen = 0;
   private timer: unknown = undefined;
@@ -76,15 +71,8 @@ export class Client implements SessionHost {
   private offline = false;
 
   constructor(options: ClientOptions) {
-    this.connector = options.connect;
+    this.options = options;
     this.clock = options.clock;
-    this.random = options.random ?? Math.random;
-    const b = options.backoff ?? {};
-    this.min = b.min ?? 1000;
-    this.max = b.max ?? 60000;
-    this.resetAfter = b.resetAfter ?? 60000;
-    this.kickThreshold = options.kickThreshold ?? 3;
-    this.log = options.log ?? noop;
     this.onConnect = options.onConnect ?? noop;
     this.onDisconnect = options.onDisconnect ?? noop;
     this.onMessage = options.onMessage ?? noop;
@@ -205,7 +193,8 @@ export class Client implements SessionHost {
     try {
       this.onError(error);
     } catch (e) {
-      this.log(`onError threw while reporting "${error.message}": ${String(e)}`);
+      const log = this.options.log;
+      if (log) log(`onError threw while reporting "${error.message}": ${String(e)}`);
     }
   }
 
@@ -217,7 +206,7 @@ export class Client implements SessionHost {
     this.session.dialing(this.clock.now());
     let t: Transport;
     try {
-      t = this.connector(link);
+      t = this.options.connect(link);
     } catch (e) {
       // A connector must not throw; if one does, treat it as a failed dial rather than a dead client.
       this.lost(new MqttError("CONNECTION_LOST", `could not open a connection: ${String(e)}`, e));
@@ -276,26 +265,29 @@ export class Client implements SessionHost {
     if (t) t.close();
     const wasConnected = this.session.isConnected;
     this.session.lost();
-    const now = this.clock.now();
+    const now = this.clock.now(), o = this.options, b = o.backoff;
     if (wasConnected) {
-      if (now - this.connectedAt >= this.resetAfter) {
+      if (now - this.connectedAt >= (b?.resetAfter ?? 60000)) {
         this.attempt = 0;
         this.kicks = 0;
       } else this.kicks++;
     }
-    const ceiling = Math.min(this.max, this.min * Math.pow(2, Math.min(this.attempt, 30)));
+    const ceiling = Math.min(b?.max ?? 60000, (b?.min ?? 1000) * Math.pow(2, Math.min(this.attempt, 30)));
     this.attempt++;
-    const delay = Math.floor(this.random() * ceiling);
+    const delay = Math.floor((o.random ?? Math.random)() * ceiling);
     this.retryAt = now + delay;
     this.arm();
     this.call(() => this.onDisconnect(error, delay), "onDisconnect");
-    if (wasConnected && this.kicks >= this.kickThreshold) {
+    if (wasConnected && this.kicks >= (o.kickThreshold ?? 3)) {
       const hint = this.session.profile.kickHint ?? "is another client using the same client id?";
       this.error(new MqttError("KICKED", `kicked ${this.kicks} times within a minute of connecting: ${hint}`, error));
     }
   }
 
-  private tick = (): void => {
+  /** The clock's timer callback: a closure that only calls a method (its instance costs heap; keep it short). */
+  private tick = (): void => this.expire();
+
+  private expire(): void {
     this.timer = undefined;
     this.timerAt = -1;
     if (this.closed) return;
@@ -303,7 +295,7 @@ export class Client implements SessionHost {
     if (this.retryAt >= 0 && !this.offline && now >= this.retryAt) this.dial();
     else this.session.tick(now);
     this.arm();
-  };
+  }
 
   /** Keeps one host timer armed at the earliest deadline of the session and the retry. */
   private arm(): void {

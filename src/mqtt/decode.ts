@@ -3,18 +3,33 @@
  * the chunking. Memory is bounded by `maxPacketSize`: the fixed header is checked before any body byte is kept.
  * A packet that lies whole inside one pushed chunk is parsed in place, so its payload is a view of that chunk
  * (the caller must not reuse the chunk's memory); a packet split across chunks is assembled once into its own buffer.
+ *
+ * Packets go to a callback as objects, or to a PacketSink (the session), which takes the packets of its hot paths
+ * as arguments: a PUBLISH as its fields, a PUBACK as its id, so that receiving them makes no object.
  */
 import { MqttError, fail } from "./errors";
 import { Reader } from "./reader";
 import { decodeUtf8 } from "./utf8";
 import { checkTopicFilter, checkTopicName } from "./topic";
 import { IN_CONNACK, IN_CONNECT, IN_WILL, readProperties } from "./properties";
-import type { ConnectPacket, Packet, ProtocolLevel, Subscription } from "./packets";
+import type { ConnectPacket, Packet, ProtocolLevel, QoS, Subscription } from "./packets";
 import type { Allocator } from "./encode";
 
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
 const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f];
 const NAMES = ["", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "", "", "", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT"];
+
+/** Where a decoder delivers packets without making objects for the common ones. */
+export interface PacketSink {
+  /** A packet without a path of its own below. */
+  received(packet: Packet): void;
+  /** A PUBLISH, from its fields; `id` is 0 at QoS 0. */
+  receivedPublish(topic: string, payload: Uint8Array, qos: QoS, retain: boolean, dup: boolean, id: number): void;
+  /** PUBACK (4) or UNSUBACK (11) with its packet id; PINGREQ (12), PINGRESP (13) or DISCONNECT (14) with id 0. */
+  receivedBare(type: number, id: number): void;
+  /** A packet skipped for its size (with skipOversize). */
+  skipped(error: MqttError): void;
+}
 
 export interface DecoderOptions {
   /** Largest whole packet (fixed header included) accepted, in bytes. Default 256 KB. */
@@ -29,13 +44,18 @@ export interface DecoderOptions {
   alloc?: Allocator;
   /**
    * How many recent PUBLISH topics to remember (default 8; 0 turns it off): a topic seen again is matched by
-   * its bytes and answered with the same string, without decoding or validating it again.
+   * its bytes and answered with the same string, without decoding or validating it again. Only ASCII topics are
+   * remembered (the string is compared with the bytes in place, so the cache holds no copy of them).
    */
   topicCache?: number;
 }
 
 const HEADER = 0, LENGTH = 1, BODY = 2, SKIP = 3;
 const NONE = new Uint8Array(0);
+/** Called with .call: on XS, t.charCodeAt(i) on a primitive string makes a String wrapper object each time. */
+const charCodeAt = String.prototype.charCodeAt;
+
+function ignore(): void {}
 
 export class Decoder {
   onPacket: (packet: Packet) => void;
@@ -47,20 +67,25 @@ export class Decoder {
   private state = HEADER;
   private header = 0;
   private rl = 0;
-  private mul = 1;
   private lenBytes = 0;
   private body: Uint8Array | null = null;
   private filled = 0;
   private skipLeft = 0;
   private failed: unknown = null;
   private alloc: Allocator | undefined;
+  private sink: PacketSink | null = null;
   private cacheSize: number;
-  private cacheBytes: Uint8Array[] = [];
-  private cacheTopics: string[] = [];
+  /** Recent PUBLISH topics and their byte lengths, [topic, length, topic, length ...]; made on first use. */
+  private cache: (string | number)[] | null = null;
   private cacheNext = 0;
 
-  constructor(onPacket: (packet: Packet) => void, options: DecoderOptions = {}) {
-    this.onPacket = onPacket;
+  /** `onPacket`: a callback that gets every packet as an object, or a PacketSink. */
+  constructor(onPacket: ((packet: Packet) => void) | PacketSink, options: DecoderOptions = {}) {
+    if (typeof onPacket === "function") this.onPacket = onPacket;
+    else {
+      this.sink = onPacket;
+      this.onPacket = ignore;
+    }
     this.level = options.level ?? 4;
     const max = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
     if (!(max >= 2 && max <= 268435460)) throw new RangeError("maxPacketSize must be from 2 to 268435460 bytes");
@@ -113,14 +138,12 @@ export class Decoder {
         case HEADER:
           this.header = checkHeader(chunk[i++], this.level);
           this.rl = 0;
-          this.mul = 1;
           this.lenBytes = 0;
           this.state = LENGTH;
           break;
         case LENGTH: {
           const d = chunk[i++];
-          this.rl += (d & 0x7f) * this.mul;
-          this.mul *= 128;
+          this.rl += (d & 0x7f) << (7 * this.lenBytes); // at most 127 << 21: no overflow
           if (++this.lenBytes === 4 && d & 0x80) fail("MALFORMED_LENGTH", "remaining length is longer than 4 bytes");
           if (d & 0x80) break;
           const rl = this.rl, total = 1 + this.lenBytes + rl;
@@ -130,6 +153,7 @@ export class Decoder {
             if (!this.skipOversize) throw err;
             this.skipLeft = rl;
             this.state = SKIP;
+            if (this.sink) this.sink.skipped(err);
             if (this.onSkip) this.onSkip(err);
             break;
           }
@@ -169,22 +193,34 @@ export class Decoder {
   }
 
   private parse(b: Uint8Array, s: number, e: number): void {
-    const r = this.r, h = this.header;
+    const r = this.r, h = this.header, type = h >> 4, sink = this.sink;
     r.reset(b, s, e);
     let p: Packet;
-    switch (h >> 4) {
+    switch (type) {
       case 3: {
         const qos = (h >> 1) & 3;
         const topic = this.topic(r);
-        const id = qos ? r.id() : undefined;
-        p = { type: 3, topic, payload: b.subarray(r.pos, e), qos: qos as 0 | 1, retain: (h & 1) === 1, dup: (h & 8) === 8, id };
+        const id = qos ? r.id() : 0;
+        const payload = b.subarray(r.pos, e);
+        if (sink) return sink.receivedPublish(topic, payload, qos as QoS, (h & 1) === 1, (h & 8) === 8, id);
+        p = { type: 3, topic, payload, qos: qos as QoS, retain: (h & 1) === 1, dup: (h & 8) === 8, id: qos ? id : undefined };
         break;
       }
-      case 4: p = { type: 4, id: r.id() }; r.done(); break;
-      case 11: p = { type: 11, id: r.id() }; r.done(); break;
-      case 12: r.done(); p = { type: 12 }; break;
-      case 13: r.done(); p = { type: 13 }; break;
-      case 14: r.done(); p = { type: 14 }; break;
+      case 4:
+      case 11: {
+        const id = r.id();
+        r.done();
+        if (sink) return sink.receivedBare(type, id);
+        p = { type, id };
+        break;
+      }
+      case 12:
+      case 13:
+      case 14:
+        r.done();
+        if (sink) return sink.receivedBare(type, 0);
+        p = { type };
+        break;
       case 1: p = parseConnect(r); this.level = p.level; break;
       case 2: {
         const flags = r.u8();
@@ -241,7 +277,8 @@ export class Decoder {
         p = { type: 10, id, topics };
       }
     }
-    this.onPacket(p);
+    if (sink) sink.received(p);
+    else this.onPacket(p);
   }
 
   /** A PUBLISH topic: from the cache when its bytes match a recent one, else decoded, checked and remembered. */
@@ -250,22 +287,30 @@ export class Decoder {
     r.need(n);
     const b = r.b, start = r.pos;
     r.pos = start + n;
-    const bytes = this.cacheBytes;
-    for (let k = 0; k < bytes.length; k++) {
-      const c = bytes[k];
-      if (c.length !== n) continue;
-      // Backwards: a device's topics share their long prefix and differ at the end.
-      let i = n - 1;
-      while (i >= 0 && c[i] === b[start + i]) i--;
-      if (i < 0) return this.cacheTopics[k];
+    const cache = this.cache;
+    if (cache) {
+      for (let k = 0; k < cache.length; k += 2) {
+        if (cache[k + 1] !== n) continue;
+        // Backwards: a device's topics share their long prefix and differ at the end.
+        const t = cache[k] as string;
+        let i = n - 1;
+        while (i >= 0 && charCodeAt.call(t, i) === b[start + i]) i--;
+        if (i < 0) return t;
+      }
     }
     const t = decodeUtf8(b, start, start + n);
     checkTopicName(t);
-    if (this.cacheSize > 0) {
-      const at = this.cacheNext;
-      bytes[at] = b.slice(start, start + n);
-      this.cacheTopics[at] = t;
-      this.cacheNext = (at + 1) % this.cacheSize;
+    const size = this.cacheSize;
+    if (size > 0) {
+      let ascii = true;
+      for (let i = start; i < start + n && ascii; i++) ascii = b[i] < 0x80;
+      if (ascii) {
+        const c = cache ?? (this.cache = []);
+        const at = this.cacheNext;
+        c[at] = t;
+        c[at + 1] = n;
+        this.cacheNext = (at + 2) % (2 * size);
+      }
     }
     return t;
   }

@@ -25,28 +25,34 @@ export const newBytes: Allocator = (size) => new Uint8Array(size);
  * session), never module state: preloaded modules are frozen on a device.
  */
 export class TopicCache {
-  private topics: string[] = [];
-  private bytes: Uint8Array[] = [];
+  /** [topic, bytes, topic, bytes ...], made on first use. */
+  private entries: (string | Uint8Array)[] | null = null;
   private next = 0;
-  /** `check`: extra rules (a connection profile's) a topic must pass before it is cached, run before the codec's. */
-  constructor(readonly size = 4, private readonly check?: (topic: string) => void) {}
+  /**
+   * `rules`: extra rules (a connection profile's) a topic must pass before it is cached, run before the codec's;
+   * its checkTopic is called as a method, with `subscribe` false.
+   */
+  constructor(readonly size = 4, private readonly rules?: { checkTopic?(topic: string, subscribe: boolean): void }) {}
 
   get(topic: string): Uint8Array | undefined {
-    const i = this.topics.indexOf(topic);
-    return i < 0 ? undefined : this.bytes[i];
+    const e = this.entries;
+    if (e) for (let i = 0; i < e.length; i += 2) if (e[i] === topic) return e[i + 1] as Uint8Array;
+    return undefined;
   }
 
   /** Validates and encodes `topic`, remembering the result. */
   add(topic: string): Uint8Array {
-    if (this.check) this.check(topic);
+    const rules = this.rules;
+    if (rules && rules.checkTopic) rules.checkTopic(topic, false);
     checkTopicName(topic);
     const n = strLen(topic);
     const b = new Uint8Array(2 + n);
     writeStr(topic, b, 0);
     if (this.size > 0) {
-      this.topics[this.next] = topic;
-      this.bytes[this.next] = b;
-      this.next = (this.next + 1) % this.size;
+      const e = this.entries ?? (this.entries = []);
+      e[this.next] = topic;
+      e[this.next + 1] = b;
+      this.next = (this.next + 2) % (2 * this.size);
     }
     return b;
   }
@@ -85,6 +91,11 @@ function writeBin(v: Bytes | string, n: number, b: Uint8Array, p: number): numbe
   if (typeof v === "string") return writeUtf8(v, b, p + 2);
   b.set(v, p + 2);
   return p + 2 + n;
+}
+
+/** A PUBACK (type 4) or UNSUBACK (11) of packet `id`, made from its fields. */
+export function encodeAck(type: 4 | 11, id: number): Uint8Array {
+  return ack(type << 4, id);
 }
 
 function ack(header: number, id: number): Uint8Array {

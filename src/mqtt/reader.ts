@@ -2,8 +2,11 @@
 import { fail } from "./errors";
 import { decodeUtf8 } from "./utf8";
 
+/** One empty buffer for every reader at rest (a Uint8Array is 7 heap slots on XS). */
+const EMPTY = new Uint8Array(0);
+
 export class Reader {
-  b: Uint8Array = new Uint8Array(0);
+  b: Uint8Array = EMPTY;
   pos = 0;
   end = 0;
 

@@ -3,9 +3,14 @@
  * bytes to send (through `SessionHost.send`), a deadline for its next tick, and events. It owns everything
  * that must outlive one TCP connection: packet ids, the outbox and the QoS 1 messages in flight, the
  * subscriptions to restore, the dedupe of redelivered messages. It never touches a socket or a timer.
+ *
+ * Memory: a QoS 1 publish and its PUBACK allocate nothing but the packet's bytes (and, on XS, the Uint8Array that
+ * holds them). The outbox is a ring of records in one array, made on first use and grown by doubling up to
+ * `outbox.maxMessages`; packet ids are found without a map; the decoder hands PUBLISH and PUBACK over as
+ * arguments, not as packet objects.
  */
-import { Decoder } from "./decode";
-import { encode, encodePublishFields, TopicCache, type Allocator } from "./encode";
+import { Decoder, type PacketSink } from "./decode";
+import { encode, encodeAck, encodePublishFields, TopicCache, type Allocator } from "./encode";
 import { MqttError } from "./errors";
 import { GENERIC, type Profile } from "./profile";
 import type { OutboxStore } from "./store";
@@ -75,17 +80,6 @@ export interface SessionHost {
   error(error: MqttError): void;
 }
 
-interface Entry {
-  packet: Uint8Array;
-  qos: QoS;
-  id: number;
-  /** Store key, 0 when not persisted. */
-  key: number;
-  /** Sent at least once (on this or an earlier connection). */
-  sent: boolean;
-  cb: PublishCallback | undefined;
-}
-
 interface Request {
   id: number;
   packet: Uint8Array;
@@ -95,6 +89,14 @@ interface Request {
 }
 
 const IDLE = 0, DIALING = 1, CONNECTING = 2, CONNECTED = 3;
+/**
+ * The outbox ring: each message is a record of ITEMS consecutive items of `box`: its packet, its callback and its
+ * flags (the packet id in the low 16 bits, QOS1 and SENT above).
+ */
+const PACKET = 0, CALLBACK = 1, FLAGS = 2, ITEMS = 3;
+const QOS1 = 0x10000, SENT = 0x20000;
+/** Records the ring starts with; it doubles as needed up to outbox.maxMessages, and shrinks back when it empties. */
+const FIRST_RECORDS = 2;
 /** Inbound QoS 1 ids remembered to drop redeliveries: covers a broker's in-flight window (Mosquitto's default is 20). */
 const RECENT = 32;
 const CONNACK_TEXT = [
@@ -121,13 +123,12 @@ export function connackMessage(code: number, level: ProtocolLevel): string {
   return `connection refused (code ${code}): ${text ?? "unknown reason"}`;
 }
 
-export class Session {
+export class Session implements PacketSink {
   readonly options: SessionOptions;
   readonly profile: Profile;
   private host: SessionHost;
   private decoder: Decoder;
   private topics: TopicCache;
-  private alloc: Allocator | undefined;
   private state = IDLE;
   private level: ProtocolLevel;
   private keepalive: number; // ms, 0 = off
@@ -141,24 +142,34 @@ export class Session {
   private window: number;
   private peerWindow = 65535;
 
-  // Outbound QoS 0/1 messages: queue (waiting) and inflight (awaiting PUBACK), in order.
-  private queue: Entry[] = [];
-  private inflight: Entry[] = [];
-  private byId = new Map<number, Entry | Request>();
+  // The outbox: QoS 0/1 messages in publish order, in a ring of records (see ITEMS) starting at `head`. The first
+  // `flying` of the `count` records were sent and await PUBACK (all QoS 1: a QoS 0 message leaves when written);
+  // the rest wait. Made on first use.
+  private box: unknown[] | null = null;
+  /** The store key of each record (0: not persisted), with a persistent store only. */
+  private keys: number[] | null = null;
+  private records = 0; // capacity of the ring
+  private head = 0;
+  private count = 0;
+  private flying = 0;
   private nextId = 1;
+  private idsFree = 0; // packet ids from nextId on known to be unused
   private bytes = 0;
   private maxMessages: number;
   private maxBytes: number;
   private store: OutboxStore | undefined;
   private nextKey = 1;
-  private sendTimes: number[] | null = null; // ring of the last `publishRate` send times, made on first use
+  private sendTimes: Uint32Array | null = null; // ring of the last `publishRate` send times, made on first use
+  private sendBase = 0; // sendTimes are ms after this
   private sendRing = 0;
   private rateWait = 0;
 
   // Control packets waiting for the transport (PUBACK, PINGREQ, SUBSCRIBE ...).
   private ctl: Uint8Array[] = [];
   private requests: Request[] = []; // subscribe/unsubscribe not yet acknowledged, in order
-  private subs = new Map<string, QoS>(); // acknowledged subscriptions, restored after a clean reconnect
+  /** Acknowledged subscriptions (restored after a clean reconnect), and those of them granted QoS 0, made if any. */
+  private subs: string[] = [];
+  private subs0: string[] | null = null;
 
   // Inbound QoS 1: ids being handled (async handler) and ids recently acknowledged; made on first use, so an
   // idle client holds neither.
@@ -186,32 +197,26 @@ export class Session {
     this.maxBytes = ob.maxBytes ?? 8192;
     this.store = ob.store;
     const max = Math.min(options.maxPacketSize ?? 256 * 1024, profile.maxPacketSize ?? 268435460);
-    this.alloc = options.alloc;
     // The profile's topic rules run once per topic, when the topic enters the cache; a cached topic passed them.
-    const check = profile.checkTopic;
-    this.topics = new TopicCache(4, check ? (t) => check(t, false) : undefined);
-    this.decoder = new Decoder((p) => this.packet(p), {
-      alloc: options.alloc,
-      maxPacketSize: max,
-      level: this.level,
-      skipOversize: true,
-      onSkip: (e) => this.host.error(e),
-    });
+    this.topics = new TopicCache(4, profile);
+    this.decoder = new Decoder(this, { alloc: options.alloc, maxPacketSize: max, level: this.level, skipOversize: true });
     if (this.store) this.restore(this.store);
   }
 
   /** Messages held (queued and in flight) and their bytes. */
   get outbox(): { messages: number; bytes: number; inflight: number } {
-    return { messages: this.queue.length + this.inflight.length, bytes: this.bytes, inflight: this.inflight.length };
+    return { messages: this.count, bytes: this.bytes, inflight: this.flying };
   }
 
   get isConnected(): boolean {
     return this.state === CONNECTED;
   }
 
-  /** Subscriptions the broker acknowledged (restored after a reconnect without a kept session). */
+  /** Subscriptions the broker acknowledged (restored after a reconnect without a kept session); a new map each time. */
   get subscriptions(): ReadonlyMap<string, QoS> {
-    return this.subs;
+    const m = new Map<string, QoS>(), subs = this.subs;
+    for (let i = 0; i < subs.length; i++) m.set(subs[i], this.subQos(subs[i]));
+    return m;
   }
 
   // ---- connection lifecycle (called by the client) ----
@@ -252,11 +257,8 @@ export class Session {
   lost(): void {
     if (this.state === IDLE) return;
     this.state = IDLE;
-    // Unacknowledged messages go back to the head of the queue, in their original order.
-    if (this.inflight.length) {
-      this.queue = this.inflight.concat(this.queue);
-      this.inflight = [];
-    }
+    // Unacknowledged messages wait again, in their original order, ahead of the others.
+    this.flying = 0;
     this.ctl.length = 0;
     this.pingSentAt = -1;
     this.pingQueued = false;
@@ -323,46 +325,43 @@ export class Session {
       ctl.shift();
     }
     this.rateWait = 0;
-    const q = this.queue, rate = this.profile.publishRate ?? 0;
-    while (q.length) {
-      const e = q[0];
-      if (e.qos && this.inflight.length >= Math.min(this.window, this.peerWindow)) return;
+    const rate = this.profile.publishRate ?? 0;
+    while (this.flying < this.count) {
+      let r = this.head + this.flying;
+      if (r >= this.records) r -= this.records;
+      r *= ITEMS;
+      const box = this.box as unknown[];
+      const packet = box[r + PACKET] as Uint8Array, flags = box[r + FLAGS] as number;
+      if (flags & QOS1 && this.flying >= Math.min(this.window, this.peerWindow)) return;
       if (rate) {
-        const times = this.sendTimes ?? (this.sendTimes = []);
-        const oldest = times.length < rate ? -Infinity : times[this.sendRing];
         const span = this.profile.publishWindow ?? 1000;
+        const times = this.sendTimes && now >= this.sendBase && now - this.sendBase <= 0xffffffff ? this.sendTimes : this.rateTimes(rate, span, now);
+        const oldest = this.sendBase + times[this.sendRing];
         if (now - oldest < span) {
           this.rateWait = oldest + span;
           return;
         }
       }
-      if (this.peerMaxPacket && e.packet.length > this.peerMaxPacket) {
-        q.shift();
-        this.release(e);
-        this.done(e.cb, new MqttError("PACKET_TOO_LARGE", `a ${e.packet.length}-byte PUBLISH exceeds the broker's maximum packet size of ${this.peerMaxPacket} bytes`));
+      if (this.peerMaxPacket && packet.length > this.peerMaxPacket) {
+        const cb = box[r + CALLBACK] as PublishCallback | undefined;
+        this.remove(this.flying);
+        this.done(cb, new MqttError("PACKET_TOO_LARGE", `a ${packet.length}-byte PUBLISH exceeds the broker's maximum packet size of ${this.peerMaxPacket} bytes`));
         continue;
       }
-      if (e.qos) {
-        // DUP only when the broker kept the session that saw the first copy.
-        if (e.sent && this.sessionPresent) e.packet[0] |= 8;
-        else e.packet[0] &= ~8;
-      }
-      if (!this.write(e.packet, now)) return;
-      q.shift();
+      // DUP only when the broker kept the session that saw the first copy.
+      if (flags & QOS1) packet[0] = flags & SENT && this.sessionPresent ? packet[0] | 8 : packet[0] & ~8;
+      if (!this.write(packet, now)) return;
       if (rate) {
-        const times = this.sendTimes as number[];
-        if (times.length < rate) times.push(now);
-        else {
-          times[this.sendRing] = now;
-          this.sendRing = (this.sendRing + 1) % rate;
-        }
+        (this.sendTimes as Uint32Array)[this.sendRing] = now - this.sendBase;
+        this.sendRing = (this.sendRing + 1) % rate;
       }
-      if (e.qos) {
-        e.sent = true;
-        this.inflight.push(e);
+      if (flags & QOS1) {
+        box[r + FLAGS] = flags | SENT;
+        this.flying++;
       } else {
-        this.release(e);
-        this.done(e.cb);
+        const cb = box[r + CALLBACK] as PublishCallback | undefined;
+        this.remove(this.flying);
+        this.done(cb);
       }
     }
   }
@@ -379,24 +378,21 @@ export class Session {
     this.refuseV5();
     if (retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
     const id = qos === 1 ? this.freeId() : 0;
-    const packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
+    const packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.options.alloc);
     const n = packet.length;
     const max = this.peerMaxPacket || profile.maxPacketSize || 0;
     if (max && n > max) throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);
     this.makeRoom(n, qos);
-    const e: Entry = { packet, qos, id, key: 0, sent: false, cb };
+    let key = 0;
     if (qos && this.store) {
-      const key = this.nextKey++;
+      key = this.nextKey++;
       try {
         this.store.save(key, packet);
       } catch (err) {
         throw new MqttError("STORE_FAILED", `could not save the message for ${topic} in the persistent outbox: ${String(err)}`, err);
       }
-      e.key = key;
     }
-    if (qos) this.byId.set(id, e);
-    this.bytes += n;
-    this.queue.push(e);
+    this.append(packet, cb, qos ? id | QOS1 : 0, key);
     this.flush(now);
   }
 
@@ -409,11 +405,11 @@ export class Session {
       const t = subscriptions[i].topic;
       checkTopicFilter(t);
       if (this.profile.checkTopic) this.profile.checkTopic(t, true);
-      if (!this.subs.has(t) && filters.indexOf(t) < 0) fresh++;
+      if (this.subs.indexOf(t) < 0 && filters.indexOf(t) < 0) fresh++;
       filters.push(t);
     }
     const max = this.profile.maxSubscriptions;
-    if (max && this.subs.size + this.pendingSubs() + fresh > max)
+    if (max && this.subs.length + this.pendingSubs() + fresh > max)
       throw new MqttError("NOT_ALLOWED", `${this.profile.name} allows at most ${max} subscriptions per connection`);
     const id = this.freeId();
     const packet = encode({ type: 8, id, subscriptions }, this.level);
@@ -425,18 +421,19 @@ export class Session {
     const id = this.freeId();
     const packet = encode({ type: 10, id, topics: filters }, this.level);
     // Forget them now, so a restore after a reconnect cannot bring them back.
-    for (let i = 0; i < filters.length; i++) this.subs.delete(filters[i]);
+    for (let i = 0; i < filters.length; i++) {
+      drop(this.subs, filters[i]);
+      if (this.subs0) drop(this.subs0, filters[i]);
+    }
     this.request({ id, packet, filters, sub: false, cb }, now);
   }
 
   /** Fails every pending callback (the client was closed); persisted messages stay in the store. */
   abandon(error: MqttError): void {
-    const all = this.inflight.concat(this.queue);
-    this.inflight = [];
-    this.queue = [];
-    this.byId.clear();
-    this.bytes = 0;
-    for (let i = 0; i < all.length; i++) this.done(all[i].cb, error);
+    const box = this.box, head = this.head, records = this.records, n = this.count;
+    this.box = this.keys = null;
+    this.records = this.head = this.count = this.flying = this.bytes = 0;
+    for (let i = 0; i < n; i++) this.done((box as unknown[])[((head + i) % records) * ITEMS + CALLBACK] as PublishCallback | undefined, error);
     const reqs = this.requests;
     this.requests = [];
     for (let i = 0; i < reqs.length; i++) this.answer(reqs[i], error, []);
@@ -469,9 +466,12 @@ export class Session {
   }
 
   private request(r: Request, now: number): void {
-    this.byId.set(r.id, r);
     this.requests.push(r);
     this.control(r.packet, now);
+  }
+
+  private subQos(filter: string): QoS {
+    return this.subs0 && this.subs0.indexOf(filter) >= 0 ? 0 : 1;
   }
 
   private pendingSubs(): number {
@@ -480,55 +480,198 @@ export class Session {
     return n;
   }
 
+  /** A packet id not held by a message in the outbox nor by a request: ids are handed out in turn, from nextId. */
   private freeId(): number {
-    if (this.byId.size >= 65535) throw new MqttError("OUTBOX_FULL", "all 65535 packet identifiers are in use");
-    let id = this.nextId;
-    while (this.byId.has(id)) id = id === 65535 ? 1 : id + 1;
+    if (this.idsFree === 0) this.findIds();
+    this.idsFree--;
+    const id = this.nextId;
     this.nextId = id === 65535 ? 1 : id + 1;
     return id;
   }
 
-  /** Frees room for `n` bytes by dropping the oldest queued QoS 0 messages, or throws OUTBOX_FULL. */
-  private makeRoom(n: number, qos: QoS): void {
-    const q = this.queue;
-    let freeCount = this.maxMessages - q.length - this.inflight.length, freeBytes = this.maxBytes - this.bytes;
-    if (freeCount >= 1 && freeBytes >= n) return;
-    if (n > this.maxBytes) throw new MqttError("OUTBOX_FULL", `a ${n}-byte message is larger than the whole outbox (${this.maxBytes} bytes): raise outbox.maxBytes`);
-    // Would dropping queued QoS 0 messages make room? Count first, so nothing is dropped in vain.
-    let last = -1;
-    for (let i = 0; i < q.length && !(freeCount >= 1 && freeBytes >= n); i++) {
-      if (q[i].qos === 0) {
-        freeCount++;
-        freeBytes += q[i].packet.length;
-        last = i;
+  /**
+   * Finds how many ids from nextId on are unused: the distance to the nearest id held ahead of it. One pass over
+   * the ids held, once per run of ids handed out (65535 of them while nothing stays in flight for long).
+   */
+  private findIds(): void {
+    const c = this.nextId;
+    let d = this.idDistance(c);
+    if (d === 0) {
+      // Ids wrapped around to one still held: walk the held ids in order from nextId to the first gap.
+      const held: number[] = [];
+      const box = this.box;
+      for (let i = 0; i < this.count; i++) {
+        const flags = (box as unknown[])[this.record(i) + FLAGS] as number;
+        if (flags & QOS1) held.push(flags & 0xffff);
       }
+      for (let i = 0; i < this.requests.length; i++) held.push(this.requests[i].id);
+      if (held.length >= 65535) throw new MqttError("OUTBOX_FULL", "all 65535 packet identifiers are in use");
+      held.sort((a, b) => ((a - c + 65535) % 65535) - ((b - c + 65535) % 65535));
+      let id = c, k = 0;
+      while (k < held.length && held[k] === id) {
+        id = id === 65535 ? 1 : id + 1;
+        k++;
+      }
+      this.nextId = id;
+      d = k < held.length ? (held[k] - id + 65535) % 65535 : 65535 - held.length;
     }
-    if (!(freeCount >= 1 && freeBytes >= n))
-      throw new MqttError("OUTBOX_FULL", `the outbox is full (${q.length + this.inflight.length} messages, ${this.bytes} bytes) with unacknowledged QoS 1 messages: ${qos ? "this QoS 1" : "the"} message was not queued`);
-    // Drop the oldest QoS 0 messages, up to and including index `last`.
-    const dropped: Entry[] = [];
-    for (let i = 0; i <= last - dropped.length; ) {
-      const e = q[i];
-      if (e.qos === 0) {
-        q.splice(i, 1);
-        this.bytes -= e.packet.length;
-        dropped.push(e);
-      } else i++;
-    }
-    for (let i = 0; i < dropped.length; i++)
-      this.done(dropped[i].cb, new MqttError("OUTBOX_FULL", "dropped from the full outbox to make room for a newer message"));
+    this.idsFree = d;
   }
 
-  private release(e: Entry): void {
-    this.bytes -= e.packet.length;
-    if (e.qos) this.byId.delete(e.id);
-    if (e.key && this.store) {
+  /** How many ids from `c` on (wrapping after 65535) are free before one that is held: 0 when `c` is held. */
+  private idDistance(c: number): number {
+    let d = 65535;
+    const box = this.box;
+    for (let i = 0; i < this.count; i++) {
+      const flags = (box as unknown[])[this.record(i) + FLAGS] as number;
+      if (flags & QOS1) d = Math.min(d, ((flags & 0xffff) - c + 65535) % 65535);
+    }
+    for (let i = 0; i < this.requests.length; i++) d = Math.min(d, (this.requests[i].id - c + 65535) % 65535);
+    return d;
+  }
+
+  /**
+   * The ring of the last `rate` send times, in ms after sendBase (4 bytes a send). Made with every time at
+   * now - span, long enough ago to hold nothing back. When now gets too far from the base for 32 bits (after 49
+   * days), or before it (a clock set back), the base moves to now - span: older times become it, and times after
+   * now (the clock went back) become now, so a clock set back holds sending back by one window at most.
+   */
+  private rateTimes(rate: number, span: number, now: number): Uint32Array {
+    let times = this.sendTimes;
+    if (!times || now < this.sendBase || now - this.sendBase > 0xffffffff) {
+      const base = now - span, old = times;
+      times = old ?? (this.sendTimes = new Uint32Array(rate));
+      for (let i = 0; i < rate; i++) times[i] = old ? Math.min(span, Math.max(0, this.sendBase + old[i] - base)) : 0;
+      this.sendBase = base;
+    }
+    return times;
+  }
+
+  /** Index in `box` of the record of the `i`th message held (0 = the oldest). */
+  private record(i: number): number {
+    const p = this.head + i;
+    return (p < this.records ? p : p - this.records) * ITEMS;
+  }
+
+  /** Adds a message at the tail of the outbox. */
+  private append(packet: Uint8Array, cb: PublishCallback | undefined, flags: number, key: number): void {
+    if (this.count === this.records) this.resize(Math.max(this.count + 1, Math.min(this.records ? this.records * 2 : FIRST_RECORDS, this.maxMessages)));
+    let p = this.head + this.count;
+    if (p >= this.records) p -= this.records;
+    p *= ITEMS;
+    const box = this.box as unknown[];
+    box[p + PACKET] = packet;
+    box[p + CALLBACK] = cb;
+    box[p + FLAGS] = flags;
+    if (this.keys) this.keys[p / ITEMS] = key;
+    this.count++;
+    this.bytes += packet.length;
+  }
+
+  /** Moves the records into a ring of `records` (at least `count`), oldest first. */
+  private resize(records: number): void {
+    const box: unknown[] = [], old = this.box, keys: number[] | null = this.store ? [] : null;
+    for (let i = 0; i < records; i++) {
+      if (i < this.count) {
+        const r = this.record(i);
+        box.push((old as unknown[])[r + PACKET], (old as unknown[])[r + CALLBACK], (old as unknown[])[r + FLAGS]);
+        if (keys) keys.push((this.keys as number[])[r / ITEMS]);
+      } else {
+        box.push(undefined, undefined, 0);
+        if (keys) keys.push(0);
+      }
+    }
+    this.box = box;
+    this.keys = keys;
+    this.records = records;
+    this.head = 0;
+  }
+
+  /**
+   * Takes the `i`th message out of the outbox, closing the gap from the nearer end, and forgets its bytes and its
+   * store entry. The caller fixes `flying` if it was in flight, and calls its callback.
+   */
+  private remove(i: number): void {
+    const box = this.box as unknown[], keys = this.keys;
+    let p = this.head + i;
+    if (p >= this.records) p -= this.records;
+    p *= ITEMS;
+    const packet = box[p + PACKET] as Uint8Array, key = keys ? keys[p / ITEMS] : 0;
+    if (i === 0) this.head = this.head + 1 === this.records ? 0 : this.head + 1;
+    else if (i < this.count - 1 - i) {
+      // shift the older ones up by one record
+      for (let k = i; k > 0; k--) {
+        const q = this.record(k - 1);
+        this.move(q, p);
+        p = q;
+      }
+      this.head = this.head + 1 === this.records ? 0 : this.head + 1;
+    } else {
+      for (let k = i + 1; k < this.count; k++) {
+        const q = this.record(k);
+        this.move(q, p);
+        p = q;
+      }
+    }
+    box[p + PACKET] = box[p + CALLBACK] = undefined;
+    this.count--;
+    if (this.count === 0) {
+      this.head = 0;
+      // A ring grown for a burst goes; the next message makes a small one.
+      if (this.records > FIRST_RECORDS) {
+        this.box = this.keys = null;
+        this.records = 0;
+      }
+    }
+    this.bytes -= packet.length;
+    if (key && this.store) {
       try {
-        this.store.remove(e.key);
+        this.store.remove(key);
       } catch (err) {
         this.host.error(new MqttError("STORE_FAILED", `could not remove an acknowledged message from the persistent outbox: ${String(err)}`, err));
       }
     }
+  }
+
+  private move(from: number, to: number): void {
+    const box = this.box as unknown[];
+    box[to + PACKET] = box[from + PACKET];
+    box[to + CALLBACK] = box[from + CALLBACK];
+    box[to + FLAGS] = box[from + FLAGS];
+    if (this.keys) this.keys[to / ITEMS] = this.keys[from / ITEMS];
+  }
+
+  /** Frees room for `n` bytes by dropping the oldest queued QoS 0 messages, or throws OUTBOX_FULL. */
+  private makeRoom(n: number, qos: QoS): void {
+    let freeCount = this.maxMessages - this.count, freeBytes = this.maxBytes - this.bytes;
+    if (freeCount >= 1 && freeBytes >= n) return;
+    if (n > this.maxBytes) throw new MqttError("OUTBOX_FULL", `a ${n}-byte message is larger than the whole outbox (${this.maxBytes} bytes): raise outbox.maxBytes`);
+    // Would dropping queued QoS 0 messages make room? Count first, so nothing is dropped in vain.
+    const box = this.box as unknown[];
+    let last = -1;
+    for (let i = this.flying; i < this.count && !(freeCount >= 1 && freeBytes >= n); i++) {
+      const r = this.record(i);
+      if (!((box[r + FLAGS] as number) & QOS1)) {
+        freeCount++;
+        freeBytes += (box[r + PACKET] as Uint8Array).length;
+        last = i;
+      }
+    }
+    if (!(freeCount >= 1 && freeBytes >= n))
+      throw new MqttError("OUTBOX_FULL", `the outbox is full (${this.count} messages, ${this.bytes} bytes) with unacknowledged QoS 1 messages: ${qos ? "this QoS 1" : "the"} message was not queued`);
+    // Drop the oldest queued QoS 0 messages, up to and including index `last`; their callbacks are told after.
+    const dropped: (PublishCallback | undefined)[] = [];
+    for (let i = this.flying; i <= last; ) {
+      const r = this.record(i);
+      if (((this.box as unknown[])[r + FLAGS] as number) & QOS1) i++;
+      else {
+        dropped.push((this.box as unknown[])[r + CALLBACK] as PublishCallback | undefined);
+        this.remove(i);
+        last--;
+      }
+    }
+    for (let i = 0; i < dropped.length; i++)
+      this.done(dropped[i], new MqttError("OUTBOX_FULL", "dropped from the full outbox to make room for a newer message"));
   }
 
   private done(cb: PublishCallback | UnsubscribeCallback | undefined, error?: MqttError): void {
@@ -575,83 +718,120 @@ export class Session {
         box.p = undefined;
       }
       const found = box.p as Packet | undefined;
-      if (!found || found.type !== 3 || found.qos !== 1 || this.byId.has(found.id as number)) {
+      if (!found || found.type !== 3 || found.qos !== 1 || this.idDistance(found.id as number) === 0) {
         this.host.error(new MqttError("STORE_FAILED", `discarded an unreadable entry (key ${key}) from the persistent outbox`));
         try { store.remove(key); } catch { /* reported above */ }
         continue;
       }
-      const e: Entry = { packet: packet.slice(), qos: 1, id: found.id as number, key, sent: true, cb: undefined };
-      this.byId.set(e.id, e);
-      this.bytes += packet.length;
-      this.queue.push(e);
+      this.append(packet.slice(), undefined, (found.id as number) | QOS1 | SENT, key);
       if (key >= this.nextKey) this.nextKey = key + 1;
     }
+    this.idsFree = 0; // look again before handing out an id
   }
 
-  private packet(p: Packet): void {
+  /** @internal A PUBLISH from the decoder. */
+  receivedPublish(topic: string, payload: Uint8Array, qos: QoS, retain: boolean, dup: boolean, id: number): void {
     const now = this.now;
     if (this.state === IDLE) return; // dropped earlier in this same chunk
+    if (this.state !== CONNECTED) return this.protocol("PUBLISH before CONNACK");
+    // The one object made per message: what the application is handed (with the payload, a view of the bytes).
+    const msg: Message = { topic, payload, qos, retain, dup };
+    if (qos === 0) {
+      this.deliver(msg);
+      return;
+    }
+    const handling = this.handling;
+    if (handling && handling.has(id)) return; // still with the application: its PUBACK follows when it is done
+    if (dup && this.recent && this.recent.indexOf(id) >= 0) return this.ack(id, now); // redelivery of one already handled
+    const r = this.deliver(msg);
+    if (r && typeof (r as PromiseLike<unknown>).then === "function") this.later(r as PromiseLike<unknown>, topic, id);
+    else this.ack(id, now);
+  }
+
+  /**
+   * The PUBACK of `id` waits for the handler's promise. A method of its own: on XS, a function that makes closures
+   * keeps the variables they use on the heap from its first line, even on paths that make none.
+   */
+  private later(r: PromiseLike<unknown>, topic: string, id: number): void {
+    const busy = this.handling ?? (this.handling = new Set());
+    busy.add(id);
+    const settle = () => {
+      busy.delete(id);
+      this.ack(id, this.now);
+    };
+    r.then(settle, (e: unknown) => {
+      this.host.error(new MqttError("CALLBACK_ERROR", `the message handler failed for ${topic}: ${String(e)}`, e));
+      settle();
+    });
+  }
+
+  /** @internal PUBACK, UNSUBACK (with their ids), PINGREQ, PINGRESP, DISCONNECT from the decoder. */
+  receivedBare(type: number, id: number): void {
+    if (this.state === IDLE) return;
+    if (type === 4) return this.puback(id);
+    if (type === 13) {
+      this.pingSentAt = -1;
+      return;
+    }
+    if (type === 11) return this.answered(type, id, undefined);
+    this.protocol(`unexpected packet type ${type} from the broker`);
+  }
+
+  /** @internal A packet too large was skipped. */
+  skipped(error: MqttError): void {
+    this.host.error(error);
+  }
+
+  /** A PUBACK: the message in flight with that id is done. Nothing is made: the in-flight records are scanned. */
+  private puback(id: number): void {
+    const box = this.box;
+    for (let i = 0, r = this.head * ITEMS; i < this.flying; i++, r += ITEMS) {
+      if (r === this.records * ITEMS) r = 0;
+      if ((((box as unknown[])[r + FLAGS] as number) & 0xffff) !== id) continue;
+      const cb = (box as unknown[])[r + CALLBACK] as PublishCallback | undefined;
+      this.remove(i);
+      this.flying--;
+      this.done(cb);
+      this.flush(this.now);
+      return;
+    }
+    // a late duplicate PUBACK
+  }
+
+  /** @internal The packets without a path of their own: CONNACK, SUBACK, and what a broker must not send. */
+  received(p: Packet): void {
+    if (this.state === IDLE) return; // dropped earlier in this same chunk
     switch (p.type) {
-      case 3: {
-        if (this.state !== CONNECTED) return this.protocol("PUBLISH before CONNACK");
-        const msg: Message = { topic: p.topic, payload: p.payload as Uint8Array, qos: p.qos, retain: p.retain, dup: p.dup };
-        if (p.qos === 0) {
-          this.deliver(msg);
-          return;
-        }
-        const id = p.id as number;
-        const handling = this.handling;
-        if (handling && handling.has(id)) return; // still with the application: its PUBACK follows when it is done
-        if (p.dup && this.recent && this.recent.indexOf(id) >= 0) return this.ack(id, now); // redelivery of one already handled
-        const r = this.deliver(msg);
-        if (r && typeof (r as PromiseLike<unknown>).then === "function") {
-          const busy = this.handling ?? (this.handling = new Set());
-          busy.add(id);
-          const settle = () => {
-            busy.delete(id);
-            this.ack(id, this.now);
-          };
-          (r as PromiseLike<unknown>).then(settle, (e: unknown) => {
-            this.host.error(new MqttError("CALLBACK_ERROR", `the message handler failed for ${p.topic}: ${String(e)}`, e));
-            settle();
-          });
-        } else this.ack(id, now);
-        return;
-      }
-      case 4: {
-        const e = this.byId.get(p.id);
-        if (!e || !("qos" in e)) return; // a late duplicate PUBACK
-        const i = this.inflight.indexOf(e);
-        if (i < 0) return;
-        this.inflight.splice(i, 1);
-        this.release(e);
-        this.done(e.cb);
-        this.flush(now);
-        return;
-      }
       case 9:
-      case 11: {
-        const r = this.byId.get(p.id);
-        if (!r || "qos" in r || r.sub !== (p.type === 9)) return;
-        this.byId.delete(p.id);
-        this.requests.splice(this.requests.indexOf(r), 1);
-        if (p.type === 11) return this.answer(r, undefined, []);
-        const granted = p.granted, refused: string[] = [];
-        for (let i = 0; i < r.filters.length; i++) {
-          const code = granted[i] ?? 0x80;
-          if (code === 0x80) refused.push(r.filters[i]);
-          else this.subs.set(r.filters[i], Math.min(code, 1) as QoS);
-        }
-        this.answer(r, refused.length ? new MqttError("SUBSCRIBE_REFUSED", `the broker refused the subscription to ${refused.join(", ")}`) : undefined, granted);
-        return;
-      }
-      case 13:
-        this.pingSentAt = -1;
-        return;
+        return this.answered(9, p.id, p.granted);
       case 2:
-        return this.connack(p, now);
+        return this.connack(p, this.now);
     }
     this.protocol(`unexpected packet type ${p.type} from the broker`);
+  }
+
+  /** SUBACK (with its codes) or UNSUBACK: the request with that id is answered. */
+  private answered(type: number, id: number, granted: number[] | undefined): void {
+    const reqs = this.requests;
+    let k = 0;
+    while (k < reqs.length && reqs[k].id !== id) k++;
+    const r = reqs[k];
+    if (!r || r.sub !== (type === 9)) return;
+    reqs.splice(k, 1);
+    if (!granted) return this.answer(r, undefined, []);
+    const refused: string[] = [];
+    for (let i = 0; i < r.filters.length; i++) {
+      const code = granted[i] ?? 0x80, f = r.filters[i];
+      if (code === 0x80) {
+        refused.push(f);
+        continue;
+      }
+      if (this.subs.indexOf(f) < 0) this.subs.push(f);
+      if (code) {
+        if (this.subs0) drop(this.subs0, f);
+      } else if (this.subQos(f)) (this.subs0 ??= []).push(f);
+    }
+    this.answer(r, refused.length ? new MqttError("SUBSCRIBE_REFUSED", `the broker refused the subscription to ${refused.join(", ")}`) : undefined, granted);
   }
 
   private connack(p: ConnackPacket, now: number): void {
@@ -673,13 +853,12 @@ export class Session {
     if (!p.sessionPresent) {
       if (this.recent) this.recent.fill(0);
       // The broker forgot everything: acknowledged subscriptions are restored first, pending requests re-sent.
-      const restore: { topic: string; qos: QoS }[] = [];
-      this.subs.forEach((qos, topic) => restore.push({ topic, qos }));
+      const restore: { topic: string; qos: QoS }[] = [], subs = this.subs;
+      for (let i = 0; i < subs.length; i++) restore.push({ topic: subs[i], qos: this.subQos(subs[i]) });
       this.resend();
       if (restore.length) {
         const id = this.freeId();
         const r: Request = { id, packet: encode({ type: 8, id, subscriptions: restore }, this.level), filters: restore.map((s) => s.topic), sub: true, cb: undefined };
-        this.byId.set(id, r);
         this.requests.unshift(r);
         this.ctl.unshift(r.packet);
       }
@@ -699,7 +878,7 @@ export class Session {
       recent[this.recentAt] = id;
       this.recentAt = (this.recentAt + 1) % RECENT;
     }
-    this.control(encode({ type: 4, id }), now);
+    this.control(encodeAck(4, id), now);
   }
 
   private deliver(msg: Message): unknown {
@@ -717,3 +896,9 @@ export class Session {
 }
 
 const PINGREQ_BYTES = new Uint8Array([0xc0, 0]);
+
+/** Removes `item` from `list` if it is there. */
+function drop(list: string[], item: string): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
+}

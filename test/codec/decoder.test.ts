@@ -1,6 +1,8 @@
 // The push decoder's behaviour around the packets: memory bound, oversize skipping, views, finish/reset, failure.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Decoder, encode, MqttError, type Packet, type PublishPacket } from "../../src/mqtt/codec.ts";
+import type { PacketSink } from "../../src/mqtt/decode.ts";
 import { concat, connectBody, frame, str } from "../helpers/bytes.ts";
 import { canon } from "../helpers/canon.ts";
 
@@ -258,5 +260,54 @@ describe("chunking", () => {
     expect(d.pending).toBeLessThanOrEqual(2);
     d.push(new Uint8Array([0x01, 0, 1, 0x61])); // 2 MB claimed: skipped
     expect(d.pending).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("a PacketSink", () => {
+  /** Rebuilds packet objects from what a sink is handed, so they compare with what a callback gets. */
+  function sinkDecoder(options: ConstructorParameters<typeof Decoder>[1] = {}) {
+    const packets: Packet[] = [];
+    const skipped: MqttError[] = [];
+    const sink: PacketSink = {
+      received: (p) => packets.push(p),
+      receivedPublish: (topic, payload, qos, retain, dup, id) =>
+        packets.push({ type: 3, topic, payload, qos, retain, dup, id: qos ? id : undefined }),
+      receivedBare: (type, id) => packets.push((type === 4 || type === 11 ? { type, id } : { type }) as Packet),
+      skipped: (e) => skipped.push(e),
+    };
+    return { d: new Decoder(sink, options), packets, skipped };
+  }
+
+  const id = fc.integer({ min: 1, max: 65535 });
+  // The packets a client gets, a few a broker must not send, topics that repeat (ASCII or not), some too large.
+  const anyPacket: fc.Arbitrary<Packet> = fc.oneof(
+    fc.record({
+      type: fc.constant(3 as const), topic: fc.constantFrom("a/b", "a/c", "dev/ç/x", "z"), payload: fc.uint8Array({ maxLength: 300 }),
+      qos: fc.constantFrom(0 as const, 1 as const), retain: fc.boolean(), dup: fc.constant(false), id,
+    }).map((p) => (p.qos ? p : { ...p, id: undefined })),
+    fc.record({ type: fc.constantFrom(4 as const, 11 as const), id }),
+    fc.record({ type: fc.constant(9 as const), id, granted: fc.array(fc.constantFrom(0, 1, 0x80), { minLength: 1, maxLength: 3 }) }),
+    fc.record({ type: fc.constant(2 as const), sessionPresent: fc.boolean(), returnCode: fc.integer({ min: 0, max: 5 }) }),
+    fc.constantFrom<Packet>({ type: 12 }, { type: 13 }, { type: 14 }, { type: 8, id: 3, subscriptions: [{ topic: "a/#", qos: 1 }] }),
+  );
+
+  it("is handed the same packets as a callback, whatever the stream and its chunking", () => {
+    fc.assert(fc.property(fc.array(anyPacket, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 12 }), (ps, at) => {
+      const stream = concat(...ps.map((p) => encode(p, 4)));
+      const a = collect({ maxPacketSize: 200, skipOversize: true }), b = sinkDecoder({ maxPacketSize: 200, skipOversize: true });
+      for (const c of split(stream, at)) {
+        a.d.push(c);
+        b.d.push(c);
+      }
+      expect(canon(b.packets)).toEqual(canon(a.packets));
+      expect(b.skipped.map((e) => e.message)).toEqual(a.skipped.map((e) => e.message));
+    }), { numRuns: 200 });
+  });
+
+  it("gets topics seen before from the cache, ASCII or not, and tells same-length topics apart", () => {
+    const { d, packets } = sinkDecoder({ topicCache: 2 });
+    const topics = ["a/b/c1", "a/b/c2", "t/é", "t/é", "x/b/c1", "a/b/c1", "a/b/c2", "t/é"];
+    for (const t of topics) d.push(encode({ type: 3, topic: t, payload: "", qos: 0, retain: false, dup: false }));
+    expect(packets.map((p) => (p as PublishPacket).topic)).toEqual(topics);
   });
 });

@@ -2,6 +2,7 @@
 import "../../codec/decoder.test";
 import "../../codec/errors.test";
 import "../../client/session.test";
+import "../../client/outbox.test";
 import "../../uiot/payloads.test";
 import "../../uiot/shadow.test";
 import "../../uiot/thing.test";
@@ -10,7 +11,7 @@ import "../../net/endpoint.test";
 import "../../net/websocket.test";
 
 export const TEST_FILES = [
-  "test/codec/decoder.test.ts", "test/codec/errors.test.ts", "test/client/session.test.ts", "test/uiot/payloads.test.ts",
-  "test/uiot/shadow.test.ts", "test/uiot/thing.test.ts", "test/uiot/profile.test.ts", "test/net/endpoint.test.ts",
-  "test/net/websocket.test.ts",
+  "test/codec/decoder.test.ts", "test/codec/errors.test.ts", "test/client/session.test.ts", "test/client/outbox.test.ts",
+  "test/uiot/payloads.test.ts", "test/uiot/shadow.test.ts", "test/uiot/thing.test.ts", "test/uiot/profile.test.ts",
+  "test/net/endpoint.test.ts", "test/net/websocket.test.ts",
 ];
