@@ -130,30 +130,37 @@ const ROUTES: ReadonlyMap<string, number> = new Map([
 
 function noop(): void {}
 
+/** Called with .call: on XS, reading a method of a primitive string makes a String wrapper object each time. */
+const startsWith = String.prototype.startsWith;
+const substring = String.prototype.substring;
+
 export class Thing {
   readonly shadow: Shadow;
   /** Default reply timeout, ms. */
   readonly timeout: number;
   onError: (error: UiotError | MqttError) => void;
 
-  /** `/$system/${PSN}/${DSN}/` */
-  private base: string;
+  /** @internal `/$system/${PSN}/${DSN}/` */
+  readonly base: string;
+  private baseLength: number;
   private client: Client;
-  private clock: Clock;
-  private logger: (level: LogLevel, message: string) => void;
+  /** @internal */
+  readonly clock: Clock;
+  /** @internal */
+  readonly logger: (level: LogLevel, message: string) => void;
   private maxPending: number;
   private maxCommands: number;
   private subscribeShadow: boolean;
   private subscribeModel: boolean;
-  private pending = new Map<string, Pending>();
-  private running = new Map<string, Running>();
+  // Requests awaiting the platform's reply, commands being handled, command handlers: each map made on first use.
+  private pending: Map<string, Pending> | null = null;
+  private running: Map<string, Running> | null = null;
   private seq = 0;
   /** Commands reported late by the timer (so a late answer is not reported twice); bounded by maxCommands. */
-  private lateIds: string[] = [];
+  private lateIds: string[] | null = null;
   private setHandler: SetHandler | undefined = undefined;
-  private commands = new Map<string, CommandHandler>();
+  private commands: Map<string, CommandHandler> | null = null;
   private previous: Client["onMessage"] | undefined = undefined;
-  private filters: string[] = [];
   private timer: unknown = undefined;
   private timerAt = -1;
   private started = false;
@@ -170,17 +177,8 @@ export class Thing {
     this.onError = options.onError ?? noop;
     this.logger = options.log ?? noop;
     this.base = `/$system/${identity.productSN}/${identity.deviceSN}/`;
-    const host: ShadowHost = {
-      shadowUpstream: this.base + S.shadowUpstream,
-      shadowGet: this.base + S.shadowGet,
-      timeout: this.timeout,
-      now: () => this.clock.now(),
-      publish: (topic, payload, fail) => this.publish(topic, payload, fail),
-      changed: () => this.arm(),
-      report: (error) => this.report(error),
-      log: (level, message) => this.logger(level, message),
-    };
-    this.shadow = new Shadow(host, options.shadowQueue ?? 4);
+    this.baseLength = this.base.length;
+    this.shadow = new Shadow(new ShadowPort(this), options.shadowQueue ?? 4);
   }
 
   /**
@@ -190,15 +188,20 @@ export class Thing {
   start(): void {
     if (this.closed) throw new UiotError("CLOSED", "this thing was stopped: make a new one");
     if (this.started) return;
+    const f = this.filters();
+    this.previous = this.client.onMessage;
+    this.client.onMessage = this.handle;
+    this.started = true;
+    if (f.length) this.client.subscribe(f, 1, (e) => e && this.report(e));
+  }
+
+  /** The system topics the thing subscribes to (made when needed: the client keeps its subscriptions). */
+  private filters(): string[] {
     const f: string[] = [];
     if (this.subscribeShadow) f.push(this.base + S.shadowDownstream, this.base + S.shadowGetReply);
     if (this.subscribeModel)
       for (const s of [S.postReply, S.set, S.restoreReply, S.desiredGetReply, S.desiredDeleteReply, S.eventReply, S.command, S.templateReply]) f.push(this.base + s);
-    this.previous = this.client.onMessage;
-    this.client.onMessage = this.handle;
-    this.started = true;
-    this.filters = f;
-    if (f.length) this.client.subscribe(f, 1, (e) => e && this.report(e));
+    return f;
   }
 
   /** Fails every request still waiting with CLOSED, gives the client's onMessage back and unsubscribes. */
@@ -206,9 +209,10 @@ export class Thing {
     if (this.closed) return;
     this.closed = true;
     if (this.client.onMessage === this.handle && this.previous) this.client.onMessage = this.previous;
-    if (this.started && this.filters.length && this.client.state !== "closed") {
+    const f = this.started && this.client.state !== "closed" ? this.filters() : [];
+    if (f.length) {
       try {
-        this.client.unsubscribe(this.filters);
+        this.client.unsubscribe(f);
       } catch {
         /* the client is going away too */
       }
@@ -217,9 +221,9 @@ export class Thing {
     this.timer = undefined;
     this.timerAt = -1;
     const e = new UiotError("CLOSED", "the thing was stopped before the platform answered");
-    const all = Array.from(this.pending.values());
-    this.pending.clear();
-    this.running.clear();
+    const all = this.pending ? Array.from(this.pending.values()) : [];
+    if (this.pending) this.pending.clear();
+    if (this.running) this.running.clear();
     for (let i = 0; i < all.length; i++) all[i].reject(e);
     this.shadow.abort(e);
   }
@@ -298,19 +302,19 @@ export class Thing {
   /** Handles the command `identifier` ("*" for any command without its own handler). */
   onCommand(identifier: string, handler: CommandHandler | undefined): void {
     if (identifier !== "*") checkIdentifier(identifier, "command");
-    if (handler) this.commands.set(identifier, handler);
-    else this.commands.delete(identifier);
+    if (handler) (this.commands ??= new Map()).set(identifier, handler);
+    else if (this.commands) this.commands.delete(identifier);
   }
 
   /** Requests waiting for the platform (thing model) and commands being handled. */
   get busy(): { pending: number; commands: number; shadowQueued: number } {
-    return { pending: this.pending.size, commands: this.running.size, shadowQueued: this.shadow.queued };
+    return { pending: this.pending ? this.pending.size : 0, commands: this.running ? this.running.size : 0, shadowQueued: this.shadow.queued };
   }
 
   // ---- internals ----
 
-  /** Publishes with QoS 1; `fail` gets a typed error when the client refuses the message or cannot deliver it. */
-  private publish(topic: string, payload: string, fail: (error: UiotError) => void): void {
+  /** @internal Publishes with QoS 1; `fail` gets a typed error when the client refuses the message or cannot deliver it. */
+  publish(topic: string, payload: string, fail: (error: UiotError) => void): void {
     try {
       this.client.publish(topic, payload, Q1, (e) => e && fail(sendFailed(topic, e)));
     } catch (e) {
@@ -318,7 +322,8 @@ export class Thing {
     }
   }
 
-  private report(error: UiotError | MqttError): void {
+  /** @internal */
+  report(error: UiotError | MqttError): void {
     try {
       this.onError(error);
     } catch (e) {
@@ -329,8 +334,9 @@ export class Thing {
   private request(kind: number, suffix: string, options: RequestOptions | undefined, build: (id: string) => string): Promise<unknown> {
     const what = WHAT[kind];
     if (this.closed) return Promise.reject(new UiotError("CLOSED", `${what}: the thing was stopped`));
-    if (this.pending.size >= this.maxPending)
-      return Promise.reject(new UiotError("BUSY", `${what}: ${this.pending.size} requests already await the platform's reply: wait for some, or raise maxPending`));
+    const pending = this.pending ?? (this.pending = new Map());
+    if (pending.size >= this.maxPending)
+      return Promise.reject(new UiotError("BUSY", `${what}: ${pending.size} requests already await the platform's reply: wait for some, or raise maxPending`));
     const id = this.nextId();
     let payload: string;
     try {
@@ -341,10 +347,10 @@ export class Thing {
     const timeout = options?.timeout ?? this.timeout;
     return new Promise((resolve, reject) => {
       const p: Pending = { kind, what, timeout, deadline: this.clock.now() + timeout, resolve, reject };
-      this.pending.set(id, p);
+      pending.set(id, p);
       this.publish(this.base + suffix, payload, (e) => {
-        if (this.pending.get(id) === p) {
-          this.pending.delete(id);
+        if (pending.get(id) === p) {
+          pending.delete(id);
           reject(e);
           this.arm();
         }
@@ -355,16 +361,22 @@ export class Thing {
 
   private nextId(): string {
     do this.seq = this.seq >= 0x7fffffff ? 1 : this.seq + 1;
-    while (this.pending.has(String(this.seq)));
+    while (this.pending && this.pending.has(String(this.seq)));
     return String(this.seq);
   }
 
-  private handle = (topic: string, payload: Uint8Array, message: Message): unknown => {
-    const route = topic.startsWith(this.base) ? ROUTES.get(topic.substring(this.base.length)) : undefined;
+  // The two functions the thing hands out (the client's onMessage, the clock's timer callback) are closures that
+  // only call methods: a closure costs heap slots per instance, its body nothing more when it is this short.
+  private handle = (topic: string, payload: Uint8Array, message: Message): unknown => this.route(topic, payload, message);
+  private tick = (): void => this.expire();
+
+  private route(topic: string, payload: Uint8Array, message: Message): unknown {
+    const suffix = startsWith.call(topic, this.base) ? substring.call(topic, this.baseLength) : undefined;
+    const route = suffix === undefined ? undefined : ROUTES.get(suffix);
     if (route === undefined) return this.previous ? this.previous(topic, payload, message) : undefined;
     let msg: { [key: string]: unknown };
     try {
-      msg = parseObject(payload, topic.substring(this.base.length));
+      msg = parseObject(payload, suffix as string);
     } catch (e) {
       this.report(e as UiotError);
       if (route === R_SET || route === R_COMMAND)
@@ -378,16 +390,16 @@ export class Thing {
       case R_COMMAND: return this.command(msg);
     }
     return this.reply(route, msg);
-  };
+  }
 
   private reply(kind: number, msg: { [key: string]: unknown }): void {
     const id = requestIdOf(msg.RequestID);
-    const p = id !== undefined ? this.pending.get(id) : undefined;
+    const p = id !== undefined && this.pending ? this.pending.get(id) : undefined;
     if (!p || p.kind !== kind) {
       this.logger("debug", `${WHAT[kind]} reply for RequestID ${String(id)} matches no request waiting (timed out, or not ours)`);
       return;
     }
-    this.pending.delete(id as string);
+    (this.pending as Map<string, Pending>).delete(id as string);
     this.arm();
     const code = retCodeOf(msg.RetCode);
     if (code === undefined) return p.reject(new UiotError("BAD_PAYLOAD", `${p.what} reply without a RetCode`));
@@ -468,17 +480,18 @@ export class Thing {
     if (id === undefined) return this.report(new UiotError("BAD_PAYLOAD", "command without a RequestID: not answered"));
     const identifier = typeof msg.Identifier === "string" ? msg.Identifier : "";
     const input = isObject(msg.Input) ? msg.Input : {};
-    const h = this.commands.get(identifier) ?? this.commands.get("*");
+    const h = this.commands ? this.commands.get(identifier) ?? this.commands.get("*") : undefined;
     const received = this.clock.now();
     if (!h) {
       this.report(new UiotError("NO_HANDLER", `command ${JSON.stringify(identifier)} (RequestID ${id}) has no onCommand handler: answered RetCode ${FAILED}`));
       return this.commandReply(id, identifier, received, { retCode: FAILED });
     }
-    if (this.running.size >= this.maxCommands) {
-      this.report(new UiotError("BUSY", `command ${JSON.stringify(identifier)} (RequestID ${id}): ${this.running.size} commands are still being handled: answered RetCode ${FAILED}`));
+    const running = this.running ?? (this.running = new Map());
+    if (running.size >= this.maxCommands) {
+      this.report(new UiotError("BUSY", `command ${JSON.stringify(identifier)} (RequestID ${id}): ${running.size} commands are still being handled: answered RetCode ${FAILED}`));
       return this.commandReply(id, identifier, received, { retCode: FAILED });
     }
-    this.running.set(id, { identifier, received, deadline: received + COMMAND_WINDOW });
+    running.set(id, { identifier, received, deadline: received + COMMAND_WINDOW });
     this.arm();
     let r: CommandResult | void | PromiseLike<CommandResult | void>;
     try {
@@ -498,7 +511,7 @@ export class Thing {
   }
 
   private commandReply(id: string, identifier: string, received: number, result: CommandResult | void): void {
-    if (this.running.delete(id)) this.arm();
+    if (this.running && this.running.delete(id)) this.arm();
     if (this.closed) return;
     const elapsed = this.clock.now() - received;
     if (elapsed > COMMAND_WINDOW) {
@@ -521,8 +534,8 @@ export class Thing {
   }
 
   private lateReported(id: string): boolean {
-    const i = this.lateIds.indexOf(id);
-    if (i >= 0) this.lateIds.splice(i, 1);
+    const i = this.lateIds ? this.lateIds.indexOf(id) : -1;
+    if (i >= 0) (this.lateIds as string[]).splice(i, 1);
     return i >= 0;
   }
 
@@ -530,11 +543,12 @@ export class Thing {
     this.report(new UiotError("COMMAND_LATE", `command ${JSON.stringify(identifier)} (RequestID ${id}) was not answered within the platform's ${COMMAND_WINDOW} ms (${elapsed} ms so far): the platform has already told the caller "Command timeout" (RetCode 100040). The answer is still sent when the handler finishes, for asynchronous commands; answer synchronous commands faster, or answer at once and report the outcome as an event`));
   }
 
-  private arm(): void {
+  /** @internal Deadlines changed: the timer is armed for the earliest. */
+  arm(): void {
     if (this.closed) return;
     let d = this.shadow.deadline();
-    for (const p of this.pending.values()) if (d < 0 || p.deadline < d) d = p.deadline;
-    for (const r of this.running.values()) if (d < 0 || r.deadline < d) d = r.deadline;
+    if (this.pending) for (const p of this.pending.values()) if (d < 0 || p.deadline < d) d = p.deadline;
+    if (this.running) for (const r of this.running.values()) if (d < 0 || r.deadline < d) d = r.deadline;
     if (d === this.timerAt) return;
     if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     this.timer = undefined;
@@ -543,28 +557,59 @@ export class Thing {
     this.timer = this.clock.setTimer(this.tick, Math.max(0, d - this.clock.now()));
   }
 
-  private tick = (): void => {
+  private expire(): void {
     this.timer = undefined;
     this.timerAt = -1;
     if (this.closed) return;
     const now = this.clock.now();
-    for (const [id, p] of this.pending) {
+    const pending = this.pending, running = this.running;
+    if (pending) for (const [id, p] of pending) {
       if (now < p.deadline) continue;
-      this.pending.delete(id);
+      pending.delete(id);
       const state = this.client.state;
       p.reject(new UiotError("TIMEOUT", `no ${p.what} reply from the platform within ${p.timeout} ms (RequestID ${id})` +
         (state === "connected" ? "" : `; the client is ${state}: the request waits in the outbox and may still be sent, but its reply will be ignored`)));
     }
-    for (const [id, r] of this.running) {
+    if (running) for (const [id, r] of running) {
       if (now < r.deadline) continue;
-      this.running.delete(id);
-      if (this.lateIds.length >= this.maxCommands) this.lateIds.shift();
-      this.lateIds.push(id);
+      running.delete(id);
+      const late = this.lateIds ?? (this.lateIds = []);
+      if (late.length >= this.maxCommands) late.shift();
+      late.push(id);
       this.late(id, r.identifier, now - r.received);
     }
     this.shadow.tick(now);
     this.arm();
-  };
+  }
+}
+
+/** What the shadow needs of its thing: one small object with prototype methods, not a bag of closures. */
+class ShadowPort implements ShadowHost {
+  constructor(private readonly thing: Thing) {}
+  get shadowUpstream(): string {
+    return this.thing.base + S.shadowUpstream;
+  }
+  get shadowGet(): string {
+    return this.thing.base + S.shadowGet;
+  }
+  get timeout(): number {
+    return this.thing.timeout;
+  }
+  now(): number {
+    return this.thing.clock.now();
+  }
+  publish(topic: string, payload: string, fail: (error: UiotError) => void): void {
+    this.thing.publish(topic, payload, fail);
+  }
+  changed(): void {
+    this.thing.arm();
+  }
+  report(error: UiotError | MqttError): void {
+    this.thing.report(error);
+  }
+  log(level: LogLevel, message: string): void {
+    this.thing.logger(level, message);
+  }
 }
 
 function idOnly(id: string): string {
