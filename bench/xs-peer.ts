@@ -95,17 +95,20 @@ function findSdk(): string {
   }
 }
 
-/** xs/bench-peer-entry.ts (with ours) and the SDK's three clients, as one script for XS. */
-async function bundleClients(sdk: string): Promise<string> {
+/**
+ * xs/bench-peer-entry.ts (with ours) and the SDK's three clients, as one script for XS; with no SDK (""), ours
+ * alone (on the Moddable host stack and on the bare sink).
+ */
+export async function bundleClients(sdk: string): Promise<string> {
   const entry = join(ROOT, "xs/bench-peer-entry.ts");
-  for (const f of [LEGACY, MQTTCLIENT, MQTTJS]) if (!existsSync(join(sdk, f))) throw new Skip(`the SDK at ${sdk} has no ${f}`);
-  const glue = [
+  if (sdk) for (const f of [LEGACY, MQTTCLIENT, MQTTJS]) if (!existsSync(join(sdk, f))) throw new Skip(`the SDK at ${sdk} has no ${f}`);
+  const glue = (sdk ? [
     `import { install } from ${JSON.stringify(entry)};`,
     `import LegacyClient from ${JSON.stringify(join(sdk, LEGACY))};`,
     `import MQTTClient from ${JSON.stringify(join(sdk, MQTTCLIENT))};`,
     `import { Client as JsClient } from ${JSON.stringify(join(sdk, MQTTJS))};`,
     "install({ LegacyClient, MQTTClient, JsClient });",
-  ].join("\n");
+  ] : [`import { install } from ${JSON.stringify(entry)};`, "install();"]).join("\n");
   const unknown: string[] = [];
   const plugin: Plugin = {
     name: "moddable-peers",
@@ -146,7 +149,7 @@ async function bundleClients(sdk: string): Promise<string> {
  * native TextEncoder/TextDecoder before the PRELUDE freezes ArrayBuffer and String. The hook lets the entry's
  * "check" record their calls like the other fakes'.
  */
-const MODDABLE_BUILTINS = `
+export const MODDABLE_BUILTINS = `
 (() => {
   const encoder = new TextEncoder(), decoder = new TextDecoder();
   let hook;
@@ -176,7 +179,7 @@ interface Counters {
   check?: CheckResult;
 }
 
-interface PerOp {
+export interface PerOp {
   /** Measured per operation. */
   compute: number;
   slots: number;
@@ -185,7 +188,7 @@ interface PerOp {
   fakeSlots: number;
 }
 
-interface Figures {
+export interface Figures {
   restSlots: number;
   restBytes: number;
   chunkBytes: number;
@@ -224,7 +227,7 @@ function sanity(name: string, qos: 0 | 1, c: CheckResult): void {
  * the fakes' calls. Per operation: a short and a long run, each right after a full GC; the runs are short enough
  * that no GC happens inside them, so the slots are all that was allocated, garbage included.
  */
-async function measureClient(code: string, key: string, label: string, qos: 0 | 1): Promise<Figures> {
+export async function measureClient(code: string, key: string, label: string, qos: 0 | 1): Promise<Figures> {
   const w: XsWorker = startXs();
   const dir = mkdtempSync(join(tmpdir(), "uiot-xs-peer-"));
   const cmd = async (body: object): Promise<Counters & { meters: Run["meters"] }> => {
@@ -251,9 +254,10 @@ async function measureClient(code: string, key: string, label: string, qos: 0 | 
     await w.evaluate(code);
 
     await cmd({ op: "drop" });
+    await cmd({ op: "make", peer: key }); // the benchmark's own closures for the client: not the client's heap
     const s0 = await w.snapshot(join(dir, "a.xss"));
     const h0 = (await cmd({ op: "gc" })).meters.currentHeapCount;
-    await cmd({ op: "setup", peer: key });
+    await cmd({ op: "setup" });
     await cmd({ op: "publish", n: 3 }); // a few messages, so lazily made state exists
     const s1 = await w.snapshot(join(dir, "b.xss"));
     const h1 = (await cmd({ op: "gc" })).meters.currentHeapCount;
@@ -352,4 +356,50 @@ async function compareWith(p: PeerSpec, ctx: Context): Promise<Record<string, Li
   };
 }
 
-export const benchmarks: Benchmark[] = PEERS.map((p) => ({ names: names(p), run: (ctx: Context) => compareWith(p, ctx) }));
+const HOST = "XS on the Moddable host";
+const HOST_NAMES = [
+  `${HOST}: QoS 1 publish round trip (compute units)`, `${HOST}: QoS 1 publish round trip (heap slots)`,
+  `${HOST}: incoming 64-byte PUBLISH (compute units)`, `${HOST}: incoming 64-byte PUBLISH (heap slots)`,
+  `${HOST}: client + thing layer at rest (heap slots)`, `${HOST}: client + thing layer at rest (device bytes)`,
+];
+
+/**
+ * Ours on the Moddable host stack, no SDK needed (the fakes are ours): the client with the thing layer, as
+ * bench/xs.ts runs it on a bare sink, here on hosts/moddable's connector, ModdableTransport and ModdableClock over
+ * the fake TCP socket and Timer. Each line also carries the same figure on the bare sink, measured in the same
+ * way beside it (`bareSink`), and the difference (`hostLayer`): what the host layer costs.
+ */
+async function hostStack(ctx: Context): Promise<Record<string, Line>> {
+  if (!hasXsnap()) throw new Skip("the XS engine is not built (npm run build:xs)");
+  const code = await bundleClients("");
+  const host = await measureClient(code, "host", "ours on the Moddable host", 1);
+  const bare = await measureClient(code, "bare", "ours on a bare sink", 1);
+  const out: Record<string, Line> = {};
+  const net = (o: PerOp, what: "compute" | "slots"): number => o[what] - o[what === "compute" ? "fakeCompute" : "fakeSlots"];
+  const [pc, ps, ic, is, rs, rb] = HOST_NAMES;
+  for (const [op, compute, slots] of [["publish", pc, ps], ["incoming", ic, is]] as const) {
+    const h = host.ops[op], b = bare.ops[op];
+    for (const [name, what] of [[compute, "compute"], [slots, "slots"]] as const) {
+      const ours = net(h, what), base = net(b, what);
+      out[name] = {
+        ours, unit: what === "compute" ? "XS compute units/op" : "slots/op", better: "lower",
+        measured: round(h[what]), fakes: round(what === "compute" ? h.fakeCompute : h.fakeSlots),
+        bareSink: round(base), hostLayer: round(ours - base),
+        ...(what === "slots" ? { deviceBytes: round(ours * DEVICE_SLOT) } : {}),
+      };
+    }
+    ctx.log(`  ${op} on the Moddable host: ${net(h, "compute").toFixed(0)} units, ${net(h, "slots").toFixed(1)} slots; on a bare sink ${net(b, "compute").toFixed(0)} units, ${net(b, "slots").toFixed(1)} slots`);
+  }
+  out[rs] = { ours: host.restSlots, unit: "slots", better: "lower", bareSink: bare.restSlots, hostLayer: host.restSlots - bare.restSlots };
+  out[rb] = {
+    ours: host.restBytes, unit: "bytes", better: "lower", target: 8192, slotBytes: host.restSlots * DEVICE_SLOT, chunkBytes: host.chunkBytes,
+    bareSink: bare.restBytes, hostLayer: host.restBytes - bare.restBytes,
+  };
+  ctx.log(`  calls to the fakes on the Moddable host: ${JSON.stringify(host.calls)}`);
+  return out;
+}
+
+export const benchmarks: Benchmark[] = [
+  { names: HOST_NAMES, run: hostStack },
+  ...PEERS.map((p) => ({ names: names(p), run: (ctx: Context) => compareWith(p, ctx) })),
+];

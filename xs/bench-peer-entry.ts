@@ -1,8 +1,10 @@
-// The XS side of bench/xs-peer.ts: our client as the Moddable host runs it (hosts/moddable: the connector,
-// ModdableTransport and ModdableClock) and the Moddable SDK's own MQTT clients, each on the same fakes of the
-// SDK's native modules. The SDK's files are not in this repository: bench/xs-peer.ts bundles them from $MODDABLE
-// at bench time with a glue module that imports this file first and then calls install() with the SDK's classes;
-// "socket", "timer", "time", "websocket" and "url" resolve to the fakes below.
+// The XS side of bench/xs-peer.ts and test/xs/host-layer.test.ts: our client as the Moddable host runs it
+// (hosts/moddable: the connector, ModdableTransport and ModdableClock) and the Moddable SDK's own MQTT clients, each
+// on the same fakes of the SDK's native modules. The fakes are ours; the SDK's files are not in this repository:
+// bench/xs-peer.ts bundles them from $MODDABLE at bench time with a glue module that imports this file first and
+// then calls install() with the SDK's classes ("socket", "timer", "time", "websocket" and "url" resolve to the
+// fakes below). Without an SDK, install() is called with none and only ours runs: on the host stack, and (for the
+// host layer's share) on a bare sink.
 //
 // The fakes do what the device's modules do, and nothing more:
 // - TCP (ECMA-419 embedded:io/socket/tcp, native on a device): onWritable when connected, onReadable(count) when
@@ -10,8 +12,10 @@
 //   bytes, or all); write() counts and returns the room left (kept full: the fake sends instantly).
 // - Socket (legacy "socket", native): callback(1) when connected, callback(2, bytes) when data arrived;
 //   read(ArrayBuffer) returns all the bytes waiting as a new ArrayBuffer; write() counts.
-// - Timer (native): set() with no delay runs at the next turn (runTimers(), called after each event, as the
-//   device's run loop would); delayed and repeating timers (connect timeout, keepalive) never fire.
+// - Timer (native, modules/base/timer/modTimer.c): set() or schedule() with no delay or 1 ms runs at the next turn
+//   (runTimers(), called after each event, as the device's run loop would), with the timer as its argument;
+//   delayed timers (connect timeout, keepalive) never fire; a timer whose repeat interval is 0 is freed when it
+//   has fired; schedule() without a delay unschedules.
 // - Time.ticks is moved by the benchmark (ours paces its PUBLISH by it); the DNS resolver answers at once; URL
 //   parses "scheme://host[:port]".
 // A fake is JavaScript where the device runs native code, so each call costs compute units a native call would
@@ -19,17 +23,19 @@
 // their own, either to the fakes or, with `native`, to a native function that allocates what the device's native
 // code allocates, so that bench/xs-peer.ts can take the fakes' excess out of each side's figures.
 //
-// globalThis.handleCommand takes JSON: {"op":"setup","peer":"ours"|"legacy"|"ecma419"|"mqttjs"} | {"op":"gc"} |
+// globalThis.handleCommand takes JSON: {"op":"make"|"setup","peer":"ours"|"host"|"bare"|"legacy"|"ecma419"|"mqttjs"} |
+// {"op":"setup"} (the client made last) | {"op":"gc"} |
 // {"op":"drop"} | {"op":"noop"} | {"op":"check"} | {"op":"publish"|"publish0"|"incoming","n":N} |
 // {"op":"replay","phase":"publish"|"publish0"|"incoming","native":bool,"n":N}.
 import type { Client } from "../src/mqtt/client";
 import { parseEndpoint } from "../src/net/endpoint";
-import type { Connector } from "../src/net/transport";
+import type { Clock, Connector, Transport, TransportHandlers } from "../src/net/transport";
 import { Identity } from "../src/uiot/identity";
 import { uiotClient } from "../src/uiot/profile";
+import { Thing } from "../src/uiot/thing";
 import { ModdableClock } from "../hosts/moddable/clock";
 import { moddableConnector, type ModdableNet } from "../hosts/moddable/connector";
-import type { OpenSocket } from "../hosts/moddable/socket";
+import { tcpOpener, type SocketClass } from "../hosts/moddable/openers";
 import type { TimeSync } from "../hosts/moddable/time-sync";
 
 declare const gc: () => void;
@@ -38,39 +44,62 @@ declare const gc: () => void;
 
 /** What "check" records: [kind, size] for each call to a fake. */
 const READ_BYTE = 0, READ_BUFFER = 1, TCP_WRITE = 2, SOCKET_READ = 3, SOCKET_WRITE = 4, TIMER_SET = 5, TIMER_CLEAR = 6,
-  FROM_STRING = 7, FROM_BUFFER = 8;
+  FROM_STRING = 7, FROM_BUFFER = 8, TIMER_SCHEDULE = 9, RUN_LOOP = 10;
 const FAKE_CALLS = ["TCP read (number)", "TCP read (buffer)", "TCP write", "Socket read", "Socket write", "Timer.set", "Timer.clear",
-  "ArrayBuffer.fromString", "String.fromArrayBuffer"];
+  "ArrayBuffer.fromString", "String.fromArrayBuffer", "Timer.schedule", "run loop"];
 let recording: number[] | undefined;
 
+/**
+ * A timer as modules/base/timer/modTimer.c keeps it: the callback gets the timer; a timer whose repeat interval is
+ * 0 when its callback returns is freed; Timer.schedule reschedules (or, without a delay, unschedules) a live one.
+ */
 interface FakeTimer {
-  callback: () => void;
-  cleared: boolean;
+  callback: (timer: FakeTimer) => void;
+  /** Not cleared nor freed. */
+  live: boolean;
+  /** Scheduled to fire at the next turn (delay 0 or 1 ms); longer delays never fire here. */
+  soon: boolean;
+  repeat: number;
 }
 let due: FakeTimer[] = [];
+/** A delay of 0 or 1 ms fires at the next turn (the run loop's turns are a millisecond apart); longer, never. */
+const next = (ms: number | undefined): boolean => !ms || ms <= 1;
 
 export const Timer = {
-  set(callback: () => void, ms?: number, _repeat?: number): FakeTimer {
-    const t: FakeTimer = { callback, cleared: false };
-    if (!ms) due.push(t);
+  set(callback: (timer: FakeTimer) => void, ms?: number, repeat?: number): FakeTimer {
+    const t: FakeTimer = { callback, live: true, soon: next(ms), repeat: repeat ?? 0 };
+    if (t.soon) due.push(t);
     return t;
   },
-  repeat(callback: () => void, _ms: number): FakeTimer {
-    return { callback, cleared: false };
+  repeat(callback: (timer: FakeTimer) => void, ms: number): FakeTimer {
+    return { callback, live: true, soon: false, repeat: ms };
+  },
+  schedule(t: FakeTimer, ms?: number, repeat?: number): void {
+    if (!t.live) throw new Error("invalid");
+    if (ms === undefined) {
+      t.soon = false;
+      t.repeat = -1;
+      return;
+    }
+    t.repeat = repeat ?? 0;
+    t.soon = next(ms);
+    if (t.soon) due.push(t);
   },
   clear(t: FakeTimer | undefined): void {
-    if (t) t.cleared = true;
+    if (t) t.live = false;
   },
 };
 
 /** Runs the timers that are due at the next turn (those set with no delay), including ones they set. */
 function runTimers(): void {
   const list = due;
+  recording?.push(RUN_LOOP, list.length);
   for (let i = 0; i < list.length; i++) {
     const t = list[i];
-    if (!t.cleared) {
-      t.cleared = true;
-      t.callback();
+    if (t.live && t.soon) {
+      t.soon = false;
+      t.callback(t);
+      if (t.repeat === 0) t.live = false;
     }
   }
   list.length = 0;
@@ -92,6 +121,8 @@ function captured(data: ArrayBuffer | ArrayBufferView): void {
 }
 
 let written = 0;
+/** What the last TCP write was handed (for the packet id of the PUBLISH in it). */
+let lastWritten: ArrayBuffer | ArrayBufferView | undefined;
 
 /** The legacy "socket" module's Socket, as modules/network/mqtt/mqtt.js uses it. */
 export class Socket {
@@ -133,15 +164,33 @@ interface TcpOptions {
   onReadable(count: number): void;
   onWritable(count: number): void;
   onError(error?: unknown): void;
+  target?: unknown;
 }
 
-/** ECMA-419 embedded:io/socket/tcp, as MQTTClient and our host use it. */
+const NOTHING = new Uint8Array(0);
+
+/**
+ * ECMA-419 embedded:io/socket/tcp, as MQTTClient and our host use it: it keeps the three callbacks (the native
+ * socket keeps them in its C record) and calls them with the socket as `this`; the options' `target` becomes the
+ * socket's `target` property, as builtinInitializeTarget does.
+ */
 export class TCP {
   format = "buffer";
-  inbox: Uint8Array = new Uint8Array(0);
+  inbox: Uint8Array = NOTHING;
   pos = 0;
-  constructor(readonly options: TcpOptions) {
+  private readonly onReadable: (count: number) => void;
+  private readonly onWritable: (count: number) => void;
+  private readonly onError: (error?: unknown) => void;
+  constructor(options: TcpOptions) {
+    this.onReadable = options.onReadable;
+    this.onWritable = options.onWritable;
+    this.onError = options.onError;
+    if ("target" in options) (this as { target?: unknown }).target = options.target;
     tcpSocket = this;
+  }
+  /** Connected, or room again: onWritable(count). */
+  writable(count: number): void {
+    this.onWritable(count);
   }
   read(count?: number): number | ArrayBuffer | undefined {
     const b = this.inbox, p = this.pos;
@@ -157,6 +206,7 @@ export class TCP {
   }
   write(data: ArrayBuffer | ArrayBufferView, _options?: object): number {
     written += data.byteLength;
+    lastWritten = data;
     if (capture) captured(data);
     return WRITABLE;
   }
@@ -164,7 +214,7 @@ export class TCP {
   deliver(bytes: Uint8Array): void {
     this.inbox = bytes;
     this.pos = 0;
-    this.options.onReadable(bytes.length);
+    this.onReadable(bytes.length);
     runTimers();
   }
 }
@@ -216,6 +266,7 @@ function recordFakes(): () => void {
   wrap(Socket.prototype, "write", () => SOCKET_WRITE, (args) => bytes(args[0]));
   wrap(Timer, "set", () => TIMER_SET, (args) => (typeof args[1] === "number" ? args[1] : 0));
   wrap(Timer, "clear", () => TIMER_CLEAR, () => 0);
+  wrap(Timer, "schedule", () => TIMER_SCHEDULE, (args) => (typeof args[1] === "number" ? args[1] : -1));
   return () => {
     for (const u of undo) u();
   };
@@ -287,32 +338,6 @@ interface Peer {
   incoming(n: number): void;
 }
 
-/** host.ts's openTcp and adapt(), for plain TCP (host.ts itself imports the SDK's modules, so it is not bundled). */
-const openTcp: OpenSocket = (address, port, cb, probe) => {
-  const s = new TCP({
-    address, port, nodelay: true, format: "buffer",
-    onReadable(count: number) {
-      probe.received = true;
-      cb.onReadable(count);
-    },
-    onWritable(count: number) {
-      probe.opened = true;
-      cb.onWritable(count);
-    },
-    onError() {
-      cb.onError();
-    },
-  } as TcpOptions);
-  return {
-    read: () => s.read() as ArrayBuffer | undefined,
-    write(data) {
-      const left = s.write(data);
-      return typeof left === "number" ? left : 0;
-    },
-    close: () => s.close(),
-  };
-};
-
 /** What the Moddable host makes once per device, before any client: its clock and the broker's connector. */
 interface OursHost {
   clock: ModdableClock;
@@ -324,7 +349,7 @@ function oursHost(): OursHost {
   const net: ModdableNet = {
     network: { up: true, onChange: undefined },
     resolve: (_host, callback) => callback("192.0.2.1"),
-    openTcp,
+    openTcp: tcpOpener(TCP as unknown as SocketClass), // host.ts's, on the fake TCP
     openTls: () => {
       throw new Error("no TLS in this benchmark");
     },
@@ -361,7 +386,7 @@ function oursPeer(host: OursHost): Peer {
       c.onError = (e) => void log.push(e.message);
       c.start();
       const s = (socket = tcpSocket as TCP);
-      s.options.onWritable(WRITABLE); // connected: the client writes CONNECT (on the next turn)
+      s.writable(WRITABLE); // connected: the client writes CONNECT (on the next turn)
       runTimers();
       s.deliver(CONNACK);
       c.subscribe(CONTROL, 1);
@@ -386,6 +411,133 @@ function oursPeer(host: OursHost): Peer {
     incoming(n) {
       const s = socket as TCP;
       for (let i = 0; i < n; i++) s.deliver(INCOMING);
+    },
+  };
+}
+
+/**
+ * The packet id of the last QoS 1 PUBLISH in the last write (one write may hold several packets), or, with
+ * `subscribe`, [id, number of filters] of the SUBSCRIBE in it. Reads the bytes in place: allocates nothing.
+ */
+function lastId(): number {
+  const w = lastWritten;
+  if (!w || !ArrayBuffer.isView(w)) return 0;
+  const data = w as Uint8Array;
+  let id = 0;
+  for (let p = 0; p < data.length;) {
+    const head = data[p];
+    let len = 0, mul = 1, q = p + 1;
+    for (;;) {
+      const b = data[q++];
+      len += (b & 127) * mul;
+      mul *= 128;
+      if (b < 128) break;
+    }
+    if ((head & 0xf6) === 0x32) {
+      const t = q + 2 + ((data[q] << 8) | data[q + 1]);
+      id = (data[t] << 8) | data[t + 1];
+    } else if (head === 0x82) {
+      // SUBSCRIBE: the id and the count of filters, as id * 256 + count
+      let count = 0;
+      for (let f = q + 2; f < q + len; f += 2 + ((data[f] << 8) | data[f + 1]) + 1) count++;
+      id = ((data[q] << 8) | data[q + 1]) * 256 + count;
+    }
+    p = q + len;
+  }
+  return id;
+}
+
+/** A clock for the bare sink: Time.ticks, and a timer that is kept but never fires (as the host's delayed ones). */
+class BareClock implements Clock {
+  timer: (() => void) | undefined = undefined;
+  now(): number {
+    return Time.ticks;
+  }
+  setTimer(callback: () => void, _ms: number): unknown {
+    this.timer = callback;
+    return 1;
+  }
+  clearTimer(_timer: unknown): void {
+    this.timer = undefined;
+  }
+}
+
+/** A transport that keeps nothing: the bare sink bench/xs.ts measures the client on, for the host layer's share. */
+class Sink implements Transport {
+  inbox: Uint8Array | undefined = undefined;
+  constructor(readonly h: TransportHandlers) {}
+  read(): Uint8Array | undefined {
+    const b = this.inbox;
+    this.inbox = undefined;
+    return b;
+  }
+  write(data: Uint8Array): boolean {
+    written += data.byteLength;
+    lastWritten = data;
+    if (capture) captured(data);
+    return true;
+  }
+  close(): void {}
+  deliver(bytes: Uint8Array): void {
+    this.inbox = bytes;
+    this.h.onReadable(bytes.length);
+  }
+}
+
+/**
+ * The firmware's stack as bench/xs.ts measures it, a connected client (UIoT profile) with the thing layer,
+ * subscribed, over either the Moddable host (`host`: the connector, ModdableTransport, ModdableClock, on the fake
+ * TCP and Timer) or a bare sink and a clock that does nothing (`bare`). The difference between the two is what the
+ * host layer costs (with the fakes' share, which "replay" measures, taken out).
+ */
+function thingPeer(host: OursHost | undefined): Peer {
+  let client: Client | undefined;
+  let socket: TCP | undefined;
+  let sink: Sink | undefined;
+  const QOS1 = { qos: 1 as const };
+  const done = (error?: unknown): void => {
+    if (error) errors++;
+    else acked++;
+  };
+  const deliver = (bytes: Uint8Array): void => {
+    if (socket) socket.deliver(bytes);
+    else (sink as Sink).deliver(bytes);
+  };
+  const connect: Connector = host ? host.connect : (h) => (sink = new Sink(h));
+  const clock: Clock = host ? host.clock : new BareClock();
+  return {
+    qos: 1,
+    setup() {
+      const identity = new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: PASSWORD });
+      const c = (client = uiotClient(identity, { connect, clock, random: () => 0.5 }));
+      // the application's handlers, as bench/xs.ts has them
+      const t = new Thing(c, identity, { clock, onError: (e) => void log.push(e.message), log: () => {} });
+      c.onMessage = (topic, payload) => onMessage(topic, payload.length);
+      c.onError = (e) => void log.push(e.message);
+      t.start();
+      c.start();
+      if (host) {
+        socket = tcpSocket as TCP;
+        socket.writable(WRITABLE); // connected: the client writes CONNECT
+        runTimers();
+      } else (sink as Sink).h.onConnect();
+      deliver(CONNACK);
+      const sub = lastId(); // the thing layer's SUBSCRIBE
+      const granted = new Uint8Array(4 + (sub & 255));
+      granted.set([0x90, 2 + (sub & 255), sub >> 16, (sub >> 8) & 255]);
+      granted.fill(1, 4);
+      deliver(granted);
+    },
+    publish(n) {
+      const c = client as Client;
+      for (let i = 0; i < n; i++) {
+        Time.ticks += 50;
+        c.publish(TOPIC, PAYLOAD, QOS1, done);
+        deliver(puback(lastId()));
+      }
+    },
+    incoming(n) {
+      for (let i = 0; i < n; i++) deliver(INCOMING);
     },
   };
 }
@@ -500,7 +652,7 @@ function ecma419Peer(MQTTClient: MqttClientClass): Peer {
         },
       });
       socket = tcpSocket as TCP;
-      socket.options.onWritable(WRITABLE); // connected: the client writes CONNECT
+      socket.writable(WRITABLE); // connected: the client writes CONNECT
       runTimers();
       socket.deliver(CONNACK);
       client.write(null, { operation: MQTTClient.SUBSCRIBE, items: [{ topic: CONTROL, QoS: 1 }], id: 1 });
@@ -540,7 +692,7 @@ function mqttjsPeer(JsClient: JsClientClass): Peer {
       client.on("message", (topic: string, message: ArrayBuffer) => onMessage(topic, message.byteLength));
       client.on("error", () => void errors++);
       socket = tcpSocket as TCP;
-      socket.options.onWritable(WRITABLE);
+      socket.writable(WRITABLE);
       runTimers();
       socket.deliver(CONNACK);
       client.subscribe(CONTROL, QOS1, (e) => void (e && errors++));
@@ -580,10 +732,13 @@ function replay(phase: string, n: number, native: boolean): void {
   const s = Object.create(Socket.prototype) as Socket;
   const strings: string[] = [], buffers: ArrayBuffer[] = [];
   for (let i = 0; i < calls.length; i += 2) {
+    if (calls[i] !== FROM_STRING && calls[i] !== FROM_BUFFER) continue;
     strings[calls[i + 1]] = "x".repeat(calls[i + 1]);
     buffers[calls[i + 1]] = new ArrayBuffer(calls[i + 1]);
   }
   const timer = Timer.set(noop, 1);
+  const dead = Timer.set(noop, 1);
+  Timer.clear(dead);
   const fromString = (ArrayBuffer as unknown as { fromString(s: string): ArrayBuffer }).fromString;
   const fromArrayBuffer = (String as unknown as { fromArrayBuffer(b: ArrayBuffer): string }).fromArrayBuffer;
   for (let r = 0; r < n; r++) {
@@ -625,6 +780,19 @@ function replay(phase: string, n: number, native: boolean): void {
           if (native) Math.abs(size);
           else Timer.clear(timer);
           break;
+        case TIMER_SCHEDULE: // size -1: unscheduled
+          if (native) Math.abs(size);
+          else if (size < 0) Timer.schedule(timer);
+          else Timer.schedule(timer, size, 0x7fffffff);
+          due.length = 0;
+          break;
+        case RUN_LOOP: // the run loop's turn: native on a device; size: the timers on the list
+          if (native) Math.abs(size);
+          else {
+            for (let k = 0; k < size; k++) due.push(dead);
+            runTimers();
+          }
+          break;
         case FROM_STRING:
           if (native) new ArrayBuffer(size);
           else fromString(strings[size]);
@@ -662,37 +830,49 @@ function summary(calls: number[]): Record<string, number> {
   return out;
 }
 
-/** Called by the glue module with the SDK's classes. */
-export function install(classes: PeerClasses): void {
+/**
+ * Called by the glue module with the SDK's classes, or with none (bench/xs-peer.ts without an SDK, and
+ * test/xs/host-layer.test.ts): then only ours can be set up ("ours", "host", "bare").
+ */
+export function install(classes?: PeerClasses): void {
   // examples/io/tcp/mqtt/mqtt.js finds MQTTClient and its configuration here, as on a device (its config.js)
-  Object.defineProperty(globalThis, "device", {
-    value: Object.freeze({ network: { mqtt: { io: classes.MQTTClient, dns: { io: Resolver }, socket: { io: TCP } } } }),
-  });
+  if (classes)
+    Object.defineProperty(globalThis, "device", {
+      value: Object.freeze({ network: { mqtt: { io: classes.MQTTClient, dns: { io: Resolver }, socket: { io: TCP } } } }),
+    });
   // made now, before any measurement: a device has them before it makes a client, as it has the SDK's modules
   const host = oursHost();
   const makers: Record<string, () => Peer> = {
     ours: () => oursPeer(host),
-    legacy: () => legacyPeer(classes.LegacyClient),
-    ecma419: () => ecma419Peer(classes.MQTTClient),
-    mqttjs: () => mqttjsPeer(classes.JsClient),
+    host: () => thingPeer(host),
+    bare: () => thingPeer(undefined),
   };
+  if (classes) {
+    makers.legacy = () => legacyPeer(classes.LegacyClient);
+    makers.ecma419 = () => ecma419Peer(classes.MQTTClient);
+    makers.mqttjs = () => mqttjsPeer(classes.JsClient);
+  }
   let peer: Peer | undefined;
   (globalThis as unknown as { handleCommand: (m: ArrayBuffer) => unknown }).handleCommand = (message: ArrayBuffer) => {
     const cmd = JSON.parse(text(message)) as { op: string; n?: number; peer?: string; phase?: string; native?: boolean };
     const n = cmd.n ?? 0;
     let check: object | undefined;
     switch (cmd.op) {
+      case "make": // the benchmark's own closures for a client, made before the heap at rest is counted
       case "setup": {
-        const make = makers[cmd.peer ?? ""];
-        if (!make) throw new Error(`unknown client ${String(cmd.peer)}`);
-        peer = make();
-        peer.setup();
+        if (cmd.peer !== undefined || !peer) {
+          const make = makers[cmd.peer ?? ""];
+          if (!make) throw new Error(`unknown client ${String(cmd.peer)}`);
+          peer = make();
+        }
+        if (cmd.op === "setup") peer.setup();
         break;
       }
       case "drop":
         peer = undefined;
         legacySocket = undefined;
         tcpSocket = undefined;
+        lastWritten = undefined;
         due = [];
         break;
       case "gc": gc(); break;

@@ -8,7 +8,7 @@ import { checkEndpoint, isWebSocket, type Endpoint, type TlsOptions } from "../.
 import { insecureWarning } from "../../src/net/tls";
 import type { Connector } from "../../src/net/transport";
 import { webSocketConnector } from "../../src/net/websocket";
-import { ModdableTransport, type OpenSocket, type Resolve } from "./socket";
+import { ModdableTransport, type DialOptions, type OpenSocket, type Resolve } from "./socket";
 import type { TimeSync } from "./time-sync";
 import { moddableTls, type ModdableTls } from "./tls-options";
 
@@ -38,9 +38,11 @@ export function moddableConnector(endpoint: Endpoint, tlsOptions: TlsOptions | u
   const facts = tls
     ? { verify: !tls.insecure, clientCert: tls.clientCert, serverName: tls.serverName, maxRecord: net.maxFragment > 0 ? Math.min(MAX_RECORD, net.maxFragment) : MAX_RECORD }
     : undefined;
+  // the same for every dial: made once here, not once per connection
+  const dial: DialOptions = { endpoint, tls: facts, network: net.network, resolve: net.resolve, open, time: net.time, defer: net.defer };
   const raw: Connector = (h) => {
     if (tls?.insecure) net.log("warn", insecureWarning(endpoint));
-    return new ModdableTransport({ endpoint, tls: facts, network: net.network, resolve: net.resolve, open, time: net.time, defer: net.defer }, h);
+    return new ModdableTransport(dial, h);
   };
   if (!isWebSocket(endpoint.scheme)) return raw;
   return webSocketConnector(raw, endpoint, { random: net.random, maxFrameSize: net.maxFrameSize });

@@ -2,7 +2,7 @@
  * The Host (src/device/host.ts) on the Moddable SDK, for every Moddable target: ESP32, ESP8266 and the desktop
  * simulator (lin, mac, win). This is the one module that imports the SDK's modules; everything it builds on is
  * plain TypeScript beside it. The SDK modules and what is used of them:
- *   timer                       Timer.set / Timer.clear                      (modules/base/timer/timer.js)
+ *   timer                       Timer.set / Timer.schedule / Timer.clear     (modules/base/timer/timer.js)
  *   time                        Time.ticks, Time.set                         (modules/base/time/time.js)
  *   preference                  Preference.get / set / delete / keys         (modules/files/preference)
  *   net                         Net.resolve(name, callback)  (lwIP DNS with the DHCP server; modules/network/net)
@@ -30,9 +30,8 @@ import { ESP8266_OUTBOX, type ChipProfile } from "./chips";
 import { ModdableClock, type TimerApi } from "./clock";
 import { moddableConnector, type ModdableNet } from "./connector";
 import { PreferenceOutboxStore, PreferenceStore, type Preferences } from "./preference-store";
-import type { ByteSocket, OpenSocket, Probe, SocketCallbacks } from "./socket";
+import { tcpOpener, tlsOpener, type SocketClass } from "./openers";
 import { TimeSync, type SntpConstructor } from "./time-sync";
-import type { ModdableTls } from "./tls-options";
 import { alwaysUp, WiFiLink, type WiFiConstructor } from "./wifi-link";
 
 /** What a network factory gets to build the link with. */
@@ -64,101 +63,12 @@ export interface ModdableHost extends Host {
   readonly time: TimeSync;
 }
 
-/** The SDK's socket classes as this file uses them (their typings differ between SDK versions). */
-type SocketClass = new (options: Record<string, unknown>) => {
-  read(count?: number): unknown;
-  write(data: Uint8Array): unknown;
-  close(): void;
-};
-
-/** Bytes of margin for one TLS record's header, IV, MAC and padding (AES-CBC with SHA-256: at most 69). */
-const RECORD_OVERHEAD = 64;
-
 function traceLog(level: LogLevel, message: string): void {
   trace(`[${level}] ${message}\n`);
 }
 
-function adapt(s: InstanceType<SocketClass>, overhead: number, copy: boolean): ByteSocket {
-  return {
-    read: () => s.read() as ArrayBuffer | undefined,
-    write(data) {
-      const left = s.write(copy ? data.slice() : data);
-      return (typeof left === "number" ? left : 0) - overhead;
-    },
-    close: () => s.close(),
-  };
-}
-
-const openTcp: OpenSocket = (address, port, cb, probe) => {
-  const s = new (TCP as unknown as SocketClass)({
-    address, port, nodelay: true, format: "buffer",
-    onReadable(count: number) {
-      probe.received = true;
-      cb.onReadable(count);
-    },
-    onWritable(count: number) {
-      probe.opened = true;
-      cb.onWritable(count);
-    },
-    onError() {
-      cb.onError();
-    },
-  });
-  return adapt(s, 0, false);
-};
-
-/**
- * The TCP class TLSSocket builds its socket with (`new options.TCP.io({...})`): the SDK's TCP with every callback
- * guarded, so an exception of the TLS engine becomes this connection's error instead of an XS abort.
- */
-function guardedTcp(cb: SocketCallbacks, probe: Probe): SocketClass {
-  const Guarded = function (options: Record<string, unknown>) {
-    const o = options as { onReadable(n: number): void; onWritable(n: number): void; onError(): void };
-    return new (TCP as unknown as SocketClass)({
-      ...options,
-      nodelay: true,
-      onReadable(count: number) {
-        probe.received = true;
-        try {
-          o.onReadable(count);
-        } catch (e) {
-          cb.onException(e);
-        }
-      },
-      onWritable(count: number) {
-        probe.opened = true;
-        try {
-          o.onWritable(count);
-        } catch (e) {
-          cb.onException(e);
-        }
-      },
-      onError() {
-        try {
-          o.onError();
-        } catch (e) {
-          cb.onException(e);
-        }
-      },
-    });
-  };
-  return Guarded as unknown as SocketClass;
-}
-
-function openTls(tls: ModdableTls): OpenSocket {
-  return (address, port, cb, probe) => {
-    const s = new (TLSSocket as unknown as SocketClass)({
-      address, port,
-      host: tls.serverName,
-      secure: tls.secure,
-      TCP: { io: guardedTcp(cb, probe) },
-      onReadable: cb.onReadable,
-      onWritable: cb.onWritable,
-      onError: cb.onError,
-    });
-    return adapt(s, RECORD_OVERHEAD, true);
-  };
-}
+const openTcp = tcpOpener(TCP as unknown as SocketClass);
+const openTls = tlsOpener(TCP as unknown as SocketClass, TLSSocket as unknown as SocketClass);
 
 function resolve(host: string, callback: (address: string | undefined) => void): void {
   Net.resolve(host, (_name, address) => callback(address));

@@ -51,8 +51,11 @@ export interface Probe {
   received: boolean;
 }
 
-/** Opens a socket to an IPv4 address; its callbacks are guarded by the caller. May throw. */
-export type OpenSocket = (address: string, port: number, callbacks: SocketCallbacks, probe: Probe) => ByteSocket;
+/** The connection a socket reports to: its callbacks (guarded there) and the probe the socket's opener sets. */
+export type SocketTarget = SocketCallbacks & Probe;
+
+/** Opens a socket to an IPv4 address for `target` (see openers.ts). May throw. */
+export type OpenSocket = (address: string, port: number, target: SocketTarget) => ByteSocket;
 
 /** Net.resolve: calls back once with an address, or undefined when the name does not resolve. May throw. */
 export type Resolve = (host: string, callback: (address: string | undefined) => void) => void;
@@ -136,18 +139,29 @@ export function describeTlsException(e: unknown, f: TlsFailure): NetError {
   return netError("TLS_HANDSHAKE_FAILED", `TLS with ${where} failed: ${m}`, e);
 }
 
-/** One dial and the connection it makes. */
-export class ModdableTransport implements Transport {
+/**
+ * One dial and the connection it makes. It is also the socket's side of the connection: the socket calls its
+ * SocketCallbacks methods and sets its Probe fields (one object per connection; nothing is made per event).
+ *
+ * Every socket callback is guarded: inside it, an exception of this class's own code or of the socket's (the TLS
+ * engine throws from inside the calls it makes) becomes this connection's error, and one of the owner's handlers
+ * is reported as the owner's bug (CLOSED, "the connection's handler threw"). None reaches the native socket, where
+ * it would abort the XS machine.
+ */
+export class ModdableTransport implements Transport, SocketCallbacks, Probe {
+  /** TCP connected (Probe: set by the socket opener; for TLS, about the TCP connection underneath). */
+  opened = false;
+  /** At least one byte arrived (Probe). */
+  received = false;
   private phase = START;
   private readonly d: DialOptions;
   private readonly h: TransportHandlers;
-  private socket: ByteSocket | undefined;
-  private cancelClock: (() => void) | undefined;
+  private socket: ByteSocket | undefined = undefined;
+  private cancelClock: (() => void) | undefined = undefined;
   private address = "";
-  private readonly probe: Probe = { opened: false, received: false };
   /** Bytes arrived above TLS. */
   private answered = false;
-  private pending: Uint8Array | undefined;
+  private pending: Uint8Array | undefined = undefined;
   private offset = 0;
   private room = 0;
   private blocked = false;
@@ -155,13 +169,18 @@ export class ModdableTransport implements Transport {
   private sync = 0;
   /** The owner called close(): no callback follows, not even a deferred one. */
   private closed = false;
-  /** Inside a socket callback: a write is sent on a later turn (see write()). */
+  /** Inside a socket callback: under TLS a write is sent on a later turn (see write()). */
   private inside = 0;
   private pumpLater = false;
+  /** Largest piece one socket write takes (TLS: one record's data). */
+  private readonly limit: number;
+  /** What runs a write deferred from inside a socket callback (TLS): made on the first one, kept for the next. */
+  private flush: (() => void) | undefined = undefined;
 
   constructor(d: DialOptions, h: TransportHandlers) {
     this.d = d;
     this.h = h;
+    this.limit = d.tls ? d.tls.maxRecord : 0x7fffffff;
     this.sync++;
     try {
       if (!d.network.up) this.fail(netError("NETWORK_DOWN", `cannot reach ${formatEndpoint(d.endpoint)}: the network is down`));
@@ -179,17 +198,16 @@ export class ModdableTransport implements Transport {
     }
   }
 
+  /** The socket's bytes as they came (the native read makes a new ArrayBuffer; this adds the view on it). */
   read(): Uint8Array | undefined {
-    if (this.phase !== OPEN || !this.socket) return undefined;
-    this.sync++;
+    const socket = this.socket;
+    if (this.phase !== OPEN || !socket) return undefined;
     try {
-      const b = this.socket.read();
+      const b = socket.read();
       return b && b.byteLength ? new Uint8Array(b) : undefined;
     } catch (e) {
-      this.crash(e);
+      this.ownerCrash(e);
       return undefined;
-    } finally {
-      this.sync--;
     }
   }
 
@@ -199,28 +217,40 @@ export class ModdableTransport implements Transport {
       this.blocked = true;
       return false;
     }
-    if (data.length === 0) return true;
+    const n = data.length;
+    if (n === 0) return true;
+    const socket = this.socket;
+    if ((this.inside === 0 || !this.d.tls) && n <= this.room && n <= this.limit && socket) {
+      // the common case, in short: the whole write fits the socket now
+      let left: number;
+      try {
+        left = socket.write(data);
+      } catch (e) {
+        this.pending = data;
+        this.offset = 0;
+        this.refused(e, true);
+        return true;
+      }
+      this.room = typeof left === "number" && left > 0 ? left : 0;
+      return true;
+    }
     this.pending = data;
     this.offset = 0;
-    if (this.inside > 0) {
+    if (this.inside > 0 && this.d.tls) {
       // Called from the owner's handler inside a socket callback (a CONNACK arrived, the owner answers at once):
       // under TLS the stack is then the socket's, the TLS engine's, the owner's and the TLS engine's again, which
-      // overflows the XS stack (384 slots by default). Sending on the next turn unwinds it first.
+      // overflows the XS stack (384 slots by default). Sending on the next turn unwinds it first. Plain TCP sends
+      // at once (lwIP's write only copies the bytes and calls nothing back), with no timer and no closure for it.
       if (!this.pumpLater) {
         this.pumpLater = true;
-        this.d.defer(() => {
+        this.d.defer((this.flush ??= () => {
           this.pumpLater = false;
-          if (this.phase === OPEN && !this.closed) this.pump();
-        });
+          if (this.phase === OPEN && !this.closed) this.pump(false);
+        }));
       }
       return true;
     }
-    this.sync++;
-    try {
-      this.pump();
-    } finally {
-      this.sync--;
-    }
+    this.pump(true);
     return true;
   }
 
@@ -229,6 +259,51 @@ export class ModdableTransport implements Transport {
     if (this.phase === DEAD) return;
     this.phase = DEAD;
     this.shut();
+  }
+
+  // ---- SocketCallbacks: what the socket calls, each guarded ----
+  // (On XS a try block costs compute units: each hot path has one, and what cannot throw stays outside it.)
+
+  onReadable(count: number): void {
+    if (this.phase !== OPEN) return;
+    this.answered = true;
+    this.inside++;
+    try {
+      this.h.onReadable(count);
+    } catch (e) {
+      this.threw(e);
+    }
+    this.inside--;
+  }
+
+  onWritable(count: number): void {
+    this.inside++;
+    try {
+      this.writable(count);
+    } catch (e) {
+      try {
+        this.crash(e);
+      } finally {
+        this.inside--;
+      }
+      return;
+    }
+    this.inside--;
+  }
+
+  onError(): void {
+    this.inside++;
+    try {
+      this.fail(this.ended());
+    } catch (e) {
+      this.crash(e);
+    } finally {
+      this.inside--;
+    }
+  }
+
+  onException(error: unknown): void {
+    this.crash(error);
   }
 
   private lookup(): void {
@@ -257,23 +332,8 @@ export class ModdableTransport implements Transport {
   private connect(address: string): void {
     this.phase = CONNECTING;
     this.address = address;
-    const guard = <A extends unknown[]>(f: (...a: A) => void) => (...a: A): void => {
-      this.inside++;
-      try {
-        f(...a);
-      } catch (e) {
-        this.crash(e);
-      } finally {
-        this.inside--;
-      }
-    };
     try {
-      this.socket = this.d.open(address, this.d.endpoint.port, {
-        onReadable: guard((count: number) => this.readable(count)),
-        onWritable: guard((count: number) => this.writable(count)),
-        onError: guard(() => this.fail(this.ended())),
-        onException: (e: unknown) => this.crash(e),
-      }, this.probe);
+      this.socket = this.d.open(address, this.d.endpoint.port, this);
     } catch (e) {
       this.socket = undefined;
       if (this.d.tls) this.crash(e);
@@ -281,56 +341,76 @@ export class ModdableTransport implements Transport {
     }
   }
 
-  private readable(count: number): void {
-    if (this.phase !== OPEN) return;
-    this.answered = true;
-    this.call(() => this.h.onReadable(count));
-  }
-
   private writable(count: number): void {
     if (this.phase === CONNECTING) {
       this.phase = OPEN;
       this.room = count;
-      this.call(() => this.h.onConnect());
+      try {
+        this.h.onConnect();
+      } catch (e) {
+        this.threw(e);
+      }
       return;
     }
     if (this.phase !== OPEN) return;
     this.room = count;
-    if (this.pending) this.pump();
+    if (this.pending) this.pump(false);
     if (!this.pending && this.blocked && this.phase === OPEN) {
       this.blocked = false;
-      this.call(() => this.h.onWritable(this.room));
+      try {
+        this.h.onWritable(this.room);
+      } catch (e) {
+        this.threw(e);
+      }
     }
   }
 
-  private pump(): void {
-    const socket = this.socket;
-    const max = this.d.tls ? this.d.tls.maxRecord : 0x7fffffff;
-    while (this.pending && socket && this.phase === OPEN && this.room > 0) {
-      const data = this.pending;
-      const n = Math.min(data.length - this.offset, this.room, max);
+  /**
+   * Feeds the pending write to the socket in pieces that fit; a whole write that fits goes as it is, uncut.
+   * `owner`: called from the owner's write(), so a failure is reported on a later turn.
+   */
+  private pump(owner: boolean): void {
+    const socket = this.socket, max = this.limit;
+    for (let data = this.pending; data && socket && this.phase === OPEN && this.room > 0; data = this.pending) {
+      const offset = this.offset;
+      let n = data.length - offset;
+      if (n > this.room) n = this.room;
+      if (n > max) n = max;
       let left: number;
       try {
-        left = socket.write(data.subarray(this.offset, this.offset + n));
+        left = socket.write(offset === 0 && n === data.length ? data : data.subarray(offset, offset + n));
       } catch (e) {
-        if (!this.d.tls && text(e).indexOf("would block") >= 0) {
-          this.room = 0; // onWritable follows when lwIP has room
-          return;
-        }
-        return this.crash(e);
+        return this.refused(e, owner);
       }
       this.room = typeof left === "number" && left > 0 ? left : 0;
-      this.offset += n;
+      this.offset = offset + n;
       if (this.offset >= data.length) this.pending = undefined;
     }
   }
 
-  /** Calls an owner's handler: an exception there is the owner's bug, reported as such, not as a TLS failure. */
-  private call(f: () => void): void {
+  /** The socket's write threw: TCP's "would block" waits for onWritable; anything else ends the connection. */
+  private refused(e: unknown, owner: boolean): void {
+    if (!this.d.tls && text(e).indexOf("would block") >= 0) this.room = 0; // onWritable follows when lwIP has room
+    else if (owner) this.ownerCrash(e);
+    else this.crash(e);
+  }
+
+  /** An owner's handler threw: the owner's bug, reported as such, not as a TLS failure. */
+  private threw(e: unknown): void {
     try {
-      f();
-    } catch (e) {
       this.fail(netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: the connection's handler threw (${text(e)})`, e));
+    } catch (again) {
+      this.crash(again); // the owner's onError threw too: the connection is dead already, so this ends it quietly
+    }
+  }
+
+  /** A failure inside a call from the owner: reported on a later turn, never inside the owner's call. */
+  private ownerCrash(e: unknown): void {
+    this.sync++;
+    try {
+      this.crash(e);
+    } finally {
+      this.sync--;
     }
   }
 
@@ -341,9 +421,9 @@ export class ModdableTransport implements Transport {
       return this.answered
         ? netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: the connection closed (the broker or the network ended it)`)
         : netError("NO_ANSWER", `${where} closed the connection without answering`);
-    if (!this.d.tls || !this.probe.opened)
+    if (!this.d.tls || !this.opened)
       return netError("CONNECTION_REFUSED", `the TCP connection to ${where} failed (refused or unreachable: the device's network stack does not say which)`);
-    if (this.probe.received) return netError("TLS_HANDSHAKE_FAILED", `${where} closed the connection during the TLS handshake`);
+    if (this.received) return netError("TLS_HANDSHAKE_FAILED", `${where} closed the connection during the TLS handshake`);
     return netError("NOT_TLS", `${where} closed the connection during the TLS handshake without a byte of answer`);
   }
 

@@ -5,23 +5,63 @@ import { TimeSync, VALID_AFTER, type SntpConstructor } from "../../hosts/moddabl
 import { WiFiLink, type WiFiConstructor, type WiFiLike } from "../../hosts/moddable/wifi-link";
 import { FakeClock } from "../helpers/fake-clock";
 
-/** Timer.set / Timer.clear over a FakeClock, refusing delays over 2^31 - 1 like modTimer.c (int32). */
-function timers(clock: FakeClock): TimerApi & { longest: number } {
+/**
+ * The SDK's Timer (modules/base/timer/modTimer.c, mc/timer.c) over a FakeClock: the callback gets the timer; a
+ * timer whose repeat interval is 0 when its callback returns is freed (schedule then throws, as
+ * xsmcGetHostDataValidate does); schedule() without a delay unschedules; delays over 2^31 - 1 are refused (int32).
+ */
+function timers(clock: FakeClock): TimerApi & { longest: number; made: number; live: number } {
+  interface Box { id: unknown; repeat: number; dead: boolean }
+  const check = (delay: number): void => {
+    if (delay > 0x7fffffff || delay < 0) throw new Error("int32 overflow");
+    api.longest = Math.max(api.longest, delay);
+  };
+  const arm = (box: Box, cb: (t: unknown) => void, delay: number): void => {
+    const fire = (): void => {
+      box.id = box.repeat > 0 ? clock.setTimer(fire, box.repeat) : undefined;
+      cb(box);
+      if (box.repeat === 0) {
+        box.dead = true;
+        api.live--;
+      }
+    };
+    box.id = clock.setTimer(fire, delay);
+    callbacks.set(box, cb);
+  };
+  const callbacks = new Map<Box, (t: unknown) => void>();
   const api = {
     longest: 0,
-    set(cb: () => void, delay = 0, repeat = 0): unknown {
-      if (delay > 0x7fffffff) throw new Error("int32 overflow");
-      api.longest = Math.max(api.longest, delay);
-      const box = { id: undefined as unknown };
-      const fire = (): void => {
-        if (repeat) box.id = clock.setTimer(fire, repeat);
-        cb();
-      };
-      box.id = clock.setTimer(fire, delay);
+    made: 0,
+    live: 0,
+    set(cb: (t: unknown) => void, delay = 0, repeat = 0): unknown {
+      check(delay);
+      check(repeat);
+      const box: Box = { id: undefined, repeat, dead: false };
+      api.made++;
+      api.live++;
+      arm(box, cb, delay);
       return box;
     },
+    schedule(t: unknown, delay?: number, repeat = 0): void {
+      const box = t as Box;
+      if (box.dead) throw new Error("invalid");
+      clock.clearTimer(box.id);
+      box.id = undefined;
+      if (delay === undefined) {
+        box.repeat = -1;
+        return;
+      }
+      check(delay);
+      check(repeat);
+      box.repeat = repeat;
+      arm(box, callbacks.get(box)!, delay);
+    },
     clear(t: unknown): void {
-      if (t) clock.clearTimer((t as { id: unknown }).id);
+      const box = t as Box | undefined;
+      if (!box || box.dead) return;
+      clock.clearTimer(box.id);
+      box.dead = true;
+      api.live--;
     },
   };
   return api;
@@ -66,6 +106,77 @@ describe("ModdableClock", () => {
     fake.advance(5);
     expect(String(errors[0])).toMatch(/boom/);
     c.clearTimer(undefined);
+    // the entry whose callback threw is free again and works
+    let fired = 0;
+    c.setTimer(() => fired++, 5);
+    fake.advance(5);
+    expect(fired).toBe(1);
+  });
+
+  it("re-arms without making native timers: a pool of entries rescheduled with Timer.schedule", () => {
+    const fake = new FakeClock();
+    const t = timers(fake);
+    const c = new ModdableClock(() => fake.now(), t, () => {});
+    const made = t.made; // the refresh timer
+    let fired = 0;
+    // what the client does on every packet: clear its timer and set it again, and re-arm from its own callback
+    let handle: unknown = undefined;
+    const tick = (): void => {
+      fired++;
+      handle = c.setTimer(tick, 1000);
+    };
+    handle = c.setTimer(tick, 1000);
+    for (let i = 0; i < 50; i++) {
+      fake.advance(10);
+      c.clearTimer(handle);
+      handle = c.setTimer(tick, 1000);
+    }
+    fake.advance(3500);
+    expect(fired).toBe(3);
+    // a deferred call next to it, as a write from a socket callback makes
+    let later = 0;
+    c.setTimer(() => later++, 0);
+    fake.advance(1); // a later turn: 1 ms (a native timer that repeats every 0 ms would be freed when it fires)
+    expect(later).toBe(1);
+    expect(t.made - made).toBe(2); // the client's entry and the deferred call's, made once each
+    expect(t.live).toBe(made + 2); // none freed by the SDK after firing: they stay for the next use
+    c.clearTimer(handle);
+    fake.advance(5000);
+    expect(fired).toBe(3);
+  });
+
+  it("a handle kept after its timer fired or was cleared never touches the entry's next use", () => {
+    const fake = new FakeClock();
+    const c = new ModdableClock(() => fake.now(), timers(fake), () => {});
+    const log: string[] = [];
+    const a = c.setTimer(() => log.push("a"), 10);
+    fake.advance(10);
+    const b = c.setTimer(() => log.push("b"), 10); // the same entry, reused
+    c.clearTimer(a); // stale: a fired already
+    fake.advance(10);
+    const d = c.setTimer(() => log.push("d"), 10);
+    c.clearTimer(d);
+    c.clearTimer(d);
+    const e = c.setTimer(() => log.push("e"), 10);
+    c.clearTimer(b);
+    c.clearTimer(d);
+    fake.advance(10);
+    expect(log).toEqual(["a", "b", "e"]);
+    expect(a).not.toBe(b);
+    expect(d).not.toBe(e);
+  });
+
+  it("fires several pending timers in the order they are due; a callback may clear another", () => {
+    const fake = new FakeClock();
+    const c = new ModdableClock(() => fake.now(), timers(fake), () => {});
+    const log: string[] = [];
+    let late: unknown = undefined;
+    c.setTimer(() => log.push("30"), 30);
+    c.setTimer(() => (log.push("10"), c.clearTimer(late)), 10);
+    late = c.setTimer(() => log.push("20"), 20);
+    c.setTimer(() => log.push("0"), 0);
+    fake.advance(40);
+    expect(log).toEqual(["0", "10", "30"]);
   });
 });
 

@@ -4,7 +4,8 @@
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { moddableConnector, type ModdableNet } from "../../hosts/moddable/connector";
-import { describeTlsException, type ByteSocket, type Probe, type SocketCallbacks } from "../../hosts/moddable/socket";
+import { tcpOpener, tlsOpener, type SocketClass } from "../../hosts/moddable/openers";
+import { describeTlsException, type ByteSocket, type Probe, type SocketCallbacks, type SocketTarget } from "../../hosts/moddable/socket";
 import { TimeSync, VALID_AFTER } from "../../hosts/moddable/time-sync";
 import { checkPrivateKey, moddableTls, type ModdableTls } from "../../hosts/moddable/tls-options";
 import { parseEndpoint, type TlsOptions } from "../../src/net/endpoint";
@@ -15,6 +16,8 @@ import { UIOT_ROOT_CA_PEM } from "../../src/net/uiot";
 
 class FakeSocket implements ByteSocket {
   written: Uint8Array[] = [];
+  /** The objects write() was handed, as they were. */
+  views: Uint8Array[] = [];
   incoming: ArrayBuffer[] = [];
   closed = false;
   room: number;
@@ -28,6 +31,7 @@ class FakeSocket implements ByteSocket {
   write(data: Uint8Array): number {
     if (this.throwOnWrite) throw this.throwOnWrite;
     if (data.length > this.room) throw new Error("would block");
+    this.views.push(data);
     this.written.push(data.slice());
     this.room -= data.length;
     return this.room;
@@ -55,8 +59,8 @@ function setup(options: { up?: boolean; now?: number; room?: number; maxFragment
   const clock = { t: options.now ?? VALID_AFTER + 1 };
   const time = new TimeSync({ SNTP: class { constructor(_o: unknown, readonly cb: (m: number, v?: unknown) => void) { sntp.push(this.cb); } close() {} } as never, setTime: (s) => (clock.t = s * 1000), now: () => clock.t, hosts: ["pool.ntp.org"], log: () => {} });
   const sntp: ((m: number, v?: unknown) => void)[] = [];
-  const open = (address: string, port: number, cb: SocketCallbacks, probe: Probe) => {
-    const s = new FakeSocket(address, port, cb, probe, options.room ?? 1000);
+  const open = (address: string, port: number, target: SocketTarget) => {
+    const s = new FakeSocket(address, port, target, target, options.room ?? 1000);
     sockets.push(s);
     return s;
   };
@@ -192,6 +196,256 @@ describe("Moddable connector: plain TCP", () => {
     f.sockets[0].open();
     expect(errors[0].code).toBe("CLOSED");
     expect(errors[0].message).toMatch(/handler threw.*app bug/);
+  });
+});
+
+describe("Moddable transport: socket callbacks", () => {
+  it("a handler that throws inside onReadable or onWritable is the owner's bug (CLOSED), never the socket's", () => {
+    for (const which of ["onReadable", "onWritable"] as const) {
+      const f = setup({ room: 10 });
+      const { h, errors } = handlers();
+      h[which] = () => {
+        throw new Error(`bug in ${which}`);
+      };
+      const t = moddableConnector(parseEndpoint("mqtt://10.0.0.1"), undefined, f.net)(h);
+      const s = f.sockets[0];
+      s.open();
+      if (which === "onReadable") expect(() => s.receive([0xd0, 0])).not.toThrow();
+      else {
+        t.write(new Uint8Array(20));
+        t.write(new Uint8Array(1)); // refused: onWritable follows when the first is sent
+        s.room = 100;
+        expect(() => s.cb.onWritable(100)).not.toThrow();
+      }
+      expect(errors.map((e) => e.code)).toEqual(["CLOSED"]);
+      expect(errors[0].message).toMatch(new RegExp(`handler threw \\(bug in ${which}\\)`));
+      expect(s.closed).toBe(true);
+      s.receive([0xd0, 0]); // a late event of the closed socket does nothing
+      expect(errors.length).toBe(1);
+    }
+  });
+
+  it("a handler that throws and an onError that throws as well still reach nothing of the socket", () => {
+    const f = setup();
+    const { h } = handlers();
+    let told = 0;
+    h.onReadable = () => {
+      throw new Error("bug");
+    };
+    h.onError = () => {
+      told++;
+      throw new Error("bug in onError");
+    };
+    moddableConnector(parseEndpoint("mqtt://10.0.0.1"), undefined, f.net)(h);
+    const s = f.sockets[0];
+    s.open();
+    expect(() => s.receive([0xd0, 0])).not.toThrow();
+    expect(told).toBe(1);
+    expect(s.closed).toBe(true);
+  });
+
+  it("an exception of the socket inside a callback (its read throws) becomes the connection's error", () => {
+    const f = setup();
+    const { h, errors } = handlers();
+    const t = moddableConnector(parseEndpoint("mqtt://10.0.0.1"), undefined, f.net)(h);
+    h.onReadable = () => void t.read();
+    const s = f.sockets[0];
+    s.open();
+    s.read = () => {
+      throw new Error("pbuf gone");
+    };
+    expect(() => s.receive([0xd0, 0])).not.toThrow();
+    expect(errors.length).toBe(0); // it failed inside the owner's read(): reported on a later turn
+    expect(s.closed).toBe(true);
+    f.deferred.splice(0).forEach((g) => g());
+    expect(errors.map((e) => e.code)).toEqual(["CLOSED"]);
+    expect(errors[0].message).toMatch(/^mqtt:\/\/10\.0\.0\.1:1883: pbuf gone/);
+  });
+
+  it("a write from inside a socket callback goes out at once on plain TCP (under TLS on the next turn)", () => {
+    const f = setup({ room: 100 });
+    const { h, events } = handlers();
+    const t = moddableConnector(parseEndpoint("mqtt://10.0.0.1"), undefined, f.net)(h);
+    h.onConnect = () => void t.write(new Uint8Array([0x10, 0]));
+    h.onReadable = () => {
+      for (let c = t.read(); c; c = t.read()) expect(t.write(new Uint8Array([0x40, 2, 0, 1]))).toBe(true);
+    };
+    const s = f.sockets[0];
+    s.open();
+    expect(s.written.map((w) => w.length)).toEqual([2]);
+    s.receive([0x32, 5, 0, 1, 0x61, 0, 1]);
+    expect(s.written.map((w) => w.length)).toEqual([2, 4]);
+    // one that does not fit goes in pieces that fit, the rest on onWritable, as any other
+    s.room = 3;
+    s.cb.onWritable(3);
+    s.receive([0x32, 5, 0, 1, 0x61, 0, 2]);
+    expect(s.written.map((w) => w.length)).toEqual([2, 4, 3]);
+    s.room = 100;
+    s.cb.onWritable(100);
+    expect(s.written.map((w) => w.length)).toEqual([2, 4, 3, 1]);
+    expect(f.deferred.length).toBe(0);
+    expect(events).toEqual([]);
+  });
+
+  it("a write that fits goes to the socket as the caller's own bytes; only a piece is a view", () => {
+    const f = setup({ room: 100 });
+    const { h } = handlers();
+    const t = moddableConnector(parseEndpoint("mqtt://10.0.0.1"), undefined, f.net)(h);
+    const s = f.sockets[0];
+    s.open();
+    const small = new Uint8Array([1, 2, 3]);
+    t.write(small);
+    expect(s.views[0]).toBe(small);
+    const big = new Uint8Array(150);
+    t.write(big);
+    expect(s.views[1]).not.toBe(big);
+    expect(s.views[1].buffer).toBe(big.buffer);
+  });
+
+  it("a write the socket refuses although it fits the room reported: would block waits for onWritable, anything else is fatal", () => {
+    const f = setup({ room: 1000 });
+    const { h, events, errors } = handlers();
+    const t = moddableConnector(parseEndpoint("mqtt://10.0.0.1"), undefined, f.net)(h);
+    const s = f.sockets[0];
+    s.open();
+    s.room = 5; // less than the 1000 it reported: lwIP's buffer filled meanwhile
+    const data = new Uint8Array(10).map((_, i) => i);
+    expect(t.write(data)).toBe(true); // taken whole: it waits
+    expect(s.written.length).toBe(0);
+    expect(t.write(new Uint8Array(1))).toBe(false);
+    s.room = 100;
+    s.cb.onWritable(100);
+    expect(s.written.map((w) => Array.from(w))).toEqual([Array.from(data)]);
+    expect(events).toEqual(["connect", "writable"]);
+    s.throwOnWrite = new Error("not ready");
+    expect(t.write(new Uint8Array(3))).toBe(true);
+    expect(errors.length).toBe(0); // inside the owner's write(): reported on a later turn
+    f.deferred.splice(0).forEach((g) => g());
+    expect(errors.map((e) => e.code)).toEqual(["CLOSED"]);
+    expect(errors[0].message).toMatch(/not ready/);
+  });
+
+  it("tcpOpener: the SDK socket's callbacks (called with the socket as this, its target the connection) reach the transport", () => {
+    const made: FakeTcp[] = [];
+    class FakeTcp {
+      closed = false;
+      target: unknown;
+      inbox: ArrayBuffer | undefined = new Uint8Array([0x20, 2, 0, 0]).buffer;
+      sent: Uint8Array[] = [];
+      constructor(readonly options: Record<string, unknown>) {
+        made.push(this); // like the mac build, it does not store options.target: the opener sets it
+      }
+      read(): unknown {
+        const b = this.inbox;
+        this.inbox = undefined;
+        return b;
+      }
+      write(d: Uint8Array): unknown {
+        this.sent.push(d);
+        return 5744;
+      }
+      close(): void {
+        this.closed = true;
+      }
+      call(name: string, ...args: number[]): void {
+        (this.options[name] as (...a: number[]) => void).apply(this, args);
+      }
+    }
+    const f = setup();
+    f.net.openTcp = tcpOpener(FakeTcp as unknown as SocketClass);
+    const { h, events } = handlers();
+    const t = moddableConnector(parseEndpoint("mqtt://10.0.0.1:1884"), undefined, f.net)(h);
+    const sock = made[0];
+    expect(sock.options).toMatchObject({ address: "10.0.0.1", port: 1884, nodelay: true, format: "buffer" });
+    expect(sock.target).toBe(sock.options.target);
+    sock.call("onWritable", 5744);
+    sock.call("onReadable", 4);
+    expect(events).toEqual(["connect", "readable 4"]);
+    expect(Array.from(t.read()!)).toEqual([0x20, 2, 0, 0]);
+    expect(t.read()).toBeUndefined();
+    expect(t.write(new Uint8Array([0xc0, 0]))).toBe(true);
+    expect(sock.sent.length).toBe(1);
+    sock.call("onError");
+    expect(events[2]).toBe("error CLOSED");
+    expect(sock.closed).toBe(true);
+    // one set of callbacks for every connection, not closures made per socket
+    moddableConnector(parseEndpoint("mqtt://10.0.0.2"), undefined, f.net)(handlers().h);
+    expect(made[1].options.onReadable).toBe(sock.options.onReadable);
+  });
+
+  it("tlsOpener: an exception of the TLS engine inside the TCP socket's callbacks becomes the connection's error", () => {
+    // the shape of the SDK's TLSSocket (examples/io/tcp/tlssocket): it builds its TCP socket with its own callbacks
+    // from `new options.TCP.io({...options, ...})` and calls the application's with a `this` of its own
+    const tcps: { options: Record<string, unknown>; target?: unknown; call(name: string, ...a: number[]): void; closed: boolean }[] = [];
+    class FakeTcp {
+      closed = false;
+      target: unknown;
+      constructor(readonly options: Record<string, unknown>) {
+        this.target = options.target; // as builtinInitializeTarget does
+        tcps.push(this);
+      }
+      call(name: string, ...args: number[]): void {
+        (this.options[name] as (...a: number[]) => void).apply(this, args);
+      }
+      read(): unknown {
+        return undefined;
+      }
+      write(): unknown {
+        return 1000;
+      }
+      close(): void {
+        this.closed = true;
+      }
+    }
+    let fail: Error | undefined;
+    class FakeTlsSocket {
+      callbacks: { onReadable(n: number): void; onWritable(n: number): void; onError(): void };
+      socket: FakeTcp;
+      constructor(options: Record<string, unknown> & { TCP: { io: new (o: Record<string, unknown>) => FakeTcp } }) {
+        const o = options as unknown as FakeTlsSocket["callbacks"];
+        this.callbacks = { onReadable: o.onReadable, onWritable: o.onWritable, onError: o.onError };
+        this.socket = new options.TCP.io({
+          ...options,
+          onReadable: (count: number) => {
+            if (fail) throw fail;
+            this.callbacks.onReadable(count);
+          },
+          onWritable: (count: number) => this.callbacks.onWritable(count - 96),
+          onError: () => this.callbacks.onError(),
+        });
+      }
+      read(): unknown {
+        return new Uint8Array([0x20, 2, 0, 0]).buffer;
+      }
+      write(): unknown {
+        return 1000;
+      }
+      close(): void {
+        this.socket.close();
+      }
+    }
+    const f = setup();
+    f.net.openTls = tlsOpener(FakeTcp as unknown as SocketClass, FakeTlsSocket as unknown as SocketClass);
+    const { h, events, errors } = handlers();
+    moddableConnector(parseEndpoint("mqtts://10.0.0.1"), { ca }, f.net)(h);
+    const tcp = tcps[0];
+    expect(tcp.options).toMatchObject({ address: "10.0.0.1", port: 8883, nodelay: true, host: "10.0.0.1" });
+    tcp.call("onWritable", 5000);
+    tcp.call("onReadable", 10);
+    expect(events).toEqual(["connect", "readable 10"]);
+    fail = new Error("alert: 2, 20");
+    expect(() => tcp.call("onReadable", 10)).not.toThrow();
+    expect(errors.map((e) => e.code)).toEqual(["CLOSED"]); // open: the broker ended the session
+    expect(errors[0].message).toMatch(/bad_record_mac/);
+    expect(tcp.closed).toBe(true);
+    // before the handshake: the TCP probe says how far it got
+    const g = setup();
+    g.net.openTls = tlsOpener(FakeTcp as unknown as SocketClass, FakeTlsSocket as unknown as SocketClass);
+    const two = handlers();
+    moddableConnector(parseEndpoint("mqtts://10.0.0.2"), { ca }, g.net)(two.h);
+    fail = undefined;
+    tcps[1].call("onError");
+    expect(two.errors.map((e) => e.code)).toEqual(["CONNECTION_REFUSED"]);
   });
 });
 
