@@ -547,8 +547,9 @@ export class Thing {
   arm(): void {
     if (this.closed) return;
     let d = this.shadow.deadline();
-    if (this.pending) for (const p of this.pending.values()) if (d < 0 || p.deadline < d) d = p.deadline;
-    if (this.running) for (const r of this.running.values()) if (d < 0 || r.deadline < d) d = r.deadline;
+    // (an iterator is an object: none is made for an empty map)
+    if (this.pending && this.pending.size) for (const p of this.pending.values()) if (d < 0 || p.deadline < d) d = p.deadline;
+    if (this.running && this.running.size) for (const r of this.running.values()) if (d < 0 || r.deadline < d) d = r.deadline;
     if (d === this.timerAt) return;
     if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     this.timer = undefined;
@@ -563,14 +564,14 @@ export class Thing {
     if (this.closed) return;
     const now = this.clock.now();
     const pending = this.pending, running = this.running;
-    if (pending) for (const [id, p] of pending) {
+    if (pending && pending.size) for (const [id, p] of pending) {
       if (now < p.deadline) continue;
       pending.delete(id);
       const state = this.client.state;
       p.reject(new UiotError("TIMEOUT", `no ${p.what} reply from the platform within ${p.timeout} ms (RequestID ${id})` +
         (state === "connected" ? "" : `; the client is ${state}: the request waits in the outbox and may still be sent, but its reply will be ignored`)));
     }
-    if (running) for (const [id, r] of running) {
+    if (running && running.size) for (const [id, r] of running) {
       if (now < r.deadline) continue;
       running.delete(id);
       const late = this.lateIds ?? (this.lateIds = []);
