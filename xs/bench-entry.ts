@@ -1,6 +1,8 @@
-// The XS side of bench/xs.ts: a connected client with the thing layer on a sink transport (it keeps nothing it is
-// given: writes are dropped, reads hand over one prepared chunk) and a manual clock, so what the meters see is the
-// firmware's own work. globalThis.handleCommand takes JSON: {"op":"setup"} | {"op":"gc"} | {"op":"<name>","n":N}.
+// The XS side of bench/xs.ts (xs/meter.ts): a connected client with the thing layer on a sink transport (it keeps
+// nothing it is given: writes are dropped, reads hand over one prepared chunk) and a manual clock, so what the meters
+// see is the firmware's own work. The application's callbacks are module functions, as a device's preloaded ones
+// are (in flash, not in the heap): the heap figures are the client's and the thing layer's.
+// globalThis.handleCommand takes JSON: {"op":"setup"} | {"op":"warm"} | {"op":"gc"} | {"op":"<name>","n":N}.
 import { Client } from "../src/mqtt/client";
 import { encode, type PublishPacket } from "../src/mqtt/codec";
 import { decodeUtf8, utf8Bytes } from "../src/mqtt/utf8";
@@ -73,14 +75,19 @@ let client: Client | undefined;
 let thing: Thing | undefined;
 let received = 0;
 
+// The application's side
+const connect: Connector = (h) => (sink = new Sink(h));
+const random = (): number => 0.5;
+const onMessage = (): void => void received++;
+function ignore(): void {}
+
 /** Sets up a client with the thing layer, connected and subscribed, with everything settled. */
 function setup(): void {
   clock = new ManualClock();
-  const connect: Connector = (h) => (sink = new Sink(h));
   const identity = new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: "zlc3d21u5k8fq0d2" });
-  client = uiotClient(identity, { connect, clock, random: () => 0.5 });
-  thing = new Thing(client, identity, { clock, onError: () => {}, log: () => {} });
-  client.onMessage = () => void received++;
+  client = uiotClient(identity, { connect, clock, random });
+  thing = new Thing(client, identity, { clock, onError: ignore, log: ignore });
+  client.onMessage = onMessage;
   thing.start();
   client.start();
   const s = sink as Sink;
@@ -146,6 +153,32 @@ function prepareShadow(n: number): void {
   }
 }
 
+let posts = 0;
+/**
+ * Some of each kind of traffic, so that what is made on first use exists, as on a device that has been running:
+ * QoS 1 publishes, incoming QoS 0 and QoS 1 messages, a shadow update and a property post with their replies.
+ */
+function warm(): void {
+  const s = sink as Sink, c = clock as ManualClock;
+  publishRoundTrip(3);
+  s.deliver(incoming);
+  s.deliver(encode({ type: 3, topic: `/${PSN}/${DSN}/control`, payload: "on", qos: 1, id: 7, retain: false, dup: false }));
+  prepareShadow(1);
+  shadowUpdate(1);
+  c.t += 50;
+  void (thing as Thing).post({ temperature: 26 });
+  s.deliver(puback(s.lastId));
+  const json = `{"RequestID":"${++posts}","RetCode":0}`;
+  s.deliver(encode({ type: 3, topic: `${SYS}tmodel/property/post_reply`, payload: json, qos: 1, id: 8, retain: false, dup: false }));
+}
+
+/** The packet a QoS 1 round trip publishes, made and dropped: the heap slots of its bytes alone. */
+const PACKET_SIZE = encode({ type: 3, topic: TOPIC, payload, qos: 1, id: 1, retain: false, dup: false }).length;
+let packets = 0;
+function packetOnly(n: number): void {
+  for (let i = 0; i < n; i++) packets += new Uint8Array(PACKET_SIZE).length;
+}
+
 function reply(value: unknown): ArrayBuffer {
   const b = utf8Bytes(JSON.stringify(value));
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
@@ -157,6 +190,8 @@ function reply(value: unknown): ArrayBuffer {
   const n = cmd.n ?? 0;
   switch (cmd.op) {
     case "setup": setup(); break;
+    case "warm": warm(); break;
+    case "packet": packetOnly(n); break;
     case "drop": clock = undefined; sink = undefined; client = undefined; thing = undefined; break;
     case "gc": gc(); break;
     case "noop": break;
@@ -166,5 +201,5 @@ function reply(value: unknown): ArrayBuffer {
     case "shadow": shadowUpdate(n); break;
     default: throw new Error(`unknown op ${cmd.op}`);
   }
-  return reply({ received, written: sink?.written ?? 0, state: client?.state, shadowVersion: thing?.shadow.version });
+  return reply({ received, written: sink?.written ?? 0, state: client?.state, shadowVersion: thing?.shadow.version, packets, busy: thing?.busy });
 };
