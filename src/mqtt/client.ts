@@ -297,12 +297,16 @@ export class Client implements SessionHost {
     this.arm();
   }
 
-  /** Keeps one host timer armed at the earliest deadline of the session and the retry. */
+  /**
+   * Keeps one host timer armed no later than the earliest deadline of the session and the retry. Each packet sent
+   * or received moves the keepalive deadline later: a timer already armed for an earlier time is kept (it fires
+   * early, finds nothing due and re-arms for the real deadline), so traffic costs no timer clear and set.
+   */
   private arm(): void {
     if (this.closed) return;
     let d = this.transport ? this.session.deadline() : -1;
     if (this.retryAt >= 0 && !this.offline && (d < 0 || this.retryAt < d)) d = this.retryAt;
-    if (d === this.timerAt) return;
+    if (this.timer !== undefined && (d < 0 || d >= this.timerAt)) return;
     this.disarm();
     if (d < 0) return;
     this.timerAt = d;

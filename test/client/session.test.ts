@@ -140,6 +140,27 @@ describe("keepalive", () => {
     expect(s.client.state).toBe("connected");
   });
 
+  it("does not re-arm the host timer for each packet: traffic only moves the keepalive deadline later", () => {
+    const s = setup({ keepalive: 60 });
+    const c = up(s);
+    let sets = 0, clears = 0;
+    const setTimer = s.clock.setTimer.bind(s.clock), clearTimer = s.clock.clearTimer.bind(s.clock);
+    s.clock.setTimer = (cb, ms) => (sets++, setTimer(cb, ms));
+    s.clock.clearTimer = (t) => (clears++, clearTimer(t));
+    for (let i = 0; i < 100; i++) {
+      s.clock.advance(100);
+      s.client.publish("d/telemetry", "21.5", { qos: 1 });
+      c.send({ type: 4, id: (publishes(c).at(-1) as PublishPacket).id as number });
+    }
+    // at most the timer armed while connecting fires early, finds nothing due and is armed again for the keepalive
+    expect(sets + clears).toBeLessThanOrEqual(1);
+    // 60 s after the last packet, PINGREQ goes out on time all the same
+    s.clock.advance(60000 - 1);
+    expect(c.of(12)).toHaveLength(0);
+    s.clock.advance(1);
+    expect(c.of(12)).toHaveLength(1);
+  });
+
   it("declares the connection dead when PINGRESP does not come within 5 s, and reconnects", () => {
     const s = setup({ keepalive: 60 });
     const c = up(s);
