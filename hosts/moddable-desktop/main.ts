@@ -6,9 +6,11 @@
 import { DESKTOP } from "../moddable/chips";
 import { createModdableHost, describeHost } from "../moddable/host";
 import { start } from "../moddable/boot";
+import { seededRandom } from "../moddable/random";
 
 export default function main(): void {
-  const host = createModdableHost({ chip: DESKTOP });
+  // XS's Math.random is never seeded on the desktop: every run would draw the same jitter and masks
+  const host = createModdableHost({ chip: DESKTOP, random: seededRandom(Date.now()) });
   host.log("info", describeHost(host));
   start(host);
 }

@@ -50,6 +50,8 @@ export interface ModdableHostOptions {
   log?: (level: LogLevel, message: string) => void;
   /** Keep QoS 1 messages across reboots in `preference` (default: when the chip profile has an outbox). */
   persistOutbox?: boolean;
+  /** Uniform in [0, 1): backoff jitter and WebSocket masks (default Math.random, the chip's hardware generator). */
+  random?: () => number;
   /** SNTP servers, in order (default: mc/config `sntp`, then time.cloudflare.com and ntp.aliyun.com). */
   sntp?: string[];
 }
@@ -78,7 +80,7 @@ function resolve(host: string, callback: (address: string | undefined) => void):
 export function createModdableHost(options: ModdableHostOptions): ModdableHost {
   const chip = options.chip;
   const log = options.log ?? traceLog;
-  const random = (): number => Math.random();
+  const random = options.random ?? ((): number => Math.random());
   const clock = new ModdableClock(() => Time.ticks, Timer as unknown as TimerApi, (e) => log("error", `a timer callback threw: ${String(e)}`));
   const prefs = Preference as unknown as Preferences;
   const store = new PreferenceStore(prefs, { domain: "cfg", limits: chip.preference, maxValueBytes: chip.maxConfigValue });
