@@ -111,10 +111,10 @@ export class Decoder {
       this.run(chunk);
     } catch (e) {
       this.failed = e;
+      this.r.b = NONE;
       throw e;
-    } finally {
-      this.r.b = NONE; // do not keep the chunk (and its whole buffer) alive between pushes
     }
+    this.r.b = NONE; // do not keep the chunk (and its whole buffer) alive between pushes (no finally: XS runs it dearer)
   }
 
   /** The stream ended: throws TRUNCATED if it ended inside a packet. */
@@ -136,6 +136,15 @@ export class Decoder {
     while (i < n) {
       switch (this.state) {
         case HEADER:
+          // A whole PUBACK to the session, the one packet of a QoS 1 round trip: straight to it, no header state.
+          if (chunk[i] === 0x40 && n - i >= 4 && chunk[i + 1] === 2 && this.sink && this.level !== 5 && this.maxPacketSize >= 4) {
+            const id = (chunk[i + 2] << 8) | chunk[i + 3];
+            if (id) {
+              i += 4;
+              this.sink.receivedBare(4, id);
+              break;
+            }
+          }
           this.header = checkHeader(chunk[i++], this.level);
           this.rl = 0;
           this.lenBytes = 0;

@@ -124,7 +124,8 @@ export function encodePublishFields(
   topic: string, payload: Uint8Array | string, qosField: unknown, retain: boolean | undefined, dup: boolean | undefined,
   id: number | undefined, topics?: TopicCache, allocate?: Allocator,
 ): Uint8Array {
-  const qos = checkQos(qosField);
+  // (the checks' calls only when a check fails: this runs once per publish)
+  const qos = qosField === 0 || qosField === 1 ? qosField : checkQos(qosField);
   let tb: Uint8Array | undefined, tl: number;
   if (topics) {
     tb = topics.get(topic) ?? topics.add(topic);
@@ -136,11 +137,21 @@ export function encodePublishFields(
   const pl = typeof payload === "string" ? utf8Length(payload, true) : payload.length;
   let header = 0x30 | (qos << 1) | (retain ? 1 : 0);
   if (qos) {
-    checkId(id);
+    if (!((id as number) >= 1 && (id as number) <= 0xffff && ((id as number) | 0) === id)) checkId(id);
     if (dup) header |= 8;
   } else if (dup) fail("INVALID_PACKET", "DUP must not be set on a QoS 0 PUBLISH");
   const rl = 2 + tl + (qos ? 2 : 0) + pl;
-  const b = alloc(header, rl, allocate), q = b.length - rl;
+  let b: Uint8Array, q: number;
+  if (rl < 128) {
+    // the common small message: a one-byte remaining length
+    b = allocate ? allocate(2 + rl) : new Uint8Array(2 + rl);
+    b[0] = header;
+    b[1] = rl;
+    q = 2;
+  } else {
+    b = alloc(header, rl, allocate);
+    q = b.length - rl;
+  }
   let i: number;
   if (tb) {
     b.set(tb, q);

@@ -163,6 +163,11 @@ export class Session implements PacketSink {
   private sendBase = 0; // sendTimes are ms after this
   private sendRing = 0;
   private rateWait = 0;
+  // Read on every publish and timer re-arm: copied from the (frozen) options and profile once.
+  private readonly rate: number; // profile.publishRate, 0 = none
+  private readonly span: number; // profile.publishWindow
+  private readonly pingTimeout: number;
+  private readonly alloc: Allocator | undefined;
 
   // Control packets waiting for the transport (PUBACK, PINGREQ, SUBSCRIBE ...).
   private ctl: Uint8Array[] = [];
@@ -196,6 +201,10 @@ export class Session implements PacketSink {
     this.maxMessages = ob.maxMessages ?? 16;
     this.maxBytes = ob.maxBytes ?? 8192;
     this.store = ob.store;
+    this.rate = profile.publishRate ?? 0;
+    this.span = profile.publishWindow ?? 1000;
+    this.pingTimeout = options.pingTimeout ?? 5000;
+    this.alloc = options.alloc;
     const max = Math.min(options.maxPacketSize ?? 256 * 1024, profile.maxPacketSize ?? 268435460);
     // The profile's topic rules run once per topic, when the topic enters the cache; a cached topic passed them.
     this.topics = new TopicCache(4, profile);
@@ -277,14 +286,16 @@ export class Session implements PacketSink {
       case CONNECTING:
         return this.connectDeadline;
       case CONNECTED: {
-        let d = this.rateWait || Infinity;
-        const ka = this.keepalive;
-        if (ka) {
-          d = Math.min(d, this.lastRecv + ka * 1.5);
-          if (this.pingSentAt >= 0) d = Math.min(d, Math.max(this.pingSentAt, this.lastRecv) + (this.options.pingTimeout ?? 5000));
-          else if (!this.pingQueued) d = Math.min(d, Math.min(this.lastSend, this.lastRecv) + ka);
-        }
-        return d === Infinity ? -1 : d;
+        // (comparisons, not Math.min and Math.max: this runs after every packet sent or received)
+        const d = this.rateWait, ka = this.keepalive; // 0: none
+        if (!ka) return d || -1;
+        const recv = this.lastRecv, ping = this.pingSentAt;
+        let k = recv + ka * 1.5, t: number;
+        if (ping >= 0) t = (ping > recv ? ping : recv) + this.pingTimeout;
+        else if (!this.pingQueued) t = (this.lastSend < recv ? this.lastSend : recv) + ka;
+        else t = k;
+        if (t < k) k = t;
+        return d && d < k ? d : k;
       }
     }
     return -1;
@@ -301,8 +312,8 @@ export class Session implements PacketSink {
     if (this.state !== CONNECTED) return;
     const ka = this.keepalive;
     if (ka) {
-      if (this.pingSentAt >= 0 && now - Math.max(this.pingSentAt, this.lastRecv) >= (this.options.pingTimeout ?? 5000))
-        return this.host.drop(new MqttError("PING_TIMEOUT", `no answer to PINGREQ within ${this.options.pingTimeout ?? 5000} ms: the connection is dead or half-open`));
+      if (this.pingSentAt >= 0 && now - Math.max(this.pingSentAt, this.lastRecv) >= this.pingTimeout)
+        return this.host.drop(new MqttError("PING_TIMEOUT", `no answer to PINGREQ within ${this.pingTimeout} ms: the connection is dead or half-open`));
       if (now - this.lastRecv >= ka * 1.5)
         return this.host.drop(new MqttError("IDLE_TIMEOUT", `nothing received for ${(ka * 1.5) / 1000} s (1.5x keepalive): the connection is dead or half-open`));
       if (this.pingSentAt < 0 && !this.pingQueued && now - Math.min(this.lastSend, this.lastRecv) >= ka) {
@@ -325,16 +336,16 @@ export class Session implements PacketSink {
       ctl.shift();
     }
     this.rateWait = 0;
-    const rate = this.profile.publishRate ?? 0;
+    const rate = this.rate;
     while (this.flying < this.count) {
       let r = this.head + this.flying;
       if (r >= this.records) r -= this.records;
       r *= ITEMS;
       const box = this.box as unknown[];
       const packet = box[r + PACKET] as Uint8Array, flags = box[r + FLAGS] as number;
-      if (flags & QOS1 && this.flying >= Math.min(this.window, this.peerWindow)) return;
+      if (flags & QOS1 && (this.flying >= this.window || this.flying >= this.peerWindow)) return;
       if (rate) {
-        const span = this.profile.publishWindow ?? 1000;
+        const span = this.span;
         const times = this.sendTimes && now >= this.sendBase && now - this.sendBase <= 0xffffffff ? this.sendTimes : this.rateTimes(rate, span, now);
         const oldest = this.sendBase + times[this.sendRing];
         if (now - oldest < span) {
@@ -353,7 +364,7 @@ export class Session implements PacketSink {
       if (!this.write(packet, now)) return;
       if (rate) {
         (this.sendTimes as Uint32Array)[this.sendRing] = now - this.sendBase;
-        this.sendRing = (this.sendRing + 1) % rate;
+        this.sendRing = this.sendRing + 1 === rate ? 0 : this.sendRing + 1;
       }
       if (flags & QOS1) {
         box[r + FLAGS] = flags | SENT;
@@ -375,14 +386,14 @@ export class Session implements PacketSink {
    */
   publish(topic: string, payload: Uint8Array | string, qos: QoS, retain: boolean, cb: PublishCallback | undefined, now: number): void {
     const profile = this.profile;
-    this.refuseV5();
+    if (this.level === 5) this.refuseV5();
     if (retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
     const id = qos === 1 ? this.freeId() : 0;
-    const packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.options.alloc);
+    const packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
     const n = packet.length;
     const max = this.peerMaxPacket || profile.maxPacketSize || 0;
     if (max && n > max) throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);
-    this.makeRoom(n, qos);
+    if (this.count >= this.maxMessages || this.bytes + n > this.maxBytes) this.makeRoom(n, qos);
     let key = 0;
     if (qos && this.store) {
       key = this.nextKey++;
@@ -791,8 +802,8 @@ export class Session implements PacketSink {
       const cb = (box as unknown[])[r + CALLBACK] as PublishCallback | undefined;
       this.remove(i);
       this.flying--;
-      this.done(cb);
-      this.flush(this.now);
+      if (cb) this.done(cb);
+      if (this.flying < this.count || this.ctl.length) this.flush(this.now);
       return;
     }
     // a late duplicate PUBACK
