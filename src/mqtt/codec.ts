@@ -1,9 +1,36 @@
-/** The MQTT packet codec: packet model, encoder, incremental decoder, topic rules. No I/O, no time. */
+/**
+ * The MQTT packet codec: packet model, encoder, incremental decoder, topic rules. No I/O, no time.
+ * The full codec, both sides: the client's decode and encode with broker-codec's parsers and encoders. The
+ * client's session imports decode and encode alone, so a device carries only the packets a client handles.
+ */
+import { Decoder as ClientDecoder, type DecoderOptions, type PacketSink } from "./decode";
+import { encode as encodeClient, type Allocator } from "./encode";
+import { BROKER_PARSERS, encodeBroker } from "./broker-codec";
+import type { Packet, ProtocolLevel } from "./packets";
+
 export * from "./packets";
 export { MqttError } from "./errors";
 export type { MqttErrorCode } from "./errors";
-export { encode, encodePublish } from "./encode";
-export { Decoder, DEFAULT_MAX_PACKET_SIZE } from "./decode";
+export { encodePublish } from "./encode";
+export { DEFAULT_MAX_PACKET_SIZE } from "./decode";
 export type { DecoderOptions } from "./decode";
 export { checkTopicName, checkTopicFilter, topicMatches } from "./topic";
 export { utf8Bytes, decodeUtf8 } from "./utf8";
+
+/** The incremental decoder of every packet, both sides' (see decode's Decoder). */
+export class Decoder extends ClientDecoder {
+  constructor(onPacket: ((packet: Packet) => void) | PacketSink, options: DecoderOptions = {}) {
+    super(onPacket, options.parsers ? options : { ...options, parsers: BROKER_PARSERS });
+  }
+}
+
+/**
+ * Encodes any packet. `level` is the connection's protocol level; it matters for CONNACK (5.0 carries
+ * properties) and refuses the 5.0 packets this codec does not have yet. CONNECT carries its own level.
+ */
+export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator): Uint8Array {
+  const t = p.type;
+  // SUBACK and UNSUBACK at 5.0 go on to the client's encode, which refuses them as it refuses SUBSCRIBE
+  if (t === 2 || t === 13 || ((t === 9 || t === 11) && level !== 5)) return encodeBroker(p, level) as Uint8Array;
+  return encodeClient(p, level, allocate);
+}

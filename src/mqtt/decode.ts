@@ -6,17 +6,21 @@
  *
  * Packets go to a callback as objects, or to a PacketSink (the session), which takes the packets of its hot paths
  * as arguments: a PUBLISH as its fields, a PUBACK as its id, so that receiving them makes no object.
+ *
+ * This Decoder parses what a client receives. The packets only a broker receives (CONNECT, SUBSCRIBE,
+ * UNSUBSCRIBE) are parsed by the functions of a `parsers` table (see broker-codec; codec's Decoder has them);
+ * without one they are a PROTOCOL_ERROR, rejected at their first byte, so a device carries no code for them.
  */
 import { MqttError, fail } from "./errors";
 import { Reader } from "./reader";
 import { decodeUtf8 } from "./utf8";
-import { checkTopicFilter, checkTopicName } from "./topic";
-import { IN_CONNACK, IN_CONNECT, IN_WILL, readProperties } from "./properties";
-import type { ConnectPacket, Packet, ProtocolLevel, QoS, Subscription } from "./packets";
+import { checkTopicName } from "./topic";
+import { IN_CONNACK, readProperties } from "./properties";
+import type { Packet, ProtocolLevel, QoS } from "./packets";
 import type { Allocator } from "./encode";
 
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
-const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f];
+export const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f];
 const NAMES = ["", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "", "", "", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT"];
 
 /** Where a decoder delivers packets without making objects for the common ones. */
@@ -30,6 +34,12 @@ export interface PacketSink {
   /** A packet skipped for its size (with skipOversize). */
   skipped(error: MqttError): void;
 }
+
+/**
+ * Parses the body of one packet kind only a broker receives: `r` holds the body, `level` is the connection's.
+ * A parsed CONNECT sets the decoder's level to its own.
+ */
+export type Parser = (r: Reader, level: ProtocolLevel) => Packet;
 
 export interface DecoderOptions {
   /** Largest whole packet (fixed header included) accepted, in bytes. Default 256 KB. */
@@ -47,6 +57,11 @@ export interface DecoderOptions {
    * its bytes and answered with the same string, without decoding or validating it again.
    */
   topicCache?: number;
+  /**
+   * Parsers of the packet kinds a client never receives (CONNECT, SUBSCRIBE, UNSUBSCRIBE), by packet type
+   * (broker-codec's BROKER_PARSERS). Without them, those packets are a PROTOCOL_ERROR.
+   */
+  parsers?: (Parser | undefined)[];
 }
 
 const HEADER = 0, LENGTH = 1, BODY = 2, SKIP = 3;
@@ -71,6 +86,7 @@ export class Decoder {
   private alloc: Allocator | undefined;
   private sink: PacketSink | null = null;
   private cacheSize: number;
+  private parsers: (Parser | undefined)[] | undefined;
   /**
    * Recent PUBLISH topics, [topic, offset, length, ...], their bytes at `offset` in one buffer for all (one object
    * for the cache, however many topics it holds); made on first use, remade exactly to size when a topic is added.
@@ -94,6 +110,7 @@ export class Decoder {
     this.onSkip = options.onSkip;
     this.alloc = options.alloc;
     this.cacheSize = options.topicCache ?? 8;
+    this.parsers = options.parsers;
   }
 
   /**
@@ -145,7 +162,7 @@ export class Decoder {
               break;
             }
           }
-          this.header = checkHeader(chunk[i++], this.level);
+          this.header = checkHeader(chunk[i++], this.level, this.parsers);
           this.rl = 0;
           this.lenBytes = 0;
           this.state = LENGTH;
@@ -223,7 +240,6 @@ export class Decoder {
         if (sink) return sink.receivedBare(type, 0);
         p = { type };
         break;
-      case 1: p = parseConnect(r); this.level = p.level; break;
       case 2: {
         const flags = r.u8();
         if (flags & 0xfe) fail("RESERVED_FLAGS", "CONNACK flags bits 7-1 must be 0");
@@ -241,20 +257,6 @@ export class Decoder {
         r.done();
         break;
       }
-      case 8: {
-        const id = r.id();
-        const subscriptions: Subscription[] = [];
-        while (r.pos < r.end) {
-          const topic = r.str();
-          checkTopicFilter(topic);
-          const o = r.u8();
-          if (o & 0xfc) fail("RESERVED_FLAGS", "SUBSCRIBE options bits 7-2 must be 0");
-          subscriptions.push({ topic, qos: checkQos(o & 3) });
-        }
-        if (!subscriptions.length) fail("TRUNCATED", "SUBSCRIBE has no topic filter");
-        p = { type: 8, id, subscriptions };
-        break;
-      }
       case 9: {
         const id = r.id();
         const granted: number[] = [];
@@ -267,17 +269,9 @@ export class Decoder {
         p = { type: 9, id, granted };
         break;
       }
-      default: { // 10, UNSUBSCRIBE (checkHeader let nothing else through)
-        const id = r.id();
-        const topics: string[] = [];
-        while (r.pos < r.end) {
-          const t = r.str();
-          checkTopicFilter(t);
-          topics.push(t);
-        }
-        if (!topics.length) fail("TRUNCATED", "UNSUBSCRIBE has no topic filter");
-        p = { type: 10, id, topics };
-      }
+      default: // 1, 8 or 10, which checkHeader let through only with a parser for it
+        p = (this.parsers as Parser[])[type](r, this.level);
+        if (p.type === 1) this.level = p.level;
     }
     if (sink) sink.received(p);
     else this.onPacket(p);
@@ -340,14 +334,14 @@ export class Decoder {
   }
 }
 
-function checkQos(q: number): 0 | 1 {
+export function checkQos(q: number): 0 | 1 {
   if (q === 3) fail("INVALID_QOS", "QoS 3 does not exist");
   if (q === 2) fail("QOS2_UNSUPPORTED", "QoS 2 is not supported by this client");
   return q as 0 | 1;
 }
 
 /** Checks the first byte of a packet, before anything else of it is read. */
-function checkHeader(h: number, level: ProtocolLevel): number {
+function checkHeader(h: number, level: ProtocolLevel, parsers: (Parser | undefined)[] | undefined): number {
   const type = h >> 4, flags = h & 15;
   if (type === 0 || type === 15) fail("UNKNOWN_PACKET", `packet type ${type} is not an MQTT 3.1/3.1.1 packet`);
   if (type >= 5 && type <= 7) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
@@ -356,38 +350,11 @@ function checkHeader(h: number, level: ProtocolLevel): number {
   if (type === 3) {
     checkQos((flags >> 1) & 3);
     if ((flags & 8) && !(flags & 6)) fail("RESERVED_FLAGS", "DUP must be 0 on a QoS 0 PUBLISH");
-  } else if (flags !== (type === 8 || type === 10 ? 2 : 0)) {
-    fail("RESERVED_FLAGS", `reserved flag bits of ${NAMES[type]} are set wrong`);
+  } else {
+    // Without a parser for it (a device's decoder), the same error the session gives a PINGREQ from the broker.
+    if ((type === 1 || type === 8 || type === 10) && !(parsers && parsers[type]))
+      fail("PROTOCOL_ERROR", `the broker broke the MQTT protocol: unexpected packet type ${type} from the broker`);
+    if (flags !== (type === 8 || type === 10 ? 2 : 0)) fail("RESERVED_FLAGS", `reserved flag bits of ${NAMES[type]} are set wrong`);
   }
   return h;
-}
-
-function parseConnect(r: Reader): ConnectPacket {
-  const name = r.str();
-  const level = r.u8();
-  if (!((level === 3 && name === "MQIsdp") || ((level === 4 || level === 5) && name === "MQTT")))
-    fail("PROTOCOL_MISMATCH", `protocol "${name}" level ${level} is not MQTT 3.1 (MQIsdp, 3), 3.1.1 (MQTT, 4) or 5.0 (MQTT, 5)`);
-  const flags = r.u8();
-  if (flags & 1) fail("RESERVED_FLAGS", "CONNECT flags bit 0 is reserved and must be 0");
-  const willFlag = flags & 4, willQos = (flags >> 3) & 3;
-  if (!willFlag && flags & 0x38) fail("RESERVED_FLAGS", "will QoS and will retain must be 0 without a will");
-  checkQos(willQos);
-  if (level !== 5 && flags & 0x40 && !(flags & 0x80)) fail("RESERVED_FLAGS", "MQTT 3.1/3.1.1 do not allow a password without a user name");
-  const p: ConnectPacket = { type: 1, level: level as ProtocolLevel, clientId: "", clean: (flags & 2) === 2, keepalive: r.u16() };
-  if (level === 5) {
-    const props = readProperties(r, IN_CONNECT);
-    if (props) p.properties = props;
-  }
-  p.clientId = r.str();
-  if (willFlag) {
-    const props = level === 5 ? readProperties(r, IN_WILL) : undefined;
-    const topic = r.str();
-    checkTopicName(topic);
-    p.will = { topic, payload: r.bin(), qos: willQos as 0 | 1, retain: (flags & 0x20) === 0x20 };
-    if (props) p.will.properties = props;
-  }
-  if (flags & 0x80) p.username = r.str();
-  if (flags & 0x40) p.password = r.bin();
-  r.done();
-  return p;
 }

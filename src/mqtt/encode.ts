@@ -1,15 +1,17 @@
 /**
  * Packet encoder: each packet becomes one exact-size Uint8Array. Lengths are computed first, then every field
  * (strings as UTF-8, payloads copied once) is written in place.
+ *
+ * This encoder makes what a client sends. The packets only a broker sends (CONNACK, SUBACK, UNSUBACK, PINGRESP)
+ * are in broker-codec, which the device does not import; codec's `encode` makes them all.
  */
 import { fail } from "./errors";
 import { checkTopicFilter, checkTopicName } from "./topic";
 import { utf8Length, writeUtf8 } from "./utf8";
-import { IN_CONNACK, IN_CONNECT, IN_WILL, propertiesLength, strLen, varintSize, writeProperties, writeStr, writeVarint } from "./properties";
+import { IN_CONNECT, IN_WILL, propertiesLength, strLen, varintSize, writeProperties, writeStr, writeVarint } from "./properties";
 import type { Bytes, Packet, ProtocolLevel, PublishPacket } from "./packets";
 
 const MAX_REMAINING = 268435455;
-const CONNACK_V5_CODES = [0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f];
 
 /**
  * Makes packet buffers. Every byte of a packet is written, so an allocator need not zero memory. The portable
@@ -59,7 +61,7 @@ export class TopicCache {
 }
 
 /** Allocates the packet and writes its fixed header; the body starts at b.length - rl. */
-function alloc(header: number, rl: number, allocate: Allocator = newBytes): Uint8Array {
+export function alloc(header: number, rl: number, allocate: Allocator = newBytes): Uint8Array {
   if (!(rl <= MAX_REMAINING)) fail("INVALID_PACKET", "packet is larger than MQTT allows (256 MB), or a field has the wrong type");
   const b = allocate(1 + varintSize(rl) + rl);
   b[0] = header;
@@ -67,7 +69,7 @@ function alloc(header: number, rl: number, allocate: Allocator = newBytes): Uint
   return b;
 }
 
-function checkId(id: unknown): number {
+export function checkId(id: unknown): number {
   if (typeof id !== "number" || id < 1 || id > 0xffff || (id | 0) !== id)
     fail("INVALID_PACKET", "packet identifier must be an integer from 1 to 65535");
   return id;
@@ -98,7 +100,7 @@ export function encodeAck(type: 4 | 11, id: number): Uint8Array {
   return ack(type << 4, id);
 }
 
-function ack(header: number, id: number): Uint8Array {
+export function ack(header: number, id: number): Uint8Array {
   checkId(id);
   const b = new Uint8Array(4);
   b[0] = header;
@@ -167,8 +169,9 @@ export function encodePublishFields(
 }
 
 /**
- * Encodes any packet. `level` is the connection's protocol level; it matters for CONNACK (5.0 carries
- * properties) and refuses the 5.0 packets this codec does not have yet. CONNECT carries its own level.
+ * Encodes a packet a client sends: CONNECT, PUBLISH, PUBACK, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT (codec's
+ * encode makes every packet). `level` is the connection's protocol level; it refuses the 5.0 packets this codec
+ * does not have yet. CONNECT carries its own level.
  */
 export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator): Uint8Array {
   const t = p.type;
@@ -177,23 +180,9 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
   switch (p.type) {
     case 3: return encodePublish(p, undefined, allocate);
     case 4: return ack(0x40, p.id);
-    case 11: return ack(0xb0, p.id);
     case 12: return new Uint8Array([0xc0, 0]);
-    case 13: return new Uint8Array([0xd0, 0]);
     case 14: return new Uint8Array([0xe0, 0]);
     case 1: return encodeConnect(p);
-    case 2: {
-      const v5 = level === 5, code = p.returnCode;
-      if (v5 ? CONNACK_V5_CODES.indexOf(code) < 0 : !(code >= 0 && code <= 5 && (code | 0) === code))
-        fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
-      const pl = v5 ? propertiesLength(p.properties, IN_CONNACK) : 0;
-      const rl = 2 + (v5 ? varintSize(pl) + pl : 0);
-      const b = alloc(0x20, rl), q = b.length - rl;
-      b[q] = p.sessionPresent ? 1 : 0;
-      b[q + 1] = code;
-      if (v5) writeProperties(p.properties, pl, b, q + 2, IN_CONNACK);
-      return b;
-    }
     case 8: {
       checkId(p.id);
       const subs = p.subscriptions;
@@ -214,19 +203,6 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
       }
       return b;
     }
-    case 9: {
-      checkId(p.id);
-      const g = p.granted;
-      if (!g || !(g.length > 0)) fail("INVALID_PACKET", "SUBACK needs at least one return code");
-      for (let i = 0; i < g.length; i++)
-        if (g[i] !== 0 && g[i] !== 1 && g[i] !== 2 && g[i] !== 0x80) fail("BAD_RETURN_CODE", `SUBACK return code ${g[i]} is not 0, 1, 2 or 128`);
-      const rl = 2 + g.length;
-      const b = alloc(0x90, rl), q = b.length - rl;
-      b[q] = p.id >> 8;
-      b[q + 1] = p.id & 0xff;
-      b.set(g, q + 2);
-      return b;
-    }
     case 10: {
       checkId(p.id);
       const topics = p.topics;
@@ -245,6 +221,7 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
     }
   }
   const type = (p as { type: unknown }).type;
+  if (type === 2 || type === 9 || type === 11 || type === 13) fail("INVALID_PACKET", `packet type ${type} is sent by a broker, not by a client`);
   if (type === 5 || type === 6 || type === 7) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
   return fail("INVALID_PACKET", `unknown packet type ${String(type)}`);
 }

@@ -484,6 +484,26 @@ describe("QoS 1 in", () => {
     expect(c.closed).toBe(true);
   });
 
+  it("rejects a packet only a broker receives (CONNECT, SUBSCRIBE, UNSUBSCRIBE) as it rejects a PINGREQ from the broker", () => {
+    const got: [string, string][] = [];
+    for (const [packet, whole] of [
+      [{ type: 12 }, true],
+      [{ type: 1, level: 4, clientId: "x", clean: true, keepalive: 60 }, false],
+      [{ type: 8, id: 1, subscriptions: [{ topic: "a", qos: 0 }] }, false],
+      [{ type: 10, id: 1, topics: ["a"] }, false],
+    ] as [Packet, boolean][]) {
+      let error: MqttError | undefined;
+      const s = setup({ onDisconnect: (e) => (error ??= e) });
+      const c = up(s);
+      // the device's decoder has no parser for them: refused at their first byte, before any of the body is kept
+      const bytes = encode(packet);
+      c.bytes(whole ? bytes : bytes.subarray(0, 1));
+      expect(c.closed).toBe(true);
+      got.push([error?.code ?? "", error?.message ?? ""]);
+    }
+    expect(got).toEqual([12, 1, 8, 10].map((t) => ["PROTOCOL_ERROR", `the broker broke the MQTT protocol: unexpected packet type ${t} from the broker`]));
+  });
+
   it("skips an oversize message with a clear error and goes on with the next", () => {
     const s = setup({ maxPacketSize: 100 });
     const c = up(s);

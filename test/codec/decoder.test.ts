@@ -2,7 +2,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Decoder, encode, MqttError, type Packet, type PublishPacket } from "../../src/mqtt/codec.ts";
-import type { PacketSink } from "../../src/mqtt/decode.ts";
+import { Decoder as ClientDecoder, type PacketSink } from "../../src/mqtt/decode.ts";
+import { encode as encodeClient } from "../../src/mqtt/encode.ts";
 import { concat, connectBody, frame, str } from "../helpers/bytes.ts";
 import { canon } from "../helpers/canon.ts";
 
@@ -309,5 +310,58 @@ describe("a PacketSink", () => {
     const topics = ["a/b/c1", "a/b/c2", "t/é", "t/é", "x/b/c1", "a/b/c1", "a/b/c2", "t/é"];
     for (const t of topics) d.push(encode({ type: 3, topic: t, payload: "", qos: 0, retain: false, dup: false }));
     expect(packets.map((p) => (p as PublishPacket).topic)).toEqual(topics);
+  });
+});
+
+describe("the client's decoder and encoder (what a device imports) against the full codec", () => {
+  const thrown = (f: () => unknown): MqttError => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(MqttError);
+      return e as MqttError;
+    }
+    throw new Error("it did not throw");
+  };
+  const brokerOnly: Packet[] = [
+    { type: 1, level: 4, clientId: "x", clean: true, keepalive: 60 },
+    { type: 8, id: 1, subscriptions: [{ topic: "a", qos: 1 }] },
+    { type: 10, id: 1, topics: ["a"] },
+  ];
+
+  it("parses every packet a client receives as the full codec does", () => {
+    const clientSide: Packet[] = [
+      { type: 2, sessionPresent: true, returnCode: 0 }, publish(3, 5), { type: 4, id: 5 }, { type: 9, id: 2, granted: [0, 1, 0x80] },
+      { type: 11, id: 3 }, { type: 12 }, { type: 13 }, { type: 14 },
+    ];
+    const a: Packet[] = [], b: Packet[] = [];
+    const client = new ClientDecoder((p) => a.push(p)), full = new Decoder((p) => b.push(p));
+    for (const p of clientSide) {
+      client.push(encode(p));
+      full.push(encode(p));
+    }
+    expect(a.map(canon)).toEqual(b.map(canon));
+    expect(a).toHaveLength(clientSide.length);
+  });
+
+  it("refuses CONNECT, SUBSCRIBE and UNSUBSCRIBE at their first byte with PROTOCOL_ERROR; the full codec parses them", () => {
+    for (const p of brokerOnly) {
+      const d = new ClientDecoder(() => {});
+      const e = thrown(() => d.push(encode(p).subarray(0, 1)));
+      expect([e.code, e.message]).toEqual(["PROTOCOL_ERROR", `the broker broke the MQTT protocol: unexpected packet type ${p.type} from the broker`]);
+      expect(d.pending).toBe(0);
+      const got: Packet[] = [];
+      new Decoder((q) => got.push(q)).push(encode(p));
+      expect(got.map(canon)).toEqual([canon(p)]);
+    }
+  });
+
+  it("the client's encoder refuses the packets only a broker sends; the full codec makes them", () => {
+    for (const p of [{ type: 2, sessionPresent: false, returnCode: 0 }, { type: 9, id: 1, granted: [0] }, { type: 11, id: 1 }, { type: 13 }] as Packet[]) {
+      const e = thrown(() => encodeClient(p));
+      expect([e.code, e.message]).toEqual(["INVALID_PACKET", `packet type ${p.type} is sent by a broker, not by a client`]);
+      expect(encode(p).length).toBeGreaterThan(1);
+    }
+    for (const p of brokerOnly) expect(encodeClient(p)).toEqual(encode(p));
   });
 });
