@@ -2,31 +2,24 @@
 // (hosts/node/simulator.ts) run headless as a child process: connect, posts, a desired value, a command, SIGINT.
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { LogLevel } from "../../src/device/host";
 import { start, type Device } from "../../src/device/main";
 import { thermostat } from "../../src/device/thermostat";
-import { startCloud, type Cloud } from "../../hosts/node/cloud";
-import { createNodeHost } from "../../hosts/node/host";
+import { startCloud } from "../../hosts/node/cloud";
+import type { NodeHost } from "../../hosts/node/host";
 import { getTestCerts } from "../helpers/certs";
+import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
 
 const root = path.join(import.meta.dirname, "..", "..");
-const PSN = "TESTPRODUCT00001", DSN = "thermostat-42";
-const PRODUCT_SECRET = "productsecret123", DEVICE_SECRET = "devicesecret4567";
-
-const cleanups: (() => unknown)[] = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function tmpDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uiot-sim-"));
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tmpDir = () => tmpDir_(cleanups, "uiot-sim-");
+const cloudWith = (device: { deviceSecret?: string }) => cloudWith_(cleanups, device);
 
 async function until<T>(f: () => T | undefined | false, what: string, ms = 8000): Promise<T> {
   const end = Date.now() + ms;
@@ -38,22 +31,7 @@ async function until<T>(f: () => T | undefined | false, what: string, ms = 8000)
   }
 }
 
-function hostOn(dir: string) {
-  const logs: [LogLevel, string][] = [];
-  const host = createNodeHost({ dir, log: (level, message) => void logs.push([level, message]) });
-  return { host, logs };
-}
-
-async function cloudWith(device: { deviceSecret?: string }): Promise<Cloud> {
-  const cloud = await startCloud({
-    products: [{ productSN: PSN, productSecret: PRODUCT_SECRET, dynamicRegistration: true }],
-    devices: [{ productSN: PSN, deviceSN: DSN, ...device }],
-  });
-  cleanups.push(() => cloud.close());
-  return cloud;
-}
-
-async function boot(host: ReturnType<typeof hostOn>["host"]): Promise<Device> {
+async function boot(host: NodeHost): Promise<Device> {
   const device = await start(host, thermostat({ postInterval: 200 }));
   expect(device).toBeDefined();
   cleanups.push(() => device!.stop());
@@ -73,7 +51,7 @@ describe("the firmware entry (src/device/main.ts)", () => {
     const cloud = await cloudWith({});
     const dir = tmpDir();
     const { host } = hostOn(dir);
-    for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.productSecret, PRODUCT_SECRET], [CONFIG_KEYS.brokerUrl, cloud.url]]) host.config.set(k, v);
+    provision(host, cloud.url, { product: PRODUCT_SECRET });
     let registrations = 0;
     cloud.on("registered", () => registrations++);
     const device = await boot(host);
@@ -94,7 +72,7 @@ describe("the firmware entry (src/device/main.ts)", () => {
   it("does not dial while the link is down, and connects at once when it comes up", async () => {
     const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
     const { host } = hostOn(tmpDir());
-    for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, DEVICE_SECRET], [CONFIG_KEYS.brokerUrl, cloud.url]]) host.config.set(k, v);
+    provision(host, cloud.url, { device: DEVICE_SECRET });
     host.link.down();
     const device = await boot(host);
     await new Promise((r) => setTimeout(r, 300));
@@ -117,7 +95,7 @@ describe("the firmware entry (src/device/main.ts)", () => {
   it("the thermostat answers the console: set, command and shadow desired, with range checks", async () => {
     const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
     const { host } = hostOn(tmpDir());
-    for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, DEVICE_SECRET], [CONFIG_KEYS.brokerUrl, cloud.url]]) host.config.set(k, v);
+    provision(host, cloud.url, { device: DEVICE_SECRET });
     await boot(host);
     await until(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, "the first shadow report");
 
@@ -147,20 +125,16 @@ describe("the firmware entry (src/device/main.ts)", () => {
     });
     cleanups.push(() => cloud.close());
     const url = cloud.tlsUrl!.replace("127.0.0.1", "localhost");
-    const provision = (host: ReturnType<typeof hostOn>["host"], ca?: string) => {
-      for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, DEVICE_SECRET], [CONFIG_KEYS.brokerUrl, url]]) host.config.set(k, v);
-      if (ca) host.config.set(CONFIG_KEYS.caCert, ca);
-    };
 
     const untrusted = hostOn(tmpDir());
-    provision(untrusted.host);
+    provision(untrusted.host, url, { device: DEVICE_SECRET });
     const refused = await boot(untrusted.host);
     await until(() => untrusted.logs.some(([, m]) => /not signed by a trusted CA/.test(m)), "the TLS refusal");
     expect(refused.connects).toBe(0);
     refused.stop();
 
     const trusted = hostOn(tmpDir());
-    provision(trusted.host, certs.ca.cert);
+    provision(trusted.host, url, { device: DEVICE_SECRET }, certs.ca.cert);
     const device = await boot(trusted.host);
     await until(() => device.connects === 1, "a verified TLS connection");
   });
@@ -168,7 +142,7 @@ describe("the firmware entry (src/device/main.ts)", () => {
   it("raises high_temp when the temperature passes the threshold", async () => {
     const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
     const { host } = hostOn(tmpDir());
-    for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, DEVICE_SECRET], [CONFIG_KEYS.brokerUrl, cloud.url]]) host.config.set(k, v);
+    provision(host, cloud.url, { device: DEVICE_SECRET });
     const device = await start(host, thermostat({ postInterval: 100, temperature: 29.5, target: 29.5, highTemp: 28 }));
     cleanups.push(() => device?.stop());
     const event = await until(() => cloud.thingEvents(PSN, DSN).find((e) => e.Identifier === "high_temp"), "the high_temp event");

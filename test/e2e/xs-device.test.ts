@@ -4,38 +4,32 @@
 // Every test ends with no engine process left. Skipped when XS is not built, a failure when XS_REQUIRED is set.
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { startCloud, type Cloud } from "../../hosts/node/cloud";
-import { createNodeHost, type NodeHost } from "../../hosts/node/host";
+import { startCloud } from "../../hosts/node/cloud";
+import type { NodeHost } from "../../hosts/node/host";
 import { startXsDevice, type XsDevice } from "../../hosts/node/xs-device";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { LogLevel } from "../../src/device/host";
 import type { OutboxStore } from "../../src/mqtt/store";
 import { hasXsnap, xsnapBinary } from "../../xs/worker";
 import { getTestCerts } from "../helpers/certs";
+import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
 import { sleep, waitFor } from "../helpers/wait";
 
 const root = path.join(import.meta.dirname, "..", "..");
-const PSN = "TESTPRODUCT00001", DSN = "thermostat-42";
-const PRODUCT_SECRET = "productsecret123", DEVICE_SECRET = "devicesecret4567";
 
 const available = hasXsnap();
 it.runIf(!available && !!process.env.XS_REQUIRED)("XS is built (XS_REQUIRED is set)", () => {
   throw new Error(`${xsnapBinary()} is missing: npm run build:xs`);
 });
 
-const cleanups: (() => unknown)[] = [];
+const cleanups: Cleanups = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function tmpDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uiot-xs-"));
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tmpDir = () => tmpDir_(cleanups, "uiot-xs-");
+const cloudWith = (device: { deviceSecret?: string }) => cloudWith_(cleanups, device);
 
 function gone(pid: number | undefined): boolean {
   try {
@@ -44,30 +38,6 @@ function gone(pid: number | undefined): boolean {
   } catch {
     return true;
   }
-}
-
-function hostOn(dir: string) {
-  const logs: [LogLevel, string][] = [];
-  const host = createNodeHost({ dir, log: (level, message) => void logs.push([level, message]) });
-  return { host, logs, saw: (re: RegExp) => logs.some(([, m]) => re.test(m)) };
-}
-
-function provision(host: NodeHost, url: string, secret: { device?: string; product?: string }, ca?: string): void {
-  host.config.set(CONFIG_KEYS.productSN, PSN);
-  host.config.set(CONFIG_KEYS.deviceSN, DSN);
-  if (secret.device) host.config.set(CONFIG_KEYS.deviceSecret, secret.device);
-  if (secret.product) host.config.set(CONFIG_KEYS.productSecret, secret.product);
-  host.config.set(CONFIG_KEYS.brokerUrl, url);
-  if (ca) host.config.set(CONFIG_KEYS.caCert, ca);
-}
-
-async function cloudWith(device: { deviceSecret?: string }): Promise<Cloud> {
-  const cloud = await startCloud({
-    products: [{ productSN: PSN, productSecret: PRODUCT_SECRET, dynamicRegistration: true }],
-    devices: [{ productSN: PSN, deviceSN: DSN, ...device }],
-  });
-  cleanups.push(() => cloud.close());
-  return cloud;
 }
 
 /** The thermostat on XS, stopped (and its engine gone) when the test ends. */
