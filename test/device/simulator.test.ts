@@ -7,10 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import { start, type Device } from "../../src/device/main";
 import { thermostat } from "../../src/device/thermostat";
-import { startCloud } from "../../hosts/node/cloud";
 import type { NodeHost } from "../../hosts/node/host";
-import { getTestCerts } from "../helpers/certs";
-import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
+import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tlsCloudWith, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
 
 const root = path.join(import.meta.dirname, "..", "..");
 const cleanups: Cleanups = [];
@@ -117,14 +115,7 @@ describe("the firmware entry (src/device/main.ts)", () => {
   });
 
   it("verifies TLS by default: an unknown CA is refused, the provisioned CA connects", async () => {
-    const certs = await getTestCerts();
-    const cloud = await startCloud({
-      products: [{ productSN: PSN, productSecret: PRODUCT_SECRET }],
-      devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: DEVICE_SECRET }],
-      tls: { cert: certs.server.cert, key: certs.server.key },
-    });
-    cleanups.push(() => cloud.close());
-    const url = cloud.tlsUrl!.replace("127.0.0.1", "localhost");
+    const { url, ca } = await tlsCloudWith(cleanups);
 
     const untrusted = hostOn(tmpDir());
     provision(untrusted.host, url, { device: DEVICE_SECRET });
@@ -134,7 +125,7 @@ describe("the firmware entry (src/device/main.ts)", () => {
     refused.stop();
 
     const trusted = hostOn(tmpDir());
-    provision(trusted.host, url, { device: DEVICE_SECRET }, certs.ca.cert);
+    provision(trusted.host, url, { device: DEVICE_SECRET }, ca);
     const device = await boot(trusted.host);
     await until(() => device.connects === 1, "a verified TLS connection");
   });

@@ -6,14 +6,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { startCloud } from "../../hosts/node/cloud";
 import type { NodeHost } from "../../hosts/node/host";
 import { startXsDevice, type XsDevice } from "../../hosts/node/xs-device";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import type { OutboxStore } from "../../src/mqtt/store";
 import { hasXsnap, xsnapBinary } from "../../xs/worker";
-import { getTestCerts } from "../helpers/certs";
-import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
+import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tlsCloudWith, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
 import { sleep, waitFor } from "../helpers/wait";
 
 const root = path.join(import.meta.dirname, "..", "..");
@@ -159,14 +157,7 @@ describe.skipIf(!available)("the firmware entry on XS against the emulated UIoT 
   });
 
   it("verifies TLS by default: an unknown CA is refused, the provisioned CA connects", async () => {
-    const certs = await getTestCerts();
-    const cloud = await startCloud({
-      products: [{ productSN: PSN, productSecret: PRODUCT_SECRET }],
-      devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: DEVICE_SECRET }],
-      tls: { cert: certs.server.cert, key: certs.server.key },
-    });
-    cleanups.push(() => cloud.close());
-    const url = cloud.tlsUrl!.replace("127.0.0.1", "localhost");
+    const { url, ca } = await tlsCloudWith(cleanups);
 
     const untrusted = hostOn(tmpDir());
     provision(untrusted.host, url, { device: DEVICE_SECRET });
@@ -176,7 +167,7 @@ describe.skipIf(!available)("the firmware entry on XS against the emulated UIoT 
     await refused.stop();
 
     const trusted = hostOn(tmpDir());
-    provision(trusted.host, url, { device: DEVICE_SECRET }, certs.ca.cert);
+    provision(trusted.host, url, { device: DEVICE_SECRET }, ca);
     const device = await boot(trusted.host);
     await waitFor(() => device.connects === 1, { message: "a verified TLS connection" });
   });

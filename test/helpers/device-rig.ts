@@ -8,6 +8,7 @@ import { startCloud, type Cloud } from "../../hosts/node/cloud";
 import { createNodeHost, type NodeHost } from "../../hosts/node/host";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import type { LogLevel } from "../../src/device/host";
+import { getTestCerts } from "./certs";
 
 export const PSN = "TESTPRODUCT00001", DSN = "thermostat-42";
 export const PRODUCT_SECRET = "productsecret123", DEVICE_SECRET = "devicesecret4567";
@@ -46,4 +47,17 @@ export async function cloudWith(cleanups: Cleanups, device: { deviceSecret?: str
   });
   cleanups.push(() => cloud.close());
   return cloud;
+}
+
+/** The emulated cloud on TLS (the test CA's server certificate) knowing the device by its secret; `url` names it
+ * "localhost", the name the certificate carries. Closed when the test ends. */
+export async function tlsCloudWith(cleanups: Cleanups): Promise<{ cloud: Cloud; url: string; ca: string }> {
+  const certs = await getTestCerts();
+  const cloud = await startCloud({
+    products: [{ productSN: PSN, productSecret: PRODUCT_SECRET }],
+    devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: DEVICE_SECRET }],
+    tls: { cert: certs.server.cert, key: certs.server.key },
+  });
+  cleanups.push(() => cloud.close());
+  return { cloud, url: cloud.tlsUrl!.replace("127.0.0.1", "localhost"), ca: certs.ca.cert };
 }
