@@ -6,9 +6,10 @@ import WiFi from "embedded:network/interface/wifi";
 import { ESP32 } from "../moddable/chips";
 import { createModdableHost, describeHost, wifiNetwork } from "../moddable/host";
 import { start } from "../moddable/boot";
+import Preference from "preference";
 
 export default function main(): void {
-  const host = createModdableHost({ chip: ESP32, network: wifiNetwork(WiFi) });
+  const host = createModdableHost({ chip: ESP32, preferences: Preference, network: wifiNetwork(WiFi) });
   host.log("info", describeHost(host));
   start(host);
 }

@@ -7,9 +7,10 @@ import WiFi from "embedded:network/interface/wifi";
 import { ESP8266 } from "../moddable/chips";
 import { createModdableHost, describeHost, wifiNetwork } from "../moddable/host";
 import { start } from "../moddable/boot";
+import Preference from "preference";
 
 export default function main(): void {
-  const host = createModdableHost({ chip: ESP8266, network: wifiNetwork(WiFi) });
+  const host = createModdableHost({ chip: ESP8266, preferences: Preference, network: wifiNetwork(WiFi) });
   host.log("info", describeHost(host));
   start(host);
 }

@@ -7,10 +7,11 @@ import { DESKTOP } from "../moddable/chips";
 import { createModdableHost, describeHost } from "../moddable/host";
 import { start } from "../moddable/boot";
 import { seededRandom } from "../moddable/random";
+import Preference from "preference";
 
 export default function main(): void {
   // XS's Math.random is never seeded on the desktop: every run would draw the same jitter and masks
-  const host = createModdableHost({ chip: DESKTOP, random: seededRandom(Date.now()) });
+  const host = createModdableHost({ chip: DESKTOP, preferences: Preference, random: seededRandom(Date.now()) });
   host.log("info", describeHost(host));
   start(host);
 }

@@ -4,7 +4,8 @@
  * plain TypeScript beside it. The SDK modules and what is used of them:
  *   timer                       Timer.set / Timer.schedule / Timer.clear     (modules/base/timer/timer.js)
  *   time                        Time.ticks, Time.set                         (modules/base/time/time.js)
- *   preference                  Preference.get / set / delete / keys         (modules/files/preference)
+ *   preference                  Preference.get / set / delete / keys         (modules/files/preference; handed in
+ *                               by each target's main.ts, see ModdableHostOptions.preferences)
  *   net                         Net.resolve(name, callback)  (lwIP DNS with the DHCP server; modules/network/net)
  *   sntp                        new SNTP({host}, callback)                   (modules/network/sntp/sntp.js)
  *   embedded:io/socket/tcp      new TCP({address, port, nodelay, onReadable, onWritable, onError})
@@ -17,7 +18,6 @@
 /// <reference path="./types/tlssocket.d.ts" />
 import config from "mc/config";
 import Net from "net";
-import Preference from "preference";
 import SNTP from "sntp";
 import Time from "time";
 import Timer from "timer";
@@ -44,6 +44,12 @@ export interface HostParts {
 
 export interface ModdableHostOptions {
   chip: ChipProfile;
+  /**
+   * The SDK's `preference` class, imported by the target's main.ts. Not imported here: this module is preloaded,
+   * and on the desktop (lin) the SDK's `preference` is a JavaScript class that reads its file in a static
+   * initializer, which preloading would run once at build time (on the build machine) instead of at every start.
+   */
+  preferences: unknown;
   /** Builds the network link (default: always up, the simulator's). */
   network?: (parts: HostParts) => NetworkLink;
   /** Default: trace(), one line per message: "[level] message". */
@@ -82,7 +88,7 @@ export function createModdableHost(options: ModdableHostOptions): ModdableHost {
   const log = options.log ?? traceLog;
   const random = options.random ?? ((): number => Math.random());
   const clock = new ModdableClock(() => Time.ticks, Timer as unknown as TimerApi, (e) => log("error", `a timer callback threw: ${String(e)}`));
-  const prefs = Preference as unknown as Preferences;
+  const prefs = options.preferences as Preferences;
   const store = new PreferenceStore(prefs, { domain: "cfg", limits: chip.preference, maxValueBytes: chip.maxConfigValue });
   const persist = options.persistOutbox ?? chip.outbox !== undefined;
   const bounds = chip.outbox ?? ESP8266_OUTBOX;
