@@ -181,6 +181,16 @@ export class Session implements PacketSink {
   private handling: Set<number> | null = null;
   private recent: Uint16Array | null = null; // ring; 0 = empty (never a packet id)
   private recentAt = 0;
+  /**
+   * What a chunk brought for the application, handed over once the decoder has returned (see receive()): the
+   * CONNACK, the first PUBLISH and its packet id, then any more as [message, id, ...] in an array made on first use.
+   */
+  private heldConnack: ConnackPacket | null = null;
+  private heldMsg: Message | null = null;
+  private heldId = 0;
+  private heldMore: (Message | number)[] | null = null;
+  /** Connections lost so far: a handler that closes the client or drops the link stops the hand-over. */
+  private losses = 0;
 
   constructor(options: SessionOptions, host: SessionHost) {
     const profile = options.profile ?? GENERIC;
@@ -251,21 +261,53 @@ export class Session implements PacketSink {
     }), now);
   }
 
-  /** Bytes arrived. */
+  /**
+   * Bytes arrived. The application's handlers (onConnect, onMessage) run after the decoder has returned, not from
+   * inside it: what they do next (publish, write, store) then starts five calls higher on the stack. XS's stack is
+   * 384 slots on an ESP32 and 256 on an ESP8266, and a handler that publishes from inside the decoder needed 440.
+   */
   receive(chunk: Uint8Array, now: number): void {
     this.lastRecv = now;
     this.now = now;
+    let error: unknown = null;
     try {
       this.decoder.push(chunk);
     } catch (e) {
-      this.host.drop(e instanceof MqttError ? e : new MqttError("PROTOCOL_ERROR", String(e), e));
+      error = e;
     }
+    if (this.heldConnack || this.heldMsg) this.handOver(now);
+    if (error) this.host.drop(error instanceof MqttError ? error : new MqttError("PROTOCOL_ERROR", String(error), error));
+  }
+
+  /** Hands what the last chunk brought to the application, in the order it came. */
+  private handOver(now: number): void {
+    const losses = this.losses, connack = this.heldConnack, msg = this.heldMsg, more = this.heldMore;
+    this.heldConnack = this.heldMsg = null;
+    if (connack) {
+      this.host.connected(connack);
+      if (this.losses !== losses) return this.forget(more);
+      this.flush(now);
+    }
+    if (!msg) return;
+    this.handle(msg, this.heldId, now);
+    if (!more || !more.length) return;
+    this.heldMore = null; // a handler that publishes cannot add to it (only a socket callback brings messages)
+    for (let i = 0; i < more.length && this.losses === losses; i += 2) this.handle(more[i] as Message, more[i + 1] as number, now);
+    this.forget(more);
+  }
+
+  /** Empties the list of further held messages and keeps it for the next burst. */
+  private forget(more: (Message | number)[] | null): void {
+    if (!more) return;
+    more.length = 0;
+    this.heldMore = more;
   }
 
   /** The connection is gone (whatever the reason): keep everything that must be resent on the next one. */
   lost(): void {
     if (this.state === IDLE) return;
     this.state = IDLE;
+    this.losses++;
     // Unacknowledged messages wait again, in their original order, ahead of the others.
     this.flying = 0;
     this.ctl.length = 0;
@@ -740,22 +782,28 @@ export class Session implements PacketSink {
     this.idsFree = 0; // look again before handing out an id
   }
 
-  /** @internal A PUBLISH from the decoder. */
+  /** @internal A PUBLISH from the decoder: held until the decoder returns (see receive()). */
   receivedPublish(topic: string, payload: Uint8Array, qos: QoS, retain: boolean, dup: boolean, id: number): void {
-    const now = this.now;
     if (this.state === IDLE) return; // dropped earlier in this same chunk
     if (this.state !== CONNECTED) return this.protocol("PUBLISH before CONNACK");
     // The one object made per message: what the application is handed (with the payload, a view of the bytes).
     const msg: Message = { topic, payload, qos, retain, dup };
-    if (qos === 0) {
+    if (!this.heldMsg) {
+      this.heldMsg = msg;
+      this.heldId = id;
+    } else (this.heldMore ??= []).push(msg, id);
+  }
+
+  private handle(msg: Message, id: number, now: number): void {
+    if (msg.qos === 0) {
       this.deliver(msg);
       return;
     }
     const handling = this.handling;
     if (handling && handling.has(id)) return; // still with the application: its PUBACK follows when it is done
-    if (dup && this.recent && this.recent.indexOf(id) >= 0) return this.ack(id, now); // redelivery of one already handled
+    if (msg.dup && this.recent && this.recent.indexOf(id) >= 0) return this.ack(id, now); // redelivery of one already handled
     const r = this.deliver(msg);
-    if (r && typeof (r as PromiseLike<unknown>).then === "function") this.later(r as PromiseLike<unknown>, topic, id);
+    if (r && typeof (r as PromiseLike<unknown>).then === "function") this.later(r as PromiseLike<unknown>, msg.topic, id);
     else this.ack(id, now);
   }
 
@@ -874,8 +922,7 @@ export class Session implements PacketSink {
         this.ctl.unshift(r.packet);
       }
     } else this.resend();
-    this.host.connected(p);
-    this.flush(now);
+    this.heldConnack = p; // the application hears of it once the decoder has returned (see receive())
   }
 
   /** Requests not yet acknowledged go out again on the new connection. */
