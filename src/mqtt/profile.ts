@@ -29,4 +29,4 @@ export interface Profile {
 }
 
 /** A generic MQTT 3.1.1 broker (Mosquitto, EMQX, aedes): no extra rules. */
-export const GENERIC: Profile = { name: "generic" };
+export const GENERIC: Profile = Object.freeze({ name: "generic" });
