@@ -5,7 +5,7 @@
 export interface Profile {
   name: string;
   /** Allowed keepalive range in seconds, inclusive; connecting with another value is refused up front. */
-  keepalive?: [min: number, max: number];
+  keepalive?: readonly [min: number, max: number];
   /** Whether a will may be set (default true). */
   will?: boolean;
   /** Whether retained publishes are allowed (default true). */
