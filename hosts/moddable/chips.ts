@@ -6,6 +6,8 @@
  * build/devices/esp/manifest.json (ESP8266 `creation.static` 32768: all the memory XS gets), and
  * documentation/network/securesocket.md (a TLS handshake wants about 10 KB of chunk heap, 6 KB of slot heap,
  * 4 KB of stack and 2 KB of system heap free).
+ * Frozen, nested objects too (DESKTOP shares ESP32's): the host module is preloaded, and the XS linker keeps only
+ * frozen objects in flash alone (see README, Preloading).
  */
 import type { PreferenceLimits } from "./preference-store";
 
@@ -25,31 +27,31 @@ export interface ChipProfile {
 }
 
 /** ESP32: NVS behind `preference`; 24 KB NVS partition in the SDK's default partitions.csv. */
-export const ESP32: ChipProfile = {
+export const ESP32: ChipProfile = Object.freeze({
   name: "esp32",
-  preference: { maxName: 15, maxEntryBytes: 4000 },
+  preference: Object.freeze({ maxName: 15, maxEntryBytes: 4000 }),
   maxConfigValue: 4000,
-  outbox: { maxMessages: 16, maxBytes: 8 * 1024 },
+  outbox: Object.freeze({ maxMessages: 16, maxBytes: 8 * 1024 }),
   tlsMaxFragment: 0,
   maxFrameSize: 16 * 1024,
-};
+});
 
 /**
  * ESP8266: the preference area is one 4 KB sector (4092 bytes after its magic) shared by everything, rewritten
  * whole when full. Values over 63 bytes are split into entries of 63. The outbox is off by default: every
  * persisted message would write and zero flash in the very sector that holds the device's secret (see README).
  */
-export const ESP8266: ChipProfile = {
+export const ESP8266: ChipProfile = Object.freeze({
   name: "esp8266",
-  preference: { maxName: 31, maxEntryBytes: 63 },
+  preference: Object.freeze({ maxName: 31, maxEntryBytes: 63 }),
   maxConfigValue: 256,
   outbox: undefined,
   tlsMaxFragment: 2048,
   maxFrameSize: 2 * 1024,
-};
+});
 
 /** Bounds of the ESP8266 outbox when an application turns it on (`persistOutbox: true`). */
-export const ESP8266_OUTBOX = { maxMessages: 4, maxBytes: 512 } as const;
+export const ESP8266_OUTBOX = Object.freeze({ maxMessages: 4, maxBytes: 512 } as const);
 
 /** The desktop simulator (lin, mac, win): the ESP32's limits, so it refuses what a board would. */
-export const DESKTOP: ChipProfile = { ...ESP32, name: "moddable-desktop", maxFrameSize: 256 * 1024 };
+export const DESKTOP: ChipProfile = Object.freeze({ ...ESP32, name: "moddable-desktop", maxFrameSize: 256 * 1024 });

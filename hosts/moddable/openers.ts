@@ -139,7 +139,8 @@ function guardedTcp(TCP: SocketClass): SocketClass {
 
 /** Opens TLS sockets of the SDK's class `TLSSocket` over `TCP`, for one TLS configuration at a time. */
 export function tlsOpener(TCP: SocketClass, TLSSocket: SocketClass): (tls: ModdableTls) => OpenSocket {
-  const io = { io: guardedTcp(TCP) };
+  // Frozen: made once at preload (host.ts), and TLSSocket only reads it.
+  const io = Object.freeze({ io: guardedTcp(TCP) });
   return (tls) => (address, port, target) => {
     const s = new TLSSocket({
       address, port,

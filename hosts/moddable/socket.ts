@@ -81,14 +81,14 @@ const DEAD = 5;
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
-const ALERTS: Record<number, string> = {
+const ALERTS: Readonly<Record<number, string>> = Object.freeze({
   10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow", 40: "handshake_failure", 42: "bad_certificate",
   43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown",
   47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied", 50: "decode_error", 51: "decrypt_error",
   70: "protocol_version", 71: "insufficient_security", 80: "internal_error", 90: "user_canceled",
   110: "unsupported_extension", 112: "unrecognized_name", 116: "certificate_required",
-};
-const CLIENT_CERT_ALERTS = [42, 43, 44, 45, 46, 48, 49, 51];
+});
+const CLIENT_CERT_ALERTS: readonly number[] = Object.freeze([42, 43, 44, 45, 46, 48, 49, 51]);
 
 export interface TlsFailure {
   endpoint: Endpoint;

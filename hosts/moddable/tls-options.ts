@@ -55,7 +55,7 @@ function headerLength(b: Uint8Array, at: number): number {
   return l < 0x80 ? 2 : l === 0x80 || l > 0x84 ? -1 : 2 + (l & 0x7f);
 }
 
-const RSA_OID = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const RSA_OID: readonly number[] = Object.freeze([0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]);
 const PKCS8_HINT = "convert it with: openssl pkcs8 -topk8 -nocrypt -in key.pem -out key-pkcs8.pem";
 
 /** Checks that `der` is an unencrypted PKCS#8 RSA private key, the only kind the Moddable TLS stack signs with. */

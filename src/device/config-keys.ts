@@ -9,7 +9,7 @@
  */
 import { CONFIG_KEYS as IDENTITY_KEYS } from "../uiot/identity";
 
-export const CONFIG_KEYS = {
+export const CONFIG_KEYS = Object.freeze({
   /** UIoT Core identity (see src/uiot/identity.ts): uiot_psn, uiot_dsn, uiot_dsecret, uiot_psecret. */
   ...IDENTITY_KEYS,
   /** The broker URL, normalized with an explicit port: mqtts://host:8883, wss://host:443/mqtt, ... */
@@ -26,7 +26,7 @@ export const CONFIG_KEYS = {
    */
   wifiSsid: "wifi.ssid",
   wifiPassword: "wifi.password",
-} as const;
+} as const);
 
 /** How many parts a CA may be cut into (CONFIG_KEYS.caCert, then caCert + "1" ... caCert + "7"). */
 export const CA_MAX_PARTS = 8;

@@ -226,8 +226,8 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
   return fail("INVALID_PACKET", `unknown packet type ${String(type)}`);
 }
 
-const MQISDP = [0, 6, 0x4d, 0x51, 0x49, 0x73, 0x64, 0x70];
-const MQTT = [0, 4, 0x4d, 0x51, 0x54, 0x54];
+const MQISDP: readonly number[] = Object.freeze([0, 6, 0x4d, 0x51, 0x49, 0x73, 0x64, 0x70]);
+const MQTT: readonly number[] = Object.freeze([0, 4, 0x4d, 0x51, 0x54, 0x54]);
 
 function encodeConnect(p: Extract<Packet, { type: 1 }>): Uint8Array {
   const level = p.level;

@@ -5,7 +5,7 @@
 export interface Profile {
   name: string;
   /** Allowed keepalive range in seconds, inclusive; connecting with another value is refused up front. */
-  keepalive?: [min: number, max: number];
+  keepalive?: readonly [min: number, max: number];
   /** Whether a will may be set (default true). */
   will?: boolean;
   /** Whether retained publishes are allowed (default true). */
@@ -29,4 +29,4 @@ export interface Profile {
 }
 
 /** A generic MQTT 3.1.1 broker (Mosquitto, EMQX, aedes): no extra rules. */
-export const GENERIC: Profile = { name: "generic" };
+export const GENERIC: Profile = Object.freeze({ name: "generic" });

@@ -9,8 +9,11 @@ import type { Reader } from "./reader";
 // Every one-byte property of MQTT 5.0 is 0 or 1; any other value is a Protocol Error (e.g. 3.1.2.11.6, 3.2.2.3.4).
 const BYTE = 0, U16 = 1, U32 = 2, VARINT = 3, STR = 4, BIN = 5, PAIR = 6;
 
-// [id, name, kind]
-const TABLE: [number, string, number][] = [
+type Entry = readonly [id: number, name: string, kind: number];
+
+// Frozen, and each entry too: the table is reachable from the preloaded client, so the XS linker can keep it in
+// flash (ROM) only when nothing in it can be written.
+const TABLE: readonly Entry[] = Object.freeze(([
   [0x01, "payloadFormatIndicator", BYTE], [0x02, "messageExpiryInterval", U32], [0x03, "contentType", STR],
   [0x08, "responseTopic", STR], [0x09, "correlationData", BIN], [0x0b, "subscriptionIdentifier", VARINT],
   [0x11, "sessionExpiryInterval", U32], [0x12, "assignedClientIdentifier", STR], [0x13, "serverKeepAlive", U16],
@@ -21,17 +24,17 @@ const TABLE: [number, string, number][] = [
   [0x25, "retainAvailable", BYTE], [0x26, "userProperties", PAIR], [0x27, "maximumPacketSize", U32],
   [0x28, "wildcardSubscriptionAvailable", BYTE], [0x29, "subscriptionIdentifiersAvailable", BYTE],
   [0x2a, "sharedSubscriptionAvailable", BYTE],
-];
+] as [number, string, number][]).map((e): Entry => Object.freeze(e)));
 
 /** Which property ids each packet (or the will) may carry. */
-export const IN_CONNECT = [0x11, 0x21, 0x27, 0x22, 0x19, 0x17, 0x26, 0x15, 0x16];
-export const IN_WILL = [0x18, 0x01, 0x02, 0x03, 0x08, 0x09, 0x26];
-export const IN_CONNACK = [0x11, 0x21, 0x24, 0x25, 0x27, 0x12, 0x22, 0x1f, 0x26, 0x28, 0x29, 0x2a, 0x13, 0x1a, 0x1c, 0x15, 0x16];
+export const IN_CONNECT: readonly number[] = Object.freeze([0x11, 0x21, 0x27, 0x22, 0x19, 0x17, 0x26, 0x15, 0x16]);
+export const IN_WILL: readonly number[] = Object.freeze([0x18, 0x01, 0x02, 0x03, 0x08, 0x09, 0x26]);
+export const IN_CONNACK: readonly number[] = Object.freeze([0x11, 0x21, 0x24, 0x25, 0x27, 0x12, 0x22, 0x1f, 0x26, 0x28, 0x29, 0x2a, 0x13, 0x1a, 0x1c, 0x15, 0x16]);
 
 type Props = object;
 type Dict = { [name: string]: unknown };
 
-function byName(name: string, allowed: number[]): [number, string, number] {
+function byName(name: string, allowed: readonly number[]): Entry {
   for (let i = 0; i < TABLE.length; i++) {
     const e = TABLE[i];
     if (e[1] === name && allowed.indexOf(e[0]) >= 0) return e;
@@ -74,7 +77,7 @@ function strLen(s: string): number {
 }
 
 /** Byte length of the encoded properties, not counting their own length prefix. */
-export function propertiesLength(props: Props | undefined, allowed: number[]): number {
+export function propertiesLength(props: Props | undefined, allowed: readonly number[]): number {
   if (!props) return 0;
   let n = 0;
   for (const name in props) {
@@ -105,7 +108,7 @@ export function writeVarint(n: number, b: Uint8Array, p: number): number {
 }
 
 /** Writes the properties (length prefix included) at `p`; `len` is propertiesLength's answer. */
-export function writeProperties(props: Props | undefined, len: number, b: Uint8Array, p: number, allowed: number[]): number {
+export function writeProperties(props: Props | undefined, len: number, b: Uint8Array, p: number, allowed: readonly number[]): number {
   p = writeVarint(len, b, p);
   if (!props) return p;
   for (const name in props) {
@@ -141,7 +144,7 @@ export function writeProperties(props: Props | undefined, len: number, b: Uint8A
 }
 
 /** Reads a property block (length prefix included); undefined when it is empty. */
-export function readProperties(r: Reader, allowed: number[]): Dict | undefined {
+export function readProperties(r: Reader, allowed: readonly number[]): Dict | undefined {
   const len = r.varint();
   if (len === 0) return undefined;
   const end = r.pos + len;
@@ -149,7 +152,7 @@ export function readProperties(r: Reader, allowed: number[]): Dict | undefined {
   const props: Dict = {};
   while (r.pos < end) {
     const id = r.varint();
-    let e: [number, string, number] | undefined;
+    let e: Entry | undefined;
     for (let i = 0; i < TABLE.length; i++) if (TABLE[i][0] === id) e = TABLE[i];
     if (!e || allowed.indexOf(id) < 0) fail("INVALID_PROPERTY", `property 0x${id.toString(16)} is unknown or not allowed in this packet`);
     const name = e[1];

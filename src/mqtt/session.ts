@@ -99,7 +99,7 @@ const QOS1 = 0x10000, SENT = 0x20000;
 const FIRST_RECORDS = 2;
 /** Inbound QoS 1 ids remembered to drop redeliveries: covers a broker's in-flight window (Mosquitto's default is 20). */
 const RECENT = 32;
-const CONNACK_TEXT = [
+const CONNACK_TEXT: readonly string[] = Object.freeze([
   "",
   "the broker does not accept this MQTT protocol level: try level 4 (3.1.1) or 3 (3.1)",
   "the broker rejected the client id",
@@ -107,15 +107,15 @@ const CONNACK_TEXT = [
   "bad user name or password: check the credentials (for UIoT Core, the DeviceSecret and the authmode in the user name)",
   // Not "the credentials are valid": Mosquitto answers a wrong password with 5 under 3.1.1.
   "not authorized: the broker refused this client: check the password (some brokers, Mosquitto among them, answer a wrong one with this code) and that the client may connect (device disabled, or not allowed)",
-];
-const REASON_TEXT: { [code: number]: string } = {
+]);
+const REASON_TEXT: { readonly [code: number]: string } = Object.freeze({
   0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error", 0x83: "implementation specific error",
   0x84: "unsupported protocol version", 0x85: "client identifier not valid", 0x86: "bad user name or password",
   0x87: "not authorized", 0x88: "server unavailable", 0x89: "server busy", 0x8a: "banned",
   0x8c: "bad authentication method", 0x90: "topic name invalid", 0x95: "packet too large", 0x97: "quota exceeded",
   0x99: "payload format invalid", 0x9a: "retain not supported", 0x9b: "QoS not supported", 0x9c: "use another server",
   0x9d: "server moved", 0x9f: "connection rate exceeded",
-};
+});
 
 export function connackMessage(code: number, level: ProtocolLevel): string {
   // A 3.1.1-only broker answers a 5.0 CONNECT with a 3.1.1 code (1: unacceptable protocol version).

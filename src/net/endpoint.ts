@@ -32,7 +32,7 @@ export interface TlsOptions {
 // ---- endpoint URLs ----
 
 /** Default ports, EMQX-style: 1883 plain, 8883 TLS, 8083 WebSocket, 8084 secure WebSocket. */
-export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = { mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084 };
+export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = Object.freeze({ mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084 });
 
 /** The WebSocket path when a ws:// or wss:// URL has none. */
 export const DEFAULT_WS_PATH = "/mqtt";
@@ -47,12 +47,12 @@ export interface ParseEndpointOptions {
   path?: string;
 }
 
-const SCHEMES: readonly Scheme[] = ["mqtt", "mqtts", "ws", "wss"];
+const SCHEMES: readonly Scheme[] = Object.freeze(["mqtt", "mqtts", "ws", "wss"] as const);
 
 /** Schemes people write that mean one of ours, with what to write instead. */
-const ALIASES: Record<string, string> = {
+const ALIASES: Readonly<Record<string, string>> = Object.freeze({
   tcp: "mqtt://", ssl: "mqtts://", tls: "mqtts://", mqtt5: "mqtt://", http: "ws://", https: "wss://",
-};
+});
 
 function invalid(message: string): NetError {
   return new NetError("INVALID_URL", message);

@@ -30,7 +30,7 @@ export type NetErrorCode =
   | "FRAME_TOO_LARGE";         // a WebSocket frame or message over the configured maximum
 
 /** What to do, per code: appended to the specific message by `netError`. */
-const HINTS: { [code in NetErrorCode]: string } = {
+const HINTS: { readonly [code in NetErrorCode]: string } = Object.freeze({
   INVALID_URL: "write it as mqtt://host:1883, mqtts://host:8883, ws://host:8083/mqtt or wss://host:8084/mqtt",
   INVALID_TLS_OPTIONS: "see TlsOptions in src/net/endpoint.ts",
   NETWORK_DOWN: "the client tries again when the network is back",
@@ -52,7 +52,7 @@ const HINTS: { [code in NetErrorCode]: string } = {
   WS_HANDSHAKE_FAILED: "check the URL's path (EMQX and Mosquitto: /mqtt) and that this port serves MQTT over WebSocket",
   WS_PROTOCOL_ERROR: "the server broke the WebSocket protocol (RFC 6455): report it to the broker's operator",
   FRAME_TOO_LARGE: "raise maxFrameSize, or keep the broker's messages smaller",
-};
+});
 
 export class NetError extends Error {
   // A field, defined on the instance: on XS Error.prototype is frozen, so assigning `this.name` would throw.

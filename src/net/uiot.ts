@@ -32,7 +32,7 @@ I8m1P/ceVO0RjNNBG0pDH9PH4OA7ikY81c63PBCQaYMKaiksCzs=
 `;
 
 /** UIoT Core serves MQTT over WebSocket on 80 (ws) and 443 (wss); pass as parseEndpoint's `ports`. */
-export const UIOT_PORTS: Readonly<Partial<Record<Scheme, number>>> = { ws: 80, wss: 443 };
+export const UIOT_PORTS: Readonly<Partial<Record<Scheme, number>>> = Object.freeze({ ws: 80, wss: 443 });
 
 /**
  * TLS options for a UIoT Core endpoint: the caller's, with the platform root as the CA when none is given.

@@ -48,7 +48,7 @@ const OPEN = 2;
 const DEAD = 3;
 
 /** Stands in until the inner connector has returned (it may call back before). */
-const NO_TRANSPORT: Transport = { read: () => undefined, write: () => false, close: () => {} };
+const NO_TRANSPORT: Transport = Object.freeze({ read: () => undefined, write: () => false, close: () => {} });
 
 /** Wraps a byte-stream Connector (TCP or TLS to the endpoint's host and port) into an MQTT-over-WebSocket one. */
 export function webSocketConnector(inner: Connector, endpoint: Endpoint, options: WebSocketOptions): Connector {

@@ -41,14 +41,14 @@ export class UiotError extends Error {
 }
 
 /** What the platform's documented return codes mean, in words a person can act on. */
-const RET_TEXT: { [code: number]: string } = {
+const RET_TEXT: { readonly [code: number]: string } = Object.freeze({
   0: "success",
   130: "server error on the platform: try again later",
   230: "the platform could not parse the request (bad JSON, or Method, State or Desired missing, or a non-numeric Version)",
   100026: "shadow version conflict: the shadow changed on the platform since this device last saw it",
   100027: "the device shadow is disabled for this product: enable it in the UIoT Core console",
   100040: "command timeout: the device did not answer within 5 s",
-};
+});
 
 export function retCodeText(code: number): string {
   return RET_TEXT[code] ?? "see the UIoT Core documentation for this code";

@@ -143,12 +143,12 @@ export class Identity {
 
 // ---- persistence in the host's config store (ESP32 `preference` names are at most 15 characters) ----
 
-export const CONFIG_KEYS = {
+export const CONFIG_KEYS = Object.freeze({
   productSN: "uiot_psn",
   deviceSN: "uiot_dsn",
   deviceSecret: "uiot_dsecret",
   productSecret: "uiot_psecret",
-} as const;
+} as const);
 
 /**
  * The identity kept in `config`: with the DeviceSecret when one is stored (authmode 1), else with the

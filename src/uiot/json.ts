@@ -11,7 +11,7 @@ export type Value = number | string | boolean | Date | null | readonly Value[] |
 export type Params = { readonly [identifier: string]: Value };
 
 /** Thing-model limits (UIoT Core documentation). */
-export const LIMITS = {
+export const LIMITS = Object.freeze({
   /** Properties per product, and so per post. */
   properties: 100,
   /** Parameters of one event or command (Output / Input). */
@@ -22,7 +22,7 @@ export const LIMITS = {
   arrayItems: 128,
   /** Nesting of structs and arrays. */
   depth: 8,
-} as const;
+} as const);
 
 /** Parses a payload as a JSON object; BAD_PAYLOAD (naming `what`, never quoting the payload) when it is not one. */
 export function parseObject(payload: Uint8Array, what: string): { [key: string]: unknown } {

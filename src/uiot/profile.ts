@@ -8,17 +8,17 @@ import type { Profile } from "../mqtt/profile";
 import type { Identity } from "./identity";
 import { TopicGuard } from "./topics";
 
-export const UIOT_KEEPALIVE: [number, number] = [30, 1200];
+export const UIOT_KEEPALIVE: readonly [number, number] = Object.freeze([30, 1200] as const);
 /** Seconds; the platform recommends 300 or more. */
 export const UIOT_DEFAULT_KEEPALIVE = 300;
 /** The device sends at most 30 PUBLISH packets (the platform's limit per second) in any window of this many ms. */
 export const UIOT_PUBLISH_WINDOW = 1250;
 
 /** The platform's MQTT hosts (TLS on 8883, TCP on 1883). */
-export const UIOT_HOSTS = {
+export const UIOT_HOSTS = Object.freeze({
   "cn-sh2": "mqtt-cn-sh2.iot.ucloud.cn",
   "cn-gd": "mqtt-cn-gd.iot.ucloud.cn",
-} as const;
+} as const);
 
 /**
  * The rules of UIoT Core for the device `productSN`/`deviceSN`: keepalive 30..1200 s, no will, no retain
@@ -37,7 +37,7 @@ export function uiotProfile(productSN: string, deviceSN: string): Profile {
  */
 class UiotProfile extends TopicGuard implements Profile {
   declare readonly name: string;
-  declare readonly keepalive: [number, number];
+  declare readonly keepalive: readonly [number, number];
   declare readonly will: boolean;
   declare readonly retain: boolean;
   declare readonly maxSubscriptions: number;

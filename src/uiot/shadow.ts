@@ -46,7 +46,7 @@ export interface ShadowRequestOptions {
 }
 
 const GET = 0, UPDATE = 1, DELETE = 2;
-const METHOD = ['{"Method":"get"}', '{"Method":"update","State":', '{"Method":"delete","State":'];
+const METHOD: readonly string[] = Object.freeze(['{"Method":"get"}', '{"Method":"update","State":', '{"Method":"delete","State":']);
 const CONFLICT = 100026;
 
 interface Op {

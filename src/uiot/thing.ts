@@ -71,9 +71,9 @@ export const FAILED: RetCode = -1;
 /** How long the platform waits for a synchronous command's reply. */
 export const COMMAND_WINDOW = 5000;
 
-const Q1 = { qos: 1 as const };
+const Q1 = Object.freeze({ qos: 1 as const });
 const POST = 1, RESTORE = 2, DESIRED_GET = 3, DESIRED_DELETE = 4, EVENT = 5, TEMPLATE = 6;
-const WHAT = ["", "property post", "property restore", "desired get", "desired delete", "event post", "template get"];
+const WHAT: readonly string[] = Object.freeze(["", "property post", "property restore", "desired get", "desired delete", "event post", "template get"]);
 
 interface Pending {
   kind: number;
@@ -90,7 +90,7 @@ interface Running {
   deadline: number;
 }
 
-const S = {
+const S = Object.freeze({
   shadowUpstream: "shadow/upstream",
   shadowGet: "shadow/get",
   shadowDownstream: "shadow/downstream",
@@ -111,7 +111,7 @@ const S = {
   commandReply: "tmodel/command_reply/",
   template: "tmodel/template/get",
   templateReply: "tmodel/template/get_reply",
-} as const;
+} as const);
 
 /** The system topics the thing reads: thing-model replies route to their request kind (1..6). */
 const R_SHADOW = 7, R_SHADOW_GET = 8, R_SET = 9, R_COMMAND = 10;
