@@ -182,7 +182,12 @@ export class Client implements SessionHost {
 
   connected(connack: ConnackPacket): void {
     this.connectedAt = this.clock.now();
-    this.call(() => this.onConnect({ sessionPresent: connack.sessionPresent, connack }), "onConnect");
+    // no closure and no call() between the session and the handler: it runs two frames less deep on the XS stack
+    try {
+      this.onConnect({ sessionPresent: connack.sessionPresent, connack });
+    } catch (e) {
+      this.error(new MqttError("CALLBACK_ERROR", `the application's onConnect handler threw: ${String(e)}`, e));
+    }
   }
 
   message(message: Message): unknown {

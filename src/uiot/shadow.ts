@@ -274,11 +274,14 @@ export class Shadow {
     if (this.inflight && this.queue.length >= this.max)
       return Promise.reject(new UiotError("BUSY", `${what}: ${this.queue.length} shadow requests already wait behind the one in flight (the platform's shadow takes one at a time): wait for them, or raise shadowQueue`));
     const timeout = options?.timeout ?? this.host.timeout;
-    return new Promise((resolve, reject) => {
-      const op: Op = { method, state, reset, what, retried: false, clears, accepts, sentAt: 0, timeout, deadline: 0, resolve, reject };
-      if (this.inflight) this.queue.push(op);
-      else this.send(op);
+    let op: Op | undefined;
+    const promise = new Promise((resolve, reject) => {
+      op = { method, state, reset, what, retried: false, clears, accepts, sentAt: 0, timeout, deadline: 0, resolve, reject };
     });
+    // sent after the Promise's executor has returned: two frames less on the XS stack under the publish
+    if (this.inflight) this.queue.push(op as Op);
+    else this.send(op as Op);
+    return promise;
   }
 
   private send(op: Op): void {

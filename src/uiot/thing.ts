@@ -345,18 +345,23 @@ export class Thing {
       return Promise.reject(e);
     }
     const timeout = options?.timeout ?? this.timeout;
-    return new Promise((resolve, reject) => {
-      const p: Pending = { kind, what, timeout, deadline: this.clock.now() + timeout, resolve, reject };
-      pending.set(id, p);
-      this.publish(this.base + suffix, payload, (e) => {
-        if (pending.get(id) === p) {
-          pending.delete(id);
-          reject(e);
-          this.arm();
-        }
-      });
-      this.arm();
+    // The message is published after the Promise's executor has returned, not from inside it: two frames less on
+    // the XS stack under a publish, which is where the firmware's deepest stack is.
+    let p: Pending | undefined;
+    const promise = new Promise((resolve, reject) => {
+      p = { kind, what, timeout, deadline: this.clock.now() + timeout, resolve, reject };
     });
+    const entry = p as Pending;
+    pending.set(id, entry);
+    this.publish(this.base + suffix, payload, (e) => {
+      if (pending.get(id) === entry) {
+        pending.delete(id);
+        entry.reject(e);
+        this.arm();
+      }
+    });
+    this.arm();
+    return promise;
   }
 
   private nextId(): string {
