@@ -123,7 +123,7 @@ describe("console", () => {
     const cloud = await startCloud({
       products: [{ productSN: PSN, productSecret: "productsecret001" }],
       devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }],
-      tls: { cert: certs.server.cert, key: certs.server.key },
+      tls: { cert: certs.server.chain, key: certs.server.key },
     });
     await onCurrentTestEnd(() => cloud.close());
     expect(cloud.tlsUrl).toBe(`mqtts://127.0.0.1:${cloud.tlsPort}`);

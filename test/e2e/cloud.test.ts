@@ -415,7 +415,7 @@ describe("device layer against the emulated UIoT Core", () => {
 
   it("logs in over TLS with the CA given; with only the platform's root CA (the default) the emulator's certificate is refused", async () => {
     const certs = await getTestCerts();
-    const cloud = await e2eCloud({ tls: { cert: certs.server.cert, key: certs.server.key } });
+    const cloud = await e2eCloud({ tls: { cert: certs.server.chain, key: certs.server.key } });
     const endpoint = parseEndpoint(`mqtts://localhost:${cloud.tlsPort}`);
     const logs: string[] = [];
     const log = (level: string, message: string) => void logs.push(`${level}: ${message}`);

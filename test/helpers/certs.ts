@@ -39,7 +39,8 @@ export interface CertPair {
 export interface TestCerts {
   dir: string;
   ca: CertPair & { /** The CA certificate in DER, as a device wants it. */ der: Uint8Array };
-  server: CertPair;
+  /** `chain`: the leaf then the CA, what a real server sends (the SDK's TLS checks the host name only on a chain). */
+  server: CertPair & { chain: string };
   wrongHost: CertPair;
   expired: CertPair;
   client: CertPair;
@@ -172,7 +173,7 @@ function load(dir: string): TestCerts {
   return {
     dir,
     ca: { ...ca, der: new Uint8Array(new X509Certificate(ca.cert).raw) },
-    server: pair("server"),
+    server: { ...pair("server"), chain: pair("server").cert + ca.cert },
     wrongHost: pair("wrongHost"),
     expired: pair("expired"),
     client: pair("client"),

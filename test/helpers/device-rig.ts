@@ -56,7 +56,7 @@ export async function tlsCloudWith(cleanups: Cleanups): Promise<{ cloud: Cloud; 
   const cloud = await startCloud({
     products: [{ productSN: PSN, productSecret: PRODUCT_SECRET }],
     devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: DEVICE_SECRET }],
-    tls: { cert: certs.server.cert, key: certs.server.key },
+    tls: { cert: certs.server.chain, key: certs.server.key },
   });
   cleanups.push(() => cloud.close());
   return { cloud, url: cloud.tlsUrl!.replace("127.0.0.1", "localhost"), ca: certs.ca.cert };

@@ -55,6 +55,11 @@ export const UIOT_LIMITS: Readonly<CloudLimits> = Object.freeze({
 });
 
 export interface CloudTls {
+  /**
+   * The server's certificate chain in PEM, the leaf first, then the CA certificates up to the root, as the real
+   * platform sends it. A leaf alone works with Node and OpenSSL clients but not with the Moddable SDK's TLS, which
+   * checks the host name only while it verifies a chain of two or more.
+   */
   cert: string | Buffer;
   key: string | Buffer;
   /** CA of client certificates, for mutual TLS with requestCert. */
