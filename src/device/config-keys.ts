@@ -26,6 +26,8 @@ export const CONFIG_KEYS = Object.freeze({
    */
   wifiSsid: "wifi.ssid",
   wifiPassword: "wifi.password",
+  /** MQTT keepalive in seconds (optional; default 300): whole seconds, 30..1200 as UIoT Core allows. */
+  keepalive: "uiot_keepalive",
 } as const);
 
 /** How many parts a CA may be cut into (CONFIG_KEYS.caCert, then caCert + "1" ... caCert + "7"). */

@@ -20,6 +20,7 @@ import { derToPem, pemToDer } from "../net/pem";
 import { UIOT_PORTS } from "../net/uiot";
 import { UiotError } from "../uiot/errors";
 import { CONFIG_KEYS as IDENTITY_KEYS, loadIdentity, type Identity } from "../uiot/identity";
+import { UIOT_KEEPALIVE } from "../uiot/profile";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, caPartKey } from "./config-keys";
 import type { KeyValueStore } from "./host";
 
@@ -53,6 +54,8 @@ export interface DeviceConfig {
   /** `{ ca }` when CA certificates were provisioned; otherwise undefined (the UIoT profile uses the platform root). */
   tls?: TlsOptions;
   wifi?: WifiConfig;
+  /** MQTT keepalive in seconds, when provisioned (CONFIG_KEYS.keepalive); otherwise the UIoT default. */
+  keepalive?: number;
 }
 
 export type LoadDeviceConfigResult = { ok: true; config: DeviceConfig } | { ok: false; message: string };
@@ -127,13 +130,16 @@ export function checkCaPem(text: unknown): string[] {
   });
 }
 
-/** The CA certificates as the values of caPartKey(0), caPartKey(1), ...; throws ConfigError "CA" when too large. */
-export function caParts(pems: readonly string[]): string[] {
+/**
+ * The CA certificates as the values of caPartKey(0), caPartKey(1), ...; throws ConfigError "CA" when too large.
+ * `partBytes`: the largest value the device's store takes (ESP32 4000, the default; ESP8266 256).
+ */
+export function caParts(pems: readonly string[], partBytes = CONFIG_VALUE_MAX_BYTES): string[] {
   const text = pems.join("");
   const parts: string[] = [];
-  for (let at = 0; at < text.length; at += CONFIG_VALUE_MAX_BYTES) parts.push(text.slice(at, at + CONFIG_VALUE_MAX_BYTES)); // PEM is ASCII
+  for (let at = 0; at < text.length; at += partBytes) parts.push(text.slice(at, at + partBytes)); // PEM is ASCII
   if (parts.length > CA_MAX_PARTS)
-    throw new ConfigError("CA", `the CA certificates take ${text.length} bytes as PEM; the device keeps at most ${CA_MAX_PARTS * CONFIG_VALUE_MAX_BYTES} (${CA_MAX_PARTS} values of ${CONFIG_VALUE_MAX_BYTES}): give only the root or intermediate the broker's certificate chains to`);
+    throw new ConfigError("CA", `the CA certificates take ${text.length} bytes as PEM; the device keeps at most ${CA_MAX_PARTS * partBytes} (${CA_MAX_PARTS} values of ${partBytes}): give only the root or intermediate the broker's certificate chains to`);
   return parts;
 }
 
@@ -272,7 +278,15 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
         return problem(`${e.message} (${e.field === "Wi-Fi SSID" ? CONFIG_KEYS.wifiSsid : CONFIG_KEYS.wifiPassword})`);
       }
     }
+    let keepalive: number | undefined;
+    const ka = get(CONFIG_KEYS.keepalive);
+    if (ka !== undefined) {
+      keepalive = /^\d{1,4}$/.test(ka) ? Number(ka) : -1;
+      if (keepalive < UIOT_KEEPALIVE[0] || keepalive > UIOT_KEEPALIVE[1])
+        return problem(`the keepalive must be whole seconds from ${UIOT_KEEPALIVE[0]} to ${UIOT_KEEPALIVE[1]} (UIoT Core's range), not ${JSON.stringify(oneLine(ka).slice(0, 12))} (${CONFIG_KEYS.keepalive})`);
+    }
     const config: DeviceConfig = { identity, url, endpoint };
+    if (keepalive !== undefined) config.keepalive = keepalive;
     if (tls) config.tls = tls;
     if (wifi) config.wifi = wifi;
     return { ok: true, config };
