@@ -64,6 +64,17 @@ describe("manifest.json", () => {
     expect(top.platforms?.["..."]?.error).toMatch(/-p esp32.*-p esp/);
   });
 
+  // The SDK's `preference` is a JavaScript class (modules/files/preference/preference.js) over a native part, and
+  // every target's main.ts imports it. The ESP32 device manifest includes modules/files/preference/manifest.json;
+  // the ESP8266 one maps only the native part, and the desktop none: their fragments include it. Without it the
+  // ESP8266 image still links (main is not preloaded) and fails at start-up ("preference" not found).
+  it("esp and the desktop platforms include the SDK's preference manifest (the esp32 device manifest does)", () => {
+    for (const platform of ["esp", "lin", "mac", "win"]) {
+      const sub = read(top.platforms?.[platform]?.include as string);
+      expect([sub.include ?? []].flat(), platform).toContain("$(MODDABLE)/modules/files/preference/manifest.json");
+    }
+  });
+
   for (const [platform, sdk] of PLATFORMS) {
     it(`${platform}: main, preloads and every import resolve`, () => {
       const include = top.platforms?.[platform]?.include as string;
