@@ -191,6 +191,8 @@ export class Session implements PacketSink {
   private heldMore: (Message | number)[] | null = null;
   /** Connections lost so far: a handler that closes the client or drops the link stops the hand-over. */
   private losses = 0;
+  /** Inside handOver(): what is queued is written when it ends. */
+  private handing = false;
 
   constructor(options: SessionOptions, host: SessionHost) {
     const profile = options.profile ?? GENERIC;
@@ -279,28 +281,29 @@ export class Session implements PacketSink {
     if (error) this.host.drop(error instanceof MqttError ? error : new MqttError("PROTOCOL_ERROR", String(error), error));
   }
 
-  /** Hands what the last chunk brought to the application, in the order it came. */
+  /**
+   * Hands what the last chunk brought to the application, in the order it came. What the handlers send (their
+   * publishes, the PUBACKs) is written once they are all done: the socket's write then runs from here, not from
+   * under a handler's publish, which is where the firmware's stack was deepest.
+   */
   private handOver(now: number): void {
     const losses = this.losses, connack = this.heldConnack, msg = this.heldMsg, more = this.heldMore;
     this.heldConnack = this.heldMsg = null;
-    if (connack) {
-      this.host.connected(connack);
-      if (this.losses !== losses) return this.forget(more);
-      this.flush(now);
+    this.handing = true;
+    if (connack) this.host.connected(connack);
+    if (msg && this.losses === losses) {
+      this.handle(msg, this.heldId, now);
+      if (more && more.length) {
+        this.heldMore = null; // a handler that publishes cannot add to it (only a socket callback brings messages)
+        for (let i = 0; i < more.length && this.losses === losses; i += 2) this.handle(more[i] as Message, more[i + 1] as number, now);
+      }
     }
-    if (!msg) return;
-    this.handle(msg, this.heldId, now);
-    if (!more || !more.length) return;
-    this.heldMore = null; // a handler that publishes cannot add to it (only a socket callback brings messages)
-    for (let i = 0; i < more.length && this.losses === losses; i += 2) this.handle(more[i] as Message, more[i + 1] as number, now);
-    this.forget(more);
-  }
-
-  /** Empties the list of further held messages and keeps it for the next burst. */
-  private forget(more: (Message | number)[] | null): void {
-    if (!more) return;
-    more.length = 0;
-    this.heldMore = more;
+    if (more) {
+      more.length = 0;
+      this.heldMore = more; // kept for the next burst
+    }
+    this.handing = false;
+    this.flush(now);
   }
 
   /** The connection is gone (whatever the reason): keep everything that must be resent on the next one. */
@@ -371,7 +374,7 @@ export class Session implements PacketSink {
 
   /** The transport can take bytes again (or something was queued): send what waits, in order. */
   flush(now: number): void {
-    if (this.state !== CONNECTED) return;
+    if (this.state !== CONNECTED || this.handing) return;
     const ctl = this.ctl;
     while (ctl.length) {
       if (!this.write(ctl[0], now)) return;
