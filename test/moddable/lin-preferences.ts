@@ -3,9 +3,10 @@
 // toString()). Tests provision the real firmware by writing this file with the firmware's own PreferenceStore, and
 // read back what the firmware stored (the DeviceSecret after dynamic registration).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import type { ChipProfile } from "../../hosts/moddable/chips";
 import { PreferenceStore, type Preferences } from "../../hosts/moddable/preference-store";
-import { DESKTOP } from "../../hosts/moddable/chips";
-import { PREFERENCE_DOMAIN } from "../../src/device/config-keys";
+import { caParts } from "../../src/device/config";
+import { caPartKey, CONFIG_KEYS, PREFERENCE_DOMAIN } from "../../src/device/config-keys";
 
 type Entry = string | number | boolean | { buffer: string };
 
@@ -41,7 +42,29 @@ export class LinPreferenceFile implements Preferences {
   }
 }
 
-/** The firmware's config store in the preference file at `path` (what hosts/moddable/host.ts reads on the desktop). */
-export function linConfigStore(path: string): PreferenceStore {
-  return new PreferenceStore(new LinPreferenceFile(path), { domain: PREFERENCE_DOMAIN, limits: DESKTOP.preference, maxValueBytes: DESKTOP.maxConfigValue });
+/** The firmware's config store in the preference file at `path`, with `chip`'s limits (what hosts/moddable/host.ts reads). */
+export function linConfigStore(path: string, chip: ChipProfile): PreferenceStore {
+  return new PreferenceStore(new LinPreferenceFile(path), { domain: PREFERENCE_DOMAIN, limits: chip.preference, maxValueBytes: chip.maxConfigValue });
+}
+
+export interface Provisioning {
+  productSN: string;
+  deviceSN: string;
+  deviceSecret?: string;
+  productSecret?: string;
+  url: string;
+  /** PEM CA certificates, cut into parts of at most what one of the chip's values holds. */
+  ca?: string;
+}
+
+/** Writes a device's configuration into the preference file at `path`, as provisioning would for `chip`. */
+export function provisionLin(path: string, chip: ChipProfile, p: Provisioning): PreferenceStore {
+  const store = linConfigStore(path, chip);
+  store.set(CONFIG_KEYS.productSN, p.productSN);
+  store.set(CONFIG_KEYS.deviceSN, p.deviceSN);
+  if (p.deviceSecret) store.set(CONFIG_KEYS.deviceSecret, p.deviceSecret);
+  if (p.productSecret) store.set(CONFIG_KEYS.productSecret, p.productSecret);
+  store.set(CONFIG_KEYS.brokerUrl, p.url);
+  if (p.ca) caParts([p.ca], chip.maxConfigValue).forEach((part, i) => store.set(caPartKey(i), part));
+  return store;
 }
