@@ -79,7 +79,24 @@ const CONNECTING = 3;
 const OPEN = 4;
 const DEAD = 5;
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+/**
+ * Four dot-separated groups of 1 to 3 digits: an address the TCP socket takes as it is. A loop, not a RegExp: it runs
+ * at every dial, and XS's RegExp exec crashed (SIGSEGV in fx_RegExp_prototype_exec) on a dial from a timer in the
+ * desktop build under the ESP8266's small, often collected heaps (the keepalive scenario of test/moddable).
+ */
+export function isIPv4(s: string): boolean {
+  let groups = 0, digits = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++digits > 3) return false;
+    } else if (c === 46 && digits > 0 && groups < 3) {
+      groups++;
+      digits = 0;
+    } else return false;
+  }
+  return groups === 3 && digits > 0;
+}
 
 const ALERTS: Readonly<Record<number, string>> = Object.freeze({
   10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow", 40: "handshake_failure", 42: "bad_certificate",
@@ -101,6 +118,29 @@ export interface TlsFailure {
   clockValid: boolean;
 }
 
+// No RegExp here: these run on failures, often under memory pressure, and XS's RegExp exec on a preloaded RegExp
+// can crash when a collection runs inside it (see isIPv4).
+
+/** The description of "alert: <level>, <description>" (the TLS engine's message for an alert), or -1. */
+function alertNumber(m: string): number {
+  if (!m.startsWith("alert: ")) return -1;
+  const comma = m.indexOf(", ", 7);
+  if (comma < 8) return -1;
+  let n = 0, i = comma + 2;
+  const from = i;
+  for (; i < m.length && i < from + 3; i++) {
+    const c = m.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    n = n * 10 + c - 48;
+  }
+  return i > from ? n : -1;
+}
+
+function has(m: string, ...words: string[]): boolean {
+  for (let i = 0; i < words.length; i++) if (m.indexOf(words[i]) >= 0) return true;
+  return false;
+}
+
 function text(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
   return m.length > 160 ? m.slice(0, 160) : m;
@@ -112,9 +152,8 @@ export function describeTlsException(e: unknown, f: TlsFailure): NetError {
   const where = hostPort(f.endpoint.host, f.endpoint.port);
   const url = formatEndpoint(f.endpoint);
   const m = text(e);
-  const alert = /^alert: (\d+), (\d+)/.exec(m);
-  if (alert) {
-    const n = Number(alert[2]);
+  const n = alertNumber(m);
+  if (n >= 0) {
     const name = `alert ${n}${ALERTS[n] ? ` ${ALERTS[n]}` : ""}`;
     if (f.open) return netError("CLOSED", `${url}: the broker ended the TLS session (${name})`, e);
     if (n === 116) return netError("TLS_CLIENT_CERT_REQUIRED", `${where} requires a client certificate (${name})`, e);
@@ -132,8 +171,8 @@ export function describeTlsException(e: unknown, f: TlsFailure): NetError {
   }
   if (m.indexOf("date validation failed") >= 0)
     return netError("TLS_EXPIRED", `a certificate (the CA in tls.ca or one from ${where}) is not valid at ${new Date(f.now).toISOString()}`, e);
-  if (/unsupp?oo?rted cipher|unsupported compression/.test(m)) return netError("TLS_HANDSHAKE_FAILED", `${where} chose a cipher suite this build does not offer (${m})`, e);
-  if (/unsupported algorithm|unsupported curve|invalid curve|unimplemented/.test(m))
+  if (has(m, "unsupported cipher", "unsuported cipher", "unsupoorted cipher", "unsuppoorted cipher", "unsupported compression")) return netError("TLS_HANDSHAKE_FAILED", `${where} chose a cipher suite this build does not offer (${m})`, e);
+  if (has(m, "unsupported algorithm", "unsupported curve", "invalid curve", "unimplemented"))
     return netError("TLS_HANDSHAKE_FAILED", `${where} uses an algorithm the device's TLS stack lacks (${m})`, e);
   if (f.open) return netError("CLOSED", `${url}: the TLS session failed (${m})`, e);
   return netError("TLS_HANDSHAKE_FAILED", `TLS with ${where} failed: ${m}`, e);
@@ -310,7 +349,7 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
     const host = this.d.endpoint.host;
     if (host.indexOf(":") >= 0)
       return this.fail(netError("UNREACHABLE", `${formatEndpoint(this.d.endpoint)}: this device's TCP socket (embedded:io/socket/tcp) takes IPv4 addresses only`));
-    if (IPV4.test(host)) return this.connect(host);
+    if (isIPv4(host)) return this.connect(host);
     if (host === "localhost") return this.connect("127.0.0.1"); // Net.resolve does not know it on every platform
     this.phase = RESOLVING;
     try {
@@ -318,7 +357,7 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
         if (this.phase !== RESOLVING) return; // closed meanwhile: the lookup cannot be cancelled
         try {
           if (!address) this.fail(netError("DNS_FAILED", `cannot resolve the host name "${host}"`));
-          else if (!IPV4.test(address)) this.fail(netError("UNREACHABLE", `"${host}" resolved to ${address}, not an IPv4 address, which this device's TCP socket needs`));
+          else if (!isIPv4(address)) this.fail(netError("UNREACHABLE", `"${host}" resolved to ${address}, not an IPv4 address, which this device's TCP socket needs`));
           else this.connect(address);
         } catch (e) {
           this.crash(e);

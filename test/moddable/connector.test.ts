@@ -582,4 +582,13 @@ describe("describeTlsException", () => {
       expect(e).toBeInstanceOf(NetError);
       expect(e.code).toBe(expected);
     });
+  it("names the alert it parsed, and the cause it recognised, in the message", () => {
+    expect(describeTlsException(new Error("alert: 2, 40"), f).message).toMatch(/\(alert 40\b/);
+    expect(describeTlsException(new Error("alert: 2, 112"), f).message).toMatch(/does not serve the name.*alert 112/);
+    expect(describeTlsException(new Error("alert: x, y"), f).message).toMatch(/^TLS with b\.example\.com:8883 failed: alert: x, y: /);
+    for (const m of ["handshake: unsuppoorted cipher", "handshake: unsupported cipher", "unsuported cipher 0x1301", "unsupported compression"])
+      expect(describeTlsException(new Error(m), f).message, m).toMatch(/chose a cipher suite this build does not offer/);
+    for (const m of ["unsupported curve", "invalid curve", "unsupported algorithm: sha3", "unimplemented"])
+      expect(describeTlsException(new Error(m), f).message, m).toMatch(/uses an algorithm the device's TLS stack lacks/);
+  });
 });

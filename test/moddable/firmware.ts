@@ -179,12 +179,16 @@ export function runFirmware(build: Build, dir: string, display: Display): Run {
   });
   const mcsim = join(build.sdk, "build", "bin", "lin", "release", "mcsim");
   // stdbuf: mcsim's stdout is a pipe here, and what the firmware traces must arrive as it is printed
-  const child = spawnTied("stdbuf", ["-o0", "-e0", mcsim, join(build.sdk, "build", "simulators"), build.library], { cwd: dir, env });
+  const args = [mcsim, join(build.sdk, "build", "simulators"), build.library];
+  // UIOT_MCSIM_GDB=1: under gdb, which prints the native stack if mcsim crashes
+  const child = process.env.UIOT_MCSIM_GDB
+    ? spawnTied("stdbuf", ["-o0", "-e0", "gdb", "-batch", "-ex", "run", "-ex", "bt 40", "--args", ...args], { cwd: dir, env })
+    : spawnTied("stdbuf", ["-o0", "-e0", ...args], { cwd: dir, env });
   const lines: string[] = [];
   const samples: Sample[] = [];
   let columns: string[] = [];
   let abort: string | undefined;
-  let exited = false;
+  let exited: string | undefined;
   let partial = "";
   const sampleWaiters: (() => void)[] = [];
   const onLine = (line: string): void => {
@@ -208,7 +212,7 @@ export function runFirmware(build: Build, dir: string, display: Display): Run {
   };
   child.stdout!.setEncoding("utf8").on("data", onData);
   child.stderr!.setEncoding("utf8").on("data", onData);
-  child.once("exit", () => (exited = true));
+  child.once("exit", (code, signal) => (exited = signal ? `killed by ${signal}` : `exit code ${code}`));
   const log = () => lines.filter((l) => /^\[(debug|info|warn|error)\] /.test(l));
   return {
     lines,
@@ -221,7 +225,7 @@ export function runFirmware(build: Build, dir: string, display: Display): Run {
         if (abort) throw new Error(abort);
         const hit = log().find((l) => pattern.test(l));
         if (hit) return hit;
-        if (exited) throw new Error("mcsim exited");
+        if (exited) throw new Error(`mcsim ended (${exited})`);
         return undefined;
       }, { timeoutMs, message: `the firmware to log ${pattern}; it logged:\n${lines.filter((l) => !l.startsWith("instruments")).join("\n")}` }).catch((e: Error) => {
         throw e.cause instanceof Error ? new Error(`${e.cause.message}; the firmware logged:\n${lines.filter((l) => !l.startsWith("instruments")).join("\n")}`) : e;
