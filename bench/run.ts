@@ -28,8 +28,9 @@ import * as xsSize from "./xs-size";
 import * as client from "./client";
 import * as xs from "./xs";
 import * as xsPeer from "./xs-peer";
+import * as moddableImage from "./moddable-image";
 
-const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, xsSize, client, xs, xsPeer];
+const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, xsSize, client, xs, xsPeer, moddableImage];
 
 interface Result extends Line {
   ratio?: number;

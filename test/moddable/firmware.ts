@@ -136,6 +136,12 @@ export interface Sample {
   /** Slot heap in use, in slots; chunk heap in use, in bytes (64-bit sizes: a 32-bit board's are smaller). */
   slots: number;
   chunks: number;
+  /**
+   * What XS has taken so far (it grows a heap only when a collection leaves too little free): slots, and chunk
+   * bytes. On a board with `creation.static` this, with the stack, is what comes out of the static block.
+   */
+  slotsReserved: number;
+  chunksReserved: number;
 }
 
 export interface Run {
@@ -198,7 +204,10 @@ export function runFirmware(build: Build, dir: string, display: Display): Run {
       const v = line.slice(VALUES.length).split(",").map(Number);
       const at = (name: string) => v[columns.indexOf(name)];
       const slotSize = at("Stack available") / build.creation.stack;
-      samples.push({ stack: Math.round(at("Stack used") / slotSize), slots: Math.round(at("Slot used") / slotSize), chunks: at("Chunk used") });
+      samples.push({
+        stack: Math.round(at("Stack used") / slotSize), slots: Math.round(at("Slot used") / slotSize), chunks: at("Chunk used"),
+        slotsReserved: Math.round(at("Slot available") / slotSize), chunksReserved: at("Chunk available"),
+      });
       for (const w of sampleWaiters.splice(0)) w();
     } else if (line.startsWith("XS abort")) abort ??= line;
   };
