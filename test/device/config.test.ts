@@ -78,6 +78,15 @@ describe("loadDeviceConfig: a good store", () => {
     expect(r.config.wifi).toEqual({ ssid: "office", password: WIFI });
   });
 
+  it("a keepalive, when one is stored", () => {
+    const none = loadDeviceConfig(new Store(base()));
+    expect(none.ok && none.config.keepalive).toBeUndefined();
+    for (const [v, n] of [["30", 30], ["300", 300], ["1200", 1200]] as const) {
+      const r = loadDeviceConfig(new Store({ ...base(), [K.keepalive]: v }));
+      expect(r.ok && r.config.keepalive, v).toBe(n);
+    }
+  });
+
   it("an open network (SSID, empty password)", () => {
     const r = loadDeviceConfig(new Store({ ...base(), [K.wifiSsid]: "cafe", [K.wifiPassword]: "" }), { requireWifi: true });
     expect(r.ok && r.config.wifi).toEqual({ ssid: "cafe", password: "" });
@@ -113,6 +122,10 @@ describe("loadDeviceConfig: one clear message for what is missing or wrong", () 
     delete s[K.brokerUrl];
     expect(fails(s)).toMatch(/the broker URL is missing.*\(uiot_url\)/);
     expect(fails({ ...base(), [K.brokerUrl]: "tcp://x:1883" })).toMatch(/write mqtt:\/\/.*\(uiot_url\)/);
+  });
+  it("a keepalive outside UIoT Core's 30..1200 s, or not whole seconds", () => {
+    for (const v of ["29", "1201", "0", "-5", "30.5", "abc", "99999", " 60"])
+      expect(fails({ ...base(), [K.keepalive]: v }), v).toMatch(/the keepalive must be whole seconds from 30 to 1200 .*\(uiot_keepalive\)/);
   });
   it("a CA with a plain URL, a damaged CA", () => {
     expect(fails({ ...base(), [K.brokerUrl]: "mqtt://h:1883", [K.caCert]: UIOT_ROOT_CA_PEM })).toMatch(/a CA is stored .* does not use TLS/);
@@ -180,6 +193,15 @@ describe("the rules", () => {
     expect(parts.every((p) => p.length <= CONFIG_VALUE_MAX_BYTES)).toBe(true);
     expect(parts.join("")).toBe(many.slice(0, 20).join(""));
     expect(rule(() => caParts(many)).message).toMatch(/at most 32000/);
+  });
+
+  it("CA: in parts of an ESP8266's 256-byte values, at most 8 of them (2048 bytes)", () => {
+    const one = checkCaPem(UIOT_ROOT_CA_PEM)[0];
+    const parts = caParts([one], 256);
+    expect(parts.length).toBe(Math.ceil(one.length / 256));
+    expect(parts.every((p) => p.length <= 256)).toBe(true);
+    expect(parts.join("")).toBe(one);
+    expect(rule(() => caParts([one, one], 256)).message).toMatch(/keeps at most 2048 \(8 values of 256\)/);
   });
 
   it("Wi-Fi SSID: 1..32 bytes, no control characters", () => {
