@@ -24,8 +24,39 @@ export const LIMITS = Object.freeze({
   depth: 8,
 } as const);
 
-/** Parses a payload as a JSON object; BAD_PAYLOAD (naming `what`, never quoting the payload) when it is not one. */
+/**
+ * Deepest nesting of objects and arrays accepted in a payload from the platform: the thing model's 8 levels of
+ * structs and arrays, the envelope around them (Property, the identifier, Value) and room to spare. XS parses JSON
+ * recursively on its own stack, which a board keeps small: about 3,900 levels end the whole engine (no `try`
+ * catches that), a board's stack far fewer.
+ */
+export const MAX_PAYLOAD_DEPTH = 16;
+
+/**
+ * Throws BAD_PAYLOAD when the JSON text in `payload` nests objects and arrays deeper than `max`: one pass over the
+ * bytes, before anything is parsed. Brackets inside strings do not count (UTF-8 keeps every byte of a multi-byte
+ * character above 0x7f, so none is mistaken for one).
+ */
+export function checkDepth(payload: Uint8Array, what: string, max = MAX_PAYLOAD_DEPTH): void {
+  let depth = 0, inString = false;
+  for (let i = 0; i < payload.length; i++) {
+    const c = payload[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next byte is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) throw new UiotError("BAD_PAYLOAD", `${what}: the ${payload.length}-byte payload nests objects and arrays deeper than ${max} levels: not parsed`);
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+}
+
+/**
+ * Parses a payload as a JSON object; BAD_PAYLOAD (naming `what`, never quoting the payload) when it is not one, or
+ * when it nests deeper than MAX_PAYLOAD_DEPTH.
+ */
 export function parseObject(payload: Uint8Array, what: string): { [key: string]: unknown } {
+  checkDepth(payload, what);
   let v: unknown;
   try {
     v = JSON.parse(decodeUtf8(payload, 0, payload.length));

@@ -382,11 +382,20 @@ export class Shadow {
 
 /** Deep equality of two JSON values, ignoring the order of object keys. */
 function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
-  const x = a as { [key: string]: unknown }, y = b as { [key: string]: unknown };
-  const keys = Object.keys(x);
-  if (keys.length !== Object.keys(y).length) return false;
-  for (let i = 0; i < keys.length; i++) if (!Object.prototype.hasOwnProperty.call(y, keys[i]) || !sameJson(x[keys[i]], y[keys[i]])) return false;
+  // A loop over pairs still to compare, not recursion: the depth of what the platform sends is bounded
+  // (MAX_PAYLOAD_DEPTH), but each level of recursion would cost XS stack a board does not have.
+  const pairs: unknown[] = [a, b];
+  while (pairs.length) {
+    const y = pairs.pop(), x = pairs.pop();
+    if (x === y) continue;
+    if (typeof x !== "object" || typeof y !== "object" || x === null || y === null || Array.isArray(x) !== Array.isArray(y)) return false;
+    const p = x as { [key: string]: unknown }, q = y as { [key: string]: unknown };
+    const keys = Object.keys(p);
+    if (keys.length !== Object.keys(q).length) return false;
+    for (let i = 0; i < keys.length; i++) {
+      if (!Object.prototype.hasOwnProperty.call(q, keys[i])) return false;
+      pairs.push(p[keys[i]], q[keys[i]]);
+    }
+  }
   return true;
 }

@@ -184,3 +184,16 @@ describe("Shadow", () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+describe("what a device cannot do to the cloud", () => {
+  it("survives shadow updates and gets nested 10,000 levels deep: answered as bad requests, and the next update works", async () => {
+    const cloud = await testCloud({ now: () => NOW });
+    const device = await shadowDevice(await login(cloud));
+    const deep = '{"a":'.repeat(10000) + "1" + "}".repeat(10000);
+    const reply = await device.request("shadow/upstream", `{"Method":"update","State":{"Reported":${deep}},"Version":0}`, "shadow/downstream");
+    expect(JSON.parse(reply).Payload.RetCode).not.toBe(0);
+    expect(JSON.parse(await get(device)).Version).toBe(0);
+    expect(JSON.parse(await update(device, { Method: "update", State: { Reported: { temperature: 26 } }, Version: 0 })).Payload.RetCode).toBe(0);
+    expect(cloud.running).toBe(true);
+  });
+});

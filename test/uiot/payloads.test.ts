@@ -179,3 +179,41 @@ describe("subscriptions and QoS", () => {
     expect(rig({ shadow: false }).c.of(8)[0].subscriptions).toHaveLength(8);
   });
 });
+
+describe("nesting: what the platform sends is checked before it is parsed", () => {
+  const nested = (levels: number, inner = "1") => '{"a":'.repeat(levels) + inner + "}".repeat(levels);
+  const TOPICS = ["shadow/downstream", "shadow/get_reply", "tmodel/property/post_reply", "tmodel/event/post_reply", "tmodel/property/restore_reply",
+    "tmodel/property/desired/get_reply", "tmodel/property/desired/delete_reply", "tmodel/template/get_reply", "tmodel/property/set", "tmodel/command"];
+
+  it("refuses a payload nested 5,000 levels deep on every system topic it reads, with BAD_PAYLOAD, and goes on working", async () => {
+    const r = rig();
+    let sets = 0;
+    r.thing.onSet(() => void sets++);
+    for (const t of TOPICS) r.push(t, nested(5000));
+    await settle();
+    const refused = r.errors.filter((e) => e.code === "BAD_PAYLOAD");
+    expect(refused).toHaveLength(TOPICS.length);
+    for (const e of refused) {
+      expect(e.message).toMatch(/nests objects and arrays deeper than 16 levels: not parsed/);
+      expect(e.message).not.toContain('{"a"');
+    }
+    r.push("tmodel/property/set", '{"RequestID":"7","Property":{"p1":1}}');
+    expect(sets).toBe(1);
+    expect(r.last("tmodel/property/set_reply")).toBe('{"RequestID":"7","RetCode":0}');
+  });
+
+  it("takes 16 levels (a thing-model struct nested 8 deep in its envelope) and brackets inside strings", () => {
+    const r = rig();
+    const got: unknown[] = [];
+    r.thing.onSet((props) => void got.push(props));
+    // {"RequestID", "Property": {"p": <14 levels>}} is 16 levels in all
+    r.push("tmodel/property/set", `{"RequestID":"8","Property":{"p":${nested(14)}}}`);
+    r.push("tmodel/property/set", `{"RequestID":"9","Property":{"p":"${"[{".repeat(100)}\\"[{"}}`);
+    expect(got).toHaveLength(2);
+    expect(JSON.stringify(got[0]).split("{").length - 1).toBe(15);
+    expect((got[1] as { p: string }).p).toBe(`${"[{".repeat(100)}"[{`);
+    r.push("tmodel/property/set", `{"RequestID":"10","Property":{"p":${nested(15)}}}`);
+    expect(got).toHaveLength(2);
+    expect(r.errors.at(-1)?.code).toBe("BAD_PAYLOAD");
+  });
+});

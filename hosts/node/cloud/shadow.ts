@@ -11,6 +11,8 @@
 // - A get that cannot be served is answered on get_reply in the reply shape (`"Method":"reply"` with the RetCode).
 // - A console desired update answers `control` with the whole Desired state and its Metadata.
 
+import { checkDepth, MAX_PAYLOAD_DEPTH } from "../../../src/uiot/json";
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
 
@@ -165,8 +167,14 @@ export function put<T>(obj: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
+/**
+ * A device's JSON, or undefined when it is not JSON or nests deeper than MAX_PAYLOAD_DEPTH levels (what the firmware
+ * itself accepts): the cloud answers such a payload as a bad request rather than parse it, and so never meets
+ * something nested deep enough to overflow the stack of JSON.parse or structuredClone.
+ */
 export function parse(text: string): unknown {
   try {
+    checkDepth(Buffer.from(text), "payload", MAX_PAYLOAD_DEPTH);
     return JSON.parse(text);
   } catch {
     return undefined;
