@@ -879,6 +879,10 @@ export class Session implements PacketSink {
     while (k < reqs.length && reqs[k].id !== id) k++;
     const r = reqs[k];
     if (!r || r.sub !== (type === 9)) return;
+    // A SUBACK has one return code per filter of its SUBSCRIBE (MQTT-3.9.3-1): another count is a broken broker, not
+    // a refusal (too few) or a success (too many).
+    if (granted && granted.length !== r.filters.length)
+      return this.protocol(`a SUBACK with ${granted.length} return code${granted.length === 1 ? "" : "s"} for a SUBSCRIBE of ${r.filters.length} filter${r.filters.length === 1 ? "" : "s"}`);
     reqs.splice(k, 1);
     if (!granted) return this.answer(r, undefined, []);
     const refused: string[] = [];

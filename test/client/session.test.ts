@@ -528,6 +528,23 @@ describe("subscriptions", () => {
     expect([...s.client.session.subscriptions.keys()]).toEqual(["a/#"]);
   });
 
+  it("takes a SUBACK with too few or too many return codes as a protocol error, and subscribes again on the next connection", () => {
+    for (const granted of [[1], [1, 1, 1]]) {
+      const s = setup();
+      const c = up(s);
+      let result: string | undefined = "unanswered";
+      s.client.subscribe(["a/#", "b/+"], 1, (e) => (result = e?.code));
+      c.send({ type: 9, id: c.of(8)[0].id, granted });
+      const drop = s.events.find((e) => e[0] === "down");
+      expect(drop?.[1], `${granted.length} codes`).toBe("PROTOCOL_ERROR");
+      expect(s.client.session.subscriptions.size).toBe(0);
+      expect(result).toBe("unanswered");
+      s.clock.advance(60000);
+      const c2 = up(s);
+      expect(c2.of(8)[0].subscriptions.map((x: { topic: string }) => x.topic)).toEqual(["a/#", "b/+"]);
+    }
+  });
+
   it("restores subscriptions after a reconnect without a kept session, before anything else", () => {
     const s = setup({ outbox: { maxMessages: 10, maxBytes: 10000 } });
     const c1 = up(s);
