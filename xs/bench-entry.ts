@@ -39,6 +39,8 @@ class Sink implements Transport {
   }
   /** The packet id of the last QoS 1 PUBLISH written (read from its bytes, allocating nothing). */
   lastId = 0;
+  /** The number of filters of the last SUBSCRIBE written. */
+  filters = 0;
   write(data: Uint8Array): boolean {
     this.written += data.length;
     // one write may hold several packets
@@ -54,6 +56,11 @@ class Sink implements Transport {
       if ((head & 0xf6) === 0x32) {
         const t = q + 2 + ((data[q] << 8) | data[q + 1]);
         this.lastId = (data[t] << 8) | data[t + 1];
+      } else if (head === 0x82) {
+        // a SUBSCRIBE: its filters (length, name, QoS) after the packet id, for a SUBACK with as many codes
+        let n = 0;
+        for (let f = q + 2; f < q + len; f += 3 + ((data[f] << 8) | data[f + 1])) n++;
+        this.filters = n;
       }
       p = q + len;
     }
@@ -93,8 +100,10 @@ function setup(): void {
   const s = sink as Sink;
   s.h.onConnect();
   s.deliver(encode({ type: 2, sessionPresent: false, returnCode: 0 }));
-  // the SUBSCRIBE of the thing layer went out with packet id 1
-  s.deliver(encode({ type: 9, id: 1, granted: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1].slice(0, 16) }));
+  // the SUBSCRIBE of the thing layer went out with packet id 1: one return code per filter
+  const granted: number[] = [];
+  for (let i = 0; i < s.filters; i++) granted.push(1);
+  s.deliver(encode({ type: 9, id: 1, granted }));
 }
 
 // One PUBACK buffer, its id set in place: the broker's bytes are not the device's allocation

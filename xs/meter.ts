@@ -67,7 +67,9 @@ export async function meterXs(): Promise<XsFigures> {
       const chunkBytes = Math.max(0, s - s0 - slots * HOST_SLOT);
       return { slots, chunkBytes, deviceBytes: slots * DEVICE_SLOT + chunkBytes };
     };
-    await cmd("setup");
+    const state = (JSON.parse(new TextDecoder().decode((await cmd("setup")).reply)) as { state?: string }).state;
+    // measured connected, or not at all (a SUBACK the session refuses would leave it waiting, and cheaper)
+    if (state !== "connected") throw new Error(`the metered client is ${String(state)} after setup, not connected`);
     await cmd("publish", 3);
     const rest = await heap("rest");
     await cmd("warm");
