@@ -24,6 +24,8 @@ export interface ChipProfile {
   readonly tlsMaxFragment: number;
   /** Largest WebSocket frame (and message) accepted from a broker. */
   readonly maxFrameSize: number;
+  /** Largest MQTT packet accepted from a broker (the client holds one whole while it arrives): Host.maxPacketSize. */
+  readonly maxPacketSize: number;
 }
 
 /** ESP32: NVS behind `preference`; 24 KB NVS partition in the SDK's default partitions.csv. */
@@ -34,6 +36,8 @@ export const ESP32: ChipProfile = Object.freeze({
   outbox: Object.freeze({ maxMessages: 16, maxBytes: 8 * 1024 }),
   tlsMaxFragment: 0,
   maxFrameSize: 16 * 1024,
+  // XS takes a packet's bytes from its chunk heap (32 KB to start, growing from the system heap's 200 KB or so)
+  maxPacketSize: 32 * 1024,
 });
 
 /**
@@ -48,6 +52,8 @@ export const ESP8266: ChipProfile = Object.freeze({
   outbox: undefined,
   tlsMaxFragment: 2048,
   maxFrameSize: 2 * 1024,
+  // XS has 32 KB in all, and a message's JSON is parsed whole once it has arrived: what a WebSocket frame may hold
+  maxPacketSize: 2 * 1024,
 });
 
 /** Bounds of the ESP8266 outbox when an application turns it on (`persistOutbox: true`). */

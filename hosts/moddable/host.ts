@@ -119,6 +119,7 @@ export function createModdableHost(options: ModdableHostOptions): ModdableHost {
     network,
     time,
     log,
+    maxPacketSize: chip.maxPacketSize,
   };
 }
 

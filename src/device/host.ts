@@ -35,6 +35,12 @@ export interface Host {
   /** Where QoS 1 messages wait across reboots, if this host can keep them. */
   outbox?: OutboxStore;
   network: NetworkLink;
+  /**
+   * The largest MQTT packet accepted from the broker, in bytes (default 256 KB): the client holds a packet whole
+   * while it arrives, so a board bounds it by its RAM. A larger one is skipped with PACKET_TOO_LARGE and the
+   * connection goes on.
+   */
+  readonly maxPacketSize?: number;
   /** Never called with a secret: portable code redacts before logging. */
   log(level: LogLevel, message: string): void;
 }

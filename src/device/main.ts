@@ -146,6 +146,7 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
   const client = uiotClient(identity, {
     connect, clock: host.clock, random: host.random, alloc: options.alloc,
     keepalive: options.keepalive ?? config.keepalive,
+    maxPacketSize: host.maxPacketSize,
     outbox: host.outbox ? { store: host.outbox } : undefined,
     log: (m) => host.log("warn", m),
     onConnect: ({ sessionPresent }) => {

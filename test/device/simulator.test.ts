@@ -114,6 +114,19 @@ describe("the firmware entry (src/device/main.ts)", () => {
     expect(cloud.shadow(PSN, DSN).State.Reported.target_temperature).toBe(18);
   });
 
+  it("skips a packet larger than the host's maxPacketSize with a clear warning, and goes on answering", async () => {
+    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+    const { host, logs } = hostOn(tmpDir());
+    provision(host, cloud.url, { device: DEVICE_SECRET });
+    await boot({ ...host, maxPacketSize: 1024 });
+    await until(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, "the first shadow report");
+    const big = cloud.setProperties(PSN, DSN, { target_temperature: 25, note: "x".repeat(1500) });
+    await until(() => logs.find(([level, m]) => level === "warn" && /PUBLISH exceeds the 1024-byte maximum packet size/.test(m)), "the warning");
+    expect((await cloud.setProperties(PSN, DSN, { target_temperature: 23 }))?.RetCode).toBe(0);
+    await until(() => cloud.properties(PSN, DSN).target_temperature?.Value === 23, "the next set applied");
+    void big.catch(() => undefined);
+  });
+
   it("verifies TLS by default: an unknown CA is refused, the provisioned CA connects", async () => {
     const { url, ca } = await tlsCloudWith(cleanups);
 
