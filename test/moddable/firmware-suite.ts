@@ -3,7 +3,7 @@
 // loopback. Each scenario is one run of the firmware; the deepest XS stack it reached is recorded, and must leave a
 // tenth of the chip's stack free (a board's event loop calls in a little differently from the desktop's).
 // test/moddable/firmware-<chip>.test.ts each run this suite for one chip, so the two CI workers take two chips.
-import { writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -108,7 +108,7 @@ export function firmwareSuite(chip: Chip): void {
       // the same preference file, a new start: the stored secret, no second registration
       const { dir, cleanup } = runDir(`uiot-fw-${chip}-`);
       cleanups.push(cleanup);
-      writeFileSync(join(dir, "modpreferences.json"), (await import("node:fs")).readFileSync(first.prefs));
+      writeFileSync(join(dir, "modpreferences.json"), readFileSync(first.prefs));
       const again = runFirmware(build, dir, display);
       cleanups.push(async () => {
         await again.stop();

@@ -77,15 +77,12 @@ export interface Build {
  * instrumented release build (`mcconfig -i`: what is flashed, plus the XS instrumentation). The output goes to
  * build/moddable-test/<chip>/ (git-ignored), so a later build only recompiles what changed.
  */
-export function buildFirmware(sdk: string, chip: Chip, options: { stack?: number; extra?: { include?: string[]; modules?: Record<string, string> }; name?: string } = {}): Build {
+export function buildFirmware(sdk: string, chip: Chip): Build {
   const creation = chipCreation(sdk, chip);
-  if (options.stack) creation.stack = options.stack;
-  const name = options.name ?? chip;
-  const dir = join(ROOT, "build", "moddable-test", name);
+  const dir = join(ROOT, "build", "moddable-test", chip);
   mkdirSync(join(dir, "out"), { recursive: true });
   const manifest = {
-    include: [join(ROOT, "manifest.json"), ...(options.extra?.include ?? [])],
-    ...(options.extra?.modules ? { modules: options.extra.modules } : {}),
+    include: [join(ROOT, "manifest.json")],
     creation,
     // The lin preference file is config.file.root + "modpreferences.json": relative, so each run (its own working
     // folder) has its own file.
@@ -99,7 +96,7 @@ export function buildFirmware(sdk: string, chip: Chip, options: { stack?: number
   const log = `${r.stdout ?? ""}${r.stderr ?? ""}`;
   if (r.error) throw new Error(`could not run mcconfig: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`mcconfig failed for ${chip} (exit ${r.status}):\n${log.split("\n").filter((l) => !/^# /.test(l)).slice(-40).join("\n")}`);
-  const library = join(dir, "out", "bin", "lin", "mc", "instrument", name, "mc.so");
+  const library = join(dir, "out", "bin", "lin", "mc", "instrument", chip, "mc.so");
   if (!existsSync(library)) throw new Error(`mcconfig did not build ${library}:\n${log.slice(-4000)}`);
   return { chip, creation, library, sdk, log };
 }
