@@ -13,9 +13,9 @@
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DESKTOP, ESP32, ESP8266, type ChipProfile } from "../hosts/moddable/chips";
-import { cloudWith, DEVICE_SECRET, DSN, PSN, type Cleanups } from "../test/helpers/device-rig";
+import { cloudWith, DEVICE_SECRET, DSN, PSN, tmpDir, type Cleanups } from "../test/helpers/device-rig";
 import { waitFor } from "../test/helpers/wait";
-import { buildFirmware, runDir, runFirmware, startXvfb, type Chip, type Sample } from "../test/moddable/firmware";
+import { buildFirmware, runFirmware, startXvfb, type Chip, type Sample } from "../test/moddable/firmware";
 import { provisionLin } from "../test/moddable/lin-preferences";
 import { moddableSdk } from "../test/moddable/sdk";
 import { Skip, type Benchmark, type Line } from "./harness";
@@ -50,7 +50,7 @@ async function measure(sdk: string, chip: Chip, profile: ChipProfile, log: (m: s
   if (!link) throw new Error(`no xsl report in the ${chip} build's log`);
   const cleanups: Cleanups = [];
   const display = await startXvfb();
-  const { dir, cleanup } = runDir(`uiot-bench-${chip}-`);
+  const dir = tmpDir(cleanups, `uiot-bench-${chip}-`);
   try {
     const cloud = await cloudWith(cleanups, { deviceSecret: DEVICE_SECRET });
     provisionLin(join(dir, "modpreferences.json"), profile, { productSN: PSN, deviceSN: DSN, deviceSecret: DEVICE_SECRET, url: cloud.url });
@@ -91,7 +91,6 @@ async function measure(sdk: string, chip: Chip, profile: ChipProfile, log: (m: s
   } finally {
     while (cleanups.length) await cleanups.pop()!();
     await display.stop();
-    cleanup();
   }
 }
 

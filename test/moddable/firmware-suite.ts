@@ -10,11 +10,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DESKTOP, ESP32, ESP8266, type ChipProfile } from "../../hosts/moddable/chips";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import { getTestCerts } from "../helpers/certs";
-import { cloudWith, DEVICE_SECRET, DSN, PRODUCT_SECRET, PSN, tlsCloudWith, type Cleanups } from "../helpers/device-rig";
+import { cloudWith, DEVICE_SECRET, DSN, PRODUCT_SECRET, PSN, tlsCloudWith, tmpDir, type Cleanups } from "../helpers/device-rig";
 import { startFaultProxy } from "../helpers/fault-proxy";
 import { startMosquitto } from "../helpers/mosquitto";
 import { waitFor } from "../helpers/wait";
-import { buildFirmware, notFrozen, runDir, runFirmware, startXvfb, type Build, type Chip, type Display, type Run } from "./firmware";
+import { buildFirmware, notFrozen, runFirmware, startXvfb, type Build, type Chip, type Display, type Run } from "./firmware";
 import { linConfigStore, provisionLin, type Provisioning } from "./lin-preferences";
 import { moddableSdk, NO_SDK, ROOT, SDK_REQUIRED } from "./sdk";
 
@@ -66,12 +66,12 @@ export function firmwareSuite(chip: Chip): void {
 
     /** A run of the firmware provisioned with `p`, stopped (and checked for no XS abort) when the test ends. */
     function start(p: Provisioning | ((path: string) => void), name: string): { run: Run; prefs: string } {
-      const { dir, cleanup } = runDir(`uiot-fw-${chip}-`);
+      const dir = tmpDir(cleanups, `uiot-fw-${chip}-`);
       const prefs = join(dir, "modpreferences.json");
       if (typeof p === "function") p(prefs);
       else provisionLin(prefs, profile, p);
       const run = runFirmware(build, dir, display);
-      cleanups.push(cleanup, async () => {
+      cleanups.push(async () => {
         await run.stop();
         record(name, run);
       });
@@ -106,8 +106,7 @@ export function firmwareSuite(chip: Chip): void {
       await first.run.stop();
 
       // the same preference file, a new start: the stored secret, no second registration
-      const { dir, cleanup } = runDir(`uiot-fw-${chip}-`);
-      cleanups.push(cleanup);
+      const dir = tmpDir(cleanups, `uiot-fw-${chip}-`);
       writeFileSync(join(dir, "modpreferences.json"), readFileSync(first.prefs));
       const again = runFirmware(build, dir, display);
       cleanups.push(async () => {

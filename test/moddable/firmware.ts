@@ -7,8 +7,7 @@
 // Never the SDK makefile's run target: it kills every mcsim and serial2xsbug on the machine. Each run has its own
 // folder, HOME (mcsim copies the firmware into ~/.config/tech.moddable.mcsim) and display.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { trackChild } from "../helpers/cleanup";
 import { waitFor } from "../helpers/wait";
@@ -261,10 +260,4 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
   await exited;
   clearTimeout(timer);
-}
-
-/** A fresh folder for a run, removed by `cleanup`. */
-export function runDir(prefix = "uiot-mcsim-"): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
