@@ -121,7 +121,9 @@ describe.skipIf(!available)("the firmware entry on XS against the emulated UIoT 
     const device = await boot(host);
     await waitFor(() => device.connects === 1, { message: "connected" });
     await cloud.stop();
-    await waitFor(() => device.drops === 1 && device.state !== "connected", { message: "the drop" });
+    // `drops` counts every disconnect, the failed redials while the broker is down too: on a loaded machine the
+    // first of those can come before this poll sees the loss, so the loss is "at least one"
+    await waitFor(() => device.drops >= 1 && device.state !== "connected", { message: "the drop" });
     expect(device.problem).not.toBe("");
     await sleep(300);
     await cloud.start();
