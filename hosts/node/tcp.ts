@@ -4,6 +4,8 @@ import type { Connector, Transport, TransportHandlers } from "../../src/net/tran
 
 /** Bytes Node may hold unsent before write() reports "would block". */
 const HIGH_WATER = 64 * 1024;
+/** Chunks held for an owner that is not reading before the socket is paused (TCP's flow control then holds the peer). */
+const READ_CHUNKS = 8;
 
 export interface TcpOptions {
   host: string;
@@ -38,6 +40,7 @@ type Owned = net.Socket & { [OWNER]: SocketTransport };
 class SocketTransport implements Transport {
   dead = false;
   corked = false;
+  paused = false;
   readonly state = { opened: false, received: false };
   private pending: Uint8Array | undefined;
   private more: Uint8Array[] | undefined;
@@ -47,12 +50,19 @@ class SocketTransport implements Transport {
   read(): Uint8Array | undefined {
     const c = this.pending;
     this.pending = this.more && this.more.length ? this.more.shift() : undefined;
+    if (this.paused && !this.pending && !this.dead) {
+      this.paused = false;
+      this.socket.resume();
+    }
     return c;
   }
 
   push(c: Uint8Array): void {
     if (!this.pending) this.pending = c;
-    else (this.more ??= []).push(c);
+    else if ((this.more ??= []).push(c) >= READ_CHUNKS && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
   }
 
   write(data: Uint8Array): boolean {

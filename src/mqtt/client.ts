@@ -25,7 +25,10 @@ export interface ClientOptions extends SessionOptions {
   /** Uniform in [0, 1), for the backoff jitter. Default Math.random. */
   random?: () => number;
   backoff?: BackoffOptions;
-  /** Connections lost this many times in a row within `resetAfter` of CONNACK are reported as KICKED. Default 3. */
+  /**
+   * The broker closed this many connections in a row within `resetAfter` of accepting them: reported once as
+   * KICKED (a loss the client caused, a timeout or a protocol error, breaks the row). Default 3.
+   */
   kickThreshold?: number;
   /** Where the client writes what it cannot hand to a callback (e.g. an onError handler that threw). */
   log?: (message: string) => void;
@@ -232,18 +235,22 @@ export class Client implements SessionHost {
     this.arm();
   }
 
-  /** @internal */
+  /**
+   * @internal Reads while the session takes more: when PUBACKs pile up unwritten it stops (link.paused), and the
+   * transport's own flow control holds the broker back until they are written (see linkWritable).
+   */
   linkReadable(link: Link): void {
-    const t = this.transport;
+    const t = this.transport, s = this.session;
     if (link.gen !== this.gen || !t) return;
-    for (let c = t.read(); c; c = link.gen === this.gen ? t.read() : undefined) {
+    link.paused = !s.reading;
+    for (let c = link.paused ? undefined : t.read(); c; c = link.gen === this.gen && !(link.paused = !s.reading) ? t.read() : undefined) {
       if (!link.answered && c.length > 0) {
         // A broker's first byte is CONNACK's (or AUTH's): anything else is not an MQTT broker (or a TLS port).
         link.answered = true;
         const wrong = checkBrokerAnswer(c);
         if (wrong) return this.lost(new MqttError("CONNECTION_LOST", wrong.message, wrong));
       }
-      this.session.receive(c, this.clock.now());
+      s.receive(c, this.clock.now());
     }
     this.arm();
   }
@@ -252,6 +259,7 @@ export class Client implements SessionHost {
   linkWritable(link: Link): void {
     if (link.gen !== this.gen) return;
     this.session.flush(this.clock.now());
+    if (link.paused && this.session.reading) return this.linkReadable(link);
     this.arm();
   }
 
@@ -259,10 +267,14 @@ export class Client implements SessionHost {
   linkError(link: Link, e: Error): void {
     if (link.gen !== this.gen) return;
     // A NetError's message already says what happened and what to do; its code stays reachable as `cause`.
-    this.lost(e instanceof MqttError ? e : new MqttError("CONNECTION_LOST", e instanceof NetError ? e.message : `connection lost: ${e.message}`, e));
+    this.lost(e instanceof MqttError ? e : new MqttError("CONNECTION_LOST", e instanceof NetError ? e.message : `connection lost: ${e.message}`, e), !(e instanceof MqttError) && (!(e instanceof NetError) || e.code === "CLOSED"));
   }
 
-  private lost(error: MqttError): void {
+  /**
+   * `byPeer`: the transport closed under us (the broker or the network ended it), not for something this client
+   * found wrong (a timeout, a protocol error, an oversize WebSocket frame).
+   */
+  private lost(error: MqttError, byPeer = false): void {
     if (this.closed) return;
     const t = this.transport;
     this.transport = null;
@@ -271,11 +283,13 @@ export class Client implements SessionHost {
     const wasConnected = this.session.isConnected;
     this.session.lost();
     const now = this.clock.now(), o = this.options, b = o.backoff;
+    let kicked = false;
     if (wasConnected) {
       if (now - this.connectedAt >= (b?.resetAfter ?? 60000)) {
         this.attempt = 0;
         this.kicks = 0;
-      } else this.kicks++;
+      } else if (byPeer) kicked = ++this.kicks === (o.kickThreshold ?? 3);
+      else this.kicks = 0; // the client ended it (a timeout, a protocol error): not a kick, and the row is broken
     }
     const ceiling = Math.min(b?.max ?? 60000, (b?.min ?? 1000) * Math.pow(2, Math.min(this.attempt, 30)));
     this.attempt++;
@@ -283,7 +297,7 @@ export class Client implements SessionHost {
     this.retryAt = now + delay;
     this.arm();
     this.call(() => this.onDisconnect(error, delay), "onDisconnect");
-    if (wasConnected && this.kicks >= (o.kickThreshold ?? 3)) {
+    if (kicked) {
       const hint = this.session.profile.kickHint ?? "is another client using the same client id?";
       this.error(new MqttError("KICKED", `kicked ${this.kicks} times within a minute of connecting: ${hint}`, error));
     }
@@ -336,6 +350,8 @@ export class Client implements SessionHost {
 /** The handlers one dial hands its transport: a small object with prototype methods, not a bag of closures. */
 class Link implements TransportHandlers {
   answered = false;
+  /** Reading stopped while PUBACKs wait for the transport. */
+  paused = false;
   constructor(readonly client: Client, readonly gen: number) {}
   onConnect(): void {
     this.client.linkConnect(this);

@@ -121,6 +121,16 @@ export class Decoder {
     return this.state === BODY ? this.filled : 0;
   }
 
+  /** Inside a packet: its first byte came and its last has not. */
+  get midPacket(): boolean {
+    return this.state !== HEADER;
+  }
+
+  /** The whole size of the packet being read (fixed header included), once its remaining length is known; else 0. */
+  get expected(): number {
+    return this.state === BODY || this.state === SKIP ? 1 + this.lenBytes + this.rl : 0;
+  }
+
   /** Feeds bytes. Throws MqttError on malformed input; after that the stream is dead and push throws again. */
   push(chunk: Uint8Array): void {
     if (this.failed) throw this.failed;

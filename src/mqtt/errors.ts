@@ -23,6 +23,8 @@ export type MqttErrorCode =
   | "CONNECT_TIMEOUT"      // no CONNACK (TCP, TLS and CONNECT included) within the connect timeout
   | "PING_TIMEOUT"         // PINGREQ unanswered within the ping timeout: the link is dead or half-open
   | "IDLE_TIMEOUT"         // nothing received for 1.5x keepalive: the link is dead or half-open
+  | "PACKET_TIMEOUT"       // a packet began to arrive and did not end in time (packetTimeout + 1 ms per byte)
+  | "WRITE_STALLED"        // the broker took nothing we sent for 1.5x keepalive (it does not read)
   | "CONNECTION_LOST"      // the transport closed or failed
   | "KICKED"               // the broker closed connections again and again soon after accepting them
   | "PROTOCOL_ERROR"       // the broker broke the protocol (unexpected packet, QoS 2 delivery, ...)

@@ -47,8 +47,13 @@ export interface SessionOptions {
   properties?: ConnectProperties;
   /** Milliseconds from dialling to CONNACK (TCP, TLS and CONNECT included). Default 10 s. */
   connectTimeout?: number;
-  /** Milliseconds to wait for PINGRESP (or any inbound traffic) after PINGREQ. Default 5 s. */
+  /** Milliseconds to wait for PINGRESP (or any other whole packet) after PINGREQ. Default 5 s. */
   pingTimeout?: number;
+  /**
+   * Milliseconds a packet may take to arrive once its first byte came, plus 1 ms per byte of its size (a 32 KB
+   * packet has 10 + 32.8 s by default): a peer that trickles bytes cannot hold the connection open. Default 10 s.
+   */
+  packetTimeout?: number;
   /** Most QoS 1 messages awaiting PUBACK at once. Default 10. */
   window?: number;
   outbox?: OutboxOptions;
@@ -97,6 +102,12 @@ const PACKET = 0, CALLBACK = 1, FLAGS = 2, ITEMS = 3;
 const QOS1 = 0x10000, SENT = 0x20000;
 /** Records the ring starts with; it doubles as needed up to outbox.maxMessages, and shrinks back when it empties. */
 const FIRST_RECORDS = 2;
+/**
+ * PUBACKs that may wait for the transport before the client stops reading (256 bytes of them): a broker that floods
+ * QoS 1 and does not read our answers is held back by TCP's flow control, not by our memory. One read may add the
+ * PUBACKs of the chunk it brought (a 1,460-byte segment holds at most 208 QoS 1 PUBLISH packets).
+ */
+const MAX_ACKS = 64;
 /** Inbound QoS 1 ids remembered to drop redeliveries: covers a broker's in-flight window (Mosquitto's default is 20). */
 const RECENT = 32;
 const CONNACK_TEXT: readonly string[] = Object.freeze([
@@ -167,10 +178,19 @@ export class Session implements PacketSink {
   private readonly rate: number; // profile.publishRate, 0 = none
   private readonly span: number; // profile.publishWindow
   private readonly pingTimeout: number;
+  private readonly packetTimeout: number;
   private readonly alloc: Allocator | undefined;
 
-  // Control packets waiting for the transport (PUBACK, PINGREQ, SUBSCRIBE ...).
+  // Control packets waiting for the transport (PINGREQ, SUBSCRIBE, UNSUBSCRIBE): a few at most.
   private ctl: Uint8Array[] = [];
+  /** PUBACKs the transport would not take yet, 4 bytes each in order in one buffer (made when needed), written at once. */
+  private acks: Uint8Array | null = null;
+  private ackCount = 0;
+  /** When a write was refused, if none has been taken since (-1: nothing waits for the transport). */
+  private blockedAt = -1;
+  /** When the packet being read began to arrive (-1: between packets); packets completed so far. */
+  private partialAt = -1;
+  private packetsIn = 0;
   private requests: Request[] = []; // subscribe/unsubscribe not yet acknowledged, in order
   /** Acknowledged subscriptions (restored after a clean reconnect), and those of them granted QoS 0, made if any. */
   private subs: string[] = [];
@@ -216,6 +236,7 @@ export class Session implements PacketSink {
     this.rate = profile.publishRate ?? 0;
     this.span = profile.publishWindow ?? 1000;
     this.pingTimeout = options.pingTimeout ?? 5000;
+    this.packetTimeout = options.packetTimeout ?? 10000;
     this.alloc = options.alloc;
     const max = Math.min(options.maxPacketSize ?? 256 * 1024, profile.maxPacketSize ?? 268435460);
     // The profile's topic rules run once per topic, when the topic enters the cache; a cached topic passed them.
@@ -231,6 +252,21 @@ export class Session implements PacketSink {
 
   get isConnected(): boolean {
     return this.state === CONNECTED;
+  }
+
+  /**
+   * False while MAX_ACKS PUBACKs wait for the transport: the client then stops reading until they are written, so
+   * a broker that floods and does not read is held back by TCP's flow control.
+   */
+  get reading(): boolean {
+    return this.ackCount < MAX_ACKS;
+  }
+
+  /** Bytes of PUBACKs and other control packets waiting for the transport to take them. */
+  get backlog(): number {
+    let n = this.ackCount * 4;
+    for (let i = 0; i < this.ctl.length; i++) n += this.ctl[i].length;
+    return n;
   }
 
   /** Subscriptions the broker acknowledged (restored after a reconnect without a kept session); a new map each time. */
@@ -256,7 +292,7 @@ export class Session implements PacketSink {
     this.lastRecv = now;
     this.pingSentAt = -1;
     this.pingQueued = false;
-    this.ctl.length = 0;
+    this.forget();
     this.write(encode({
       type: 1, level: this.level, clientId: o.clientId, clean: o.clean ?? true, keepalive: this.keepalive / 1000,
       username: o.username, password: o.password, will: o.will, properties: o.properties,
@@ -269,13 +305,24 @@ export class Session implements PacketSink {
    * 384 slots on an ESP32 and 256 on an ESP8266, and a handler that publishes from inside the decoder needed 440.
    */
   receive(chunk: Uint8Array, now: number): void {
-    this.lastRecv = now;
     this.now = now;
+    const before = this.packetsIn, dec = this.decoder;
     let error: unknown = null;
     try {
-      this.decoder.push(chunk);
+      dec.push(chunk);
     } catch (e) {
       error = e;
+    }
+    // Only whole packets show the broker alive: a byte now and then cannot put off the keepalive checks. A packet
+    // begun has until partialAt + packetTimeout + its size in ms to end (see deadline()).
+    if (this.packetsIn !== before) {
+      this.lastRecv = now;
+      this.partialAt = dec.midPacket ? now : -1;
+    } else if (dec.midPacket) {
+      if (this.partialAt < 0) this.partialAt = now;
+    } else if (this.partialAt >= 0) {
+      this.partialAt = -1; // the last bytes of a packet skipped for its size
+      this.lastRecv = now;
     }
     if (this.heldConnack || this.heldMsg) this.handOver(now);
     if (error) this.host.drop(error instanceof MqttError ? error : new MqttError("PROTOCOL_ERROR", String(error), error));
@@ -313,9 +360,17 @@ export class Session implements PacketSink {
     this.losses++;
     // Unacknowledged messages wait again, in their original order, ahead of the others.
     this.flying = 0;
-    this.ctl.length = 0;
+    this.forget();
     this.pingSentAt = -1;
     this.pingQueued = false;
+  }
+
+  /** What belonged to one connection only: control packets and PUBACKs not yet written, a packet half read. */
+  private forget(): void {
+    this.ctl.length = 0;
+    this.acks = null;
+    this.ackCount = 0;
+    this.blockedAt = this.partialAt = -1;
   }
 
   /** Graceful end: DISCONNECT (best effort). */
@@ -333,14 +388,23 @@ export class Session implements PacketSink {
       case CONNECTED: {
         // (comparisons, not Math.min and Math.max: this runs after every packet sent or received)
         const d = this.rateWait, ka = this.keepalive; // 0: none
-        if (!ka) return d || -1;
-        const recv = this.lastRecv, ping = this.pingSentAt;
-        let k = recv + ka * 1.5, t: number;
-        if (ping >= 0) t = (ping > recv ? ping : recv) + this.pingTimeout;
-        else if (!this.pingQueued) t = (this.lastSend < recv ? this.lastSend : recv) + ka;
-        else t = k;
-        if (t < k) k = t;
-        return d && d < k ? d : k;
+        let k: number;
+        if (this.partialAt >= 0) k = this.partialAt + this.packetTimeout + this.decoder.expected; // until it is whole
+        else if (!ka) k = -1;
+        else {
+          const recv = this.lastRecv, ping = this.pingSentAt;
+          k = recv + ka * 1.5;
+          let t: number;
+          if (ping >= 0) t = (ping > recv ? ping : recv) + this.pingTimeout;
+          else if (!this.pingQueued) t = (this.lastSend < recv ? this.lastSend : recv) + ka;
+          else t = k;
+          if (t < k) k = t;
+        }
+        if (this.blockedAt >= 0 && ka) {
+          const s = this.blockedAt + ka * 1.5;
+          if (k < 0 || s < k) k = s;
+        }
+        return d && (k < 0 || d < k) ? d : k;
       }
     }
     return -1;
@@ -356,7 +420,14 @@ export class Session implements PacketSink {
     }
     if (this.state !== CONNECTED) return;
     const ka = this.keepalive;
-    if (ka) {
+    if (ka && this.blockedAt >= 0 && now - this.blockedAt >= ka * 1.5)
+      return this.host.drop(new MqttError("WRITE_STALLED", `the broker took nothing this client sent for ${(ka * 1.5) / 1000} s (1.5x keepalive${this.ackCount ? `, ${this.ackCount} PUBACKs waiting` : ""}): it is not reading, or the link is one-way`));
+    if (this.partialAt >= 0) {
+      // While a packet arrives, its own deadline is the liveness check (the PINGRESP would queue behind it).
+      const size = this.decoder.expected, limit = this.packetTimeout + size;
+      if (now - this.partialAt >= limit)
+        return this.host.drop(new MqttError("PACKET_TIMEOUT", `${size ? `a ${size}-byte packet` : "a packet's fixed header"} began to arrive ${Math.round((now - this.partialAt) / 100) / 10} s ago and is still incomplete${size ? ` (${this.decoder.pending} bytes of its body so far)` : ""}: the link is too slow or the broker stalls (a packet may take ${this.packetTimeout} ms plus 1 ms per byte: packetTimeout)`));
+    } else if (ka) {
       if (this.pingSentAt >= 0 && now - Math.max(this.pingSentAt, this.lastRecv) >= this.pingTimeout)
         return this.host.drop(new MqttError("PING_TIMEOUT", `no answer to PINGREQ within ${this.pingTimeout} ms: the connection is dead or half-open`));
       if (now - this.lastRecv >= ka * 1.5)
@@ -375,6 +446,11 @@ export class Session implements PacketSink {
   /** The transport can take bytes again (or something was queued): send what waits, in order. */
   flush(now: number): void {
     if (this.state !== CONNECTED || this.handing) return;
+    if (this.ackCount) {
+      if (!this.write((this.acks as Uint8Array).subarray(0, this.ackCount * 4), now)) return;
+      this.acks = null; // the transport holds them now
+      this.ackCount = 0;
+    }
     const ctl = this.ctl;
     while (ctl.length) {
       if (!this.write(ctl[0], now)) return;
@@ -506,8 +582,12 @@ export class Session implements PacketSink {
   }
 
   private write(bytes: Uint8Array, now: number): boolean {
-    if (!this.host.send(bytes)) return false;
+    if (!this.host.send(bytes)) {
+      if (this.blockedAt < 0) this.blockedAt = now;
+      return false;
+    }
     this.lastSend = now;
+    this.blockedAt = -1;
     if (bytes === PINGREQ_BYTES) {
       this.pingQueued = false;
       this.pingSentAt = now;
@@ -787,6 +867,7 @@ export class Session implements PacketSink {
 
   /** @internal A PUBLISH from the decoder: held until the decoder returns (see receive()). */
   receivedPublish(topic: string, payload: Uint8Array, qos: QoS, retain: boolean, dup: boolean, id: number): void {
+    this.packetsIn++;
     if (this.state === IDLE) return; // dropped earlier in this same chunk
     if (this.state !== CONNECTED) return this.protocol("PUBLISH before CONNACK");
     // The one object made per message: what the application is handed (with the payload, a view of the bytes).
@@ -829,6 +910,7 @@ export class Session implements PacketSink {
 
   /** @internal PUBACK, UNSUBACK (with their ids), PINGREQ, PINGRESP, DISCONNECT from the decoder. */
   receivedBare(type: number, id: number): void {
+    this.packetsIn++;
     if (this.state === IDLE) return;
     if (type === 4) return this.puback(id);
     if (type === 13) {
@@ -841,6 +923,7 @@ export class Session implements PacketSink {
 
   /** @internal A packet too large was skipped. */
   skipped(error: MqttError): void {
+    this.packetsIn++;
     this.host.error(error);
   }
 
@@ -862,6 +945,7 @@ export class Session implements PacketSink {
 
   /** @internal The packets without a path of their own: CONNACK, SUBACK, and what a broker must not send. */
   received(p: Packet): void {
+    this.packetsIn++;
     if (this.state === IDLE) return; // dropped earlier in this same chunk
     switch (p.type) {
       case 9:
@@ -943,7 +1027,21 @@ export class Session implements PacketSink {
       recent[this.recentAt] = id;
       this.recentAt = (this.recentAt + 1) % RECENT;
     }
-    this.control(encodeAck(4, id), now);
+    if (this.state !== CONNECTED) return;
+    if (!this.ackCount && this.write(encodeAck(4, id), now)) return;
+    // The transport is full: the PUBACK waits with the others, 4 bytes in a buffer that doubles as needed.
+    let a = this.acks;
+    const at = this.ackCount * 4;
+    if (!a || at === a.length) {
+      const b = new Uint8Array(a ? a.length * 2 : 64);
+      if (a) b.set(a);
+      a = this.acks = b;
+    }
+    a[at] = 0x40;
+    a[at + 1] = 2;
+    a[at + 2] = id >> 8;
+    a[at + 3] = id & 0xff;
+    this.ackCount++;
   }
 
   private deliver(msg: Message): unknown {

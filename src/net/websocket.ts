@@ -30,6 +30,8 @@ export const DEFAULT_MAX_FRAME_SIZE = 256 * 1024;
 
 /** Largest HTTP response head (status line and headers) accepted during the upgrade. */
 const MAX_HEAD = 4096;
+/** Unwrapped bytes held for an owner that is not reading before the inner transport is left unread. */
+const OUT_HIGH = 16 * 1024;
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -111,9 +113,11 @@ export class WebSocketTransport implements Transport, TransportHandlers {
   private messageBytes = 0;
   private ctl: Uint8Array | null = null;
   private ctlLen = 0;
-  // Unwrapped MQTT bytes for read()
+  // Unwrapped MQTT bytes for read(); past OUT_HIGH of them the inner transport is left unread (held) until the
+  // owner reads, so an owner that stops reading holds the server back through TCP, not through our memory.
   private readonly out: Uint8Array[] = [];
   private outBytes = 0;
+  private held = false;
 
   constructor(inner: Connector, private readonly c: Config, private readonly h: TransportHandlers) {
     try {
@@ -127,8 +131,14 @@ export class WebSocketTransport implements Transport, TransportHandlers {
   // ---- Transport (upward) ----
 
   read(): Uint8Array | undefined {
+    if (this.held && !this.out.length && this.phase === OPEN) this.pull();
     const v = this.out.shift();
     if (v) this.outBytes -= v.length;
+    else if (this.failure && !this.reported && !this.userClosed) {
+      // a frame error found while pulling for this read: reported once what came before it was read
+      this.reported = true;
+      this.h.onError(this.failure);
+    }
     return v;
   }
 
@@ -172,11 +182,7 @@ export class WebSocketTransport implements Transport, TransportHandlers {
 
   onReadable(): void {
     if (this.phase === DEAD) return;
-    for (let chunk = this.t.read(); chunk; chunk = this.phase === DEAD ? undefined : this.t.read()) {
-      let rest: Uint8Array | undefined = chunk;
-      if (this.phase === UPGRADING) rest = this.upgrade(chunk);
-      if (rest && rest.length && this.phase === OPEN) this.frames(rest);
-    }
+    this.pull();
     this.deliver();
   }
 
@@ -202,6 +208,18 @@ export class WebSocketTransport implements Transport, TransportHandlers {
   }
 
   // ---- internals ----
+
+  /** Reads the inner transport until it has nothing more or OUT_HIGH unwrapped bytes wait for the owner. */
+  private pull(): void {
+    while (this.phase !== DEAD && this.outBytes < OUT_HIGH) {
+      const chunk = this.t.read();
+      if (!chunk) break;
+      let rest: Uint8Array | undefined = chunk;
+      if (this.phase === UPGRADING) rest = this.upgrade(chunk);
+      if (rest && rest.length && this.phase === OPEN) this.frames(rest);
+    }
+    this.held = this.outBytes >= OUT_HIGH;
+  }
 
   /** Hands up what was unwrapped, then reports a failure, unless the owner closed us meanwhile. */
   private deliver(): void {

@@ -222,6 +222,113 @@ describe("keepalive", () => {
   });
 });
 
+describe("a broker that misbehaves: bounded memory, bounded time", () => {
+  const pub = (id: number): Packet => ({ type: 3, topic: "in", payload: "x", qos: 1, id, retain: false, dup: false });
+
+  it("stops reading while 64 PUBACKs wait for a broker that floods QoS 1 and does not read, and answers them all, in order, once it does", () => {
+    const s = setup({ keepalive: 60 });
+    const c = up(s);
+    c.blocked = true;
+    for (let i = 1; i <= 1000; i++) c.send(pub(i));
+    // What the client did not read stays in the transport (on a device: the TCP window, which holds the broker back).
+    expect(s.messages).toHaveLength(64);
+    expect(s.client.session.backlog).toBe(64 * 4);
+    c.unblock();
+    expect(s.messages).toHaveLength(1000);
+    expect(c.of(4).map((p) => p.id)).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
+    expect(s.client.session.backlog).toBe(0);
+    expect(s.client.state).toBe("connected");
+  });
+
+  it("takes the PUBACKs of a whole chunk, then stops: one read can hold many packets", () => {
+    const s = setup({ keepalive: 60 });
+    const c = up(s);
+    c.blocked = true;
+    const chunk = (from: number, n: number) => {
+      const parts = Array.from({ length: n }, (_, i) => encode(pub(from + i)));
+      const b = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+      let at = 0;
+      for (const p of parts) b.set(p, (at += p.length) - p.length);
+      return b;
+    };
+    c.bytes(chunk(1, 200));
+    c.bytes(chunk(201, 200));
+    expect(s.messages).toHaveLength(200);
+    expect(s.client.session.backlog).toBe(200 * 4);
+    c.unblock();
+    expect(s.messages).toHaveLength(400);
+    expect(c.of(4)).toHaveLength(400);
+  });
+
+  it("gives up with WRITE_STALLED when the broker takes nothing for 1.5x keepalive, and resends the QoS 1 in flight on the next connection", () => {
+    const s = setup({ keepalive: 10 });
+    const c = up(s);
+    s.client.publish("d/t", "kept", { qos: 1 });
+    c.blocked = true;
+    s.client.publish("d/t", "waits", { qos: 1 });
+    for (let i = 1; i <= 10; i++) {
+      c.send({ type: 3, topic: "in", payload: "flood", qos: 0, retain: false, dup: false }); // QoS 0: nothing to answer
+      s.clock.advance(1000);
+    }
+    s.clock.advance(4999);
+    expect(s.client.state).toBe("connected");
+    s.clock.advance(1);
+    const down = s.events.find((e) => e[0] === "down") as Event;
+    expect(down.slice(0, 2)).toEqual(["down", "WRITE_STALLED"]);
+    s.clock.advance(down[2] as number);
+    const c2 = up(s);
+    expect(publishes(c2).map((p) => new TextDecoder().decode(p.payload as Uint8Array))).toEqual(["kept", "waits"]);
+  });
+
+  it("drops a broker that trickles a packet (slowloris) after packetTimeout plus 1 ms a byte, however often a byte comes", () => {
+    const s = setup({ keepalive: 60 });
+    const c = up(s);
+    const b = encode({ type: 3, topic: "in", payload: "x".repeat(995), qos: 0, retain: false, dup: false });
+    expect(b.length).toBe(1002);
+    let sent = 0;
+    while (s.client.state === "connected" && sent < b.length) {
+      c.bytes(b.subarray(sent, sent + 1));
+      sent++;
+      s.clock.advance(500);
+    }
+    const down = s.events.find((e) => e[0] === "down") as Event;
+    expect(down[1]).toBe("PACKET_TIMEOUT");
+    // 10 s + 1,002 ms from the first byte, in steps of 500 ms
+    expect(sent).toBe(23);
+    expect(s.messages).toHaveLength(0);
+  });
+
+  it("drops a broker that trickles a fixed header as PACKET_TIMEOUT after 10 s", () => {
+    const s = setup({ keepalive: 60 });
+    const c = up(s);
+    c.bytes(new Uint8Array([0x30, 0xff]));
+    s.clock.advance(9999);
+    c.bytes(new Uint8Array([0xff]));
+    expect(s.client.state).toBe("connected");
+    s.clock.advance(1);
+    expect(s.events.find((e) => e[0] === "down")?.[1]).toBe("PACKET_TIMEOUT");
+  });
+
+  it("lets a large message through a slow link: 30 KB at 1 KB a second, longer than 1.5x keepalive, without a ping or idle timeout", () => {
+    const s = setup({ keepalive: 10, maxPacketSize: 32 * 1024 });
+    const c = up(s);
+    const b = encode({ type: 3, topic: "in", payload: "y".repeat(30 * 1024), qos: 1, id: 9, retain: false, dup: false });
+    for (let at = 0; at < b.length; at += 1024) {
+      c.bytes(b.subarray(at, at + 1024));
+      s.clock.advance(1000);
+    }
+    expect(s.client.state).toBe("connected");
+    expect(s.messages).toHaveLength(1);
+    expect(c.of(4).map((p) => p.id)).toEqual([9]);
+    // the keepalive checks count from the message's end
+    s.clock.advance(10000);
+    expect(c.of(12)).toHaveLength(1);
+    c.send({ type: 13 });
+    s.clock.advance(9000);
+    expect(s.client.state).toBe("connected");
+  });
+});
+
 describe("QoS 1 out", () => {
   it("reports completion on PUBACK, with packet ids 1, 2, 3 ...", () => {
     const s = setup();
@@ -626,10 +733,35 @@ describe("reconnect and backoff", () => {
       s.clock.advance(delays[i]);
     }
     expect(delays).toEqual([999, 1998, 3996, 7992]);
-    expect(errors).toEqual([
-      "kicked 3 times within a minute of connecting: is another device using this DeviceSN?",
-      "kicked 4 times within a minute of connecting: is another device using this DeviceSN?",
-    ]);
+    // Once per row of kicks, not again on every later loss.
+    expect(errors).toEqual(["kicked 3 times within a minute of connecting: is another device using this DeviceSN?"]);
+  });
+
+  it("reports KICKED only for closes by the broker: a loss the client caused (a timeout, a protocol error) breaks the row", () => {
+    const s = setup({ random: () => 0.999, keepalive: 10, kickThreshold: 2 });
+    const errors: string[] = [];
+    const downs: string[] = [];
+    s.client.onError = (e) => errors.push(e.code);
+    s.client.onDisconnect = (e) => downs.push(e.code);
+    s.client.start();
+    const cycle = (end: () => void) => {
+      s.net.last.open();
+      s.net.last.connack();
+      s.clock.advance(1000);
+      end();
+      const dialled = s.net.connections.length;
+      while (s.net.connections.length === dialled) s.clock.advance(100); // the backoff, to the next dial
+    };
+    cycle(() => s.net.last.fail("the broker closed the connection"));
+    cycle(() => s.net.last.send({ type: 2, sessionPresent: false, returnCode: 0 })); // a second CONNACK: our PROTOCOL_ERROR
+    cycle(() => s.net.last.fail("the broker closed the connection"));
+    cycle(() => s.clock.advance(20000)); // no PINGRESP: our PING_TIMEOUT
+    expect(downs).toEqual(["CONNECTION_LOST", "PROTOCOL_ERROR", "CONNECTION_LOST", "PING_TIMEOUT"]);
+    expect(errors).toEqual([]);
+    cycle(() => s.net.last.fail("the broker closed the connection"));
+    expect(errors).toEqual([]);
+    cycle(() => s.net.last.fail("the broker closed the connection"));
+    expect(errors).toEqual(["KICKED"]);
   });
 
   it("resets the backoff only after a connection stayed up for a while", () => {
