@@ -108,6 +108,8 @@ const FIRST_RECORDS = 2;
  * PUBACKs of the chunk it brought (a 1,460-byte segment holds at most 208 QoS 1 PUBLISH packets).
  */
 const MAX_ACKS = 64;
+/** Milliseconds a refused write may wait without keepalive before the connection is given up (with it: 1.5x). */
+const STALL = 90000;
 /** Inbound QoS 1 ids remembered to drop redeliveries: covers a broker's in-flight window (Mosquitto's default is 20). */
 const RECENT = 32;
 const CONNACK_TEXT: readonly string[] = Object.freeze([
@@ -388,21 +390,23 @@ export class Session implements PacketSink {
       case CONNECTED: {
         // (comparisons, not Math.min and Math.max: this runs after every packet sent or received)
         const d = this.rateWait, ka = this.keepalive; // 0: none
-        let k: number;
-        if (this.partialAt >= 0) k = this.partialAt + this.packetTimeout + this.decoder.expected; // until it is whole
-        else if (!ka) k = -1;
-        else {
+        let k = this.blockedAt >= 0 ? this.blockedAt + (ka ? ka * 1.5 : STALL) : -1;
+        if (this.ackCount >= MAX_ACKS) {
+          // reading stopped: only the stall above applies (see tick)
+        } else if (this.partialAt >= 0) {
+          const p = this.partialAt + this.packetAllowance();
+          if (k < 0 || p < k) k = p;
+        } else if (ka) {
           const recv = this.lastRecv, ping = this.pingSentAt;
-          k = recv + ka * 1.5;
-          let t: number;
-          if (ping >= 0) t = (ping > recv ? ping : recv) + this.pingTimeout;
-          else if (!this.pingQueued) t = (this.lastSend < recv ? this.lastSend : recv) + ka;
-          else t = k;
-          if (t < k) k = t;
-        }
-        if (this.blockedAt >= 0 && ka) {
-          const s = this.blockedAt + ka * 1.5;
-          if (k < 0 || s < k) k = s;
+          let i = recv + ka * 1.5, t: number;
+          if (ping >= 0) {
+            t = (ping > recv ? ping : recv) + this.pingTimeout;
+            const cap = ping + (ka > this.pingTimeout ? ka : this.pingTimeout);
+            if (cap < t) t = cap;
+          } else if (!this.pingQueued) t = (this.lastSend < recv ? this.lastSend : recv) + ka;
+          else t = i;
+          if (t < i) i = t;
+          if (k < 0 || i < k) k = i;
         }
         return d && (k < 0 || d < k) ? d : k;
       }
@@ -419,17 +423,24 @@ export class Session implements PacketSink {
       return;
     }
     if (this.state !== CONNECTED) return;
-    const ka = this.keepalive;
-    if (ka && this.blockedAt >= 0 && now - this.blockedAt >= ka * 1.5)
-      return this.host.drop(new MqttError("WRITE_STALLED", `the broker took nothing this client sent for ${(ka * 1.5) / 1000} s (1.5x keepalive${this.ackCount ? `, ${this.ackCount} PUBACKs waiting` : ""}): it is not reading, or the link is one-way`));
-    if (this.partialAt >= 0) {
+    const ka = this.keepalive, stall = ka ? ka * 1.5 : STALL;
+    if (this.blockedAt >= 0 && now - this.blockedAt >= stall)
+      return this.host.drop(new MqttError("WRITE_STALLED", `the broker took nothing this client sent for ${stall / 1000} s${ka ? " (1.5x keepalive)" : ""}${this.ackCount ? `, with ${this.ackCount} PUBACKs waiting` : ""}: it is not reading, or the link is one-way`));
+    if (this.ackCount >= MAX_ACKS) {
+      // Reading stopped until the PUBACKs are written: a PINGRESP could not be read, so the stall is the check.
+    } else if (this.partialAt >= 0) {
       // While a packet arrives, its own deadline is the liveness check (the PINGRESP would queue behind it).
-      const size = this.decoder.expected, limit = this.packetTimeout + size;
-      if (now - this.partialAt >= limit)
+      const size = this.decoder.expected;
+      if (now - this.partialAt >= this.packetAllowance())
         return this.host.drop(new MqttError("PACKET_TIMEOUT", `${size ? `a ${size}-byte packet` : "a packet's fixed header"} began to arrive ${Math.round((now - this.partialAt) / 100) / 10} s ago and is still incomplete${size ? ` (${this.decoder.pending} bytes of its body so far)` : ""}: the link is too slow or the broker stalls (a packet may take ${this.packetTimeout} ms plus 1 ms per byte: packetTimeout)`));
     } else if (ka) {
-      if (this.pingSentAt >= 0 && now - Math.max(this.pingSentAt, this.lastRecv) >= this.pingTimeout)
+      const ping = this.pingSentAt;
+      if (ping >= 0 && now - Math.max(ping, this.lastRecv) >= this.pingTimeout)
         return this.host.drop(new MqttError("PING_TIMEOUT", `no answer to PINGREQ within ${this.pingTimeout} ms: the connection is dead or half-open`));
+      // Other traffic puts off the PINGRESP (it may queue behind it on a slow link), but not past one keepalive: a
+      // broker that floods us and reads nothing we send would otherwise hold the connection forever.
+      if (ping >= 0 && now - ping >= Math.max(ka, this.pingTimeout))
+        return this.host.drop(new MqttError("PING_TIMEOUT", `no answer to PINGREQ within ${Math.max(ka, this.pingTimeout) / 1000} s, though the broker kept sending: it is not reading what this client sends`));
       if (now - this.lastRecv >= ka * 1.5)
         return this.host.drop(new MqttError("IDLE_TIMEOUT", `nothing received for ${(ka * 1.5) / 1000} s (1.5x keepalive): the connection is dead or half-open`));
       if (this.pingSentAt < 0 && !this.pingQueued && now - Math.min(this.lastSend, this.lastRecv) >= ka) {
@@ -575,6 +586,15 @@ export class Session implements PacketSink {
 
   private now = 0;
 
+  /**
+   * How long the packet being read may take from its first byte: packetTimeout plus 1 ms per byte of its size, the
+   * size counted up to the largest packet taken (a packet skipped for its size cannot buy more time by announcing more).
+   */
+  private packetAllowance(): number {
+    const size = this.decoder.expected, max = this.decoder.maxPacketSize;
+    return this.packetTimeout + (size < max ? size : max);
+  }
+
   /** MQTT 5.0 sessions connect (CONNECT/CONNACK and keepalive are complete) but the codec has no 5.0 PUBLISH yet. */
   private refuseV5(): void {
     if (this.level === 5)
@@ -598,7 +618,8 @@ export class Session implements PacketSink {
   /** Sends a control packet now, or after whatever control packets already wait. */
   private control(bytes: Uint8Array, now: number): void {
     if (this.state !== CONNECTED) return;
-    if (this.ctl.length || !this.write(bytes, now)) this.ctl.push(bytes);
+    // after the PUBACKs that wait: while any do, a write was refused and nothing has been taken since (blockedAt)
+    if (this.ctl.length || this.ackCount || !this.write(bytes, now)) this.ctl.push(bytes);
   }
 
   private request(r: Request, now: number): void {

@@ -90,6 +90,8 @@ export class Shadow {
   private known: number | undefined = undefined;
   private inflight: Op | undefined = undefined;
   private queue: Op[] = [];
+  /** Inside finish()'s loop of sends. */
+  private sending = false;
   private handler: DesiredHandler | undefined = undefined;
   private closed: UiotError | undefined = undefined;
   /** Version of the last desired values handed to the application (so a conflict answer does not repeat them). */
@@ -374,9 +376,13 @@ export class Shadow {
     if (this.inflight === op) this.inflight = undefined;
     if (error) op.reject(error);
     else op.resolve(value);
-    const next = this.queue.shift();
-    if (next && !this.closed) this.send(next);
-    else this.host.changed();
+    // A loop, not recursion: a publish that fails at once (the client closed) finishes its request from inside
+    // send(), and the next one is then sent by this loop, not one frame deeper per queued request.
+    if (this.sending) return;
+    this.sending = true;
+    while (!this.inflight && !this.closed && this.queue.length) this.send(this.queue.shift() as Op);
+    this.sending = false;
+    if (!this.inflight) this.host.changed();
   }
 }
 

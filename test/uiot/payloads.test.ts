@@ -202,6 +202,19 @@ describe("nesting: what the platform sends is checked before it is parsed", () =
     expect(r.last("tmodel/property/set_reply")).toBe('{"RequestID":"7","RetCode":0}');
   });
 
+  it("survives a huge flat payload (24 KB, 4,000 members) on every system topic: each is answered or refused, and it goes on working", async () => {
+    const r = rig();
+    let sets = 0;
+    r.thing.onSet(() => void sets++);
+    const members = Array.from({ length: 4000 }, (_, i) => `"k${i}":${i}`).join(",");
+    for (const t of TOPICS) r.push(t, `{"RequestID":"1","Method":"x","Property":{${members}},"Params":{${members}},"State":{"Desired":{${members}}},"Version":1}`);
+    await settle();
+    for (const e of r.errors) expect(e.message.length).toBeLessThan(400);
+    r.push("tmodel/property/set", '{"RequestID":"7","Property":{"p1":1}}');
+    expect(sets).toBeGreaterThanOrEqual(1);
+    expect(r.last("tmodel/property/set_reply")).toBe('{"RequestID":"7","RetCode":0}');
+  });
+
   it("takes 16 levels (a thing-model struct nested 8 deep in its envelope) and brackets inside strings", () => {
     const r = rig();
     const got: unknown[] = [];

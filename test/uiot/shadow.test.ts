@@ -46,6 +46,28 @@ describe("one shadow request at a time", () => {
     expect(r.sent()).toHaveLength(1);
   });
 
+  it("sends what waits from a loop, not by recursion: 300 queued requests whose publish fails at once settle at one depth", async () => {
+    const r = rig({ shadowQueue: 300 });
+    const all = Array.from({ length: 301 }, (_, i) => outcome(r.thing.shadow.report({ a: i })));
+    const depths: number[] = [];
+    const limit = (Error as { stackTraceLimit?: number }).stackTraceLimit;
+    (Error as { stackTraceLimit?: number }).stackTraceLimit = 10000;
+    r.client.publish = () => {
+      depths.push((new Error().stack ?? "").split("\n").length);
+      throw new Error("refused at once");
+    };
+    try {
+      r.clock.advance(5000); // the request in flight times out; each next one fails as it is sent
+    } finally {
+      (Error as { stackTraceLimit?: number }).stackTraceLimit = limit;
+    }
+    const results = await Promise.all(all);
+    expect(results.filter((e) => e instanceof UiotError && e.code === "TIMEOUT")).toHaveLength(1);
+    expect(results.filter((e) => e instanceof UiotError && e.code !== "TIMEOUT")).toHaveLength(300);
+    expect(depths).toHaveLength(300);
+    expect(Math.max(...depths)).toBe(Math.min(...depths));
+  });
+
   it("times out with a clear error, then sends the next request", async () => {
     const r = rig();
     const a = outcome(r.thing.shadow.report({ a: 1 }));
