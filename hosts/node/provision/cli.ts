@@ -237,7 +237,7 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     if (offset % NVS_PAGE_SIZE !== 0) throw new ProvisionError(`--offset must be a multiple of 0x1000 (a flash sector), not 0x${offset.toString(16)}`, "--offset");
     const built = esp32Image(plan, { size });
     const file = path.resolve(io.cwd, v.out);
-    writePrivateFile(file, built.image);
+    writePrivateFile(file, built.image, { force: true });
     const pages = size / NVS_PAGE_SIZE;
     out(`Wrote ${v.out}: an ESP32 NVS partition image, ${size} bytes (0x${size.toString(16)}), ${built.pagesUsed} of ${pages} pages used (${built.entriesUsed} entries), namespaces ${built.namespaces.join(", ")}, mode 0600`);
     for (const l of describePlan(plan)) out(`  ${l}`);
