@@ -43,15 +43,21 @@ export function isTempName(name: string): boolean {
   return name.endsWith(".tmp");
 }
 
+/** What a file system answers when it cannot sync a folder at all (some network and FUSE file systems). */
+const CANNOT_SYNC_DIR = new Set(["EINVAL", "ENOTSUP", "EOPNOTSUPP"]);
+
 /**
  * Syncs a folder, so that a file just created, renamed or removed in it stays so after a power cut. Windows cannot
- * open a folder for that (and does not need it): a no-op there.
+ * open a folder for that (and does not need it): a no-op there; so it is on a file system that cannot sync a
+ * folder. Any other failure (an I/O error) is thrown.
  */
 export function syncDir(dir: string): void {
   if (process.platform === "win32") return;
   const fd = atomicFs.openSync(dir, C.O_RDONLY | DIRECTORY);
   try {
     atomicFs.fsyncSync(fd);
+  } catch (e) {
+    if (!CANNOT_SYNC_DIR.has((e as NodeJS.ErrnoException).code ?? "")) throw e;
   } finally {
     atomicFs.closeSync(fd);
   }

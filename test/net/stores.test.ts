@@ -185,6 +185,33 @@ describe("synced: the file before the rename, the folder after it", () => {
     });
   }
 
+  it("a file system that cannot sync a folder (EINVAL) does not fail the write; an I/O error does", () => {
+    const dir = tempDir();
+    const file = join(dir, "config.json");
+    new FileConfigStore(file).set(CONFIG_KEYS.deviceSN, "device-1");
+    for (const [code, fails] of [["EINVAL", false], ["EIO", true]] as const) {
+      const fsync = atomicFs.fsyncSync;
+      const dirFds = new Set<number>();
+      const open = atomicFs.openSync;
+      vi.spyOn(atomicFs, "openSync").mockImplementation(((p: fs.PathLike, flags: number, m?: number) => {
+        const fd = open(p, flags, m);
+        if (String(p) === dir) dirFds.add(fd);
+        return fd;
+      }) as typeof atomicFs.openSync);
+      vi.spyOn(atomicFs, "fsyncSync").mockImplementation((fd: number) => {
+        if (dirFds.has(fd)) throw Object.assign(new Error(`${code}: fsync`), { code });
+        fsync(fd);
+      });
+      const store = new FileConfigStore(file);
+      const e = fails ? (thrown(() => store.set(CONFIG_KEYS.deviceSN, code)) as ConfigStoreError) : undefined;
+      if (!fails) store.set(CONFIG_KEYS.deviceSN, code);
+      vi.restoreAllMocks();
+      expect(dirFds.size).toBe(1);
+      if (e) expect([e.code, e.message]).toEqual(["WRITE_FAILED", `cannot write the config file ${file}: EIO`]);
+      expect(new FileConfigStore(file).get(CONFIG_KEYS.deviceSN)).toBe(code); // renamed in both cases
+    }
+  });
+
   it("a store's folder, when it creates it, is synced into its parent", () => {
     const dir = tempDir();
     const calls = recordCalls();
