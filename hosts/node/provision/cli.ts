@@ -66,7 +66,7 @@ Target:
 Examples:
   npm run provision -- --product-sn abcdefgh12345678 --device-sn thermostat-01 \\
       --url mqtts://mqtt-cn-sh2.iot.ucloud.cn:8883                  (asks for the DeviceSecret)
-  pass show uiot/thermostat-01 | npm run provision -- --target esp32 --out ~/nvs/thermostat-01.bin --secret-stdin \\
+  pass show uiot/thermostat-01 | npm run provision -- --target esp32 --out ~/uiot-nvs/thermostat-01.bin --secret-stdin \\
       --product-sn abcdefgh12345678 --device-sn thermostat-01 --url mqtts://mqtt-cn-sh2.iot.ucloud.cn:8883 \\
       --wifi-ssid office                 (stdin: the DeviceSecret, then the Wi-Fi password)
 `;
@@ -235,7 +235,7 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
 
-    if (v.out === undefined || v.out === "") throw new ProvisionError("--target esp32 needs --out <file> for the NVS partition image, e.g. --out ~/nvs/thermostat-01.bin (outside the repository: it holds the secrets in clear)", "--out");
+    if (v.out === undefined || v.out === "") throw new ProvisionError("--target esp32 needs --out <file> for the NVS partition image, e.g. --out ~/uiot-nvs/thermostat-01.bin (outside the repository: it holds the secrets in clear)", "--out");
     const size = v.size === undefined ? MODDABLE_ESP32_NVS.size : parseNumber(v.size, "--size");
     const offset = v.offset === undefined ? MODDABLE_ESP32_NVS.offset : parseNumber(v.offset, "--offset");
     if (offset % NVS_PAGE_SIZE !== 0) throw new ProvisionError(`--offset must be a multiple of 0x1000 (a flash sector), not 0x${offset.toString(16)}`, "--offset");
