@@ -8,7 +8,8 @@
  * a new value is written whole into the slot not in use, read back, and only then is the old slot deleted; the
  * slot with the newer generation and a good CRC wins on reading. A cut at any point leaves the old value or the
  * new one, and a failed write (full) leaves the old one. The outbox writes each message once (header chunk last)
- * and removes it header first, so a cut leaves a whole message or none; load() sweeps what a cut left behind.
+ * and removes it header first, so a cut leaves a whole message or none; load() sweeps what a cut left behind, and
+ * hands back a damaged message (a header entry whose record does not check out) empty, for the client to report.
  *
  * Entries live in preference domains named `<domain><slot><chunk>` (config) and `<domain><chunk>` (outbox), the
  * key being the config key or the message's number in base 36, so every name stays within 15 characters (ESP32
@@ -328,14 +329,21 @@ export class PreferenceOutboxStore implements OutboxStore {
     const whole = new Set<string>();
     for (const name of heads) {
       const key = parseInt(name, 36);
-      const r = Number.isSafeInteger(key) && key >= 0 && key.toString(36) === name
-        ? readRecord(this.prefs, dom, name, OUTBOX_MAGIC, this.size, this.maxChunks) : "corrupt";
+      const named = Number.isSafeInteger(key) && key >= 0 && key.toString(36) === name;
+      const r = named ? readRecord(this.prefs, dom, name, OUTBOX_MAGIC, this.size, this.maxChunks) : "corrupt";
       if (typeof r === "object") {
         out.push({ key, packet: r.data.slice() });
         held.set(key, r.data.length);
         bytes += r.data.length;
         whole.add(name);
-      } else this.forget(name); // a message cut short by a power loss, or damage: never half a packet
+        continue;
+      }
+      // Damage (a save writes the header entry last and a remove deletes it first, so a power cut never leaves a
+      // header without its whole message): never half a packet, nor a packet with a flipped bit. Its entries go, and
+      // it comes back empty so the client reports it (STORE_FAILED, "discarded an unreadable entry"), as it does
+      // for the Node host's file outbox; with key -1 when not even its name is a key this store writes.
+      this.forget(name);
+      out.push({ key: named ? key : -1, packet: new Uint8Array(0) });
     }
     // Entries after the first of messages whose header entry is gone (a cut during save or remove).
     for (let i = 1; i < this.maxChunks; i++) for (const name of this.keys(dom(i))) if (!whole.has(name)) this.forget(name, i);

@@ -68,7 +68,7 @@ export interface LoadDeviceConfigOptions {
 /** What to run, for every boot message. */
 export const PROVISION_HINT =
   "provision the device: `npm run provision -- --product-sn <ProductSN> --device-sn <DeviceSN> --url <broker URL>` " +
-  "for the simulator, or with `--target esp32 --out nvs.bin` and flash nvs.bin to an ESP32 (README, Provisioning)";
+  "for the simulator, or with `--target esp32 --out <file>` and flash that image to an ESP32 (README, Provisioning)";
 
 // ---- rules ----
 

@@ -3,6 +3,10 @@
 import { describe, expect, it } from "vitest";
 import { ESP32, ESP8266, ESP8266_OUTBOX } from "../../hosts/moddable/chips";
 import { PreferenceOutboxStore, PreferenceStore, StoreError } from "../../hosts/moddable/preference-store";
+import { Client } from "../../src/mqtt/client";
+import { encode, type MqttError, type PublishPacket } from "../../src/mqtt/codec";
+import { FakeClock } from "../helpers/fake-clock";
+import { ScriptedNetwork } from "../helpers/scripted-transport";
 import { ESP32_PREFS, ESP8266_PREFS, FakePreferences, PowerCut } from "./fake-preferences";
 
 const chips = [
@@ -182,6 +186,46 @@ describe("PreferenceOutboxStore", () => {
           if (done) break;
         }
       }
+    });
+
+    it(`${name}: a damaged message (one flipped bit) is reported by the client as STORE_FAILED, not dropped silently`, () => {
+      const pub = (id: number, payload: string) => encode({ type: 3, topic: "t/up", payload, qos: 1, id, retain: false, dup: false });
+      // The bit flipped in each entry of the damaged message in turn: its header entry, then each later chunk.
+      const damaged = pub(2, "second, to be damaged " + "x".repeat(Math.min(200, bounds.maxBytes - 80)));
+      const chunks = Math.ceil((damaged.length + 6) / limits.maxEntryBytes);
+      for (let entry = 0; entry < chunks; entry++) {
+        const prefs = new FakePreferences(fake);
+        const o = open(prefs);
+        o.save(1, pub(1, "first"));
+        o.save(2, damaged);
+        o.save(3, pub(3, "third"));
+        const name = `obx${entry}\u00002`;
+        const bytes = prefs.map.get(name) as Uint8Array;
+        bytes[bytes.length - 1] ^= 0x08; // one bit, in the last byte of the entry
+
+        // A reboot: a new client loads the outbox.
+        const errors: MqttError[] = [];
+        const net = new ScriptedNetwork();
+        const client = new Client({ clientId: "dev1", connect: net.connect, clock: new FakeClock(), random: () => 0.5, clean: false, outbox: { store: open(prefs) }, onError: (e) => errors.push(e) });
+        expect(errors.map((e) => `${e.code}: ${e.message}`)).toEqual(["STORE_FAILED: discarded an unreadable entry (key 2) from the persistent outbox"]);
+        client.start();
+        net.last.open();
+        net.last.connack(true);
+        const resent = (net.last.sent.filter((p) => p.type === 3) as PublishPacket[]).map((p) => new TextDecoder().decode(p.payload as Uint8Array));
+        expect(resent).toEqual(["first", "third"]); // the others go out; nothing of the damaged one does
+        client.close();
+        expect([...prefs.map.keys()].some((k) => k.endsWith("\u00002"))).toBe(false); // its entries are gone
+        expect(open(prefs).load().map((e) => e.key).sort()).toEqual([1, 3]);
+      }
+    });
+
+    it(`${name}: an entry under a name this store never writes is reported too (key -1), and removed`, () => {
+      const prefs = new FakePreferences(fake);
+      open(prefs).save(1, new Uint8Array([0x32, 5, 0, 1, 0x74, 0, 1]));
+      prefs.set("obx0", "Zz", new Uint8Array([1, 2, 3]).buffer);
+      const loaded = open(prefs).load().sort((a, b) => a.key - b.key);
+      expect(loaded).toEqual([{ key: -1, packet: new Uint8Array(0) }, { key: 1, packet: new Uint8Array([0x32, 5, 0, 1, 0x74, 0, 1]) }]);
+      expect(prefs.keys("obx0")).toEqual(["1"]);
     });
   }
 });

@@ -3,7 +3,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { atomicFs } from "../../hosts/node/atomic-file";
 import { ConfigStoreError, FileConfigStore } from "../../hosts/node/config-store";
 import { nodeConnector } from "../../hosts/node/connect";
 import { createNodeHost } from "../../hosts/node/host";
@@ -80,12 +81,15 @@ describe("the file-backed config store", () => {
     expect(b.get("toString")).toBeUndefined();
   });
 
-  it("tightens an existing file to 0600", () => {
-    const file = join(tempDir(), "config.json");
-    writeFileSync(file, '{"a":"b"}');
-    chmodSync(file, 0o644);
-    expect(new FileConfigStore(file).get("a")).toBe("b");
-    expect(mode(file)).toBe(0o600);
+  it("tightens an existing store to 0600 (one with the marker, or an older one of device settings without it)", () => {
+    for (const text of ['{"$store":"uiot-config/1","a":"b"}', '{"uiot_psn":"b"}']) {
+      const file = join(tempDir(), "config.json");
+      writeFileSync(file, text);
+      chmodSync(file, 0o644);
+      const store = new FileConfigStore(file);
+      expect(store.get("a") ?? store.get("uiot_psn")).toBe("b");
+      expect(mode(file)).toBe(0o600);
+    }
   });
 
   it("refuses what a board's preference store would, without repeating the value", () => {
@@ -107,12 +111,17 @@ describe("the file-backed config store", () => {
     const file = join(tempDir(), "config.json");
     const store = new FileConfigStore(file);
     store.set("secret", "old");
-    mkdirSync(`${file}.tmp`); // the temporary file cannot be created
+    // The disk is full: the temporary file cannot be written.
+    const full = vi.spyOn(atomicFs, "writeSync").mockImplementation(() => {
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    });
     const e = thrown(() => store.set("secret", "new-secret-value"));
+    full.mockRestore();
     expect(e.code).toBe("WRITE_FAILED");
+    expect(e.message).toMatch(/ENOSPC/);
     expect(e.message).not.toContain("new-secret-value");
     expect(store.get("secret")).toBe("old");
-    rmSync(`${file}.tmp`, { recursive: true });
+    expect(readdirSync(join(file, ".."))).toEqual(["config.json"]); // the temporary file is gone
     expect(new FileConfigStore(file).get("secret")).toBe("old");
   });
 

@@ -300,8 +300,39 @@ describe("--target esp32", () => {
     const other = await run(["--product-sn", PSN, "--device-sn", DSN, "--url", "mqtts://broker.example.com", "--target", "esp32", "--out", "nvs.bin", "--device-secret", SECRET], { cwd });
     expect(other.code).toBe(0);
     expect(other.stderr).toMatch(/warning: the ESP32 has no built-in CA store: without --ca .* refuse to connect to mqtts:\/\/broker.example.com:8883/);
-    const uiot = await run([...base, "--target", "esp32", "--out", "nvs.bin", "--device-secret", SECRET], { cwd });
+    const uiot = await run([...base, "--target", "esp32", "--out", "nvs.bin", "--force", "--device-secret", SECRET], { cwd });
+    expect(uiot.code).toBe(0);
     expect(uiot.stderr).not.toMatch(/no built-in CA store/);
+  });
+
+  it("never replaces an existing file unless --force (then atomically, a symbolic link replaced, not followed)", async () => {
+    const cwd = newDir();
+    const args = [...base, "--target", "esp32", "--device-secret", SECRET];
+    fs.writeFileSync(path.join(cwd, "config.json"), '{"uiot_dsecret":"the only copy of a secret"}');
+    const kept = await run([...args, "--out", "config.json"], { cwd });
+    expect(kept.code).toBe(2);
+    expect(kept.stderr).toMatch(/error: --out: .*config\.json already exists and is kept: it may be another device's image or a file you need\. Choose another file, or pass --force to replace it\n$/);
+    expect(fs.readFileSync(path.join(cwd, "config.json"), "utf8")).toBe('{"uiot_dsecret":"the only copy of a secret"}');
+    expect(kept.stdout).toBe("");
+
+    fs.mkdirSync(path.join(cwd, "dir"));
+    expect((await run([...args, "--out", "dir"], { cwd })).stderr).toMatch(/error: --out: .*dir is a directory: give a file name for the image/);
+    fs.writeFileSync(path.join(cwd, "victim"), "victim");
+    fs.symlinkSync(path.join(cwd, "victim"), path.join(cwd, "link.bin"));
+    expect((await run([...args, "--out", "link.bin"], { cwd })).stderr).toMatch(/link\.bin already exists \(a symbolic link\) and is kept/);
+
+    const forced = await run([...args, "--out", "config.json", "--force"], { cwd });
+    expect(forced.code).toBe(0);
+    expect(fs.statSync(path.join(cwd, "config.json")).size).toBe(MODDABLE_ESP32_NVS.size);
+    expect((await run([...args, "--out", "link.bin", "--force"], { cwd })).code).toBe(0);
+    expect(fs.lstatSync(path.join(cwd, "link.bin")).isFile()).toBe(true);
+    expect(fs.readFileSync(path.join(cwd, "victim"), "utf8")).toBe("victim");
+    expect(fs.readdirSync(cwd).sort()).toEqual(["config.json", "dir", "link.bin", "victim"]); // no temporary file left
+
+    const fresh = await run([...args, "--out", "sub/new.bin"], { cwd });
+    expect(fresh.code).toBe(0);
+    expect(fs.statSync(path.join(cwd, "sub")).mode & 0o777).toBe(0o700);
+    expect((await run([...base, "--device-secret", SECRET, "--force"], { cwd })).stderr).toMatch(/error: --force is for --target esp32/);
   });
 
   it("values over one preference entry: PreferenceStore's second chunk lands in namespace cfga1, and reads back", () => {

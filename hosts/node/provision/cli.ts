@@ -53,7 +53,10 @@ Target:
   --store <file>            that file (default ${SIMULATOR_CONFIG_FILE})
   --replace                 allow replacing (or dropping) a DeviceSecret already in the store
   --target esp32            an ESP32 NVS partition image to flash
-  --out <file>              the image file (required), written 0600
+  --out <file>              the image file (required), written 0600; an existing file is kept
+                            (the command stops) unless --force is given. It holds the secrets in
+                            clear: write it outside any repository and delete it once flashed
+  --force                   replace the file --out names if it exists
   --size <bytes>            NVS partition size (default 0x${MODDABLE_ESP32_NVS.size.toString(16)}: Moddable's default partitions.csv)
   --offset <addr>           NVS partition offset for the printed flash command (default 0x${MODDABLE_ESP32_NVS.offset.toString(16)})
   --port <device>           serial port for the printed flash command
@@ -63,7 +66,7 @@ Target:
 Examples:
   npm run provision -- --product-sn abcdefgh12345678 --device-sn thermostat-01 \\
       --url mqtts://mqtt-cn-sh2.iot.ucloud.cn:8883                  (asks for the DeviceSecret)
-  pass show uiot/thermostat-01 | npm run provision -- --target esp32 --out nvs.bin --secret-stdin \\
+  pass show uiot/thermostat-01 | npm run provision -- --target esp32 --out ~/uiot-nvs/thermostat-01.bin --secret-stdin \\
       --product-sn abcdefgh12345678 --device-sn thermostat-01 --url mqtts://mqtt-cn-sh2.iot.ucloud.cn:8883 \\
       --wifi-ssid office                 (stdin: the DeviceSecret, then the Wi-Fi password)
 `;
@@ -83,6 +86,7 @@ const OPTIONS = {
   store: { type: "string" },
   replace: { type: "boolean" },
   out: { type: "string" },
+  force: { type: "boolean" },
   size: { type: "string" },
   offset: { type: "string" },
   port: { type: "string" },
@@ -142,7 +146,7 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     const only = (names: (keyof Values)[], t: string) => {
       for (const n of names) if (v[n] !== undefined) throw new ProvisionError(`--${n} is for --target ${t}`, `--${n}`);
     };
-    if (target === "simulator") only(["out", "size", "offset", "port"], "esp32");
+    if (target === "simulator") only(["out", "force", "size", "offset", "port"], "esp32");
     else only(["store", "replace"], "simulator");
 
     // ---- secrets ----
@@ -231,13 +235,13 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
 
-    if (v.out === undefined || v.out === "") throw new ProvisionError("--target esp32 needs --out <file> for the NVS partition image, e.g. --out nvs.bin", "--out");
+    if (v.out === undefined || v.out === "") throw new ProvisionError("--target esp32 needs --out <file> for the NVS partition image, e.g. --out ~/uiot-nvs/thermostat-01.bin (outside the repository: it holds the secrets in clear)", "--out");
     const size = v.size === undefined ? MODDABLE_ESP32_NVS.size : parseNumber(v.size, "--size");
     const offset = v.offset === undefined ? MODDABLE_ESP32_NVS.offset : parseNumber(v.offset, "--offset");
     if (offset % NVS_PAGE_SIZE !== 0) throw new ProvisionError(`--offset must be a multiple of 0x1000 (a flash sector), not 0x${offset.toString(16)}`, "--offset");
     const built = esp32Image(plan, { size });
     const file = path.resolve(io.cwd, v.out);
-    writePrivateFile(file, built.image);
+    writePrivateFile(file, built.image, { force: v.force === true });
     const pages = size / NVS_PAGE_SIZE;
     out(`Wrote ${v.out}: an ESP32 NVS partition image, ${size} bytes (0x${size.toString(16)}), ${built.pagesUsed} of ${pages} pages used (${built.entriesUsed} entries), namespaces ${built.namespaces.join(", ")}, mode 0600`);
     for (const l of describePlan(plan)) out(`  ${l}`);

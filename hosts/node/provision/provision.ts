@@ -4,7 +4,6 @@
 // uses) or an ESP32 NVS partition image holding exactly what hosts/moddable/preference-store.ts would have
 // written with Moddable's `preference` module. Nothing here ever prints, logs or throws a secret: summaries and
 // messages show `****` and at most the last two characters.
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, PREFERENCE_DOMAIN, caPartKey } from "../../../src/device/config-keys";
 import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError } from "../../../src/device/config";
@@ -14,7 +13,8 @@ import { UiotError } from "../../../src/uiot/errors";
 import { Identity, redact, scrub, storeDeviceSecret } from "../../../src/uiot/identity";
 import { ESP32 } from "../../moddable/chips";
 import { PreferenceStore, type Preferences } from "../../moddable/preference-store";
-import { FileConfigStore } from "../config-store";
+import { makePrivateDir, TargetExistsError, writeFileAtomic } from "../atomic-file";
+import { ConfigStoreError, FileConfigStore } from "../config-store";
 import { buildNvsImage, MODDABLE_ESP32_NVS, NvsError, type NvsItem } from "./nvs";
 
 /** Where the simulator keeps its state (relative to the working directory): `.simulator/`, ignored by git. */
@@ -162,6 +162,11 @@ export function provisionSimulator(plan: ProvisionPlan, file: string, options: S
   } catch (e) {
     throw new ProvisionError(`cannot open the simulator's config store: ${e instanceof Error ? e.message : String(e)}`, "--store", 1);
   }
+  try {
+    store.checkWritable(); // a JSON file that is not a store of ours: refused before anything else is said about it
+  } catch (e) {
+    throw new ProvisionError(e instanceof Error ? e.message : String(e), "--store", 1);
+  }
   const K = CONFIG_KEYS;
   const id = plan.identity;
   const notes: string[] = [];
@@ -184,21 +189,25 @@ export function provisionSimulator(plan: ProvisionPlan, file: string, options: S
       notes.push(`a DeviceSecret (${redact(stored)}) from an earlier registration is kept: the device connects with it and does not register again (--replace deletes it)`);
   }
 
+  // The whole configuration in one atomic write: a crash leaves the old store or the new one, never a mix.
   try {
-    for (const [key, value] of plan.values) {
-      if (key === K.deviceSecret) storeDeviceSecret(store, value, true); // conflicts were settled above
-      else store.set(key, value);
-    }
-    if (id.authmode === 1) store.delete(K.productSecret);
-    else if (stored !== undefined && options.replace) {
-      store.delete(K.deviceSecret);
-      notes.push(`the stored DeviceSecret (${redact(stored)}) was deleted: the device registers again, which UIoT Core refuses for a device that has already logged in with its DeviceSecret`);
-    }
-    const given = new Set(plan.values.map(([k]) => k));
-    const stale = [K.wifiSsid, K.wifiPassword, ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i))].filter((k) => !given.has(k) && store.get(k) !== undefined);
-    for (const k of stale) store.delete(k);
-    if (stale.length) notes.push(`removed settings not given this time: ${stale.join(", ")}`);
+    store.update((draft) => {
+      for (const [key, value] of plan.values) {
+        if (key === K.deviceSecret) storeDeviceSecret(draft, value, true); // conflicts were settled above
+        else draft.set(key, value);
+      }
+      if (id.authmode === 1) draft.delete(K.productSecret);
+      else if (stored !== undefined && options.replace) {
+        draft.delete(K.deviceSecret);
+        notes.push(`the stored DeviceSecret (${redact(stored)}) was deleted: the device registers again, which UIoT Core refuses for a device that has already logged in with its DeviceSecret`);
+      }
+      const given = new Set(plan.values.map(([k]) => k));
+      const stale = [K.wifiSsid, K.wifiPassword, ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i))].filter((k) => !given.has(k) && draft.get(k) !== undefined);
+      for (const k of stale) draft.delete(k);
+      if (stale.length) notes.push(`removed settings not given this time: ${stale.join(", ")}`);
+    });
   } catch (e) {
+    if (e instanceof ConfigStoreError && e.code === "NOT_A_STORE") throw new ProvisionError(e.message, "--store", 1);
     const message = e instanceof UiotError || e instanceof Error ? scrub(e.message, id.revealSecret()) : String(e);
     throw new ProvisionError(`could not write ${file}: ${message}`, undefined, 1);
   }
@@ -270,16 +279,23 @@ export function esp32Image(plan: ProvisionPlan, options: Esp32ImageOptions = {})
   return { image: built.image, pagesUsed: built.pagesUsed, entriesUsed: built.entriesUsed, namespaces: [...built.namespaces.keys()] };
 }
 
-/** Writes a file only its owner can read (it holds secrets), replacing any file there. */
-export function writePrivateFile(file: string, bytes: Uint8Array): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
+/**
+ * Writes a file only its owner can read (it holds secrets) in one atomic step (atomic-file.ts: a temporary file
+ * with a random name, created exclusively, fsync, rename, fsync of the folder). A file (or anything else) already
+ * at `file` is replaced only with `force`; otherwise it is kept and ProvisionError says to pass --force.
+ */
+export function writePrivateFile(file: string, bytes: Uint8Array, options: { force?: boolean } = {}): void {
   try {
-    fs.writeFileSync(tmp, bytes, { mode: 0o600 });
-    fs.chmodSync(tmp, 0o600);
-    fs.renameSync(tmp, file);
+    makePrivateDir(path.dirname(path.resolve(file)));
+    writeFileAtomic(file, bytes, { mode: 0o600, overwrite: options.force === true });
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    if (e instanceof TargetExistsError) {
+      if (e.kind === "directory") throw new ProvisionError(`${file} is a directory: give a file name for the image`, "--out");
+      throw new ProvisionError(
+        `${file} already exists${e.kind === "file" ? "" : ` (a ${e.kind})`} and is kept: it may be another device's image or a file you need. Choose another file, or pass --force to replace it`,
+        "--out",
+      );
+    }
     throw new ProvisionError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, "--out", 1);
   }
 }
