@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import { start, type Device } from "../../src/device/main";
 import { thermostat } from "../../src/device/thermostat";
+import { nodeDevice } from "../../hosts/node/device-view";
 import type { NodeHost } from "../../hosts/node/host";
 import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tlsCloudWith, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
 
@@ -152,6 +153,28 @@ describe("the firmware entry (src/device/main.ts)", () => {
     const event = await until(() => cloud.thingEvents(PSN, DSN).find((e) => e.Identifier === "high_temp"), "the high_temp event");
     expect(JSON.stringify(event)).toMatch(/threshold/);
   });
+});
+
+describe("the simulator's view of the device (hosts/node/device-view.ts)", () => {
+  it("counts a connection that was up and then lost as a drop, and the redials that fail meanwhile apart", async () => {
+    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+    const { host } = hostOn(tmpDir());
+    provision(host, cloud.url, { device: DEVICE_SECRET });
+    const view = nodeDevice(host, thermostat({ postInterval: 200 }), () => undefined);
+    cleanups.push(() => view.stop());
+    expect(await view.started).toBe(true);
+    await until(() => view.connects === 1, "the first connection");
+    expect([view.drops, view.failedDials]).toEqual([0, 0]);
+
+    await cloud.stop();
+    await until(() => view.failedDials >= 2, "two redials refused while the broker is down", 20000);
+    expect(view.drops).toBe(1);
+    expect(view.problem).not.toBe("");
+    await cloud.start();
+    await until(() => view.connects === 2, "the reconnect", 20000);
+    expect(view.drops).toBe(1);
+    expect(view.problem).toBe("");
+  }, 40000);
 });
 
 describe("npm start (hosts/node/simulator.ts), headless", () => {
