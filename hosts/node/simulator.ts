@@ -7,12 +7,13 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { checkBrokerUrl } from "../../src/device/config";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { KeyValueStore, LogLevel } from "../../src/device/host";
+import type { KeyValueStore } from "../../src/device/host";
 import { CORRECTION_RANGE, TARGET_RANGE, thermostat } from "../../src/device/thermostat";
 import { startCloud, type Cloud } from "./cloud";
 import { nodeDevice, type DeviceView } from "./device-view";
 import { createNodeHost, type NodeHost } from "./host";
 import { planProvisioning, provisionSimulator, SIMULATOR_DIR } from "./provision/provision";
+import { clock, CONSOLE_COMMANDS, DEVICE_COMMANDS, renderScreen, screenFrame, type LogLine, type Traced } from "./simulator-screen";
 import { startXsDevice, xsEngineMissing } from "./xs-device";
 
 export const USAGE = `Usage: npm start -- [options]
@@ -36,7 +37,7 @@ Options:
   --plain            one line per event, no screen redraw (the default when stdout is not a terminal)
   -h, --help         this text
 
-Keys (on a terminal):
+Keys (on a terminal; with --broker only l, : and q, as there is no console):
   + / -   desired target temperature up / down 1 °C (device shadow)
   s       set the target_temperature property (thing model), a random value in ${TARGET_RANGE[0]}..${TARGET_RANGE[1]}
   c       send the set_temp_correction command, a random correction in -2..2 °C
@@ -45,13 +46,13 @@ Keys (on a terminal):
   :       type a command (below)
   q, Ctrl-C  quit
 
-Commands (typed after ':' on a terminal, or one per line on stdin otherwise):
+Commands (typed after ':' on a terminal, or one per line on stdin otherwise; with --broker only link, status, quit):
   desired N     set the shadow's desired target_temperature to N
   set N         set the target_temperature property to N
   command N     send set_temp_correction { correction: N }
   link down|up  drop the Wi-Fi link / bring it back
   restart       restart the broker
-  status        print the state once
+  status        the state in one line (under Recent on a terminal)
   quit
 `;
 
@@ -73,8 +74,9 @@ export interface SimulatorIo {
   stdin?: NodeJS.ReadStream | NodeJS.ReadableStream;
   /** Redraw the screen (a terminal) rather than print lines. */
   tty: boolean;
-  /** The width for the screen (default 100). */
+  /** The terminal's size for the screen (default 100 columns, 24 rows). */
   columns?: () => number;
+  rows?: () => number;
 }
 
 export interface Simulator {
@@ -151,33 +153,10 @@ function demoSecret(): string {
 
 // ---- the view ----
 
-interface Traced {
-  at: number;
-  topic: string;
-  text: string;
-}
-
-interface LogLine {
-  at: number;
-  level: LogLevel | "console";
-  text: string;
-}
-
 const ESC = "\x1b[";
-const COLOR: Record<string, string> = { error: "31", warn: "33", console: "36", info: "0", debug: "2" };
-
-function clock(at: number): string {
-  const d = new Date(at);
-  const p = (n: number, w = 2) => String(n).padStart(w, "0");
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
 
 function utf8(payload: Uint8Array | string): string {
   return typeof payload === "string" ? payload : new TextDecoder().decode(payload);
-}
-
-function cut(text: string, width: number): string {
-  return text.length <= width ? text : text.slice(0, Math.max(0, width - 1)) + "…";
 }
 
 function json(value: unknown): string {
@@ -319,11 +298,6 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   function draw(): void {
     drawTimer = undefined;
     if (stopping) return;
-    const width = Math.max(60, io.columns?.() ?? 100);
-    const st = view.thermostat;
-    const link = host.link.isUp ? `${ESC}32mup${ESC}0m` : `${ESC}31mDOWN${ESC}0m`;
-    const conn = view.state;
-    const connColored = conn === "connected" ? `${ESC}32m${conn}${ESC}0m` : `${ESC}33m${conn}${ESC}0m`;
     let shadow = deviceShadow as { reported: unknown; desired: unknown; version: number | undefined };
     if (cloud) {
       try {
@@ -333,25 +307,14 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
         // the device is not known yet
       }
     }
-    const lines = [
-      `${ESC}1mUIoT thermostat simulator${ESC}0m  ${psn}.${dsn} → ${brokerUrl}${cloud ? " (emulated UIoT Core)" : ""}${engine === "xs" ? "   engine XS" : ""}`,
-      "",
-      `Wi-Fi link   ${link}          Connection  ${connColored}  (connections ${view.connects}, drops ${view.drops})  outbox ${view.outbox}${cloud ? `   broker ${cloud.running ? "running" : `${ESC}31mSTOPPED${ESC}0m`}` : ""}`,
-      view.problem ? `${ESC}33m             ${cut(view.problem, width - 13)}${ESC}0m` : "",
-      `Thermostat   ${st.temperature.toFixed(1)} °C   ${st.humidity.toFixed(1)} %RH   target ${st.target} °C   correction ${st.correction} °C   ${st.hot ? `${ESC}31mHIGH TEMP${ESC}0m` : ""}`,
-      `             ${st.posts} posts confirmed, ${st.events} events`,
-      `Shadow       version ${shadow.version ?? "-"}   reported ${json(shadow.reported)}   desired ${json(shadow.desired)}`,
-      `Last in      ${lastIn ? cut(`${clock(lastIn.at)} ${lastIn.topic} ${lastIn.text}`, width - 13) : "-"}`,
-      `Last out     ${lastOut ? cut(`${clock(lastOut.at)} ${lastOut.topic} ${lastOut.text}`, width - 13) : "-"}`,
-      "",
-      `${ESC}1mRecent${ESC}0m`,
-      ...logs.slice(-10).map((l) => `${ESC}${COLOR[l.level] ?? "0"}m${cut(`${clock(l.at)} ${l.level === "info" ? "" : `${l.level}: `}${l.text}`, width)}${ESC}0m`),
-      "",
-      typing !== undefined
-        ? `: ${typing}█   (Enter runs it, Esc cancels; desired N, set N, command N, link down|up, restart, quit)`
-        : `${ESC}2mKeys: +/- desired target  s set property  c command  l link down/up  ${cloud ? "r restart broker  " : ""}: type a command  q quit${ESC}0m`,
-    ];
-    out.write(`${ESC}H${ESC}2J${lines.join("\n")}\n`);
+    const lines = renderScreen({
+      device: `${psn}.${dsn}`, brokerUrl, engine,
+      brokerRunning: cloud ? cloud.running : undefined,
+      linkUp: host.link.isUp, connection: view.state,
+      connects: view.connects, drops: view.drops, failedDials: view.failedDials, problem: view.problem,
+      outbox: view.outbox, thermostat: view.thermostat, shadow, lastIn, lastOut, logs, typing,
+    }, { columns: io.columns?.() ?? 100, rows: io.rows?.() ?? 24 });
+    out.write(screenFrame(lines));
   }
 
   void view.started.then((ok) => {
@@ -365,11 +328,14 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   if (tty) {
     out.write(`${ESC}?25l`);
     refresh = setInterval(schedule, 1000);
+    out.on("resize", schedule); // a terminal's stdout says when its size changed
   }
 
   // ---- the console ----
+  /** The commands that work here: the console's need the emulated cloud. */
+  const commands = cloud ? CONSOLE_COMMANDS : DEVICE_COMMANDS;
   const needCloud = (): Cloud => {
-    if (!cloud) throw new Error("there is no console against a real broker: use the platform's console (only link down/up and quit work here)");
+    if (!cloud) throw new Error(`there is no console against a real broker: use the platform's console (here only ${DEVICE_COMMANDS} work)`);
     return cloud;
   };
   const number = (arg: string | undefined, what: string): number => {
@@ -430,16 +396,17 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
         case "status":
           if (view.sync) await view.sync(); // XS: the status after every event so far (a link change just made)
           if (!tty) out.write(`${statusLine()}\n`);
+          else recent("console", statusLine());
           return;
         case "help":
           if (!tty) out.write(USAGE);
-          else recent("console", "desired N, set N, command N, link down|up, restart, status, quit");
+          else recent("console", commands);
           return;
         case "quit":
         case "exit":
           return await stop();
         default:
-          throw new Error(`unknown command "${verb}": desired N, set N, command N, link down|up, restart, status, quit`);
+          throw new Error(`unknown command "${verb.slice(0, 40)}": ${commands}`);
       }
     } catch (e) {
       recent("error", e instanceof Error ? e.message : String(e));
@@ -448,7 +415,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
 
   const statusLine = (): string => {
     const st = view.thermostat;
-    return `status: link ${host.link.isUp ? "up" : "down"}, ${view.state}, connections ${view.connects}, ` +
+    return `status: link ${host.link.isUp ? "up" : "down"}, ${view.state}, connections ${view.connects}, drops ${view.drops}, failed dials ${view.failedDials}, ` +
       `${st.temperature} °C ${st.humidity} %RH target ${st.target} correction ${st.correction}, posts ${st.posts}, events ${st.events}`;
   };
 
@@ -538,7 +505,10 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
         if (io.tty && stdin.setRawMode) stdin.setRawMode(false);
         stdin.pause();
       }
-      if (tty) out.write(`${ESC}?25h\n`);
+      if (tty) {
+        out.off("resize", schedule);
+        out.write(`${ESC}?25h\n`);
+      }
       await view.stop();
       if (cloud) {
         await new Promise((r) => setTimeout(r, 100)); // the DISCONNECT reaches the broker first
@@ -582,6 +552,7 @@ export async function main(args: string[]): Promise<number> {
       stdin: process.stdin,
       tty: tty && process.stdin.isTTY === true,
       columns: () => process.stdout.columns ?? 100,
+      rows: () => process.stdout.rows ?? 24,
     });
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}\n`);
