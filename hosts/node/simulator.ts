@@ -16,6 +16,11 @@ import { planProvisioning, provisionSimulator, SIMULATOR_DIR } from "./provision
 import { clock, CONSOLE_COMMANDS, DEVICE_COMMANDS, renderScreen, screenFrame, type LogLine, type Traced } from "./simulator-screen";
 import { startXsDevice, xsEngineMissing } from "./xs-device";
 
+/** How long a console command waits for the device's answer (the platform's own limit for a command reply). */
+const ANSWER_WAIT_MS = 5000;
+/** How long a script's commands wait for the device's first connection before each is refused. */
+const READY_WAIT_MS = 60000;
+
 export const USAGE = `Usage: npm start -- [options]
 
 Runs the device firmware (src/device/main.ts with the thermostat application) on this computer.
@@ -47,13 +52,16 @@ Keys (on a terminal; with --broker only l, : and q, as there is no console):
   q, Ctrl-C  quit
 
 Commands (typed after ':' on a terminal, or one per line on stdin otherwise; with --broker only link, status, quit):
-  desired N     set the shadow's desired target_temperature to N
-  set N         set the target_temperature property to N
-  command N     send set_temp_correction { correction: N }
+  desired N     set the shadow's desired target_temperature to N (waits for the device's shadow report)
+  set N         set the target_temperature property to N (waits for the device's reply)
+  command N     send set_temp_correction { correction: N } (waits for the device's reply)
   link down|up  drop the Wi-Fi link / bring it back
   restart       restart the broker
   status        the state in one line (under Recent on a terminal)
-  quit
+  quit          stop (in a script: once the lines before it have finished)
+
+A script's lines run one at a time, each to its end (the device's answer, ${ANSWER_WAIT_MS / 1000} s without one, or an error),
+from the device's first connection on.
 `;
 
 export const DEMO_PRODUCT_SN = "SIMDEMO000000001";
@@ -343,6 +351,29 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     if (arg === undefined || arg === "" || !Number.isFinite(n)) throw new Error(`${what} needs a number`);
     return n;
   };
+  /** The device's next shadow report (its answer to a desired value), or undefined after ANSWER_WAIT_MS. */
+  const shadowReport = (c: Cloud): { promise: Promise<Record<string, unknown> | undefined>; cancel: () => void } => {
+    const topic = `${systemPrefix}shadow/upstream`;
+    let done!: (v: Record<string, unknown> | undefined) => void;
+    const promise = new Promise<Record<string, unknown> | undefined>((r) => (done = r));
+    const onMessage = (m: { direction: string; topic: string; payload: string }): void => {
+      if (m.direction !== "in" || m.topic !== topic) return;
+      try {
+        const reported = (JSON.parse(m.payload) as { State?: { Reported?: Record<string, unknown> } }).State?.Reported;
+        if (reported) finish(reported);
+      } catch {
+        // not JSON: not the report
+      }
+    };
+    const finish = (v: Record<string, unknown> | undefined): void => {
+      clearTimeout(timer);
+      c.off("message", onMessage);
+      done(v);
+    };
+    const timer = setTimeout(() => finish(undefined), ANSWER_WAIT_MS);
+    c.on("message", onMessage);
+    return { promise, cancel: () => finish(undefined) };
+  };
   let restarting = false;
   const restartBroker = async (): Promise<void> => {
     const c = needCloud();
@@ -366,8 +397,19 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
           return;
         case "desired": {
           const v = number(arg, "desired");
-          needCloud().setShadowDesired(psn, dsn, { target_temperature: v });
-          recent("console", `shadow desired target_temperature = ${v}`);
+          const c = needCloud();
+          const report = shadowReport(c);
+          try {
+            c.setShadowDesired(psn, dsn, { target_temperature: v });
+          } catch (e) {
+            report.cancel();
+            throw e;
+          }
+          recent("console", `shadow desired target_temperature = ${v} …`);
+          const reported = await report.promise;
+          recent("console", reported
+            ? `shadow desired target_temperature = ${v}: the device reported ${json(reported)}`
+            : `shadow desired target_temperature = ${v}: no report from the device within ${ANSWER_WAIT_MS / 1000} s`);
           return;
         }
         case "set": {
@@ -465,6 +507,47 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     }
   };
 
+  // ---- a script: one command a line on stdin (not a terminal) ----
+  // Each line runs to its end (the device's answer, a report, a timeout or an error) before the next starts. The
+  // commands wait for the device's first connection with its subscriptions in place (a command published before
+  // would reach nobody), at most READY_WAIT_MS; quit waits for every line before it.
+  let isReady = false;
+  void ready.then(() => (isReady = true));
+  let readyDeadline: Promise<void> | undefined;
+  let readyTimer: NodeJS.Timeout | undefined;
+  const deviceReady = async (): Promise<boolean> => {
+    if (!isReady) {
+      readyDeadline ??= new Promise<void>((r) => (readyTimer = setTimeout(r, READY_WAIT_MS)));
+      await Promise.race([ready, readyDeadline, stopped]);
+    }
+    return isReady;
+  };
+  /** Waits (at most ANSWER_WAIT_MS) until the device's QoS 1 messages (its answers too) are acknowledged. */
+  const delivered = async (): Promise<void> => {
+    const end = Date.now() + ANSWER_WAIT_MS;
+    for (;;) {
+      if (view.sync) await view.sync();
+      if (stopping || view.outbox === 0 || view.state !== "connected" || Date.now() > end) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const scriptLine = async (line: string): Promise<void> => {
+    if (stopping) return;
+    const verb = (line.trim().split(/\s+/)[0] ?? "").toLowerCase();
+    if (verb === "quit" || verb === "exit") {
+      await delivered();
+      return stop();
+    }
+    // What needs the device: the console's commands (with the emulated cloud), the link and the status.
+    const needsDevice = ["link", "status"].includes(verb) || (cloud !== undefined && ["desired", "set", "command", "restart"].includes(verb));
+    if (needsDevice && !(await deviceReady())) {
+      if (!stopping) recent("error", `not run: ${line.trim().slice(0, 60)}: the device has not connected within ${READY_WAIT_MS / 1000} s (see the errors above)`);
+      return;
+    }
+    if (stopping) return;
+    await command(line);
+  };
+
   const stdin = io.stdin as (NodeJS.ReadStream & { setRawMode?: (raw: boolean) => void }) | undefined;
   let pending = "";
   let script: Promise<void> = Promise.resolve();
@@ -479,9 +562,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     while ((nl = pending.indexOf("\n")) >= 0) {
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
-      // A script's commands run one after the other, from the device's first connection on; quit at once.
-      if (/^\s*(quit|exit)\s*$/i.test(line)) void stop();
-      else script = script.then(() => ready).then(() => command(line));
+      script = script.then(() => scriptLine(line));
     }
   };
   if (stdin) {
@@ -500,6 +581,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     stopPromise = (async () => {
       if (drawTimer) clearTimeout(drawTimer);
       if (refresh) clearInterval(refresh);
+      if (readyTimer) clearTimeout(readyTimer);
       if (stdin) {
         stdin.off("data", onData);
         if (io.tty && stdin.setRawMode) stdin.setRawMode(false);

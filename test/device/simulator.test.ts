@@ -177,6 +177,21 @@ describe("the simulator's view of the device (hosts/node/device-view.ts)", () =>
   }, 40000);
 });
 
+/** Runs `command` in the project's folder with piped stdio, killed (SIGKILL) at the test's end if still running. */
+function spawnSimulator([command, ...args]: string[]) {
+  const child = spawn(command, args, { cwd: root, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" } });
+  cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"));
+  let out = "";
+  child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once("exit", (code, signal) => r([code, signal])));
+  return {
+    child,
+    out: () => out,
+    exit: (ms: number) => Promise.race([exited, new Promise<never>((_, j) => setTimeout(() => j(new Error(`no exit within ${ms} ms:\n${out}`)), ms))]),
+  };
+}
+
 describe("npm start (hosts/node/simulator.ts), headless", () => {
   it("connects, posts, takes a desired value, answers a command, and exits cleanly on SIGINT", async () => {
     const dir = path.join(tmpDir(), "demo");
@@ -210,6 +225,43 @@ describe("npm start (hosts/node/simulator.ts), headless", () => {
     expect(() => process.kill(child.pid!, 0)).toThrow(); // gone, nothing left behind
     // The demo store holds the DeviceSecret the device registered for itself.
     expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"))[CONFIG_KEYS.deviceSecret]).toMatch(/^\S{16}$/);
+  }, 40000);
+
+  it("runs a piped script in order, each command to its end, and quit after the last (stdin ended)", async () => {
+    const dir = path.join(tmpDir(), "demo");
+    const sim = spawnSimulator(["node", "--import", "tsx", "hosts/node/simulator.ts", "--dir", dir]);
+    sim.child.stdin!.end("desired 24\nset 25\ncommand 1.5\nstatus\nquit\n");
+    const [code, signal] = await sim.exit(30000);
+    expect(signal).toBeNull();
+    expect(code, sim.out()).toBe(0);
+    const lines = sim.out().split("\n");
+    const at = (re: RegExp) => {
+      const i = lines.findIndex((l) => re.test(l));
+      expect(i, `${re} in:\n${sim.out()}`).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    const order = [
+      at(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as SIMDEMO000000001\.thermostat-01/),
+      at(/shadow desired target_temperature = 24: the device reported \{"target_temperature":24/),
+      at(/property set target_temperature = 25: RetCode 0/),
+      at(/command set_temp_correction: RetCode 0 Output \{"correction":1.5/),
+      at(/^status: link up, connected, connections 1, drops 0, failed dials 0, .* target 25 correction 1.5/),
+      at(/stopped: the device disconnected and the emulated cloud closed/),
+    ];
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(sim.out()).not.toMatch(/\[(warn|error)\]/); // nothing cut short by the quit
+  }, 40000);
+
+  it("with a script of commands the real broker has no console for: each refused at once, in order, then quit", async () => {
+    // The device's own store, against the emulated cloud as "a real broker" (no console).
+    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+    const dir = tmpDir();
+    provision(hostOn(dir).host, cloud.url, { device: DEVICE_SECRET });
+    const sim = spawnSimulator(["node", "--import", "tsx", "hosts/node/simulator.ts", "--broker", cloud.url, "--device", dir]);
+    sim.child.stdin!.end("desired 24\nstatus\nquit\n");
+    const [code] = await sim.exit(30000);
+    expect(code, sim.out()).toBe(0);
+    expect(sim.out()).toMatch(/\[error\] there is no console against a real broker: use the platform's console \(here only link down\|up, status, quit work\)\n(.*\n)*status: link up, connected, connections 1/);
   }, 40000);
 
   it("--help prints the usage and exits 0", async () => {
