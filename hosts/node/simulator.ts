@@ -61,7 +61,7 @@ Commands (typed after ':' on a terminal, or one per line on stdin otherwise; wit
   quit          stop (in a script: once the lines before it have finished)
 
 A script's lines run one at a time, each to its end (the device's answer, ${ANSWER_WAIT_MS / 1000} s without one, or an error),
-from the device's first connection on.
+from the device's first connection on. SIGINT, SIGTERM, SIGHUP and the end of the parent process stop it.
 `;
 
 export const DEMO_PRODUCT_SN = "SIMDEMO000000001";
@@ -627,7 +627,24 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const tty = process.stdout.isTTY === true;
-  let sim: Simulator;
+  // Stopping: on a signal, when the parent process goes away (npm or the shell that ran it was killed: this process
+  // was handed to another parent) and when stdout's reader is gone. A signal during the start stops it once started.
+  let sim: Simulator | undefined;
+  let quitting = false;
+  const quit = (): void => {
+    quitting = true;
+    void sim?.stop();
+  };
+  process.on("SIGINT", quit);
+  process.on("SIGTERM", quit);
+  process.on("SIGHUP", quit);
+  const parent = process.ppid;
+  const orphaned = setInterval(() => process.ppid !== parent && quit(), 250);
+  orphaned.unref();
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    quit();
+  });
   try {
     sim = await runSimulator(options, {
       stdout: process.stdout,
@@ -647,12 +664,10 @@ export async function main(args: string[]): Promise<number> {
       process.stdout.write("\x1b[?25h");
     });
   }
-  const quit = (): void => void sim.stop();
-  process.on("SIGINT", quit);
-  process.on("SIGTERM", quit);
-  process.on("SIGHUP", quit);
-  // stdin closing (a pipe that ended) does not stop the simulator: it runs until quit or a signal.
+  if (quitting) void sim.stop();
+  // stdin closing (a pipe that ended) does not stop the simulator: it runs until quit, a signal or its parent ends.
   await sim.stopped;
+  clearInterval(orphaned);
   process.off("SIGINT", quit);
   process.off("SIGTERM", quit);
   process.off("SIGHUP", quit);

@@ -1,6 +1,6 @@
 // The firmware entry (src/device/main.ts) on the Node host against the emulated cloud, and `npm start`'s code path
 // (hosts/node/simulator.ts) run headless as a child process: connect, posts, a desired value, a command, SIGINT.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -192,6 +192,12 @@ function spawnSimulator([command, ...args]: string[]) {
   };
 }
 
+/** The pids of the processes running hosts/node/simulator.ts on `dir` (ps, as a user would look). */
+function simulatorsIn(dir: string): number[] {
+  const ps = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  return ps.split("\n").filter((l) => l.includes("simulator.ts") && l.includes(dir) && !/\bsh -c\b/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
 describe("npm start (hosts/node/simulator.ts), headless", () => {
   it("connects, posts, takes a desired value, answers a command, and exits cleanly on SIGINT", async () => {
     const dir = path.join(tmpDir(), "demo");
@@ -263,6 +269,20 @@ describe("npm start (hosts/node/simulator.ts), headless", () => {
     expect(code, sim.out()).toBe(0);
     expect(sim.out()).toMatch(/\[error\] there is no console against a real broker: use the platform's console \(here only link down\|up, status, quit work\)\n(.*\n)*status: link up, connected, connections 1/);
   }, 40000);
+
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    it(`npm start stops cleanly on ${signal} sent to the npm process, and leaves no simulator behind`, async () => {
+      const dir = path.join(tmpDir(), "demo");
+      const sim = spawnSimulator(["npm", "start", "--", "--dir", dir, "--interval", "300"]);
+      await until(() => /connected to mqtt:/.test(sim.out()), `the connection; output so far:\n${sim.out()}`, 20000);
+      expect(simulatorsIn(dir)).toHaveLength(1);
+      sim.child.kill(signal);
+      await sim.exit(15000);
+      await until(() => simulatorsIn(dir).length === 0, `no simulator process left; output:\n${sim.out()}`, 15000);
+      // It stopped in order (the device's DISCONNECT, the cloud closed), not killed.
+      await until(() => /stopped: the device disconnected and the emulated cloud closed/.test(sim.out()), `the clean stop; output:\n${sim.out()}`, 5000);
+    }, 60000);
+  }
 
   it("--help prints the usage and exits 0", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "hosts/node/simulator.ts", "--help"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
