@@ -13,9 +13,13 @@ export interface DeviceView {
   readonly engine: "node" | "xs";
   /** The client's state ("connected", "waiting", ...); "starting" until the device runs. */
   readonly state: string;
-  /** Connections made (CONNACKs), connections lost and the last reason (empty once connected again). */
+  /** Connections made (CONNACKs). */
   readonly connects: number;
+  /** Connections that were up and then lost. */
   readonly drops: number;
+  /** Attempts that never connected (a dial, a TLS handshake or a CONNECT that failed). */
+  readonly failedDials: number;
+  /** Why the last connection was lost or the last attempt failed (empty once connected again). */
   readonly problem: string;
   /** QoS 1 messages waiting for the broker. */
   readonly outbox: number;
@@ -34,7 +38,7 @@ export interface DeviceView {
 /** The firmware entry in this process, on `host`, with `app`. */
 export function nodeDevice(host: Host, app: Thermostat, trace: Trace): DeviceView {
   let device: Device | undefined;
-  let drops = 0, problem = "";
+  let drops = 0, failedDials = 0, problem = "", up = false;
   const observe = (d: Device): void => {
     const client = d.client;
     const inner = client.onMessage;
@@ -48,11 +52,17 @@ export function nodeDevice(host: Host, app: Thermostat, trace: Trace): DeviceVie
       trace("out", topic, payload);
       return r;
     };
+    // The client reports a lost connection and a failed attempt alike: only a connection that was up is a drop.
     d.onDisconnect((error) => {
-      drops++;
+      if (up) drops++;
+      else failedDials++;
+      up = false;
       problem = error.message;
     });
-    d.onConnect(() => (problem = ""));
+    d.onConnect(() => {
+      up = true;
+      problem = "";
+    });
   };
   const running = start(host, app, { alloc: nodeAlloc, observe });
   const started = running.then((d) => {
@@ -69,6 +79,9 @@ export function nodeDevice(host: Host, app: Thermostat, trace: Trace): DeviceVie
     },
     get drops() {
       return drops;
+    },
+    get failedDials() {
+      return failedDials;
     },
     get problem() {
       return problem;

@@ -7,13 +7,19 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { checkBrokerUrl } from "../../src/device/config";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { KeyValueStore, LogLevel } from "../../src/device/host";
+import type { KeyValueStore } from "../../src/device/host";
 import { CORRECTION_RANGE, TARGET_RANGE, thermostat } from "../../src/device/thermostat";
 import { startCloud, type Cloud } from "./cloud";
 import { nodeDevice, type DeviceView } from "./device-view";
 import { createNodeHost, type NodeHost } from "./host";
 import { planProvisioning, provisionSimulator, SIMULATOR_DIR } from "./provision/provision";
+import { clock, CONSOLE_COMMANDS, DEVICE_COMMANDS, renderScreen, screenFrame, type LogLine, type Traced } from "./simulator-screen";
 import { startXsDevice, xsEngineMissing } from "./xs-device";
+
+/** How long a console command waits for the device's answer (the platform's own limit for a command reply). */
+const ANSWER_WAIT_MS = 5000;
+/** How long a script's commands wait for the device's first connection before each is refused. */
+const READY_WAIT_MS = 60000;
 
 export const USAGE = `Usage: npm start -- [options]
 
@@ -36,7 +42,7 @@ Options:
   --plain            one line per event, no screen redraw (the default when stdout is not a terminal)
   -h, --help         this text
 
-Keys (on a terminal):
+Keys (on a terminal; with --broker only l, : and q, as there is no console):
   + / -   desired target temperature up / down 1 °C (device shadow)
   s       set the target_temperature property (thing model), a random value in ${TARGET_RANGE[0]}..${TARGET_RANGE[1]}
   c       send the set_temp_correction command, a random correction in -2..2 °C
@@ -45,14 +51,17 @@ Keys (on a terminal):
   :       type a command (below)
   q, Ctrl-C  quit
 
-Commands (typed after ':' on a terminal, or one per line on stdin otherwise):
-  desired N     set the shadow's desired target_temperature to N
-  set N         set the target_temperature property to N
-  command N     send set_temp_correction { correction: N }
+Commands (typed after ':' on a terminal, or one per line on stdin otherwise; with --broker only link, status, quit):
+  desired N     set the shadow's desired target_temperature to N (waits for the device's shadow report)
+  set N         set the target_temperature property to N (waits for the device's reply)
+  command N     send set_temp_correction { correction: N } (waits for the device's reply)
   link down|up  drop the Wi-Fi link / bring it back
   restart       restart the broker
-  status        print the state once
-  quit
+  status        the state in one line (under Recent on a terminal)
+  quit          stop (in a script: once the lines before it have finished)
+
+A script's lines run one at a time, each to its end (the device's answer, ${ANSWER_WAIT_MS / 1000} s without one, or an error),
+from the device's first connection on. SIGINT, SIGTERM, SIGHUP and the end of the parent process stop it.
 `;
 
 export const DEMO_PRODUCT_SN = "SIMDEMO000000001";
@@ -73,8 +82,9 @@ export interface SimulatorIo {
   stdin?: NodeJS.ReadStream | NodeJS.ReadableStream;
   /** Redraw the screen (a terminal) rather than print lines. */
   tty: boolean;
-  /** The width for the screen (default 100). */
+  /** The terminal's size for the screen (default 100 columns, 24 rows). */
   columns?: () => number;
+  rows?: () => number;
 }
 
 export interface Simulator {
@@ -151,33 +161,10 @@ function demoSecret(): string {
 
 // ---- the view ----
 
-interface Traced {
-  at: number;
-  topic: string;
-  text: string;
-}
-
-interface LogLine {
-  at: number;
-  level: LogLevel | "console";
-  text: string;
-}
-
 const ESC = "\x1b[";
-const COLOR: Record<string, string> = { error: "31", warn: "33", console: "36", info: "0", debug: "2" };
-
-function clock(at: number): string {
-  const d = new Date(at);
-  const p = (n: number, w = 2) => String(n).padStart(w, "0");
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
 
 function utf8(payload: Uint8Array | string): string {
   return typeof payload === "string" ? payload : new TextDecoder().decode(payload);
-}
-
-function cut(text: string, width: number): string {
-  return text.length <= width ? text : text.slice(0, Math.max(0, width - 1)) + "…";
 }
 
 function json(value: unknown): string {
@@ -319,11 +306,6 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   function draw(): void {
     drawTimer = undefined;
     if (stopping) return;
-    const width = Math.max(60, io.columns?.() ?? 100);
-    const st = view.thermostat;
-    const link = host.link.isUp ? `${ESC}32mup${ESC}0m` : `${ESC}31mDOWN${ESC}0m`;
-    const conn = view.state;
-    const connColored = conn === "connected" ? `${ESC}32m${conn}${ESC}0m` : `${ESC}33m${conn}${ESC}0m`;
     let shadow = deviceShadow as { reported: unknown; desired: unknown; version: number | undefined };
     if (cloud) {
       try {
@@ -333,25 +315,14 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
         // the device is not known yet
       }
     }
-    const lines = [
-      `${ESC}1mUIoT thermostat simulator${ESC}0m  ${psn}.${dsn} → ${brokerUrl}${cloud ? " (emulated UIoT Core)" : ""}${engine === "xs" ? "   engine XS" : ""}`,
-      "",
-      `Wi-Fi link   ${link}          Connection  ${connColored}  (connections ${view.connects}, drops ${view.drops})  outbox ${view.outbox}${cloud ? `   broker ${cloud.running ? "running" : `${ESC}31mSTOPPED${ESC}0m`}` : ""}`,
-      view.problem ? `${ESC}33m             ${cut(view.problem, width - 13)}${ESC}0m` : "",
-      `Thermostat   ${st.temperature.toFixed(1)} °C   ${st.humidity.toFixed(1)} %RH   target ${st.target} °C   correction ${st.correction} °C   ${st.hot ? `${ESC}31mHIGH TEMP${ESC}0m` : ""}`,
-      `             ${st.posts} posts confirmed, ${st.events} events`,
-      `Shadow       version ${shadow.version ?? "-"}   reported ${json(shadow.reported)}   desired ${json(shadow.desired)}`,
-      `Last in      ${lastIn ? cut(`${clock(lastIn.at)} ${lastIn.topic} ${lastIn.text}`, width - 13) : "-"}`,
-      `Last out     ${lastOut ? cut(`${clock(lastOut.at)} ${lastOut.topic} ${lastOut.text}`, width - 13) : "-"}`,
-      "",
-      `${ESC}1mRecent${ESC}0m`,
-      ...logs.slice(-10).map((l) => `${ESC}${COLOR[l.level] ?? "0"}m${cut(`${clock(l.at)} ${l.level === "info" ? "" : `${l.level}: `}${l.text}`, width)}${ESC}0m`),
-      "",
-      typing !== undefined
-        ? `: ${typing}█   (Enter runs it, Esc cancels; desired N, set N, command N, link down|up, restart, quit)`
-        : `${ESC}2mKeys: +/- desired target  s set property  c command  l link down/up  ${cloud ? "r restart broker  " : ""}: type a command  q quit${ESC}0m`,
-    ];
-    out.write(`${ESC}H${ESC}2J${lines.join("\n")}\n`);
+    const lines = renderScreen({
+      device: `${psn}.${dsn}`, brokerUrl, engine,
+      brokerRunning: cloud ? cloud.running : undefined,
+      linkUp: host.link.isUp, connection: view.state,
+      connects: view.connects, drops: view.drops, failedDials: view.failedDials, problem: view.problem,
+      outbox: view.outbox, thermostat: view.thermostat, shadow, lastIn, lastOut, logs, typing,
+    }, { columns: io.columns?.() ?? 100, rows: io.rows?.() ?? 24 });
+    out.write(screenFrame(lines));
   }
 
   void view.started.then((ok) => {
@@ -365,17 +336,43 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   if (tty) {
     out.write(`${ESC}?25l`);
     refresh = setInterval(schedule, 1000);
+    out.on("resize", schedule); // a terminal's stdout says when its size changed
   }
 
   // ---- the console ----
+  /** The commands that work here: the console's need the emulated cloud. */
+  const commands = cloud ? CONSOLE_COMMANDS : DEVICE_COMMANDS;
   const needCloud = (): Cloud => {
-    if (!cloud) throw new Error("there is no console against a real broker: use the platform's console (only link down/up and quit work here)");
+    if (!cloud) throw new Error(`there is no console against a real broker: use the platform's console (here only ${DEVICE_COMMANDS} work)`);
     return cloud;
   };
   const number = (arg: string | undefined, what: string): number => {
     const n = Number(arg);
     if (arg === undefined || arg === "" || !Number.isFinite(n)) throw new Error(`${what} needs a number`);
     return n;
+  };
+  /** The device's next shadow report (its answer to a desired value), or undefined after ANSWER_WAIT_MS. */
+  const shadowReport = (c: Cloud): { promise: Promise<Record<string, unknown> | undefined>; cancel: () => void } => {
+    const topic = `${systemPrefix}shadow/upstream`;
+    let done!: (v: Record<string, unknown> | undefined) => void;
+    const promise = new Promise<Record<string, unknown> | undefined>((r) => (done = r));
+    const onMessage = (m: { direction: string; topic: string; payload: string }): void => {
+      if (m.direction !== "in" || m.topic !== topic) return;
+      try {
+        const reported = (JSON.parse(m.payload) as { State?: { Reported?: Record<string, unknown> } }).State?.Reported;
+        if (reported) finish(reported);
+      } catch {
+        // not JSON: not the report
+      }
+    };
+    const finish = (v: Record<string, unknown> | undefined): void => {
+      clearTimeout(timer);
+      c.off("message", onMessage);
+      done(v);
+    };
+    const timer = setTimeout(() => finish(undefined), ANSWER_WAIT_MS);
+    c.on("message", onMessage);
+    return { promise, cancel: () => finish(undefined) };
   };
   let restarting = false;
   const restartBroker = async (): Promise<void> => {
@@ -400,8 +397,19 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
           return;
         case "desired": {
           const v = number(arg, "desired");
-          needCloud().setShadowDesired(psn, dsn, { target_temperature: v });
-          recent("console", `shadow desired target_temperature = ${v}`);
+          const c = needCloud();
+          const report = shadowReport(c);
+          try {
+            c.setShadowDesired(psn, dsn, { target_temperature: v });
+          } catch (e) {
+            report.cancel();
+            throw e;
+          }
+          recent("console", `shadow desired target_temperature = ${v} …`);
+          const reported = await report.promise;
+          recent("console", reported
+            ? `shadow desired target_temperature = ${v}: the device reported ${json(reported)}`
+            : `shadow desired target_temperature = ${v}: no report from the device within ${ANSWER_WAIT_MS / 1000} s`);
           return;
         }
         case "set": {
@@ -430,16 +438,17 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
         case "status":
           if (view.sync) await view.sync(); // XS: the status after every event so far (a link change just made)
           if (!tty) out.write(`${statusLine()}\n`);
+          else recent("console", statusLine());
           return;
         case "help":
           if (!tty) out.write(USAGE);
-          else recent("console", "desired N, set N, command N, link down|up, restart, status, quit");
+          else recent("console", commands);
           return;
         case "quit":
         case "exit":
           return await stop();
         default:
-          throw new Error(`unknown command "${verb}": desired N, set N, command N, link down|up, restart, status, quit`);
+          throw new Error(`unknown command "${verb.slice(0, 40)}": ${commands}`);
       }
     } catch (e) {
       recent("error", e instanceof Error ? e.message : String(e));
@@ -448,7 +457,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
 
   const statusLine = (): string => {
     const st = view.thermostat;
-    return `status: link ${host.link.isUp ? "up" : "down"}, ${view.state}, connections ${view.connects}, ` +
+    return `status: link ${host.link.isUp ? "up" : "down"}, ${view.state}, connections ${view.connects}, drops ${view.drops}, failed dials ${view.failedDials}, ` +
       `${st.temperature} °C ${st.humidity} %RH target ${st.target} correction ${st.correction}, posts ${st.posts}, events ${st.events}`;
   };
 
@@ -498,6 +507,47 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     }
   };
 
+  // ---- a script: one command a line on stdin (not a terminal) ----
+  // Each line runs to its end (the device's answer, a report, a timeout or an error) before the next starts. The
+  // commands wait for the device's first connection with its subscriptions in place (a command published before
+  // would reach nobody), at most READY_WAIT_MS; quit waits for every line before it.
+  let isReady = false;
+  void ready.then(() => (isReady = true));
+  let readyDeadline: Promise<void> | undefined;
+  let readyTimer: NodeJS.Timeout | undefined;
+  const deviceReady = async (): Promise<boolean> => {
+    if (!isReady) {
+      readyDeadline ??= new Promise<void>((r) => (readyTimer = setTimeout(r, READY_WAIT_MS)));
+      await Promise.race([ready, readyDeadline, stopped]);
+    }
+    return isReady;
+  };
+  /** Waits (at most ANSWER_WAIT_MS) until the device's QoS 1 messages (its answers too) are acknowledged. */
+  const delivered = async (): Promise<void> => {
+    const end = Date.now() + ANSWER_WAIT_MS;
+    for (;;) {
+      if (view.sync) await view.sync();
+      if (stopping || view.outbox === 0 || view.state !== "connected" || Date.now() > end) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const scriptLine = async (line: string): Promise<void> => {
+    if (stopping) return;
+    const verb = (line.trim().split(/\s+/)[0] ?? "").toLowerCase();
+    if (verb === "quit" || verb === "exit") {
+      await delivered();
+      return stop();
+    }
+    // What needs the device: the console's commands (with the emulated cloud), the link and the status.
+    const needsDevice = ["link", "status"].includes(verb) || (cloud !== undefined && ["desired", "set", "command", "restart"].includes(verb));
+    if (needsDevice && !(await deviceReady())) {
+      if (!stopping) recent("error", `not run: ${line.trim().slice(0, 60)}: the device has not connected within ${READY_WAIT_MS / 1000} s (see the errors above)`);
+      return;
+    }
+    if (stopping) return;
+    await command(line);
+  };
+
   const stdin = io.stdin as (NodeJS.ReadStream & { setRawMode?: (raw: boolean) => void }) | undefined;
   let pending = "";
   let script: Promise<void> = Promise.resolve();
@@ -512,9 +562,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     while ((nl = pending.indexOf("\n")) >= 0) {
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
-      // A script's commands run one after the other, from the device's first connection on; quit at once.
-      if (/^\s*(quit|exit)\s*$/i.test(line)) void stop();
-      else script = script.then(() => ready).then(() => command(line));
+      script = script.then(() => scriptLine(line));
     }
   };
   if (stdin) {
@@ -533,12 +581,16 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
     stopPromise = (async () => {
       if (drawTimer) clearTimeout(drawTimer);
       if (refresh) clearInterval(refresh);
+      if (readyTimer) clearTimeout(readyTimer);
       if (stdin) {
         stdin.off("data", onData);
         if (io.tty && stdin.setRawMode) stdin.setRawMode(false);
         stdin.pause();
       }
-      if (tty) out.write(`${ESC}?25h\n`);
+      if (tty) {
+        out.off("resize", schedule);
+        out.write(`${ESC}?25h\n`);
+      }
       await view.stop();
       if (cloud) {
         await new Promise((r) => setTimeout(r, 100)); // the DISCONNECT reaches the broker first
@@ -575,13 +627,31 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const tty = process.stdout.isTTY === true;
-  let sim: Simulator;
+  // Stopping: on a signal, when the parent process goes away (npm or the shell that ran it was killed: this process
+  // was handed to another parent) and when stdout's reader is gone. A signal during the start stops it once started.
+  let sim: Simulator | undefined;
+  let quitting = false;
+  const quit = (): void => {
+    quitting = true;
+    void sim?.stop();
+  };
+  process.on("SIGINT", quit);
+  process.on("SIGTERM", quit);
+  process.on("SIGHUP", quit);
+  const parent = process.ppid;
+  const orphaned = setInterval(() => process.ppid !== parent && quit(), 250);
+  orphaned.unref();
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    quit();
+  });
   try {
     sim = await runSimulator(options, {
       stdout: process.stdout,
       stdin: process.stdin,
       tty: tty && process.stdin.isTTY === true,
       columns: () => process.stdout.columns ?? 100,
+      rows: () => process.stdout.rows ?? 24,
     });
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}\n`);
@@ -594,12 +664,10 @@ export async function main(args: string[]): Promise<number> {
       process.stdout.write("\x1b[?25h");
     });
   }
-  const quit = (): void => void sim.stop();
-  process.on("SIGINT", quit);
-  process.on("SIGTERM", quit);
-  process.on("SIGHUP", quit);
-  // stdin closing (a pipe that ended) does not stop the simulator: it runs until quit or a signal.
+  if (quitting) void sim.stop();
+  // stdin closing (a pipe that ended) does not stop the simulator: it runs until quit, a signal or its parent ends.
   await sim.stopped;
+  clearInterval(orphaned);
   process.off("SIGINT", quit);
   process.off("SIGTERM", quit);
   process.off("SIGHUP", quit);

@@ -92,7 +92,7 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
   const connectors = new Map<number, Connector>();
   const transports = new Map<number, Transport>();
   const timers = new Map<number, unknown>();
-  let status: DeviceStatus = { state: "starting", connects: 0, drops: 0, problem: "", outbox: 0, thermostat: INITIAL };
+  let status: DeviceStatus = { state: "starting", connects: 0, drops: 0, failedDials: 0, problem: "", outbox: 0, thermostat: INITIAL };
   let failure: Error | undefined;
   let closed = false;
   /** The firmware is loaded: from here on a failure is reported to onFailure (before, startXsDevice rejects). */
@@ -312,6 +312,9 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
     },
     get drops() {
       return status.drops;
+    },
+    get failedDials() {
+      return status.failedDials;
     },
     get problem() {
       return status.problem;

@@ -20,13 +20,13 @@ export function serveDevice(makeApp: (options: StartOptions) => ServedApp): void
   let app: ServedApp | undefined;
   let device: Device | undefined;
   let phase = "starting";
-  let drops = 0, problem = "";
+  let drops = 0, failedDials = 0, problem = "", up = false;
 
   const status = (): ArrayBuffer => {
     const s: DeviceStatus = {
       state: device ? device.client.state : phase,
       connects: device ? device.connects : 0,
-      drops, problem,
+      drops, failedDials, problem,
       outbox: device ? device.client.outbox.messages : 0,
       thermostat: (app && app.state) || NO_STATE,
     };
@@ -40,11 +40,17 @@ export function serveDevice(makeApp: (options: StartOptions) => ServedApp): void
   };
 
   const observe = (d: Device, trace: boolean): void => {
+    // A lost connection and a failed attempt come alike: only a connection that was up is a drop.
     d.onDisconnect((error) => {
-      drops++;
+      if (up) drops++;
+      else failedDials++;
+      up = false;
       problem = error.message;
     });
-    d.onConnect(() => void (problem = ""));
+    d.onConnect(() => {
+      up = true;
+      problem = "";
+    });
     if (!trace) return;
     // What the simulator prints as "in"/"out" lines: every message through the client's API.
     const client = d.client;

@@ -70,8 +70,9 @@ export interface DeviceStatus {
   /** The client's state, or "starting" before the device runs, "stopped" after it could not start. */
   state: string;
   connects: number;
-  /** Connections lost so far, and the last reason (empty once connected again). */
+  /** Connections that were up and then lost; attempts that never connected; the last reason (empty once connected). */
   drops: number;
+  failedDials: number;
   problem: string;
   /** QoS 1 messages waiting. */
   outbox: number;

@@ -1,12 +1,13 @@
 // The firmware entry (src/device/main.ts) on the Node host against the emulated cloud, and `npm start`'s code path
 // (hosts/node/simulator.ts) run headless as a child process: connect, posts, a desired value, a command, SIGINT.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import { start, type Device } from "../../src/device/main";
 import { thermostat } from "../../src/device/thermostat";
+import { nodeDevice } from "../../hosts/node/device-view";
 import type { NodeHost } from "../../hosts/node/host";
 import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tlsCloudWith, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
 
@@ -154,6 +155,49 @@ describe("the firmware entry (src/device/main.ts)", () => {
   });
 });
 
+describe("the simulator's view of the device (hosts/node/device-view.ts)", () => {
+  it("counts a connection that was up and then lost as a drop, and the redials that fail meanwhile apart", async () => {
+    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+    const { host } = hostOn(tmpDir());
+    provision(host, cloud.url, { device: DEVICE_SECRET });
+    const view = nodeDevice(host, thermostat({ postInterval: 200 }), () => undefined);
+    cleanups.push(() => view.stop());
+    expect(await view.started).toBe(true);
+    await until(() => view.connects === 1, "the first connection");
+    expect([view.drops, view.failedDials]).toEqual([0, 0]);
+
+    await cloud.stop();
+    await until(() => view.failedDials >= 2, "two redials refused while the broker is down", 20000);
+    expect(view.drops).toBe(1);
+    expect(view.problem).not.toBe("");
+    await cloud.start();
+    await until(() => view.connects === 2, "the reconnect", 20000);
+    expect(view.drops).toBe(1);
+    expect(view.problem).toBe("");
+  }, 40000);
+});
+
+/** Runs `command` in the project's folder with piped stdio, killed (SIGKILL) at the test's end if still running. */
+function spawnSimulator([command, ...args]: string[]) {
+  const child = spawn(command, args, { cwd: root, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" } });
+  cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"));
+  let out = "";
+  child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once("exit", (code, signal) => r([code, signal])));
+  return {
+    child,
+    out: () => out,
+    exit: (ms: number) => Promise.race([exited, new Promise<never>((_, j) => setTimeout(() => j(new Error(`no exit within ${ms} ms:\n${out}`)), ms))]),
+  };
+}
+
+/** The pids of the processes running hosts/node/simulator.ts on `dir` (ps, as a user would look). */
+function simulatorsIn(dir: string): number[] {
+  const ps = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  return ps.split("\n").filter((l) => l.includes("simulator.ts") && l.includes(dir) && !/\bsh -c\b/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
 describe("npm start (hosts/node/simulator.ts), headless", () => {
   it("connects, posts, takes a desired value, answers a command, and exits cleanly on SIGINT", async () => {
     const dir = path.join(tmpDir(), "demo");
@@ -188,6 +232,57 @@ describe("npm start (hosts/node/simulator.ts), headless", () => {
     // The demo store holds the DeviceSecret the device registered for itself.
     expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"))[CONFIG_KEYS.deviceSecret]).toMatch(/^\S{16}$/);
   }, 40000);
+
+  it("runs a piped script in order, each command to its end, and quit after the last (stdin ended)", async () => {
+    const dir = path.join(tmpDir(), "demo");
+    const sim = spawnSimulator(["node", "--import", "tsx", "hosts/node/simulator.ts", "--dir", dir]);
+    sim.child.stdin!.end("desired 24\nset 25\ncommand 1.5\nstatus\nquit\n");
+    const [code, signal] = await sim.exit(30000);
+    expect(signal).toBeNull();
+    expect(code, sim.out()).toBe(0);
+    const lines = sim.out().split("\n");
+    const at = (re: RegExp) => {
+      const i = lines.findIndex((l) => re.test(l));
+      expect(i, `${re} in:\n${sim.out()}`).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    const order = [
+      at(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as SIMDEMO000000001\.thermostat-01/),
+      at(/shadow desired target_temperature = 24: the device reported \{"target_temperature":24/),
+      at(/property set target_temperature = 25: RetCode 0/),
+      at(/command set_temp_correction: RetCode 0 Output \{"correction":1.5/),
+      at(/^status: link up, connected, connections 1, drops 0, failed dials 0, .* target 25 correction 1.5/),
+      at(/stopped: the device disconnected and the emulated cloud closed/),
+    ];
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(sim.out()).not.toMatch(/\[(warn|error)\]/); // nothing cut short by the quit
+  }, 40000);
+
+  it("with a script of commands the real broker has no console for: each refused at once, in order, then quit", async () => {
+    // The device's own store, against the emulated cloud as "a real broker" (no console).
+    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+    const dir = tmpDir();
+    provision(hostOn(dir).host, cloud.url, { device: DEVICE_SECRET });
+    const sim = spawnSimulator(["node", "--import", "tsx", "hosts/node/simulator.ts", "--broker", cloud.url, "--device", dir]);
+    sim.child.stdin!.end("desired 24\nstatus\nquit\n");
+    const [code] = await sim.exit(30000);
+    expect(code, sim.out()).toBe(0);
+    expect(sim.out()).toMatch(/\[error\] there is no console against a real broker: use the platform's console \(here only link down\|up, status, quit work\)\n(.*\n)*status: link up, connected, connections 1/);
+  }, 40000);
+
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    it(`npm start stops cleanly on ${signal} sent to the npm process, and leaves no simulator behind`, async () => {
+      const dir = path.join(tmpDir(), "demo");
+      const sim = spawnSimulator(["npm", "start", "--", "--dir", dir, "--interval", "300"]);
+      await until(() => /connected to mqtt:/.test(sim.out()), `the connection; output so far:\n${sim.out()}`, 20000);
+      expect(simulatorsIn(dir)).toHaveLength(1);
+      sim.child.kill(signal);
+      await sim.exit(15000);
+      await until(() => simulatorsIn(dir).length === 0, `no simulator process left; output:\n${sim.out()}`, 15000);
+      // It stopped in order (the device's DISCONNECT, the cloud closed), not killed.
+      await until(() => /stopped: the device disconnected and the emulated cloud closed/.test(sim.out()), `the clean stop; output:\n${sim.out()}`, 5000);
+    }, 60000);
+  }
 
   it("--help prints the usage and exits 0", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "hosts/node/simulator.ts", "--help"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });

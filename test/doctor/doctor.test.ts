@@ -2,10 +2,11 @@
 // Mosquitto brokers (plain, TLS, wrong host name, expired certificate, users and ACL), the emulated UIoT Core, an
 // HTTP server, a closed port and a name that never resolves. Each case checks the step that fails, its verdict, code
 // and fix text, the steps skipped after it, the exit status, and that no secret is printed.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import http from "node:http";
-import type net from "node:net";
+import net from "node:net";
+import tls from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -34,6 +35,10 @@ let expired: MosquittoBroker;
 let cloud: Cloud;
 let web: http.Server;
 let webPort: number;
+/** Web servers that, like `python3 -m http.server`, wait for a whole request line before answering: plain and TLS. */
+let lineWeb: net.Server;
+let lineWebTls: tls.Server;
+let lineWebPage: http.Server;
 let port: { mqtt: number; mqtts: number; ws: number; wss: number };
 
 beforeAll(async () => {
@@ -55,12 +60,35 @@ beforeAll(async () => {
   web = http.createServer((_req, res) => res.end("<html>a web page</html>"));
   await new Promise<void>((resolve) => web.listen(0, "127.0.0.1", resolve));
   webPort = (web.address() as net.AddressInfo).port;
+  // node:http answers bytes that cannot start a request at once (400); these hold them until a line ends, as
+  // Python's http.server does, then node:http serves the request.
+  lineWebPage = http.createServer((_req, res) => {
+    res.setHeader("Server", "LineWaiting/1.0");
+    res.end("<html>a web page</html>");
+  });
+  const waitForLine = (socket: net.Socket) => {
+    let held = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      held = Buffer.concat([held, chunk]);
+      if (!held.includes(0x0a)) return;
+      socket.off("data", onData);
+      socket.unshift(held);
+      lineWebPage.emit("connection", socket);
+    };
+    socket.on("data", onData);
+    socket.on("error", () => undefined);
+  };
+  lineWeb = net.createServer(waitForLine);
+  lineWebTls = tls.createServer({ cert: certs.server.chain, key: certs.server.key }, waitForLine);
+  await Promise.all([lineWeb, lineWebTls].map((server) => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))));
 });
 
 afterAll(async () => {
   await Promise.all([broker?.close(), wrongHost?.close(), expired?.close(), cloud?.close()]);
   web?.closeAllConnections();
   await new Promise((resolve) => web?.close(resolve));
+  lineWebPage?.closeAllConnections();
+  await Promise.all([lineWeb, lineWebTls].map((server) => new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)))));
 });
 
 interface Run {
@@ -71,11 +99,11 @@ interface Run {
   step(name: StepName): Step;
 }
 
-/** Runs the CLI with --json (fast watch and timeouts); returns the exit status and the parsed report. */
+/** Runs the CLI with --json (fast watch and timeouts: 3000 ms unless given); returns the exit status and the parsed report. */
 async function doctor(...args: string[]): Promise<Run> {
   let out = "";
   let err = "";
-  const code = await doctorCli([...args, "--json", "--watch", "300", "--timeout", "3000"], { out: (t) => void (out += t), err: (t) => void (err += t) });
+  const code = await doctorCli([...args, "--json", "--watch", "300", ...(args.includes("--timeout") ? [] : ["--timeout", "3000"])], { out: (t) => void (out += t), err: (t) => void (err += t) });
   const report = JSON.parse(out) as Report;
   return {
     code,
@@ -224,11 +252,14 @@ describe("set up wrong: each problem named, with its fix", () => {
     expect(r.code).toBe(1);
     expect(r.step("tls")).toMatchObject({ verdict: "fail", code: "TLS_UNKNOWN_CA" });
     expect(r.step("tls").detail).toMatch(/not signed by a trusted CA \(SELF_SIGNED_CERT_IN_CHAIN\); TLSv1\.[23]; certificate subject CN=localhost \/ issuer CN=uiot test CA/);
-    expect(r.step("tls").fix).toMatch(/pass the CA that signed the broker's certificate \(issuer: CN=uiot test CA\) with --ca <file\.pem>/);
+    // A CA was given, and it is the wrong one: the fix says so, rather than asking for --ca.
+    expect(r.step("tls").fix).toMatch(new RegExp(`^the CA given \\(--ca ${certs.unknownCa.certFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: CN=[^)]+\\) did not sign the broker's certificate, which was issued by CN=uiot test CA: use that issuer's CA certificate instead`));
+    expect(r.step("tls").fix).not.toMatch(/with --ca/);
     skippedAfter(r, "tls");
     const system = await doctor(`mqtts://localhost:${port.mqtts}`, ...ALICE);
     expect(system.step("tls")).toMatchObject({ verdict: "fail", code: "TLS_UNKNOWN_CA" });
     expect(system.step("tls").detail).toMatch(/trusted by the system's CA store/);
+    expect(system.step("tls").fix).toMatch(/pass the CA that signed the broker's certificate \(issuer: CN=uiot test CA\) with --ca <file\.pem>/);
   });
 
   it("a wrong host name", async () => {
@@ -249,11 +280,27 @@ describe("set up wrong: each problem named, with its fix", () => {
     expect(r.step("tls")).toMatchObject({ verdict: "fail", code: "TLS_EXPIRED" });
     expect(r.step("tls").detail).toMatch(/has expired; .*valid Jan .* 2020 GMT \((-\d+) days left\)/);
     expect(r.step("tls").fix).toMatch(/the broker's certificate expired on Jan .* 2020 GMT: renew it on the broker/);
-    // --insecure reports it as a warning and goes on.
+    // --insecure reports it as a warning and goes on, but the run proves nothing: exit 3, not ok.
     const insecure = await doctor(`mqtts://localhost:${expired.port}`, "--ca", certs.ca.certFile, "--insecure");
     expect(insecure.step("tls")).toMatchObject({ verdict: "warn", code: "TLS_EXPIRED" });
+    expect(insecure.step("tls").detail).toMatch(/\(ignored: --insecure; a device would refuse this certificate\)/);
     expect(insecure.step("mqtt").verdict).toBe("ok");
-    expect(insecure.code).toBe(0);
+    expect(insecure.code).toBe(3);
+    expect(insecure.report).toMatchObject({ ok: false, insecure: true });
+  });
+
+  it("--insecure never passes: exit 3 and a result that says verification was off, even with a good certificate", async () => {
+    let out = "";
+    const code = await doctorCli([`mqtts://localhost:${port.mqtts}`, ...ALICE, "--ca", certs.ca.certFile, "--insecure", "--watch", "100"], { out: (t) => void (out += t), err: () => undefined });
+    expect(code).toBe(3);
+    expect(out).toMatch(/\[  ok  \] 5\. TLS: [^\n]*\n[^\n]*the certificate passed verification, though --insecure was given/);
+    expect(out).toMatch(/\[  ok  \] 8\. a message makes a round trip/);
+    expect(out).toMatch(/\nResult: NOT PROVEN: TLS certificate verification was off \(--insecure\)\. A device verifies the broker's certificate,\nso this run does not show that one can connect; run again without --insecure\.\n$/);
+    // On a plain URL there is nothing to verify: --insecure changes nothing.
+    const plain = await doctor(`mqtt://localhost:${port.mqtt}`, ...ALICE, "--insecure");
+    expect(plain.code).toBe(0);
+    expect(plain.report.ok).toBe(true);
+    expect(plain.report.insecure).toBeUndefined();
   });
 
   it("a bad password: Mosquitto 2 answers CONNACK 5 to it, and the fix says the password may be wrong; never printed", async () => {
@@ -291,6 +338,40 @@ describe("set up wrong: each problem named, with its fix", () => {
     expect(r.code).toBe(1);
     expect(r.step("mqtt")).toMatchObject({ verdict: "fail", code: "NOT_MQTT" });
     expect(r.step("mqtt").detail).toMatch(/answered CONNECT in HTTP .*: not an MQTT broker/);
+  });
+
+  it("an HTTP server that waits for a request line (as python3 -m http.server does): no CONNACK, and it answers HTTP", async () => {
+    const port = (lineWeb.address() as net.AddressInfo).port;
+    const r = await doctor(`mqtt://127.0.0.1:${port}`);
+    expect(r.code).toBe(1);
+    expect(r.step("mqtt")).toMatchObject({ verdict: "fail", code: "NOT_MQTT" });
+    expect(r.step("mqtt").detail).toMatch(/^no CONNACK within 3000 ms, and the port answers an HTTP request \(HTTP\/1\.1 200 OK, Server: LineWaiting\/1\.0\): not an MQTT broker: it looks like HTTP/);
+    expect(r.step("mqtt").fix).toMatch(/this is not an MQTT broker: .*; for MQTT over WebSocket use ws:\/\/ with the broker's path/);
+    skippedAfter(r, "mqtt");
+    // The same in TLS: mqtts:// to an HTTPS server.
+    const tlsPort = (lineWebTls.address() as net.AddressInfo).port;
+    const s = await doctor(`mqtts://localhost:${tlsPort}`, "--ca", certs.ca.certFile);
+    expect(s.step("tls").verdict).toBe("ok");
+    expect(s.step("mqtt")).toMatchObject({ verdict: "fail", code: "NOT_MQTT" });
+    expect(s.step("mqtt").detail).toMatch(/the port answers an HTTP request \(HTTP\/1\.1 200 OK, Server: LineWaiting\/1\.0\): not an MQTT broker: it looks like HTTP/);
+    expect(s.step("mqtt").fix).toMatch(/use wss:\/\//);
+  });
+
+  it("a server that never answers anything is not called a web server", async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const r = await doctor(`mqtt://127.0.0.1:${(silent.address() as net.AddressInfo).port}`, "--timeout", "500");
+      expect(r.step("mqtt")).toMatchObject({ verdict: "fail", code: "CONNECT_TIMEOUT" });
+      expect(r.step("mqtt").detail).toBe("no CONNACK within 500 ms");
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it("a scheme that does not match the port: a warning with the URL to use", async () => {
@@ -446,6 +527,26 @@ describe("--json and exit codes", () => {
     expect(r.report.ok).toBe(false);
     expect(r.code).toBe(1);
   });
+
+  it("through npm: `npm run -s doctor -- --json` prints the JSON alone; without -s it says so on stderr", async () => {
+    const root = join(import.meta.dirname, "..", "..");
+    const run = (args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const child = spawn("npm", args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "", err = "";
+      child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+      child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+      child.once("exit", (code) => resolve({ code, out, err }));
+    });
+    const url = `mqtt://localhost:${port.mqtt}`;
+    const silent = await run(["run", "-s", "doctor", "--", url, ...ALICE, "--json", "--watch", "100"]);
+    expect(silent.code).toBe(0);
+    expect((JSON.parse(silent.out) as Report).ok).toBe(true);
+    expect(silent.err).toBe("");
+    const noisy = await run(["run", "doctor", "--", url, ...ALICE, "--json", "--watch", "100"]);
+    expect(noisy.code).toBe(0);
+    expect(() => JSON.parse(noisy.out)).toThrow(); // npm's own lines come first
+    expect(noisy.err).toMatch(/npm printed its own lines on stdout before this JSON: use `npm run -s doctor -- --json` for the JSON alone/);
+  }, 60000);
 
   it("exit 2 for a wrong command line, with the reason (as JSON with --json)", async () => {
     const r = await doctorCli(["--json"], { out: () => undefined, err: () => undefined });

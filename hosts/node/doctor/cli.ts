@@ -1,5 +1,6 @@
 // `npm run doctor -- <url> [credentials]`: argument parsing, the run, the output and the exit status.
-//   0 every step ok, warn or skipped · 1 a step failed · 2 the command line is wrong
+//   0 every step ok, warn or skipped · 1 a step failed · 2 the command line is wrong · 3 nothing failed, but TLS
+//   verification was off (--insecure): that proves nothing about the real setup
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
@@ -13,7 +14,7 @@ export const USAGE = `Usage: npm run doctor -- <broker URL> [options]
 
 Runs the troubleshooting order step by step: URL, DNS, port, TCP, TLS, credentials, MQTT CONNECT, a round trip,
 and a watch for a second login that kicks this one. Exit status 0 when nothing failed, 1 when a step failed, 2 for
-a wrong command line.
+a wrong command line, 3 when nothing failed but TLS verification was off (--insecure), which proves nothing.
 
 Generic broker (Mosquitto, EMQX):
   -u, --username <name>       -P, --password <password>   (or the DOCTOR_PASSWORD environment variable)
@@ -27,11 +28,13 @@ Both:
   --ca <file.pem>             trusted CA (repeatable); default: UIoT root for *.iot.ucloud.cn, else the system store
   --cert <file> --key <file>  client certificate for mutual TLS
   --server-name <name>        the name to verify the certificate against
-  --insecure                  report certificate problems as warnings and go on (never for production)
+  --insecure                  report certificate problems as warnings and go on (never for production); the run
+                              then exits 3, not 0: a device verifies, so it shows nothing about the real setup
   --check-kick                open a second login with the same client id and check that it kicks the first
   --watch <ms>                how long to watch the connection for a kick (default 2000)
   --timeout <ms>              per step (default 5000)
-  --json                      print one JSON object
+  --json                      print one JSON object (through npm: npm run -s doctor -- --json, as npm prints
+                              its own lines first on stdout without -s)
 `;
 
 export interface CliIo {
@@ -128,7 +131,10 @@ export function doctorOptions(argv: string[], env: Record<string, string | undef
   if (v["client-id"] !== undefined) options.clientId = v["client-id"];
   const keepalive = int(v.keepalive, "--keepalive");
   if (keepalive !== undefined) options.keepalive = keepalive;
-  if (ca.length) options.ca = ca;
+  if (ca.length) {
+    options.ca = ca;
+    options.caFrom = v.ca?.length ? `--ca ${v.ca.join(", ")}` : `the device store ${v.device}`;
+  }
   if (v.cert !== undefined) options.cert = readPem(v.cert, "client certificate");
   if (v.key !== undefined) options.key = readPem(v.key, "client key");
   if (v["server-name"] !== undefined) options.serverName = v["server-name"];
@@ -173,8 +179,13 @@ export async function doctorCli(argv: string[], io: CliIo): Promise<number> {
     io.out(USAGE);
     return 0;
   }
+  // Through npm without -s, npm's own lines come first on stdout and the JSON alone does not parse.
+  const env = io.env ?? {};
+  if (parsed.json && env.npm_lifecycle_event === "doctor" && env.npm_config_loglevel !== "silent")
+    io.err("doctor: npm printed its own lines on stdout before this JSON: use `npm run -s doctor -- --json` for the JSON alone\n");
   const report: Report = await runDoctor({ ...parsed.options, ...io.extra });
   const text = parsed.json ? reportJson(report) + "\n" : reportText(report);
   io.out(mask(text, secrets(parsed.options)));
-  return report.ok ? 0 : 1;
+  if (report.steps.some((s) => s.verdict === "fail")) return 1;
+  return report.insecure ? 3 : 0;
 }

@@ -5,6 +5,7 @@
 //
 // A failed step skips the steps that need it (and says which). Nothing here prints: runDoctor returns a Report that
 // report.ts formats as text or JSON. The password never goes into a Report: only its redacted form does.
+import { X509Certificate } from "node:crypto";
 import * as dns from "node:dns";
 import * as net from "node:net";
 import * as tls from "node:tls";
@@ -40,7 +41,10 @@ export interface Step {
 }
 
 export interface Report {
+  /** Nothing failed, and TLS was verified (false with --insecure on a TLS URL: that proves nothing). */
   ok: boolean;
+  /** TLS verification was off (--insecure on a TLS URL): passing steps do not show that a device can connect. */
+  insecure?: true;
   /** The endpoint as understood (no credentials), or the text given when it did not parse. */
   url: string;
   profile: "generic" | "UIoT Core";
@@ -59,6 +63,8 @@ export interface DoctorOptions {
   keepalive?: number;
   /** Trusted CAs (PEM). Default: the UIoT root for *.iot.ucloud.cn, else the system store. */
   ca?: string[];
+  /** Where `ca` came from, for the messages: "--ca ca.pem", "the device store .simulator/config.json". */
+  caFrom?: string;
   /** Client certificate and key (PEM) for mutual TLS. */
   cert?: string;
   key?: string;
@@ -181,7 +187,10 @@ export async function runDoctor(options: DoctorOptions): Promise<Report> {
   session.close();
 
   const url = ctx.endpoint ? formatEndpoint(ctx.endpoint) : options.url.replace(/\/\/[^/@]*@/, "//****@");
-  return { ok: !steps.some((s) => s.verdict === "fail"), url, profile: ctx.uiot ? "UIoT Core" : "generic", steps };
+  const insecure = options.insecure === true && ctx.endpoint !== undefined && isSecure(ctx.endpoint.scheme);
+  const report: Report = { ok: !insecure && !steps.some((s) => s.verdict === "fail"), url, profile: ctx.uiot ? "UIoT Core" : "generic", steps };
+  if (insecure) report.insecure = true;
+  return report;
 }
 
 // ---- 1. the URL ----
@@ -439,7 +448,9 @@ async function stepTls(ctx: Ctx): Promise<StepResult> {
       const p = netParts(err);
       let fix = p.fix;
       if (err.code === "TLS_UNKNOWN_CA")
-        fix = `pass the CA that signed the broker's certificate (issuer: ${dn(cert.issuer)}) with --ca <file.pem>${isUiotHost(host) ? "" : "; the system's CA store is used when none is given"}`;
+        fix = ctx.o.ca && ctx.o.ca.length
+          ? `the CA given (${ctx.o.caFrom ?? "--ca"}: ${caSubjects(ctx.o.ca)}) did not sign the broker's certificate, which was issued by ${dn(cert.issuer)}: use that issuer's CA certificate instead (from the broker's operator), or check that this is the broker you meant`
+          : `pass the CA that signed the broker's certificate (issuer: ${dn(cert.issuer)}) with --ca <file.pem>${isUiotHost(host) ? " (the bundled UIoT Core root did not sign it: is this a UIoT Core host?)" : "; the system's CA store is used when none is given"}`;
       if (err.code === "TLS_HOSTNAME_MISMATCH")
         fix = `connect with a name the certificate holds (${cert.subjectaltname ?? dn(cert.subject)}), or pass it with --server-name`;
       if (err.code === "TLS_EXPIRED")
@@ -447,10 +458,11 @@ async function stepTls(ctx: Ctx): Promise<StepResult> {
           ? "the certificate is not valid yet: check this machine's clock, or the broker's certificate dates"
           : `the broker's certificate expired on ${cert.valid_to}: renew it on the broker (and check this machine's clock)`;
       const detail = `${p.detail}; ${facts.join("; ")}`;
-      if (insecure) return warn(`${detail} (ignored: --insecure)`, `${fix}; never ship with verification off`, err.code);
+      if (insecure) return warn(`${detail} (ignored: --insecure; a device would refuse this certificate)`, `${fix}; never ship with verification off`, err.code);
       ctx.blocked = "the server's certificate is not accepted";
       return fail(detail, fix, err.code);
     }
+    if (insecure) facts.push("the certificate passed verification, though --insecure was given");
     if (protocol !== "TLSv1.2" && protocol !== "TLSv1.3")
       return warn(facts.join("; "), "the server negotiated an outdated TLS version: a device (and UIoT Core) uses TLS 1.2; update the broker's TLS settings", "TLS_OLD_VERSION");
     if (days < 30)
@@ -459,6 +471,23 @@ async function stepTls(ctx: Ctx): Promise<StepResult> {
   } finally {
     socket.destroy();
   }
+}
+
+/** The subjects of the CA certificates in `pems` (each may hold several), for a message. */
+function caSubjects(pems: string[]): string {
+  const names: string[] = [];
+  for (const pem of pems) {
+    for (const block of pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []) {
+      try {
+        const subject = new X509Certificate(block).subject;
+        const cn = /^CN=(.*)$/m.exec(subject);
+        names.push(cn ? `CN=${cn[1]}` : subject.split("\n").join(", "));
+      } catch {
+        names.push("a certificate that does not parse");
+      }
+    }
+  }
+  return names.length ? names.join("; ") : "no PEM certificate";
 }
 
 // ---- 6. credentials ----
@@ -594,6 +623,15 @@ class Session {
     }
     ctx.blocked = "MQTT CONNECT was not accepted";
     const err = conn.down;
+    if (!err || err.code === "CONNECT_TIMEOUT") {
+      // A server silent after CONNECT may be waiting for the rest of a request line: ask it in HTTP on a second
+      // connection (a web server answers at once).
+      conn.client.close();
+      const http = isWebSocket(e.scheme) ? undefined : await httpAnswer(ctx);
+      if (http)
+        return fail(`no CONNACK within ${ctx.timeout} ms, and the port answers an HTTP request (${http}): not an MQTT broker: it looks like HTTP (a web server)`,
+          `${netHint("NOT_MQTT")}; for MQTT over WebSocket use ${isSecure(e.scheme) ? "wss" : "ws"}:// with the broker's path (often /mqtt)`, "NOT_MQTT");
+    }
     if (!err) return fail(`no CONNACK within ${ctx.timeout} ms`, "the server accepted the connection but did not answer CONNECT: is it an MQTT broker? check the port, the scheme (TLS or not) and the broker's log", "CONNECT_TIMEOUT");
     if (err.code === "CONNECT_REFUSED") {
       const rc = err.returnCode ?? -1;
@@ -736,6 +774,44 @@ class Session {
       second.client.close();
     }
   }
+}
+
+/**
+ * The status line (and Server header) the endpoint answers to `GET / HTTP/1.0`, in TLS for a TLS scheme (certificate
+ * not checked: the TLS step did), or undefined when the answer is not HTTP or none comes within the timeout.
+ */
+function httpAnswer(ctx: Ctx): Promise<string | undefined> {
+  const e = ctx.endpoint!;
+  return new Promise((resolve) => {
+    const host = ctx.address ?? e.host;
+    const socket: net.Socket = isSecure(e.scheme)
+      ? tls.connect({ host, port: e.port, rejectUnauthorized: false, servername: ctx.tls?.serverName ?? (net.isIP(e.host) ? undefined : e.host) })
+      : net.connect({ host, port: e.port });
+    let head = "";
+    const done = (v: string | undefined) => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.on("error", () => undefined);
+      socket.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(undefined), ctx.timeout);
+    socket.once(isSecure(e.scheme) ? "secureConnect" : "connect", () => {
+      socket.write(`GET / HTTP/1.0\r\nHost: ${hostPort(e.host, e.port)}\r\nUser-Agent: uiot-doctor\r\nConnection: close\r\n\r\n`);
+    });
+    socket.on("data", (chunk: Buffer) => {
+      head += chunk.toString("latin1");
+      if (!"HTTP/".startsWith(head.slice(0, 5))) return done(undefined); // not an HTTP answer
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0 && head.length < 8192) return;
+      const lines = head.slice(0, end < 0 ? head.length : end).split("\r\n");
+      if (!/^HTTP\/\d\.\d \d{3}/.test(lines[0])) return done(undefined);
+      const server = lines.find((l) => /^server:/i.test(l));
+      done(`${lines[0].slice(0, 60)}${server ? `, ${server.slice(0, 80)}` : ""}`);
+    });
+    socket.once("error", () => done(undefined));
+    socket.once("close", () => done(head.startsWith("HTTP/1.") ? head.split("\r\n")[0].slice(0, 60) : undefined));
+  });
 }
 
 /** Whether the endpoint's port completes a TLS handshake (certificate not checked). */

@@ -3,7 +3,7 @@ import type { Report, Step, Verdict } from "./doctor";
 
 const MARK: Record<Verdict, string> = { ok: "  ok  ", warn: " warn ", fail: " FAIL ", skipped: " skip " };
 
-/** One JSON object: { ok, url, profile, steps: [{ name, title, verdict, ms, detail, fix?, code? }] }. */
+/** One JSON object: { ok, insecure?, url, profile, steps: [{ name, title, verdict, ms, detail, fix?, code? }] }. */
 export function reportJson(report: Report): string {
   return JSON.stringify(report);
 }
@@ -27,6 +27,9 @@ export function reportText(report: Report): string {
     const first = failed[0];
     lines.push(`Result: FAILED at step ${report.steps.indexOf(first) + 1} (${first.name}${first.code ? `, ${first.code}` : ""})${failed.length > 1 ? ` and ${failed.length - 1} more` : ""}.`);
     lines.push("For a support request, include this output (secrets are masked), the client type and version, and the broker's log.");
+  } else if (report.insecure) {
+    lines.push("Result: NOT PROVEN: TLS certificate verification was off (--insecure). A device verifies the broker's certificate,");
+    lines.push("so this run does not show that one can connect; run again without --insecure.");
   } else {
     lines.push(`Result: OK${warned.length ? ` with ${warned.length} warning${warned.length > 1 ? "s" : ""} (${warned.map((w) => w.name).join(", ")})` : ""}.`);
   }
