@@ -318,6 +318,8 @@ export class Session implements PacketSink {
     // Only whole packets show the broker alive: a byte now and then cannot put off the keepalive checks. A packet
     // begun has until partialAt + packetTimeout + its size in ms to end (see deadline()).
     if (this.packetsIn !== before) {
+      // The PINGRESP to a PINGREQ sent while a packet was arriving came behind it: its time counts from now.
+      if (this.partialAt >= 0 && this.partialAt < this.pingSentAt) this.pingSentAt = now;
       this.lastRecv = now;
       this.partialAt = dec.midPacket ? now : -1;
     } else if (dec.midPacket) {
@@ -390,23 +392,27 @@ export class Session implements PacketSink {
       case CONNECTED: {
         // (comparisons, not Math.min and Math.max: this runs after every packet sent or received)
         const d = this.rateWait, ka = this.keepalive; // 0: none
+        // The same checks as tick(), in the same order: a deadline tick() would not act on would spin the timer.
         let k = this.blockedAt >= 0 ? this.blockedAt + (ka ? ka * 1.5 : STALL) : -1;
-        if (this.ackCount >= MAX_ACKS) {
-          // reading stopped: only the stall above applies (see tick)
-        } else if (this.partialAt >= 0) {
-          const p = this.partialAt + this.packetAllowance();
-          if (k < 0 || p < k) k = p;
-        } else if (ka) {
-          const recv = this.lastRecv, ping = this.pingSentAt;
-          let i = recv + ka * 1.5, t: number;
-          if (ping >= 0) {
-            t = (ping > recv ? ping : recv) + this.pingTimeout;
-            const cap = ping + (ka > this.pingTimeout ? ka : this.pingTimeout);
-            if (cap < t) t = cap;
-          } else if (!this.pingQueued) t = (this.lastSend < recv ? this.lastSend : recv) + ka;
-          else t = i;
-          if (t < i) i = t;
-          if (k < 0 || i < k) k = i;
+        if (this.ackCount < MAX_ACKS) {
+          const part = this.partialAt;
+          if (part >= 0) {
+            const p = part + this.packetAllowance();
+            if (k < 0 || p < k) k = p;
+          }
+          if (ka) {
+            const recv = this.lastRecv, ping = this.pingSentAt;
+            let t = -1;
+            if (ping >= 0) {
+              if (part < 0) t = (ping > recv ? ping : recv) + this.pingTimeout;
+              if (part < 0 || part > ping) {
+                const cap = ping + (ka > this.pingTimeout ? ka : this.pingTimeout);
+                if (t < 0 || cap < t) t = cap;
+              }
+            } else if (!this.pingQueued) t = (this.lastSend < recv ? this.lastSend : recv) + ka;
+            if (part < 0 && (t < 0 || recv + ka * 1.5 < t)) t = recv + ka * 1.5;
+            if (t >= 0 && (k < 0 || t < k)) k = t;
+          }
         }
         return d && (k < 0 || d < k) ? d : k;
       }
@@ -426,24 +432,25 @@ export class Session implements PacketSink {
     const ka = this.keepalive, stall = ka ? ka * 1.5 : STALL;
     if (this.blockedAt >= 0 && now - this.blockedAt >= stall)
       return this.host.drop(new MqttError("WRITE_STALLED", `the broker took nothing this client sent for ${stall / 1000} s${ka ? " (1.5x keepalive)" : ""}${this.ackCount ? `, with ${this.ackCount} PUBACKs waiting` : ""}: it is not reading, or the link is one-way`));
+    const part = this.partialAt;
     if (this.ackCount >= MAX_ACKS) {
       // Reading stopped until the PUBACKs are written: a PINGRESP could not be read, so the stall is the check.
-    } else if (this.partialAt >= 0) {
-      // While a packet arrives, its own deadline is the liveness check (the PINGRESP would queue behind it).
+    } else {
       const size = this.decoder.expected;
-      if (now - this.partialAt >= this.packetAllowance())
+      if (part >= 0 && now - part >= this.packetAllowance())
         return this.host.drop(new MqttError("PACKET_TIMEOUT", `${size ? `a ${size}-byte packet` : "a packet's fixed header"} began to arrive ${Math.round((now - this.partialAt) / 100) / 10} s ago and is still incomplete${size ? ` (${this.decoder.pending} bytes of its body so far)` : ""}: the link is too slow or the broker stalls (a packet may take ${this.packetTimeout} ms plus 1 ms per byte: packetTimeout)`));
-    } else if (ka) {
+      // A packet under way is a sign of life with a deadline of its own: the PINGRESP queues behind it.
       const ping = this.pingSentAt;
-      if (ping >= 0 && now - Math.max(ping, this.lastRecv) >= this.pingTimeout)
+      if (ka && ping >= 0 && part < 0 && now - Math.max(ping, this.lastRecv) >= this.pingTimeout)
         return this.host.drop(new MqttError("PING_TIMEOUT", `no answer to PINGREQ within ${this.pingTimeout} ms: the connection is dead or half-open`));
-      // Other traffic puts off the PINGRESP (it may queue behind it on a slow link), but not past one keepalive: a
-      // broker that floods us and reads nothing we send would otherwise hold the connection forever.
-      if (ping >= 0 && now - ping >= Math.max(ka, this.pingTimeout))
+      // Other traffic puts off the PINGRESP (it may queue behind it on a slow link), but not past one keepalive, unless
+      // a packet begun before the PINGREQ is still arriving: a broker that floods us and reads nothing we send would
+      // otherwise hold the connection forever.
+      if (ka && ping >= 0 && (part < 0 || part > ping) && now - ping >= Math.max(ka, this.pingTimeout))
         return this.host.drop(new MqttError("PING_TIMEOUT", `no answer to PINGREQ within ${Math.max(ka, this.pingTimeout) / 1000} s, though the broker kept sending: it is not reading what this client sends`));
-      if (now - this.lastRecv >= ka * 1.5)
+      if (ka && part < 0 && now - this.lastRecv >= ka * 1.5)
         return this.host.drop(new MqttError("IDLE_TIMEOUT", `nothing received for ${(ka * 1.5) / 1000} s (1.5x keepalive): the connection is dead or half-open`));
-      if (this.pingSentAt < 0 && !this.pingQueued && now - Math.min(this.lastSend, this.lastRecv) >= ka) {
+      if (ka && ping < 0 && !this.pingQueued && now - Math.min(this.lastSend, this.lastRecv) >= ka) {
         this.pingQueued = true;
         this.control(PINGREQ_BYTES, now);
       }
@@ -1012,6 +1019,9 @@ export class Session implements PacketSink {
       e.returnCode = p.returnCode;
       return this.host.drop(e);
     }
+    // A broker cannot have kept a session this client asked it to discard (MQTT-3.2.2-1): believing it would resend
+    // with DUP and skip restoring the subscriptions.
+    if (p.sessionPresent && (this.options.clean ?? true)) return this.protocol("CONNACK says a session was kept, though this client asked for a clean one");
     this.state = CONNECTED;
     this.sessionPresent = p.sessionPresent;
     this.lastRecv = now;

@@ -317,15 +317,39 @@ describe("a broker that misbehaves: bounded memory, bounded time", () => {
       c.bytes(b.subarray(at, at + 1024));
       s.clock.advance(1000);
     }
-    expect(s.client.state).toBe("connected");
+    expect(s.events.filter((e) => e[0] === "down")).toEqual([]);
     expect(s.messages).toHaveLength(1);
     expect(c.of(4).map((p) => p.id)).toEqual([9]);
-    // the keepalive checks count from the message's end
-    s.clock.advance(10000);
+    // PINGREQ went out at 10 s, while the message arrived; its PINGRESP comes after the message, as from a broker
     expect(c.of(12)).toHaveLength(1);
+    s.clock.advance(1000);
+    c.send({ type: 13 });
+    // the keepalive checks count from there
+    s.clock.advance(10000);
+    expect(c.of(12)).toHaveLength(2);
     c.send({ type: 13 });
     s.clock.advance(9000);
     expect(s.client.state).toBe("connected");
+  });
+
+  it("a flood of whole packets does not put off the PINGRESP past one keepalive, whatever the chunking", () => {
+    const s = setup({ keepalive: 10 });
+    const c = up(s);
+    const p = encode({ type: 3, topic: "in", payload: "x".repeat(20), qos: 0, retain: false, dup: false });
+    // every chunk ends in the middle of a packet: one is always under way
+    c.bytes(p.subarray(0, 10));
+    for (let t = 0; t < 30000 && s.client.state === "connected"; t += 100) {
+      s.clock.advance(100);
+      const b = new Uint8Array(p.length);
+      b.set(p.subarray(10));
+      b.set(p.subarray(0, 10), p.length - 10);
+      c.bytes(b);
+    }
+    expect(c.of(12)).toHaveLength(1);
+    const down = s.events.find((e) => e[0] === "down") as Event;
+    expect(down[1]).toBe("PING_TIMEOUT");
+    expect(down[2]).toBe(500);
+    expect(s.clock.now()).toBe(20000);
   });
 });
 
