@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, PREFERENCE_DOMAIN, caPartKey } from "../../../src/device/config-keys";
-import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError } from "../../../src/device/config";
+import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError, sendsSecretsInClear } from "../../../src/device/config";
 import type { KeyValueStore } from "../../../src/device/host";
 import { isSecure, type Endpoint } from "../../../src/net/endpoint";
 import { UiotError } from "../../../src/uiot/errors";
@@ -54,6 +54,10 @@ export interface ProvisionInput {
   ca?: { text: string; file: string };
   wifiSsid?: string;
   wifiPassword?: string;
+  /** Plain mqtt:// or ws:// to a host that is not loopback: the secret crosses the network in clear. */
+  allowPlaintext?: boolean;
+  /** Keep the ProductSecret on the device after dynamic registration (it is deleted by default). */
+  keepProductSecret?: boolean;
 }
 
 /** Everything checked, and the config store's content. */
@@ -63,6 +67,8 @@ export interface ProvisionPlan {
   endpoint: Endpoint;
   caCerts: string[];
   wifi?: { ssid: string; password: string };
+  allowPlaintext: boolean;
+  keepProductSecret: boolean;
   /** Key/value pairs for the config store, in writing order. */
   values: [string, string][];
 }
@@ -84,6 +90,8 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
 
   try {
     const { url, endpoint } = checkBrokerUrl(input.url);
+    if (input.keepProductSecret && identity.authmode !== 2)
+      throw new ProvisionError("--keep-product-secret is for dynamic registration (a ProductSecret); this device has its DeviceSecret", "--keep-product-secret");
     let caCerts: string[] = [];
     if (input.ca) {
       if (!isSecure(endpoint.scheme))
@@ -95,6 +103,8 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
         throw e;
       }
     }
+    if (!input.allowPlaintext && sendsSecretsInClear(endpoint))
+      throw new ProvisionError(`${url} is plain ${endpoint.scheme}:// to a host that is not this machine: the ${identity.authmode === 1 ? "DeviceSecret" : "ProductSecret"} would cross the network in clear, and the device refuses to boot with it. Use mqtts:// or wss:// (the broker's TLS port), or, only on a network you trust, give --allow-plaintext`, "--url");
     const parts = caCerts.length ? caParts(caCerts) : [];
     let wifi: ProvisionPlan["wifi"];
     if (input.wifiSsid !== undefined) wifi = { ssid: checkWifiSsid(input.wifiSsid), password: checkWifiPassword(input.wifiPassword ?? "") };
@@ -109,9 +119,11 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
     ];
     parts.forEach((part, i) => values.push([caPartKey(i), part]));
     if (wifi) values.push([K.wifiSsid, wifi.ssid], [K.wifiPassword, wifi.password]);
+    if (input.allowPlaintext) values.push([K.allowPlaintext, "1"]);
+    if (input.keepProductSecret) values.push([K.keepProductSecret, "1"]);
     for (const [key, value] of values)
       if (Buffer.byteLength(value, "utf8") > CONFIG_VALUE_MAX_BYTES) throw new ProvisionError(`the value of ${key} is over ${CONFIG_VALUE_MAX_BYTES} bytes`);
-    const plan: ProvisionPlan = { identity, url, endpoint, caCerts, values };
+    const plan: ProvisionPlan = { identity, url, endpoint, caCerts, values, allowPlaintext: input.allowPlaintext === true, keepProductSecret: input.keepProductSecret === true };
     if (wifi) plan.wifi = wifi;
     return plan;
   } catch (e) {
@@ -134,6 +146,10 @@ export function describePlan(plan: ProvisionPlan): string[] {
   if (plan.caCerts.length) lines.push(`CA             ${plan.caCerts.length} certificate(s), ${plan.caCerts.join("").length} bytes of PEM`);
   else if (isSecure(plan.endpoint.scheme)) lines.push("CA             none given: the platform's root (UIoT Core) or the host's trust store");
   if (plan.wifi) lines.push(`Wi-Fi          "${plan.wifi.ssid}", password ${plan.wifi.password === "" ? "none (open network)" : redact(plan.wifi.password)}`);
+  if (plan.allowPlaintext)
+    lines.push(`plain text     allowed (--allow-plaintext)${sendsSecretsInClear(plan.endpoint) ? `: the ${id.authmode === 1 ? "DeviceSecret" : "ProductSecret"} crosses the network in clear` : ""}`);
+  if (id.authmode === 2)
+    lines.push(plan.keepProductSecret ? "ProductSecret  kept on the device after registration (--keep-product-secret)" : "ProductSecret  deleted from the device once it has registered and stored its DeviceSecret");
   return lines;
 }
 
@@ -195,7 +211,7 @@ export function provisionSimulator(plan: ProvisionPlan, file: string, options: S
       notes.push(`the stored DeviceSecret (${redact(stored)}) was deleted: the device registers again, which UIoT Core refuses for a device that has already logged in with its DeviceSecret`);
     }
     const given = new Set(plan.values.map(([k]) => k));
-    const stale = [K.wifiSsid, K.wifiPassword, ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i))].filter((k) => !given.has(k) && store.get(k) !== undefined);
+    const stale = [K.wifiSsid, K.wifiPassword, K.allowPlaintext, K.keepProductSecret, ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i))].filter((k) => !given.has(k) && store.get(k) !== undefined);
     for (const k of stale) store.delete(k);
     if (stale.length) notes.push(`removed settings not given this time: ${stale.join(", ")}`);
   } catch (e) {
