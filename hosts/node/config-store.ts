@@ -4,6 +4,7 @@
 // at most 4000 bytes), so the simulator refuses what a board would. Values never appear in errors.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { inspect } from "node:util";
 import type { KeyValueStore } from "../../src/device/host";
 
 export type ConfigStoreErrorCode = "INVALID_KEY" | "INVALID_VALUE" | "VALUE_TOO_LARGE" | "WRITE_FAILED" | "CORRUPT";
@@ -58,6 +59,19 @@ export class FileConfigStore implements KeyValueStore {
     this.write(next);
   }
 
+  /** Printed (String, util.inspect, JSON.stringify): the file and the keys it holds, never a value. */
+  toString(): string {
+    return `FileConfigStore ${this.file} (keys: ${Object.keys(this.values).join(", ") || "none"}; values not shown)`;
+  }
+
+  toJSON(): { file: string; keys: string[] } {
+    return { file: this.file, keys: Object.keys(this.values) };
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
   private checkKey(key: string): void {
     if (typeof key !== "string" || key === "") throw new ConfigStoreError("INVALID_KEY", "a config key must be a non-empty string");
     if (this.maxKey && key.length > this.maxKey)
@@ -77,8 +91,9 @@ export class FileConfigStore implements KeyValueStore {
     let data: unknown;
     try {
       data = JSON.parse(text);
-    } catch (e) {
-      throw new ConfigStoreError("CORRUPT", `the config file ${this.file} is not valid JSON: repair it or move it away (it may hold the device's secrets: keep a copy)`, e);
+    } catch {
+      // No cause: the engine's message quotes the text around the fault, and this text holds secrets.
+      throw new ConfigStoreError("CORRUPT", `the config file ${this.file} is not valid JSON: repair it or move it away (it may hold the device's secrets: keep a copy)`);
     }
     if (data === null || typeof data !== "object" || Array.isArray(data) || Object.values(data).some((v) => typeof v !== "string"))
       throw new ConfigStoreError("CORRUPT", `the config file ${this.file} must hold one JSON object of string values: repair it or move it away`);

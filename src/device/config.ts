@@ -21,7 +21,7 @@ import { NetError } from "../net/errors";
 import { derToPem, pemToDer } from "../net/pem";
 import { UIOT_PORTS } from "../net/uiot";
 import { UiotError } from "../uiot/errors";
-import { CONFIG_KEYS as IDENTITY_KEYS, loadIdentity, type Identity } from "../uiot/identity";
+import { CONFIG_KEYS as IDENTITY_KEYS, loadIdentity, printsAs, redact, type Identity } from "../uiot/identity";
 import { UIOT_KEEPALIVE } from "../uiot/profile";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, caPartKey } from "./config-keys";
 import type { KeyValueStore } from "./host";
@@ -52,6 +52,13 @@ export interface WifiConfig {
   ssid: string;
   /** "" for an open network. */
   password: string;
+}
+
+/** Wi-Fi settings that print their password as `****` (see printsAs). */
+export function wifiConfig(ssid: string, password: string): WifiConfig {
+  const wifi: WifiConfig = { ssid, password };
+  const shown = (): { ssid: string; password: string } => ({ ssid: wifi.ssid, password: wifi.password === "" ? "" : redact(wifi.password) });
+  return printsAs(wifi, () => `Wi-Fi "${wifi.ssid}" (password ${wifi.password === "" ? "none: open network" : redact(wifi.password)})`, shown);
 }
 
 export interface DeviceConfig {
@@ -236,6 +243,24 @@ export function checkWifiPassword(password: unknown): string {
   return password;
 }
 
+// ---- printing a loaded configuration (secrets redacted) ----
+
+function describeConfig(c: DeviceConfig): string {
+  return `device config: ${String(c.identity)}, broker ${c.url}${c.tls ? `, ${c.tls.ca ? c.tls.ca.length : 0} CA certificate(s)` : ""}` +
+    `${c.wifi ? `, ${String(c.wifi)}` : ""}${c.keepalive !== undefined ? `, keepalive ${c.keepalive} s` : ""}` +
+    `${c.allowPlaintext ? ", plain text allowed" : ""}${c.keepProductSecret ? ", ProductSecret kept" : ""}`;
+}
+
+function configJson(c: DeviceConfig): { [key: string]: unknown } {
+  const out: { [key: string]: unknown } = { identity: c.identity.toJSON(), url: c.url, endpoint: c.endpoint };
+  if (c.tls) out.tls = { ca: c.tls.ca ? c.tls.ca.length : 0 };
+  if (c.wifi) out.wifi = { ssid: c.wifi.ssid, password: c.wifi.password === "" ? "" : redact(c.wifi.password) };
+  if (c.keepalive !== undefined) out.keepalive = c.keepalive;
+  out.allowPlaintext = c.allowPlaintext;
+  out.keepProductSecret = c.keepProductSecret;
+  return out;
+}
+
 // ---- boot ----
 
 /** " (uiot_psn)" etc. for an identity message that does not name its key already. */
@@ -330,7 +355,7 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
       if (options.requireWifi) return problem(`no Wi-Fi network is configured (${CONFIG_KEYS.wifiSsid}): give --wifi-ssid and the password`);
     } else {
       try {
-        wifi = { ssid: checkWifiSsid(ssid), password: checkWifiPassword(password ?? "") };
+        wifi = wifiConfig(checkWifiSsid(ssid), checkWifiPassword(password ?? ""));
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         return problem(`${e.message} (${e.field === "Wi-Fi SSID" ? CONFIG_KEYS.wifiSsid : CONFIG_KEYS.wifiPassword})`);
@@ -347,7 +372,7 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
     if (keepalive !== undefined) config.keepalive = keepalive;
     if (tls) config.tls = tls;
     if (wifi) config.wifi = wifi;
-    return { ok: true, config };
+    return { ok: true, config: printsAs(config, () => describeConfig(config), () => configJson(config)) };
   } catch (e) {
     // The store itself failed (unreadable, corrupt). Store errors never quote values.
     return problem(`its config store cannot be read (${e instanceof Error ? e.message : String(e)})`);

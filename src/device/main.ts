@@ -30,7 +30,7 @@ import type { Connector } from "../net/transport";
 import { register } from "../uiot/register";
 import { uiotClient } from "../uiot/profile";
 import { Thing } from "../uiot/thing";
-import type { Identity } from "../uiot/identity";
+import { printsAs, type Identity } from "../uiot/identity";
 import type { UiotError } from "../uiot/errors";
 import { loadDeviceConfig, isUiotHost, sendsSecretsInClear, type DeviceConfig } from "./config";
 import { CONFIG_KEYS } from "./config-keys";
@@ -210,7 +210,9 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
     client.setOffline(!up);
   };
 
-  const device: Device = {
+  // Printed (String, util.inspect, JSON.stringify), it is a summary: the host's store, the client's options and
+  // the configuration hold secrets, so none of them is walked.
+  const device: Device = printsAs({
     host, identity, config, client, thing,
     get connects() {
       return connects;
@@ -229,7 +231,9 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
       thing.stop();
       client.close();
     },
-  };
+  }, () => `UIoT device ${identity.clientId} on ${host.name}, ${where}: ${client.state}, ${connects} connection(s)`, () => ({
+    clientId: identity.clientId, host: host.name, url: where, state: client.state, connects, identity, config,
+  }));
 
   thing.start();
   try {

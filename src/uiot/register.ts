@@ -120,7 +120,8 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
         if (id !== undefined && id !== "1") return log(`registration: a password_reply for RequestID ${id} was ignored`);
         const code = retCodeOf(msg.RetCode);
         if (code !== 0) {
-          const e = new UiotError("REGISTRATION_FAILED", `dynamic registration of ${identity.clientId} refused by the platform (RetCode ${String(msg.RetCode)}): check that dynamic registration is on, that the DeviceSN may register, and that it has not registered before`);
+          // The code only when it is one: nothing else of this reply is quoted (it is where the secret travels).
+          const e = new UiotError("REGISTRATION_FAILED", `dynamic registration of ${identity.clientId} refused by the platform (${code !== undefined ? `RetCode ${code}` : "no numeric RetCode"}): check that dynamic registration is on, that the DeviceSN may register, and that it has not registered before`);
           if (code !== undefined) e.retCode = code;
           return finish(e);
         }

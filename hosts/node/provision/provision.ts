@@ -7,11 +7,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, PREFERENCE_DOMAIN, caPartKey } from "../../../src/device/config-keys";
-import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError, sendsSecretsInClear } from "../../../src/device/config";
+import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError, sendsSecretsInClear, wifiConfig } from "../../../src/device/config";
 import type { KeyValueStore } from "../../../src/device/host";
 import { isSecure, type Endpoint } from "../../../src/net/endpoint";
 import { UiotError } from "../../../src/uiot/errors";
-import { Identity, redact, scrub, storeDeviceSecret } from "../../../src/uiot/identity";
+import { Identity, printsAs, redact, scrub, storeDeviceSecret } from "../../../src/uiot/identity";
 import { ESP32 } from "../../moddable/chips";
 import { PreferenceStore, type Preferences } from "../../moddable/preference-store";
 import { FileConfigStore } from "../config-store";
@@ -60,7 +60,10 @@ export interface ProvisionInput {
   keepProductSecret?: boolean;
 }
 
-/** Everything checked, and the config store's content. */
+/**
+ * Everything checked, and the config store's content. Printed (String, util.inspect, JSON.stringify) it shows
+ * describePlan's summary: secrets as `****`.
+ */
 export interface ProvisionPlan {
   identity: Identity;
   url: string;
@@ -107,7 +110,7 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
       throw new ProvisionError(`${url} is plain ${endpoint.scheme}:// to a host that is not this machine: the ${identity.authmode === 1 ? "DeviceSecret" : "ProductSecret"} would cross the network in clear, and the device refuses to boot with it. Use mqtts:// or wss:// (the broker's TLS port), or, only on a network you trust, give --allow-plaintext`, "--url");
     const parts = caCerts.length ? caParts(caCerts) : [];
     let wifi: ProvisionPlan["wifi"];
-    if (input.wifiSsid !== undefined) wifi = { ssid: checkWifiSsid(input.wifiSsid), password: checkWifiPassword(input.wifiPassword ?? "") };
+    if (input.wifiSsid !== undefined) wifi = wifiConfig(checkWifiSsid(input.wifiSsid), checkWifiPassword(input.wifiPassword ?? ""));
     else if (input.wifiPassword !== undefined) throw new ConfigError("Wi-Fi password", "a Wi-Fi password was given without --wifi-ssid");
 
     const K = CONFIG_KEYS;
@@ -125,7 +128,7 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
       if (Buffer.byteLength(value, "utf8") > CONFIG_VALUE_MAX_BYTES) throw new ProvisionError(`the value of ${key} is over ${CONFIG_VALUE_MAX_BYTES} bytes`);
     const plan: ProvisionPlan = { identity, url, endpoint, caCerts, values, allowPlaintext: input.allowPlaintext === true, keepProductSecret: input.keepProductSecret === true };
     if (wifi) plan.wifi = wifi;
-    return plan;
+    return printsAs(plan, () => `provisioning plan: ${describePlan(plan).map((l) => l.replace(/ +/g, " ")).join("; ")}`, () => ({ summary: describePlan(plan) }));
   } catch (e) {
     if (e instanceof ConfigError) throw new ProvisionError(e.message, FIELD_OPTION[e.field]);
     throw e;
