@@ -1,21 +1,68 @@
 #!/usr/bin/env node
 // Builds (and flashes, or runs) the firmware with the Moddable SDK's mcconfig, after checking that the SDK is
-// there: a clear message instead of "command not found". Used by the npm scripts:
+// there and recent enough: a clear message instead of "command not found". Used by the npm scripts:
 //
-//   node scripts/mcconfig.mjs esp32|esp8266|desktop build|flash|run [mcconfig arguments ...]
+//   node scripts/mcconfig.mjs esp32|esp8266|desktop build|flash|run [--debug] [mcconfig arguments ...]
 //
-//   build  mcconfig -d -m -t build -o build -p <platform> manifest.json   (compile only)
-//   flash  mcconfig -d -m -o build -p <platform> manifest.json            (compile, flash, open xsbug)
+//   build  mcconfig -m -t build -o build -p <platform> manifest.json   (compile only)
+//   flash  mcconfig -m -o build -p <platform> manifest.json            (compile and flash)
 //   run    the same as flash, for the desktop simulator
 //
-// Extra arguments go to mcconfig as they are: a board (-p esp32/nodemcu replaces -p esp32), Wi-Fi
-// (ssid="name" password="secret"), a release build (--release drops -d).
+// Release firmware by default; --debug adds -d (a debug build: it waits for xsbug at start-up). Other arguments
+// go to mcconfig as they are: a board (-p esp32/nodemcu replaces -p esp32), Wi-Fi (ssid="name"
+// password="secret"). The command line is printed with every secret-looking value (password=, psk=, ...) masked.
+//
+// The SDK must be 5.3.2 or newer: its TLS checks the server's name against the certificate only since then
+// (modules/crypt/ssl/ssl_cert.js, subjectAltName); older SDKs are refused, naming the version found.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** The oldest Moddable SDK accepted: the first whose TLS checks the server name (subjectAltName). */
+export const MIN_SDK = "5.3.2";
+
+/**
+ * The SDK's version and whether it is too old: $MODDABLE/tools/VERSION (there since 3.2.1, read by the SDK's own
+ * tools). That file says 5.3.0 for the releases 5.3.0 to 5.3.3, so for 5.3.x the TLS code itself is looked at: the
+ * server-name check of 5.3.2 is X509.decodeSAN in modules/crypt/ssl/ssl_cert.js.
+ * Returns { version } or { error }.
+ */
+export function checkSdkVersion(moddable) {
+  const file = join(moddable, "tools", "VERSION");
+  let text;
+  try {
+    text = readFileSync(file, "utf8").trim();
+  } catch {
+    return { error: `cannot tell the Moddable SDK's version: ${file} is missing (an SDK older than 3.2.1, or not a whole SDK). This firmware needs ${MIN_SDK} or newer, whose TLS checks the server's name; update the SDK (xs-dev update, or git pull in $MODDABLE and rebuild its tools)` };
+  }
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(text);
+  if (!m) return { error: `cannot read the Moddable SDK's version from ${file} ("${text.slice(0, 20)}"): this firmware needs ${MIN_SDK} or newer` };
+  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const found = `${major}.${minor}.${patch}`;
+  const old = (why) => ({ error: `the Moddable SDK in $MODDABLE is ${found}${why}; this firmware needs ${MIN_SDK} or newer: before it, the SDK's TLS does not check that the server's certificate is for the host name dialled, so any certificate signed by the CA would be accepted. Update the SDK (xs-dev update, or git pull in $MODDABLE and rebuild its tools)` });
+  if (major < 5 || (major === 5 && minor < 3)) return old("");
+  if (major === 5 && minor === 3) {
+    let tls = "";
+    try {
+      tls = readFileSync(join(moddable, "modules", "crypt", "ssl", "ssl_cert.js"), "utf8");
+    } catch {
+      // no TLS code to look at: counted as the old one
+    }
+    if (!/decodeSAN/.test(tls)) return old(` (tools/VERSION says ${text}, which 5.3.0 to 5.3.3 all say, and modules/crypt/ssl/ssl_cert.js has no subjectAltName check: 5.3.0 or 5.3.1)`);
+  }
+  return { version: found };
+}
+
+/** mcconfig's arguments as they may be shown: the value of every NAME=value whose NAME looks like a secret masked. */
+export function maskSecrets(args) {
+  return args.map((a) => {
+    const m = /^([A-Za-z_][\w.-]*)=/.exec(a);
+    return m && /pass|secret|psk|key|token|credential/i.test(m[1]) ? `${m[1]}=****` : a;
+  });
+}
 const PLATFORMS = { esp32: "esp32", esp8266: "esp", desktop: undefined };
 const ACTIONS = ["build", "flash", "run"];
 
@@ -66,11 +113,14 @@ export function plan(argv, env) {
   const mcconfig = which("mcconfig", path);
   if (!mcconfig) return { error: `mcconfig is not on PATH (add $MODDABLE/build/bin/<your OS>/release to PATH).\n${INSTALL}` };
   if (!which("tsc", path)) return { error: "tsc is not on PATH: run npm install in this project first (mcconfig compiles the .ts modules with it)" };
+  const sdk = checkSdkVersion(env.MODDABLE);
+  if (sdk.error) return { error: sdk.error };
   let platform = PLATFORMS[target];
   const args = [];
-  let debug = true;
+  let debug = false;
   for (let i = 0; i < rest.length; i++) {
-    if (rest[i] === "--release") debug = false;
+    if (rest[i] === "--debug" || rest[i] === "-d") debug = true;
+    else if (rest[i] === "--release") debug = false; // the default; accepted as before
     else if (rest[i] === "-p" && i + 1 < rest.length) platform = rest[++i];
     else args.push(rest[i]);
   }
@@ -80,7 +130,7 @@ export function plan(argv, env) {
     return { error: `The ESP8266 toolchain is not installed ($ESP_BASE, default ~/esp, is missing). Run xs-dev setup --device esp8266.` };
   const command = [...(debug ? ["-d"] : []), "-m", ...(action === "build" ? ["-t", "build"] : []), "-o", join(root, "build"),
     ...(platform ? ["-p", platform] : []), ...args, join(root, "manifest.json")];
-  return { mcconfig, command, path };
+  return { mcconfig, command, path, debug, sdk: sdk.version };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
@@ -89,7 +139,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   mkdirSync(join(root, "build"), { recursive: true });
   const ts = JSON.parse(readFileSync(join(root, "node_modules", "typescript", "package.json"), "utf8")).version;
   if (Number(ts.split(".")[0]) < 6) fail(`mcconfig needs TypeScript 6 or newer; this project has ${ts}: run npm install`);
-  process.stdout.write(`mcconfig ${p.command.join(" ")}\n`);
+  process.stdout.write(`Moddable SDK ${p.sdk}; ${p.debug ? "debug build (--debug: waits for xsbug at start-up)" : "release build (--debug for a debug build with xsbug)"}\n`);
+  process.stdout.write(`mcconfig ${maskSecrets(p.command).join(" ")}\n`);
   const r = spawnSync(p.mcconfig, p.command, { cwd: root, stdio: "inherit", env: { ...process.env, PATH: p.path } });
   if (r.error) fail(`could not run mcconfig: ${r.error.message}`);
   process.exit(r.status ?? 1);

@@ -11,6 +11,7 @@
  */
 import type { LogLevel, NetworkLink } from "../../src/device/host";
 import type { Clock } from "../../src/net/transport";
+import { redact } from "../../src/uiot/identity";
 
 /** The parts of the SDK's ECMA-419 WiFi class used here. */
 export interface WiFiLike {
@@ -58,6 +59,19 @@ export class WiFiLink implements NetworkLink {
 
   get up(): boolean {
     return this.state;
+  }
+
+  /** Printed (String, util.inspect, JSON.stringify): the network and the state, never the password. */
+  toString(): string {
+    return `Wi-Fi link "${this.o.ssid ?? ""}" (${this.state ? "up" : "down"}; password ${this.o.password ? redact(this.o.password) : "none"})`;
+  }
+
+  toJSON(): { ssid: string | undefined; up: boolean; password: string } {
+    return { ssid: this.o.ssid, up: this.state, password: this.o.password ? redact(this.o.password) : "" };
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
   }
 
   /** Starts Wi-Fi (and keeps it up until stop()). */

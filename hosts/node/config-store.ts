@@ -10,6 +10,7 @@
 // the marker holding nothing but device configuration keys: another JSON file of strings is never changed.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { inspect } from "node:util";
 import { CA_MAX_PARTS, CONFIG_KEYS, caPartKey } from "../../src/device/config-keys";
 import type { KeyValueStore } from "../../src/device/host";
 import { atomicFs, makePrivateDir, NotOursError, readOwnFile, writeFileAtomic } from "./atomic-file";
@@ -120,6 +121,19 @@ export class FileConfigStore implements KeyValueStore {
       throw new ConfigStoreError("VALUE_TOO_LARGE", `the value for "${key}" is ${bytes} bytes, over the limit of ${this.maxValue} (a board's preference store holds no more)`);
   }
 
+  /** Printed (String, util.inspect, JSON.stringify): the file and the keys it holds, never a value. */
+  toString(): string {
+    return `FileConfigStore ${this.file} (keys: ${Object.keys(this.values).join(", ") || "none"}; values not shown)`;
+  }
+
+  toJSON(): { file: string; keys: string[] } {
+    return { file: this.file, keys: Object.keys(this.values) };
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
   private checkKey(key: string): void {
     if (typeof key !== "string" || key === "") throw new ConfigStoreError("INVALID_KEY", "a config key must be a non-empty string");
     if (this.maxKey && key.length > this.maxKey)
@@ -143,8 +157,9 @@ export class FileConfigStore implements KeyValueStore {
       let data: unknown;
       try {
         data = JSON.parse(new TextDecoder().decode(file.bytes));
-      } catch (e) {
-        throw new ConfigStoreError("CORRUPT", `the config file ${this.file} is not valid JSON: repair it or move it away (it may hold the device's secrets: keep a copy)`, e);
+      } catch {
+        // No cause: the engine's message quotes the text around the fault, and this text holds secrets.
+        throw new ConfigStoreError("CORRUPT", `the config file ${this.file} is not valid JSON: repair it or move it away (it may hold the device's secrets: keep a copy)`);
       }
       if (data === null || typeof data !== "object" || Array.isArray(data) || Object.values(data).some((v) => typeof v !== "string"))
         throw new ConfigStoreError("CORRUPT", `the config file ${this.file} must hold one JSON object of string values: repair it or move it away`);

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { checkBrokerUrl } from "../../src/device/config";
+import { isLoopback, parseEndpoint } from "../../src/net/endpoint";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import type { KeyValueStore } from "../../src/device/host";
 import { CORRECTION_RANGE, TARGET_RANGE, thermostat } from "../../src/device/thermostat";
@@ -34,7 +35,11 @@ Options:
                      provisioned by \`npm run provision\` (TLS verification on, as on a board)
   --device DIR|NAME  the device's store: a directory holding config.json, or a name for ${SIMULATOR_DIR}/NAME
                      (default with --broker: ${SIMULATOR_DIR}, where \`npm run provision\` writes)
-  --dir DIR          where the demo device is kept (default ${path.join(SIMULATOR_DIR, "demo")}; wiped on each start)
+  --dir DIR          where the demo device is kept (default ${path.join(SIMULATOR_DIR, "demo")}; wiped on each start):
+                     a new or empty folder, or one holding the demo device; a folder holding any other
+                     device (such as ${SIMULATOR_DIR}, where \`npm run provision\` writes) is refused, untouched
+  --allow-plaintext  with --broker: allow plain mqtt:// or ws:// to a host that is not this machine (the
+                     DeviceSecret then crosses the network in clear; a warning at every connect)
   --interval MS      milliseconds between property posts (default 5000)
   --engine node|xs   the JavaScript engine the firmware runs on: node (default: V8, in this process) or xs
                      (Moddable's XS, as on a board, in a child process; sockets, timers and storage are served
@@ -69,6 +74,8 @@ export const DEMO_DEVICE_SN = "thermostat-01";
 
 export interface SimulatorOptions {
   broker?: string;
+  /** With broker: plain mqtt:// or ws:// to a host that is not loopback (as CONFIG_KEYS.allowPlaintext = "1"). */
+  allowPlaintext?: boolean;
   device?: string;
   dir?: string;
   interval?: number;
@@ -114,6 +121,7 @@ export function parseSimulatorArgs(args: string[]): SimulatorOptions & { help: b
       dir: { type: "string" },
       interval: { type: "string" },
       plain: { type: "boolean" },
+      "allow-plaintext": { type: "boolean" },
       engine: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -124,6 +132,7 @@ export function parseSimulatorArgs(args: string[]): SimulatorOptions & { help: b
   if (values.device !== undefined) o.device = values.device;
   if (values.dir !== undefined) o.dir = values.dir;
   if (values.plain) o.plain = true;
+  if (values["allow-plaintext"]) o.allowPlaintext = true;
   if (values.engine !== undefined) {
     if (values.engine !== "node" && values.engine !== "xs") throw new Error(`--engine is node or xs, not "${values.engine.slice(0, 20)}"`);
     o.engine = values.engine;
@@ -135,6 +144,7 @@ export function parseSimulatorArgs(args: string[]): SimulatorOptions & { help: b
   }
   if (o.device !== undefined && o.broker === undefined) throw new Error("--device needs --broker: without it the simulator runs its own demo device against the emulated cloud");
   if (o.dir !== undefined && o.broker !== undefined) throw new Error("--dir is for the demo device; with --broker use --device");
+  if (o.allowPlaintext && o.broker === undefined) throw new Error("--allow-plaintext goes with --broker (the emulated cloud is on this machine and needs no opt-in)");
   return o;
 }
 
@@ -145,10 +155,63 @@ export function deviceDir(device: string | undefined): string {
   return path.join(SIMULATOR_DIR, device);
 }
 
+/**
+ * Why `dir` may not take the demo device, or undefined when it may: it does not exist, is empty, or holds the demo
+ * device (its identity, on a loopback broker) and what runs of it leave. Anything else is someone's data: a
+ * provisioned device's config.json holds a DeviceSecret that the platform does not hand out twice, and its outbox
+ * messages not yet delivered; the demo would overwrite the one and delete the other. Nothing is changed here.
+ */
+export function demoDirProblem(dir: string): string | undefined {
+  let entries: string[];
+  try {
+    if (!fs.statSync(dir).isDirectory()) return `${dir} is not a folder: give --dir a folder for the demo device (default ${path.join(SIMULATOR_DIR, "demo")})`;
+    entries = fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    return `cannot look into ${dir} (${(e as NodeJS.ErrnoException).code ?? "unreadable"})`;
+  }
+  const leave = `it is left as it is. For the demo, leave out --dir (it uses ${path.join(SIMULATOR_DIR, "demo")}) or give a new or empty folder`;
+  if (entries.includes("config.json")) {
+    let data: Record<string, unknown> | undefined;
+    try {
+      const parsed: unknown = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
+      if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) data = parsed as Record<string, unknown>;
+    } catch {
+      // neither readable nor JSON (the text is not quoted: it may hold secrets)
+    }
+    if (data === undefined) return `${path.join(dir, "config.json")} is not a device store the simulator can read, so it may be someone's device: ${leave}`;
+    const str = (k: string): string | undefined => (typeof data[k] === "string" ? (data[k] as string) : undefined);
+    const psn = str(CONFIG_KEYS.productSN), dsn = str(CONFIG_KEYS.deviceSN), url = str(CONFIG_KEYS.brokerUrl);
+    let loopback = false;
+    try {
+      loopback = url !== undefined && isLoopback(parseEndpoint(url).host);
+    } catch {
+      // not a URL: not the demo's
+    }
+    if (psn === DEMO_PRODUCT_SN && dsn === DEMO_DEVICE_SN && loopback) return undefined;
+    const secret = str(CONFIG_KEYS.deviceSecret) ? "its DeviceSecret" : str(CONFIG_KEYS.productSecret) ? "its ProductSecret" : "its settings";
+    return `${dir} holds the device ${psn ?? "?"}.${dsn ?? "?"} (config.json with ${secret}), not the simulator's demo device: ` +
+      `the demo would overwrite its secret (UIoT Core hands a DeviceSecret out once) and delete its outbox, so ${leave}. ` +
+      `To run that device: npm start -- --broker ${url ?? "<its broker URL>"} --device ${dir}`;
+  }
+  const other = entries.filter((e) => e !== "outbox");
+  if (other.length > 0)
+    return `${dir} is not empty and holds no simulator demo device (${other.length} other entr${other.length === 1 ? "y" : "ies"}, e.g. ${other[0]}): the demo writes config.json there and deletes outbox/ at every start, so ${leave}`;
+  let queued = 0;
+  try {
+    queued = fs.readdirSync(path.join(dir, "outbox")).length;
+  } catch {
+    // not a folder we can read: counted as holding something
+    queued = 1;
+  }
+  if (queued > 0) return `${path.join(dir, "outbox")} holds messages but ${dir} has no config.json: they may be another device's, so ${leave}`;
+  return undefined;
+}
+
 /** The device's store with the broker URL from --broker in place of the stored one (nothing is written). */
-function withBroker(store: KeyValueStore, url: string): KeyValueStore {
+function withBroker(store: KeyValueStore, url: string, allowPlaintext: boolean): KeyValueStore {
   return {
-    get: (key) => (key === CONFIG_KEYS.brokerUrl ? url : store.get(key)),
+    get: (key) => (key === CONFIG_KEYS.brokerUrl ? url : key === CONFIG_KEYS.allowPlaintext && allowPlaintext ? "1" : store.get(key)),
     set: (key, value) => store.set(key, value),
     delete: (key) => store.delete(key),
   };
@@ -209,6 +272,8 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   let brokerUrl: string;
   if (options.broker === undefined) {
     dir = options.dir ?? path.join(SIMULATOR_DIR, "demo");
+    const problem = demoDirProblem(dir);
+    if (problem !== undefined) throw new Error(problem);
     const productSecret = demoSecret();
     cloud = await startCloud({
       products: [{ productSN: psn, productSecret, dynamicRegistration: true }],
@@ -228,7 +293,7 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   }
 
   const host: NodeHost = createNodeHost({ dir, log: (level, message) => (level === "debug" ? undefined : recent(level, message)) });
-  const firmwareHost = options.broker === undefined ? host : { ...host, config: withBroker(host.config, brokerUrl) };
+  const firmwareHost = options.broker === undefined ? host : { ...host, config: withBroker(host.config, brokerUrl, options.allowPlaintext === true) };
   if (options.broker !== undefined) {
     psn = host.config.get(CONFIG_KEYS.productSN) ?? "?";
     dsn = host.config.get(CONFIG_KEYS.deviceSN) ?? "?";

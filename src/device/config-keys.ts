@@ -28,6 +28,17 @@ export const CONFIG_KEYS = Object.freeze({
   wifiPassword: "wifi.password",
   /** MQTT keepalive in seconds (optional; default 300): whole seconds, 30..1200 as UIoT Core allows. */
   keepalive: "uiot_keepalive",
+  /**
+   * "1": plain mqtt:// or ws:// to a host that is not loopback is allowed (the DeviceSecret, and during dynamic
+   * registration the ProductSecret, then cross the network in clear; a warning is logged at every connect).
+   * Absent or "0": such a URL is refused at boot. Loopback (localhost, 127.0.0.0/8, ::1) needs no opt-in.
+   */
+  allowPlaintext: "uiot_plaintext",
+  /**
+   * "1": keep the ProductSecret in the store after dynamic registration. Absent or "0": it is deleted once the
+   * DeviceSecret is stored and read back (one board's flash must not yield the secret of the whole product).
+   */
+  keepProductSecret: "uiot_keep_psec",
 } as const);
 
 /** How many parts a CA may be cut into (CONFIG_KEYS.caCert, then caCert + "1" ... caCert + "7"). */

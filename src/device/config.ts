@@ -7,6 +7,8 @@
  * Rules (identity rules are src/uiot/identity.ts's):
  * - broker URL: mqtt://, mqtts://, ws:// or wss:// as parseEndpoint takes it; stored with its port written out
  *   (UIoT Core hosts, *.iot.ucloud.cn, get the platform's WebSocket ports 80 and 443 when none is written).
+ *   Plain mqtt:// and ws:// to a host that is not loopback only with the opt-in CONFIG_KEYS.allowPlaintext = "1"
+ *   (checkPlaintext): the DeviceSecret would cross the network in clear.
  * - CA: one or more PEM certificates ("-----BEGIN CERTIFICATE-----"), nothing else (a private key is refused: a
  *   CA file never needs one), only for mqtts:// and wss://. Stored re-encoded (64-column base64, no comments) and
  *   cut into parts of at most CONFIG_VALUE_MAX_BYTES, CA_MAX_PARTS at most.
@@ -14,28 +16,35 @@
  * - Wi-Fi password: empty (an open network), 8 to 63 printable ASCII characters (a WPA2 passphrase), or 64 hex
  *   digits (a raw pre-shared key). Only with an SSID.
  */
-import { formatEndpoint, isSecure, parseEndpoint, type Endpoint, type TlsOptions } from "../net/endpoint";
+import { formatEndpoint, isLoopback, isSecure, parseEndpoint, type Endpoint, type TlsOptions } from "../net/endpoint";
 import { NetError } from "../net/errors";
 import { derToPem, pemToDer } from "../net/pem";
 import { UIOT_PORTS } from "../net/uiot";
 import { UiotError } from "../uiot/errors";
-import { CONFIG_KEYS as IDENTITY_KEYS, loadIdentity, type Identity } from "../uiot/identity";
+import { CONFIG_KEYS as IDENTITY_KEYS, loadIdentity, printsAs, redact, type Identity } from "../uiot/identity";
 import { UIOT_KEEPALIVE } from "../uiot/profile";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, caPartKey } from "./config-keys";
 import type { KeyValueStore } from "./host";
 
 /** Which setting a ConfigError is about (the name people know it by). */
-export type ConfigField = "ProductSN" | "DeviceSN" | "DeviceSecret" | "ProductSecret" | "broker URL" | "CA" | "Wi-Fi SSID" | "Wi-Fi password";
+export type ConfigField = "ProductSN" | "DeviceSN" | "DeviceSecret" | "ProductSecret" | "broker URL" | "CA" | "Wi-Fi SSID" | "Wi-Fi password" | "option";
+
+/**
+ * INVALID_CONFIG: a setting breaks its rule. PLAINTEXT_REFUSED: a plain mqtt:// or ws:// URL to a host that is not
+ * loopback, without the opt-in (checkPlaintext).
+ */
+export type ConfigErrorCode = "INVALID_CONFIG" | "PLAINTEXT_REFUSED";
 
 /** A setting that breaks its rule. The message names the rule and never contains a secret. */
 export class ConfigError extends Error {
   // A field, defined on the instance: on XS Error.prototype is frozen, so assigning `this.name` would throw.
   override name = "ConfigError";
-  readonly code = "INVALID_CONFIG";
+  readonly code: ConfigErrorCode;
   readonly field: ConfigField;
-  constructor(field: ConfigField, message: string) {
+  constructor(field: ConfigField, message: string, code: ConfigErrorCode = "INVALID_CONFIG") {
     super(message);
     this.field = field;
+    this.code = code;
   }
 }
 
@@ -43,6 +52,13 @@ export interface WifiConfig {
   ssid: string;
   /** "" for an open network. */
   password: string;
+}
+
+/** Wi-Fi settings that print their password as `****` (see printsAs). */
+export function wifiConfig(ssid: string, password: string): WifiConfig {
+  const wifi: WifiConfig = { ssid, password };
+  const shown = (): { ssid: string; password: string } => ({ ssid: wifi.ssid, password: wifi.password === "" ? "" : redact(wifi.password) });
+  return printsAs(wifi, () => `Wi-Fi "${wifi.ssid}" (password ${wifi.password === "" ? "none: open network" : redact(wifi.password)})`, shown);
 }
 
 export interface DeviceConfig {
@@ -56,6 +72,10 @@ export interface DeviceConfig {
   wifi?: WifiConfig;
   /** MQTT keepalive in seconds, when provisioned (CONFIG_KEYS.keepalive); otherwise the UIoT default. */
   keepalive?: number;
+  /** CONFIG_KEYS.allowPlaintext is "1": plain mqtt:// / ws:// to a host that is not loopback is allowed. */
+  allowPlaintext: boolean;
+  /** CONFIG_KEYS.keepProductSecret is "1": the ProductSecret stays in the store after dynamic registration. */
+  keepProductSecret: boolean;
 }
 
 export type LoadDeviceConfigResult = { ok: true; config: DeviceConfig } | { ok: false; message: string };
@@ -71,6 +91,37 @@ export const PROVISION_HINT =
   "for the simulator, or with `--target esp32 --out <file>` and flash that image to an ESP32 (README, Provisioning)";
 
 // ---- rules ----
+
+/** How to allow plain text, for messages. */
+export const PLAINTEXT_HINT =
+  `use mqtts:// or wss:// (the broker's TLS port), or, only on a network you trust, allow plain text explicitly ` +
+  `(config key ${CONFIG_KEYS.allowPlaintext} = 1: \`npm run provision -- ... --allow-plaintext\`)`;
+
+/**
+ * Whether the secret crosses a network in clear: a plain scheme (mqtt://, ws://) to a host that is not loopback.
+ */
+export function sendsSecretsInClear(endpoint: Endpoint): boolean {
+  return !isSecure(endpoint.scheme) && !isLoopback(endpoint.host);
+}
+
+/**
+ * Refuses plain mqtt:// and ws:// to a host that is not loopback unless `allowPlaintext`: the DeviceSecret (or,
+ * during dynamic registration, the product-wide ProductSecret) would cross the network in clear. Throws
+ * ConfigError "broker URL" with code PLAINTEXT_REFUSED and what to do.
+ */
+export function checkPlaintext(endpoint: Endpoint, allowPlaintext: boolean): void {
+  if (allowPlaintext || !sendsSecretsInClear(endpoint)) return;
+  throw new ConfigError("broker URL",
+    `${formatEndpoint(endpoint)} is plain ${endpoint.scheme}:// to a host that is not this machine: the DeviceSecret (during dynamic registration the ProductSecret) would cross the network in clear: ${PLAINTEXT_HINT}`,
+    "PLAINTEXT_REFUSED");
+}
+
+/** The value of a "1"/"0" switch (absent: false). Throws ConfigError "option" naming the key. */
+export function checkSwitch(value: string | undefined, key: string): boolean {
+  if (value === undefined || value === "" || value === "0") return false;
+  if (value === "1") return true;
+  throw new ConfigError("option", `the config key ${key} is 1 (on) or 0 (off), not ${JSON.stringify(value.slice(0, 8))}`);
+}
 
 /** Whether `host` is one of UIoT Core's (*.iot.ucloud.cn), whose CA is the bundled platform root. */
 export function isUiotHost(host: string): boolean {
@@ -192,6 +243,24 @@ export function checkWifiPassword(password: unknown): string {
   return password;
 }
 
+// ---- printing a loaded configuration (secrets redacted) ----
+
+function describeConfig(c: DeviceConfig): string {
+  return `device config: ${String(c.identity)}, broker ${c.url}${c.tls ? `, ${c.tls.ca ? c.tls.ca.length : 0} CA certificate(s)` : ""}` +
+    `${c.wifi ? `, ${String(c.wifi)}` : ""}${c.keepalive !== undefined ? `, keepalive ${c.keepalive} s` : ""}` +
+    `${c.allowPlaintext ? ", plain text allowed" : ""}${c.keepProductSecret ? ", ProductSecret kept" : ""}`;
+}
+
+function configJson(c: DeviceConfig): { [key: string]: unknown } {
+  const out: { [key: string]: unknown } = { identity: c.identity.toJSON(), url: c.url, endpoint: c.endpoint };
+  if (c.tls) out.tls = { ca: c.tls.ca ? c.tls.ca.length : 0 };
+  if (c.wifi) out.wifi = { ssid: c.wifi.ssid, password: c.wifi.password === "" ? "" : redact(c.wifi.password) };
+  if (c.keepalive !== undefined) out.keepalive = c.keepalive;
+  out.allowPlaintext = c.allowPlaintext;
+  out.keepProductSecret = c.keepProductSecret;
+  return out;
+}
+
 // ---- boot ----
 
 /** " (uiot_psn)" etc. for an identity message that does not name its key already. */
@@ -238,7 +307,14 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
       return problem(`${e.message}${identityKey(e.message)}`);
     }
 
-    let url: string, endpoint: Endpoint;
+    let url: string, endpoint: Endpoint, allowPlaintext: boolean, keepProductSecret: boolean;
+    try {
+      allowPlaintext = checkSwitch(get(CONFIG_KEYS.allowPlaintext), CONFIG_KEYS.allowPlaintext);
+      keepProductSecret = checkSwitch(get(CONFIG_KEYS.keepProductSecret), CONFIG_KEYS.keepProductSecret);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      return problem(e.message);
+    }
     try {
       ({ url, endpoint } = checkBrokerUrl(get(CONFIG_KEYS.brokerUrl)));
     } catch (e) {
@@ -264,6 +340,13 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
       }
     }
 
+    try {
+      checkPlaintext(endpoint, allowPlaintext);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      return problem(`${e.message} (${CONFIG_KEYS.brokerUrl})`);
+    }
+
     let wifi: WifiConfig | undefined;
     const ssid = get(CONFIG_KEYS.wifiSsid);
     const password = store.get(CONFIG_KEYS.wifiPassword);
@@ -272,7 +355,7 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
       if (options.requireWifi) return problem(`no Wi-Fi network is configured (${CONFIG_KEYS.wifiSsid}): give --wifi-ssid and the password`);
     } else {
       try {
-        wifi = { ssid: checkWifiSsid(ssid), password: checkWifiPassword(password ?? "") };
+        wifi = wifiConfig(checkWifiSsid(ssid), checkWifiPassword(password ?? ""));
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         return problem(`${e.message} (${e.field === "Wi-Fi SSID" ? CONFIG_KEYS.wifiSsid : CONFIG_KEYS.wifiPassword})`);
@@ -285,11 +368,11 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
       if (keepalive < UIOT_KEEPALIVE[0] || keepalive > UIOT_KEEPALIVE[1])
         return problem(`the keepalive must be whole seconds from ${UIOT_KEEPALIVE[0]} to ${UIOT_KEEPALIVE[1]} (UIoT Core's range), not ${JSON.stringify(oneLine(ka).slice(0, 12))} (${CONFIG_KEYS.keepalive})`);
     }
-    const config: DeviceConfig = { identity, url, endpoint };
+    const config: DeviceConfig = { identity, url, endpoint, allowPlaintext, keepProductSecret };
     if (keepalive !== undefined) config.keepalive = keepalive;
     if (tls) config.tls = tls;
     if (wifi) config.wifi = wifi;
-    return { ok: true, config };
+    return { ok: true, config: printsAs(config, () => describeConfig(config), () => configJson(config)) };
   } catch (e) {
     // The store itself failed (unreadable, corrupt). Store errors never quote values.
     return problem(`its config store cannot be read (${e instanceof Error ? e.message : String(e)})`);

@@ -8,10 +8,14 @@
  * What it does, in order:
  * 1. loadDeviceConfig(host.config): a device that is not provisioned logs ONE error naming what to run, and stops.
  * 2. Only a ProductSecret stored: dynamic registration (register()), which stores the DeviceSecret in the config
- *    store before anything else happens. A stored DeviceSecret is never overwritten (it is used instead).
+ *    store before anything else happens, then deletes the ProductSecret (unless CONFIG_KEYS.keepProductSecret).
+ *    A stored DeviceSecret is never overwritten (it is used instead); a ProductSecret left beside it is deleted.
  * 3. The client (uiotClient: UIoT profile, the host's connector for the configured endpoint with TLS verified, by
  *    default against the UIoT root CA for UIoT hosts; the host's clock, random and outbox store) and the Thing.
  * 4. The application is started with the device; then the client, once the host's network link is up.
+ *
+ * Plain mqtt:// or ws:// to a host that is not loopback runs only with CONFIG_KEYS.allowPlaintext (loadDeviceConfig
+ * refuses it otherwise), and every dial then logs a warning that the secret crosses the network in clear.
  *
  * Reconnecting is the client's job (backoff with jitter, forever). The entry only follows the link: it does not
  * dial before the link is first up, and when the link comes back it asks the client to dial at once instead of
@@ -26,9 +30,10 @@ import type { Connector } from "../net/transport";
 import { register } from "../uiot/register";
 import { uiotClient } from "../uiot/profile";
 import { Thing } from "../uiot/thing";
-import type { Identity } from "../uiot/identity";
+import { printsAs, type Identity } from "../uiot/identity";
 import type { UiotError } from "../uiot/errors";
-import { loadDeviceConfig, isUiotHost, type DeviceConfig } from "./config";
+import { loadDeviceConfig, isUiotHost, sendsSecretsInClear, type DeviceConfig } from "./config";
+import { CONFIG_KEYS } from "./config-keys";
 import type { Host } from "./host";
 import { thermostat } from "./thermostat";
 
@@ -78,6 +83,17 @@ function tlsFor(config: DeviceConfig): TlsOptions | undefined {
 }
 
 /**
+ * `connect`, logging at every dial that the secret crosses the network in clear (plain text was allowed for a host
+ * that is not loopback); `secret()` names the secret in use at that moment.
+ */
+function warnPlaintext(connect: Connector, host: Host, where: string, secret: () => string): Connector {
+  return (handlers) => {
+    host.log("warn", `PLAIN TEXT: connecting to ${where} without TLS: the ${secret()} crosses the network in clear, readable by anyone on the way (allowed by ${CONFIG_KEYS.allowPlaintext} = 1; use mqtts:// or wss:// to protect it)`);
+    return connect(handlers);
+  };
+}
+
+/**
  * Boots the firmware on `host` with `app` (default: the thermostat). Resolves with the running device, or with
  * undefined when it cannot run (not provisioned, registration failed): the reason has been logged at "error".
  * Never rejects.
@@ -98,12 +114,15 @@ export async function start(host: Host, app?: App, options: StartOptions = {}): 
   }
 
   let identity = config.identity;
+  if (sendsSecretsInClear(config.endpoint))
+    connect = warnPlaintext(connect, host, formatEndpoint(config.endpoint), () => (identity.authmode === 1 ? "DeviceSecret" : "ProductSecret (the secret of every device of the product)"));
   if (identity.authmode === 2) {
     host.log("info", `${identity.clientId}: only the ProductSecret is stored: registering dynamically with ${config.url}`);
     await whenUp(host);
     try {
       identity = await register(identity, {
         store: host.config, connect, clock: host.clock, random: host.random, alloc: options.alloc,
+        keepProductSecret: config.keepProductSecret,
         log: (m) => host.log("info", m),
       });
     } catch (e) {
@@ -117,8 +136,24 @@ export async function start(host: Host, app?: App, options: StartOptions = {}): 
         return undefined;
       }
     }
-  }
+  } else if (!config.keepProductSecret) dropProductSecret(host);
   return run(host, config, identity, connect, app ?? thermostat(), options);
+}
+
+/**
+ * Deletes a ProductSecret stored beside the DeviceSecret (a device registered before it was deleted after
+ * registration, or provisioned with both): the device never needs it again, and one board's flash must not yield
+ * the secret of the whole product. A failure is logged, not fatal: the device runs with its DeviceSecret.
+ */
+function dropProductSecret(host: Host): void {
+  try {
+    const ps = host.config.get(CONFIG_KEYS.productSecret);
+    if (ps === undefined || ps === "") return;
+    host.config.delete(CONFIG_KEYS.productSecret);
+    host.log("info", `the ProductSecret (${CONFIG_KEYS.productSecret}) was deleted from the config store: this device has its DeviceSecret (set ${CONFIG_KEYS.keepProductSecret} = 1 to keep it)`);
+  } catch (e) {
+    host.log("warn", `could not delete the ProductSecret (${CONFIG_KEYS.productSecret}) from the config store: ${errorText(e)}; provision the device again to remove it`);
+  }
 }
 
 /** Resolves once the host's network link is up. */
@@ -175,7 +210,9 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
     client.setOffline(!up);
   };
 
-  const device: Device = {
+  // Printed (String, util.inspect, JSON.stringify), it is a summary: the host's store, the client's options and
+  // the configuration hold secrets, so none of them is walked.
+  const device: Device = printsAs({
     host, identity, config, client, thing,
     get connects() {
       return connects;
@@ -194,7 +231,9 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
       thing.stop();
       client.close();
     },
-  };
+  }, () => `UIoT device ${identity.clientId} on ${host.name}, ${where}: ${client.state}, ${connects} connection(s)`, () => ({
+    clientId: identity.clientId, host: host.name, url: where, state: client.state, connects, identity, config,
+  }));
 
   thing.start();
   try {

@@ -63,6 +63,45 @@ export function isSecure(scheme: Scheme): boolean {
   return scheme === "mqtts" || scheme === "wss";
 }
 
+/**
+ * Whether `host` (an Endpoint's host) names this machine's loopback interface: "localhost", an IPv4 address in
+ * 127.0.0.0/8, or the IPv6 address ::1 (also written out, or as the IPv4-mapped ::ffff:127.x.y.z). Traffic to it
+ * never leaves the machine, so plain mqtt:// and ws:// to it send no secret over a network.
+ */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === "localhost" || h === "localhost.") return true;
+  if (/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(h)) return h.split(".")[0] === "127" && h.split(".").every((p) => Number(p) <= 255);
+  if (h.indexOf(":") < 0) return false;
+  // IPv6: the 8 groups, "::" expanded, an embedded IPv4 address as the last two.
+  const halves = h.split("::");
+  if (halves.length > 2) return false;
+  const groups = (part: string): number[] | undefined => {
+    if (part === "") return [];
+    const out: number[] = [];
+    const items = part.split(":");
+    for (let i = 0; i < items.length; i++) {
+      const g = items[i];
+      if (g.indexOf(".") >= 0) {
+        const b = g.split(".");
+        if (i !== items.length - 1 || b.length !== 4 || b.some((x) => !/^[0-9]{1,3}$/.test(x) || Number(x) > 255)) return undefined;
+        out.push(Number(b[0]) * 256 + Number(b[1]), Number(b[2]) * 256 + Number(b[3]));
+      } else if (/^[0-9a-f]{1,4}$/.test(g)) out.push(parseInt(g, 16));
+      else return undefined;
+    }
+    return out;
+  };
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return false;
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 2 ? fill < 1 : fill !== 0) return false;
+  const all = head.concat(new Array<number>(fill).fill(0), tail);
+  for (let i = 0; i < 5; i++) if (all[i] !== 0) return false;
+  if (all[5] === 0 && all[6] === 0) return all[7] === 1; // ::1
+  return all[5] === 0xffff && all[6] >> 8 === 127; // ::ffff:127.x.y.z
+}
+
 /** Whether the scheme is MQTT over WebSocket. */
 export function isWebSocket(scheme: Scheme): boolean {
   return scheme === "ws" || scheme === "wss";

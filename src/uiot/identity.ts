@@ -36,6 +36,21 @@ export function scrub(text: string, secret: string): string {
   return secret && text.indexOf(secret) >= 0 ? text.split(secret).join(redact(secret)) : text;
 }
 
+/**
+ * Makes `target` print as `text()` under String() and util.inspect (at any depth, with showHidden too) and as
+ * `json()` under JSON.stringify, by defining toString, toJSON and Node's inspect hook on it, non-enumerable. For
+ * objects that hold a secret (the running device, its loaded configuration, Wi-Fi settings): `text` and `json` show
+ * the secrets as `redact()` does. Returns `target`. Portable (XS has Symbol.for; it has no util.inspect, and the
+ * hook is then an unused function).
+ */
+export function printsAs<T extends object>(target: T, text: () => string, json: () => unknown): T {
+  const hidden = { enumerable: false, configurable: true, writable: true };
+  Object.defineProperty(target, "toString", { ...hidden, value: text });
+  Object.defineProperty(target, "toJSON", { ...hidden, value: json });
+  Object.defineProperty(target, INSPECT, { ...hidden, value: text });
+  return target;
+}
+
 /** `****` and, for a secret of 8 characters or more, its last two characters. */
 export function redact(secret: string | undefined): string {
   if (typeof secret !== "string" || secret.length < 8) return "****";

@@ -60,8 +60,10 @@ export function parseObject(payload: Uint8Array, what: string): { [key: string]:
   let v: unknown;
   try {
     v = JSON.parse(decodeUtf8(payload, 0, payload.length));
-  } catch (e) {
-    throw new UiotError("BAD_PAYLOAD", `${what}: the ${payload.length}-byte payload is not valid UTF-8 JSON (${e instanceof Error ? e.message : String(e)})`);
+  } catch {
+    // Not the engine's message, nor the error as a cause: V8's quotes the text around the fault, and a payload
+    // can hold a secret (password_reply carries the DeviceSecret).
+    throw new UiotError("BAD_PAYLOAD", `${what}: the ${payload.length}-byte payload is not valid UTF-8 JSON`);
   }
   if (v === null || typeof v !== "object" || Array.isArray(v)) throw new UiotError("BAD_PAYLOAD", `${what}: the payload is JSON but not an object`);
   return v as { [key: string]: unknown };

@@ -72,7 +72,8 @@ export interface UiotClientOptions extends Omit<ClientOptions, "clientId" | "use
 /**
  * A client for `identity` on UIoT Core: ClientID, UserName and password from the identity, the UIoT profile,
  * keepalive 300 s unless given (a keepalive outside 30..1200 s throws NOT_ALLOWED here, before connecting).
- * The password sits in the options as a non-enumerable property, so logging or inspecting them does not show it.
+ * The password sits in the options as a non-enumerable getter, so neither logging nor inspecting them (with
+ * showHidden too: a getter shows as [Getter]) nor JSON shows it.
  */
 export function uiotClient(identity: Identity, options: UiotClientOptions): Client {
   const o = {} as ClientOptions;
@@ -85,6 +86,6 @@ export function uiotClient(identity: Identity, options: UiotClientOptions): Clie
   o.clientId = identity.clientId;
   o.username = identity.username;
   o.profile = uiotProfile(identity.productSN, identity.deviceSN);
-  Object.defineProperty(o, "password", { value: identity.revealSecret(), enumerable: false, writable: false });
+  Object.defineProperty(o, "password", { get: () => identity.revealSecret(), enumerable: false });
   return new Client(o);
 }

@@ -4,6 +4,8 @@
  * anything else happens (before DISCONNECT, before the promise resolves). The platform hands the DeviceSecret
  * out once: after the first login with it, registration is refused, so a lost secret loses the device's identity.
  * Hence a stored secret is never overwritten unless `replace` says so, and a failed store is a hard error.
+ * Once the DeviceSecret is stored and read back, the ProductSecret is deleted from the store (unless
+ * `keepProductSecret`): it is the secret of every device of the product, and one board's flash must not yield it.
  *
  *   let identity = loadIdentity(host.config);
  *   if (identity.authmode === 2) identity = await register(identity, { store: host.config, connect, clock });
@@ -13,7 +15,7 @@ import type { KeyValueStore } from "../device/host";
 import type { Client } from "../mqtt/client";
 import type { MqttError } from "../mqtt/errors";
 import { UiotError } from "./errors";
-import { CONFIG_KEYS, checkSecret, type Identity, storeDeviceSecret } from "./identity";
+import { CONFIG_KEYS, checkSecret, type Identity, scrub, storeDeviceSecret } from "./identity";
 import { parseObject, requestIdOf, retCodeOf } from "./json";
 import { uiotClient, type UiotClientOptions } from "./profile";
 
@@ -22,6 +24,11 @@ export interface RegisterOptions extends Omit<UiotClientOptions, "onConnect" | "
   store: KeyValueStore;
   /** Overwrite a DeviceSecret already stored. Default false: registering a device that has one is refused. */
   replace?: boolean;
+  /**
+   * Keep the ProductSecret (key uiot_psecret) in the store after registering. Default false: it is deleted once
+   * the DeviceSecret is stored; a failure to delete it is logged, not fatal.
+   */
+  keepProductSecret?: boolean;
   /** Milliseconds to wait for password_reply once the request is sent. Default 5000, as the official SDK. */
   timeout?: number;
   log?: (message: string) => void;
@@ -33,6 +40,21 @@ function refusedText(e: MqttError): string {
   return `the platform refused the registration connection (${e.message}). Check the ProductSecret; that dynamic registration is switched on for the product; ` +
     "with pre-authentication on, that the DeviceSN is on the product's list; and that this DeviceSN has not registered before " +
     "(registration works once: after the first login with the DeviceSecret it is refused)";
+}
+
+/** Deletes the ProductSecret from `store` (the DeviceSecret is stored by now); a failure is logged. */
+function dropProductSecret(store: KeyValueStore, productSecret: string, log: (message: string) => void): void {
+  const key = CONFIG_KEYS.productSecret;
+  let left: string | undefined;
+  try {
+    store.delete(key);
+    left = store.get(key);
+  } catch (e) {
+    return log(`registration: WARNING: the ProductSecret could not be deleted from the config store (${key}): ${e instanceof Error ? scrub(e.message, productSecret) : "the store failed"}; it is the secret of every device of the product: provision this device again to remove it`);
+  }
+  if (left !== undefined && left !== "")
+    return log(`registration: WARNING: the ProductSecret is still in the config store (${key}) after deleting it; provision this device again to remove it`);
+  log(`registration: the ProductSecret was deleted from the config store (${key}); the device logs in with its DeviceSecret from now on`);
 }
 
 /** Registers `identity` (authmode 2) and resolves with the authmode-1 identity, its DeviceSecret already stored. */
@@ -55,7 +77,7 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
     const replyTopic = base + "password_reply";
     let done = false, timer: unknown = undefined, asked = false;
     const o = {} as RegisterOptions;
-    for (const k of Object.keys(options) as (keyof RegisterOptions)[]) if (k !== "store" && k !== "replace" && k !== "timeout") (o as unknown as Record<string, unknown>)[k] = options[k];
+    for (const k of Object.keys(options) as (keyof RegisterOptions)[]) if (k !== "store" && k !== "replace" && k !== "timeout" && k !== "keepProductSecret") (o as unknown as Record<string, unknown>)[k] = options[k];
 
     const finish = (error: UiotError | undefined, result?: Identity): void => {
       if (done) return;
@@ -98,7 +120,8 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
         if (id !== undefined && id !== "1") return log(`registration: a password_reply for RequestID ${id} was ignored`);
         const code = retCodeOf(msg.RetCode);
         if (code !== 0) {
-          const e = new UiotError("REGISTRATION_FAILED", `dynamic registration of ${identity.clientId} refused by the platform (RetCode ${String(msg.RetCode)}): check that dynamic registration is on, that the DeviceSN may register, and that it has not registered before`);
+          // The code only when it is one: nothing else of this reply is quoted (it is where the secret travels).
+          const e = new UiotError("REGISTRATION_FAILED", `dynamic registration of ${identity.clientId} refused by the platform (${code !== undefined ? `RetCode ${code}` : "no numeric RetCode"}): check that dynamic registration is on, that the DeviceSN may register, and that it has not registered before`);
           if (code !== undefined) e.retCode = code;
           return finish(e);
         }
@@ -119,6 +142,7 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
           return finish(hard);
         }
         log(`registration: ${registered.clientId} registered; DeviceSecret ${registered.toJSON().secret} stored`);
+        if (options.keepProductSecret !== true) dropProductSecret(store, identity.revealSecret(), log);
         finish(undefined, registered);
       },
     });

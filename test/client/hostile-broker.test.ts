@@ -115,7 +115,7 @@ async function attack(tag: string, scripts: Script[], check: (d: Device, c: Host
 let current: Device;
 const d0 = () => current;
 const downCodes = (d: Device) => d.downs.map((e) => e.code);
-const afterConnect = (then: (c: HostileConnection) => void | Promise<void>): Script => async (c) => {
+const afterConnect = (then: (c: HostileConnection) => unknown): Script => async (c) => {
   await c.next("connect");
   c.connack();
   await then(c);

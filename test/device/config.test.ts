@@ -2,7 +2,7 @@
 // message that names the setting and says what to run; no message ever contains a secret.
 import { describe, expect, it } from "vitest";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, PREFERENCE_DOMAIN, caPartKey } from "../../src/device/config-keys";
-import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError, loadDeviceConfig } from "../../src/device/config";
+import { caParts, checkBrokerUrl, checkCaPem, checkPlaintext, checkWifiPassword, checkWifiSsid, ConfigError, loadDeviceConfig } from "../../src/device/config";
 import type { KeyValueStore } from "../../src/device/host";
 import { UIOT_ROOT_CA_PEM } from "../../src/net/uiot";
 import { getTestCerts } from "../helpers/certs";
@@ -90,6 +90,42 @@ describe("loadDeviceConfig: a good store", () => {
   it("an open network (SSID, empty password)", () => {
     const r = loadDeviceConfig(new Store({ ...base(), [K.wifiSsid]: "cafe", [K.wifiPassword]: "" }), { requireWifi: true });
     expect(r.ok && r.config.wifi).toEqual({ ssid: "cafe", password: "" });
+  });
+});
+
+describe("loadDeviceConfig: plain mqtt:// and ws:// only to loopback, unless allowed explicitly", () => {
+  it("refuses them to any other host, naming the fix; the switch is 1 or 0", () => {
+    for (const url of ["mqtt://broker.example.com:1883", "ws://10.1.2.3:8083/mqtt", "mqtt://[2001:db8::1]:1883", "ws://mqtt-cn-sh2.iot.ucloud.cn"]) {
+      const m = fails({ ...base(), [K.brokerUrl]: url });
+      expect(m, url).toMatch(/is plain (mqtt|ws):\/\/ to a host that is not this machine: the DeviceSecret \(during dynamic registration the ProductSecret\) would cross the network in clear: use mqtts:\/\/ or wss:\/\//);
+      expect(m).toMatch(/config key uiot_plaintext = 1: `npm run provision -- \.\.\. --allow-plaintext`/);
+      expect(fails({ ...base(), [K.brokerUrl]: url, [K.allowPlaintext]: "0" })).toBe(m);
+    }
+    expect(fails({ ...base(), [K.allowPlaintext]: "yes" })).toMatch(/the config key uiot_plaintext is 1 \(on\) or 0 \(off\), not "yes"/);
+    expect(fails({ ...base(), [K.keepProductSecret]: "true" })).toMatch(/the config key uiot_keep_psec is 1 \(on\) or 0 \(off\), not "true"/);
+  });
+
+  it("takes them with the opt-in, and to loopback without it; TLS never needs it", () => {
+    const allowed = loadDeviceConfig(new Store({ ...base(), [K.brokerUrl]: "mqtt://broker.example.com", [K.allowPlaintext]: "1" }));
+    expect(allowed.ok && [allowed.config.url, allowed.config.allowPlaintext]).toEqual(["mqtt://broker.example.com:1883", true]);
+    for (const url of ["mqtt://127.0.0.1:1883", "mqtt://localhost:1883", "ws://[::1]:8083/mqtt", "mqtts://broker.example.com:8883", "wss://broker.example.com:8084/mqtt"]) {
+      const r = loadDeviceConfig(new Store({ ...base(), [K.brokerUrl]: url }));
+      expect(r.ok && [r.config.url, r.config.allowPlaintext, r.config.keepProductSecret], url).toEqual([url, false, false]);
+    }
+    const keep = loadDeviceConfig(new Store({ ...base(), [K.keepProductSecret]: "1" }));
+    expect(keep.ok && keep.config.keepProductSecret).toBe(true);
+  });
+
+  it("checkPlaintext: a typed error, PLAINTEXT_REFUSED", () => {
+    let error: unknown;
+    try {
+      checkPlaintext(checkBrokerUrl("ws://h").endpoint, false);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ code: "PLAINTEXT_REFUSED", field: "broker URL" });
+    expect(() => checkPlaintext(checkBrokerUrl("ws://h").endpoint, true)).not.toThrow();
   });
 });
 

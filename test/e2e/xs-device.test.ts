@@ -72,6 +72,7 @@ describe.skipIf(!available)("the firmware entry on XS against the emulated UIoT 
     expect(await device.started).toBe(true);
     const stored = host.config.get(CONFIG_KEYS.deviceSecret);
     expect(stored).toBe(cloud.device(PSN, DSN)!.deviceSecret);
+    expect(host.config.get(CONFIG_KEYS.productSecret)).toBeUndefined(); // deleted once the DeviceSecret was stored
     await waitFor(() => cloud.device(PSN, DSN)?.online, { message: "the device online" });
     await waitFor(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), { message: "a property post" });
     await device.stop();

@@ -7,7 +7,7 @@ import * as net from "node:net";
 import * as mqttPacket from "mqtt-packet";
 import { onCurrentTestEnd } from "./cleanup";
 
-export type Script = (c: HostileConnection) => void | Promise<void>;
+export type Script = (c: HostileConnection) => unknown;
 
 export interface HostileBroker {
   port: number;

@@ -102,6 +102,7 @@ export function firmwareSuite(chip: Chip): void {
       const secret = cloud.device(PSN, DSN)!.deviceSecret;
       expect(secret).toBeTruthy();
       expect(linConfigStore(first.prefs, profile).get(CONFIG_KEYS.deviceSecret)).toBe(secret);
+      expect(linConfigStore(first.prefs, profile).get(CONFIG_KEYS.productSecret)).toBeUndefined(); // deleted once the DeviceSecret was stored
       await waitFor(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), { message: "a property post", timeoutMs: 20_000 });
       await first.run.stop();
 

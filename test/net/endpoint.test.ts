@@ -1,6 +1,6 @@
 // Endpoint URLs: every scheme, host form and port rule, and a clear typed error for everything else.
 import { describe, expect, it } from "vitest";
-import { checkEndpoint, DEFAULT_PORTS, formatEndpoint, parseEndpoint, type Endpoint } from "../../src/net/endpoint";
+import { checkEndpoint, DEFAULT_PORTS, formatEndpoint, isLoopback, parseEndpoint, type Endpoint } from "../../src/net/endpoint";
 import { NetError } from "../../src/net/errors";
 import { UIOT_PORTS } from "../../src/net/uiot";
 
@@ -130,5 +130,17 @@ describe("formatEndpoint and checkEndpoint", () => {
       expect((error as NetError).code).toBe("INVALID_URL");
       expect((error as NetError).message).toMatch(re);
     }
+  });
+});
+
+describe("isLoopback", () => {
+  it("is true for localhost, 127.0.0.0/8 and ::1 (also written out, or IPv4-mapped), false for everything else", () => {
+    const host = (url: string) => parseEndpoint(url).host;
+    for (const url of ["mqtt://localhost", "mqtt://LOCALHOST:1", "mqtt://localhost.", "mqtt://127.0.0.1", "mqtt://127.255.3.4", "ws://[::1]", "ws://[0:0:0:0:0:0:0:1]", "ws://[::0:1]", "mqtt://[::ffff:127.0.0.1]", "mqtt://[::ffff:7f00:1]"])
+      expect(isLoopback(host(url)), url).toBe(true);
+    for (const url of ["mqtt://broker.example.com", "mqtt://localhost.example.com", "mqtt://mylocalhost", "mqtt://128.0.0.1", "mqtt://10.0.0.1", "mqtt://0.0.0.0", "mqtt://1.127.0.0",
+      "ws://[::2]", "ws://[::]", "ws://[1::1]", "ws://[::1:0]", "mqtt://[::ffff:10.0.0.1]", "mqtt://[::127.0.0.1]", "mqtt://[2001:db8::1]", "mqtt://[fe80::1]"])
+      expect(isLoopback(host(url)), url).toBe(false);
+    expect(isLoopback("")).toBe(false);
   });
 });

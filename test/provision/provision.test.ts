@@ -141,6 +141,9 @@ describe("every rule: exit 2, one error naming the option and the rule, nothing 
     ["URL with a password", [...id, "--url", `mqtt://u:${SECRET}@h`, "--device-secret", SECRET2], /--url: the broker URL contains '@'/],
     ["URL bad port", [...id, "--url", "mqtts://h:70000", "--device-secret", SECRET], /--url: the port "70000" is not a number from 1 to 65535/],
     ["URL path on mqtt", [...id, "--url", "mqtt://h/x", "--device-secret", SECRET], /--url: mqtt:\/\/ URLs have no path/],
+    ["plain mqtt:// to another host", [...id, "--url", "mqtt://broker.example.com", "--device-secret", SECRET], /--url: mqtt:\/\/broker\.example\.com:1883 is plain mqtt:\/\/ to a host that is not this machine: the DeviceSecret would cross the network in clear, and the device refuses to boot with it\. Use mqtts:\/\/ or wss:\/\/ \(the broker's TLS port\), or, only on a network you trust, give --allow-plaintext/],
+    ["plain ws:// to another host", [...id, "--url", "ws://10.0.0.7/mqtt", "--product-secret", PSECRET], /--url: ws:\/\/10\.0\.0\.7:8083\/mqtt is plain ws:\/\/ .*the ProductSecret would cross the network in clear.*give --allow-plaintext/],
+    ["--keep-product-secret with a DeviceSecret", [...base, "--device-secret", SECRET, "--keep-product-secret"], /error: --keep-product-secret is for dynamic registration \(a ProductSecret\); this device has its DeviceSecret/],
     ["CA file missing", [...base, "--device-secret", SECRET, "--ca", "nope.pem"], /--ca: cannot read nope.pem: ENOENT/],
     ["CA with a plain URL", [...id, "--url", "mqtt://h", "--device-secret", SECRET, "--ca", "ca.pem"], /--ca: a CA was given but mqtt:\/\/h:1883 does not use TLS/],
     ["CA empty", [...base, "--device-secret", SECRET, "--ca", "empty.pem"], /--ca: empty.pem: the CA file is empty/],
@@ -249,6 +252,26 @@ describe("--target simulator", () => {
     // back to authmode 1: the ProductSecret does not linger
     expect((await run([...base, "--device-secret", SECRET], { cwd })).code).toBe(0);
     expect(new FileConfigStore(file).get(CONFIG_KEYS.productSecret)).toBeUndefined();
+  });
+
+  it("--allow-plaintext and --keep-product-secret: written as 1, shown, and read by the boot check; loopback needs no opt-in", async () => {
+    const cwd = newDir();
+    const file = path.join(cwd, ".simulator", "config.json");
+    const r = await run([...id, "--url", "mqtt://broker.example.com", "--product-secret", PSECRET, "--allow-plaintext", "--keep-product-secret"], { cwd });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/plain text {5}allowed \(--allow-plaintext\): the ProductSecret crosses the network in clear/);
+    expect(r.stdout).toMatch(/ProductSecret {2}kept on the device after registration \(--keep-product-secret\)/);
+    const s = new FileConfigStore(file);
+    expect([s.get(CONFIG_KEYS.allowPlaintext), s.get(CONFIG_KEYS.keepProductSecret)]).toEqual(["1", "1"]);
+    const loaded = loadDeviceConfig(s);
+    expect(loaded.ok && [loaded.config.allowPlaintext, loaded.config.keepProductSecret]).toEqual([true, true]);
+    // Provisioned again without them: both switches go (settings not given again are removed).
+    const again = await run([...id, "--url", "mqtt://127.0.0.1:1883", "--product-secret", PSECRET], { cwd });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/ProductSecret {2}deleted from the device once it has registered and stored its DeviceSecret/);
+    expect(again.stdout).toMatch(/note: removed settings not given this time: uiot_plaintext, uiot_keep_psec/);
+    const t = new FileConfigStore(file);
+    expect([t.get(CONFIG_KEYS.allowPlaintext), t.get(CONFIG_KEYS.keepProductSecret)]).toEqual([undefined, undefined]);
   });
 
   it("settings not given again are removed (no stale CA or Wi-Fi)", async () => {
@@ -441,7 +464,7 @@ describe("--help", () => {
   it("documents every option, the stdin and prompt options and the shell-history warning", async () => {
     const r = await run(["--help"]);
     expect(r.code).toBe(0);
-    for (const o of ["--product-sn", "--device-sn", "--device-secret", "--product-secret", "--dynamic", "--secret-stdin", "--url", "--ca", "--wifi-ssid", "--wifi-password", "--target simulator", "--store", "--replace", "--target esp32", "--out", "--size", "--offset", "--port"])
+    for (const o of ["--product-sn", "--device-sn", "--device-secret", "--product-secret", "--dynamic", "--secret-stdin", "--url", "--ca", "--wifi-ssid", "--wifi-password", "--allow-plaintext", "--keep-product-secret", "--target simulator", "--store", "--replace", "--target esp32", "--out", "--size", "--offset", "--port"])
       expect(r.stdout).toContain(o);
     expect(r.stdout).toMatch(/shell history/);
     expect(r.stdout).toContain(".simulator/config.json");

@@ -88,6 +88,49 @@ describe("dynamic registration", () => {
     expect(s.logs.join("\n")).toContain("****d2");
   });
 
+  it("deletes the ProductSecret from the store once the DeviceSecret is stored and read back, unless kept", async () => {
+    const s = start();
+    s.store.map.set(CONFIG_KEYS.productSecret, PRODUCT_SECRET);
+    const order: string[] = [];
+    const del = s.store.delete.bind(s.store);
+    s.store.delete = (k) => {
+      order.push(`delete ${k} (DeviceSecret ${s.store.map.get(CONFIG_KEYS.deviceSecret) === SECRET ? "stored" : "not stored"})`);
+      del(k);
+    };
+    const done = s.run();
+    accept(s.net.last);
+    reply(s.net.last, '{"RetCode":"0","RequestID":"1","Password":"zlc3d21u5k8fq0d2"}');
+    await done;
+    expect(order).toEqual([`delete ${CONFIG_KEYS.productSecret} (DeviceSecret stored)`]);
+    expect([...s.store.map.keys()]).toEqual([CONFIG_KEYS.deviceSecret]);
+    expect(s.logs.join("\n")).toMatch(/the ProductSecret was deleted from the config store \(uiot_psecret\)/);
+
+    const k = start({ keepProductSecret: true });
+    k.store.map.set(CONFIG_KEYS.productSecret, PRODUCT_SECRET);
+    const kept = k.run();
+    accept(k.net.last);
+    reply(k.net.last, '{"RetCode":"0","RequestID":"1","Password":"zlc3d21u5k8fq0d2"}');
+    await kept;
+    expect(k.store.map.get(CONFIG_KEYS.productSecret)).toBe(PRODUCT_SECRET);
+    expect(k.store.map.get(CONFIG_KEYS.deviceSecret)).toBe(SECRET);
+  });
+
+  it("a ProductSecret that cannot be deleted is a warning, not a failure: the device is registered", async () => {
+    const s = start();
+    s.store.map.set(CONFIG_KEYS.productSecret, PRODUCT_SECRET);
+    s.store.delete = (k) => {
+      throw new Error(`flash full while deleting ${k} (${PRODUCT_SECRET})`);
+    };
+    const done = s.run();
+    accept(s.net.last);
+    reply(s.net.last, '{"RetCode":"0","RequestID":"1","Password":"zlc3d21u5k8fq0d2"}');
+    await done;
+    expect(s.outcome.identity?.revealSecret()).toBe(SECRET);
+    const log = s.logs.join("\n");
+    expect(log).toMatch(/WARNING: the ProductSecret could not be deleted from the config store \(uiot_psecret\): flash full .*provision this device again to remove it/);
+    expect(log).not.toContain(PRODUCT_SECRET);
+  });
+
   it("accepts RetCode as a number too", async () => {
     const s = start();
     const done = s.run();

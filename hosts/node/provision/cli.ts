@@ -47,6 +47,12 @@ Connection:
                             the UIoT Core root for the UIoT profile)
   --wifi-ssid <name>        Wi-Fi network (1..32 bytes)
   --wifi-password <pass>    its WPA2 passphrase (8..63 characters, or 64 hex digits; empty for open)
+  --allow-plaintext         allow plain mqtt:// or ws:// to a host that is not this machine: the secret
+                            then crosses the network in clear (the device warns at every connect);
+                            without it such a URL is refused (loopback needs no opt-in)
+  --keep-product-secret     dynamic registration: keep the ProductSecret on the device after it has
+                            registered (by default it is deleted once the DeviceSecret is stored: it is
+                            the secret of every device of the product)
 
 Target:
   --target simulator        (default) the simulator's config store, a 0600 file
@@ -83,6 +89,8 @@ const OPTIONS = {
   ca: { type: "string" },
   "wifi-ssid": { type: "string" },
   "wifi-password": { type: "string" },
+  "allow-plaintext": { type: "boolean" },
+  "keep-product-secret": { type: "boolean" },
   store: { type: "string" },
   replace: { type: "boolean" },
   out: { type: "string" },
@@ -193,7 +201,10 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     }
 
     // ---- the rest of the input ----
-    const input: ProvisionInput = { productSN: v["product-sn"], deviceSN: v["device-sn"], url: v.url, wifiSsid: v["wifi-ssid"], wifiPassword: secrets.wifi };
+    const input: ProvisionInput = {
+      productSN: v["product-sn"], deviceSN: v["device-sn"], url: v.url, wifiSsid: v["wifi-ssid"], wifiPassword: secrets.wifi,
+      allowPlaintext: v["allow-plaintext"] === true, keepProductSecret: v["keep-product-secret"] === true,
+    };
     if (dynamic) input.productSecret = secrets.uiot;
     else input.deviceSecret = secrets.uiot;
     if (v.ca !== undefined) {

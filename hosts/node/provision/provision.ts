@@ -6,11 +6,11 @@
 // messages show `****` and at most the last two characters.
 import * as path from "node:path";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, PREFERENCE_DOMAIN, caPartKey } from "../../../src/device/config-keys";
-import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError } from "../../../src/device/config";
+import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError, sendsSecretsInClear, wifiConfig } from "../../../src/device/config";
 import type { KeyValueStore } from "../../../src/device/host";
 import { isSecure, type Endpoint } from "../../../src/net/endpoint";
 import { UiotError } from "../../../src/uiot/errors";
-import { Identity, redact, scrub, storeDeviceSecret } from "../../../src/uiot/identity";
+import { Identity, printsAs, redact, scrub, storeDeviceSecret } from "../../../src/uiot/identity";
 import { ESP32 } from "../../moddable/chips";
 import { PreferenceStore, type Preferences } from "../../moddable/preference-store";
 import { makePrivateDir, TargetExistsError, writeFileAtomic } from "../atomic-file";
@@ -54,15 +54,24 @@ export interface ProvisionInput {
   ca?: { text: string; file: string };
   wifiSsid?: string;
   wifiPassword?: string;
+  /** Plain mqtt:// or ws:// to a host that is not loopback: the secret crosses the network in clear. */
+  allowPlaintext?: boolean;
+  /** Keep the ProductSecret on the device after dynamic registration (it is deleted by default). */
+  keepProductSecret?: boolean;
 }
 
-/** Everything checked, and the config store's content. */
+/**
+ * Everything checked, and the config store's content. Printed (String, util.inspect, JSON.stringify) it shows
+ * describePlan's summary: secrets as `****`.
+ */
 export interface ProvisionPlan {
   identity: Identity;
   url: string;
   endpoint: Endpoint;
   caCerts: string[];
   wifi?: { ssid: string; password: string };
+  allowPlaintext: boolean;
+  keepProductSecret: boolean;
   /** Key/value pairs for the config store, in writing order. */
   values: [string, string][];
 }
@@ -84,6 +93,8 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
 
   try {
     const { url, endpoint } = checkBrokerUrl(input.url);
+    if (input.keepProductSecret && identity.authmode !== 2)
+      throw new ProvisionError("--keep-product-secret is for dynamic registration (a ProductSecret); this device has its DeviceSecret", "--keep-product-secret");
     let caCerts: string[] = [];
     if (input.ca) {
       if (!isSecure(endpoint.scheme))
@@ -95,9 +106,11 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
         throw e;
       }
     }
+    if (!input.allowPlaintext && sendsSecretsInClear(endpoint))
+      throw new ProvisionError(`${url} is plain ${endpoint.scheme}:// to a host that is not this machine: the ${identity.authmode === 1 ? "DeviceSecret" : "ProductSecret"} would cross the network in clear, and the device refuses to boot with it. Use mqtts:// or wss:// (the broker's TLS port), or, only on a network you trust, give --allow-plaintext`, "--url");
     const parts = caCerts.length ? caParts(caCerts) : [];
     let wifi: ProvisionPlan["wifi"];
-    if (input.wifiSsid !== undefined) wifi = { ssid: checkWifiSsid(input.wifiSsid), password: checkWifiPassword(input.wifiPassword ?? "") };
+    if (input.wifiSsid !== undefined) wifi = wifiConfig(checkWifiSsid(input.wifiSsid), checkWifiPassword(input.wifiPassword ?? ""));
     else if (input.wifiPassword !== undefined) throw new ConfigError("Wi-Fi password", "a Wi-Fi password was given without --wifi-ssid");
 
     const K = CONFIG_KEYS;
@@ -109,11 +122,13 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
     ];
     parts.forEach((part, i) => values.push([caPartKey(i), part]));
     if (wifi) values.push([K.wifiSsid, wifi.ssid], [K.wifiPassword, wifi.password]);
+    if (input.allowPlaintext) values.push([K.allowPlaintext, "1"]);
+    if (input.keepProductSecret) values.push([K.keepProductSecret, "1"]);
     for (const [key, value] of values)
       if (Buffer.byteLength(value, "utf8") > CONFIG_VALUE_MAX_BYTES) throw new ProvisionError(`the value of ${key} is over ${CONFIG_VALUE_MAX_BYTES} bytes`);
-    const plan: ProvisionPlan = { identity, url, endpoint, caCerts, values };
+    const plan: ProvisionPlan = { identity, url, endpoint, caCerts, values, allowPlaintext: input.allowPlaintext === true, keepProductSecret: input.keepProductSecret === true };
     if (wifi) plan.wifi = wifi;
-    return plan;
+    return printsAs(plan, () => `provisioning plan: ${describePlan(plan).map((l) => l.replace(/ +/g, " ")).join("; ")}`, () => ({ summary: describePlan(plan) }));
   } catch (e) {
     if (e instanceof ConfigError) throw new ProvisionError(e.message, FIELD_OPTION[e.field]);
     throw e;
@@ -134,6 +149,10 @@ export function describePlan(plan: ProvisionPlan): string[] {
   if (plan.caCerts.length) lines.push(`CA             ${plan.caCerts.length} certificate(s), ${plan.caCerts.join("").length} bytes of PEM`);
   else if (isSecure(plan.endpoint.scheme)) lines.push("CA             none given: the platform's root (UIoT Core) or the host's trust store");
   if (plan.wifi) lines.push(`Wi-Fi          "${plan.wifi.ssid}", password ${plan.wifi.password === "" ? "none (open network)" : redact(plan.wifi.password)}`);
+  if (plan.allowPlaintext)
+    lines.push(`plain text     allowed (--allow-plaintext)${sendsSecretsInClear(plan.endpoint) ? `: the ${id.authmode === 1 ? "DeviceSecret" : "ProductSecret"} crosses the network in clear` : ""}`);
+  if (id.authmode === 2)
+    lines.push(plan.keepProductSecret ? "ProductSecret  kept on the device after registration (--keep-product-secret)" : "ProductSecret  deleted from the device once it has registered and stored its DeviceSecret");
   return lines;
 }
 
@@ -202,7 +221,7 @@ export function provisionSimulator(plan: ProvisionPlan, file: string, options: S
         notes.push(`the stored DeviceSecret (${redact(stored)}) was deleted: the device registers again, which UIoT Core refuses for a device that has already logged in with its DeviceSecret`);
       }
       const given = new Set(plan.values.map(([k]) => k));
-      const stale = [K.wifiSsid, K.wifiPassword, ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i))].filter((k) => !given.has(k) && draft.get(k) !== undefined);
+      const stale = [K.wifiSsid, K.wifiPassword, K.allowPlaintext, K.keepProductSecret, ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i))].filter((k) => !given.has(k) && draft.get(k) !== undefined);
       for (const k of stale) draft.delete(k);
       if (stale.length) notes.push(`removed settings not given this time: ${stale.join(", ")}`);
     });
