@@ -197,6 +197,7 @@ export function demoDirProblem(dir: string): string | undefined {
   const other = entries.filter((e) => e !== "outbox");
   if (other.length > 0)
     return `${dir} is not empty and holds no simulator demo device (${other.length} other entr${other.length === 1 ? "y" : "ies"}, e.g. ${other[0]}): the demo writes config.json there and deletes outbox/ at every start, so ${leave}`;
+  if (!entries.includes("outbox")) return undefined; // empty
   let queued = 0;
   try {
     queued = fs.readdirSync(path.join(dir, "outbox")).length;
