@@ -167,7 +167,6 @@ export interface HttpGetOptions {
 }
 
 const HEAD = 0, BODY = 1, DONE = 2;
-const CRLFCRLF = [13, 10, 13, 10];
 
 function ascii(s: string): Uint8Array {
   const b = new Uint8Array(s.length);
@@ -315,7 +314,7 @@ export class HttpGet implements TransportHandlers {
       if (this.headUsed >= this.maxHead) return this.fail(new HttpError("PROTOCOL", `${describeUrl(this.url)}: the answer's head is longer than ${this.maxHead} bytes`));
       this.head[this.headUsed++] = chunk[i];
       const n = this.headUsed;
-      if (n >= 4 && this.head[n - 4] === CRLFCRLF[0] && this.head[n - 3] === CRLFCRLF[1] && this.head[n - 2] === CRLFCRLF[2] && this.head[n - 1] === CRLFCRLF[3]) {
+      if (n >= 4 && this.head[n - 4] === 13 && this.head[n - 3] === 10 && this.head[n - 2] === 13 && this.head[n - 1] === 10) {
         i++;
         break;
       }
