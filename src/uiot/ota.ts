@@ -28,8 +28,8 @@
  *   is being made bootable and the device restarts, it is ignored.
  * - cancel_update (for the update running, or without a Version): the download stops, the writer is cancelled,
  *   nothing is reported; otherwise it is ignored.
- * - A link that drops mid-download: the next GET asks for `Range: bytes=<received>-`; a server that ignores the
- *   range (200) has its first bytes skipped. A restart mid-download starts over (request_firmware asks for it).
+ * - A link that drops mid-download: the next GET asks for `Range: bytes=<received>-` (after a backoff, or at once
+ *   when the device logs in again meanwhile); a server that ignores the range (200) has its first bytes skipped. A restart mid-download starts over (request_firmware asks for it).
  */
 import type { KeyValueStore } from "../device/host";
 import { HttpGet, HttpError, describeUrl, parseHttpUrl, type HttpResponse, type HttpUrl } from "../net/http";
@@ -171,6 +171,11 @@ export class OtaAgent {
     if (this.stopped) return;
     if (++this.logins === 1) this.resume();
     this.send("report_version", this.firmware.version, "", 1);
+    if (this.state === WAITING && this.job) {
+      // the network is back: the download goes on now rather than at the end of its backoff
+      this.clear();
+      this.attempt();
+    }
   }
 
   /** A message on ota/downstream. */

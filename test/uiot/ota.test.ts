@@ -286,6 +286,19 @@ describe("OTA: a dropped link resumes where it stopped", () => {
     expect(methods(r).slice(-1)).toEqual(["burning 100"]);
   });
 
+  it("a login while a retry waits out its backoff resumes the download at once", () => {
+    const r = otaRig({ ota: { retryDelay: 60000 } });
+    r.srv.behave = { dropAt: 4096 };
+    r.update("2.0.0");
+    r.clock.advance(1000);
+    expect(r.srv.requests.length).toBe(1);
+    r.thing.ota!.loggedIn();
+    r.clock.advance(1000);
+    expect(r.srv.requests.length).toBe(2);
+    expect(r.srv.requests[1].head).toMatch(/Range: bytes=4096-/);
+    expect(r.writer.completed).toBe(true);
+  });
+
   it("a server that ignores the Range (200) has the bytes the device has skipped", () => {
     const r = otaRig();
     r.srv.behave = { dropAt: 3000, ignoreRange: true };
