@@ -5,12 +5,15 @@
  */
 import WiFi from "embedded:network/interface/wifi";
 import { ESP8266 } from "../moddable/chips";
-import { createModdableHost, describeHost, wifiNetwork } from "../moddable/host";
+import { ESP8266_NO_OTA, noFirmwareUpdates } from "../moddable/firmware";
+import { createModdableHost, describeHost, firmwareVersion, wifiNetwork } from "../moddable/host";
 import { start } from "../moddable/boot";
 import Preference from "preference";
 
 export default function main(): void {
-  const host = createModdableHost({ chip: ESP8266, preferences: Preference, network: wifiNetwork(WiFi) });
+  // No over-the-air updates here: update_firmware is answered report_fail -5 with the reason.
+  const firmware = noFirmwareUpdates(firmwareVersion(), ESP8266_NO_OTA);
+  const host = createModdableHost({ chip: ESP8266, preferences: Preference, network: wifiNetwork(WiFi), firmware });
   host.log("info", describeHost(host));
   start(host);
 }

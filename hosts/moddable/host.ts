@@ -24,6 +24,7 @@ import Timer from "timer";
 import TCP from "embedded:io/socket/tcp";
 import TLSSocket from "embedded:io/socket/tcp/tls";
 import type { Host, KeyValueStore, LogLevel, NetworkLink } from "../../src/device/host";
+import type { Firmware } from "../../src/uiot/ota";
 import type { Endpoint, TlsOptions } from "../../src/net/endpoint";
 import type { Connector } from "../../src/net/transport";
 import { ESP8266_OUTBOX, type ChipProfile } from "./chips";
@@ -60,6 +61,8 @@ export interface ModdableHostOptions {
   random?: () => number;
   /** SNTP servers, in order (default: mc/config `sntp`, then time.cloudflare.com and ntp.aliyun.com). */
   sntp?: string[];
+  /** Firmware updates over the air (./firmware.ts): esp32Firmware, or noFirmwareUpdates with the reason. */
+  firmware?: Firmware;
 }
 
 export interface ModdableHost extends Host {
@@ -120,7 +123,14 @@ export function createModdableHost(options: ModdableHostOptions): ModdableHost {
     time,
     log,
     maxPacketSize: chip.maxPacketSize,
+    firmware: options.firmware,
   };
+}
+
+/** The firmware's version: mc/config `firmware` (the project manifest's "config"), else "0.0.0". */
+export function firmwareVersion(): string {
+  const v = (config as Record<string, unknown>).firmware;
+  return typeof v === "string" && v !== "" ? v : "0.0.0";
 }
 
 /** Config keys the Wi-Fi credentials are read from before mc/config's ssid / password. */

@@ -11,6 +11,7 @@ import { nodeClock } from "./clock";
 import { FileConfigStore, type FileConfigStoreOptions } from "./config-store";
 import { nodeConnector, type LogFunction, type NodeConnectorOptions } from "./connect";
 import { FileOutboxStore } from "./file-store";
+import { nodeFirmware, type NodeFirmwareOptions } from "./firmware";
 import { ScriptedLink } from "./link";
 
 export interface NodeHostOptions {
@@ -28,6 +29,8 @@ export interface NodeHostOptions {
   config?: FileConfigStoreOptions;
   /** Keep QoS 1 messages across restarts in dir/outbox (default true). */
   persistOutbox?: boolean;
+  /** The firmware slot in dir/firmware (hosts/node/firmware.ts): the version before any update, the restart hook. */
+  firmware?: NodeFirmwareOptions;
   /** WebSocket frame limit and name resolution for every connector. */
   connect?: Pick<NodeConnectorOptions, "maxFrameSize" | "lookup">;
 }
@@ -59,5 +62,6 @@ export function createNodeHost(options: NodeHostOptions): NodeHost {
     network: link.network,
     link,
     log,
+    firmware: nodeFirmware(options.dir, options.firmware, log),
   };
 }

@@ -5,6 +5,7 @@
 import type { OutboxStore } from "../mqtt/store";
 import type { Endpoint, TlsOptions } from "../net/endpoint";
 import type { Clock, Connector } from "../net/transport";
+import type { Firmware } from "../uiot/ota";
 
 /** Small persistent key/value storage for configuration and secrets (ESP32: NVS via `preference`). */
 export interface KeyValueStore {
@@ -41,6 +42,11 @@ export interface Host {
    * connection goes on.
    */
   readonly maxPacketSize?: number;
+  /**
+   * Firmware updates over the air (src/uiot/ota.ts): the running version, the image writer and the restart. Without
+   * it the device ignores ota/downstream; with `unsupported` set it answers every update_firmware with report_fail.
+   */
+  readonly firmware?: Firmware;
   /** Never called with a secret: portable code redacts before logging. */
   log(level: LogLevel, message: string): void;
 }

@@ -26,6 +26,8 @@ import type { Client } from "../mqtt/client";
 import type { MqttError } from "../mqtt/errors";
 import { isSecure, formatEndpoint, type TlsOptions } from "../net/endpoint";
 import { UIOT_ROOT_CA_PEM } from "../net/uiot";
+import { httpEndpoint, type HttpUrl } from "../net/http";
+import type { OtaOptions } from "../uiot/ota";
 import type { Connector } from "../net/transport";
 import { register } from "../uiot/register";
 import { uiotClient } from "../uiot/profile";
@@ -68,6 +70,8 @@ export interface StartOptions {
   observe?: (device: Device) => void;
   /** Keepalive in seconds (default the UIoT default, 300). */
   keepalive?: number;
+  /** Firmware-update settings (timeouts, retries, restart delay), when the host has `firmware`. */
+  ota?: Partial<Pick<OtaOptions, "timeout" | "retries" | "retryDelay" | "progressInterval" | "rebootDelay">>;
 }
 
 function errorText(e: unknown): string {
@@ -91,6 +95,17 @@ function warnPlaintext(connect: Connector, host: Host, where: string, secret: ()
     host.log("warn", `PLAIN TEXT: connecting to ${where} without TLS: the ${secret()} crosses the network in clear, readable by anyone on the way (allowed by ${CONFIG_KEYS.allowPlaintext} = 1; use mqtts:// or wss:// to protect it)`);
     return connect(handlers);
   };
+}
+
+/**
+ * TLS for a firmware download from `url`: the provisioned CA when there is one (the platform's own file servers are
+ * expected to chain to it), the UIoT root for UIoT hosts, else the host's default trust store. Always verified.
+ */
+function downloadTls(config: DeviceConfig, url: HttpUrl): TlsOptions | undefined {
+  if (!url.secure) return undefined;
+  if (config.tls) return config.tls;
+  if (isUiotHost(url.host)) return { ca: [UIOT_ROOT_CA_PEM] };
+  return undefined;
 }
 
 /**
@@ -187,6 +202,7 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
     onConnect: ({ sessionPresent }) => {
       connects++;
       host.log("info", `connected to ${where} as ${identity.clientId}${connects > 1 ? ` (reconnect ${connects - 1})` : ""}${sessionPresent ? ", session kept" : ""}`);
+      if (thing.ota) thing.ota.loggedIn();
       for (let i = 0; i < connectListeners.length; i++) connectListeners[i]();
     },
     onDisconnect: (error, retryIn) => {
@@ -195,10 +211,14 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
     },
     onError: (error) => host.log("warn", error.message),
   });
+  const firmware = host.firmware;
   const thing = new Thing(client, identity, {
     clock: host.clock,
     onError: (error) => host.log("warn", error.message),
     log: (level, message) => host.log(level, message),
+    ota: firmware
+      ? { ...options.ota, firmware, store: host.config, open: (url) => host.connector(httpEndpoint(url), downloadTls(config, url)) }
+      : undefined,
   });
 
   // The link: no dialling while it is down (the client holds its retries); back up, the client dials at once.

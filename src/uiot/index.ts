@@ -14,3 +14,5 @@ export { Shadow } from "./shadow";
 export type { ShadowDocument, DesiredHandler, DesiredAnswer, ShadowRequestOptions } from "./shadow";
 export { LIMITS } from "./json";
 export type { Value, Params } from "./json";
+export { OtaAgent, OTA_ERROR, OTA_STATE_KEY } from "./ota";
+export type { Firmware, ImageWriter, OtaOptions } from "./ota";

@@ -14,6 +14,7 @@ import type { Message } from "../mqtt/session";
 import type { Clock } from "../net/transport";
 import { UiotError, refused } from "./errors";
 import { checkIdentifier, isObject, LIMITS, objectJson, parseObject, requestIdOf, retCodeOf, timeOf, valueJson, type Params } from "./json";
+import { OtaAgent, type OtaOptions, type OtaPort } from "./ota";
 import { Shadow, type ShadowHost } from "./shadow";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -35,6 +36,8 @@ export interface ThingOptions {
   /** Problems that belong to no request: bad messages from the platform, handlers that threw, late commands. */
   onError?: (error: UiotError | MqttError) => void;
   log?: (level: LogLevel, message: string) => void;
+  /** Firmware updates over the air (src/uiot/ota.ts): subscribes to ota/downstream; call thing.ota.loggedIn() after each login. */
+  ota?: OtaOptions;
 }
 
 export interface RequestOptions {
@@ -111,10 +114,12 @@ const S = Object.freeze({
   commandReply: "tmodel/command_reply/",
   template: "tmodel/template/get",
   templateReply: "tmodel/template/get_reply",
+  otaUpstream: "ota/upstream",
+  otaDownstream: "ota/downstream",
 } as const);
 
 /** The system topics the thing reads: thing-model replies route to their request kind (1..6). */
-const R_SHADOW = 7, R_SHADOW_GET = 8, R_SET = 9, R_COMMAND = 10;
+const R_SHADOW = 7, R_SHADOW_GET = 8, R_SET = 9, R_COMMAND = 10, R_OTA = 11;
 const ROUTES: ReadonlyMap<string, number> = new Map([
   [S.shadowDownstream, R_SHADOW],
   [S.shadowGetReply, R_SHADOW_GET],
@@ -126,6 +131,7 @@ const ROUTES: ReadonlyMap<string, number> = new Map([
   [S.templateReply, TEMPLATE],
   [S.set, R_SET],
   [S.command, R_COMMAND],
+  [S.otaDownstream, R_OTA],
 ]);
 
 function noop(): void {}
@@ -136,6 +142,8 @@ const substring = String.prototype.substring;
 
 export class Thing {
   readonly shadow: Shadow;
+  /** Firmware updates, when ThingOptions.ota was given. */
+  readonly ota: OtaAgent | null;
   /** Default reply timeout, ms. */
   readonly timeout: number;
   onError: (error: UiotError | MqttError) => void;
@@ -179,6 +187,7 @@ export class Thing {
     this.base = `/$system/${identity.productSN}/${identity.deviceSN}/`;
     this.baseLength = this.base.length;
     this.shadow = new Shadow(new ShadowPort(this), options.shadowQueue ?? 4);
+    this.ota = options.ota ? new OtaAgent(new OtaThingPort(this), options.ota) : null;
   }
 
   /**
@@ -201,6 +210,7 @@ export class Thing {
     if (this.subscribeShadow) f.push(this.base + S.shadowDownstream, this.base + S.shadowGetReply);
     if (this.subscribeModel)
       for (const s of [S.postReply, S.set, S.restoreReply, S.desiredGetReply, S.desiredDeleteReply, S.eventReply, S.command, S.templateReply]) f.push(this.base + s);
+    if (this.ota) f.push(this.base + S.otaDownstream);
     return f;
   }
 
@@ -208,6 +218,7 @@ export class Thing {
   stop(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.ota) this.ota.stop();
     if (this.client.onMessage === this.handle && this.previous) this.client.onMessage = this.previous;
     const f = this.started && this.client.state !== "closed" ? this.filters() : [];
     if (f.length) {
@@ -322,6 +333,15 @@ export class Thing {
     }
   }
 
+  /** @internal Publishes with QoS 0 (progress reports): what the client refuses is dropped, as QoS 0 may be. */
+  publishQos0(topic: string, payload: string): void {
+    try {
+      this.client.publish(topic, payload);
+    } catch (e) {
+      this.logger("debug", `a QoS 0 message to ${topic} was not sent: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
   /** @internal */
   report(error: UiotError | MqttError): void {
     try {
@@ -378,7 +398,8 @@ export class Thing {
   private route(topic: string, payload: Uint8Array, message: Message): unknown {
     const suffix = startsWith.call(topic, this.base) ? substring.call(topic, this.baseLength) : undefined;
     const route = suffix === undefined ? undefined : ROUTES.get(suffix);
-    if (route === undefined) return this.previous ? this.previous(topic, payload, message) : undefined;
+    // ota/downstream is the thing's only when it updates firmware; otherwise the application's, like any topic
+    if (route === undefined || (route === R_OTA && !this.ota)) return this.previous ? this.previous(topic, payload, message) : undefined;
     let msg: { [key: string]: unknown };
     try {
       msg = parseObject(payload, suffix as string);
@@ -393,6 +414,7 @@ export class Thing {
       case R_SHADOW_GET: return this.shadow.getReply(msg);
       case R_SET: return this.set(msg);
       case R_COMMAND: return this.command(msg);
+      case R_OTA: return this.ota ? this.ota.downstream(msg) : undefined;
     }
     return this.reply(route, msg);
   }
@@ -612,6 +634,24 @@ class ShadowPort implements ShadowHost {
   }
   report(error: UiotError | MqttError): void {
     this.thing.report(error);
+  }
+  log(level: LogLevel, message: string): void {
+    this.thing.logger(level, message);
+  }
+}
+
+/** What the OTA agent needs of its thing. */
+class OtaThingPort implements OtaPort {
+  constructor(private readonly thing: Thing) {}
+  get upstream(): string {
+    return this.thing.base + S.otaUpstream;
+  }
+  get clock() {
+    return this.thing.clock;
+  }
+  publish(topic: string, payload: string, qos: 0 | 1): void {
+    if (qos === 0) this.thing.publishQos0(topic, payload);
+    else this.thing.publish(topic, payload, (e) => this.thing.report(e));
   }
   log(level: LogLevel, message: string): void {
     this.thing.logger(level, message);

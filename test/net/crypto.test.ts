@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { base64Decode, base64Encode } from "../../src/net/base64";
 import { NetError } from "../../src/net/errors";
 import { derToPem, pemToDer } from "../../src/net/pem";
+import { md5, Md5, md5Hex } from "../../src/net/md5";
 import { sha1 } from "../../src/net/sha1";
 import { UIOT_ROOT_CA_PEM, uiotTls } from "../../src/net/uiot";
 import { parseEndpoint } from "../../src/net/endpoint";
@@ -26,6 +27,25 @@ describe("sha1", () => {
       expect(hex(sha1(data)), `length ${n}`).toBe(createHash("sha1").update(data).digest("hex"));
     }
     fc.assert(fc.property(fc.uint8Array({ maxLength: 3000 }), (data) => hex(sha1(data)) === createHash("sha1").update(data).digest("hex")));
+  });
+});
+
+describe("md5", () => {
+  it("matches node:crypto on random input, whole and cut into random updates", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000 }), fc.array(fc.nat(200), { maxLength: 20 }), (data, cuts) => {
+        const want = createHash("md5").update(data).digest("hex");
+        if (md5Hex(md5(data)) !== want) return false;
+        const h = new Md5();
+        let at = 0;
+        for (const c of cuts) {
+          h.update(data.subarray(at, Math.min(data.length, at + c)));
+          at = Math.min(data.length, at + c);
+        }
+        h.update(data.subarray(at));
+        return md5Hex(h.digest()) === want;
+      }),
+    );
   });
 });
 

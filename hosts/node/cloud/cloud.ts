@@ -27,6 +27,7 @@ import {
   type ThingEvent,
 } from "./thing-model";
 import { PacketSizeGuard } from "./wire";
+import { CloudOta, type OtaEvent } from "./ota";
 
 export interface CloudLimits {
   /** Accepted Keep Alive range in seconds, inclusive. */
@@ -173,6 +174,8 @@ export interface CloudEvents {
   message: [LogEntry];
   registered: [{ productSN: string; deviceSN: string }];
   command: [CommandEvent];
+  /** A device's message on ota/upstream (report_version, report_progress, report_success, report_fail, ...). */
+  ota: [OtaEvent];
 }
 
 interface Session {
@@ -215,6 +218,8 @@ export async function startCloud(options: CloudOptions = {}): Promise<Cloud> {
 
 export class Cloud extends EventEmitter<CloudEvents> {
   readonly host: string;
+  /** Firmware updates: releases, the HTTPS file server with signed URLs, update_firmware, what devices reported. */
+  readonly ota: CloudOta;
   readonly limits: Readonly<CloudLimits>;
   private readonly now: () => number;
   private readonly registry: Registry;
@@ -247,6 +252,15 @@ export class Cloud extends EventEmitter<CloudEvents> {
     this.registry = new Registry(this.now);
     for (const p of options.products ?? []) this.registry.addProduct(p);
     for (const d of options.devices ?? []) this.registry.addDevice(d);
+    this.ota = new CloudOta(
+      {
+        now: this.now,
+        send: (productSN, deviceSN, suffix, payload) => this.deliver(`/$system/${productSN}/${deviceSN}/${suffix}`, payload, productSN, deviceSN),
+        emit: (event) => this.emit("ota", event),
+        online: (productSN, deviceSN) => this.connected.has(deviceKey(productSN, deviceSN)),
+      },
+      options.tls ? { cert: options.tls.cert, key: options.tls.key } : undefined,
+    );
   }
 
   // ---- where it listens -------------------------------------------------------------------------------------------
@@ -467,6 +481,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
   /** stop(), and waiting commands resolve as timed out. The cloud cannot start again. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.ota.close();
     await this.stop();
     for (const p of this.pending.values()) p.settle(undefined);
   }
@@ -587,6 +602,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
     if (!topic.startsWith(prefix)) return; // custom topics: only logged
     const suffix = topic.slice(prefix.length);
     if (suffix === "password") return this.registration(s, payload);
+    if (suffix === "ota/upstream") return this.ota.upstream(s.productSN, s.deviceSN, payload);
     const device = this.registry.device(s.productSN, s.deviceSN);
     if (!device) return;
     const now = this.now();

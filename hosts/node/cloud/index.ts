@@ -14,6 +14,8 @@ export type {
   RefusedEvent,
   Reply,
 } from "./cloud";
+export { CloudOta, OTA_ERRORS, URL_TTL_MS } from "./ota";
+export type { DownloadFault, FirmwareRelease, OtaEvent, OtaState, OtaStatus } from "./ota";
 export type { DeviceOptions, ProductOptions } from "./registry";
 export type { InitialShadow, Json, JsonObject, ShadowDocument } from "./shadow";
 export type { DesiredValue, PropertyValue, ThingEvent } from "./thing-model";

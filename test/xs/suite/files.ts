@@ -9,9 +9,11 @@ import "../../uiot/thing.test";
 import "../../uiot/profile.test";
 import "../../net/endpoint.test";
 import "../../net/websocket.test";
+import "../../net/md5.test";
+import "../../uiot/ota.test";
 
 export const TEST_FILES = [
   "test/codec/decoder.test.ts", "test/codec/errors.test.ts", "test/client/session.test.ts", "test/client/outbox.test.ts",
   "test/uiot/payloads.test.ts", "test/uiot/shadow.test.ts", "test/uiot/thing.test.ts", "test/uiot/profile.test.ts",
-  "test/net/endpoint.test.ts", "test/net/websocket.test.ts",
+  "test/net/endpoint.test.ts", "test/net/websocket.test.ts", "test/net/md5.test.ts", "test/uiot/ota.test.ts",
 ];

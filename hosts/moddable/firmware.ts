@@ -1,0 +1,98 @@
+/**
+ * Firmware updates on the Moddable targets (Host.firmware, src/uiot/ota.ts). Plain TypeScript: the SDK's classes
+ * are handed in by each target's main.ts, so this module can be preloaded and tested off the board.
+ *
+ * ESP32: the SDK's `ota` module writes the image into the next OTA app partition as it streams in (see
+ * types/ota.d.ts), hosts/esp32/partitions.csv gives the two slots (ota_0, ota_1, 0x1F0000 bytes each at least),
+ * and System.restart() boots the new image. Rollback: the SDK 8.2.3 has no binding for
+ * esp_ota_mark_app_valid_cancel_rollback, so the bootloader's rollback stays off (its default): turning it on would
+ * roll every update back at the next reset. An image that ESP-IDF's esp_ota_end accepts (a valid app image, its
+ * checksum and SHA-256 right) boots and stays, even if it then cannot log in; it is recovered over USB.
+ *
+ * ESP8266: the SDK has no `ota` module for it (the ota manifest refuses every platform but esp32), and a 4 MB
+ * ESP8266's 1 MB program area does not hold two images of this firmware: every update_firmware is answered
+ * report_fail -5 with that reason.
+ */
+import type { Firmware, ImageWriter } from "../../src/uiot/ota";
+
+/** The SDK's OTA session (build/devices/esp32/modules/ota). */
+export interface OtaSession {
+  write(data: ArrayBufferLike | ArrayBufferView): void;
+  complete(): void;
+  cancel(): void;
+}
+
+/** The smaller of the two OTA app slots of hosts/esp32/partitions.csv (ota_0: 0x1F0000, ota_1: 0x1FE000). */
+export const ESP32_OTA_SLOT = 0x1f0000;
+
+export const ESP8266_NO_OTA =
+  "the Moddable SDK has no OTA module for the ESP8266 (its `ota` module is ESP32-only) and the ESP8266 build keeps one image: update this device over USB (npm run flash:esp8266)";
+
+export interface Esp32FirmwareOptions {
+  /** The SDK's `ota` class (import OTA from "ota"). */
+  OTA: unknown;
+  /** System.restart(). */
+  restart(): void;
+  /** The running version (mc/config `firmware`). */
+  version: string;
+  /** Default ESP32_OTA_SLOT. */
+  capacity?: number;
+}
+
+/** The ESP32's firmware: the next OTA slot through the SDK's `ota` module. */
+export function esp32Firmware(options: Esp32FirmwareOptions): Firmware {
+  const OTA = options.OTA as new () => OtaSession;
+  const capacity = options.capacity ?? ESP32_OTA_SLOT;
+  return {
+    version: options.version,
+    capacity,
+    writer: (): ImageWriter => new OtaWriter(OTA, capacity),
+    restart: options.restart,
+  };
+}
+
+/** A device that cannot be updated over the air: update_firmware is answered report_fail -5 with `reason`. */
+export function noFirmwareUpdates(version: string, reason: string): Firmware {
+  return { version, unsupported: reason };
+}
+
+class OtaWriter implements ImageWriter {
+  private session: OtaSession | undefined = undefined;
+  private size = 0;
+  private written = 0;
+  constructor(private readonly OTA: new () => OtaSession, private readonly capacity: number) {}
+
+  begin(size: number): void {
+    if (size > this.capacity) throw new Error(`the image is ${size} bytes; the OTA slot holds ${this.capacity}`);
+    this.session = new this.OTA(); // throws when there is no OTA partition (a factory-only partition table)
+    this.size = size;
+    this.written = 0;
+  }
+
+  write(chunk: Uint8Array): void {
+    const s = this.session;
+    if (!s) throw new Error("write before begin");
+    if (this.written + chunk.length > this.size) throw new Error(`more bytes than the ${this.size} announced`);
+    s.write(chunk);
+    this.written += chunk.length;
+  }
+
+  complete(): void {
+    const s = this.session;
+    if (!s) throw new Error("complete before begin");
+    if (this.written !== this.size) throw new Error(`${this.written} of ${this.size} bytes written`);
+    this.session = undefined;
+    s.complete(); // esp_ota_end checks the image; then the boot partition is switched
+  }
+
+  cancel(): void {
+    const s = this.session;
+    this.session = undefined;
+    if (!s) return;
+    try {
+      s.cancel();
+    } catch {
+      /* nothing more to undo: the boot partition was never switched */
+    }
+  }
+}
