@@ -1,46 +1,58 @@
 /**
- * The MQTT client (src/mqtt/client.ts as the Node host runs it: tcpConnector, nodeClock, nodeAlloc) against MQTT.js
- * v5, the usual Node client, in the same process and the same run, each on its own connection to one loopback
+ * The MQTT client (src/mqtt/client.ts as the Node host runs it: tcpConnector, nodeClock, nodeAlloc, every other
+ * option at its default) against MQTT.js v5, the usual Node client, each with its defaults, through one loopback
  * Mosquitto started for the benchmark (test/helpers/mosquitto.ts: Debian's /usr/sbin/mosquitto on a free port,
  * killed when the benchmark ends). Without a mosquitto binary these benchmarks are skipped.
  *
- * - latency: one QoS 1 PUBLISH at a time (publish, PUBACK, next), 64 B to a UIoT system topic; p50 and p99 of
- *   the samples of both sides, taken in alternating blocks after a warm-up.
- * - throughput: N QoS 1 messages of 64 B, each side with its own flow control, timed from the first publish to the
- *   last PUBACK; alternating rounds, the best of each side counts. Ours keeps publishing as PUBACKs free room in
- *   the outbox (publish throws OUTBOX_FULL when it is full); MQTT.js gets all N at once (it queues them in its
- *   stream and has no limit on messages awaiting PUBACK). So there are two lines: ours with its default window of
- *   10 messages awaiting PUBACK, and ours with a window as unbounded as MQTT.js's.
- * - heap: K idle clients of each kind (keepalive 60 s, one subscription), the heap retained after a full GC,
- *   divided by K; alternating rounds, the lowest of each side counts. Both use a Node net.Socket, so the socket's
- *   own objects count on both sides.
+ * Every message goes from a publisher to a subscriber of the same kind (ours to ours, MQTT.js to MQTT.js), each
+ * side on its own topic of the same length, so a figure covers both ends of a client: encoding and sending, and
+ * receiving, decoding and (QoS 1) acknowledging. The broker keeps its defaults (20 QoS 1 messages in flight to a
+ * subscriber) except `max_queued_messages 0`, so that it queues rather than drops what a subscriber has not taken yet.
  *
- * Ours is measured as plain JavaScript, as MQTT.js is (see builtOurs), and its figure under tsx is reported too.
+ * - throughput: N messages of 64 B, from the first publish to the last message received (and the last publish
+ *   completed); rounds alternate between the sides. Each side paces itself as its API asks: ours keeps publishing
+ *   while its outbox has room (its default outbox holds 16 messages; a full one throws OUTBOX_FULL, or drops the
+ *   oldest QoS 0 message) and tops up from the publish callbacks; MQTT.js has no limit and is handed all N at once.
+ *   The CPU time of the process over each round (both clients of the side, GC included) gives CPU per message.
+ *   A tuned row runs ours with a window and an outbox as unbounded as MQTT.js, handed all N at once.
+ *   (MQTT.js handed N messages at once waits for 'drain' once per message it could not write yet, and Node warns
+ *   on stderr that a socket has more than 1,000 'drain' listeners: that is how MQTT.js queues, not a leak here.)
+ * - latency: one message at a time, publish→receive at the subscriber (the next goes once the message arrived and
+ *   its publish completed); p50 and p99 of each block of samples, blocks alternating between the sides.
+ * - memory: 1,000 idle clients of a kind (keepalive 60 s, one subscription each), connected in a fresh Node process
+ *   per round (bench/idle-clients.ts), so neither side's RSS is absorbed by pages the other freed; heap used and RSS
+ *   after a full GC minus before, per client; rounds alternate between the sides.
+ *
+ * Ours is measured as plain JavaScript, as MQTT.js is: bench/client-entry.ts bundled by esbuild. Run as TypeScript
+ * under tsx instead, every named closure carries an own `name` property (tsx always transforms with esbuild's
+ * keepNames): a loader artifact that no build for a device or for production has.
  */
 import { Buffer } from "node:buffer";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { runInNewContext } from "node:vm";
 import { build } from "esbuild";
 import * as mqtt from "mqtt";
-import * as ourModules from "./client-entry";
+import type * as ourModules from "./client-entry";
 import type { Client, ClientOptions } from "../src/mqtt/client";
 import type { MqttError } from "../src/mqtt/errors";
 import { mosquittoVersion, startMosquitto, type MosquittoBroker } from "../test/helpers/mosquitto.ts";
 import { TOPIC, payloadOf } from "./codec";
-import { Skip, check } from "./harness";
+import { Skip, check, fullGc } from "./harness";
 import type { Benchmark, Context, Line } from "./harness";
-
-/** harness.ts has already set --expose-gc; this gets the function itself. */
-const gc = runInNewContext("gc") as () => void;
+import { percentile } from "./report";
 
 const HOST = "127.0.0.1";
 const PAYLOAD = payloadOf(64);
 const PAYLOAD_BUFFER = Buffer.from(PAYLOAD);
-const QOS1 = { qos: 1 as const };
+/** A topic for each publisher/subscriber pair: all of the same length, so the broker does the same work for each. */
+let topics = 100;
+const nextTopic = (): string => TOPIC.replace("0001", String(topics++).padStart(4, "0"));
+
+type QoS = 0 | 1;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -49,30 +61,34 @@ function sleep(ms: number): Promise<void> {
 /** Our client's modules: Client, tcpConnector, nodeClock, nodeAlloc. */
 type Ours = typeof ourModules;
 
+/** A temp folder for the bundles of this run, removed when the process exits. */
+let tmp: string | undefined;
+function tempDir(): string {
+  if (!tmp) {
+    const dir = (tmp = mkdtempSync(join(tmpdir(), "uiot-bench-client-")));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return tmp;
+}
+
+async function bundle(entry: string, name: string): Promise<string> {
+  const out = await build({
+    entryPoints: [fileURLToPath(new URL(entry, import.meta.url))],
+    bundle: true, format: "esm", platform: "node", target: "node20", write: false, logLevel: "silent",
+  });
+  const file = join(tempDir(), name);
+  writeFileSync(file, out.outputFiles[0].contents);
+  return file;
+}
+
 let built: Promise<Ours> | undefined;
 
-/**
- * Ours as plain JavaScript, the way MQTT.js is measured: bench/client-entry.ts bundled by esbuild (ESM, for Node,
- * not minified) and imported from a temp file. Run as TypeScript under tsx instead, every named closure carries
- * an own `name` property (tsx always transforms with esbuild's keepNames), which costs about 256 bytes of heap per
- * closure: a loader artifact no build for a device or for production has. The heap line reports that figure too.
- */
+/** Ours as plain JavaScript (bench/client-entry.ts bundled by esbuild, ESM for Node, not minified). */
 function builtOurs(): Promise<Ours> {
   built ??= (async () => {
-    const out = await build({
-      entryPoints: [fileURLToPath(new URL("./client-entry.ts", import.meta.url))],
-      bundle: true, format: "esm", platform: "node", target: "node20", write: false, logLevel: "silent",
-    });
-    const dir = mkdtempSync(join(tmpdir(), "uiot-bench-client-"));
-    try {
-      const file = join(dir, "client.mjs");
-      writeFileSync(file, out.outputFiles[0].contents);
-      const mod = (await import(pathToFileURL(file).href)) as Ours;
-      check(!mod.Client.toString().includes("__name("), "the bundled client was transformed with keepNames");
-      return mod;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const mod = (await import(pathToFileURL(await bundle("./client-entry.ts", "client.mjs")).href)) as Ours;
+    check(!mod.Client.toString().includes("__name("), "the bundled client was transformed with keepNames");
+    return mod;
   })();
   return built;
 }
@@ -87,8 +103,7 @@ async function broker(ctx: Context): Promise<MosquittoBroker> {
     if (!/not installed/.test(message)) throw e;
     throw new Skip(`no broker to measure the clients against: ${message}`);
   }
-  // No per-connection log lines: the helper keeps the broker's log in memory and the heap benchmark counts ours.
-  const b = await startMosquitto({ extraConfig: ["connection_messages false"], stopAfterTest: false });
+  const b = await startMosquitto({ extraConfig: ["connection_messages false", "max_queued_messages 0"], stopAfterTest: false });
   ctx.log(`  mosquitto ${version} on ${HOST}:${b.port}`);
   return b;
 }
@@ -113,8 +128,6 @@ async function socketsDownTo(n: number): Promise<void> {
 /** The first trouble a connected client reported: a run where one happened does not count (see Clients.ok). */
 let failure: Error | undefined;
 
-// Once connected, every client gets these shared handlers, so that what a client retains is the client's own and
-// not closures of the benchmark (both sides alike).
 function ourTrouble(error: MqttError): void {
   failure ??= new Error(`one of our clients: ${error.message}`);
 }
@@ -130,17 +143,17 @@ class Clients {
   private ours = new Set<Client>();
   private peers = new Set<mqtt.MqttClient>();
 
-  constructor(private readonly impl: Ours) {
+  constructor(readonly impl: Ours) {
     failure = undefined;
   }
 
-  ourClient(port: number, clientId: string, options: Partial<ClientOptions> = {}, impl: Ours = this.impl): Promise<Client> {
+  ourClient(port: number, clientId: string, options: Partial<ClientOptions> = {}): Promise<Client> {
+    const impl = this.impl;
     return new Promise((resolve, reject) => {
       const client = new impl.Client({
-        clientId, keepalive: 60, connect: impl.tcpConnector({ host: HOST, port }), clock: impl.nodeClock, alloc: impl.nodeAlloc,
+        clientId, connect: impl.tcpConnector({ host: HOST, port }), clock: impl.nodeClock, alloc: impl.nodeAlloc,
         onError: ourTrouble, ...options,
       });
-      // Set here rather than in the options, which the client keeps: these closures must not outlive the connect.
       client.onConnect = () => {
         client.onConnect = noop;
         client.onDisconnect = ourTrouble;
@@ -158,9 +171,7 @@ class Clients {
 
   peerClient(port: number, clientId: string): Promise<mqtt.MqttClient> {
     return new Promise((resolve, reject) => {
-      const client = mqtt.connect({
-        host: HOST, port, protocol: "mqtt", protocolVersion: 4, clientId, keepalive: 60, clean: true, reconnectPeriod: 0,
-      });
+      const client = mqtt.connect({ host: HOST, port, protocol: "mqtt", protocolVersion: 4, clientId, reconnectPeriod: 0 });
       this.peers.add(client);
       const failed = (error?: Error) => {
         client.off("error", failed).off("close", failed);
@@ -173,27 +184,17 @@ class Clients {
     });
   }
 
-  async closeOurs(clients: Iterable<Client>): Promise<void> {
-    for (const c of clients) {
-      this.ours.delete(c);
-      c.close();
-    }
-  }
-
-  async closePeers(clients: Iterable<mqtt.MqttClient>): Promise<void> {
+  /** Closes every client still open and waits for their sockets to be gone. */
+  async closeAll(): Promise<void> {
+    for (const c of this.ours) c.close();
+    this.ours.clear();
     const ends: Promise<void>[] = [];
-    for (const c of clients) {
-      this.peers.delete(c);
+    for (const c of this.peers) {
       c.off("close", peerTrouble);
       ends.push(c.endAsync());
     }
+    this.peers.clear();
     await Promise.all(ends);
-  }
-
-  /** Closes every client still open and waits for their sockets to be gone. */
-  async closeAll(): Promise<void> {
-    await this.closeOurs([...this.ours]);
-    await this.closePeers([...this.peers]);
     await socketsDownTo(0).catch(() => undefined);
   }
 
@@ -202,198 +203,210 @@ class Clients {
   }
 }
 
-function ourSubscribe(client: Client, filter: string): Promise<void> {
-  return new Promise((resolve, reject) => client.subscribe(filter, 1, (e) => (e ? reject(e) : resolve())));
+function ourSubscribe(client: Client, filter: string, qos: QoS): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.subscribe(filter, qos, (e, granted) => (e ? reject(e) : granted[0] === qos ? resolve() : reject(new Error(`SUBACK ${granted[0]}`)))));
 }
 
-function peerSubscribe(client: mqtt.MqttClient, filter: string): Promise<void> {
-  return new Promise((resolve, reject) => client.subscribe(filter, { qos: 1 }, (e) => (e ? reject(e) : resolve())));
+function peerSubscribe(client: mqtt.MqttClient, filter: string, qos: QoS): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.subscribe(filter, { qos }, (e, granted) => (e ? reject(e) : granted?.[0]?.qos === qos ? resolve() : reject(new Error(`SUBACK ${JSON.stringify(granted)}`)))));
 }
 
-/** Before timing: a subscriber gets the same PUBLISH (topic, QoS, payload bytes) from both sides. */
-async function checkSamePublish(clients: Clients, port: number, ours: Client, peer: mqtt.MqttClient): Promise<void> {
-  const watcher = await clients.peerClient(port, "bench-watcher");
-  try {
-    await peerSubscribe(watcher, TOPIC);
-    const got: mqtt.IPublishPacket[] = [];
-    watcher.on("message", (_topic, _payload, packet) => got.push(packet));
-    await new Promise<void>((resolve, reject) => ours.publish(TOPIC, PAYLOAD, QOS1, (e) => (e ? reject(e) : resolve())));
-    await new Promise<void>((resolve, reject) => peer.publish(TOPIC, PAYLOAD_BUFFER, QOS1, (e) => (e ? reject(e) : resolve())));
-    const deadline = Date.now() + 5000;
-    while (got.length < 2 && Date.now() < deadline) await sleep(5);
-    check(got.length === 2, `the watcher got ${got.length} of the 2 messages published`);
-    for (const p of got)
-      check(p.topic === TOPIC && p.qos === 1 && !p.retain && Buffer.compare(p.payload as Buffer, PAYLOAD_BUFFER) === 0,
-        "the broker did not pass on the same QoS 1 message from both clients");
-  } finally {
-    await clients.closePeers([watcher]);
-  }
+/**
+ * What one side's subscriber counts. `arrived` is called for each message; a round sets `onArrive` to its own step.
+ */
+interface Inbox {
+  received: number;
+  bytes: number;
+  wrong: number;
+  onArrive: () => void;
 }
 
-// ---- latency ----
+function inbox(): Inbox {
+  return { received: 0, bytes: 0, wrong: 0, onArrive: noop };
+}
 
-/** Publishes one QoS 1 message at a time `n` times, recording each publish→PUBACK time (ms) in `out`. */
-function latencies(publish: (acked: (e?: Error) => void) => void, n: number, out: number[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let i = 0, t0 = 0;
-    const acked = (e?: Error) => {
-      const t = performance.now();
-      if (e) return reject(e);
-      out.push(t - t0);
-      if (++i === n) return resolve();
-      t0 = performance.now();
-      publish(acked);
-    };
-    t0 = performance.now();
-    publish(acked);
+/** A publisher and a subscriber of one kind, subscribed to the side's topic at `qos`. */
+interface Side {
+  name: "ours" | "MQTT.js";
+  topic: string;
+  inbox: Inbox;
+  /** Publishes one message; `done` when it completed (QoS 1: PUBACK; QoS 0: written). */
+  publish(done: (e?: Error) => void): void;
+}
+
+async function ourSide(clients: Clients, port: number, qos: QoS, tag: string, options: Partial<ClientOptions> = {}): Promise<Side> {
+  const box = inbox(), own = nextTopic();
+  const sub = await clients.ourClient(port, `bench-${tag}-sub`);
+  sub.onMessage = (topic, payload) => {
+    box.received++;
+    box.bytes += payload.length;
+    if (topic !== own) box.wrong++;
+    box.onArrive();
+  };
+  await ourSubscribe(sub, own, qos);
+  const pub = await clients.ourClient(port, `bench-${tag}-pub`, options);
+  const opts = { qos };
+  return { name: "ours", topic: own, inbox: box, publish: (done) => pub.publish(own, PAYLOAD, opts, done) };
+}
+
+async function peerSide(clients: Clients, port: number, qos: QoS, tag: string): Promise<Side> {
+  const box = inbox(), own = nextTopic();
+  const sub = await clients.peerClient(port, `bench-${tag}-sub`);
+  sub.on("message", (topic: string, payload: Buffer) => {
+    box.received++;
+    box.bytes += payload.length;
+    if (topic !== own) box.wrong++;
+    box.onArrive();
   });
+  await peerSubscribe(sub, own, qos);
+  const pub = await clients.peerClient(port, `bench-${tag}-pub`);
+  const opts = { qos };
+  return { name: "MQTT.js", topic: own, inbox: box, publish: (done) => void pub.publish(own, PAYLOAD_BUFFER, opts, done) };
 }
 
-const ourLatencies = (client: Client, n: number, out: number[]) =>
-  latencies((acked) => client.publish(TOPIC, PAYLOAD, QOS1, acked), n, out);
-const peerLatencies = (client: mqtt.MqttClient, n: number, out: number[]) =>
-  latencies((acked) => void client.publish(TOPIC, PAYLOAD_BUFFER, QOS1, acked), n, out);
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-const P50 = "QoS 1 publish→PUBACK latency p50";
-const P99 = "QoS 1 publish→PUBACK latency p99";
-
-async function latency(ctx: Context): Promise<Record<string, Line>> {
-  const blocks = ctx.quick ? 2 : 4, perBlock = ctx.quick ? 100 : 1000, warm = ctx.quick ? 50 : 500;
-  const b = await broker(ctx);
-  const clients = new Clients(await builtOurs());
-  try {
-    const ours = await clients.ourClient(b.port, "bench-lat-ours");
-    const peer = await clients.peerClient(b.port, "bench-lat-peer");
-    await checkSamePublish(clients, b.port, ours, peer);
-    const o: number[] = [], p: number[] = [];
-    await ourLatencies(ours, warm, []);
-    await peerLatencies(peer, warm, []);
-    for (let r = 0; r < blocks; r++) {
-      gc();
-      if (r % 2 === 0) {
-        await ourLatencies(ours, perBlock, o);
-        await peerLatencies(peer, perBlock, p);
-      } else {
-        await peerLatencies(peer, perBlock, p);
-        await ourLatencies(ours, perBlock, o);
-      }
-    }
-    clients.ok();
-    o.sort((x, y) => x - y);
-    p.sort((x, y) => x - y);
-    const extra = { unit: "ms", better: "lower" as const, samples: o.length };
-    return {
-      [P50]: { ours: percentile(o, 50), peer: percentile(p, 50), ...extra },
-      [P99]: { ours: percentile(o, 99), peer: percentile(p, 99), ...extra },
-    };
-  } finally {
-    await clients.closeAll();
-    await b.close();
+/**
+ * Before timing: a watcher (MQTT.js) subscribed to both topics gets the same PUBLISH (QoS, retain, payload bytes)
+ * from both publishers, and each side's subscriber gets its own.
+ */
+async function checkSamePublish(clients: Clients, port: number, qos: QoS, sides: Side[]): Promise<void> {
+  const watcher = await clients.peerClient(port, `bench-watcher-${qos}`);
+  const got: mqtt.IPublishPacket[] = [];
+  watcher.on("message", (_topic, _payload, packet) => got.push(packet));
+  for (const s of sides) await peerSubscribe(watcher, s.topic, 1);
+  for (const s of sides) {
+    const before = s.inbox.received;
+    await new Promise<void>((resolve, reject) => s.publish((e) => (e ? reject(e) : resolve())));
+    const deadline = Date.now() + 5000;
+    while ((s.inbox.received === before || got.length < sides.indexOf(s) + 1) && Date.now() < deadline) await sleep(5);
+    check(s.inbox.received === before + 1 && s.inbox.wrong === 0, `${s.name}'s subscriber got ${s.inbox.received - before} of 1 message`);
   }
+  check(got.length === sides.length, `the watcher got ${got.length} of the ${sides.length} messages published`);
+  got.forEach((p, i) => check(p.topic === sides[i].topic && p.qos === qos && !p.retain && Buffer.compare(p.payload as Buffer, PAYLOAD_BUFFER) === 0,
+    `the broker did not pass on the same QoS ${qos} message from ${sides[i].name}`));
+  watcher.off("close", peerTrouble);
+  await watcher.endAsync();
 }
 
 // ---- throughput ----
 
-/** `n` messages through our client, at most `room` in its outbox at once; ms from the first publish to the last PUBACK. */
-function ourFlood(client: Client, n: number, room: number): Promise<number> {
+interface Flood {
+  ms: number;
+  cpuUs: number;
+}
+
+/**
+ * `n` messages from the side's publisher to its subscriber, at most `room` not yet completed at once (Infinity:
+ * all handed over at once); ms from the first publish to the last message received and the last publish completed.
+ */
+function flood(side: Side, n: number, room: number): Promise<Flood> {
   return new Promise((resolve, reject) => {
-    let sent = 0, acked = 0, failed = false;
+    const box = side.inbox;
+    const r0 = box.received, b0 = box.bytes;
+    let sent = 0, completed = 0, pumping = false, over = false;
+    const timer = setTimeout(() => finish(new Error(`${side.name}: ${box.received - r0} of ${n} messages received, ${completed} published, after 120 s`)), 120_000);
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
+    const finish = (e?: Error) => {
+      if (over) return;
+      over = true;
+      clearTimeout(timer);
+      box.onArrive = noop;
+      if (e) return reject(e);
+      const ms = performance.now() - t0, cpu = process.cpuUsage(cpu0);
+      if (box.received - r0 !== n || box.bytes - b0 !== n * PAYLOAD.length || box.wrong)
+        return reject(new Error(`${side.name}: the subscriber got ${box.received - r0} messages of ${n}, ${box.bytes - b0} bytes, ${box.wrong} on a wrong topic`));
+      resolve({ ms, cpuUs: cpu.user + cpu.system });
+    };
+    const maybeDone = () => {
+      if (completed === n && box.received - r0 >= n) finish();
+    };
+    box.onArrive = maybeDone;
     const pump = () => {
-      while (sent < n && sent - acked < room) {
-        sent++;
-        client.publish(TOPIC, PAYLOAD, QOS1, done);
+      if (pumping) return;
+      pumping = true;
+      try {
+        while (sent < n && sent - completed < room) {
+          sent++;
+          side.publish(done);
+        }
+      } catch (e) {
+        finish(e as Error);
+      } finally {
+        pumping = false;
       }
     };
     const done = (e?: Error) => {
-      if (failed) return;
-      if (e) {
-        failed = true;
-        return reject(e);
-      }
-      if (++acked === n) return resolve(performance.now() - t0);
+      if (e) return finish(e);
+      completed++;
+      maybeDone();
       pump();
     };
-    try {
-      pump();
-    } catch (e) {
-      failed = true;
-      reject(e);
-    }
+    pump();
   });
 }
 
-/** `n` messages through MQTT.js, all handed over at once (it has no limit of its own); ms to the last PUBACK. */
-function peerFlood(client: mqtt.MqttClient, n: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let acked = 0, failed = false;
-    const t0 = performance.now();
-    const done = (e?: Error) => {
-      if (failed) return;
-      if (e) {
-        failed = true;
-        return reject(e);
-      }
-      if (++acked === n) resolve(performance.now() - t0);
-    };
-    for (let i = 0; i < n; i++) client.publish(TOPIC, PAYLOAD_BUFFER, QOS1, done);
-  });
+const THROUGHPUT = (qos: QoS) => `client QoS ${qos} publish→receive throughput`;
+const CPU = (qos: QoS) => `client QoS ${qos} CPU per message, publisher and subscriber`;
+const TUNED_THROUGHPUT = "tuned: client QoS 1 publish→receive throughput, ours with window and outbox unbounded";
+
+/** How many messages our default outbox takes (publishes into an idle client until OUTBOX_FULL). */
+function ourDefaultRoom(impl: Ours): number {
+  const c = new impl.Client({ clientId: "bench-probe", connect: impl.tcpConnector({ host: HOST, port: 1 }), clock: impl.nodeClock });
+  let n = 0;
+  try {
+    for (; n < 100000; n++) c.publish(TOPIC, PAYLOAD, { qos: 1 });
+  } catch (e) {
+    check((e as MqttError).code === "OUTBOX_FULL", `probing the outbox: ${String(e)}`);
+  } finally {
+    c.close();
+  }
+  return n;
 }
-
-const N = 20000;
-const T_DEFAULT = "QoS 1 throughput, ours window 10 (default) vs MQTT.js unbounded";
-const T_UNBOUNDED = "QoS 1 throughput, both unbounded (ours window 65535)";
-
-interface Variant {
-  name: string;
-  window: number;
-  /** Most messages in our outbox at once (the pacing of our side). */
-  room: number;
-}
-
-const VARIANTS: Variant[] = [
-  { name: T_DEFAULT, window: 10, room: 1000 },
-  { name: T_UNBOUNDED, window: 65535, room: N },
-];
 
 async function throughput(ctx: Context): Promise<Record<string, Line>> {
-  const n = ctx.quick ? 2000 : N, rounds = ctx.quick ? 1 : 3;
+  const n = ctx.quick ? 1000 : 10000, rounds = ctx.quick ? 3 : 7;
   const b = await broker(ctx);
   const clients = new Clients(await builtOurs());
   try {
-    const peer = await clients.peerClient(b.port, "bench-tput-peer");
-    const ours = await Promise.all(VARIANTS.map((v, i) => clients.ourClient(b.port, `bench-tput-ours-${i}`, {
-      window: v.window, outbox: { maxMessages: v.room, maxBytes: 1 << 24 },
-    })));
-    await checkSamePublish(clients, b.port, ours[0], peer);
-    const runOurs = async (i: number) => {
-      gc();
-      return ourFlood(ours[i], n, VARIANTS[i].room);
-    };
-    const runPeer = async () => {
-      gc();
-      return peerFlood(peer, n);
-    };
-    // Warm-up: a quarter run of each.
-    for (let i = 0; i < VARIANTS.length; i++) await ourFlood(ours[i], n >> 2, VARIANTS[i].room);
-    await peerFlood(peer, n >> 2);
-    const bestOurs = VARIANTS.map(() => Infinity);
-    let bestPeer = Infinity;
-    for (let r = 0; r < rounds; r++) {
-      if (r % 2 === 1) bestPeer = Math.min(bestPeer, await runPeer());
-      for (let i = 0; i < VARIANTS.length; i++) bestOurs[i] = Math.min(bestOurs[i], await runOurs(i));
-      if (r % 2 === 0) bestPeer = Math.min(bestPeer, await runPeer());
-    }
-    clients.ok();
-    const rate = (ms: number) => (n * 1000) / ms;
+    const room = ourDefaultRoom(clients.impl);
+    ctx.log(`  our default outbox holds ${room} messages`);
     const out: Record<string, Line> = {};
-    VARIANTS.forEach((v, i) => {
-      out[v.name] = { ours: rate(bestOurs[i]), peer: rate(bestPeer), unit: "msg/s", messages: n };
-    });
+    const tuned = await ourSide(clients, b.port, 1, "tput-tuned", { window: 65535, outbox: { maxMessages: n, maxBytes: 1 << 24 } });
+    for (const qos of [0, 1] as const) {
+      const ours = await ourSide(clients, b.port, qos, `tput-ours-${qos}`);
+      const peer = await peerSide(clients, b.port, qos, `tput-peer-${qos}`);
+      await checkSamePublish(clients, b.port, qos, [ours, peer]);
+      const runs: [Side, number, Flood[]][] = [[ours, room, []], [peer, Infinity, []]];
+      if (qos === 1) runs.push([tuned, Infinity, []]);
+      for (const [side, r] of runs) await flood(side, n >> 2, r); // warm-up
+      for (let round = 0; round < rounds; round++) {
+        const order = round % 2 === 0 ? runs : runs.slice().reverse();
+        for (const [side, r, got] of order) {
+          fullGc();
+          got.push(await flood(side, n, r));
+        }
+      }
+      clients.ok();
+      const rate = (f: Flood[]) => f.map((x) => (n * 1000) / x.ms);
+      const [o, p] = [runs[0][2], runs[1][2]];
+      const paced = `ours paced by its default outbox (${room} messages, window 10), MQTT.js handed all ${n} at once`;
+      out[THROUGHPUT(qos)] = {
+        what: `${n} messages of 64 B from a publisher to a subscriber (QoS ${qos}) of the same client through Mosquitto on loopback, each with its defaults (${paced}); first publish to last message received`,
+        ours: rate(o), peer: rate(p), unit: "msg/s", messages: n,
+      };
+      out[CPU(qos)] = {
+        what: `the process's CPU time (user + system, GC included) over those rounds divided by the ${n} messages: both clients of the side`,
+        ours: o.map((x) => x.cpuUs / n), peer: p.map((x) => x.cpuUs / n), unit: "µs/msg", better: "lower",
+      };
+      if (qos === 1) {
+        out[TUNED_THROUGHPUT] = {
+          what: `the QoS 1 row with ours as unbounded as MQTT.js (window 65535, outbox ${n} messages), handed all ${n} at once`,
+          ours: rate(runs[2][2]), peer: rate(p), unit: "msg/s", messages: n,
+        };
+      }
+    }
     return out;
   } finally {
     await clients.closeAll();
@@ -401,81 +414,153 @@ async function throughput(ctx: Context): Promise<Record<string, Line>> {
   }
 }
 
-// ---- heap per idle client ----
+// ---- latency ----
 
-const HEAP = "heap per idle connected client";
-
-interface Retained {
-  heap: number;
-  arrayBuffers: number;
-}
-
-function settledMemory(): NodeJS.MemoryUsage {
-  gc();
-  gc();
-  return process.memoryUsage();
-}
-
-/** Heap (and ArrayBuffer) bytes retained by `k` idle connected clients of one kind, per client. */
-async function retained(clients: Clients, port: number, kind: Ours | "peer", k: number, tag: string): Promise<Retained> {
-  await socketsDownTo(0);
-  await sleep(20);
-  const before = settledMemory();
-  let after: NodeJS.MemoryUsage;
-  if (kind !== "peer") {
-    const list: Client[] = [];
-    for (let i = 0; i < k; i++) list.push(await clients.ourClient(port, `bench-idle-ours-${tag}-${i}`, {}, kind));
-    await Promise.all(list.map((c, j) => ourSubscribe(c, `/abcdefghijklmnop/idle-${j}/set`)));
-    await sleep(50);
-    after = settledMemory();
-    clients.ok();
-    await clients.closeOurs(list);
-  } else {
-    const list: mqtt.MqttClient[] = [];
-    for (let i = 0; i < k; i++) list.push(await clients.peerClient(port, `bench-idle-peer-${tag}-${i}`));
-    await Promise.all(list.map((c, j) => peerSubscribe(c, `/abcdefghijklmnop/idle-${j}/set`)));
-    await sleep(50);
-    after = settledMemory();
-    clients.ok();
-    await clients.closePeers(list);
-  }
-  await socketsDownTo(0);
-  return { heap: (after.heapUsed - before.heapUsed) / k, arrayBuffers: (after.arrayBuffers - before.arrayBuffers) / k };
-}
-
-async function heap(ctx: Context): Promise<Line> {
-  const k = ctx.quick ? 10 : 50, rounds = ctx.quick ? 1 : 3;
-  const b = await broker(ctx);
-  const ours = await builtOurs();
-  const clients = new Clients(ours);
-  try {
-    const sides: { kind: Ours | "peer"; got: Retained[] }[] = [
-      { kind: ours, got: [] }, { kind: "peer", got: [] }, { kind: ourModules, got: [] },
-    ];
-    // Warm-up: compile each kind's connect, subscribe and close paths before anything is counted.
-    for (const s of sides) await retained(clients, b.port, s.kind, k, "w");
-    for (let r = 0; r < rounds; r++) {
-      const order = r % 2 === 0 ? sides : sides.slice().reverse();
-      for (const s of order) s.got.push(await retained(clients, b.port, s.kind, k, `${r}`));
-    }
-    const best = (xs: Retained[], f: (x: Retained) => number) => Math.min(...xs.map(f));
-    const [o, p, t] = sides.map((s) => s.got);
-    const show = (xs: Retained[]) => xs.map((x) => Math.round(x.heap)).join(" ");
-    ctx.log(`  heap per client, each round: ours ${show(o)}; MQTT.js ${show(p)}; ours under tsx ${show(t)}`);
-    return {
-      ours: best(o, (x) => x.heap), peer: best(p, (x) => x.heap), unit: "bytes", better: "lower", clients: k,
-      "ours under tsx": Math.round(best(t, (x) => x.heap)),
-      "arrayBuffers ours": Math.round(best(o, (x) => x.arrayBuffers)),
-      "arrayBuffers peer": Math.round(best(p, (x) => x.arrayBuffers)),
+/** `count` messages one at a time; each sample is publish→receive at the subscriber, ms. */
+function latencies(side: Side, count: number, out: number[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const box = side.inbox;
+    let i = 0, t0 = 0, arrived = false, completed = false, over = false;
+    const timer = setTimeout(() => stop(new Error(`${side.name}: message ${i} of ${count} did not arrive within 30 s`)), 30_000);
+    const stop = (e?: Error) => {
+      if (over) return;
+      over = true;
+      clearTimeout(timer);
+      box.onArrive = noop;
+      if (e) reject(e);
+      else resolve();
     };
+    const next = () => {
+      if (!arrived || !completed) return;
+      if (++i === count) return stop();
+      send();
+    };
+    box.onArrive = () => {
+      out.push(performance.now() - t0);
+      arrived = true;
+      next();
+    };
+    const done = (e?: Error) => {
+      if (e) return stop(e);
+      completed = true;
+      next();
+    };
+    const send = () => {
+      arrived = completed = false;
+      t0 = performance.now();
+      try {
+        side.publish(done);
+      } catch (e) {
+        stop(e as Error);
+      }
+    };
+    send();
+  });
+}
+
+const P = (qos: QoS, p: 50 | 99) => `client QoS ${qos} publish→receive latency p${p}`;
+
+async function latency(ctx: Context): Promise<Record<string, Line>> {
+  const blocks = ctx.quick ? 3 : 8, perBlock = ctx.quick ? 50 : 500, warm = ctx.quick ? 50 : 500;
+  const b = await broker(ctx);
+  const clients = new Clients(await builtOurs());
+  try {
+    const out: Record<string, Line> = {};
+    for (const qos of [0, 1] as const) {
+      const ours = await ourSide(clients, b.port, qos, `lat-ours-${qos}`);
+      const peer = await peerSide(clients, b.port, qos, `lat-peer-${qos}`);
+      await checkSamePublish(clients, b.port, qos, [ours, peer]);
+      await latencies(ours, warm, []);
+      await latencies(peer, warm, []);
+      const o: number[][] = [], p: number[][] = [];
+      for (let r = 0; r < blocks; r++) {
+        const order: [Side, number[][]][] = r % 2 === 0 ? [[ours, o], [peer, p]] : [[peer, p], [ours, o]];
+        for (const [side, got] of order) {
+          fullGc();
+          const samples: number[] = [];
+          await latencies(side, perBlock, samples);
+          got.push(samples);
+        }
+      }
+      clients.ok();
+      for (const pc of [50, 99] as const) {
+        out[P(qos, pc)] = {
+          what: `one 64-byte QoS ${qos} message at a time from a publisher to a subscriber of the same client through Mosquitto on loopback, each with its defaults: p${pc} of each block of ${perBlock} publish→receive times`,
+          ours: o.map((s) => percentile(s, pc)), peer: p.map((s) => percentile(s, pc)), unit: "ms", better: "lower", samplesPerBlock: perBlock,
+        };
+      }
+    }
+    return out;
   } finally {
     await clients.closeAll();
     await b.close();
   }
 }
 
+// ---- memory per idle client ----
+
+const HEAP = "memory per idle client: heap";
+const RSS = "memory per idle client: RSS";
+
+export interface IdleFigures {
+  /** Per client, bytes: heapUsed, rss, arrayBuffers and external after minus before. */
+  heap: number;
+  rss: number;
+  arrayBuffers: number;
+  external: number;
+}
+
+/** One round: a fresh Node process connects `k` idle clients of one kind and reports what they hold. */
+function idleRound(child: string, kind: "ours" | "peer", port: number, k: number): Promise<IdleFigures> {
+  const mqttUrl = import.meta.resolve("mqtt");
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ["--expose-gc", child, kind, String(port), String(k), mqttUrl], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "", stderr = "";
+    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    p.on("error", reject);
+    p.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`the ${kind} idle-client process exited with ${code}: ${stderr.trim()}`));
+      try {
+        resolve(JSON.parse(stdout) as IdleFigures);
+      } catch {
+        reject(new Error(`the ${kind} idle-client process printed no figures: ${stdout.trim()} ${stderr.trim()}`));
+      }
+    });
+  });
+}
+
+async function memory(ctx: Context): Promise<Record<string, Line>> {
+  const k = ctx.quick ? 50 : 1000, rounds = ctx.quick ? 1 : 3;
+  const b = await broker(ctx);
+  try {
+    const child = await bundle("./idle-clients.ts", "idle-clients.mjs");
+    const o: IdleFigures[] = [], p: IdleFigures[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const order: ["ours" | "peer", IdleFigures[]][] = r % 2 === 0 ? [["ours", o], ["peer", p]] : [["peer", p], ["ours", o]];
+      for (const [kind, got] of order) {
+        got.push(await idleRound(child, kind, b.port, k));
+        await sleep(200); // the broker lets go of the last round's connections
+      }
+    }
+    const show = (xs: IdleFigures[], f: keyof IdleFigures) => xs.map((x) => Math.round(x[f])).join(" ");
+    ctx.log(`  per client, each round: heap ours ${show(o, "heap")}, MQTT.js ${show(p, "heap")}; RSS ours ${show(o, "rss")}, MQTT.js ${show(p, "rss")}`);
+    const what = (m: string) => `${k} clients of a kind connected to Mosquitto on loopback, each subscribed to one topic and idle (keepalive 60 s), in a fresh Node process per round: ${m} after a full GC minus before, per client`;
+    return {
+      [HEAP]: {
+        what: what("heapUsed"), ours: o.map((x) => x.heap), peer: p.map((x) => x.heap), unit: "bytes", better: "lower", clients: k,
+        arrayBuffersOurs: Math.round(o[0].arrayBuffers), arrayBuffersPeer: Math.round(p[0].arrayBuffers),
+      },
+      [RSS]: { what: what("resident set size"), ours: o.map((x) => x.rss), peer: p.map((x) => x.rss), unit: "bytes", better: "lower", clients: k },
+    };
+  } finally {
+    await b.close();
+  }
+}
+
 export const benchmarks: Benchmark[] = [
-  { names: [P50, P99], run: latency },
-  { names: VARIANTS.map((v) => v.name), run: throughput },
-  { name: HEAP, run: heap },
+  // in fresh processes: MQTT.js shares mqtt-packet with bench/codec.ts, whose rows would otherwise shape its JIT state
+  { names: [THROUGHPUT(0), THROUGHPUT(1), CPU(0), CPU(1), TUNED_THROUGHPUT], run: throughput, isolate: true },
+  { names: [P(0, 50), P(0, 99), P(1, 50), P(1, 99)], run: latency, isolate: true },
+  { names: [HEAP, RSS], run: memory },
 ];

@@ -2,8 +2,17 @@
  * The MQTT codec (src/mqtt/codec.ts) against mqtt-packet, the codec of MQTT.js, in the same process.
  * Each side gets its natural input: Uint8Array for ours, Buffer for mqtt-packet. Before timing, each benchmark
  * checks that both sides produce the same bytes or the same packets.
- * Ours runs as the client runs it on the Node host: packet buffers from the host allocator (Buffer.allocUnsafe,
- * the pool mqtt-packet uses too), PUBLISH topics through the session's TopicCache, decoders with their topic cache.
+ *
+ * Headline rows: each side in its default configuration. Ours: `encode(packet)` (a new Uint8Array per packet) and
+ * `new Decoder(onPacket)` (its default topic cache of 8 recent topics, no allocator), fed topics that rotate among
+ * 32, so the cache never hits. mqtt-packet: `generate(packet)` and `parser()`.
+ * Tuned rows (named "tuned: ..."): ours as the client's session runs it on the Node host, encodePublish with a
+ * TopicCache and the host's slab allocator (hosts/node/alloc.ts), and a decoder fed one topic again and again, so its
+ * topic cache always hits; against the same mqtt-packet calls.
+ *
+ * Every row runs in a fresh process (`isolate`), in interleaved rounds of 100 ms of CPU time each side
+ * (bench/harness.ts `compare`); figures are per CPU second, and each row also carries the ratio of the same rounds
+ * by wall-clock time (`wallRatio`, `wallRatioIQR`).
  */
 import { Buffer } from "node:buffer";
 import * as mp from "mqtt-packet";
@@ -11,7 +20,7 @@ import { Decoder, encode } from "../src/mqtt/codec";
 import { encodePublish, TopicCache } from "../src/mqtt/encode";
 import { nodeAlloc } from "../hosts/node/alloc";
 import type { Packet, PublishPacket } from "../src/mqtt/codec";
-import { check, compare, timing } from "./harness";
+import { check, compare, rates, timing } from "./harness";
 import type { Benchmark, Context, Line } from "./harness";
 
 /** A UIoT Core system topic, as a thermostat posts its thing-model properties. */
@@ -37,75 +46,201 @@ function samePublish(ours: PublishPacket, peer: mp.IPublishPacket): boolean {
     ours.retain === peer.retain && ours.dup === peer.dup && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
-function encodeBench(size: number): (ctx: Context) => Line {
+/** 32 device topics of the same length as TOPIC: more than the decoder's default cache of 8 remembers. */
+export const DEVICE_TOPICS = Array.from({ length: 32 }, (_, i) => TOPIC.replace("0001", String(i + 10).padStart(4, "0")));
+
+function checkEncode(size: number, ours: PublishPacket, peer: mp.IPublishPacket, mine: () => Uint8Array, label: string): void {
+  for (const id of [1, 300, 65535]) {
+    ours.id = id;
+    peer.messageId = id;
+    check(Buffer.from(mine()).equals(mp.generate(peer)), `${label} of a ${size}-byte PUBLISH differs from mqtt-packet's`);
+  }
+}
+
+function peerEncode(peer: mp.IPublishPacket): (n: number) => number {
+  return (n) => {
+    let s = 0;
+    for (let i = 0; i < n; i++) {
+      peer.messageId = (i & 0x7fff) + 1;
+      s += mp.generate(peer).length;
+    }
+    return s;
+  };
+}
+
+/** encode() with its defaults (or, tuned, encodePublish with a topic cache and the slab allocator) vs generate(). */
+function encodeBench(size: number, tuned: boolean): (ctx: Context) => Line {
   return (ctx) => {
     const ours: PublishPacket = { type: 3, topic: TOPIC, payload: payloadOf(size), qos: 1, retain: false, dup: false, id: 1 };
     const topics = new TopicCache();
     const peer: mp.IPublishPacket = { cmd: "publish", topic: TOPIC, payload: toBuffer(ours.payload as Uint8Array), qos: 1, retain: false, dup: false, messageId: 1 };
-    for (const id of [1, 300, 65535]) {
-      ours.id = id;
-      peer.messageId = id;
-      check(Buffer.from(encode(ours)).equals(mp.generate(peer)), `encode of a ${size}-byte PUBLISH differs from mqtt-packet's`);
-      check(Buffer.from(encodePublish(ours, topics, nodeAlloc)).equals(mp.generate(peer)), `cached encode of a ${size}-byte PUBLISH differs`);
-    }
+    checkEncode(size, ours, peer, () => encode(ours), "encode");
+    checkEncode(size, ours, peer, () => encodePublish(ours, topics, nodeAlloc), "encodePublish with a topic cache");
     const r = compare(
-      (n) => {
-        let s = 0;
-        for (let i = 0; i < n; i++) {
-          ours.id = (i & 0x7fff) + 1;
-          s += encodePublish(ours, topics, nodeAlloc).length;
+      tuned
+        ? (n) => {
+          let s = 0;
+          for (let i = 0; i < n; i++) {
+            ours.id = (i & 0x7fff) + 1;
+            s += encodePublish(ours, topics, nodeAlloc).length;
+          }
+          return s;
         }
-        return s;
-      },
-      (n) => {
-        let s = 0;
-        for (let i = 0; i < n; i++) {
-          peer.messageId = (i & 0x7fff) + 1;
-          s += mp.generate(peer).length;
-        }
-        return s;
-      },
+        : (n) => {
+          let s = 0;
+          for (let i = 0; i < n; i++) {
+            ours.id = (i & 0x7fff) + 1;
+            s += encode(ours).length;
+          }
+          return s;
+        },
+      peerEncode(peer),
       timing(ctx),
     );
-    return { ...r, unit: "packets/s" };
+    const what = tuned
+      ? `encodePublish(packet, topicCache, slab allocator) vs generate(): a QoS 1 PUBLISH with ${size} B of payload to the same UIoT topic every time (cache hit)`
+      : `encode(packet) vs generate(), both with defaults: a QoS 1 PUBLISH with ${size} B of payload to a 61-char UIoT topic, a new packet id each time`;
+    return { what, ...rates(r), unit: "packets/CPU-s" };
   };
 }
 
-function decodeBench(size: number): (ctx: Context) => Line {
+function publishOf(topic: string, payload: Uint8Array, id: number): { ours: PublishPacket; peer: mp.IPublishPacket } {
+  return {
+    ours: { type: 3, topic, payload, qos: 1, retain: false, dup: false, id },
+    peer: { cmd: "publish", topic, payload: toBuffer(payload), qos: 1, retain: false, dup: false, messageId: id },
+  };
+}
+
+/** Each side decodes `bytes` once: the packets must be the same, and as many as `expect`. */
+function checkDecode(bytes: Uint8Array, chunk: number, expect: number, what: string): void {
+  const got: Packet[] = [], gotPeer: mp.Packet[] = [];
+  const d = new Decoder((p) => got.push(p));
+  const parser = mp.parser({ protocolVersion: 4 });
+  parser.on("packet", (p) => gotPeer.push(p));
+  parser.on("error", (e) => { throw e; });
+  const buffer = toBuffer(bytes);
+  for (let i = 0; i < bytes.length; i += chunk) {
+    d.push(bytes.subarray(i, i + chunk));
+    parser.parse(buffer.subarray(i, i + chunk));
+  }
+  check(got.length === expect && gotPeer.length === expect, `${what}: ours decoded ${got.length}, mqtt-packet ${gotPeer.length} of ${expect} packets`);
+  for (let i = 0; i < expect; i++) {
+    const a = got[i], b = gotPeer[i];
+    check(a.type === 3 && b.cmd === "publish" && samePublish(a, b), `${what}: packet ${i} decodes differently`);
+  }
+}
+
+/**
+ * One whole PUBLISH per push. Default: the default Decoder, topics rotating among 32 (its cache of 8 misses).
+ * Tuned: one topic every time, so the decoder's topic cache always hits.
+ */
+function decodeBench(size: number, tuned: boolean): (ctx: Context) => Line {
   return (ctx) => {
-    const packet: PublishPacket = { type: 3, topic: TOPIC, payload: payloadOf(size), qos: 1, retain: false, dup: false, id: 4242 };
-    const ourBytes = encode(packet), peerBytes = toBuffer(ourBytes);
+    const topics = tuned ? [TOPIC] : DEVICE_TOPICS;
+    const payload = payloadOf(size);
+    const ourBytes = topics.map((t, i) => encode(publishOf(t, payload, 4242 + i).ours));
+    const peerBytes = ourBytes.map(toBuffer);
+    const all = new Uint8Array(ourBytes.reduce((n, b) => n + b.length, 0));
+    ourBytes.reduce((at, b) => (all.set(b, at), at + b.length), 0);
+    checkDecode(all, ourBytes[0].length, ourBytes.length, `decode of ${size}-byte PUBLISHes`);
+
     let acc = 0;
     const decoder = new Decoder((p) => {
       if (p.type === 3) acc += p.topic.length + (p.payload as Uint8Array).length;
-    }, { alloc: nodeAlloc });
+    }, tuned ? { alloc: nodeAlloc } : {});
     const parser = mp.parser({ protocolVersion: 4 });
     parser.on("packet", (p) => {
       if (p.cmd === "publish") acc += p.topic.length + p.payload.length;
     });
     parser.on("error", (e) => { throw e; });
-
-    let got: Packet | undefined, gotPeer: mp.Packet | undefined;
-    new Decoder((p) => { got = p; }).push(ourBytes);
-    const once = mp.parser({ protocolVersion: 4 });
-    once.on("packet", (p) => { gotPeer = p; });
-    once.parse(toBuffer(ourBytes));
-    check(got?.type === 3 && gotPeer?.cmd === "publish" && samePublish(got, gotPeer), `decode of a ${size}-byte PUBLISH differs`);
-
+    const mask = topics.length - 1;
     const r = compare(
       (n) => {
         acc = 0;
-        for (let i = 0; i < n; i++) decoder.push(ourBytes);
+        for (let i = 0; i < n; i++) decoder.push(ourBytes[i & mask]);
         return acc;
       },
       (n) => {
         acc = 0;
-        for (let i = 0; i < n; i++) parser.parse(peerBytes);
+        for (let i = 0; i < n; i++) parser.parse(peerBytes[i & mask]);
         return acc;
       },
       timing(ctx),
     );
-    return { ...r, unit: "packets/s" };
+    const what = tuned
+      ? `Decoder.push vs parser.parse: one whole QoS 1 PUBLISH (${size} B payload) per push, always the same topic (ours: topic-cache hit)`
+      : `Decoder.push vs parser.parse, both with defaults: one whole QoS 1 PUBLISH (${size} B payload) per push, topics rotating among 32 (ours: topic-cache miss)`;
+    return { what, ...rates(r), unit: "packets/CPU-s" };
+  };
+}
+
+/** The remaining length of a packet of `total` bytes (fixed header included). */
+function remainingOf(total: number): number {
+  for (let v = 1; v <= 4; v++) {
+    const rl = total - 1 - v;
+    if (rl < 128 ** v && (v === 1 || rl >= 128 ** (v - 1))) return rl;
+  }
+  throw new RangeError(`no MQTT packet is exactly ${total} bytes`);
+}
+
+export const CHUNKED_SIZES = [16, 64, 256, 1024, 4096, 16384, 65536, 262144];
+
+function sizeName(bytes: number): string {
+  return bytes >= 1024 ? `${bytes / 1024} KB` : `${bytes} B`;
+}
+
+/**
+ * A stream of QoS 1 PUBLISH packets of exactly `total` bytes each (at least 256 KB of them), topics "s/10" to
+ * "s/41" in turn (short enough for a 16-byte packet; more than the default topic cache holds), cut into
+ * 1,460-byte chunks (a TCP segment's payload on Ethernet) and fed to each side's default decoder.
+ */
+function chunkedBench(total: number): (ctx: Context) => Line {
+  return (ctx) => {
+    const count = Math.max(1, Math.ceil((256 * 1024) / total));
+    const payloadLength = remainingOf(total) - 2 - 4 - 2;
+    const parts: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const p = publishOf(`s/${10 + (i % 32)}`, payloadOf(payloadLength, i % 7), (i % 65535) + 1);
+      const b = encode(p.ours);
+      if (i < 32) check(b.length === total && Buffer.from(b).equals(mp.generate(p.peer)), `a ${total}-byte PUBLISH encodes the same on both sides`);
+      parts.push(b);
+    }
+    const stream = new Uint8Array(count * total);
+    parts.forEach((b, i) => stream.set(b, i * total));
+    const peerStream = toBuffer(stream);
+    const ourChunks: Uint8Array[] = [], peerChunks: Buffer[] = [];
+    for (let i = 0; i < stream.length; i += CHUNK) {
+      ourChunks.push(stream.subarray(i, i + CHUNK));
+      peerChunks.push(peerStream.subarray(i, i + CHUNK));
+    }
+    checkDecode(stream, CHUNK, count, `${total}-byte packets in ${CHUNK.toLocaleString("en-US")}-byte chunks`);
+
+    let acc = 0;
+    const decoder = new Decoder((p) => {
+      if (p.type === 3) acc += p.topic.length + (p.payload as Uint8Array).length;
+    });
+    const parser = mp.parser({ protocolVersion: 4 });
+    parser.on("packet", (p) => {
+      if (p.cmd === "publish") acc += p.topic.length + p.payload.length;
+    });
+    parser.on("error", (e) => { throw e; });
+    const r = compare(
+      (n) => {
+        acc = 0;
+        for (let k = 0; k < n; k++) for (let i = 0; i < ourChunks.length; i++) decoder.push(ourChunks[i]);
+        return acc;
+      },
+      (n) => {
+        acc = 0;
+        for (let k = 0; k < n; k++) for (let i = 0; i < peerChunks.length; i++) parser.parse(peerChunks[i]);
+        return acc;
+      },
+      timing(ctx),
+    );
+    return {
+      what: `new Decoder() vs parser(), both with defaults: QoS 1 PUBLISH packets of exactly ${sizeName(total)} each (${count} in a stream), topics rotating among 32, fed in ${CHUNK.toLocaleString("en-US")}-byte chunks`,
+      ...rates(r, count), unit: "packets/CPU-s", packetBytes: total, streamPackets: count,
+    };
   };
 }
 
@@ -190,7 +325,7 @@ function streamBench(ctx: Context): Line {
   const decoder = new Decoder((p) => {
     count++;
     if (p.type === 3) acc += p.topic.length + (p.payload as Uint8Array).length;
-  }, { alloc: nodeAlloc });
+  });
   const parser = mp.parser({ protocolVersion: 4 });
   parser.on("packet", (p) => {
     count++;
@@ -218,13 +353,17 @@ function streamBench(ctx: Context): Line {
   const r = compare(ours, peer, timing(ctx));
   const mib = ourStream.length / (1 << 20);
   ctx.log(`  stream: ${packets.ours.length} packets, ${ourStream.length} bytes, ${ourChunks.length} chunks of ${CHUNK}`);
-  return { ours: r.ours * mib, peer: r.peer * mib, unit: "MiB/s", packets: packets.ours.length };
+  return {
+    what: `new Decoder() vs parser(), both with defaults: a 1 MB stream of ${packets.ours.length} mixed packets (PUBLISH QoS 0/1 of 8 to 16,384 B on 8 topics, PUBACK, PINGRESP, SUBACK, UNSUBACK) in ${CHUNK.toLocaleString("en-US")}-byte chunks`,
+    ...rates(r, mib), unit: "MiB/CPU-s", packets: packets.ours.length,
+  };
 }
 
 export const benchmarks: Benchmark[] = [
-  { name: "encode PUBLISH QoS 1, 64 B", run: encodeBench(64) },
-  { name: "encode PUBLISH QoS 1, 4 KB", run: encodeBench(4096) },
-  { name: "decode PUBLISH QoS 1, 64 B", run: decodeBench(64) },
-  { name: "decode PUBLISH QoS 1, 4 KB", run: decodeBench(4096) },
-  { name: "decode 1 MB mixed stream, 1460 B chunks", run: streamBench },
-];
+  ...[16, 64, 1024, 4096].map((size) => ({ name: `encode PUBLISH QoS 1, ${sizeName(size)} payload`, run: encodeBench(size, false) })),
+  ...[64, 4096].map((size) => ({ name: `decode PUBLISH QoS 1, ${sizeName(size)} payload, whole packets`, run: decodeBench(size, false) })),
+  ...CHUNKED_SIZES.map((total) => ({ name: `decode in ${CHUNK.toLocaleString("en-US")}-byte chunks, ${sizeName(total)} packets`, run: chunkedBench(total) })),
+  { name: `decode 1 MB mixed stream in ${CHUNK.toLocaleString("en-US")}-byte chunks`, run: streamBench },
+  ...[64, 4096].map((size) => ({ name: `tuned: encodePublish with topic cache and slab allocator, ${sizeName(size)} payload`, run: encodeBench(size, true) })),
+  ...[64, 4096].map((size) => ({ name: `tuned: decode with topic-cache hits, ${sizeName(size)} payload, whole packets`, run: decodeBench(size, true) })),
+].map((b) => ({ ...b, isolate: true })); // each row in a fresh process: no row inherits another's JIT state

@@ -5,29 +5,23 @@
  * `name` and a `run` that returns one Line, or `names` and a `run` that returns a Line per name (for setups that
  * yield several figures at once, e.g. latency p50 and p99 from one broker session).
  *
- * A Line is `{ ours, peer, unit?, better?, ...extra }`. `unit` defaults to "ops/s". `better` defaults to "higher";
- * for "lower is better" metrics (latency, bytes, heap) set `better: "lower"`. run.ts adds `ratio`, always oriented
- * so that ratio > 1 means ours is better: ours/peer when higher is better, peer/ours when lower is better.
- * Extra fields (numbers or strings) are passed through to the JSON output unchanged.
+ * A Line (bench/report.ts) is `{ what, ours, peer?, unit?, better?, ...extra }`: `what` says in one line what
+ * both sides do; `ours` and `peer` are one number, or one number per round (paired: round i of each side ran
+ * side by side), from which run.ts reports the medians, their spread (IQR) and the ratio. `unit` defaults to
+ * "ops/s". `better` defaults to "higher"; for "lower is better" metrics (latency, bytes, heap) set
+ * `better: "lower"`. The ratio is always oriented so that > 1 means ours is better. Extra fields (numbers or
+ * strings) are passed through to the JSON output unchanged.
  */
 import { performance } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { iqr, median, type Line } from "./report";
+
+export type { Better, Figure, Line } from "./report";
 
 /** A full GC before each round, so neither side pays for the other's garbage (the usual --expose-gc trick). */
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
-
-export type Better = "higher" | "lower";
-
-export interface Line {
-  ours: number;
-  /** Absent when there is no peer for this figure (then there is no ratio either). */
-  peer?: number;
-  unit?: string;
-  better?: Better;
-  [extra: string]: unknown;
-}
 
 export interface Context {
   /** Short timings (`--quick`): a smoke test of the harness, not figures to quote. */
@@ -36,9 +30,20 @@ export interface Context {
   log(message: string): void;
 }
 
+/**
+ * `slow`: takes minutes (builds firmware, say), so a plain `npm run bench` leaves it out; it runs with `--all` or
+ * when a filter word picks one of its names.
+ * `isolate`: runs in a fresh Node process of its own (see bench/run.ts), so that what V8 learnt from earlier
+ * benchmarks about either side's code does not move its figures.
+ */
+interface Options {
+  slow?: boolean;
+  isolate?: boolean;
+}
+
 export type Benchmark =
-  | { name: string; run(ctx: Context): Line | Promise<Line> }
-  | { names: string[]; run(ctx: Context): Record<string, Line> | Promise<Record<string, Line>> };
+  | (Options & { name: string; run(ctx: Context): Line | Promise<Line> })
+  | (Options & { names: string[]; run(ctx: Context): Record<string, Line> | Promise<Record<string, Line>> });
 
 /** Thrown (or rejected) by a benchmark that cannot run here, e.g. without a broker binary: reported, not fatal. */
 export class Skip extends Error {}
@@ -60,12 +65,17 @@ export interface TimingOptions {
   warmupMs: number;
   /** Measured rounds per side; the sides alternate, and which goes first alternates too. */
   rounds: number;
-  /** Length of one round, ms. */
+  /** Length of one round, ms of CPU time. */
   roundMs: number;
 }
 
 export function timing(ctx: Context): TimingOptions {
-  return ctx.quick ? { warmupMs: 30, rounds: 2, roundMs: 40 } : { warmupMs: 300, rounds: 5, roundMs: 300 };
+  return ctx.quick ? { warmupMs: 50, rounds: 3, roundMs: 20 } : { warmupMs: 250, rounds: 11, roundMs: 100 };
+}
+
+/** A full GC (both generations). */
+export function fullGc(): void {
+  gc();
 }
 
 /** Runs `fn` for about `ms`; returns the batch size that makes one batch last about 5 ms. */
@@ -84,36 +94,79 @@ function warmUp(fn: Loop, ms: number): number {
   return Math.max(1, Math.round(rate * 5) || n);
 }
 
-/** Operations per second of `fn` over one round of about `ms`. */
-function round(fn: Loop, n: number, ms: number): number {
-  let ops = 0, elapsed = 0;
-  gc();
-  const t0 = performance.now();
-  do {
-    sink = (sink + fn(n)) | 0;
-    ops += n;
-    elapsed = performance.now() - t0;
-  } while (elapsed < ms);
-  return (ops * 1000) / elapsed;
+/** CPU time of this process since `from` (user + system, all its threads: GC helpers too), ms. */
+function cpuMs(from: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(from);
+  return (c.user + c.system) / 1000;
 }
 
 /**
- * Measures both sides in the same process: warm-up of each, then alternating rounds; the result for each side is
- * its best round (the least disturbed by GC pauses of the other side, other processes and timer noise).
+ * One round of `fn` in batches of `n`, after a full GC, until the process has spent `ms` of CPU time on it.
+ * Returns operations per CPU second and per wall-clock second.
  */
-export function compare(ours: Loop, peer: Loop, opts: TimingOptions): { ours: number; peer: number } {
+function round(fn: Loop, n: number, ms: number): { cpu: number; wall: number } {
+  let ops = 0, cpu = 0;
+  gc();
+  const c0 = process.cpuUsage(), t0 = performance.now();
+  do {
+    sink = (sink + fn(n)) | 0;
+    ops += n;
+    cpu = cpuMs(c0);
+  } while (cpu < ms);
+  return { cpu: (ops * 1000) / cpu, wall: (ops * 1000) / (performance.now() - t0) };
+}
+
+export interface Rounds {
+  /** Operations per CPU second of each round (the figures the rows report). */
+  ours: number[];
+  peer: number[];
+  /** Operations per wall-clock second of the same rounds. */
+  wallOurs: number[];
+  wallPeer: number[];
+}
+
+/**
+ * Measures both sides in the same process: a warm-up of each, then `rounds` pairs of rounds, the sides
+ * alternating and which goes first alternating too (ours first in even pairs). Returns every round's rate, paired
+ * by index, for run.ts to take medians and spreads of.
+ *
+ * A round lasts a fixed amount of the process's CPU time, and its rate is operations per CPU second: on a machine
+ * shared with other work, wall-clock time also counts the moments the process was not running at all, which land
+ * on one side or the other by chance (on this 2-core machine under load, wall-clock rounds of the same loop spread
+ * two to four times wider). The wall-clock rates of the same rounds are returned too (see `wall`).
+ */
+export function compare(ours: Loop, peer: Loop, opts: TimingOptions): Rounds {
   const no = warmUp(ours, opts.warmupMs), np = warmUp(peer, opts.warmupMs);
-  let bestOurs = 0, bestPeer = 0;
-  for (let r = 0; r < opts.rounds; r++) {
-    if (r % 2 === 0) {
-      bestOurs = Math.max(bestOurs, round(ours, no, opts.roundMs));
-      bestPeer = Math.max(bestPeer, round(peer, np, opts.roundMs));
+  const r: Rounds = { ours: [], peer: [], wallOurs: [], wallPeer: [] };
+  const one = (fn: Loop, n: number, cpu: number[], wall: number[]): void => {
+    const x = round(fn, n, opts.roundMs);
+    cpu.push(x.cpu);
+    wall.push(x.wall);
+  };
+  for (let i = 0; i < opts.rounds; i++) {
+    if (i % 2 === 0) {
+      one(ours, no, r.ours, r.wallOurs);
+      one(peer, np, r.peer, r.wallPeer);
     } else {
-      bestPeer = Math.max(bestPeer, round(peer, np, opts.roundMs));
-      bestOurs = Math.max(bestOurs, round(ours, no, opts.roundMs));
+      one(peer, np, r.peer, r.wallPeer);
+      one(ours, no, r.ours, r.wallOurs);
     }
   }
-  return { ours: bestOurs, peer: bestPeer };
+  return r;
+}
+
+/** A row's figures from `compare`: CPU-time rates, with the wall-clock ratio of the same rounds alongside. */
+export function rates(r: Rounds, k = 1): { ours: number[]; peer: number[]; wallRatio: number; wallRatioIQR: [number, number] } {
+  const wall = r.wallOurs.map((x, i) => x / r.wallPeer[i]);
+  return {
+    ours: scale(r.ours, k), peer: scale(r.peer, k),
+    wallRatio: Number(median(wall).toFixed(3)), wallRatioIQR: iqr(wall).map((x) => Number(x.toFixed(3))) as [number, number],
+  };
+}
+
+/** Every round's figure times `k` (rates in packets/s to MiB/s, say). */
+export function scale(xs: number[], k: number): number[] {
+  return xs.map((x) => x * k);
 }
 
 /** Throws unless `cond`: a benchmark whose two sides do not do the same work must not report a figure. */

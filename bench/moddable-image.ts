@@ -75,12 +75,12 @@ async function measure(sdk: string, chip: Chip, profile: ChipProfile, log: (m: s
     const stack = build.creation.stack;
     log(`  ${chip}: stack ${stack} slots, deepest ${run.deepest()}; heaps taken after boot ${boot.slotsReserved} slots + ${boot.chunksReserved} chunk bytes, connected ${busy.slotsReserved} slots + ${busy.chunksReserved} chunk bytes (in use at least ${least.slots} slots + ${least.chunks} chunk bytes)`);
     const out: Record<string, Line> = {
-      [`real image ${chip}: our bytecode`]: { ours: bytecode(join(tmp, "modules")), unit: "bytes", better: "lower" },
-      [`real image ${chip}: preloaded instances`]: { ours: Number(link[1]), unit: "instances", better: "lower" },
-      [`real image ${chip}: preloaded keys`]: { ours: Number(link[2]), unit: "keys", better: "lower" },
-      [`real image ${chip}: XS heap after boot`]: { ours: heapBytes(boot), unit: "bytes", better: "lower", slots: boot.slotsReserved, chunks: boot.chunksReserved },
-      [`real image ${chip}: XS heap connected`]: { ours: heapBytes(busy), unit: "bytes", better: "lower", slots: busy.slotsReserved, chunks: busy.chunksReserved, leastInUse: least.slots * SLOT + least.chunks },
-      [`real image ${chip}: deepest XS stack`]: { ours: run.deepest(), unit: "slots", better: "lower", stack },
+      [`real image ${chip}: our bytecode`]: { what: "the .xsb bytes of every module of src/ and hosts/ in the image mcconfig built", ours: bytecode(join(tmp, "modules")), unit: "bytes", better: "lower" },
+      [`real image ${chip}: preloaded instances`]: { what: "the instances xsl preloads into the image (from its link report)", ours: Number(link[1]), unit: "instances", better: "lower" },
+      [`real image ${chip}: preloaded keys`]: { what: "the keys xsl preloads into the image (from its link report)", ours: Number(link[2]), unit: "keys", better: "lower" },
+      [`real image ${chip}: XS heap after boot`]: { what: "XS slot (16 B each) and chunk heaps taken once the firmware has booted in mcsim", ours: heapBytes(boot), unit: "bytes", better: "lower", slots: boot.slotsReserved, chunks: boot.chunksReserved },
+      [`real image ${chip}: XS heap connected`]: { what: "XS heaps taken once connected to the emulated cloud and through a property set, a command and a shadow update", ours: heapBytes(busy), unit: "bytes", better: "lower", slots: busy.slotsReserved, chunks: busy.chunksReserved, leastInUse: least.slots * SLOT + least.chunks },
+      [`real image ${chip}: deepest XS stack`]: { what: "the deepest XS stack of the whole run, in slots", ours: run.deepest(), unit: "slots", better: "lower", stack },
     };
     if (build.creation.static) {
       // all the memory XS gets on the chip: the stack comes out of it too
@@ -97,6 +97,7 @@ async function measure(sdk: string, chip: Chip, profile: ChipProfile, log: (m: s
 export const benchmarks: Benchmark[] = [
   {
     names: CHIPS.flatMap(([chip]) => FIGURES.map((f) => `real image ${chip}: ${f}`)),
+    slow: true,
     async run(ctx) {
       const sdk = moddableSdk();
       if (!sdk) throw new Skip("no built Moddable SDK: bash scripts/moddable-sdk.sh, or set $MODDABLE");

@@ -325,9 +325,10 @@ async function compareWith(p: PeerSpec, ctx: Context): Promise<Record<string, Li
   const theirs = await measureClient(code, p.key, p.label, p.qos);
 
   const extra = { peerFile: p.file };
-  const line = (o: PerOp, t: PerOp, what: "compute" | "slots"): Line => {
+  const line = (o: PerOp, t: PerOp, what: "compute" | "slots", op: string): Line => {
     const fake = what === "compute" ? "fakeCompute" : "fakeSlots";
     return {
+      what: `${op} in the same XS engine on the same fake ECMA-419 socket and timer, the fakes' excess taken out: ${what === "compute" ? "compute units" : "heap slots, garbage included"} (XS meters count: one figure)`,
       ours: o[what] - o[fake], peer: t[what] - t[fake],
       unit: what === "compute" ? "XS compute units/op" : "slots/op", better: "lower",
       oursMeasured: round(o[what]), peerMeasured: round(t[what]), oursFakes: round(o[fake]), peerFakes: round(t[fake]),
@@ -336,6 +337,7 @@ async function compareWith(p: PeerSpec, ctx: Context): Promise<Record<string, Li
     };
   };
   const op = p.qos === 1 ? "publish" : "publish0";
+  const publishWhat = p.qos === 1 ? "a QoS 1 publish of 17 bytes, its PUBACK and the bookkeeping" : "a QoS 0 publish of 17 bytes (ours at QoS 0 too)";
   const o = ours.ops[op], t = theirs.ops.publish, oi = ours.ops.incoming, ti = theirs.ops.incoming;
   const fmt = (x: PerOp, unit: "compute" | "slots"): string =>
     unit === "compute" ? `${x.compute.toFixed(0)} units (fakes ${x.fakeCompute.toFixed(0)})` : `${x.slots.toFixed(1)} slots (fakes ${x.fakeSlots.toFixed(1)})`;
@@ -344,12 +346,13 @@ async function compareWith(p: PeerSpec, ctx: Context): Promise<Record<string, Li
   ctx.log(`  calls to the fakes, ${p.label}: ${JSON.stringify(theirs.calls)}; ours: ${JSON.stringify(ours.calls)}`);
   const [pc, ps, ic, is, rs, rb] = names(p);
   return {
-    [pc]: line(o, t, "compute"),
-    [ps]: line(o, t, "slots"),
-    [ic]: line(oi, ti, "compute"),
-    [is]: line(oi, ti, "slots"),
-    [rs]: { ours: ours.restSlots, peer: theirs.restSlots, unit: "slots", better: "lower", ...extra },
+    [pc]: line(o, t, "compute", publishWhat),
+    [ps]: line(o, t, "slots", publishWhat),
+    [ic]: line(oi, ti, "compute", "a 64-byte QoS 0 PUBLISH from the socket to the application"),
+    [is]: line(oi, ti, "slots", "a 64-byte QoS 0 PUBLISH from the socket to the application"),
+    [rs]: { what: "a connected, subscribed client at rest after a full GC: heap slots (XS meters count: one figure)", ours: ours.restSlots, peer: theirs.restSlots, unit: "slots", better: "lower", ...extra },
     [rb]: {
+      what: "the same as slots x 16 plus chunk bytes from two snapshots (one figure)",
       ours: ours.restBytes, peer: theirs.restBytes, unit: "bytes", better: "lower",
       oursChunkBytes: ours.chunkBytes, peerChunkBytes: theirs.chunkBytes, ...extra,
     },
@@ -382,6 +385,7 @@ async function hostStack(ctx: Context): Promise<Record<string, Line>> {
     for (const [name, what] of [[compute, "compute"], [slots, "slots"]] as const) {
       const ours = net(h, what), base = net(b, what);
       out[name] = {
+        what: `${op === "publish" ? "a QoS 1 publish round trip" : "an incoming 64-byte QoS 0 PUBLISH"} through the client with the thing layer on hosts/moddable over the fake TCP socket, the fakes' excess taken out: ${what === "compute" ? "compute units" : "heap slots"} (XS meters count: one figure)`,
         ours, unit: what === "compute" ? "XS compute units/op" : "slots/op", better: "lower",
         measured: round(h[what]), fakes: round(what === "compute" ? h.fakeCompute : h.fakeSlots),
         bareSink: round(base), hostLayer: round(ours - base),
@@ -390,8 +394,9 @@ async function hostStack(ctx: Context): Promise<Record<string, Line>> {
     }
     ctx.log(`  ${op} on the Moddable host: ${net(h, "compute").toFixed(0)} units, ${net(h, "slots").toFixed(1)} slots; on a bare sink ${net(b, "compute").toFixed(0)} units, ${net(b, "slots").toFixed(1)} slots`);
   }
-  out[rs] = { ours: host.restSlots, unit: "slots", better: "lower", bareSink: bare.restSlots, hostLayer: host.restSlots - bare.restSlots };
+  out[rs] = { what: "the client with the thing layer on hosts/moddable, connected, subscribed and idle, after a full GC: heap slots (one figure)", ours: host.restSlots, unit: "slots", better: "lower", bareSink: bare.restSlots, hostLayer: host.restSlots - bare.restSlots };
   out[rb] = {
+    what: "the same as slots x 16 plus chunk bytes from two snapshots (one figure)",
     ours: host.restBytes, unit: "bytes", better: "lower", target: 8192, slotBytes: host.restSlots * DEVICE_SLOT, chunkBytes: host.chunkBytes,
     bareSink: bare.restBytes, hostLayer: host.restBytes - bare.restBytes,
   };

@@ -58,9 +58,9 @@ async function sizes(): Promise<Record<string, Line>> {
     const device = xsbSize(xsc, dir, "device", await deviceCodec());
     const client = xsbSize(xsc, dir, "client", await bundle("../src/mqtt/client.ts"));
     return {
-      "codec XS bytecode (vs Moddable's MQTT client)": { ours: codec, peer, unit: "bytes", better: "lower" },
-      "the device's codec (what the session imports), XS bytecode (vs Moddable's MQTT client)": { ours: device, peer, unit: "bytes", better: "lower" },
-      "client with codec, XS bytecode (vs Moddable's MQTT client)": { ours: client, peer, unit: "bytes", better: "lower" },
+      "codec XS bytecode (vs Moddable's MQTT client)": { what: "src/mqtt/codec.ts bundled vs the SDK's mqtt module, each compiled by the SDK's xsc -e", ours: codec, peer, unit: "bytes", better: "lower" },
+      "the device's codec (what the session imports), XS bytecode (vs Moddable's MQTT client)": { what: "the decode and encode the session imports, bundled, vs the SDK's mqtt module, each compiled by xsc -e", ours: device, peer, unit: "bytes", better: "lower" },
+      "client with codec, XS bytecode (vs Moddable's MQTT client)": { what: "src/mqtt/client.ts with all it imports, bundled, vs the SDK's mqtt module, each compiled by xsc -e", ours: client, peer, unit: "bytes", better: "lower" },
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
