@@ -29,7 +29,7 @@ export const ESP8266_NO_OTA =
   "the Moddable SDK has no OTA module for the ESP8266 (its `ota` module is ESP32-only) and the ESP8266 build keeps one image: update this device over USB (npm run flash:esp8266)";
 
 export interface Esp32FirmwareOptions {
-  /** The SDK's `ota` class (import OTA from "ota"). */
+  /** The SDK's `ota` class: the default export of its "ota" module. */
   OTA: unknown;
   /** System.restart(). */
   restart(): void;

@@ -12,7 +12,7 @@ import { moddableSdk, NO_SDK, SDK_REQUIRED } from "./sdk";
 
 const sdk = moddableSdk();
 /** A chip's link takes about a minute of CPU on 2 cores (tsc once per module dominates); more under load. */
-const LINK_TIMEOUT = 240_000;
+const LINK_TIMEOUT = 600_000; // a link takes about 100 s of CPU; on a loaded 2-core machine several times that in wall time
 const reports: Partial<Record<BoardChip, BoardLinkReport>> = {};
 
 function save(): void {

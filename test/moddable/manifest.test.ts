@@ -47,7 +47,7 @@ function specifiers(text: string): string[] {
 
 const SDK = ["timer", "time", "preference", "net", "sntp", "mc/config", "embedded:io/socket/tcp", "embedded:io/socket/tcp/tls"];
 const PLATFORMS: [string, string[]][] = [
-  ["esp32", [...SDK, "embedded:network/interface/wifi"]],
+  ["esp32", [...SDK, "embedded:network/interface/wifi", "ota", "system"]],
   ["esp", [...SDK, "embedded:network/interface/wifi"]],
   ["lin", SDK],
   ["mac", SDK],
