@@ -107,7 +107,7 @@ const FIRST_RECORDS = 2;
  * QoS 1 and does not read our answers is held back by TCP's flow control, not by our memory. One read may add the
  * PUBACKs of the chunk it brought (a 1,460-byte segment holds at most 208 QoS 1 PUBLISH packets).
  */
-const MAX_ACKS = 64;
+export const MAX_ACKS = 64;
 /** Milliseconds a refused write may wait without keepalive before the connection is given up (with it: 1.5x). */
 const STALL = 90000;
 /** Inbound QoS 1 ids remembered to drop redeliveries: covers a broker's in-flight window (Mosquitto's default is 20). */
@@ -187,12 +187,15 @@ export class Session implements PacketSink {
   private ctl: Uint8Array[] = [];
   /** PUBACKs the transport would not take yet, 4 bytes each in order in one buffer (made when needed), written at once. */
   private acks: Uint8Array | null = null;
-  private ackCount = 0;
+  /** @internal PUBACKs in `acks`; the client stops reading at MAX_ACKS (see `reading`). */
+  ackCount = 0;
   /** When a write was refused, if none has been taken since (-1: nothing waits for the transport). */
   private blockedAt = -1;
   /** When the packet being read began to arrive (-1: between packets); packets completed so far. */
   private partialAt = -1;
   private packetsIn = 0;
+  /** A lone PUBACK may skip the decoder: MQTT 3.1/3.1.1 (a 5.0 PUBACK is not decoded yet), packets of 4 bytes taken. */
+  private readonly fastAcks: boolean;
   private requests: Request[] = []; // subscribe/unsubscribe not yet acknowledged, in order
   /** Acknowledged subscriptions (restored after a clean reconnect), and those of them granted QoS 0, made if any. */
   private subs: string[] = [];
@@ -243,6 +246,7 @@ export class Session implements PacketSink {
     const max = Math.min(options.maxPacketSize ?? 256 * 1024, profile.maxPacketSize ?? 268435460);
     // The profile's topic rules run once per topic, when the topic enters the cache; a cached topic passed them.
     this.topics = new TopicCache(4, profile);
+    this.fastAcks = this.level !== 5 && max >= 4;
     this.decoder = new Decoder(this, { alloc: options.alloc, maxPacketSize: max, level: this.level, skipOversize: true });
     if (this.store) this.restore(this.store);
   }
@@ -308,7 +312,19 @@ export class Session implements PacketSink {
    */
   receive(chunk: Uint8Array, now: number): void {
     this.now = now;
-    const before = this.packetsIn, dec = this.decoder;
+    const dec = this.decoder;
+    // A chunk that is one PUBACK, between packets, connected: the one packet of a QoS 1 round trip, straight to
+    // puback() (what the decoder would do, without its calls). A whole packet: the broker is alive.
+    if (chunk.length === 4 && chunk[0] === 0x40 && chunk[1] === 2 && this.state === CONNECTED && this.fastAcks && dec.state === 0 && !dec.failed) {
+      const id = (chunk[2] << 8) | chunk[3];
+      if (id) {
+        this.packetsIn++;
+        this.lastRecv = now;
+        this.puback(id);
+        return;
+      }
+    }
+    const before = this.packetsIn;
     let error: unknown = null;
     try {
       dec.push(chunk);
@@ -385,13 +401,21 @@ export class Session implements PacketSink {
 
   /** The earliest time `tick` has something to do, or -1. */
   deadline(): number {
+    const ka = this.keepalive;
+    // The common case, connected with nothing waiting (no refused write, no packet half read, no PINGREQ out or
+    // queued, reading): the keepalive's next PINGREQ, or a rate-limited send before it. What the checks below give then.
+    if (this.state === CONNECTED && ka && this.blockedAt < 0 && this.partialAt < 0 && this.pingSentAt < 0 && !this.pingQueued && this.ackCount < MAX_ACKS) {
+      const sent = this.lastSend, recv = this.lastRecv, wait = this.rateWait;
+      const k = (sent < recv ? sent : recv) + ka;
+      return wait && wait < k ? wait : k;
+    }
     switch (this.state) {
       case DIALING:
       case CONNECTING:
         return this.connectDeadline;
       case CONNECTED: {
         // (comparisons, not Math.min and Math.max: this runs after every packet sent or received)
-        const d = this.rateWait, ka = this.keepalive; // 0: none
+        const d = this.rateWait; // ka 0: none
         // The same checks as tick(), in the same order: a deadline tick() would not act on would spin the timer.
         let k = this.blockedAt >= 0 ? this.blockedAt + (ka ? ka * 1.5 : STALL) : -1;
         if (this.ackCount < MAX_ACKS) {
