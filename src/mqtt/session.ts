@@ -152,8 +152,8 @@ export class Session implements PacketSink {
   private pingQueued = false;
   private sessionPresent = false;
   private peerMaxPacket = 0;
+  /** Most QoS 1 messages in flight: the `window` option, or the broker's receive maximum if that is lower. */
   private window: number;
-  private peerWindow = 65535;
 
   // The outbox: QoS 0/1 messages in publish order, in a ring of records (see ITEMS) starting at `head`. The first
   // `flying` of the `count` records were sent and await PUBACK (all QoS 1: a QoS 0 message leaves when written);
@@ -506,7 +506,7 @@ export class Session implements PacketSink {
       r *= ITEMS;
       const box = this.box as unknown[];
       const packet = box[r + PACKET] as Uint8Array, flags = box[r + FLAGS] as number;
-      if (flags & QOS1 && (this.flying >= this.window || this.flying >= this.peerWindow)) return;
+      if (flags & QOS1 && this.flying >= this.window) return;
       if (rate) {
         const span = this.span;
         const times = this.sendTimes && now >= this.sendBase && now - this.sendBase <= 0xffffffff ? this.sendTimes : this.rateTimes(rate, span, now);
@@ -522,8 +522,8 @@ export class Session implements PacketSink {
         this.done(cb, new MqttError("PACKET_TOO_LARGE", `a ${packet.length}-byte PUBLISH exceeds the broker's maximum packet size of ${this.peerMaxPacket} bytes`));
         continue;
       }
-      // DUP only when the broker kept the session that saw the first copy.
-      if (flags & QOS1) packet[0] = flags & SENT && this.sessionPresent ? packet[0] | 8 : packet[0] & ~8;
+      // DUP only when the broker kept the session that saw the first copy (a message never sent has it clear).
+      if (flags & SENT) packet[0] = this.sessionPresent ? packet[0] | 8 : packet[0] & ~8;
       if (!this.write(packet, now)) return;
       if (rate) {
         (this.sendTimes as Uint32Array)[this.sendRing] = now - this.sendBase;
@@ -551,22 +551,62 @@ export class Session implements PacketSink {
     const profile = this.profile;
     if (this.level === 5) this.refuseV5();
     if (retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
-    const id = qos === 1 ? this.freeId() : 0;
-    const packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
+    // (freeId() and append() written out here: this runs once per publish, and a call is dear on XS)
+    let id = 0;
+    if (qos === 1) {
+      if (this.idsFree === 0) this.findIds();
+      this.idsFree--;
+      id = this.nextId;
+      this.nextId = id === 65535 ? 1 : id + 1;
+    }
+    // The common message, a byte array to a topic cached (checked and encoded before) in under 128 bytes, made here;
+    // any other by the codec, which checks what it is given.
+    const tb = this.topics.get(topic);
+    let packet: Uint8Array | undefined;
+    if (tb && typeof payload !== "string" && (qos === 1 || qos === 0)) {
+      const tl = tb.length, pl = payload.length, rl = qos ? tl + 2 + pl : tl + pl;
+      if (rl < 128) {
+        packet = this.alloc ? this.alloc(2 + rl) : new Uint8Array(2 + rl);
+        packet[0] = retain ? 0x31 | (qos << 1) : 0x30 | (qos << 1);
+        packet[1] = rl;
+        packet.set(tb, 2);
+        if (qos) {
+          packet[2 + tl] = id >> 8;
+          packet[3 + tl] = id & 0xff;
+        }
+        packet.set(payload, 2 + rl - pl);
+      }
+    }
+    if (!packet) packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
     const n = packet.length;
     const max = this.peerMaxPacket || profile.maxPacketSize || 0;
     if (max && n > max) throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);
     if (this.count >= this.maxMessages || this.bytes + n > this.maxBytes) this.makeRoom(n, qos);
     let key = 0;
-    if (qos && this.store) {
-      key = this.nextKey++;
-      try {
-        this.store.save(key, packet);
-      } catch (err) {
-        throw new MqttError("STORE_FAILED", `could not save the message for ${topic} in the persistent outbox: ${String(err)}`, err);
+    const store = this.store;
+    if (store) {
+      if (qos) {
+        key = this.nextKey++;
+        try {
+          store.save(key, packet);
+        } catch (err) {
+          throw new MqttError("STORE_FAILED", `could not save the message for ${topic} in the persistent outbox: ${String(err)}`, err);
+        }
       }
+      this.append(packet, cb, qos ? id | QOS1 : 0, key);
+    } else {
+      const count = this.count;
+      if (count === this.records) this.resize(Math.max(count + 1, Math.min(this.records ? this.records * 2 : FIRST_RECORDS, this.maxMessages)));
+      let p = this.head + count;
+      if (p >= this.records) p -= this.records;
+      p *= ITEMS;
+      const box = this.box as unknown[];
+      box[p] = packet; // PACKET
+      box[p + CALLBACK] = cb;
+      box[p + FLAGS] = qos ? id | QOS1 : 0;
+      this.count = count + 1;
+      this.bytes += n;
     }
-    this.append(packet, cb, qos ? id | QOS1 : 0, key);
     this.flush(now);
   }
 
@@ -1047,12 +1087,13 @@ export class Session implements PacketSink {
     // with DUP and skip restoring the subscriptions.
     if (p.sessionPresent && (this.options.clean ?? true)) return this.protocol("CONNACK says a session was kept, though this client asked for a clean one");
     this.state = CONNECTED;
+    this.window = Math.max(1, this.options.window ?? 10);
     this.sessionPresent = p.sessionPresent;
     this.lastRecv = now;
     const props = p.properties;
     if (props) {
       if (props.serverKeepAlive !== undefined) this.keepalive = props.serverKeepAlive * 1000;
-      if (props.receiveMaximum) this.peerWindow = props.receiveMaximum;
+      if (props.receiveMaximum && props.receiveMaximum < this.window) this.window = props.receiveMaximum;
       if (props.maximumPacketSize) this.peerMaxPacket = props.maximumPacketSize;
     }
     if (!p.sessionPresent) {
