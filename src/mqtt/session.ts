@@ -404,7 +404,8 @@ export class Session implements PacketSink {
     const ka = this.keepalive;
     // The common case, connected with nothing waiting (no refused write, no packet half read, no PINGREQ out or
     // queued, reading): the keepalive's next PINGREQ, or a rate-limited send before it. What the checks below give then.
-    if (this.state === CONNECTED && ka && this.blockedAt < 0 && this.partialAt < 0 && this.pingSentAt < 0 && !this.pingQueued && this.ackCount < MAX_ACKS) {
+    // (Each of blockedAt, partialAt and pingSentAt is -1 or a time, never negative: their sum is -3 when none is set.)
+    if (this.state === CONNECTED && ka && this.blockedAt + this.partialAt + this.pingSentAt === -3 && !this.pingQueued && this.ackCount < MAX_ACKS) {
       const sent = this.lastSend, recv = this.lastRecv, wait = this.rateWait;
       const k = (sent < recv ? sent : recv) + ka;
       return wait && wait < k ? wait : k;
@@ -1022,6 +1023,28 @@ export class Session implements PacketSink {
   /** A PUBACK: the message in flight with that id is done. Nothing is made: the in-flight records are scanned. */
   private puback(id: number): void {
     const box = this.box;
+    // The oldest in flight, as a broker acknowledges in order, without a persistent store: remove() written out.
+    if (this.flying && !this.keys) {
+      const head = this.head, r = head * ITEMS;
+      if ((((box as unknown[])[r + FLAGS] as number) & 0xffff) === id) {
+        const cb = (box as unknown[])[r + CALLBACK] as PublishCallback | undefined;
+        this.bytes -= ((box as unknown[])[r] as Uint8Array).length; // PACKET
+        (box as unknown[])[r] = (box as unknown[])[r + CALLBACK] = undefined;
+        this.flying--;
+        if (--this.count) this.head = head + 1 === this.records ? 0 : head + 1;
+        else {
+          this.head = 0;
+          // A ring grown for a burst goes; the next message makes a small one.
+          if (this.records > FIRST_RECORDS) {
+            this.box = null;
+            this.records = 0;
+          }
+        }
+        if (cb) this.done(cb);
+        if (this.flying < this.count || this.ctl.length) this.flush(this.now);
+        return;
+      }
+    }
     for (let i = 0, r = this.head * ITEMS; i < this.flying; i++, r += ITEMS) {
       if (r === this.records * ITEMS) r = 0;
       if ((((box as unknown[])[r + FLAGS] as number) & 0xffff) !== id) continue;
