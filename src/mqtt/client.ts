@@ -4,7 +4,7 @@
  * connection stayed up a while, so a broker that accepts and then kicks the client is backed off from too.
  */
 import { MqttError } from "./errors";
-import { Session, type Message, type PublishCallback, type SessionHost, type SessionOptions, type SubscribeCallback, type UnsubscribeCallback } from "./session";
+import { MAX_ACKS, Session, type Message, type PublishCallback, type SessionHost, type SessionOptions, type SubscribeCallback, type UnsubscribeCallback } from "./session";
 import { NetError, checkBrokerAnswer } from "../net/errors";
 import type { Clock, Connector, Transport, TransportHandlers } from "../net/transport";
 import type { ConnackPacket, QoS } from "./packets";
@@ -242,8 +242,9 @@ export class Client implements SessionHost {
   linkReadable(link: Link): void {
     const t = this.transport, s = this.session;
     if (link.gen !== this.gen || !t) return;
-    link.paused = !s.reading;
-    for (let c = link.paused ? undefined : t.read(); c; c = link.gen === this.gen && !(link.paused = !s.reading) ? t.read() : undefined) {
+    let c: Uint8Array | undefined;
+    // (the session's count of PUBACKs waiting, not its `reading` getter: this runs for every chunk)
+    while (!(link.paused = s.ackCount >= MAX_ACKS) && (c = t.read())) {
       if (!link.answered && c.length > 0) {
         // A broker's first byte is CONNACK's (or AUTH's): anything else is not an MQTT broker (or a TLS port).
         link.answered = true;
@@ -251,6 +252,7 @@ export class Client implements SessionHost {
         if (wrong) return this.lost(new MqttError("CONNECTION_LOST", wrong.message, wrong));
       }
       s.receive(c, this.clock.now());
+      if (link.gen !== this.gen) break;
     }
     this.arm();
   }

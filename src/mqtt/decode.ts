@@ -75,14 +75,16 @@ export class Decoder {
   skipOversize: boolean;
   onSkip: ((error: MqttError) => void) | undefined;
   private r = new Reader();
-  private state = HEADER;
+  /** @internal Where in a packet the next byte goes (0: at a packet's first byte); read by the session's PUBACK path. */
+  state = HEADER;
   private header = 0;
   private rl = 0;
   private lenBytes = 0;
   private body: Uint8Array | null = null;
   private filled = 0;
   private skipLeft = 0;
-  private failed: unknown = null;
+  /** @internal What the stream failed with (null: it has not); read by the session's PUBACK path. */
+  failed: unknown = null;
   private alloc: Allocator | undefined;
   private sink: PacketSink | null = null;
   private cacheSize: number;

@@ -107,7 +107,7 @@ const FIRST_RECORDS = 2;
  * QoS 1 and does not read our answers is held back by TCP's flow control, not by our memory. One read may add the
  * PUBACKs of the chunk it brought (a 1,460-byte segment holds at most 208 QoS 1 PUBLISH packets).
  */
-const MAX_ACKS = 64;
+export const MAX_ACKS = 64;
 /** Milliseconds a refused write may wait without keepalive before the connection is given up (with it: 1.5x). */
 const STALL = 90000;
 /** Inbound QoS 1 ids remembered to drop redeliveries: covers a broker's in-flight window (Mosquitto's default is 20). */
@@ -152,8 +152,8 @@ export class Session implements PacketSink {
   private pingQueued = false;
   private sessionPresent = false;
   private peerMaxPacket = 0;
+  /** Most QoS 1 messages in flight: the `window` option, or the broker's receive maximum if that is lower. */
   private window: number;
-  private peerWindow = 65535;
 
   // The outbox: QoS 0/1 messages in publish order, in a ring of records (see ITEMS) starting at `head`. The first
   // `flying` of the `count` records were sent and await PUBACK (all QoS 1: a QoS 0 message leaves when written);
@@ -187,12 +187,15 @@ export class Session implements PacketSink {
   private ctl: Uint8Array[] = [];
   /** PUBACKs the transport would not take yet, 4 bytes each in order in one buffer (made when needed), written at once. */
   private acks: Uint8Array | null = null;
-  private ackCount = 0;
+  /** @internal PUBACKs in `acks`; the client stops reading at MAX_ACKS (see `reading`). */
+  ackCount = 0;
   /** When a write was refused, if none has been taken since (-1: nothing waits for the transport). */
   private blockedAt = -1;
   /** When the packet being read began to arrive (-1: between packets); packets completed so far. */
   private partialAt = -1;
   private packetsIn = 0;
+  /** A lone PUBACK may skip the decoder: MQTT 3.1/3.1.1 (a 5.0 PUBACK is not decoded yet), packets of 4 bytes taken. */
+  private readonly fastAcks: boolean;
   private requests: Request[] = []; // subscribe/unsubscribe not yet acknowledged, in order
   /** Acknowledged subscriptions (restored after a clean reconnect), and those of them granted QoS 0, made if any. */
   private subs: string[] = [];
@@ -243,6 +246,7 @@ export class Session implements PacketSink {
     const max = Math.min(options.maxPacketSize ?? 256 * 1024, profile.maxPacketSize ?? 268435460);
     // The profile's topic rules run once per topic, when the topic enters the cache; a cached topic passed them.
     this.topics = new TopicCache(4, profile);
+    this.fastAcks = this.level !== 5 && max >= 4;
     this.decoder = new Decoder(this, { alloc: options.alloc, maxPacketSize: max, level: this.level, skipOversize: true });
     if (this.store) this.restore(this.store);
   }
@@ -308,7 +312,19 @@ export class Session implements PacketSink {
    */
   receive(chunk: Uint8Array, now: number): void {
     this.now = now;
-    const before = this.packetsIn, dec = this.decoder;
+    const dec = this.decoder;
+    // A chunk that is one PUBACK, between packets, connected: the one packet of a QoS 1 round trip, straight to
+    // puback() (what the decoder would do, without its calls). A whole packet: the broker is alive.
+    if (chunk.length === 4 && chunk[0] === 0x40 && chunk[1] === 2 && this.state === CONNECTED && this.fastAcks && dec.state === 0 && !dec.failed) {
+      const id = (chunk[2] << 8) | chunk[3];
+      if (id) {
+        this.packetsIn++;
+        this.lastRecv = now;
+        this.puback(id);
+        return;
+      }
+    }
+    const before = this.packetsIn;
     let error: unknown = null;
     try {
       dec.push(chunk);
@@ -385,13 +401,22 @@ export class Session implements PacketSink {
 
   /** The earliest time `tick` has something to do, or -1. */
   deadline(): number {
+    const ka = this.keepalive;
+    // The common case, connected with nothing waiting (no refused write, no packet half read, no PINGREQ out or
+    // queued, reading): the keepalive's next PINGREQ, or a rate-limited send before it. What the checks below give then.
+    // (Each of blockedAt, partialAt and pingSentAt is -1 or a time, never negative: their sum is -3 when none is set.)
+    if (this.state === CONNECTED && ka && this.blockedAt + this.partialAt + this.pingSentAt === -3 && !this.pingQueued && this.ackCount < MAX_ACKS) {
+      const sent = this.lastSend, recv = this.lastRecv, wait = this.rateWait;
+      const k = (sent < recv ? sent : recv) + ka;
+      return wait && wait < k ? wait : k;
+    }
     switch (this.state) {
       case DIALING:
       case CONNECTING:
         return this.connectDeadline;
       case CONNECTED: {
         // (comparisons, not Math.min and Math.max: this runs after every packet sent or received)
-        const d = this.rateWait, ka = this.keepalive; // 0: none
+        const d = this.rateWait; // ka 0: none
         // The same checks as tick(), in the same order: a deadline tick() would not act on would spin the timer.
         let k = this.blockedAt >= 0 ? this.blockedAt + (ka ? ka * 1.5 : STALL) : -1;
         if (this.ackCount < MAX_ACKS) {
@@ -482,7 +507,7 @@ export class Session implements PacketSink {
       r *= ITEMS;
       const box = this.box as unknown[];
       const packet = box[r + PACKET] as Uint8Array, flags = box[r + FLAGS] as number;
-      if (flags & QOS1 && (this.flying >= this.window || this.flying >= this.peerWindow)) return;
+      if (flags & QOS1 && this.flying >= this.window) return;
       if (rate) {
         const span = this.span;
         const times = this.sendTimes && now >= this.sendBase && now - this.sendBase <= 0xffffffff ? this.sendTimes : this.rateTimes(rate, span, now);
@@ -498,8 +523,8 @@ export class Session implements PacketSink {
         this.done(cb, new MqttError("PACKET_TOO_LARGE", `a ${packet.length}-byte PUBLISH exceeds the broker's maximum packet size of ${this.peerMaxPacket} bytes`));
         continue;
       }
-      // DUP only when the broker kept the session that saw the first copy.
-      if (flags & QOS1) packet[0] = flags & SENT && this.sessionPresent ? packet[0] | 8 : packet[0] & ~8;
+      // DUP only when the broker kept the session that saw the first copy (a message never sent has it clear).
+      if (flags & SENT) packet[0] = this.sessionPresent ? packet[0] | 8 : packet[0] & ~8;
       if (!this.write(packet, now)) return;
       if (rate) {
         (this.sendTimes as Uint32Array)[this.sendRing] = now - this.sendBase;
@@ -527,22 +552,62 @@ export class Session implements PacketSink {
     const profile = this.profile;
     if (this.level === 5) this.refuseV5();
     if (retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
-    const id = qos === 1 ? this.freeId() : 0;
-    const packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
+    // (freeId() and append() written out here: this runs once per publish, and a call is dear on XS)
+    let id = 0;
+    if (qos === 1) {
+      if (this.idsFree === 0) this.findIds();
+      this.idsFree--;
+      id = this.nextId;
+      this.nextId = id === 65535 ? 1 : id + 1;
+    }
+    // The common message, a byte array to a topic cached (checked and encoded before) in under 128 bytes, made here;
+    // any other by the codec, which checks what it is given.
+    const tb = this.topics.get(topic);
+    let packet: Uint8Array | undefined;
+    if (tb && typeof payload !== "string" && (qos === 1 || qos === 0)) {
+      const tl = tb.length, pl = payload.length, rl = qos ? tl + 2 + pl : tl + pl;
+      if (rl < 128) {
+        packet = this.alloc ? this.alloc(2 + rl) : new Uint8Array(2 + rl);
+        packet[0] = retain ? 0x31 | (qos << 1) : 0x30 | (qos << 1);
+        packet[1] = rl;
+        packet.set(tb, 2);
+        if (qos) {
+          packet[2 + tl] = id >> 8;
+          packet[3 + tl] = id & 0xff;
+        }
+        packet.set(payload, 2 + rl - pl);
+      }
+    }
+    if (!packet) packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
     const n = packet.length;
     const max = this.peerMaxPacket || profile.maxPacketSize || 0;
     if (max && n > max) throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);
     if (this.count >= this.maxMessages || this.bytes + n > this.maxBytes) this.makeRoom(n, qos);
     let key = 0;
-    if (qos && this.store) {
-      key = this.nextKey++;
-      try {
-        this.store.save(key, packet);
-      } catch (err) {
-        throw new MqttError("STORE_FAILED", `could not save the message for ${topic} in the persistent outbox: ${String(err)}`, err);
+    const store = this.store;
+    if (store) {
+      if (qos) {
+        key = this.nextKey++;
+        try {
+          store.save(key, packet);
+        } catch (err) {
+          throw new MqttError("STORE_FAILED", `could not save the message for ${topic} in the persistent outbox: ${String(err)}`, err);
+        }
       }
+      this.append(packet, cb, qos ? id | QOS1 : 0, key);
+    } else {
+      const count = this.count;
+      if (count === this.records) this.resize(Math.max(count + 1, Math.min(this.records ? this.records * 2 : FIRST_RECORDS, this.maxMessages)));
+      let p = this.head + count;
+      if (p >= this.records) p -= this.records;
+      p *= ITEMS;
+      const box = this.box as unknown[];
+      box[p] = packet; // PACKET
+      box[p + CALLBACK] = cb;
+      box[p + FLAGS] = qos ? id | QOS1 : 0;
+      this.count = count + 1;
+      this.bytes += n;
     }
-    this.append(packet, cb, qos ? id | QOS1 : 0, key);
     this.flush(now);
   }
 
@@ -958,6 +1023,28 @@ export class Session implements PacketSink {
   /** A PUBACK: the message in flight with that id is done. Nothing is made: the in-flight records are scanned. */
   private puback(id: number): void {
     const box = this.box;
+    // The oldest in flight, as a broker acknowledges in order, without a persistent store: remove() written out.
+    if (this.flying && !this.keys) {
+      const head = this.head, r = head * ITEMS;
+      if ((((box as unknown[])[r + FLAGS] as number) & 0xffff) === id) {
+        const cb = (box as unknown[])[r + CALLBACK] as PublishCallback | undefined;
+        this.bytes -= ((box as unknown[])[r] as Uint8Array).length; // PACKET
+        (box as unknown[])[r] = (box as unknown[])[r + CALLBACK] = undefined;
+        this.flying--;
+        if (--this.count) this.head = head + 1 === this.records ? 0 : head + 1;
+        else {
+          this.head = 0;
+          // A ring grown for a burst goes; the next message makes a small one.
+          if (this.records > FIRST_RECORDS) {
+            this.box = null;
+            this.records = 0;
+          }
+        }
+        if (cb) this.done(cb);
+        if (this.flying < this.count || this.ctl.length) this.flush(this.now);
+        return;
+      }
+    }
     for (let i = 0, r = this.head * ITEMS; i < this.flying; i++, r += ITEMS) {
       if (r === this.records * ITEMS) r = 0;
       if ((((box as unknown[])[r + FLAGS] as number) & 0xffff) !== id) continue;
@@ -1023,12 +1110,13 @@ export class Session implements PacketSink {
     // with DUP and skip restoring the subscriptions.
     if (p.sessionPresent && (this.options.clean ?? true)) return this.protocol("CONNACK says a session was kept, though this client asked for a clean one");
     this.state = CONNECTED;
+    this.window = Math.max(1, this.options.window ?? 10);
     this.sessionPresent = p.sessionPresent;
     this.lastRecv = now;
     const props = p.properties;
     if (props) {
       if (props.serverKeepAlive !== undefined) this.keepalive = props.serverKeepAlive * 1000;
-      if (props.receiveMaximum) this.peerWindow = props.receiveMaximum;
+      if (props.receiveMaximum && props.receiveMaximum < this.window) this.window = props.receiveMaximum;
       if (props.maximumPacketSize) this.peerMaxPacket = props.maximumPacketSize;
     }
     if (!p.sessionPresent) {
