@@ -9,6 +9,7 @@ import type * as net from "node:net";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { until } from "../helpers/wait";
 import { createNodeHost } from "../../hosts/node/host";
 import { DEMO_DEVICE_SN, DEMO_PRODUCT_SN, demoDirProblem, parseSimulatorArgs } from "../../hosts/node/simulator";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
@@ -22,16 +23,6 @@ const cleanups: Cleanups = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
-
-async function until<T>(f: () => T | undefined | false, what: string, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function boot(host: Parameters<typeof start>[0]): Promise<Device> {
   const device = await start(host, thermostat({ postInterval: 200 }));

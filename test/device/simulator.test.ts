@@ -4,6 +4,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { until } from "../helpers/wait";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import { start, type Device } from "../../src/device/main";
 import { thermostat } from "../../src/device/thermostat";
@@ -19,16 +20,6 @@ afterEach(async () => {
 
 const tmpDir = () => tmpDir_(cleanups, "uiot-sim-");
 const cloudWith = (device: { deviceSecret?: string }) => cloudWith_(cleanups, device);
-
-async function until<T>(f: () => T | undefined | false, what: string, ms = 8000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function boot(host: NodeHost): Promise<Device> {
   const device = await start(host, thermostat({ postInterval: 200 }));

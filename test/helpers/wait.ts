@@ -32,6 +32,17 @@ export async function waitFor<T>(condition: () => T | Promise<T>, options: WaitO
   }
 }
 
+/** Polls a synchronous `f` every 20 ms until it gives a truthy value (returned), or fails after `ms` naming `what`. */
+export async function until<T>(f: () => T | undefined | false, what: string, ms = 8000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
