@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { startAedes } from "../helpers/aedes.ts";
 import { canConnect } from "../helpers/ports.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { connect, end, nextMessage } from "./mqttjs.ts";
 
 describe("aedes helper", () => {
@@ -17,6 +18,8 @@ describe("aedes helper", () => {
     const got = nextMessage(client, "a/b");
     await client.publishAsync("a/b", "hi", { qos: 1 });
     expect((await got).toString()).toBe("hi");
+    // aedes emits "publish" once its own series for the message is done, which can come after the delivery
+    await waitFor(() => published.length > 0, { message: "aedes's publish event" });
     expect(published).toEqual(["a/b"]);
     await end(client);
     await aedes.close();
