@@ -88,6 +88,18 @@ export function firmwareSuite(chip: Chip): void {
 
     const identity = { productSN: PSN, deviceSN: DSN };
 
+    /** The preference file's text once it is there and whole (it parses as JSON). */
+    const wholePreferences = (path: string): Promise<string> =>
+      waitFor(() => {
+        try {
+          const text = readFileSync(path, "utf8");
+          JSON.parse(text);
+          return text;
+        } catch {
+          return undefined;
+        }
+      }, { message: `${path} whole` });
+
     it("links with no 'not frozen' object of ours, and boots on the chip's creation settings", () => {
       expect(report.notFrozen).toEqual([]);
       expect(build.creation.stack).toBeGreaterThan(0);
@@ -101,14 +113,20 @@ export function firmwareSuite(chip: Chip): void {
       await first.run.waitFor(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as TESTPRODUCT00001\.thermostat-42/, 60_000);
       const secret = cloud.device(PSN, DSN)!.deviceSecret;
       expect(secret).toBeTruthy();
-      expect(linConfigStore(first.prefs, profile).get(CONFIG_KEYS.deviceSecret)).toBe(secret);
-      expect(linConfigStore(first.prefs, profile).get(CONFIG_KEYS.productSecret)).toBeUndefined(); // deleted once the DeviceSecret was stored
       await waitFor(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), { message: "a property post", timeoutMs: 20_000 });
+      // The SDK's desktop `preference` rewrites modpreferences.json whole at every change (delete, then write: the
+      // persistent outbox changes it at each QoS 1 post), so it is read while whole, and copied before the stop,
+      // which could land between the delete and the write.
+      const prefs = await wholePreferences(first.prefs);
       await first.run.stop();
+      const copy = join(tmpDir(cleanups, `uiot-fw-${chip}-`), "modpreferences.json");
+      writeFileSync(copy, prefs);
+      expect(linConfigStore(copy, profile).get(CONFIG_KEYS.deviceSecret)).toBe(secret);
+      expect(linConfigStore(copy, profile).get(CONFIG_KEYS.productSecret)).toBeUndefined(); // deleted once the DeviceSecret was stored
 
-      // the same preference file, a new start: the stored secret, no second registration
+      // the same preferences, a new start: the stored secret, no second registration
       const dir = tmpDir(cleanups, `uiot-fw-${chip}-`);
-      writeFileSync(join(dir, "modpreferences.json"), readFileSync(first.prefs));
+      writeFileSync(join(dir, "modpreferences.json"), prefs);
       const again = runFirmware(build, dir, display);
       cleanups.push(async () => {
         await again.stop();
