@@ -1,8 +1,8 @@
 /**
  * Figures of the real firmware image: built with the Moddable SDK's mcconfig for the desktop (lin) under each chip's
  * XS creation settings and limits, run headless in the SDK's mcsim against the emulated UIoT Core (the harness of
- * test/moddable/firmware.ts), through boot, login, the first posts and a property set, a command and a shadow desired
- * value. Skipped without a built SDK ($MODDABLE, or the one scripts/moddable-sdk.sh builds).
+ * test/helpers/moddable-firmware.ts), through boot, login, the first posts and a property set, a command and a shadow desired
+ * value. Skipped without a built SDK ($MODDABLE, or the one tools/moddable/sdk.sh builds).
  *
  * Per chip: our modules' bytecode (the .xsb of everything under src/ and hosts/ in the image), the instances and
  * keys xsl preloads, the XS heaps taken after boot and once connected and busy (what XS grew its heaps to: slots
@@ -15,9 +15,9 @@ import { join } from "node:path";
 import { DESKTOP, ESP32, ESP8266, type ChipProfile } from "../hosts/moddable/chips";
 import { cloudWith, DEVICE_SECRET, DSN, PSN, tmpDir, type Cleanups } from "../test/helpers/device-rig";
 import { waitFor } from "../test/helpers/wait";
-import { buildFirmware, runFirmware, startXvfb, type Chip, type Sample } from "../test/moddable/firmware";
-import { provisionLin } from "../test/moddable/lin-preferences";
-import { moddableSdk } from "../test/moddable/sdk";
+import { buildFirmware, runFirmware, startXvfb, type Chip, type Sample } from "../test/helpers/moddable-firmware";
+import { provisionLin } from "../test/helpers/lin-preferences";
+import { moddableSdk } from "../test/helpers/moddable-sdk";
 import { Skip, type Benchmark, type Line } from "./harness";
 
 const CHIPS: [Chip, ChipProfile][] = [["desktop", DESKTOP], ["esp32", ESP32], ["esp8266", ESP8266]];
@@ -100,7 +100,7 @@ export const benchmarks: Benchmark[] = [
     slow: true,
     async run(ctx) {
       const sdk = moddableSdk();
-      if (!sdk) throw new Skip("no built Moddable SDK: bash scripts/moddable-sdk.sh, or set $MODDABLE");
+      if (!sdk) throw new Skip("no built Moddable SDK: bash tools/moddable/sdk.sh, or set $MODDABLE");
       const out: Record<string, Line> = {};
       for (const [chip, profile] of CHIPS) Object.assign(out, await measure(sdk, chip, profile, ctx.log));
       return out;

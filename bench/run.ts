@@ -36,10 +36,10 @@ import type { Benchmark, Context, Line } from "./harness";
 import { report, round, table, toRow, type Row } from "./report";
 import * as codec from "./codec";
 import * as size from "./size";
-import * as xsSize from "./xs-size";
+import * as xsSize from "./xsnap/size";
 import * as client from "./client";
-import * as xs from "./xs";
-import * as xsPeer from "./xs-peer";
+import * as xs from "./xsnap/client";
+import * as xsPeer from "./xsnap/peers";
 import * as moddableImage from "./moddable-image";
 
 const MODULES: { benchmarks: Benchmark[] }[] = [codec, size, xsSize, client, xs, xsPeer, moddableImage];

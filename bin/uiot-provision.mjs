@@ -4,4 +4,4 @@
 import { register } from "tsx/esm/api";
 
 register();
-await import("../hosts/node/provision/main.ts");
+await import("../tools/provision/main.ts");

@@ -5,7 +5,7 @@
  *
  * mc/config `chip` ("esp32" or "esp8266"; set in a manifest's "config") runs it with that chip's limits (config
  * values, outbox, TLS fragments, frames): with the chip's XS creation settings, the desktop build then shows what
- * the board would do. The tests build it that way (test/moddable/firmware.ts).
+ * the board would do. The tests build it that way (test/helpers/moddable-firmware.ts).
  */
 import config from "mc/config";
 import Preference from "preference";

@@ -135,7 +135,7 @@ export function firmwareVersion(): string {
 
 /** Config keys the Wi-Fi credentials are read from before mc/config's ssid / password. */
 export const WIFI_KEYS = { ssid: "wifi.ssid", password: "wifi.password" } as const;
-// Frozen apart from its literal, which test/provision/names.test.ts reads from this file's text.
+// Frozen apart from its literal, which test/tools/provision/names.test.ts reads from this file's text.
 Object.freeze(WIFI_KEYS);
 
 function stored(config: KeyValueStore, key: string, log: HostParts["log"]): string | undefined {

@@ -82,7 +82,7 @@ const DEAD = 5;
 /**
  * Four dot-separated groups of 1 to 3 digits: an address the TCP socket takes as it is. A loop, not a RegExp: it runs
  * at every dial, and XS's RegExp exec crashed (SIGSEGV in fx_RegExp_prototype_exec) on a dial from a timer in the
- * desktop build under the ESP8266's small, often collected heaps (the keepalive scenario of test/moddable).
+ * desktop build under the ESP8266's small, often collected heaps (the keepalive scenario of test/hosts/moddable).
  */
 export function isIPv4(s: string): boolean {
   let groups = 0, digits = 0;

@@ -1,6 +1,6 @@
 /**
  * The firmware entry: what every target runs once its host is built (hosts/esp32/main.ts, hosts/esp8266/main.ts,
- * hosts/moddable-desktop/main.ts through hosts/moddable/boot.ts, and the Node simulator, hosts/node/simulator.ts).
+ * hosts/moddable-desktop/main.ts through hosts/moddable/boot.ts, and the Node simulator, tools/simulator/simulator.ts).
  *
  *   start(host)                  // the thermostat application (src/device/thermostat.ts)
  *   start(host, myApp)           // another application

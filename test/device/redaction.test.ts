@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { inspect } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { FileConfigStore } from "../../hosts/node/config-store";
-import { planProvisioning } from "../../hosts/node/provision/provision";
+import { planProvisioning } from "../../tools/provision/provision";
 import { WiFiLink, type WiFiConstructor } from "../../hosts/moddable/wifi-link";
 import { loadDeviceConfig } from "../../src/device/config";
 import { CONFIG_KEYS } from "../../src/device/config-keys";

@@ -11,7 +11,7 @@ import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { until } from "../helpers/wait";
 import { createNodeHost } from "../../hosts/node/host";
-import { DEMO_DEVICE_SN, DEMO_PRODUCT_SN, demoDirProblem, parseSimulatorArgs } from "../../hosts/node/simulator";
+import { DEMO_DEVICE_SN, DEMO_PRODUCT_SN, demoDirProblem, parseSimulatorArgs } from "../../tools/simulator/simulator";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import type { LogLevel } from "../../src/device/host";
 import { start, type Device } from "../../src/device/main";
@@ -184,7 +184,7 @@ describe("npm start -- --dir DIR: only the simulator's own demo folder takes the
   it("refuses a folder `npm run provision` wrote (DeviceSecret, outbox), says how to run it, and changes nothing", async () => {
     const cwd = tmpDir(cleanups, "uiot-start-dir-");
     const secret = "Zq8Xv2Lw9Kp4Tn7R";
-    const p = await run("hosts/node/provision/main.ts", ["--product-sn", "abcdefgh12345678", "--device-sn", "thermostat-01", "--url", "mqtts://mqtt-cn-sh2.iot.ucloud.cn:8883", "--secret-stdin"], cwd, `${secret}\n`);
+    const p = await run("tools/provision/main.ts", ["--product-sn", "abcdefgh12345678", "--device-sn", "thermostat-01", "--url", "mqtts://mqtt-cn-sh2.iot.ucloud.cn:8883", "--secret-stdin"], cwd, `${secret}\n`);
     expect(p.code, p.out).toBe(0);
     // A QoS 1 message the device has not delivered yet.
     fs.mkdirSync(path.join(cwd, ".simulator", "outbox"), { mode: 0o700 });
@@ -193,7 +193,7 @@ describe("npm start -- --dir DIR: only the simulator's own demo folder takes the
     expect(JSON.parse(fs.readFileSync(path.join(cwd, ".simulator", "config.json"), "utf8"))[CONFIG_KEYS.deviceSecret]).toBe(secret);
 
     for (const dir of [".simulator", "./.simulator/", path.join(cwd, ".simulator")]) {
-      const r = await run("hosts/node/simulator.ts", ["--dir", dir], cwd);
+      const r = await run("tools/simulator/simulator.ts", ["--dir", dir], cwd);
       expect(r.code, r.out).toBe(1);
       expect(r.out).toMatch(/^error: \S+ holds the device abcdefgh12345678\.thermostat-01 \(config\.json with its DeviceSecret\), not the simulator's demo device: the demo would overwrite its secret \(UIoT Core hands a DeviceSecret out once\) and delete its outbox, so it is left as it is\. For the demo, leave out --dir \(it uses \.simulator\/demo\) or give a new or empty folder\. To run that device: npm start -- --broker mqtts:\/\/mqtt-cn-sh2\.iot\.ucloud\.cn:8883 --device \S+\n$/);
       expect(r.out).not.toContain(secret);
@@ -228,7 +228,7 @@ describe("npm start -- --dir DIR: only the simulator's own demo folder takes the
     const dir = path.join(tmpDir(cleanups, "uiot-start-dir-"), "demo");
     expect(demoDirProblem(dir)).toBeUndefined();
     for (let i = 0; i < 2; i++) {
-      const r = await run("hosts/node/simulator.ts", ["--dir", dir, "--interval", "300"], REPO, "", /connected to mqtt:/);
+      const r = await run("tools/simulator/simulator.ts", ["--dir", dir, "--interval", "300"], REPO, "", /connected to mqtt:/);
       expect(r.code, r.out).toBe(0);
       expect(r.out).toMatch(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as SIMDEMO000000001\.thermostat-01/);
       expect(demoDirProblem(dir)).toBeUndefined();

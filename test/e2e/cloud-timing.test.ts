@@ -2,7 +2,7 @@
 // its 30 messages a second (the device paces them as 30 in any 1.25 s: a margin for the network's jitter). Its own
 // file, so it runs beside the other end-to-end tests.
 import { describe, expect, it } from "vitest";
-import type { CommandEvent, DeniedEvent, OfflineEvent } from "../../hosts/node/cloud";
+import type { CommandEvent, DeniedEvent, OfflineEvent } from "../../tools/cloud";
 import { nodeClock } from "../../hosts/node/clock";
 import { tcpConnector } from "../../hosts/node/tcp";
 import { Client } from "../../src/mqtt/client";

@@ -1,11 +1,11 @@
 // End to end over real sockets: the device layer (uiotClient + Thing on the Node host's TCP connector and clock)
-// against the emulated UIoT Core (hosts/node/cloud), one flow per test, each checked on both sides: what the
+// against the emulated UIoT Core (tools/cloud), one flow per test, each checked on both sides: what the
 // device's API answered and what the console shows (its state, its events and its message log).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { DeniedEvent, LogEntry, OfflineEvent, RefusedEvent } from "../../hosts/node/cloud";
+import type { DeniedEvent, LogEntry, OfflineEvent, RefusedEvent } from "../../tools/cloud";
 import { nodeClock } from "../../hosts/node/clock";
 import { FileConfigStore } from "../../hosts/node/config-store";
 import { nodeConnector } from "../../hosts/node/connect";

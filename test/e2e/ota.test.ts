@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Cloud, OtaEvent } from "../../hosts/node/cloud";
+import type { Cloud, OtaEvent } from "../../tools/cloud";
 import { createNodeHost, type NodeHost } from "../../hosts/node/host";
 import type { LogLevel } from "../../src/device/host";
 import { start, type Device, type StartOptions } from "../../src/device/main";

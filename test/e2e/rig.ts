@@ -1,5 +1,5 @@
 // End to end over real sockets: the device layer (src/uiot on src/mqtt/client.ts, the Node host's TCP connector
-// and clock) against a platform listening on loopback, the emulated UIoT Core (hosts/node/cloud) or Mosquitto.
+// and clock) against a platform listening on loopback, the emulated UIoT Core (tools/cloud) or Mosquitto.
 // Everything a test starts is closed when the test ends.
 import type { Client } from "../../src/mqtt/client";
 import type { MqttError } from "../../src/mqtt/errors";
@@ -8,7 +8,7 @@ import { Identity } from "../../src/uiot/identity";
 import { uiotClient, type UiotClientOptions } from "../../src/uiot/profile";
 import { Thing, type ThingOptions } from "../../src/uiot/thing";
 import type { UiotError } from "../../src/uiot/errors";
-import { startCloud, type Cloud, type CloudOptions, type JsonObject } from "../../hosts/node/cloud";
+import { startCloud, type Cloud, type CloudOptions, type JsonObject } from "../../tools/cloud";
 import { nodeClock } from "../../hosts/node/clock";
 import { tcpConnector } from "../../hosts/node/tcp";
 import { onCurrentTestEnd } from "../helpers/cleanup";

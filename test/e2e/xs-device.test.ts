@@ -1,16 +1,16 @@
 // The firmware entry (src/device/main.ts with the thermostat) on Moddable's XS engine, its I/O served by the Node
-// host through the bridge (hosts/node/xs-device.ts), against the emulated UIoT Core over real sockets: the same
-// flows test/device/simulator.test.ts checks on V8, and `npm start -- --engine xs` run headless as a child process.
+// host through the bridge (tools/simulator/xs-device.ts), against the emulated UIoT Core over real sockets: the same
+// flows test/tools/simulator/simulator.test.ts checks on V8, and `npm start -- --engine xs` run headless as a child process.
 // Every test ends with no engine process left. Skipped when XS is not built, a failure when XS_REQUIRED is set.
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { NodeHost } from "../../hosts/node/host";
-import { startXsDevice, type XsDevice } from "../../hosts/node/xs-device";
+import { startXsDevice, type XsDevice } from "../../tools/simulator/xs-device";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import type { OutboxStore } from "../../src/mqtt/store";
-import { hasXsnap, xsnapBinary } from "../../xs/worker";
+import { hasXsnap, xsnapBinary } from "../../tools/xsnap/worker";
 import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tlsCloudWith, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
 import { sleep, waitFor } from "../helpers/wait";
 
@@ -211,7 +211,7 @@ describe.skipIf(!available)("the firmware entry on XS against the emulated UIoT 
 describe.skipIf(!available)("npm start -- --engine xs, headless", () => {
   it("connects, posts, takes a desired value, answers a command, follows the link, and exits cleanly on SIGINT with no engine left", async () => {
     const dir = path.join(tmpDir(), "demo");
-    const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "hosts/node/simulator.ts", "--engine", "xs", "--dir", dir, "--interval", "300"], {
+    const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "tools/simulator/simulator.ts", "--engine", "xs", "--dir", dir, "--interval", "300"], {
       cwd: root, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" },
     });
     cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"));
@@ -254,7 +254,7 @@ describe.skipIf(!available)("npm start -- --engine xs, headless", () => {
 
 describe("npm start --engine", () => {
   it("takes node or xs only", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "hosts/node/simulator.ts", "--engine", "quickjs"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "tools/simulator/simulator.ts", "--engine", "quickjs"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
     const code = await new Promise((r) => child.once("exit", r));

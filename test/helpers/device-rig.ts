@@ -1,10 +1,10 @@
-// What the firmware-entry tests share, on V8 (test/device/simulator.test.ts) and on XS (test/e2e/xs-device.test.ts):
+// What the firmware-entry tests share, on V8 (test/tools/simulator/simulator.test.ts) and on XS (test/e2e/xs-device.test.ts):
 // a throwaway device store, a Node host that keeps its log, a provisioned config, and the emulated cloud knowing
 // the device. Each test file passes its own list of cleanups, run after every test.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { startCloud, type Cloud } from "../../hosts/node/cloud";
+import { startCloud, type Cloud } from "../../tools/cloud";
 import { createNodeHost, type NodeHost } from "../../hosts/node/host";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
 import type { LogLevel } from "../../src/device/host";

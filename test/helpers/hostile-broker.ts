@@ -1,4 +1,4 @@
-// A scriptable misbehaving MQTT broker on loopback, for the hostile-broker suite (test/client/hostile-broker.test.ts).
+// A scriptable misbehaving MQTT broker on loopback, for the hostile-broker suite (test/mqtt/hostile-broker.test.ts).
 //
 // Connection n runs scripts[n] (it plays the broker: it reads what the client sends, decoded by mqtt-packet, an
 // independent parser, and writes whatever bytes it likes); a connection beyond the scripts is piped to a sane broker

@@ -1,6 +1,6 @@
 // Firmware updates over the air on a fake clock, the test playing both the platform (MQTT, through the harness)
 // and the download server (HTTP on scripted transports): every outcome the platform's protocol defines, with the
-// bytes the image writer got. Portable: runs inside XS too (test/xs/suite/files.ts).
+// bytes the image writer got. Portable: runs inside XS too (test/xsnap/suite/files.ts).
 import { describe, expect, it } from "vitest";
 import { NetError } from "../../src/net/errors";
 import type { HttpUrl } from "../../src/net/http";
