@@ -38,30 +38,9 @@ import { loadDeviceConfig, isUiotHost, sendsSecretsInClear, type DeviceConfig } 
 import { CONFIG_KEYS } from "./config-keys";
 import type { Host } from "./host";
 import { thermostat } from "./thermostat";
+import type { App, Device } from "./app";
 
-/** What an application gets: the running device. */
-export interface Device {
-  readonly host: Host;
-  readonly identity: Identity;
-  readonly config: DeviceConfig;
-  readonly client: Client;
-  readonly thing: Thing;
-  /** Connections made so far (1 after the first CONNACK; more after reconnects). */
-  readonly connects: number;
-  /** Listeners for the connection's life (the application's and a simulator's). */
-  onConnect(listener: () => void): void;
-  onDisconnect(listener: (error: MqttError, retryIn: number) => void): void;
-  /** Stops the application, the thing and the client (DISCONNECT); timers of the entry are cleared. */
-  stop(): void;
-}
-
-/** An application: started once the device is built, before the first connection. */
-export interface App {
-  readonly name: string;
-  start(device: Device): void;
-  /** Called by device.stop(). */
-  stop?(): void;
-}
+export type { App, Device } from "./app";
 
 export interface StartOptions {
   /** The client's packet allocator (the Node host passes its slab allocator; a board keeps the default). */

@@ -16,7 +16,7 @@
  * constant of `timeConstant` ms), with a slow ambient swing and a little noise; humidity swings slowly.
  */
 import type { Params } from "../uiot/json";
-import type { App, Device } from "./main";
+import type { App, Device } from "./app";
 
 export const TARGET_RANGE: readonly [number, number] = Object.freeze([10, 30] as const);
 export const CORRECTION_RANGE: readonly [number, number] = Object.freeze([-5, 5] as const);
