@@ -7,7 +7,7 @@
  * documentation/network/securesocket.md (a TLS handshake wants about 10 KB of chunk heap, 6 KB of slot heap,
  * 4 KB of stack and 2 KB of system heap free).
  * Frozen, nested objects too (DESKTOP shares ESP32's): the host module is preloaded, and the XS linker keeps only
- * frozen objects in flash alone (see README, Preloading).
+ * frozen objects in flash alone (see docs/build-and-flash.md, "Module names, relative imports and preloading").
  */
 import type { PreferenceLimits } from "./preference-store";
 
@@ -43,7 +43,8 @@ export const ESP32: ChipProfile = Object.freeze({
 /**
  * ESP8266: the preference area is one 4 KB sector (4092 bytes after its magic) shared by everything, rewritten
  * whole when full. Values over 63 bytes are split into entries of 63. The outbox is off by default: every
- * persisted message would write and zero flash in the very sector that holds the device's secret (see README).
+ * persisted message would write and zero flash in the very sector that holds the device's secret (see
+ * docs/build-and-flash.md, "Memory and storage per chip").
  */
 export const ESP8266: ChipProfile = Object.freeze({
   name: "esp8266",

@@ -1,8 +1,8 @@
 /**
- * Firmware updates over the air, as UIoT Core defines them (the platform spec's OTA section): the device reports
- * the version it runs on ota/upstream after every login, the platform sends update_firmware (Version, URL, MD5,
- * Size) on ota/downstream, the device downloads the image with ranged HTTP GETs, streams it into the host's image
- * writer, checks its size and MD5, reports progress, reboots into it and, once the new image has logged in,
+ * Firmware updates over the air, as UIoT Core defines them (docs/uiot-platform.md, "Firmware updates (OTA)"): the
+ * device reports the version it runs on ota/upstream after every login, the platform sends update_firmware (Version,
+ * URL, MD5, Size) on ota/downstream, the device downloads the image with ranged HTTP GETs, streams it into the host's
+ * image writer, checks its size and MD5, reports progress, reboots into it and, once the new image has logged in,
  * reports report_success with the new version.
  *
  * What the device sends (ota/upstream):

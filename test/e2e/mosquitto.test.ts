@@ -25,7 +25,7 @@ const DEVICES = [
 ];
 const BACKEND = { username: "uiot-backend", password: "backendsecret001" };
 
-/** The spec's table of system topics (../shared/spec/uiot-core.md, "Topics"), as Mosquitto access: the device reads
+/** The spec's table of system topics (docs/uiot-platform.md, "Topics"), as Mosquitto access: the device reads
  * (subscribes) or writes (publishes). `password*` belong to dynamic registration, which this stand-in has not. */
 const SYSTEM: [string, "read" | "write"][] = [
   ["device/status", "read"], ["shadow/upstream", "write"], ["shadow/downstream", "read"], ["shadow/get", "write"],

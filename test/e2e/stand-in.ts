@@ -1,5 +1,5 @@
 // A stand-in for UIoT Core's services on a plain broker: a backend connected with MQTT.js (not our client) as a
-// privileged user, answering the devices' system topics with the spec's JSON (../shared/spec/uiot-core.md), written
+// privileged user, answering the devices' system topics with the spec's JSON (docs/uiot-platform.md), written
 // from the spec alone, independently of the emulated cloud (tools/cloud), so the device layer is shown to
 // depend on the documented payloads and nothing else. Mosquitto supplies the login (password file) and the topic
 // isolation (ACL); this supplies the shadow, the thing-model replies, and the console's pushes.

@@ -1,4 +1,4 @@
-// Every payload of ../shared/spec/uiot-core.md, both ways: what the device sends is compared byte for byte with the
+// Every payload of docs/uiot-platform.md, both ways: what the device sends is compared byte for byte with the
 // spec's JSON (the spec's example RequestID "100" stands for the device's own counter); what the spec shows the
 // platform sending is played to the device and must come out as the right values.
 import { describe, expect, it } from "vitest";

@@ -1,4 +1,4 @@
-// Which topics a connection of the emulated UIoT Core may use, per ../shared/spec/uiot-core.md "Topics".
+// Which topics a connection of the emulated UIoT Core may use, per docs/uiot-platform.md "Topics".
 //
 // A device owns `/${PSN}/${DSN}/...` (custom topics; `upload` is publish-only and `set` subscribe-only, as the
 // spec gives them), the system topics of the table under `/$system/${PSN}/${DSN}/` in the direction the table

@@ -1,6 +1,6 @@
-// The emulated UIoT Core: an aedes broker on loopback with the platform's rules (../shared/spec/uiot-core.md) and
+// The emulated UIoT Core: an aedes broker on loopback with the platform's rules (docs/uiot-platform.md) and
 // its shadow, thing-model and dynamic-registration services, plus a small console API that the simulator and the
-// tests drive. README, "The emulated cloud", lists what it enforces and every decision the spec left open.
+// tests drive. docs/simulator.md, "The emulated cloud", lists what it enforces and every decision the spec left open.
 //
 //   const cloud = await startCloud({ products: [{ productSN, productSecret }], devices: [{ productSN, deviceSN, deviceSecret }] });
 //   cloud.url                                        // mqtt://127.0.0.1:PORT

@@ -1,4 +1,4 @@
-// The emulated UIoT Core for the simulator and the tests: see cloud.ts and README, "The emulated cloud".
+// The emulated UIoT Core for the simulator and the tests: see cloud.ts and docs/simulator.md, "The emulated cloud".
 export { Cloud, maskSecrets, startCloud, UIOT_LIMITS } from "./cloud";
 export type {
   CloudEvents,

@@ -1,7 +1,7 @@
-// Products and devices of the emulated UIoT Core, and the CONNECT decision, per ../shared/spec/uiot-core.md
+// Products and devices of the emulated UIoT Core, and the CONNECT decision, per docs/uiot-platform.md
 // "Credentials" and "Dynamic registration".
 //
-// CONNACK return codes (the spec is silent; README, "The emulated cloud"):
+// CONNACK return codes (the spec is silent; docs/simulator.md, "The emulated cloud"):
 //   2 identifier rejected      ClientID is not `${PSN}.${DSN}` of the UserName; Keep Alive outside 30..1200
 //                              (what Mosquitto answers a 3.1.1 client above its max_keepalive)
 //   4 bad user name or password UserName not `PSN|DSN|1` or `PSN|DSN|2`, unknown product or device, DeviceSN not

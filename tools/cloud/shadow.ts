@@ -1,7 +1,7 @@
-// The device shadow of the emulated UIoT Core, per ../shared/spec/uiot-core.md "Device shadow": pure logic, fed a
+// The device shadow of the emulated UIoT Core, per docs/uiot-platform.md "Device shadow": pure logic, fed a
 // request payload and the time, answering with the payload to send back.
 //
-// Decisions where the spec is silent (README, "The emulated cloud"):
+// Decisions where the spec is silent (docs/simulator.md, "The emulated cloud"):
 // - Version -1 on an update applies the update and sets the version to 0 (the spec: "the shadow version becomes 0").
 // - Version is int32 and wraps as one: 2147483647 + 1 = -2147483648 (devices compare versions with int32 serial
 //   arithmetic). A request with Version -1 always means "reset", even in the one state where the server is at -1.

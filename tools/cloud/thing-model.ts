@@ -1,7 +1,7 @@
-// The thing-model service of the emulated UIoT Core, per ../shared/spec/uiot-core.md "Thing model": pure logic per
+// The thing-model service of the emulated UIoT Core, per docs/uiot-platform.md "Thing model": pure logic per
 // device, fed a request payload and the time, answering with the payload to send back.
 //
-// Decisions where the spec is silent (README, "The emulated cloud"):
+// Decisions where the spec is silent (docs/simulator.md, "The emulated cloud"):
 // - A request that cannot be served (not JSON, RequestID not a string, a field of the wrong shape, a JSON boolean
 //   where bool travels as 0/1, a string over 2048 bytes, an array outside 1..128 items, a bad identifier) is
 //   answered with RetCode 230 (the shadow's "bad request" code) and a Message saying what is wrong; nothing is kept.

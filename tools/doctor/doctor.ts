@@ -1,5 +1,5 @@
-// The connection doctor: the documented troubleshooting order (../shared/spec/brokers-and-mqtt.md), run step by step
-// against a broker URL and optional credentials, each step with a verdict, its time, what was seen and what to do.
+// The connection doctor: the documented troubleshooting order (docs/brokers.md, "Troubleshooting order"), run step by
+// step against a broker URL and optional credentials, each step with a verdict, its time, what was seen and what to do.
 //
 //   url → dns → port → tcp → tls → credentials → mqtt → round-trip → kick
 //

@@ -1,4 +1,4 @@
-// npm run doctor -- <broker URL> [options]: see cli.ts (USAGE) and README, "Connection doctor".
+// npm run doctor -- <broker URL> [options]: see cli.ts (USAGE) and docs/connecting.md, "Connection doctor".
 import { doctorCli } from "./cli";
 
 doctorCli(process.argv.slice(2), {

@@ -1,6 +1,6 @@
 // `npm start`: the firmware's real entry point (src/device/main.ts `start`) on the Node host, against an emulated
 // UIoT Core on loopback (default) or a real broker (--broker / --device), with a live view of the device and keys
-// that act as the platform's console. See README, "The simulator".
+// that act as the platform's console. See docs/simulator.md.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
