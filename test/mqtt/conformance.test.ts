@@ -178,7 +178,7 @@ describe("mqtt-packet fixtures", () => {
   });
 });
 
-describe("captured MQTT 5.0 vectors (MQTTX CLI against EMQX, ../shared/spec/brokers-and-mqtt.md)", () => {
+describe("captured MQTT 5.0 vectors (MQTTX CLI against EMQX, docs/brokers.md)", () => {
   const CONNECT = "10 2f 00 04 4d 51 54 54 05 c2 00 3c 05 11 00 00 01 2c 00 0e 6d 71 74 74 78 5f 30 63 36 36 38 64 30 64 00 05 61 64 6d 69 6e 00 06 70 75 62 6c 69 63";
   const CONNACK = "20 13 00 00 10 27 00 10 00 00 25 01 2a 01 29 01 22 ff ff 28 01";
 
