@@ -178,7 +178,8 @@ export interface CloudEvents {
   ota: [OtaEvent];
 }
 
-interface Session {
+/** What the platform keeps of one accepted connection (a device logged in). */
+interface Connection {
   productSN: string;
   deviceSN: string;
   authmode: 1 | 2;
@@ -230,7 +231,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
   private servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   private readonly connects = new WeakMap<Client, ConnectPacket>();
-  private readonly sessions = new WeakMap<Client, Session>();
+  private readonly connections = new WeakMap<Client, Connection>();
   private readonly connected = new Map<string, Client>();
   private readonly pending = new Map<string, Pending>();
   private readonly entries: LogEntry[] = [];
@@ -316,7 +317,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
   online(): OnlineDevice[] {
     const list: OnlineDevice[] = [];
     for (const client of this.connected.values()) {
-      const s = this.sessions.get(client);
+      const s = this.connections.get(client);
       if (s) list.push(onlineDevice(s));
     }
     return list;
@@ -326,7 +327,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
   kick(productSN: string, deviceSN: string): boolean {
     const client = this.connected.get(deviceKey(productSN, deviceSN));
     if (!client) return false;
-    const s = this.sessions.get(client);
+    const s = this.connections.get(client);
     if (s) s.reason = "kicked from the console";
     client.close();
     return true;
@@ -435,15 +436,15 @@ export class Cloud extends EventEmitter<CloudEvents> {
     broker.on("client", (client) => this.onClient(client));
     broker.on("clientDisconnect", (client) => this.onClientGone(client));
     broker.on("clientError", (client, error) => {
-      const s = this.sessions.get(client);
+      const s = this.connections.get(client);
       if (s) s.reason ??= error.message;
     });
     broker.on("unsubscribe", (topics, client) => {
-      const s = this.sessions.get(client);
+      const s = this.connections.get(client);
       for (const t of topics) s?.subscriptions.delete(t);
     });
     broker.on("publish", (packet, client) => {
-      const s = client && this.sessions.get(client);
+      const s = client && this.connections.get(client);
       if (s) this.onDevicePublish(s, packet.topic, packet.payload.toString("utf8"), packet.qos === 0 ? 0 : 1);
     });
     (broker as EventEmitter).on("error", () => {}); // aedes' persistence errors: nothing the emulator can do
@@ -493,7 +494,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
     socket.once("close", () => this.sockets.delete(socket));
     const conn: PacketSizeGuard = new PacketSizeGuard(socket, this.limits.maxPacketSize, (reason) => {
       const client = (conn as unknown as { client?: Client }).client; // aedes sets conn.client
-      const s = client && this.sessions.get(client);
+      const s = client && this.connections.get(client);
       if (s) s.reason = `closed: ${reason}`;
     });
     broker.handle(conn);
@@ -519,10 +520,10 @@ export class Cloud extends EventEmitter<CloudEvents> {
     const { productSN, deviceSN, authmode } = decision;
     if (authmode === 1) this.registry.need(productSN, deviceSN).activated = true;
     const older = this.connected.get(deviceKey(productSN, deviceSN));
-    const olderSession = older && this.sessions.get(older);
-    if (olderSession) olderSession.reason = "kicked: the same device logged in on another connection";
+    const olderConnection = older && this.connections.get(older);
+    if (olderConnection) olderConnection.reason = "kicked: the same device logged in on another connection";
     const conn = client.conn as Partial<PacketSizeGuard>;
-    this.sessions.set(client, {
+    this.connections.set(client, {
       productSN,
       deviceSN,
       authmode,
@@ -537,7 +538,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
-    const s = client && this.sessions.get(client);
+    const s = client && this.connections.get(client);
     if (!s) return done(new Error("not logged in")); // a will: none is ever accepted
     const why =
       packet.qos === 2 ? "QoS 2 is not supported"
@@ -551,7 +552,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
   }
 
   private authorizeSubscribe(client: Client, sub: Subscription, done: (error: Error | null, sub?: Subscription | null) => void): void {
-    const s = this.sessions.get(client);
+    const s = this.connections.get(client);
     if (!s) return done(null, null);
     const why =
       sub.qos === 2 ? "QoS 2 is not supported"
@@ -567,7 +568,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
     done(null, sub);
   }
 
-  private takeToken(s: Session): boolean {
+  private takeToken(s: Connection): boolean {
     const t = performance.now();
     const rate = this.limits.publishRate;
     s.tokens = Math.min(rate, s.tokens + ((t - s.tokensAt) * rate) / 1000);
@@ -578,14 +579,14 @@ export class Cloud extends EventEmitter<CloudEvents> {
   }
 
   private onClient(client: Client): void {
-    const s = this.sessions.get(client);
+    const s = this.connections.get(client);
     if (!s) return;
     this.connected.set(deviceKey(s.productSN, s.deviceSN), client);
     this.emit("online", onlineDevice(s));
   }
 
   private onClientGone(client: Client): void {
-    const s = this.sessions.get(client);
+    const s = this.connections.get(client);
     if (!s) return;
     const key = deviceKey(s.productSN, s.deviceSN);
     if (this.connected.get(key) === client) this.connected.delete(key);
@@ -596,7 +597,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
 
   // ---- the platform's services --------------------------------------------------------------------------------------
 
-  private onDevicePublish(s: Session, topic: string, payload: string, qos: 0 | 1): void {
+  private onDevicePublish(s: Connection, topic: string, payload: string, qos: 0 | 1): void {
     this.record("in", topic, payload, qos, s.productSN, s.deviceSN);
     const prefix = `/$system/${s.productSN}/${s.deviceSN}/`;
     if (!topic.startsWith(prefix)) return; // custom topics: only logged
@@ -628,7 +629,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
   }
 
   /** Dynamic registration: the connection was accepted, so the device may have its secret (once-only is checked at CONNECT). */
-  private registration(s: Session, payload: string): void {
+  private registration(s: Connection, payload: string): void {
     const msg = parse(payload);
     const topic = `/$system/${s.productSN}/${s.deviceSN}/password_reply`;
     if (!isObject(msg) || typeof msg.RequestID !== "string") {
@@ -730,7 +731,7 @@ function deviceKey(productSN: string, deviceSN: string): string {
   return `${productSN}/${deviceSN}`;
 }
 
-function onlineDevice(s: Session): OnlineDevice {
+function onlineDevice(s: Connection): OnlineDevice {
   return { productSN: s.productSN, deviceSN: s.deviceSN, clientId: s.clientId, authmode: s.authmode, since: s.since, address: s.address };
 }
 

@@ -180,11 +180,11 @@ export async function runDoctor(options: DoctorOptions): Promise<Report> {
   await run("tls", blocked(() => stepTls(ctx)));
   // The credentials are checked even when the network is broken: a local refusal is worth knowing either way.
   await run("credentials", () => stepCredentials(ctx));
-  const session = new Session(ctx);
-  await run("mqtt", blocked(() => session.connect()));
-  await run("round-trip", blocked(() => session.roundTrip()));
-  await run("kick", blocked(() => session.watch()));
-  session.close();
+  const mqtt = new MqttSteps(ctx);
+  await run("mqtt", blocked(() => mqtt.connect()));
+  await run("round-trip", blocked(() => mqtt.roundTrip()));
+  await run("kick", blocked(() => mqtt.watch()));
+  mqtt.close();
 
   const url = ctx.endpoint ? formatEndpoint(ctx.endpoint) : options.url.replace(/\/\/[^/@]*@/, "//****@");
   const insecure = options.insecure === true && ctx.endpoint !== undefined && isSecure(ctx.endpoint.scheme);
@@ -597,7 +597,8 @@ class Conn {
   }
 }
 
-class Session {
+/** The MQTT steps (CONNECT, the round trip, the kick watch) on the doctor's one connection. */
+class MqttSteps {
   private conn?: Conn;
   private connected = false;
   constructor(private ctx: Ctx) {}
