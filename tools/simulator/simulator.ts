@@ -339,23 +339,12 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const tty = process.stdout.isTTY === true;
-  // Stopping: on a signal, when the parent process goes away (npm or the shell that ran it was killed: this process
-  // was handed to another parent) and when stdout's reader is gone. A signal during the start stops it once started.
+  // A signal during the start stops it once started.
   let sim: Simulator | undefined;
   let quitting = false;
-  const quit = (): void => {
+  const stopFromOutside = onOutsideStop(() => {
     quitting = true;
     void sim?.stop();
-  };
-  process.on("SIGINT", quit);
-  process.on("SIGTERM", quit);
-  process.on("SIGHUP", quit);
-  const parent = process.ppid;
-  const orphaned = setInterval(() => process.ppid !== parent && quit(), 250);
-  orphaned.unref();
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code !== "EPIPE") throw e;
-    quit();
   });
   try {
     sim = await runSimulator(options, {
@@ -369,21 +358,45 @@ export async function main(args: string[]): Promise<number> {
     process.stderr.write(`error: ${(e as Error).message}\n`);
     return 1;
   }
-  if (tty) {
-    // Whatever happens, the terminal gets its cursor and line mode back.
-    process.once("exit", () => {
-      if (process.stdin.isTTY) process.stdin.setRawMode(false);
-      process.stdout.write("\x1b[?25h");
-    });
-  }
+  if (tty) restoreTerminalAtExit();
   if (quitting) void sim.stop();
   // stdin closing (a pipe that ended) does not stop the simulator: it runs until quit, a signal or its parent ends.
   await sim.stopped;
-  clearInterval(orphaned);
-  process.off("SIGINT", quit);
-  process.off("SIGTERM", quit);
-  process.off("SIGHUP", quit);
+  stopFromOutside.off();
   return sim.failed ? 1 : 0;
+}
+
+/**
+ * Calls `quit` on a signal, when the parent process goes away (npm or the shell that ran it was killed: this process
+ * was handed to another parent) and when stdout's reader is gone; off() stops listening for the signals and the parent.
+ */
+function onOutsideStop(quit: () => void): { off(): void } {
+  process.on("SIGINT", quit);
+  process.on("SIGTERM", quit);
+  process.on("SIGHUP", quit);
+  const parent = process.ppid;
+  const orphaned = setInterval(() => process.ppid !== parent && quit(), 250);
+  orphaned.unref();
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    quit();
+  });
+  return {
+    off: () => {
+      clearInterval(orphaned);
+      process.off("SIGINT", quit);
+      process.off("SIGTERM", quit);
+      process.off("SIGHUP", quit);
+    },
+  };
+}
+
+/** Whatever happens, the terminal gets its cursor and line mode back. */
+function restoreTerminalAtExit(): void {
+  process.once("exit", () => {
+    if (process.stdin.isTTY) process.stdin.setRawMode(false);
+    process.stdout.write("\x1b[?25h");
+  });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
