@@ -11,21 +11,15 @@
 import { EventEmitter } from "node:events";
 import net from "node:net";
 import tls from "node:tls";
-import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from "aedes";
-import { topicDenied, type Direction } from "./acl";
+import { Aedes, type Client } from "aedes";
+import type { Direction } from "./acl";
+import { Connections } from "./connections";
+import { MessageLog } from "./message-log";
 import { Registry, type Device, type DeviceOptions, type ProductOptions } from "./registry";
-import { isObject, parse, SHADOW_DISABLED, type Json, type ShadowDocument } from "./shadow";
-import {
-  COMMAND_TIMEOUT,
-  commandPayload,
-  echoId,
-  propertySetPayload,
-  TMODEL_BAD_REQUEST,
-  TMODEL_REPLIES,
-  type DesiredValue,
-  type PropertyValue,
-  type ThingEvent,
-} from "./thing-model";
+import { Requests } from "./requests";
+import { serveDevicePublish, type ServiceContext } from "./services";
+import { isObject, type Json, type ShadowDocument } from "./shadow";
+import { COMMAND_TIMEOUT, commandPayload, propertySetPayload, type DesiredValue, type PropertyValue, type ThingEvent } from "./thing-model";
 import { PacketSizeGuard } from "./wire";
 import { CloudOta, type OtaEvent } from "./ota";
 
@@ -178,36 +172,7 @@ export interface CloudEvents {
   ota: [OtaEvent];
 }
 
-interface Session {
-  productSN: string;
-  deviceSN: string;
-  authmode: 1 | 2;
-  clientId: string;
-  since: number;
-  address: string | undefined;
-  subscriptions: Set<string>;
-  tokens: number;
-  tokensAt: number;
-  /** Why the connection ended, when the platform ended it. */
-  reason?: string;
-}
-
-interface Pending {
-  productSN: string;
-  deviceSN: string;
-  kind: "set" | "command";
-  timer: NodeJS.Timeout;
-  /** undefined: no reply in time. */
-  settle(reply: Reply | undefined): void;
-}
-
-const MAX_LOG_PAYLOAD = 4096;
-const SECRET_FIELD = /("(?:Password|DeviceSecret|ProductSecret)"\s*:\s*")((?:\\.|[^"\\])*)"/g;
-
-/** Masks secrets in a payload for the log. */
-export function maskSecrets(text: string): string {
-  return text.replace(SECRET_FIELD, (_m, head: string) => `${head}****"`);
-}
+export { maskSecrets } from "./message-log";
 
 /** Starts an emulated UIoT Core; see CloudOptions. */
 export async function startCloud(options: CloudOptions = {}): Promise<Cloud> {
@@ -216,6 +181,11 @@ export async function startCloud(options: CloudOptions = {}): Promise<Cloud> {
   return cloud;
 }
 
+/**
+ * The emulated platform: where it listens and its lifecycle, and the console API. Its jobs are its parts': the
+ * login, the ACL and who is online (Connections), the services behind the system topics (services.ts), the
+ * console's requests waiting for replies (Requests), the message log (MessageLog), firmware updates (CloudOta).
+ */
 export class Cloud extends EventEmitter<CloudEvents> {
   readonly host: string;
   /** Firmware updates: releases, the HTTPS file server with signed URLs, update_firmware, what devices reported. */
@@ -223,21 +193,16 @@ export class Cloud extends EventEmitter<CloudEvents> {
   readonly limits: Readonly<CloudLimits>;
   private readonly now: () => number;
   private readonly registry: Registry;
+  private readonly connections: Connections;
+  private readonly requests: Requests;
+  private readonly messages: MessageLog;
+  private readonly services: ServiceContext;
   private readonly tlsOptions: CloudTls | undefined;
   private plainPort: number;
   private securePort: number;
   private broker: Aedes | undefined;
   private servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
-  private readonly connects = new WeakMap<Client, ConnectPacket>();
-  private readonly sessions = new WeakMap<Client, Session>();
-  private readonly connected = new Map<string, Client>();
-  private readonly pending = new Map<string, Pending>();
-  private readonly entries: LogEntry[] = [];
-  private readonly logSize: number;
-  private seq = 0;
-  private requestSeq = 0;
-  private stopping = false;
   private closed = false;
 
   constructor(options: CloudOptions = {}) {
@@ -247,19 +212,35 @@ export class Cloud extends EventEmitter<CloudEvents> {
     this.tlsOptions = options.tls;
     this.securePort = options.tls?.port ?? 0;
     this.limits = Object.freeze({ ...UIOT_LIMITS, ...options.limits });
-    this.logSize = options.logSize ?? 1000;
     this.now = options.now ?? Date.now;
     this.registry = new Registry(this.now);
     for (const p of options.products ?? []) this.registry.addProduct(p);
     for (const d of options.devices ?? []) this.registry.addDevice(d);
-    this.ota = new CloudOta(
+    this.connections = new Connections(this.registry, this.limits, this.now, this);
+    this.requests = new Requests(this.limits.commandTimeoutMs, (device, suffix, payload) => this.send(device, suffix, payload));
+    this.messages = new MessageLog(options.logSize ?? 1000, this.now, (entry) => this.emit("message", entry));
+    this.ota = this.otaService(options.tls);
+    this.services = {
+      registry: this.registry,
+      ota: this.ota,
+      requests: this.requests,
+      now: this.now,
+      send: (device, suffix, payload) => this.send(device, suffix, payload),
+      deliver: (topic, payload, productSN, deviceSN) => this.deliver(topic, payload, productSN, deviceSN),
+      registered: (productSN, deviceSN) => this.emit("registered", { productSN, deviceSN }),
+    };
+  }
+
+  /** Firmware updates, wired to this cloud's devices and events. */
+  private otaService(tlsOptions: CloudTls | undefined): CloudOta {
+    return new CloudOta(
       {
         now: this.now,
         send: (productSN, deviceSN, suffix, payload) => this.deliver(`/$system/${productSN}/${deviceSN}/${suffix}`, payload, productSN, deviceSN),
         emit: (event) => this.emit("ota", event),
-        online: (productSN, deviceSN) => this.connected.has(deviceKey(productSN, deviceSN)),
+        online: (productSN, deviceSN) => this.connections.isOnline(productSN, deviceSN),
       },
-      options.tls ? { cert: options.tls.cert, key: options.tls.key } : undefined,
+      tlsOptions ? { cert: tlsOptions.cert, key: tlsOptions.key } : undefined,
     );
   }
 
@@ -308,28 +289,18 @@ export class Cloud extends EventEmitter<CloudEvents> {
       deviceSecret: d.deviceSecret,
       registered: d.deviceSecret !== undefined,
       activated: d.activated,
-      online: this.connected.has(deviceKey(productSN, deviceSN)),
+      online: this.connections.isOnline(productSN, deviceSN),
     };
   }
 
   /** Devices online now. */
   online(): OnlineDevice[] {
-    const list: OnlineDevice[] = [];
-    for (const client of this.connected.values()) {
-      const s = this.sessions.get(client);
-      if (s) list.push(onlineDevice(s));
-    }
-    return list;
+    return this.connections.online();
   }
 
   /** Closes a device's connection; false when it is not online. */
   kick(productSN: string, deviceSN: string): boolean {
-    const client = this.connected.get(deviceKey(productSN, deviceSN));
-    if (!client) return false;
-    const s = this.sessions.get(client);
-    if (s) s.reason = "kicked from the console";
-    client.close();
-    return true;
+    return this.connections.kick(productSN, deviceSN);
   }
 
   // ---- shadow -----------------------------------------------------------------------------------------------------
@@ -377,9 +348,9 @@ export class Cloud extends EventEmitter<CloudEvents> {
    */
   async setProperties(productSN: string, deviceSN: string, values: Record<string, unknown>): Promise<Reply | undefined> {
     const device = this.onlineDevice(productSN, deviceSN);
-    const id = this.requestId();
+    const id = this.requests.nextId();
     const payload = propertySetPayload(id, values);
-    return this.request(device, "set", id, "tmodel/property/set", payload);
+    return this.requests.request(device, "set", id, "tmodel/property/set", payload);
   }
 
   /**
@@ -389,9 +360,9 @@ export class Cloud extends EventEmitter<CloudEvents> {
    */
   async sendCommand(productSN: string, deviceSN: string, identifier: string, input: Record<string, unknown> = {}): Promise<Reply> {
     const device = this.onlineDevice(productSN, deviceSN);
-    const id = this.requestId();
+    const id = this.requests.nextId();
     const payload = commandPayload(id, identifier, input);
-    const reply = (await this.request(device, "command", id, "tmodel/command", payload))
+    const reply = (await this.requests.request(device, "command", id, "tmodel/command", payload))
       ?? { RequestID: id, Identifier: identifier, RetCode: COMMAND_TIMEOUT, Message: "Command timeout" };
     this.emit("command", { productSN, deviceSN, RequestID: id, Identifier: identifier, reply });
     return reply;
@@ -412,7 +383,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
 
   /** The last `logSize` messages, both directions, oldest first, secrets masked. */
   log(): LogEntry[] {
-    return this.entries.slice();
+    return this.messages.list();
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------------------------------
@@ -425,30 +396,24 @@ export class Cloud extends EventEmitter<CloudEvents> {
       maxClientsIdLength: 256, // MQTT 3.1's 23 would refuse every PSN.DSN
       connectTimeout: 10000,
       preConnect: (client, packet, done) => {
-        this.connects.set(client, packet);
+        this.connections.preConnect(client, packet);
         done(null, true);
       },
-      authenticate: (client, username, password, done) => this.authenticate(client, username, password, done),
-      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
-      authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
+      authenticate: (client, username, password, done) => this.connections.authenticate(client, username, password, done),
+      authorizePublish: (client, packet, done) => this.connections.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => this.connections.authorizeSubscribe(client, sub, done),
     });
-    broker.on("client", (client) => this.onClient(client));
-    broker.on("clientDisconnect", (client) => this.onClientGone(client));
-    broker.on("clientError", (client, error) => {
-      const s = this.sessions.get(client);
-      if (s) s.reason ??= error.message;
-    });
-    broker.on("unsubscribe", (topics, client) => {
-      const s = this.sessions.get(client);
-      for (const t of topics) s?.subscriptions.delete(t);
-    });
+    broker.on("client", (client) => this.connections.onClient(client));
+    broker.on("clientDisconnect", (client) => this.connections.onClientGone(client));
+    broker.on("clientError", (client, error) => this.connections.onClientError(client, error));
+    broker.on("unsubscribe", (topics, client) => this.connections.onUnsubscribe(topics, client));
     broker.on("publish", (packet, client) => {
-      const s = client && this.sessions.get(client);
-      if (s) this.onDevicePublish(s, packet.topic, packet.payload.toString("utf8"), packet.qos === 0 ? 0 : 1);
+      const s = this.connections.of(client);
+      if (s) this.onDevicePublish(s.productSN, s.deviceSN, packet.topic, packet.payload.toString("utf8"), packet.qos === 0 ? 0 : 1);
     });
     (broker as EventEmitter).on("error", () => {}); // aedes' persistence errors: nothing the emulator can do
     this.broker = broker;
-    this.stopping = false;
+    this.connections.stopping = false;
     try {
       const plain = net.createServer((socket) => this.accept(broker, socket));
       this.plainPort = await this.listen(plain, this.plainPort);
@@ -467,7 +432,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
   async stop(): Promise<void> {
     const broker = this.broker;
     if (!broker) return;
-    this.stopping = true;
+    this.connections.stopping = true;
     const servers = this.servers;
     this.servers = [];
     const serversClosed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
@@ -475,7 +440,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
     for (const socket of this.sockets) socket.destroy();
     await serversClosed;
     this.broker = undefined;
-    this.connected.clear();
+    this.connections.clear();
   }
 
   /** stop(), and waiting commands resolve as timed out. The cloud cannot start again. Idempotent. */
@@ -483,7 +448,7 @@ export class Cloud extends EventEmitter<CloudEvents> {
     this.closed = true;
     await this.ota.close();
     await this.stop();
-    for (const p of this.pending.values()) p.settle(undefined);
+    this.requests.close();
   }
 
   // ---- the broker's hooks ---------------------------------------------------------------------------------------------
@@ -492,193 +457,22 @@ export class Cloud extends EventEmitter<CloudEvents> {
     this.sockets.add(socket);
     socket.once("close", () => this.sockets.delete(socket));
     const conn: PacketSizeGuard = new PacketSizeGuard(socket, this.limits.maxPacketSize, (reason) => {
-      const client = (conn as unknown as { client?: Client }).client; // aedes sets conn.client
-      const s = client && this.sessions.get(client);
-      if (s) s.reason = `closed: ${reason}`;
+      this.connections.refused((conn as unknown as { client?: Client }).client, reason); // aedes sets conn.client
     });
     broker.handle(conn);
   }
 
-  private authenticate(
-    client: Client,
-    username: string | undefined,
-    password: Buffer | undefined,
-    done: (error: AuthenticateError | null, success: boolean | null) => void,
-  ): void {
-    const packet = this.connects.get(client);
-    this.connects.delete(client);
-    const decision = this.registry.decide(
-      { clientId: client.id, username, password, keepalive: packet?.keepalive ?? 0, will: packet?.will !== undefined && packet?.will !== null },
-      this.limits.keepalive,
-    );
-    if (!decision.ok) {
-      this.emit("refused", { clientId: client.id, username, returnCode: decision.returnCode, reason: decision.reason });
-      done(Object.assign(new Error(decision.reason), { returnCode: decision.returnCode }) as AuthenticateError, false);
-      return;
-    }
-    const { productSN, deviceSN, authmode } = decision;
-    if (authmode === 1) this.registry.need(productSN, deviceSN).activated = true;
-    const older = this.connected.get(deviceKey(productSN, deviceSN));
-    const olderSession = older && this.sessions.get(older);
-    if (olderSession) olderSession.reason = "kicked: the same device logged in on another connection";
-    const conn = client.conn as Partial<PacketSizeGuard>;
-    this.sessions.set(client, {
-      productSN,
-      deviceSN,
-      authmode,
-      clientId: client.id,
-      since: this.now(),
-      address: conn.remoteAddress,
-      subscriptions: new Set(),
-      tokens: this.limits.publishRate,
-      tokensAt: performance.now(),
-    });
-    done(null, true);
+  private onDevicePublish(productSN: string, deviceSN: string, topic: string, payload: string, qos: 0 | 1): void {
+    this.messages.record("in", topic, payload, qos, productSN, deviceSN);
+    serveDevicePublish(this.services, productSN, deviceSN, topic, payload);
   }
 
-  private authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
-    const s = client && this.sessions.get(client);
-    if (!s) return done(new Error("not logged in")); // a will: none is ever accepted
-    const why =
-      packet.qos === 2 ? "QoS 2 is not supported"
-      : packet.retain ? "retained messages are not supported"
-      : !this.takeToken(s) ? `more than ${this.limits.publishRate} messages per second`
-      : topicDenied(s, packet.topic, "publish", this.limits);
-    if (!why) return done(null);
-    s.reason = `closed: publish to ${packet.topic}: ${why}`;
-    this.emit("denied", { productSN: s.productSN, deviceSN: s.deviceSN, direction: "publish", topic: packet.topic, reason: why, closed: true });
-    done(new Error(why));
-  }
-
-  private authorizeSubscribe(client: Client, sub: Subscription, done: (error: Error | null, sub?: Subscription | null) => void): void {
-    const s = this.sessions.get(client);
-    if (!s) return done(null, null);
-    const why =
-      sub.qos === 2 ? "QoS 2 is not supported"
-      : topicDenied(s, sub.topic, "subscribe", this.limits)
-        ?? (!s.subscriptions.has(sub.topic) && s.subscriptions.size >= this.limits.maxSubscriptions
-          ? `more than ${this.limits.maxSubscriptions} subscriptions`
-          : undefined);
-    if (why) {
-      this.emit("denied", { productSN: s.productSN, deviceSN: s.deviceSN, direction: "subscribe", topic: sub.topic, reason: why, closed: false });
-      return done(null, null);
-    }
-    s.subscriptions.add(sub.topic);
-    done(null, sub);
-  }
-
-  private takeToken(s: Session): boolean {
-    const t = performance.now();
-    const rate = this.limits.publishRate;
-    s.tokens = Math.min(rate, s.tokens + ((t - s.tokensAt) * rate) / 1000);
-    s.tokensAt = t;
-    if (s.tokens < 1) return false;
-    s.tokens -= 1;
-    return true;
-  }
-
-  private onClient(client: Client): void {
-    const s = this.sessions.get(client);
-    if (!s) return;
-    this.connected.set(deviceKey(s.productSN, s.deviceSN), client);
-    this.emit("online", onlineDevice(s));
-  }
-
-  private onClientGone(client: Client): void {
-    const s = this.sessions.get(client);
-    if (!s) return;
-    const key = deviceKey(s.productSN, s.deviceSN);
-    if (this.connected.get(key) === client) this.connected.delete(key);
-    const disconnected = (client as unknown as { _disconnected?: boolean })._disconnected; // aedes: a DISCONNECT came
-    const reason = s.reason ?? (this.stopping ? "the cloud stopped" : disconnected ? "DISCONNECT" : "connection closed");
-    this.emit("offline", { productSN: s.productSN, deviceSN: s.deviceSN, clientId: s.clientId, authmode: s.authmode, reason });
-  }
-
-  // ---- the platform's services --------------------------------------------------------------------------------------
-
-  private onDevicePublish(s: Session, topic: string, payload: string, qos: 0 | 1): void {
-    this.record("in", topic, payload, qos, s.productSN, s.deviceSN);
-    const prefix = `/$system/${s.productSN}/${s.deviceSN}/`;
-    if (!topic.startsWith(prefix)) return; // custom topics: only logged
-    const suffix = topic.slice(prefix.length);
-    if (suffix === "password") return this.registration(s, payload);
-    if (suffix === "ota/upstream") return this.ota.upstream(s.productSN, s.deviceSN, payload);
-    const device = this.registry.device(s.productSN, s.deviceSN);
-    if (!device) return;
-    const now = this.now();
-    if (suffix === "shadow/get" || suffix === "shadow/upstream") {
-      const enabled = this.registry.product(s.productSN)?.shadow;
-      const replyTopic = suffix === "shadow/get" ? "shadow/get_reply" : "shadow/downstream";
-      const reply = !enabled ? device.shadow.reply(SHADOW_DISABLED, now)
-        : suffix === "shadow/get" ? device.shadow.get(payload, now)
-        : device.shadow.upstream(payload, now);
-      return this.send(device, replyTopic, reply);
-    }
-    if (suffix === "tmodel/property/set_reply") {
-      const msg = parse(payload);
-      if (isObject(msg) && typeof msg.RequestID === "string") this.settle(device, "set", msg.RequestID, payload);
-      return;
-    }
-    if (suffix.startsWith("tmodel/command_reply/")) return this.settle(device, "command", suffix.slice("tmodel/command_reply/".length), payload);
-    const replySuffix = TMODEL_REPLIES[suffix];
-    if (replySuffix) {
-      const template = this.registry.product(s.productSN)?.template ?? {};
-      this.send(device, replySuffix, device.thing.handle(suffix, payload, now, template));
-    }
-  }
-
-  /** Dynamic registration: the connection was accepted, so the device may have its secret (once-only is checked at CONNECT). */
-  private registration(s: Session, payload: string): void {
-    const msg = parse(payload);
-    const topic = `/$system/${s.productSN}/${s.deviceSN}/password_reply`;
-    if (!isObject(msg) || typeof msg.RequestID !== "string") {
-      return this.deliver(topic, JSON.stringify({ RetCode: String(TMODEL_BAD_REQUEST), RequestID: echoId(msg) }), s.productSN, s.deviceSN);
-    }
-    const fresh = this.registry.device(s.productSN, s.deviceSN)?.deviceSecret === undefined;
-    const device = this.registry.register(s.productSN, s.deviceSN);
-    if (fresh) this.emit("registered", { productSN: s.productSN, deviceSN: s.deviceSN });
-    this.deliver(topic, JSON.stringify({ RetCode: "0", RequestID: msg.RequestID, Password: device.deviceSecret ?? "" }), s.productSN, s.deviceSN);
-  }
-
-  /** Sends a request and resolves with the device's reply, or undefined when none came within commandTimeoutMs. */
-  private request(device: Device, kind: Pending["kind"], id: string, suffix: string, payload: string): Promise<Reply | undefined> {
-    return new Promise((resolve) => {
-      const pending: Pending = {
-        productSN: device.productSN,
-        deviceSN: device.deviceSN,
-        kind,
-        timer: setTimeout(() => pending.settle(undefined), this.limits.commandTimeoutMs),
-        settle: (reply) => {
-          clearTimeout(pending.timer);
-          this.pending.delete(id);
-          resolve(reply);
-        },
-      };
-      this.pending.set(id, pending);
-      this.send(device, suffix, payload);
-    });
-  }
-
-  /** A reply from the device to a request of ours; a late or stray one is only logged. */
-  private settle(device: Device, kind: Pending["kind"], id: string, payload: string): void {
-    const p = this.pending.get(id);
-    if (!p || p.kind !== kind || p.productSN !== device.productSN || p.deviceSN !== device.deviceSN) return;
-    const msg = parse(payload);
-    p.settle(
-      isObject(msg) && typeof msg.RetCode === "number"
-        ? ({ ...msg, RequestID: id } as Reply)
-        : { RequestID: id, RetCode: TMODEL_BAD_REQUEST, Message: "the device's reply is not a JSON object with a numeric RetCode" },
-    );
-  }
+  // ---- the platform's messages to devices ---------------------------------------------------------------------------
 
   private onlineDevice(productSN: string, deviceSN: string): Device {
     const device = this.registry.need(productSN, deviceSN);
-    if (!this.connected.has(deviceKey(productSN, deviceSN))) throw new Error(`device ${productSN}/${deviceSN} is offline`);
+    if (!this.connections.isOnline(productSN, deviceSN)) throw new Error(`device ${productSN}/${deviceSN} is offline`);
     return device;
-  }
-
-  private requestId(): string {
-    return String(++this.requestSeq);
   }
 
   private send(device: Device, suffix: string, payload: string): void {
@@ -690,18 +484,8 @@ export class Cloud extends EventEmitter<CloudEvents> {
     if (bytes.length + Buffer.byteLength(topic) + 16 > this.limits.maxPacketSize) {
       throw new Error(`a message over ${this.limits.maxPacketSize} bytes would be refused by the device's platform limit`);
     }
-    this.record("out", topic, payload, 1, productSN, deviceSN);
+    this.messages.record("out", topic, payload, 1, productSN, deviceSN);
     this.broker?.publish({ cmd: "publish", topic, payload: bytes, qos: 1, retain: false, dup: false }, () => {});
-  }
-
-  private record(direction: "in" | "out", topic: string, payload: string, qos: 0 | 1, productSN: string, deviceSN: string | undefined): void {
-    let text = maskSecrets(payload);
-    if (text.length > MAX_LOG_PAYLOAD) text = `${text.slice(0, MAX_LOG_PAYLOAD)}… (${payload.length} characters)`;
-    const entry: LogEntry = { seq: ++this.seq, time: this.now(), direction, productSN, topic, qos, payload: text };
-    if (deviceSN !== undefined) entry.deviceSN = deviceSN;
-    this.entries.push(entry);
-    if (this.entries.length > this.logSize) this.entries.shift();
-    this.emit("message", entry);
   }
 
   private async listen(server: net.Server, port: number): Promise<number> {
@@ -725,12 +509,3 @@ export class Cloud extends EventEmitter<CloudEvents> {
     }
   }
 }
-
-function deviceKey(productSN: string, deviceSN: string): string {
-  return `${productSN}/${deviceSN}`;
-}
-
-function onlineDevice(s: Session): OnlineDevice {
-  return { productSN: s.productSN, deviceSN: s.deviceSN, clientId: s.clientId, authmode: s.authmode, since: s.since, address: s.address };
-}
-

@@ -180,11 +180,11 @@ export async function runDoctor(options: DoctorOptions): Promise<Report> {
   await run("tls", blocked(() => stepTls(ctx)));
   // The credentials are checked even when the network is broken: a local refusal is worth knowing either way.
   await run("credentials", () => stepCredentials(ctx));
-  const session = new Session(ctx);
-  await run("mqtt", blocked(() => session.connect()));
-  await run("round-trip", blocked(() => session.roundTrip()));
-  await run("kick", blocked(() => session.watch()));
-  session.close();
+  const mqtt = new MqttSteps(ctx);
+  await run("mqtt", blocked(() => mqtt.connect()));
+  await run("round-trip", blocked(() => mqtt.roundTrip()));
+  await run("kick", blocked(() => mqtt.watch()));
+  mqtt.close();
 
   const url = ctx.endpoint ? formatEndpoint(ctx.endpoint) : options.url.replace(/\/\/[^/@]*@/, "//****@");
   const insecure = options.insecure === true && ctx.endpoint !== undefined && isSecure(ctx.endpoint.scheme);
@@ -302,23 +302,39 @@ async function stepTcp(ctx: Ctx): Promise<StepResult> {
 }
 
 function tcpProbe(host: string, port: number, timeoutMs: number): Promise<{ error?: NodeJS.ErrnoException; timeout?: boolean }> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ timeout: true });
-    }, timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({});
-    });
-    socket.once("error", (error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ error });
-    });
+  const socket = net.connect({ host, port });
+  return probeSocket<{ error?: NodeJS.ErrnoException; timeout?: boolean }>(socket, timeoutMs, { timeout: true }, (settle) => {
+    socket.once("connect", () => settle({}));
+    socket.once("error", (error) => settle({ error }));
   });
+}
+
+/**
+ * A look at the endpoint through one socket, settled once: `wire` hooks the socket's events to `settle`, and after
+ * `timeoutMs` it settles with `timedOut`. Settling stops the timer, leaves an error sink on the socket and destroys
+ * it, unless the settler keeps it (the TLS step reads the certificate of the socket it kept, then destroys it).
+ */
+function probeSocket<T>(socket: net.Socket, timeoutMs: number, timedOut: T, wire: (settle: (value: T, keep?: boolean) => void) => void): Promise<T> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (value: T, keep = false): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      socket.on("error", () => undefined);
+      if (!keep) socket.destroy();
+      resolve(value);
+    };
+    const timer = setTimeout(() => settle(timedOut), timeoutMs);
+    wire(settle);
+  });
+}
+
+/** A TLS connection to the endpoint that checks no certificate (the TLS step did), for the probes below. */
+function unverifiedTls(ctx: Ctx): tls.TLSSocket {
+  const e = ctx.endpoint!;
+  return tls.connect({ host: ctx.address ?? e.host, port: e.port, rejectUnauthorized: false, servername: ctx.tls?.serverName ?? (net.isIP(e.host) ? undefined : e.host) });
 }
 
 // ---- 5. TLS ----
@@ -367,102 +383,18 @@ async function stepTls(ctx: Ctx): Promise<StepResult> {
   if (!isSecure(e.scheme)) return skip(`${e.scheme}:// is not encrypted`);
   const t = tlsOptions(ctx)!;
   ctx.tls = t;
-  const host = e.host;
-  const serverName = t.serverName ?? (net.isIP(host) ? undefined : host);
-  const checkName = t.serverName ?? host;
-  const where = hostPort(host, e.port);
   const dial = { endpoint: e, secure: true, clientCert: t.cert !== undefined };
-  type Outcome = { socket?: tls.TLSSocket; end?: Parameters<typeof describeEnd>[0]; timeout?: boolean };
-  const outcome = await new Promise<Outcome>((resolve) => {
-    const socket = tls.connect({
-      host: ctx.address!,
-      port: e.port,
-      servername: serverName,
-      ca: t.ca as string[] | undefined,
-      cert: t.cert as string | undefined,
-      key: t.key as string | undefined,
-      rejectUnauthorized: false, // verified below, after a look at what the server presented
-    });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ timeout: true });
-    }, ctx.timeout);
-    const done = (o: Outcome) => {
-      clearTimeout(timer);
-      socket.removeAllListeners("error");
-      socket.on("error", () => undefined);
-      resolve(o);
-    };
-    socket.once("secureConnect", () => done({ socket }));
-    socket.once("error", (error) => done({ end: { kind: "error", error } }));
-    socket.once("end", () => done({ end: { kind: "end" } }));
-    socket.once("close", () => done({ end: { kind: "close" } }));
-  });
-  if (outcome.timeout) {
-    ctx.blocked = "the TLS handshake did not complete";
-    return fail(`no TLS handshake with ${where} within ${ctx.timeout} ms`, netHint("TIMEOUT"), "TIMEOUT");
-  }
-  if (!outcome.socket) {
-    const err = describeEnd(outcome.end!, dial, false, false);
-    ctx.blocked = "the TLS handshake failed";
-    const p = netParts(err);
-    if (err.code === "NOT_TLS") {
-      const plain = e.scheme === "wss" ? "ws" : "mqtt";
-      return fail(`${p.detail}: the port answers, but not in TLS (TLS to a plain port)`, `this port does not speak TLS: use ${plain}://${hostPort(host, e.port)}${e.scheme === "wss" ? e.path : ""}, or the broker's TLS port (usually mqtts 8883, wss 8084)`, err.code);
-    }
-    return fail(p.detail, p.fix, err.code);
-  }
+  const outcome = await tlsHandshake(ctx, t);
+  if (!outcome.socket) return handshakeFailed(ctx, outcome, dial);
   const socket = outcome.socket;
   try {
     const cert = socket.getPeerCertificate(true) as unknown as PeerCert;
     const protocol = socket.getProtocol() ?? "?";
-    const chain: string[] = [];
-    const seen = new Set<string>();
-    for (let c: PeerCert | undefined = cert; c && c.fingerprint256 && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
-      seen.add(c.fingerprint256);
-      chain.push(`subject ${dn(c.subject)} / issuer ${dn(c.issuer)}`);
-    }
-    const notAfter = Date.parse(cert.valid_to);
-    const notBefore = Date.parse(cert.valid_from);
-    const days = Math.floor((notAfter - Date.now()) / 86400000);
-    const facts = [
-      `${protocol}`,
-      `certificate ${chain.join(" ← ")}`,
-      cert.subjectaltname ? `names ${cert.subjectaltname}` : "no subjectAltName",
-      `valid ${cert.valid_from} .. ${cert.valid_to} (${days} days left)`,
-      `trusted by ${caSource(ctx)}`,
-    ];
-    const insecure = t.insecure === true;
-    const problem = (code: string): NetError => describeEnd({ kind: "error", error: Object.assign(new Error(code), { code }) }, dial, true, false);
-    let err: NetError | undefined;
-    const authError = socket.authorizationError as unknown as string | Error | null;
-    const authCode = authError ? (typeof authError === "string" ? authError : ((authError as NodeJS.ErrnoException).code ?? authError.message)) : "";
-    if (authCode && authCode !== "ERR_TLS_CERT_ALTNAME_INVALID") err = problem(authCode);
-    if (!err) {
-      // Node records only the code of a name mismatch: ask again for the reason (which names the certificate has).
-      const nameError = tls.checkServerIdentity(checkName, socket.getPeerCertificate() as tls.PeerCertificate);
-      if (nameError) err = describeEnd({ kind: "error", error: nameError }, dial, true, false);
-      else if (authCode) err = problem(authCode);
-    }
-    if (err) {
-      const p = netParts(err);
-      let fix = p.fix;
-      if (err.code === "TLS_UNKNOWN_CA")
-        fix = ctx.o.ca && ctx.o.ca.length
-          ? `the CA given (${ctx.o.caFrom ?? "--ca"}: ${caSubjects(ctx.o.ca)}) did not sign the broker's certificate, which was issued by ${dn(cert.issuer)}: use that issuer's CA certificate instead (from the broker's operator), or check that this is the broker you meant`
-          : `pass the CA that signed the broker's certificate (issuer: ${dn(cert.issuer)}) with --ca <file.pem>${isUiotHost(host) ? " (the bundled UIoT Core root did not sign it: is this a UIoT Core host?)" : "; the system's CA store is used when none is given"}`;
-      if (err.code === "TLS_HOSTNAME_MISMATCH")
-        fix = `connect with a name the certificate holds (${cert.subjectaltname ?? dn(cert.subject)}), or pass it with --server-name`;
-      if (err.code === "TLS_EXPIRED")
-        fix = Date.now() < notBefore
-          ? "the certificate is not valid yet: check this machine's clock, or the broker's certificate dates"
-          : `the broker's certificate expired on ${cert.valid_to}: renew it on the broker (and check this machine's clock)`;
-      const detail = `${p.detail}; ${facts.join("; ")}`;
-      if (insecure) return warn(`${detail} (ignored: --insecure; a device would refuse this certificate)`, `${fix}; never ship with verification off`, err.code);
-      ctx.blocked = "the server's certificate is not accepted";
-      return fail(detail, fix, err.code);
-    }
-    if (insecure) facts.push("the certificate passed verification, though --insecure was given");
+    const days = Math.floor((Date.parse(cert.valid_to) - Date.now()) / 86400000);
+    const facts = certificateFacts(ctx, cert, protocol, days);
+    const err = certificateProblem(socket, t.serverName ?? e.host, dial);
+    if (err) return certificateRefused(ctx, err, cert, facts, t.insecure === true);
+    if (t.insecure) facts.push("the certificate passed verification, though --insecure was given");
     if (protocol !== "TLSv1.2" && protocol !== "TLSv1.3")
       return warn(facts.join("; "), "the server negotiated an outdated TLS version: a device (and UIoT Core) uses TLS 1.2; update the broker's TLS settings", "TLS_OLD_VERSION");
     if (days < 30)
@@ -471,6 +403,101 @@ async function stepTls(ctx: Ctx): Promise<StepResult> {
   } finally {
     socket.destroy();
   }
+}
+
+type Dial = Parameters<typeof describeEnd>[1];
+type Handshake = { socket?: tls.TLSSocket; end?: Parameters<typeof describeEnd>[0]; timeout?: boolean };
+
+/** The TLS handshake with the options the MQTT steps use, verification left for after a look at the certificate. */
+function tlsHandshake(ctx: Ctx, t: TlsOptions): Promise<Handshake> {
+  const e = ctx.endpoint!;
+  const socket = tls.connect({
+    host: ctx.address!,
+    port: e.port,
+    servername: t.serverName ?? (net.isIP(e.host) ? undefined : e.host),
+    ca: t.ca as string[] | undefined,
+    cert: t.cert as string | undefined,
+    key: t.key as string | undefined,
+    rejectUnauthorized: false, // verified by the TLS step, after a look at what the server presented
+  });
+  return probeSocket<Handshake>(socket, ctx.timeout, { timeout: true }, (settle) => {
+    socket.once("secureConnect", () => settle({ socket }, true));
+    socket.once("error", (error) => settle({ end: { kind: "error", error } }));
+    socket.once("end", () => settle({ end: { kind: "end" } }));
+    socket.once("close", () => settle({ end: { kind: "close" } }));
+  });
+}
+
+/** The TLS step's verdict on a handshake that timed out or ended without a session. */
+function handshakeFailed(ctx: Ctx, outcome: Handshake, dial: Dial): StepResult {
+  const e = ctx.endpoint!;
+  if (outcome.timeout) {
+    ctx.blocked = "the TLS handshake did not complete";
+    return fail(`no TLS handshake with ${hostPort(e.host, e.port)} within ${ctx.timeout} ms`, netHint("TIMEOUT"), "TIMEOUT");
+  }
+  const err = describeEnd(outcome.end!, dial, false, false);
+  ctx.blocked = "the TLS handshake failed";
+  const p = netParts(err);
+  if (err.code === "NOT_TLS") {
+    const plain = e.scheme === "wss" ? "ws" : "mqtt";
+    return fail(`${p.detail}: the port answers, but not in TLS (TLS to a plain port)`, `this port does not speak TLS: use ${plain}://${hostPort(e.host, e.port)}${e.scheme === "wss" ? e.path : ""}, or the broker's TLS port (usually mqtts 8883, wss 8084)`, err.code);
+  }
+  return fail(p.detail, p.fix, err.code);
+}
+
+/** What the server presented: protocol, chain, names, validity and the CA it is checked against. */
+function certificateFacts(ctx: Ctx, cert: PeerCert, protocol: string, days: number): string[] {
+  const chain: string[] = [];
+  const seen = new Set<string>();
+  for (let c: PeerCert | undefined = cert; c && c.fingerprint256 && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
+    seen.add(c.fingerprint256);
+    chain.push(`subject ${dn(c.subject)} / issuer ${dn(c.issuer)}`);
+  }
+  return [
+    `${protocol}`,
+    `certificate ${chain.join(" ← ")}`,
+    cert.subjectaltname ? `names ${cert.subjectaltname}` : "no subjectAltName",
+    `valid ${cert.valid_from} .. ${cert.valid_to} (${days} days left)`,
+    `trusted by ${caSource(ctx)}`,
+  ];
+}
+
+/** Why a device would refuse the server's certificate (as `checkName`), or undefined when it would accept it. */
+function certificateProblem(socket: tls.TLSSocket, checkName: string, dial: Dial): NetError | undefined {
+  const problem = (code: string): NetError => describeEnd({ kind: "error", error: Object.assign(new Error(code), { code }) }, dial, true, false);
+  const authError = socket.authorizationError as unknown as string | Error | null;
+  const authCode = authError ? (typeof authError === "string" ? authError : ((authError as NodeJS.ErrnoException).code ?? authError.message)) : "";
+  if (authCode && authCode !== "ERR_TLS_CERT_ALTNAME_INVALID") return problem(authCode);
+  // Node records only the code of a name mismatch: ask again for the reason (which names the certificate has).
+  const nameError = tls.checkServerIdentity(checkName, socket.getPeerCertificate() as tls.PeerCertificate);
+  if (nameError) return describeEnd({ kind: "error", error: nameError }, dial, true, false);
+  return authCode ? problem(authCode) : undefined;
+}
+
+/** The TLS step's verdict on a certificate a device would refuse: a failure, or a warning under --insecure. */
+function certificateRefused(ctx: Ctx, err: NetError, cert: PeerCert, facts: string[], insecure: boolean): StepResult {
+  const p = netParts(err);
+  const fix = certificateFix(ctx, err, cert) ?? p.fix;
+  const detail = `${p.detail}; ${facts.join("; ")}`;
+  if (insecure) return warn(`${detail} (ignored: --insecure; a device would refuse this certificate)`, `${fix}; never ship with verification off`, err.code);
+  ctx.blocked = "the server's certificate is not accepted";
+  return fail(detail, fix, err.code);
+}
+
+/** What to do about a refused certificate, from what it holds, when there is more to say than the error's own hint. */
+function certificateFix(ctx: Ctx, err: NetError, cert: PeerCert): string | undefined {
+  const host = ctx.endpoint!.host;
+  if (err.code === "TLS_UNKNOWN_CA")
+    return ctx.o.ca && ctx.o.ca.length
+      ? `the CA given (${ctx.o.caFrom ?? "--ca"}: ${caSubjects(ctx.o.ca)}) did not sign the broker's certificate, which was issued by ${dn(cert.issuer)}: use that issuer's CA certificate instead (from the broker's operator), or check that this is the broker you meant`
+      : `pass the CA that signed the broker's certificate (issuer: ${dn(cert.issuer)}) with --ca <file.pem>${isUiotHost(host) ? " (the bundled UIoT Core root did not sign it: is this a UIoT Core host?)" : "; the system's CA store is used when none is given"}`;
+  if (err.code === "TLS_HOSTNAME_MISMATCH")
+    return `connect with a name the certificate holds (${cert.subjectaltname ?? dn(cert.subject)}), or pass it with --server-name`;
+  if (err.code === "TLS_EXPIRED")
+    return Date.now() < Date.parse(cert.valid_from)
+      ? "the certificate is not valid yet: check this machine's clock, or the broker's certificate dates"
+      : `the broker's certificate expired on ${cert.valid_to}: renew it on the broker (and check this machine's clock)`;
+  return undefined;
 }
 
 /** The subjects of the CA certificates in `pems` (each may hold several), for a message. */
@@ -597,7 +624,8 @@ class Conn {
   }
 }
 
-class Session {
+/** The MQTT steps (CONNECT, the round trip, the kick watch) on the doctor's one connection. */
+class MqttSteps {
   private conn?: Conn;
   private connected = false;
   constructor(private ctx: Ctx) {}
@@ -782,20 +810,9 @@ class Session {
  */
 function httpAnswer(ctx: Ctx): Promise<string | undefined> {
   const e = ctx.endpoint!;
-  return new Promise((resolve) => {
-    const host = ctx.address ?? e.host;
-    const socket: net.Socket = isSecure(e.scheme)
-      ? tls.connect({ host, port: e.port, rejectUnauthorized: false, servername: ctx.tls?.serverName ?? (net.isIP(e.host) ? undefined : e.host) })
-      : net.connect({ host, port: e.port });
-    let head = "";
-    const done = (v: string | undefined) => {
-      clearTimeout(timer);
-      socket.removeAllListeners();
-      socket.on("error", () => undefined);
-      socket.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(undefined), ctx.timeout);
+  const socket: net.Socket = isSecure(e.scheme) ? unverifiedTls(ctx) : net.connect({ host: ctx.address ?? e.host, port: e.port });
+  let head = "";
+  return probeSocket<string | undefined>(socket, ctx.timeout, undefined, (done) => {
     socket.once(isSecure(e.scheme) ? "secureConnect" : "connect", () => {
       socket.write(`GET / HTTP/1.0\r\nHost: ${hostPort(e.host, e.port)}\r\nUser-Agent: uiot-doctor\r\nConnection: close\r\n\r\n`);
     });
@@ -816,17 +833,8 @@ function httpAnswer(ctx: Ctx): Promise<string | undefined> {
 
 /** Whether the endpoint's port completes a TLS handshake (certificate not checked). */
 function speaksTls(ctx: Ctx): Promise<boolean> {
-  const e = ctx.endpoint!;
-  return new Promise((resolve) => {
-    const socket = tls.connect({ host: ctx.address ?? e.host, port: e.port, rejectUnauthorized: false, servername: net.isIP(e.host) ? undefined : e.host });
-    const done = (v: boolean) => {
-      clearTimeout(timer);
-      socket.removeAllListeners();
-      socket.on("error", () => undefined);
-      socket.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(false), ctx.timeout);
+  const socket = unverifiedTls(ctx);
+  return probeSocket(socket, ctx.timeout, false, (done) => {
     socket.once("secureConnect", () => done(true));
     socket.once("error", () => done(false));
     socket.once("close", () => done(false));

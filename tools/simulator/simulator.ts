@@ -8,19 +8,15 @@ import { parseArgs } from "node:util";
 import { checkBrokerUrl } from "../../src/device/config";
 import { isLoopback, parseEndpoint } from "../../src/net/endpoint";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { KeyValueStore } from "../../src/device/host";
-import { CORRECTION_RANGE, TARGET_RANGE, thermostat } from "../../src/device/thermostat";
+import type { Host, KeyValueStore } from "../../src/device/host";
+import { TARGET_RANGE, thermostat } from "../../src/device/thermostat";
 import { startCloud, type Cloud } from "../cloud";
 import { nodeDevice, type DeviceView } from "./device-view";
 import { createNodeHost, type NodeHost } from "../../hosts/node/host";
 import { planProvisioning, provisionSimulator, SIMULATOR_DIR } from "../provision/provision";
-import { clock, CONSOLE_COMMANDS, DEVICE_COMMANDS, renderScreen, screenFrame, type LogLine, type Traced } from "./screen";
+import { ANSWER_WAIT_MS, consoleCommands, consoleKeys, listenToInput, scriptLines } from "./console";
+import { Run, type Place } from "./run";
 import { startXsDevice, xsEngineMissing } from "./xs-device";
-
-/** How long a console command waits for the device's answer (the platform's own limit for a command reply). */
-const ANSWER_WAIT_MS = 5000;
-/** How long a script's commands wait for the device's first connection before each is refused. */
-const READY_WAIT_MS = 60000;
 
 export const USAGE = `Usage: npm start -- [options]
 
@@ -223,460 +219,110 @@ function demoSecret(): string {
   return Array.from(randomBytes(16), (b) => SECRET_CHARS[b % SECRET_CHARS.length]).join("");
 }
 
-// ---- the view ----
-
-const ESC = "\x1b[";
-
-function utf8(payload: Uint8Array | string): string {
-  return typeof payload === "string" ? payload : new TextDecoder().decode(payload);
-}
-
-function json(value: unknown): string {
-  return JSON.stringify(value) ?? "";
-}
-
 /** Runs the simulator; see SimulatorOptions. */
 export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): Promise<Simulator> {
-  const out = io.stdout;
-  const tty = io.tty && !options.plain;
-  const logs: LogLine[] = [];
-  // The screen's state (declared first: the device logs from the moment it starts).
-  let drawTimer: NodeJS.Timeout | undefined;
-  let refresh: NodeJS.Timeout | undefined;
-  let typing: string | undefined;
-  let stopping = false;
-  let failed = false;
-  /** Why the XS engine failed, if it did. */
-  let engineFailure: string | undefined;
-  let setReady!: () => void;
-  /** Resolves at the first message from the broker (or when the firmware cannot start). */
-  const ready = new Promise<void>((r) => (setReady = r));
-  let closed = false;
-  const recent = (level: LogLine["level"], text: string): void => {
-    if (closed) return;
-    const line = { at: Date.now(), level, text };
-    logs.push(line);
-    if (logs.length > 200) logs.shift();
-    if (!tty) out.write(`${clock(line.at)} ${level === "info" ? "" : `[${level}] `}${text}\n`);
-    else schedule();
+  const run = new Run(io, options.plain, chosenEngine(options));
+  run.place = options.broker === undefined ? await placeDemo(options) : placeProvisioned(options, options.broker);
+  const firmwareHost = hostFor(run, options);
+  if (run.cloud) reportCloudEvents(run, run.cloud);
+  run.view = await startFirmware(run, firmwareHost, { postInterval: options.interval ?? 5000, timeConstant: 60000 });
+  const view = run.view;
+  const device = view.started.then((ok) => (ok ? view : undefined));
+  void view.started.then((ok) => (ok ? run.schedule() : notStarted(run)));
+  run.showScreen();
+  const command = consoleCommands(run, USAGE);
+  listenToInput(run, consoleKeys(run, command), scriptLines(run, command));
+  return {
+    cloud: run.cloud, host: run.host, device, command, stop: () => run.stop(), stopped: run.stopped,
+    get failed() {
+      return run.failed || run.engineFailure !== undefined;
+    },
   };
+}
 
-  // ---- the device's store and the cloud ----
+/** The engine --engine chose; throws when it is XS and XS is not built. */
+function chosenEngine(options: SimulatorOptions): "node" | "xs" {
   const engine = options.engine ?? "node";
   if (engine === "xs") {
     const missing = xsEngineMissing();
     if (missing) throw new Error(missing);
   }
-  let cloud: Cloud | undefined;
-  let dir: string;
-  let psn = DEMO_PRODUCT_SN, dsn = DEMO_DEVICE_SN;
-  let brokerUrl: string;
-  if (options.broker === undefined) {
-    dir = options.dir ?? path.join(SIMULATOR_DIR, "demo");
-    const problem = demoDirProblem(dir);
-    if (problem !== undefined) throw new Error(problem);
-    const productSecret = demoSecret();
-    cloud = await startCloud({
-      products: [{ productSN: psn, productSecret, dynamicRegistration: true }],
-      devices: [{ productSN: psn, deviceSN: dsn }],
-    });
-    brokerUrl = cloud.url;
-    // A fresh demo device on every start: it registers dynamically (ProductSecret only) and keeps the DeviceSecret
-    // it is given in its store, as a board would. Old queued messages belong to the previous cloud: dropped.
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.rmSync(path.join(dir, "outbox"), { recursive: true, force: true });
-    provisionSimulator(planProvisioning({ productSN: psn, deviceSN: dsn, productSecret, url: cloud.url }), path.join(dir, "config.json"), { replace: true });
-  } else {
-    dir = deviceDir(options.device);
-    brokerUrl = checkBrokerUrl(options.broker).url; // throws ConfigError with the rule
-    if (!fs.existsSync(path.join(dir, "config.json")))
-      throw new Error(`no provisioned device in ${dir} (no config.json): run \`npm run provision -- --product-sn ... --device-sn ... --url ${brokerUrl}${dir === SIMULATOR_DIR ? "" : ` --store ${path.join(dir, "config.json")}`}\` first`);
-  }
+  return engine;
+}
 
-  const host: NodeHost = createNodeHost({ dir, log: (level, message) => (level === "debug" ? undefined : recent(level, message)) });
-  const firmwareHost = options.broker === undefined ? host : { ...host, config: withBroker(host.config, brokerUrl, options.allowPlaintext === true) };
-  if (options.broker !== undefined) {
-    psn = host.config.get(CONFIG_KEYS.productSN) ?? "?";
-    dsn = host.config.get(CONFIG_KEYS.deviceSN) ?? "?";
-  }
-
-  // ---- what the device does, as seen from the device ----
-  const thermostatOptions = { postInterval: options.interval ?? 5000, timeConstant: 60000 };
-  let lastIn: Traced | undefined, lastOut: Traced | undefined;
-  const deviceShadow = { reported: {} as Record<string, unknown>, desired: {} as Record<string, unknown>, version: undefined as number | undefined };
-  const systemPrefix = `/$system/${psn}/${dsn}/`;
-  const short = (topic: string) => (topic.startsWith(systemPrefix) ? topic.slice(systemPrefix.length) : topic);
-
-  const traceShadow = (direction: "in" | "out", topic: string, text: string): void => {
-    try {
-      const m = JSON.parse(text) as { Method?: string; State?: { Reported?: Record<string, unknown> }; Payload?: { State?: { Desired?: Record<string, unknown> } }; Version?: number };
-      if (direction === "out" && topic.endsWith("shadow/upstream") && m.State?.Reported) Object.assign(deviceShadow.reported, m.State.Reported);
-      if (direction === "out" && topic.endsWith("shadow/upstream") && m.State && "Desired" in m.State) deviceShadow.desired = {};
-      if (direction === "in" && topic.endsWith("shadow/downstream")) {
-        if (typeof m.Version === "number") deviceShadow.version = m.Version;
-        if (m.Method === "control" && m.Payload?.State?.Desired) deviceShadow.desired = m.Payload.State.Desired;
-      }
-    } catch {
-      // not JSON: nothing to learn
-    }
-  };
-
-  const trace = (direction: "in" | "out", topic: string, payload: Uint8Array | string): void => {
-    const t: Traced = { at: Date.now(), topic: short(topic), text: utf8(payload) };
-    // The first answer from the broker comes after the device's subscriptions are in place: console commands
-    // of a script wait for it (a command published before the SUBSCRIBE is handled would reach nobody).
-    if (direction === "in") setReady();
-    if (direction === "in") lastIn = t;
-    else lastOut = t;
-    traceShadow(direction, topic, t.text);
-    if (!tty) out.write(`${clock(t.at)} ${direction === "in" ? "in " : "out"} ${t.topic} ${t.text}\n`);
-    else schedule();
-  };
-
-  if (cloud) {
-    const c = cloud;
-    c.on("refused", (e) => recent("console", `the cloud refused ${e.clientId}: ${e.reason} (CONNACK ${e.returnCode})`));
-    c.on("denied", (e) => recent("console", `the cloud denied ${e.direction === "publish" ? "a publish to" : "a subscription to"} ${e.topic}: ${e.reason}`));
-    c.on("registered", (e) => recent("console", `the cloud registered ${e.productSN}.${e.deviceSN} (dynamic registration)`));
-    c.on("offline", (e) => e.authmode === 1 && recent("console", `the cloud sees ${e.deviceSN} offline: ${e.reason}`));
-  }
-
-  // The firmware, on V8 here or on XS in a child process; the view reads the same things of either.
-  let view: DeviceView;
-  if (engine === "node") view = nodeDevice(firmwareHost, thermostat(thermostatOptions), trace);
-  else {
-    try {
-      const xs = await startXsDevice({
-        host: firmwareHost, thermostat: thermostatOptions, trace,
-        onFailure: (e) => {
-          engineFailure = e.message;
-          recent("error", e.message);
-          setReady();
-          void stop();
-        },
-      });
-      recent("info", `the firmware runs on XS (xsnap-worker, pid ${xs.pid})`);
-      view = xs;
-    } catch (e) {
-      await cloud?.close();
-      throw e;
-    }
-  }
-  const device = view.started.then((ok) => (ok ? view : undefined));
-
-  // ---- the screen ----
-  function schedule(): void {
-    if (!tty || drawTimer || stopping) return;
-    drawTimer = setTimeout(draw, 100);
-  }
-  function draw(): void {
-    drawTimer = undefined;
-    if (stopping) return;
-    let shadow = deviceShadow as { reported: unknown; desired: unknown; version: number | undefined };
-    if (cloud) {
-      try {
-        const doc = cloud.shadow(psn, dsn);
-        shadow = { reported: doc.State.Reported, desired: doc.State.Desired, version: doc.Version };
-      } catch {
-        // the device is not known yet
-      }
-    }
-    const lines = renderScreen({
-      device: `${psn}.${dsn}`, brokerUrl, engine,
-      brokerRunning: cloud ? cloud.running : undefined,
-      linkUp: host.link.isUp, connection: view.state,
-      connects: view.connects, drops: view.drops, failedDials: view.failedDials, problem: view.problem,
-      outbox: view.outbox, thermostat: view.thermostat, shadow, lastIn, lastOut, logs, typing,
-    }, { columns: io.columns?.() ?? 100, rows: io.rows?.() ?? 24 });
-    out.write(screenFrame(lines));
-  }
-
-  void view.started.then((ok) => {
-    if (ok) return schedule();
-    failed = true;
-    if (engineFailure !== undefined) return; // said, and stopping
-    setReady();
-    if (tty) recent("error", "the firmware did not start (see above); press q to quit");
-    else void stop(); // a script or a pipe: nothing more will happen, so exit (code 1)
+/** The demo device, provisioned afresh into its folder, and the emulated cloud that knows it. */
+async function placeDemo(options: SimulatorOptions): Promise<Place> {
+  const dir = options.dir ?? path.join(SIMULATOR_DIR, "demo");
+  const problem = demoDirProblem(dir);
+  if (problem !== undefined) throw new Error(problem);
+  const psn = DEMO_PRODUCT_SN, dsn = DEMO_DEVICE_SN;
+  const productSecret = demoSecret();
+  const cloud = await startCloud({
+    products: [{ productSN: psn, productSecret, dynamicRegistration: true }],
+    devices: [{ productSN: psn, deviceSN: dsn }],
   });
-  if (tty) {
-    out.write(`${ESC}?25l`);
-    refresh = setInterval(schedule, 1000);
-    out.on("resize", schedule); // a terminal's stdout says when its size changed
+  // A fresh demo device on every start: it registers dynamically (ProductSecret only) and keeps the DeviceSecret
+  // it is given in its store, as a board would. Old queued messages belong to the previous cloud: dropped.
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.rmSync(path.join(dir, "outbox"), { recursive: true, force: true });
+  provisionSimulator(planProvisioning({ productSN: psn, deviceSN: dsn, productSecret, url: cloud.url }), path.join(dir, "config.json"), { replace: true });
+  return { dir, cloud, psn, dsn, brokerUrl: cloud.url };
+}
+
+/** A device that `npm run provision` wrote (--device), for the real broker --broker names; its identity is read later from its store. */
+function placeProvisioned(options: SimulatorOptions, broker: string): Place {
+  const dir = deviceDir(options.device);
+  const brokerUrl = checkBrokerUrl(broker).url; // throws ConfigError with the rule
+  if (!fs.existsSync(path.join(dir, "config.json")))
+    throw new Error(`no provisioned device in ${dir} (no config.json): run \`npm run provision -- --product-sn ... --device-sn ... --url ${brokerUrl}${dir === SIMULATOR_DIR ? "" : ` --store ${path.join(dir, "config.json")}`}\` first`);
+  return { dir, cloud: undefined, psn: DEMO_PRODUCT_SN, dsn: DEMO_DEVICE_SN, brokerUrl };
+}
+
+/** The Node host on the device's folder (run.host, its log under Recent) and the host the firmware gets: with --broker, its store names that broker. */
+function hostFor(run: Run, options: SimulatorOptions): Host {
+  const host = (run.host = createNodeHost({ dir: run.place.dir, log: (level, message) => (level === "debug" ? undefined : run.recent(level, message)) }));
+  if (options.broker === undefined) return host;
+  run.place.psn = host.config.get(CONFIG_KEYS.productSN) ?? "?";
+  run.place.dsn = host.config.get(CONFIG_KEYS.deviceSN) ?? "?";
+  return { ...host, config: withBroker(host.config, run.place.brokerUrl, options.allowPlaintext === true) };
+}
+
+/** What the emulated cloud refuses, denies, registers and sees go offline, under Recent. */
+function reportCloudEvents(run: Run, c: Cloud): void {
+  c.on("refused", (e) => run.recent("console", `the cloud refused ${e.clientId}: ${e.reason} (CONNACK ${e.returnCode})`));
+  c.on("denied", (e) => run.recent("console", `the cloud denied ${e.direction === "publish" ? "a publish to" : "a subscription to"} ${e.topic}: ${e.reason}`));
+  c.on("registered", (e) => run.recent("console", `the cloud registered ${e.productSN}.${e.deviceSN} (dynamic registration)`));
+  c.on("offline", (e) => e.authmode === 1 && run.recent("console", `the cloud sees ${e.deviceSN} offline: ${e.reason}`));
+}
+
+/** The firmware, on V8 here or on XS in a child process; the view reads the same things of either. */
+async function startFirmware(run: Run, host: Host, thermostatOptions: { postInterval: number; timeConstant: number }): Promise<DeviceView> {
+  if (run.engine === "node") return nodeDevice(host, thermostat(thermostatOptions), run.trace);
+  try {
+    const xs = await startXsDevice({
+      host, thermostat: thermostatOptions, trace: run.trace,
+      onFailure: (e) => {
+        run.engineFailure = e.message;
+        run.recent("error", e.message);
+        run.setReady();
+        void run.stop();
+      },
+    });
+    run.recent("info", `the firmware runs on XS (xsnap-worker, pid ${xs.pid})`);
+    return xs;
+  } catch (e) {
+    await run.cloud?.close();
+    throw e;
   }
+}
 
-  // ---- the console ----
-  /** The commands that work here: the console's need the emulated cloud. */
-  const commands = cloud ? CONSOLE_COMMANDS : DEVICE_COMMANDS;
-  const needCloud = (): Cloud => {
-    if (!cloud) throw new Error(`there is no console against a real broker: use the platform's console (here only ${DEVICE_COMMANDS} work)`);
-    return cloud;
-  };
-  const number = (arg: string | undefined, what: string): number => {
-    const n = Number(arg);
-    if (arg === undefined || arg === "" || !Number.isFinite(n)) throw new Error(`${what} needs a number`);
-    return n;
-  };
-  /** The device's next shadow report (its answer to a desired value), or undefined after ANSWER_WAIT_MS. */
-  const shadowReport = (c: Cloud): { promise: Promise<Record<string, unknown> | undefined>; cancel: () => void } => {
-    const topic = `${systemPrefix}shadow/upstream`;
-    let done!: (v: Record<string, unknown> | undefined) => void;
-    const promise = new Promise<Record<string, unknown> | undefined>((r) => (done = r));
-    const onMessage = (m: { direction: string; topic: string; payload: string }): void => {
-      if (m.direction !== "in" || m.topic !== topic) return;
-      try {
-        const reported = (JSON.parse(m.payload) as { State?: { Reported?: Record<string, unknown> } }).State?.Reported;
-        if (reported) finish(reported);
-      } catch {
-        // not JSON: not the report
-      }
-    };
-    const finish = (v: Record<string, unknown> | undefined): void => {
-      clearTimeout(timer);
-      c.off("message", onMessage);
-      done(v);
-    };
-    const timer = setTimeout(() => finish(undefined), ANSWER_WAIT_MS);
-    c.on("message", onMessage);
-    return { promise, cancel: () => finish(undefined) };
-  };
-  let restarting = false;
-  const restartBroker = async (): Promise<void> => {
-    const c = needCloud();
-    if (restarting) return;
-    restarting = true;
-    recent("console", "restarting the broker: stopping it for 3 s");
-    await c.stop();
-    await new Promise((r) => setTimeout(r, 3000));
-    if (!stopping) {
-      await c.start();
-      recent("console", "the broker is back");
-    }
-    restarting = false;
-  };
-
-  const command = async (line: string): Promise<void> => {
-    const [verb, arg] = line.trim().split(/\s+/);
-    try {
-      switch ((verb ?? "").toLowerCase()) {
-        case "":
-          return;
-        case "desired": {
-          const v = number(arg, "desired");
-          const c = needCloud();
-          const report = shadowReport(c);
-          try {
-            c.setShadowDesired(psn, dsn, { target_temperature: v });
-          } catch (e) {
-            report.cancel();
-            throw e;
-          }
-          recent("console", `shadow desired target_temperature = ${v} …`);
-          const reported = await report.promise;
-          recent("console", reported
-            ? `shadow desired target_temperature = ${v}: the device reported ${json(reported)}`
-            : `shadow desired target_temperature = ${v}: no report from the device within ${ANSWER_WAIT_MS / 1000} s`);
-          return;
-        }
-        case "set": {
-          const v = number(arg, "set");
-          recent("console", `property set target_temperature = ${v} …`);
-          const reply = await needCloud().setProperties(psn, dsn, { target_temperature: v });
-          recent("console", reply ? `property set target_temperature = ${v}: RetCode ${reply.RetCode}` : `property set target_temperature = ${v}: no answer within 5 s`);
-          return;
-        }
-        case "command": {
-          const v = number(arg, "command");
-          recent("console", `command set_temp_correction { correction: ${v} } …`);
-          const reply = await needCloud().sendCommand(psn, dsn, "set_temp_correction", { correction: v });
-          recent("console", `command set_temp_correction: RetCode ${reply.RetCode}${reply.Output ? ` Output ${json(reply.Output)}` : ""}${reply.Message ? ` (${reply.Message})` : ""}`);
-          return;
-        }
-        case "link": {
-          const up = arg === "up" ? true : arg === "down" ? false : !host.link.isUp;
-          recent("console", up ? "Wi-Fi link up" : "Wi-Fi link down");
-          if (up) host.link.up();
-          else host.link.down();
-          return;
-        }
-        case "restart":
-          return await restartBroker();
-        case "status":
-          if (view.sync) await view.sync(); // XS: the status after every event so far (a link change just made)
-          if (!tty) out.write(`${statusLine()}\n`);
-          else recent("console", statusLine());
-          return;
-        case "help":
-          if (!tty) out.write(USAGE);
-          else recent("console", commands);
-          return;
-        case "quit":
-        case "exit":
-          return await stop();
-        default:
-          throw new Error(`unknown command "${verb.slice(0, 40)}": ${commands}`);
-      }
-    } catch (e) {
-      recent("error", e instanceof Error ? e.message : String(e));
-    }
-  };
-
-  const statusLine = (): string => {
-    const st = view.thermostat;
-    return `status: link ${host.link.isUp ? "up" : "down"}, ${view.state}, connections ${view.connects}, drops ${view.drops}, failed dials ${view.failedDials}, ` +
-      `${st.temperature} °C ${st.humidity} %RH target ${st.target} correction ${st.correction}, posts ${st.posts}, events ${st.events}`;
-  };
-
-  const random = (lo: number, hi: number, step: number): number => Math.round((lo + Math.random() * (hi - lo)) / step) * step;
-  const key = (k: string): void => {
-    if (typing !== undefined) {
-      if (k === "\r" || k === "\n") {
-        const line = typing;
-        typing = undefined;
-        void command(line);
-      } else if (k === "\x1b") typing = undefined;
-      else if (k === "\x7f" || k === "\b") typing = typing.slice(0, -1);
-      else if (k === "\x03") void stop();
-      else if (k >= " ") typing += k;
-      schedule();
-      return;
-    }
-    switch (k) {
-      case "q":
-      case "\x03":
-        void stop();
-        return;
-      case "+":
-      case "=":
-      case "-": {
-        const doc = cloud?.shadow(psn, dsn);
-        const base = typeof doc?.State.Desired.target_temperature === "number" ? doc.State.Desired.target_temperature : view.thermostat.target;
-        void command(`desired ${base + (k === "-" ? -1 : 1)}`);
-        return;
-      }
-      case "s":
-        void command(`set ${random(TARGET_RANGE[0] + 8, TARGET_RANGE[1] - 4, 1)}`);
-        return;
-      case "c":
-        void command(`command ${random(CORRECTION_RANGE[0] + 3, CORRECTION_RANGE[1] - 3, 0.1).toFixed(1)}`);
-        return;
-      case "l":
-        void command("link");
-        return;
-      case "r":
-        void command("restart");
-        return;
-      case ":":
-        typing = "";
-        schedule();
-        return;
-    }
-  };
-
-  // ---- a script: one command a line on stdin (not a terminal) ----
-  // Each line runs to its end (the device's answer, a report, a timeout or an error) before the next starts. The
-  // commands wait for the device's first connection with its subscriptions in place (a command published before
-  // would reach nobody), at most READY_WAIT_MS; quit waits for every line before it.
-  let isReady = false;
-  void ready.then(() => (isReady = true));
-  let readyDeadline: Promise<void> | undefined;
-  let readyTimer: NodeJS.Timeout | undefined;
-  const deviceReady = async (): Promise<boolean> => {
-    if (!isReady) {
-      readyDeadline ??= new Promise<void>((r) => (readyTimer = setTimeout(r, READY_WAIT_MS)));
-      await Promise.race([ready, readyDeadline, stopped]);
-    }
-    return isReady;
-  };
-  /** Waits (at most ANSWER_WAIT_MS) until the device's QoS 1 messages (its answers too) are acknowledged. */
-  const delivered = async (): Promise<void> => {
-    const end = Date.now() + ANSWER_WAIT_MS;
-    for (;;) {
-      if (view.sync) await view.sync();
-      if (stopping || view.outbox === 0 || view.state !== "connected" || Date.now() > end) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  const scriptLine = async (line: string): Promise<void> => {
-    if (stopping) return;
-    const verb = (line.trim().split(/\s+/)[0] ?? "").toLowerCase();
-    if (verb === "quit" || verb === "exit") {
-      await delivered();
-      return stop();
-    }
-    // What needs the device: the console's commands (with the emulated cloud), the link and the status.
-    const needsDevice = ["link", "status"].includes(verb) || (cloud !== undefined && ["desired", "set", "command", "restart"].includes(verb));
-    if (needsDevice && !(await deviceReady())) {
-      if (!stopping) recent("error", `not run: ${line.trim().slice(0, 60)}: the device has not connected within ${READY_WAIT_MS / 1000} s (see the errors above)`);
-      return;
-    }
-    if (stopping) return;
-    await command(line);
-  };
-
-  const stdin = io.stdin as (NodeJS.ReadStream & { setRawMode?: (raw: boolean) => void }) | undefined;
-  let pending = "";
-  let script: Promise<void> = Promise.resolve();
-  const onData = (chunk: Buffer | string): void => {
-    const text = chunk.toString();
-    if (io.tty && stdin?.setRawMode) {
-      for (const k of text) key(k);
-      return;
-    }
-    pending += text;
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      script = script.then(() => scriptLine(line));
-    }
-  };
-  if (stdin) {
-    if (io.tty && stdin.setRawMode) stdin.setRawMode(true);
-    stdin.on("data", onData);
-    stdin.resume();
-  }
-
-  // ---- stopping ----
-  let resolveStopped!: () => void;
-  const stopped = new Promise<void>((r) => (resolveStopped = r));
-  let stopPromise: Promise<void> | undefined;
-  async function stop(): Promise<void> {
-    if (stopPromise) return stopPromise;
-    stopping = true;
-    stopPromise = (async () => {
-      if (drawTimer) clearTimeout(drawTimer);
-      if (refresh) clearInterval(refresh);
-      if (readyTimer) clearTimeout(readyTimer);
-      if (stdin) {
-        stdin.off("data", onData);
-        if (io.tty && stdin.setRawMode) stdin.setRawMode(false);
-        stdin.pause();
-      }
-      if (tty) {
-        out.off("resize", schedule);
-        out.write(`${ESC}?25h\n`);
-      }
-      await view.stop();
-      if (cloud) {
-        await new Promise((r) => setTimeout(r, 100)); // the DISCONNECT reaches the broker first
-        await cloud.close();
-      }
-      closed = true;
-      // On a terminal the screen held the engine's error, and it is gone now: say it again.
-      const how = engineFailure !== undefined ? `the XS engine failed${tty ? ` (${engineFailure})` : ""}` : failed ? "the firmware did not start" : "the device disconnected";
-      out.write(`${clock(Date.now())} stopped: ${how}${cloud ? " and the emulated cloud closed" : ""}\n`);
-      resolveStopped();
-    })();
-    return stopPromise;
-  }
-
-  return {
-    cloud, host, device, command, stop, stopped,
-    get failed() {
-      return failed || engineFailure !== undefined;
-    },
-  };
+/** The firmware did not start (its reason was logged): on a terminal, say so; a script or a pipe stops. */
+function notStarted(run: Run): void {
+  run.failed = true;
+  if (run.engineFailure !== undefined) return; // said, and stopping
+  run.setReady();
+  if (run.tty) run.recent("error", "the firmware did not start (see above); press q to quit");
+  else void run.stop(); // a script or a pipe: nothing more will happen, so exit (code 1)
 }
 
 /** The command line: `npm start -- ...`. Resolves with the exit code. */
@@ -693,23 +339,12 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const tty = process.stdout.isTTY === true;
-  // Stopping: on a signal, when the parent process goes away (npm or the shell that ran it was killed: this process
-  // was handed to another parent) and when stdout's reader is gone. A signal during the start stops it once started.
+  // A signal during the start stops it once started.
   let sim: Simulator | undefined;
   let quitting = false;
-  const quit = (): void => {
+  const stopFromOutside = onOutsideStop(() => {
     quitting = true;
     void sim?.stop();
-  };
-  process.on("SIGINT", quit);
-  process.on("SIGTERM", quit);
-  process.on("SIGHUP", quit);
-  const parent = process.ppid;
-  const orphaned = setInterval(() => process.ppid !== parent && quit(), 250);
-  orphaned.unref();
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code !== "EPIPE") throw e;
-    quit();
   });
   try {
     sim = await runSimulator(options, {
@@ -723,21 +358,45 @@ export async function main(args: string[]): Promise<number> {
     process.stderr.write(`error: ${(e as Error).message}\n`);
     return 1;
   }
-  if (tty) {
-    // Whatever happens, the terminal gets its cursor and line mode back.
-    process.once("exit", () => {
-      if (process.stdin.isTTY) process.stdin.setRawMode(false);
-      process.stdout.write("\x1b[?25h");
-    });
-  }
+  if (tty) restoreTerminalAtExit();
   if (quitting) void sim.stop();
   // stdin closing (a pipe that ended) does not stop the simulator: it runs until quit, a signal or its parent ends.
   await sim.stopped;
-  clearInterval(orphaned);
-  process.off("SIGINT", quit);
-  process.off("SIGTERM", quit);
-  process.off("SIGHUP", quit);
+  stopFromOutside.off();
   return sim.failed ? 1 : 0;
+}
+
+/**
+ * Calls `quit` on a signal, when the parent process goes away (npm or the shell that ran it was killed: this process
+ * was handed to another parent) and when stdout's reader is gone; off() stops listening for the signals and the parent.
+ */
+function onOutsideStop(quit: () => void): { off(): void } {
+  process.on("SIGINT", quit);
+  process.on("SIGTERM", quit);
+  process.on("SIGHUP", quit);
+  const parent = process.ppid;
+  const orphaned = setInterval(() => process.ppid !== parent && quit(), 250);
+  orphaned.unref();
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    quit();
+  });
+  return {
+    off: () => {
+      clearInterval(orphaned);
+      process.off("SIGINT", quit);
+      process.off("SIGTERM", quit);
+      process.off("SIGHUP", quit);
+    },
+  };
+}
+
+/** Whatever happens, the terminal gets its cursor and line mode back. */
+function restoreTerminalAtExit(): void {
+  process.once("exit", () => {
+    if (process.stdin.isTTY) process.stdin.setRawMode(false);
+    process.stdout.write("\x1b[?25h");
+  });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
