@@ -17,14 +17,12 @@ import { decodeUtf8 } from "./utf8";
 import { checkTopicName } from "./topic";
 import { IN_CONNACK, readProperties } from "./properties";
 import {
-  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, type Packet, type ProtocolLevel, type QoS,
+  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBACK_BYTE, PUBCOMP, PUBLISH, PUBREC, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, type Packet, type ProtocolLevel, type QoS,
 } from "./packets";
 import type { Allocator } from "./encode";
 
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
 export const CONNACK_V5_CODES: readonly number[] = Object.freeze([0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f]);
-/** A PUBACK's first byte (its flags are 0). */
-const PUBACK_BYTE = PUBACK << 4;
 const NAMES: readonly string[] = Object.freeze(["", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "", "", "", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT"]);
 
 /** Where a decoder delivers packets without making objects for the common ones. */
