@@ -16,7 +16,7 @@
  */
 import { Buffer } from "node:buffer";
 import * as mp from "mqtt-packet";
-import { Decoder, encode } from "../src/mqtt/codec";
+import { Decoder, encode, PUBLISH } from "../src/mqtt/codec";
 import { encodePublish, TopicCache } from "../src/mqtt/encode";
 import { nodeAlloc } from "../hosts/node/alloc";
 import type { Packet, PublishPacket } from "../src/mqtt/codec";
@@ -126,7 +126,7 @@ function checkDecode(bytes: Uint8Array, chunk: number, expect: number, what: str
   check(got.length === expect && gotPeer.length === expect, `${what}: ours decoded ${got.length}, mqtt-packet ${gotPeer.length} of ${expect} packets`);
   for (let i = 0; i < expect; i++) {
     const a = got[i], b = gotPeer[i];
-    check(a.type === 3 && b.cmd === "publish" && samePublish(a, b), `${what}: packet ${i} decodes differently`);
+    check(a.type === PUBLISH && b.cmd === "publish" && samePublish(a, b), `${what}: packet ${i} decodes differently`);
   }
 }
 
@@ -146,7 +146,7 @@ function decodeBench(size: number, tuned: boolean): (ctx: Context) => Line {
 
     let acc = 0;
     const decoder = new Decoder((p) => {
-      if (p.type === 3) acc += p.topic.length + (p.payload as Uint8Array).length;
+      if (p.type === PUBLISH) acc += p.topic.length + (p.payload as Uint8Array).length;
     }, tuned ? { alloc: nodeAlloc } : {});
     const parser = mp.parser({ protocolVersion: 4 });
     parser.on("packet", (p) => {
@@ -217,7 +217,7 @@ function chunkedBench(total: number): (ctx: Context) => Line {
 
     let acc = 0;
     const decoder = new Decoder((p) => {
-      if (p.type === 3) acc += p.topic.length + (p.payload as Uint8Array).length;
+      if (p.type === PUBLISH) acc += p.topic.length + (p.payload as Uint8Array).length;
     });
     const parser = mp.parser({ protocolVersion: 4 });
     parser.on("packet", (p) => {
@@ -324,7 +324,7 @@ function streamBench(ctx: Context): Line {
   let count = 0, acc = 0;
   const decoder = new Decoder((p) => {
     count++;
-    if (p.type === 3) acc += p.topic.length + (p.payload as Uint8Array).length;
+    if (p.type === PUBLISH) acc += p.topic.length + (p.payload as Uint8Array).length;
   });
   const parser = mp.parser({ protocolVersion: 4 });
   parser.on("packet", (p) => {
@@ -342,7 +342,7 @@ function streamBench(ctx: Context): Line {
   };
 
   let expect = 0;
-  for (const p of packets.ours) if (p.type === 3) expect += p.topic.length + (p.payload as Uint8Array).length;
+  for (const p of packets.ours) if (p.type === PUBLISH) expect += p.topic.length + (p.payload as Uint8Array).length;
   count = acc = 0;
   ours(1);
   check(count === packets.ours.length && acc === expect, `our decoder saw ${count} of ${packets.ours.length} packets`);

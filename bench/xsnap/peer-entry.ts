@@ -19,9 +19,11 @@
 // - Time.ticks is moved by the benchmark (ours paces its PUBLISH by it); the DNS resolver answers at once; URL
 //   parses "scheme://host[:port]".
 // A fake is JavaScript where the device runs native code, so each call costs compute units a native call would
-// not: the "check" op records every call to a fake during one operation, and "replay" makes those calls again on
-// their own, either to the fakes or, with `native`, to a native function that allocates what the device's native
-// code allocates, so that bench/xsnap/peers.ts can take the fakes' excess out of each side's figures.
+// not. So these fakes are the benchmark's own, minimal, and not the tests' (test/helpers/sdk-fakes.ts, which record
+// everything they are handed): the "check" op records every call to a fake during one operation, and "replay" makes
+// those calls again on their own, either to the fakes or, with `native`, to a native function that allocates what
+// the device's native code allocates, so that bench/xsnap/peers.ts can take the fakes' excess out of each side's
+// figures.
 //
 // globalThis.handleCommand takes JSON: {"op":"make"|"setup","peer":"ours"|"host"|"bare"|"legacy"|"ecma419"|"mqttjs"} |
 // {"op":"setup"} (the client made last) | {"op":"gc"} |

@@ -10,7 +10,7 @@ import { CONNACK_V5_CODES, checkQos, type Parser } from "./decode";
 import { ack, alloc, checkId } from "./encode";
 import { IN_CONNACK, IN_CONNECT, IN_WILL, propertiesLength, readProperties, varintSize, writeProperties } from "./properties";
 import type { Reader } from "./reader";
-import type { ConnectPacket, Packet, ProtocolLevel, Subscription } from "./packets";
+import { CONNACK, CONNECT, PINGRESP, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, type ConnectPacket, type Packet, type ProtocolLevel, type Subscription } from "./packets";
 
 function parseConnect(r: Reader): ConnectPacket {
   const name = r.str();
@@ -23,7 +23,7 @@ function parseConnect(r: Reader): ConnectPacket {
   if (!willFlag && flags & 0x38) fail("RESERVED_FLAGS", "will QoS and will retain must be 0 without a will");
   checkQos(willQos);
   if (level !== 5 && flags & 0x40 && !(flags & 0x80)) fail("RESERVED_FLAGS", "MQTT 3.1/3.1.1 do not allow a password without a user name");
-  const p: ConnectPacket = { type: 1, level: level as ProtocolLevel, clientId: "", clean: (flags & 2) === 2, keepalive: r.u16() };
+  const p: ConnectPacket = { type: CONNECT, level: level as ProtocolLevel, clientId: "", clean: (flags & 2) === 2, keepalive: r.u16() };
   if (level === 5) {
     const props = readProperties(r, IN_CONNECT);
     if (props) p.properties = props;
@@ -53,7 +53,7 @@ function parseSubscribe(r: Reader): Packet {
     subscriptions.push({ topic, qos: checkQos(o & 3) });
   }
   if (!subscriptions.length) fail("TRUNCATED", "SUBSCRIBE has no topic filter");
-  return { type: 8, id, subscriptions };
+  return { type: SUBSCRIBE, id, subscriptions };
 }
 
 function parseUnsubscribe(r: Reader): Packet {
@@ -65,14 +65,14 @@ function parseUnsubscribe(r: Reader): Packet {
     topics.push(t);
   }
   if (!topics.length) fail("TRUNCATED", "UNSUBSCRIBE has no topic filter");
-  return { type: 10, id, topics };
+  return { type: UNSUBSCRIBE, id, topics };
 }
 
 /** The Decoder's `parsers` for a broker (by packet type): CONNECT, SUBSCRIBE, UNSUBSCRIBE. */
 export const BROKER_PARSERS: (Parser | undefined)[] = [];
-BROKER_PARSERS[1] = parseConnect;
-BROKER_PARSERS[8] = parseSubscribe;
-BROKER_PARSERS[10] = parseUnsubscribe;
+BROKER_PARSERS[CONNECT] = parseConnect;
+BROKER_PARSERS[SUBSCRIBE] = parseSubscribe;
+BROKER_PARSERS[UNSUBSCRIBE] = parseUnsubscribe;
 
 /**
  * Encodes a packet only a broker sends: CONNACK (2), SUBACK (9), UNSUBACK (11), PINGRESP (13); undefined for the
@@ -80,7 +80,7 @@ BROKER_PARSERS[10] = parseUnsubscribe;
  */
 export function encodeBroker(p: Packet, level: ProtocolLevel): Uint8Array | undefined {
   switch (p.type) {
-    case 2: {
+    case CONNACK: {
       const v5 = level === 5, code = p.returnCode;
       if (v5 ? CONNACK_V5_CODES.indexOf(code) < 0 : !(code >= 0 && code <= 5 && (code | 0) === code))
         fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
@@ -92,7 +92,7 @@ export function encodeBroker(p: Packet, level: ProtocolLevel): Uint8Array | unde
       if (v5) writeProperties(p.properties, pl, b, q + 2, IN_CONNACK);
       return b;
     }
-    case 9: {
+    case SUBACK: {
       checkId(p.id);
       const g = p.granted;
       if (!g || !(g.length > 0)) fail("INVALID_PACKET", "SUBACK needs at least one return code");
@@ -105,8 +105,8 @@ export function encodeBroker(p: Packet, level: ProtocolLevel): Uint8Array | unde
       b.set(g, q + 2);
       return b;
     }
-    case 11: return ack(0xb0, p.id);
-    case 13: return new Uint8Array([0xd0, 0]);
+    case UNSUBACK: return ack(0xb0, p.id);
+    case PINGRESP: return new Uint8Array([0xd0, 0]);
   }
   return undefined;
 }

@@ -16,7 +16,9 @@ import { Reader } from "./reader";
 import { decodeUtf8 } from "./utf8";
 import { checkTopicName } from "./topic";
 import { IN_CONNACK, readProperties } from "./properties";
-import type { Packet, ProtocolLevel, QoS } from "./packets";
+import {
+  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBACK_BYTE, PUBCOMP, PUBLISH, PUBREC, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, type Packet, type ProtocolLevel, type QoS,
+} from "./packets";
 import type { Allocator } from "./encode";
 
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
@@ -166,7 +168,7 @@ export class Decoder {
       switch (this.state) {
         case HEADER:
           // A whole PUBACK to the session, the one packet of a QoS 1 round trip: straight to it, no header state.
-          if (chunk[i] === 0x40 && n - i >= 4 && chunk[i + 1] === 2 && this.sink && this.level !== 5 && this.maxPacketSize >= 4) {
+          if (chunk[i] === PUBACK_BYTE && n - i >= 4 && chunk[i + 1] === 2 && this.sink && this.level !== 5 && this.maxPacketSize >= 4) {
             const id = (chunk[i + 2] << 8) | chunk[i + 3];
             if (id) {
               i += 4;
@@ -235,24 +237,24 @@ export class Decoder {
     r.reset(b, s, e);
     let p: Packet;
     switch (type) {
-      case 3:
+      case PUBLISH:
         return this.publish(r, b, e, h);
-      case 4:
-      case 11: {
+      case PUBACK:
+      case UNSUBACK: {
         const id = r.id();
         r.done();
         if (sink) return sink.receivedBare(type, id);
         p = { type, id };
         break;
       }
-      case 12:
-      case 13:
-      case 14:
+      case PINGREQ:
+      case PINGRESP:
+      case DISCONNECT:
         r.done();
         if (sink) return sink.receivedBare(type, 0);
         p = { type };
         break;
-      case 2: {
+      case CONNACK: {
         const flags = r.u8();
         if (flags & 0xfe) fail("RESERVED_FLAGS", "CONNACK flags bits 7-1 must be 0");
         const code = r.u8();
@@ -261,7 +263,7 @@ export class Decoder {
         const v5 = this.level === 5, props = v5 && r.pos < r.end;
         if (code > 5 ? !v5 || CONNACK_V5_CODES.indexOf(code) < 0 : props && code !== 0)
           fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
-        p = { type: 2, sessionPresent: flags === 1, returnCode: code };
+        p = { type: CONNACK, sessionPresent: flags === 1, returnCode: code };
         if (props) {
           const pr = readProperties(r, IN_CONNACK);
           if (pr) p.properties = pr;
@@ -269,7 +271,7 @@ export class Decoder {
         r.done();
         break;
       }
-      case 9: {
+      case SUBACK: {
         const id = r.id();
         const granted: number[] = [];
         while (r.pos < r.end) {
@@ -278,12 +280,12 @@ export class Decoder {
           granted.push(c);
         }
         if (!granted.length) fail("TRUNCATED", "SUBACK has no return code");
-        p = { type: 9, id, granted };
+        p = { type: SUBACK, id, granted };
         break;
       }
-      default: // 1, 8 or 10, which checkHeader let through only with a parser for it
+      default: // CONNECT, SUBSCRIBE or UNSUBSCRIBE, which checkHeader let through only with a parser for it
         p = (this.parsers as Parser[])[type](r, this.level);
-        if (p.type === 1) this.level = p.level;
+        if (p.type === CONNECT) this.level = p.level;
     }
     if (sink) sink.received(p);
     else this.onPacket(p);
@@ -356,17 +358,17 @@ export function checkQos(q: number): 0 | 1 {
 function checkHeader(h: number, level: ProtocolLevel, parsers: (Parser | undefined)[] | undefined): number {
   const type = h >> 4, flags = h & 15;
   if (type === 0 || type === 15) fail("UNKNOWN_PACKET", `packet type ${type} is not an MQTT 3.1/3.1.1 packet`);
-  if (type >= 5 && type <= 7) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
-  if (level === 5 && type !== 1 && type !== 2 && type !== 12 && type !== 13)
+  if (type >= PUBREC && type <= PUBCOMP) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
+  if (level === 5 && type !== CONNECT && type !== CONNACK && type !== PINGREQ && type !== PINGRESP)
     fail("UNKNOWN_PACKET", `MQTT 5.0 ${NAMES[type]} packets are not supported yet`);
-  if (type === 3) {
+  if (type === PUBLISH) {
     checkQos((flags >> 1) & 3);
     if ((flags & 8) && !(flags & 6)) fail("RESERVED_FLAGS", "DUP must be 0 on a QoS 0 PUBLISH");
   } else {
     // Without a parser for it (a device's decoder), the same error the session gives a PINGREQ from the broker.
-    if ((type === 1 || type === 8 || type === 10) && !(parsers && parsers[type]))
+    if ((type === CONNECT || type === SUBSCRIBE || type === UNSUBSCRIBE) && !(parsers && parsers[type]))
       fail("PROTOCOL_ERROR", `the broker broke the MQTT protocol: unexpected packet type ${type} from the broker`);
-    if (flags !== (type === 8 || type === 10 ? 2 : 0)) fail("RESERVED_FLAGS", `reserved flag bits of ${NAMES[type]} are set wrong`);
+    if (flags !== (type === SUBSCRIBE || type === UNSUBSCRIBE ? 2 : 0)) fail("RESERVED_FLAGS", `reserved flag bits of ${NAMES[type]} are set wrong`);
   }
   return h;
 }

@@ -9,7 +9,10 @@ import { fail } from "./errors";
 import { checkTopicFilter, checkTopicName } from "./topic";
 import { utf8Length, writeUtf8 } from "./utf8";
 import { IN_CONNECT, IN_WILL, propertiesLength, strLen, varintSize, writeProperties, writeStr, writeVarint } from "./properties";
-import type { Bytes, Packet, ProtocolLevel, PublishPacket } from "./packets";
+import {
+  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
+  type Bytes, type Packet, type ProtocolLevel, type PublishPacket,
+} from "./packets";
 
 const MAX_REMAINING = 268435455;
 
@@ -96,7 +99,7 @@ function writeBin(v: Bytes | string, n: number, b: Uint8Array, p: number): numbe
 }
 
 /** A PUBACK (type 4) or UNSUBACK (11) of packet `id`, made from its fields. */
-export function encodeAck(type: 4 | 11, id: number): Uint8Array {
+export function encodeAck(type: typeof PUBACK | typeof UNSUBACK, id: number): Uint8Array {
   return ack(type << 4, id);
 }
 
@@ -175,15 +178,15 @@ export function encodePublishFields(
  */
 export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator): Uint8Array {
   const t = p.type;
-  if (level === 5 && t !== 1 && t !== 2 && t !== 12 && t !== 13)
+  if (level === 5 && t !== CONNECT && t !== CONNACK && t !== PINGREQ && t !== PINGRESP)
     fail("INVALID_PACKET", `MQTT 5.0 packets of type ${t} are not supported yet (only CONNECT, CONNACK, PINGREQ, PINGRESP)`);
   switch (p.type) {
-    case 3: return encodePublish(p, undefined, allocate);
-    case 4: return ack(0x40, p.id);
-    case 12: return new Uint8Array([0xc0, 0]);
-    case 14: return new Uint8Array([0xe0, 0]);
-    case 1: return encodeConnect(p);
-    case 8: {
+    case PUBLISH: return encodePublish(p, undefined, allocate);
+    case PUBACK: return ack(0x40, p.id);
+    case PINGREQ: return new Uint8Array([0xc0, 0]);
+    case DISCONNECT: return new Uint8Array([0xe0, 0]);
+    case CONNECT: return encodeConnect(p);
+    case SUBSCRIBE: {
       checkId(p.id);
       const subs = p.subscriptions;
       if (!subs || !(subs.length > 0)) fail("INVALID_PACKET", "SUBSCRIBE needs at least one topic filter");
@@ -203,7 +206,7 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
       }
       return b;
     }
-    case 10: {
+    case UNSUBSCRIBE: {
       checkId(p.id);
       const topics = p.topics;
       if (!topics || !(topics.length > 0)) fail("INVALID_PACKET", "UNSUBSCRIBE needs at least one topic filter");
@@ -221,15 +224,15 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
     }
   }
   const type = (p as { type: unknown }).type;
-  if (type === 2 || type === 9 || type === 11 || type === 13) fail("INVALID_PACKET", `packet type ${type} is sent by a broker, not by a client`);
-  if (type === 5 || type === 6 || type === 7) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
+  if (type === CONNACK || type === SUBACK || type === UNSUBACK || type === PINGRESP) fail("INVALID_PACKET", `packet type ${type} is sent by a broker, not by a client`);
+  if (type === PUBREC || type === PUBREL || type === PUBCOMP) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
   return fail("INVALID_PACKET", `unknown packet type ${String(type)}`);
 }
 
 const MQISDP: readonly number[] = Object.freeze([0, 6, 0x4d, 0x51, 0x49, 0x73, 0x64, 0x70]);
 const MQTT: readonly number[] = Object.freeze([0, 4, 0x4d, 0x51, 0x54, 0x54]);
 
-function encodeConnect(p: Extract<Packet, { type: 1 }>): Uint8Array {
+function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>): Uint8Array {
   const level = p.level;
   if (level !== 3 && level !== 4 && level !== 5) fail("PROTOCOL_MISMATCH", `protocol level ${String(level)} is not supported: use 3 (MQTT 3.1), 4 (MQTT 3.1.1) or 5`);
   const v5 = level === 5;

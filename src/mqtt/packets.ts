@@ -20,6 +20,8 @@ export const UNSUBACK = 11;
 export const PINGREQ = 12;
 export const PINGRESP = 13;
 export const DISCONNECT = 14;
+/** A PUBACK's first byte (its flags are 0), what the QoS 1 round trip's fast paths look for. */
+export const PUBACK_BYTE = PUBACK << 4;
 
 /** 3 = MQTT 3.1 ("MQIsdp"), 4 = MQTT 3.1.1 ("MQTT"), 5 = MQTT 5.0 ("MQTT"). */
 export type ProtocolLevel = 3 | 4 | 5;

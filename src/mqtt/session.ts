@@ -15,7 +15,10 @@ import { MqttError } from "./errors";
 import { GENERIC, type Profile } from "./profile";
 import type { OutboxStore } from "./store";
 import { checkTopicFilter } from "./topic";
-import type { ConnackPacket, ConnectProperties, Packet, ProtocolLevel, QoS, Will } from "./packets";
+import {
+  CONNACK, PINGRESP, PUBACK, PUBACK_BYTE, PUBLISH, SUBACK, UNSUBACK,
+  type ConnackPacket, type ConnectProperties, type Packet, type ProtocolLevel, type QoS, type Will,
+} from "./packets";
 
 /** Completion of a publish: no error when the broker acknowledged it (QoS 1) or it was written (QoS 0). */
 export type PublishCallback = (error?: MqttError) => void;
@@ -315,7 +318,7 @@ export class Session implements PacketSink {
     const dec = this.decoder;
     // A chunk that is one PUBACK, between packets, connected: the one packet of a QoS 1 round trip, straight to
     // puback() (what the decoder would do, without its calls). A whole packet: the broker is alive.
-    if (chunk.length === 4 && chunk[0] === 0x40 && chunk[1] === 2 && this.state === CONNECTED && this.fastAcks && dec.state === 0 && !dec.failed) {
+    if (chunk.length === 4 && chunk[0] === PUBACK_BYTE && chunk[1] === 2 && this.state === CONNECTED && this.fastAcks && dec.state === 0 && !dec.failed) {
       const id = (chunk[2] << 8) | chunk[3];
       if (id) {
         this.packetsIn++;
@@ -947,7 +950,7 @@ export class Session implements PacketSink {
         box.p = undefined;
       }
       const found = box.p as Packet | undefined;
-      if (!found || found.type !== 3 || found.qos !== 1 || this.idDistance(found.id as number) === 0) {
+      if (!found || found.type !== PUBLISH || found.qos !== 1 || this.idDistance(found.id as number) === 0) {
         this.host.error(new MqttError("STORE_FAILED", `discarded an unreadable entry (key ${key}) from the persistent outbox`));
         try { store.remove(key); } catch { /* reported above */ }
         continue;
@@ -1005,12 +1008,12 @@ export class Session implements PacketSink {
   receivedBare(type: number, id: number): void {
     this.packetsIn++;
     if (this.state === IDLE) return;
-    if (type === 4) return this.puback(id);
-    if (type === 13) {
+    if (type === PUBACK) return this.puback(id);
+    if (type === PINGRESP) {
       this.pingSentAt = -1;
       return;
     }
-    if (type === 11) return this.answered(type, id, undefined);
+    if (type === UNSUBACK) return this.answered(type, id, undefined);
     this.protocol(`unexpected packet type ${type} from the broker`);
   }
 
@@ -1063,9 +1066,9 @@ export class Session implements PacketSink {
     this.packetsIn++;
     if (this.state === IDLE) return; // dropped earlier in this same chunk
     switch (p.type) {
-      case 9:
-        return this.answered(9, p.id, p.granted);
-      case 2:
+      case SUBACK:
+        return this.answered(SUBACK, p.id, p.granted);
+      case CONNACK:
         return this.connack(p, this.now);
     }
     this.protocol(`unexpected packet type ${p.type} from the broker`);
@@ -1077,7 +1080,7 @@ export class Session implements PacketSink {
     let k = 0;
     while (k < reqs.length && reqs[k].id !== id) k++;
     const r = reqs[k];
-    if (!r || r.sub !== (type === 9)) return;
+    if (!r || r.sub !== (type === SUBACK)) return;
     // A SUBACK has one return code per filter of its SUBSCRIBE (MQTT-3.9.3-1): another count is a broken broker, not
     // a refusal (too few) or a success (too many).
     if (granted && granted.length !== r.filters.length)
@@ -1156,7 +1159,7 @@ export class Session implements PacketSink {
       if (a) b.set(a);
       a = this.acks = b;
     }
-    a[at] = 0x40;
+    a[at] = PUBACK_BYTE;
     a[at + 1] = 2;
     a[at + 2] = id >> 8;
     a[at + 3] = id & 0xff;

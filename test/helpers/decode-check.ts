@@ -2,7 +2,7 @@
 // - it throws nothing but MqttError, and after an error it keeps throwing that error;
 // - it never holds more than maxPacketSize bytes (Decoder.pending, and the body buffer it allocates);
 // - every packet it decodes re-encodes, and the re-encoding decodes to an equal packet.
-import { Decoder, encode, MqttError, type Packet, type ProtocolLevel } from "../../src/mqtt/codec.ts";
+import { CONNACK, CONNECT, Decoder, encode, MqttError, type Packet, type ProtocolLevel } from "../../src/mqtt/codec.ts";
 import { hex, same } from "./canon.ts";
 import { groupedUserProperties, mqttPacket, mqttPacketLosesUserProperty, toModel, Unsupported, type Loose } from "./mqtt-packet-fixtures.ts";
 
@@ -66,12 +66,12 @@ export function chunk(b: Uint8Array, cuts: number[]): Uint8Array[] {
  * with CONNACK 2 rather than treat as malformed.
  */
 function refusedByEncoderOnPurpose(p: Packet): boolean {
-  return p.type === 1 && p.clientId === "" && (p.level === 3 || (p.level === 4 && !p.clean));
+  return p.type === CONNECT && p.clientId === "" && (p.level === 3 || (p.level === 4 && !p.clean));
 }
 
 /** The level to re-encode a decoded packet at: a CONNACK in 3.1.1 form read on a 5.0 connection is a 3.1.1 one. */
 function encodeLevel(p: Packet, level: ProtocolLevel): ProtocolLevel {
-  return p.type === 2 && level === 5 && p.returnCode >= 1 && p.returnCode <= 5 ? 4 : level;
+  return p.type === CONNACK && level === 5 && p.returnCode >= 1 && p.returnCode <= 5 ? 4 : level;
 }
 
 /** Checks that `p`, decoded at `level`, re-encodes and decodes back to an equal packet. Returns what broke. */
@@ -164,7 +164,7 @@ export function oracleMismatch(input: Uint8Array, run: DecodeRun, level: Protoco
     if (mqttPacketLosesUserProperty(ours)) return undefined;
     // A 5.0 CONNACK may come without a property length (3.1.1 form); mqtt-packet then reads the bytes after the
     // packet as its properties (20 02 01 00 | 03 21 00 01 gives receiveMaximum 1), so it cannot be compared.
-    if (ours.type === 2 && run.packets[k].level === 5 && !ours.properties) return undefined;
+    if (ours.type === CONNACK && run.packets[k].level === 5 && !ours.properties) return undefined;
     const t = theirs[k];
     if (t === undefined) return `mqtt-packet did not read packet #${k} that we decoded: ${JSON.stringify(ours, replacer)}`;
     let adapted: Packet;
@@ -176,7 +176,7 @@ export function oracleMismatch(input: Uint8Array, run: DecodeRun, level: Protoco
     }
     if (!same(groupedUserProperties(adapted), groupedUserProperties(ours)))
       return `mqtt-packet reads packet #${k} differently: ours ${JSON.stringify(ours, replacer)}, theirs ${JSON.stringify(adapted, replacer)}`;
-    if (ours.type === 1 && ours.level !== level) break;
+    if (ours.type === CONNECT && ours.level !== level) break;
   }
   return undefined;
 }

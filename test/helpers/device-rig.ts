@@ -1,6 +1,7 @@
-// What the firmware-entry tests share, on V8 (test/tools/simulator/simulator.test.ts) and on XS (test/e2e/xs-device.test.ts):
-// a throwaway device store, a Node host that keeps its log, a provisioned config, and the emulated cloud knowing
-// the device. Each test file passes its own list of cleanups, run after every test.
+// What the tests of the device against the emulated cloud share (the firmware entry on V8 and on XS in
+// test/e2e/firmware-entry.test.ts, the real Moddable image, OTA, secrets): a throwaway device store, a Node host that
+// keeps its log, a provisioned config, and the emulated cloud knowing the device. Each test file passes its own list
+// of cleanups, run after every test.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";

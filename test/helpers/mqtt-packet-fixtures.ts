@@ -8,7 +8,10 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type * as MqttPacketModule from "mqtt-packet";
-import type { Packet, ProtocolLevel, UserProperty } from "../../src/mqtt/packets.ts";
+import {
+  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
+  type Packet, type ProtocolLevel, type UserProperty,
+} from "../../src/mqtt/packets.ts";
 
 const require = createRequire(import.meta.url);
 export const mqttPacket: typeof MqttPacketModule = require("mqtt-packet");
@@ -203,30 +206,34 @@ function props(p: Loose): Loose {
   return out;
 }
 
+/** MQTT 5.0's AUTH, which the packet model does not have. */
+const AUTH = 15;
+
 const CMDS: Record<string, number> = {
-  connect: 1, connack: 2, publish: 3, puback: 4, pubrec: 5, pubrel: 6, pubcomp: 7, subscribe: 8, suback: 9,
-  unsubscribe: 10, unsuback: 11, pingreq: 12, pingresp: 13, disconnect: 14, auth: 15,
+  connect: CONNECT, connack: CONNACK, publish: PUBLISH, puback: PUBACK, pubrec: PUBREC, pubrel: PUBREL, pubcomp: PUBCOMP,
+  subscribe: SUBSCRIBE, suback: SUBACK, unsubscribe: UNSUBSCRIBE, unsuback: UNSUBACK, pingreq: PINGREQ, pingresp: PINGRESP,
+  disconnect: DISCONNECT, auth: AUTH,
 };
 
 /** mqtt-packet object -> our packet model. Throws Unsupported with a reason for what the model cannot carry. */
 export function toModel(m: Loose, o: AdaptOptions): { packet: Packet; level: ProtocolLevel } {
   const type = CMDS[m?.cmd];
   let level = o.level;
-  if (type === 1) {
+  if (type === CONNECT) {
     level = (m.protocolVersion ?? 4) as ProtocolLevel;
     if (m.bridgeMode) throw new Unsupported(REASON.BRIDGE);
     const pid = m.protocolId ?? "MQTT";
     if ((level === 3 || level === 4 || level === 5) && pid !== (level === 3 ? "MQIsdp" : "MQTT")) throw new Unsupported(REASON.PROTOCOL_ID);
-  } else if (level === 5 && type !== 2 && type !== 12 && type !== 13) {
+  } else if (level === 5 && type !== CONNACK && type !== PINGREQ && type !== PINGRESP) {
     throw new Unsupported(REASON.V5_SCOPE);
   }
-  if (type === 5 || type === 6 || type === 7) {
+  if (type === PUBREC || type === PUBREL || type === PUBCOMP) {
     if (!o.downgrade) throw new Unsupported(REASON.QOS2);
   }
-  if (type === 15) throw new Unsupported(REASON.V5_SCOPE);
+  if (type === AUTH) throw new Unsupported(REASON.V5_SCOPE);
   let p: Loose;
   switch (type) {
-    case 1: {
+    case CONNECT: {
       p = { type, level, clientId: text(m.clientId || ""), clean: m.clean ?? true, keepalive: m.keepalive ?? 0 };
       if (level === 5 && m.properties !== undefined) p.properties = props(m.properties);
       if (m.will !== undefined && m.will !== null) {
@@ -241,25 +248,25 @@ export function toModel(m: Loose, o: AdaptOptions): { packet: Packet; level: Pro
       if (m.password !== undefined && m.password !== null) p.password = bytes(m.password);
       break;
     }
-    case 2:
+    case CONNACK:
       p = { type, sessionPresent: !!m.sessionPresent, returnCode: (level === 5 ? m.reasonCode ?? m.returnCode : m.returnCode ?? m.reasonCode) };
       if (level === 5 && m.properties !== undefined) p.properties = props(m.properties);
       break;
-    case 3: {
+    case PUBLISH: {
       const qos = qosOf(m.qos ?? 0, o);
       p = { type, topic: text(m.topic), payload: bytes(m.payload ?? new Uint8Array(0)), qos, retain: !!m.retain, dup: !!m.dup };
       if (qos) p.id = m.messageId;
       break;
     }
-    case 4: case 11: p = { type, id: m.messageId }; break;
-    case 5: case 6: case 7: p = { type, id: m.messageId }; break;
-    case 8:
+    case PUBACK: case UNSUBACK: p = { type, id: m.messageId }; break;
+    case PUBREC: case PUBREL: case PUBCOMP: p = { type, id: m.messageId }; break;
+    case SUBSCRIBE:
       p = { type, id: m.messageId, subscriptions: Array.isArray(m.subscriptions)
         ? m.subscriptions.map((s: Loose) => ({ topic: text(s.topic), qos: qosOf(s.qos, o) })) : m.subscriptions };
       break;
-    case 9: p = { type, id: m.messageId, granted: m.granted }; break;
-    case 10: p = { type, id: m.messageId, topics: m.unsubscriptions }; break;
-    case 12: case 13: case 14: p = { type }; break;
+    case SUBACK: p = { type, id: m.messageId, granted: m.granted }; break;
+    case UNSUBSCRIBE: p = { type, id: m.messageId, topics: m.unsubscriptions }; break;
+    case PINGREQ: case PINGRESP: case DISCONNECT: p = { type }; break;
     default: p = { type: m?.cmd }; // unknown command: the encoder must refuse it
   }
   return { packet: p as Packet, level };
@@ -306,7 +313,7 @@ export function fromModel(p: Packet, level: ProtocolLevel): { object: Loose; opt
   const NAMES = Object.keys(CMDS);
   const cmd = NAMES[p.type - 1];
   switch (p.type) {
-    case 1: {
+    case CONNECT: {
       const o: Loose = { cmd, protocolId: p.level === 3 ? "MQIsdp" : "MQTT", protocolVersion: p.level, clean: p.clean, keepalive: p.keepalive, clientId: p.clientId };
       if (p.properties) o.properties = mpProps(p.properties);
       if (p.will) {
@@ -317,22 +324,22 @@ export function fromModel(p: Packet, level: ProtocolLevel): { object: Loose; opt
       if (p.password !== undefined) o.password = buf(p.password);
       return { object: o, opts: { protocolVersion: p.level } };
     }
-    case 2: {
+    case CONNACK: {
       const o: Loose = { cmd, sessionPresent: p.sessionPresent };
       if (level === 5) o.reasonCode = p.returnCode;
       else o.returnCode = p.returnCode;
       if (level === 5 && p.properties) o.properties = mpProps(p.properties);
       return { object: o, opts };
     }
-    case 3: {
+    case PUBLISH: {
       const o: Loose = { cmd, topic: p.topic, payload: buf(p.payload), qos: p.qos, retain: p.retain, dup: p.dup };
       if (p.qos) o.messageId = p.id;
       return { object: o, opts };
     }
-    case 4: case 11: return { object: { cmd, messageId: p.id }, opts };
-    case 8: return { object: { cmd, messageId: p.id, subscriptions: p.subscriptions.map((s) => ({ topic: s.topic, qos: s.qos })) }, opts };
-    case 9: return { object: { cmd, messageId: p.id, granted: [...p.granted] }, opts };
-    case 10: return { object: { cmd, messageId: p.id, unsubscriptions: [...p.topics] }, opts };
+    case PUBACK: case UNSUBACK: return { object: { cmd, messageId: p.id }, opts };
+    case SUBSCRIBE: return { object: { cmd, messageId: p.id, subscriptions: p.subscriptions.map((s) => ({ topic: s.topic, qos: s.qos })) }, opts };
+    case SUBACK: return { object: { cmd, messageId: p.id, granted: [...p.granted] }, opts };
+    case UNSUBSCRIBE: return { object: { cmd, messageId: p.id, unsubscriptions: [...p.topics] }, opts };
     default: return { object: { cmd }, opts };
   }
 }
@@ -344,12 +351,12 @@ export function downgradeBytes(b: Buffer): Buffer {
   let i = 1;
   while (out[i] & 0x80) i++;
   i++; // first body byte
-  if (type === 3 && ((out[0] >> 1) & 3) === 2) out[0] = (out[0] & ~6) | 2;
-  if (type === 1) {
+  if (type === PUBLISH && ((out[0] >> 1) & 3) === 2) out[0] = (out[0] & ~6) | 2;
+  if (type === CONNECT) {
     const f = i + 2 + ((out[i] << 8) | out[i + 1]) + 1; // after the protocol name and level
     if (((out[f] >> 3) & 3) === 2) out[f] = (out[f] & ~0x18) | 0x08;
   }
-  if (type === 8) {
+  if (type === SUBSCRIBE) {
     for (let p = i + 2; p < out.length;) {
       p += 2 + ((out[p] << 8) | out[p + 1]);
       if ((out[p] & 3) === 2) out[p] = (out[p] & ~3) | 1;
@@ -383,16 +390,16 @@ export function downgradeObject(m: Loose): Loose {
  * already holds for truthiness), so it cannot read such a packet back correctly.
  */
 export function mqttPacketLosesUserProperty(p: Packet): boolean {
-  const lists = p.type === 1 ? [p.properties?.userProperties, p.will?.properties?.userProperties]
-    : p.type === 2 ? [p.properties?.userProperties] : [];
+  const lists = p.type === CONNECT ? [p.properties?.userProperties, p.will?.properties?.userProperties]
+    : p.type === CONNACK ? [p.properties?.userProperties] : [];
   return lists.some((l) => l?.some(([k, v], i) => v === "" && l.slice(i + 1).some(([k2]) => k2 === k)));
 }
 
 /** `p` with its user properties in the order mqtt-packet's objects keep them (grouped by name). */
 export function groupedUserProperties(p: Packet): Packet {
   const group = (props: Loose) => (props?.userProperties ? { ...props, userProperties: mqttPacketPairOrder(props.userProperties) } : props);
-  if (p.type === 2 && p.properties) return { ...p, properties: group(p.properties) };
-  if (p.type === 1) {
+  if (p.type === CONNACK && p.properties) return { ...p, properties: group(p.properties) };
+  if (p.type === CONNECT) {
     const q: Loose = { ...p };
     if (p.properties) q.properties = group(p.properties);
     if (p.will?.properties) q.will = { ...p.will, properties: group(p.will.properties) };

@@ -3,6 +3,7 @@
 import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONNACK } from "../../src/mqtt/packets.ts";
 import { getTestCerts, type TestCerts } from "../helpers/certs.ts";
 import { type MosquittoBroker, startMosquitto } from "../helpers/mosquitto.ts";
 import { connect, end, nextMessage } from "./mqttjs.ts";
@@ -31,7 +32,7 @@ function mqttOverTls(port: number, options: tls.ConnectionOptions): Promise<stri
     socket.once("secureConnect", () => socket.write(connect));
     socket.once("data", (d: Buffer) => {
       socket.destroy();
-      resolve(d[0] === 0x20 ? `connack ${d[3]}` : `unexpected ${d.toString("hex")}`);
+      resolve(d[0] === CONNACK << 4 ? `connack ${d[3]}` : `unexpected ${d.toString("hex")}`);
     });
     socket.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
     socket.once("close", () => resolve("closed"));

@@ -2,7 +2,7 @@
 // session's TopicCache and the decoder's topic cache change no result, and the caches stay bounded.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Decoder, encode, type Packet, type ProtocolLevel } from "../../src/mqtt/codec";
+import { Decoder, encode, PUBLISH, type Packet, type ProtocolLevel } from "../../src/mqtt/codec";
 import { encodePublish, TopicCache } from "../../src/mqtt/encode";
 import { nodeAlloc } from "../../hosts/node/alloc";
 import { packet, publish } from "../helpers/arbitraries";
@@ -56,7 +56,7 @@ describe("topic caches", () => {
 
   it("a cached topic is not confused with another of the same length", () => {
     const got: string[] = [];
-    const d = new Decoder((p) => p.type === 3 && got.push(p.topic));
+    const d = new Decoder((p) => p.type === PUBLISH && got.push(p.topic));
     for (const t of ["a/b/c1", "a/b/c2", "x/b/c1", "a/b/c1"]) d.push(encode({ type: 3, topic: t, payload: "", qos: 0, retain: false, dup: false }));
     expect(got).toEqual(["a/b/c1", "a/b/c2", "x/b/c1", "a/b/c1"]);
   });

@@ -1,7 +1,7 @@
 // The push decoder's behaviour around the packets: memory bound, oversize skipping, views, finish/reset, failure.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Decoder, encode, MqttError, type Packet, type PublishPacket } from "../../src/mqtt/codec.ts";
+import { Decoder, encode, MqttError, PUBACK, UNSUBACK, type Packet, type PublishPacket } from "../../src/mqtt/codec.ts";
 import { Decoder as ClientDecoder, type PacketSink } from "../../src/mqtt/decode.ts";
 import { encode as encodeClient } from "../../src/mqtt/encode.ts";
 import { concat, connectBody, frame, str } from "../helpers/bytes.ts";
@@ -273,7 +273,7 @@ describe("a PacketSink", () => {
       received: (p) => packets.push(p),
       receivedPublish: (topic, payload, qos, retain, dup, id) =>
         packets.push({ type: 3, topic, payload, qos, retain, dup, id: qos ? id : undefined }),
-      receivedBare: (type, id) => packets.push((type === 4 || type === 11 ? { type, id } : { type }) as Packet),
+      receivedBare: (type, id) => packets.push((type === PUBACK || type === UNSUBACK ? { type, id } : { type }) as Packet),
       skipped: (e) => skipped.push(e),
     };
     return { d: new Decoder(sink, options), packets, skipped };

@@ -3,7 +3,7 @@
 // rate limiter's ring. Deterministic: a fake clock and a scripted transport; the test plays the broker.
 import { describe, expect, it } from "vitest";
 import { Client, type ClientOptions } from "../../src/mqtt/client";
-import { encode, type PublishPacket } from "../../src/mqtt/codec";
+import { encode, PUBLISH, type PublishPacket } from "../../src/mqtt/codec";
 import type { OutboxStore } from "../../src/mqtt/store";
 import { FakeClock } from "../helpers/fake-clock";
 import { ScriptedNetwork, type ScriptedConnection } from "../helpers/scripted-transport";
@@ -213,7 +213,7 @@ describe("the rate limit's ring", () => {
     const write = c.write.bind(c);
     c.write = (d) => {
       const ok = write(d);
-      if (ok && d[0] >> 4 === 3) at.push(s.clock.now());
+      if (ok && d[0] >> 4 === PUBLISH) at.push(s.clock.now());
       return ok;
     };
     const burst = () => {

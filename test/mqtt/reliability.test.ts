@@ -4,7 +4,7 @@
 // protocol explains; the device's memory stays within its outbox bounds.
 import { afterEach, describe, expect, it } from "vitest";
 import { Client } from "../../src/mqtt/client";
-import { Decoder, type Packet } from "../../src/mqtt/codec";
+import { Decoder, PUBLISH, type Packet } from "../../src/mqtt/codec";
 import type { Connector } from "../../src/net/transport";
 import { nodeClock } from "../../hosts/node/clock";
 import { tcpConnector } from "../../hosts/node/tcp";
@@ -23,7 +23,7 @@ function recording(inner: Connector, log: { payload: string; dup: boolean }[]): 
   return (h) => {
     const t = inner(h);
     const d = new Decoder((p: Packet) => {
-      if (p.type === 3) log.push({ payload: new TextDecoder().decode(p.payload as Uint8Array), dup: p.dup });
+      if (p.type === PUBLISH) log.push({ payload: new TextDecoder().decode(p.payload as Uint8Array), dup: p.dup });
     });
     return {
       read: () => t.read(),

@@ -2,7 +2,7 @@
 // plays the broker, byte for byte.
 import { describe, expect, it } from "vitest";
 import { Client, type ClientOptions } from "../../src/mqtt/client";
-import { MqttError, encode, type Packet, type PublishPacket } from "../../src/mqtt/codec";
+import { MqttError, PUBLISH, encode, type Packet, type PublishPacket } from "../../src/mqtt/codec";
 import type { OutboxStore } from "../../src/mqtt/store";
 import { FakeClock } from "../helpers/fake-clock";
 import { ScriptedNetwork, type ScriptedConnection } from "../helpers/scripted-transport";
@@ -519,7 +519,7 @@ function publishTimes(s: S, c: ScriptedConnection): number[] {
   const write = c.write.bind(c);
   c.write = (d) => {
     const ok = write(d);
-    if (ok && d[0] >> 4 === 3) at.push(s.clock.now());
+    if (ok && d[0] >> 4 === PUBLISH) at.push(s.clock.now());
     return ok;
   };
   return at;

@@ -1,9 +1,10 @@
 // The Moddable host's clock (32-bit ticks, long timers, throwing callbacks), its SNTP gate and its Wi-Fi policy.
 import { describe, expect, it } from "vitest";
 import { ModdableClock, type TimerApi } from "../../../hosts/moddable/clock";
-import { TimeSync, VALID_AFTER, type SntpConstructor } from "../../../hosts/moddable/time-sync";
+import { TimeSync, VALID_AFTER } from "../../../hosts/moddable/time-sync";
 import { WiFiLink, type WiFiConstructor, type WiFiLike } from "../../../hosts/moddable/wifi-link";
 import { FakeClock } from "../../helpers/fake-clock";
+import { fakeSntp } from "../../helpers/sdk-fakes";
 
 /**
  * The SDK's Timer (modules/base/timer/modTimer.c, mc/timer.c) over a FakeClock: the callback gets the timer; a
@@ -180,60 +181,49 @@ describe("ModdableClock", () => {
   });
 });
 
-class FakeSntp {
-  static made: FakeSntp[] = [];
-  closed = false;
-  constructor(readonly options: { host: string }, readonly cb: (m: number, v?: unknown) => unknown) {
-    FakeSntp.made.push(this);
-  }
-  close(): void {
-    this.closed = true;
-  }
-}
-
 describe("TimeSync", () => {
   function sync(now: { t: number }, hosts = ["pool.ntp.org", "time.cloudflare.com"]) {
-    FakeSntp.made = [];
+    const { SNTP, made } = fakeSntp();
     const logs: string[] = [];
-    const s = new TimeSync({ SNTP: FakeSntp as unknown as SntpConstructor, setTime: (sec) => (now.t = sec * 1000), now: () => now.t, hosts, log: (_l, m) => logs.push(m) });
-    return { s, logs };
+    const s = new TimeSync({ SNTP, setTime: (sec) => (now.t = sec * 1000), now: () => now.t, hosts, log: (_l, m) => logs.push(m) });
+    return { s, logs, made };
   }
 
   it("answers at once when the clock is set", () => {
-    const { s } = sync({ t: VALID_AFTER + 1 });
+    const { s, made } = sync({ t: VALID_AFTER + 1 });
     let called = 0;
     s.whenValid((e) => (expect(e).toBeUndefined(), called++));
     expect(called).toBe(1);
-    expect(FakeSntp.made.length).toBe(0);
+    expect(made.length).toBe(0);
   });
 
   it("runs SNTP once for every waiter, sets the clock, and lets a waiter cancel", () => {
     const now = { t: 5000 };
-    const { s } = sync(now);
+    const { s, made } = sync(now);
     const got: unknown[] = [];
     s.whenValid((e) => got.push(e ?? "ok"));
     const cancel = s.whenValid(() => got.push("cancelled one"));
     s.whenValid((e) => got.push(e ?? "ok"));
     cancel();
-    expect(FakeSntp.made.length).toBe(1);
-    FakeSntp.made[0].cb(2); // retry: nothing yet
+    expect(made.length).toBe(1);
+    made[0].cb(2); // retry: nothing yet
     expect(got).toEqual([]);
-    FakeSntp.made[0].cb(1, 1767225600);
+    made[0].cb(1, 1767225600);
     expect(now.t).toBe(1767225600000);
     expect(got).toEqual(["ok", "ok"]);
     expect(s.valid).toBe(true);
   });
 
   it("tries the next server on an error and fails with TLS_EXPIRED when all fail", () => {
-    const { s } = sync({ t: 0 });
+    const { s, made } = sync({ t: 0 });
     let error: unknown;
     s.whenValid((e) => (error = e));
-    expect(FakeSntp.made[0].cb(-1, "no response")).toBe("time.cloudflare.com");
-    expect(FakeSntp.made[0].cb(-1, "no response")).toBeUndefined();
+    expect(made[0].cb(-1, "no response")).toBe("time.cloudflare.com");
+    expect(made[0].cb(-1, "no response")).toBeUndefined();
     expect((error as { code: string }).code).toBe("TLS_EXPIRED");
     expect(String((error as Error).message)).toMatch(/pool\.ntp\.org, time\.cloudflare\.com/);
     s.whenValid(() => {}); // a later dial starts a new round
-    expect(FakeSntp.made.length).toBe(2);
+    expect(made.length).toBe(2);
   });
 });
 

@@ -4,7 +4,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { moddableConnector, type ModdableNet } from "../../../hosts/moddable/connector";
-import { tcpOpener, tlsOpener, type SocketClass } from "../../../hosts/moddable/openers";
+import { tcpOpener, tlsOpener } from "../../../hosts/moddable/openers";
 import { describeTlsException, type ByteSocket, type Probe, type SocketCallbacks, type SocketTarget } from "../../../hosts/moddable/socket";
 import { TimeSync, VALID_AFTER } from "../../../hosts/moddable/time-sync";
 import { checkPrivateKey, moddableTls, type ModdableTls } from "../../../hosts/moddable/tls-options";
@@ -13,6 +13,7 @@ import { NetError } from "../../../src/net/errors";
 import { pemToDer } from "../../../src/net/pem";
 import type { TransportHandlers } from "../../../src/net/transport";
 import { UIOT_ROOT_CA_PEM } from "../../../src/net/uiot";
+import { fakeSntp, fakeTcp, fakeTlsSocket } from "../../helpers/sdk-fakes";
 
 class FakeSocket implements ByteSocket {
   written: Uint8Array[] = [];
@@ -57,8 +58,8 @@ function setup(options: { up?: boolean; now?: number; room?: number; maxFragment
   const lookups: { host: string; cb: (a: string | undefined) => void }[] = [];
   const logs: string[] = [];
   const clock = { t: options.now ?? VALID_AFTER + 1 };
-  const time = new TimeSync({ SNTP: class { constructor(_o: unknown, readonly cb: (m: number, v?: unknown) => void) { sntp.push(this.cb); } close() {} } as never, setTime: (s) => (clock.t = s * 1000), now: () => clock.t, hosts: ["pool.ntp.org"], log: () => {} });
-  const sntp: ((m: number, v?: unknown) => void)[] = [];
+  const { SNTP, made: sntp } = fakeSntp();
+  const time = new TimeSync({ SNTP, setTime: (s) => (clock.t = s * 1000), now: () => clock.t, hosts: ["pool.ntp.org"], log: () => {} });
   const open = (address: string, port: number, target: SocketTarget) => {
     const s = new FakeSocket(address, port, target, target, options.room ?? 1000);
     sockets.push(s);
@@ -326,36 +327,14 @@ describe("Moddable transport: socket callbacks", () => {
   });
 
   it("tcpOpener: the SDK socket's callbacks (called with the socket as this, its target the connection) reach the transport", () => {
-    const made: FakeTcp[] = [];
-    class FakeTcp {
-      closed = false;
-      target: unknown;
-      inbox: ArrayBuffer | undefined = new Uint8Array([0x20, 2, 0, 0]).buffer;
-      sent: Uint8Array[] = [];
-      constructor(readonly options: Record<string, unknown>) {
-        made.push(this); // like the mac build, it does not store options.target: the opener sets it
-      }
-      read(): unknown {
-        const b = this.inbox;
-        this.inbox = undefined;
-        return b;
-      }
-      write(d: Uint8Array): unknown {
-        this.sent.push(d);
-        return 5744;
-      }
-      close(): void {
-        this.closed = true;
-      }
-      call(name: string, ...args: number[]): void {
-        (this.options[name] as (...a: number[]) => void).apply(this, args);
-      }
-    }
+    // like the mac build, it does not keep options.target: the opener sets it
+    const { TCP, made } = fakeTcp({ keepsTarget: false });
     const f = setup();
-    f.net.openTcp = tcpOpener(FakeTcp as unknown as SocketClass);
+    f.net.openTcp = tcpOpener(TCP);
     const { h, events } = handlers();
     const t = moddableConnector(parseEndpoint("mqtt://10.0.0.1:1884"), undefined, f.net)(h);
     const sock = made[0];
+    sock.inbox.push(new Uint8Array([0x20, 2, 0, 0]).buffer);
     expect(sock.options).toMatchObject({ address: "10.0.0.1", port: 1884, nodelay: true, format: "buffer" });
     expect(sock.target).toBe(sock.options.target);
     sock.call("onWritable", 5744);
@@ -374,58 +353,12 @@ describe("Moddable transport: socket callbacks", () => {
   });
 
   it("tlsOpener: an exception of the TLS engine inside the TCP socket's callbacks becomes the connection's error", () => {
-    // the shape of the SDK's TLSSocket (examples/io/tcp/tlssocket): it builds its TCP socket with its own callbacks
-    // from `new options.TCP.io({...options, ...})` and calls the application's with a `this` of its own
-    const tcps: { options: Record<string, unknown>; target?: unknown; call(name: string, ...a: number[]): void; closed: boolean }[] = [];
-    class FakeTcp {
-      closed = false;
-      target: unknown;
-      constructor(readonly options: Record<string, unknown>) {
-        this.target = options.target; // as builtinInitializeTarget does
-        tcps.push(this);
-      }
-      call(name: string, ...args: number[]): void {
-        (this.options[name] as (...a: number[]) => void).apply(this, args);
-      }
-      read(): unknown {
-        return undefined;
-      }
-      write(): unknown {
-        return 1000;
-      }
-      close(): void {
-        this.closed = true;
-      }
-    }
-    let fail: Error | undefined;
-    class FakeTlsSocket {
-      callbacks: { onReadable(n: number): void; onWritable(n: number): void; onError(): void };
-      socket: FakeTcp;
-      constructor(options: Record<string, unknown> & { TCP: { io: new (o: Record<string, unknown>) => FakeTcp } }) {
-        const o = options as unknown as FakeTlsSocket["callbacks"];
-        this.callbacks = { onReadable: o.onReadable, onWritable: o.onWritable, onError: o.onError };
-        this.socket = new options.TCP.io({
-          ...options,
-          onReadable: (count: number) => {
-            if (fail) throw fail;
-            this.callbacks.onReadable(count);
-          },
-          onWritable: (count: number) => this.callbacks.onWritable(count - 96),
-          onError: () => this.callbacks.onError(),
-        });
-      }
-      read(): unknown {
-        return new Uint8Array([0x20, 2, 0, 0]).buffer;
-      }
-      write(): unknown {
-        return 1000;
-      }
-      close(): void {
-        this.socket.close();
-      }
-    }
+    // the SDK's TLSSocket builds its TCP socket with callbacks of its own and calls the application's with a `this` of
+    // its own; the TCP socket keeps options.target, as builtinInitializeTarget does
+    const { TCP, made: tcps } = fakeTcp({ keepsTarget: true });
+    const { TLSSocket, made: tls } = fakeTlsSocket();
     const f = setup();
-    f.net.openTls = tlsOpener(FakeTcp as unknown as SocketClass, FakeTlsSocket as unknown as SocketClass);
+    f.net.openTls = tlsOpener(TCP, TLSSocket);
     const { h, events, errors } = handlers();
     moddableConnector(parseEndpoint("mqtts://10.0.0.1"), { ca }, f.net)(h);
     const tcp = tcps[0];
@@ -433,17 +366,16 @@ describe("Moddable transport: socket callbacks", () => {
     tcp.call("onWritable", 5000);
     tcp.call("onReadable", 10);
     expect(events).toEqual(["connect", "readable 10"]);
-    fail = new Error("alert: 2, 20");
+    tls[0].fail = new Error("alert: 2, 20");
     expect(() => tcp.call("onReadable", 10)).not.toThrow();
     expect(errors.map((e) => e.code)).toEqual(["CLOSED"]); // open: the broker ended the session
     expect(errors[0].message).toMatch(/bad_record_mac/);
     expect(tcp.closed).toBe(true);
     // before the handshake: the TCP probe says how far it got
     const g = setup();
-    g.net.openTls = tlsOpener(FakeTcp as unknown as SocketClass, FakeTlsSocket as unknown as SocketClass);
+    g.net.openTls = tlsOpener(TCP, TLSSocket);
     const two = handlers();
     moddableConnector(parseEndpoint("mqtts://10.0.0.2"), { ca }, g.net)(two.h);
-    fail = undefined;
     tcps[1].call("onError");
     expect(two.errors.map((e) => e.code)).toEqual(["CONNECTION_REFUSED"]);
   });
@@ -461,7 +393,7 @@ describe("Moddable connector: TLS", () => {
     expect(f.tlsSeen[0].serverName).toBe("mqtt-cn-sh2.iot.ucloud.cn");
     connect(h);
     expect(f.lookups.length).toBe(0);
-    f.sntp[0](1, 1767225600);
+    f.sntp[0].cb(1, 1767225600);
     expect(f.lookups.length).toBe(1);
     f.lookups[0].cb("106.75.1.1");
     f.sockets[0].open();

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ESP32, ESP8266, ESP8266_OUTBOX } from "../../../hosts/moddable/chips";
 import { PreferenceOutboxStore, PreferenceStore, StoreError } from "../../../hosts/moddable/preference-store";
 import { Client } from "../../../src/mqtt/client";
-import { encode, type MqttError, type PublishPacket } from "../../../src/mqtt/codec";
+import { encode, PUBLISH, type MqttError, type PublishPacket } from "../../../src/mqtt/codec";
 import { FakeClock } from "../../helpers/fake-clock";
 import { ScriptedNetwork } from "../../helpers/scripted-transport";
 import { ESP32_PREFS, ESP8266_PREFS, FakePreferences, PowerCut } from "./fake-preferences";
@@ -211,7 +211,7 @@ describe("PreferenceOutboxStore", () => {
         client.start();
         net.last.open();
         net.last.connack(true);
-        const resent = (net.last.sent.filter((p) => p.type === 3) as PublishPacket[]).map((p) => new TextDecoder().decode(p.payload as Uint8Array));
+        const resent = (net.last.sent.filter((p) => p.type === PUBLISH) as PublishPacket[]).map((p) => new TextDecoder().decode(p.payload as Uint8Array));
         expect(resent).toEqual(["first", "third"]); // the others go out; nothing of the damaged one does
         client.close();
         expect([...prefs.map.keys()].some((k) => k.endsWith("\u00002"))).toBe(false); // its entries are gone

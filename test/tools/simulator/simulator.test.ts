@@ -1,16 +1,15 @@
-// The firmware entry (src/device/main.ts) on the Node host against the emulated cloud, and `npm start`'s code path
-// (tools/simulator/simulator.ts) run headless as a child process: connect, posts, a desired value, a command, SIGINT.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+// `npm start`'s code path (tools/simulator/simulator.ts) run headless as a child process: connect, posts, a desired
+// value, a command, the link, SIGINT, on V8 and on XS (`--engine xs`, skipped when XS is not built); a piped script,
+// the console against a real broker, signals to `npm start` itself, --help and --engine on V8. The firmware entry
+// in-process on each engine is tested in test/e2e/firmware-entry.test.ts.
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { until } from "../../helpers/wait";
 import { CONFIG_KEYS } from "../../../src/device/config-keys";
-import { start, type Device } from "../../../src/device/main";
-import { thermostat } from "../../../src/device/thermostat";
-import { nodeDevice } from "../../../tools/simulator/device-view";
-import type { NodeHost } from "../../../hosts/node/host";
-import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tlsCloudWith, tmpDir as tmpDir_, type Cleanups } from "../../helpers/device-rig";
+import { hasXsnap } from "../../../tools/xsnap/worker";
+import { cloudWith as cloudWith_, DEVICE_SECRET, hostOn, provision, tmpDir as tmpDir_, type Cleanups } from "../../helpers/device-rig";
 
 const root = path.join(import.meta.dirname, "..", "..", "..");
 const cleanups: Cleanups = [];
@@ -20,153 +19,6 @@ afterEach(async () => {
 
 const tmpDir = () => tmpDir_(cleanups, "uiot-sim-");
 const cloudWith = (device: { deviceSecret?: string }) => cloudWith_(cleanups, device);
-
-async function boot(host: NodeHost): Promise<Device> {
-  const device = await start(host, thermostat({ postInterval: 200 }));
-  expect(device).toBeDefined();
-  cleanups.push(() => device!.stop());
-  return device!;
-}
-
-describe("the firmware entry (src/device/main.ts)", () => {
-  it("logs one error naming what to run when the device is not provisioned, and stops", async () => {
-    const { host, logs } = hostOn(tmpDir());
-    expect(await start(host)).toBeUndefined();
-    expect(logs).toHaveLength(1);
-    expect(logs[0][0]).toBe("error");
-    expect(logs[0][1]).toMatch(/not provisioned.*npm run provision/);
-  });
-
-  it("registers dynamically once, stores the DeviceSecret, then connects with it", async () => {
-    const cloud = await cloudWith({});
-    const dir = tmpDir();
-    const { host } = hostOn(dir);
-    provision(host, cloud.url, { product: PRODUCT_SECRET });
-    let registrations = 0;
-    cloud.on("registered", () => registrations++);
-    const device = await boot(host);
-    const stored = host.config.get(CONFIG_KEYS.deviceSecret);
-    expect(stored).toBe(cloud.device(PSN, DSN)!.deviceSecret);
-    await until(() => cloud.device(PSN, DSN)?.online, "the device online");
-    await until(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), "a property post");
-    device.stop();
-
-    // A restart uses the stored secret: no second registration, and the secret is not touched.
-    const again = hostOn(dir);
-    await boot(again.host);
-    await until(() => cloud.device(PSN, DSN)?.online, "the device online again");
-    expect(registrations).toBe(1);
-    expect(again.host.config.get(CONFIG_KEYS.deviceSecret)).toBe(stored);
-  });
-
-  it("does not dial while the link is down, and connects at once when it comes up", async () => {
-    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
-    const { host } = hostOn(tmpDir());
-    provision(host, cloud.url, { device: DEVICE_SECRET });
-    host.link.down();
-    const device = await boot(host);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(device.client.state).toBe("waiting");
-    expect(device.connects).toBe(0);
-    host.link.up();
-    await until(() => device.connects === 1, "the first connection", 2000);
-
-    // Down while connected: dropped, no retries while down; up: back within a moment, not after the backoff.
-    host.link.down();
-    await until(() => device.client.state === "waiting", "the drop");
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(device.client.state).toBe("waiting");
-    const t = Date.now();
-    host.link.up();
-    await until(() => device.connects === 2, "the reconnect", 2000);
-    expect(Date.now() - t).toBeLessThan(1000);
-  });
-
-  it("the thermostat answers the console: set, command and shadow desired, with range checks", async () => {
-    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
-    const { host } = hostOn(tmpDir());
-    provision(host, cloud.url, { device: DEVICE_SECRET });
-    await boot(host);
-    await until(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, "the first shadow report");
-
-    expect((await cloud.setProperties(PSN, DSN, { target_temperature: 25 }))?.RetCode).toBe(0);
-    expect((await cloud.setProperties(PSN, DSN, { target_temperature: 99 }))?.RetCode).toBe(1);
-    expect((await cloud.setProperties(PSN, DSN, { humidity: 10 }))?.RetCode).toBe(2);
-    await until(() => cloud.properties(PSN, DSN).target_temperature?.Value === 25, "the new target posted");
-
-    const ok = await cloud.sendCommand(PSN, DSN, "set_temp_correction", { correction: -1.5 });
-    expect(ok.RetCode).toBe(0);
-    expect((ok.Output as { correction: number }).correction).toBe(-1.5);
-    expect((await cloud.sendCommand(PSN, DSN, "set_temp_correction", { correction: 8 })).RetCode).toBe(1);
-
-    cloud.setShadowDesired(PSN, DSN, { target_temperature: 18 });
-    await until(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 18 && Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0, "the desired target applied");
-    cloud.setShadowDesired(PSN, DSN, { target_temperature: 50 });
-    await until(() => Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0, "the bad desired value answered");
-    expect(cloud.shadow(PSN, DSN).State.Reported.target_temperature).toBe(18);
-  });
-
-  it("skips a packet larger than the host's maxPacketSize with a clear warning, and goes on answering", async () => {
-    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
-    const { host, logs } = hostOn(tmpDir());
-    provision(host, cloud.url, { device: DEVICE_SECRET });
-    await boot({ ...host, maxPacketSize: 1024 });
-    await until(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, "the first shadow report");
-    const big = cloud.setProperties(PSN, DSN, { target_temperature: 25, note: "x".repeat(1500) });
-    await until(() => logs.find(([level, m]) => level === "warn" && /PUBLISH exceeds the 1024-byte maximum packet size/.test(m)), "the warning");
-    expect((await cloud.setProperties(PSN, DSN, { target_temperature: 23 }))?.RetCode).toBe(0);
-    await until(() => cloud.properties(PSN, DSN).target_temperature?.Value === 23, "the next set applied");
-    void big.catch(() => undefined);
-  });
-
-  it("verifies TLS by default: an unknown CA is refused, the provisioned CA connects", async () => {
-    const { url, ca } = await tlsCloudWith(cleanups);
-
-    const untrusted = hostOn(tmpDir());
-    provision(untrusted.host, url, { device: DEVICE_SECRET });
-    const refused = await boot(untrusted.host);
-    await until(() => untrusted.logs.some(([, m]) => /not signed by a trusted CA/.test(m)), "the TLS refusal");
-    expect(refused.connects).toBe(0);
-    refused.stop();
-
-    const trusted = hostOn(tmpDir());
-    provision(trusted.host, url, { device: DEVICE_SECRET }, ca);
-    const device = await boot(trusted.host);
-    await until(() => device.connects === 1, "a verified TLS connection");
-  });
-
-  it("raises high_temp when the temperature passes the threshold", async () => {
-    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
-    const { host } = hostOn(tmpDir());
-    provision(host, cloud.url, { device: DEVICE_SECRET });
-    const device = await start(host, thermostat({ postInterval: 100, temperature: 29.5, target: 29.5, highTemp: 28 }));
-    cleanups.push(() => device?.stop());
-    const event = await until(() => cloud.thingEvents(PSN, DSN).find((e) => e.Identifier === "high_temp"), "the high_temp event");
-    expect(JSON.stringify(event)).toMatch(/threshold/);
-  });
-});
-
-describe("the simulator's view of the device (tools/simulator/device-view.ts)", () => {
-  it("counts a connection that was up and then lost as a drop, and the redials that fail meanwhile apart", async () => {
-    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
-    const { host } = hostOn(tmpDir());
-    provision(host, cloud.url, { device: DEVICE_SECRET });
-    const view = nodeDevice(host, thermostat({ postInterval: 200 }), () => undefined);
-    cleanups.push(() => view.stop());
-    expect(await view.started).toBe(true);
-    await until(() => view.connects === 1, "the first connection");
-    expect([view.drops, view.failedDials]).toEqual([0, 0]);
-
-    await cloud.stop();
-    await until(() => view.failedDials >= 2, "two redials refused while the broker is down", 20000);
-    expect(view.drops).toBe(1);
-    expect(view.problem).not.toBe("");
-    await cloud.start();
-    await until(() => view.connects === 2, "the reconnect", 20000);
-    expect(view.drops).toBe(1);
-    expect(view.problem).toBe("");
-  }, 40000);
-});
 
 /** Runs `command` in the project's folder with piped stdio, killed (SIGKILL) at the test's end if still running. */
 function spawnSimulator([command, ...args]: string[]) {
@@ -183,47 +35,72 @@ function spawnSimulator([command, ...args]: string[]) {
   };
 }
 
+function gone(pid: number | undefined): boolean {
+  try {
+    process.kill(pid!, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** The pids of the processes running tools/simulator/simulator.ts on `dir` (ps, as a user would look). */
 function simulatorsIn(dir: string): number[] {
   const ps = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
   return ps.split("\n").filter((l) => l.includes("simulator.ts") && l.includes(dir) && !/\bsh -c\b/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 
-describe("npm start (tools/simulator/simulator.ts), headless", () => {
-  it("connects, posts, takes a desired value, answers a command, and exits cleanly on SIGINT", async () => {
-    const dir = path.join(tmpDir(), "demo");
-    const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "tools/simulator/simulator.ts", "--dir", dir, "--interval", "300"], {
-      cwd: root, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" },
-    });
-    cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"));
-    let out = "";
-    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-    child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once("exit", (code, signal) => r([code, signal])));
-    const see = (re: RegExp, what: string) => until(() => re.test(out), `${what}; output so far:\n${out}`, 15000);
-    // A script's commands, written before the device is up: they wait for its first connection.
-    child.stdin!.write("desired 24\ncommand 1.5\n");
+const engines = [
+  ["V8", { args: [], available: true }],
+  ["XS", { args: ["--engine", "xs"], available: hasXsnap() }],
+] as const;
 
+describe.each(engines)("npm start on %s (tools/simulator/simulator.ts), headless", (name, { args, available }) => {
+  it.skipIf(!available)("connects, posts, takes a desired value, answers a command, follows the link, and exits cleanly on SIGINT with nothing left running", async () => {
+    const dir = path.join(tmpDir(), "demo");
+    const sim = spawnSimulator([process.execPath, "--import", "tsx", "tools/simulator/simulator.ts", ...args, "--dir", dir, "--interval", "300"]);
+    const see = (re: RegExp, what: string) => until(() => re.test(sim.out()), `${what}; output so far:\n${sim.out()}`, 20000);
+    // A script's commands, written before the device is up: they wait for its first connection.
+    sim.child.stdin!.write("desired 24\ncommand 1.5\n");
+
+    let engine: number | undefined;
+    if (name === "XS") {
+      await see(/the firmware runs on XS \(xsnap-worker, pid \d+\)/, "the engine");
+      engine = Number(/xsnap-worker, pid (\d+)/.exec(sim.out())![1]);
+      expect(gone(engine)).toBe(false);
+    }
     await see(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as SIMDEMO000000001\.thermostat-01/, "the connection");
     await see(/out tmodel\/property\/post \{[^\n]*"temperature"/, "a property post");
     await see(/in  tmodel\/property\/post_reply \{[^\n]*"RetCode":0/, "the platform's post reply");
-    expect(out).not.toMatch(/\x1b\[/); // not a terminal: plain lines
+    expect(sim.out()).not.toMatch(/\x1b\[/); // not a terminal: plain lines
 
     await see(/target temperature 24 °C \(desired in the shadow\)/, "the desired value applied");
     await see(/out shadow\/upstream \{[^\n]*"target_temperature":24[^\n]*"Desired":null/, "the shadow report clearing desired");
 
     await see(/command set_temp_correction: RetCode 0 Output \{"correction":1.5/, "the command answered");
 
-    child.kill("SIGINT");
-    const [code, signal] = await Promise.race([exited, new Promise<never>((_, j) => setTimeout(() => j(new Error(`no exit after SIGINT:\n${out}`)), 8000))]);
+    // The link reaches the device; `status` shows the device's state after it.
+    sim.child.stdin!.write("link down\n");
+    await see(/network link down: the device reconnects when it is back/, "the link down");
+    await see(/the network went down: [^\n]*; waiting for the link/, "the connection dropped");
+    sim.child.stdin!.write("status\n");
+    await see(/status: link down, waiting, connections 1, /, "the status while down");
+    sim.child.stdin!.write("link up\n");
+    await see(/connected to [^\n]* \(reconnect 1\)/, "the reconnect");
+
+    sim.child.kill("SIGINT");
+    const [code, signal] = await sim.exit(10000);
     expect(signal).toBeNull();
     expect(code).toBe(0);
-    expect(out).toMatch(/stopped: the device disconnected and the emulated cloud closed/);
-    expect(() => process.kill(child.pid!, 0)).toThrow(); // gone, nothing left behind
+    expect(sim.out()).toMatch(/stopped: the device disconnected and the emulated cloud closed/);
+    expect(gone(sim.child.pid)).toBe(true); // gone, nothing left behind
+    if (engine !== undefined) expect(gone(engine)).toBe(true);
     // The demo store holds the DeviceSecret the device registered for itself.
     expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"))[CONFIG_KEYS.deviceSecret]).toMatch(/^\S{16}$/);
-  }, 40000);
+  }, 60000);
+});
 
+describe("npm start (tools/simulator/simulator.ts), headless", () => {
   it("runs a piped script in order, each command to its end, and quit after the last (stdin ended)", async () => {
     const dir = path.join(tmpDir(), "demo");
     const sim = spawnSimulator(["node", "--import", "tsx", "tools/simulator/simulator.ts", "--dir", dir]);
@@ -283,5 +160,14 @@ describe("npm start (tools/simulator/simulator.ts), headless", () => {
     expect(code).toBe(0);
     expect(out).toMatch(/--broker URL/);
     expect(out).toMatch(/--device DIR\|NAME/);
+  }, 20000);
+
+  it("--engine takes node or xs only", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "tools/simulator/simulator.ts", "--engine", "quickjs"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+    const code = await new Promise((r) => child.once("exit", r));
+    expect(code).toBe(2);
+    expect(err).toBe('error: --engine is node or xs, not "quickjs"\n');
   }, 20000);
 });
