@@ -13,7 +13,7 @@
  * ESP8266's 1 MB program area does not hold two images of this firmware: every update_firmware is answered
  * report_fail -5 with that reason.
  */
-import type { Firmware, ImageWriter } from "../../src/uiot/ota";
+import type { Firmware, ImageWriter } from "../../src/host";
 
 /** The SDK's OTA session (build/devices/esp32/modules/ota). */
 export interface OtaSession {

@@ -1,5 +1,5 @@
 /**
- * The Host (src/device/host.ts) on the Moddable SDK, for every Moddable target: ESP32, ESP8266 and the desktop
+ * The Host (src/host.ts) on the Moddable SDK, for every Moddable target: ESP32, ESP8266 and the desktop
  * simulator (lin, mac, win). This is the one module that imports the SDK's modules; everything it builds on is
  * plain TypeScript beside it. The SDK modules and what is used of them:
  *   timer                       Timer.set / Timer.schedule / Timer.clear     (modules/base/timer/timer.js)
@@ -23,10 +23,7 @@ import Time from "time";
 import Timer from "timer";
 import TCP from "embedded:io/socket/tcp";
 import TLSSocket from "embedded:io/socket/tcp/tls";
-import type { Host, KeyValueStore, LogLevel, NetworkLink } from "../../src/device/host";
-import type { Firmware } from "../../src/uiot/ota";
-import type { Endpoint, TlsOptions } from "../../src/net/endpoint";
-import type { Connector } from "../../src/net/transport";
+import type { Connector, Endpoint, Firmware, Host, KeyValueStore, LogLevel, NetworkLink, TlsOptions } from "../../src/host";
 import { ESP8266_OUTBOX, type ChipProfile } from "./chips";
 import { ModdableClock, type TimerApi } from "./clock";
 import { moddableConnector, type ModdableNet } from "./connector";

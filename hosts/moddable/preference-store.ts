@@ -15,8 +15,7 @@
  * key being the config key or the message's number in base 36, so every name stays within 15 characters (ESP32
  * NVS). No Moddable import here: the host hands in the `Preference` class (tests hand in a fake).
  */
-import type { KeyValueStore } from "../../src/device/host";
-import type { OutboxStore } from "../../src/mqtt/store";
+import type { KeyValueStore, OutboxStore } from "../../src/host";
 import { decodeUtf8, utf8Length, writeUtf8 } from "../../src/mqtt/utf8";
 
 /** What `preference` offers (the SDK's Preference class has these static methods). */

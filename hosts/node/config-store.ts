@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { inspect } from "node:util";
 import { CA_MAX_PARTS, CONFIG_KEYS, caPartKey } from "../../src/device/config-keys";
-import type { KeyValueStore } from "../../src/device/host";
+import type { KeyValueStore } from "../../src/host";
 import { atomicFs, makePrivateDir, NotOursError, readOwnFile, writeFileAtomic } from "./atomic-file";
 
 export type ConfigStoreErrorCode = "INVALID_KEY" | "INVALID_VALUE" | "VALUE_TOO_LARGE" | "WRITE_FAILED" | "CORRUPT" | "NOT_A_STORE";

@@ -10,15 +10,11 @@ import { checkTopicFilter, checkTopicName } from "./topic";
 import { utf8Length, writeUtf8 } from "./utf8";
 import { IN_CONNECT, IN_WILL, propertiesLength, strLen, varintSize, writeProperties, writeStr, writeVarint } from "./properties";
 import type { Bytes, Packet, ProtocolLevel, PublishPacket } from "./packets";
+import type { Allocator } from "../host";
 
 const MAX_REMAINING = 268435455;
 
-/**
- * Makes packet buffers. Every byte of a packet is written, so an allocator need not zero memory. The portable
- * default suits XS; a host may pass a faster one (the Node host takes them from slabs, as Node's own buffer pool
- * serves the MQTT libraries of Node).
- */
-export type Allocator = (size: number) => Uint8Array;
+/** The portable packet allocator (see Allocator in src/host.ts): suits XS. */
 export const newBytes: Allocator = (size) => new Uint8Array(size);
 
 /**

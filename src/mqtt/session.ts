@@ -10,10 +10,10 @@
  * arguments, not as packet objects.
  */
 import { Decoder, type PacketSink } from "./decode";
-import { encode, encodeAck, encodePublishFields, TopicCache, type Allocator } from "./encode";
+import type { Allocator, OutboxStore } from "../host";
+import { encode, encodeAck, encodePublishFields, TopicCache } from "./encode";
 import { MqttError } from "./errors";
 import { GENERIC, type Profile } from "./profile";
-import type { OutboxStore } from "./store";
 import { checkTopicFilter } from "./topic";
 import type { ConnackPacket, ConnectProperties, Packet, ProtocolLevel, QoS, Will } from "./packets";
 
@@ -60,7 +60,7 @@ export interface SessionOptions {
   /** Largest incoming packet accepted, in bytes; larger ones are skipped and reported. Default 256 KB. */
   maxPacketSize?: number;
   profile?: Profile;
-  /** Makes packet buffers (see encode's Allocator); the portable default suits a device. */
+  /** Makes packet buffers (see Allocator in src/host.ts); the portable default suits a device. */
   alloc?: Allocator;
 }
 

@@ -11,10 +11,10 @@
  * (at most 4 KB). Each write makes one masked copy of the data, which the contract requires anyway.
  */
 import { base64Encode } from "./base64";
-import { hostPort, isSecure, type Endpoint } from "./endpoint";
+import type { Connector, Endpoint, Transport, TransportHandlers } from "../host";
+import { hostPort, isSecure } from "./endpoint";
 import { NetError, describeBytes, netError } from "./errors";
 import { sha1 } from "./sha1";
-import type { Connector, Transport, TransportHandlers } from "./transport";
 
 export interface WebSocketOptions {
   /** Uniform in [0, 1): the Sec-WebSocket-Key and every frame's masking key come from here. */

@@ -14,7 +14,7 @@
  *   `preference` value holds at most 63 bytes; no spaces or control characters because a pasted newline or blank
  *   is the usual configuration mistake and cannot be seen.
  */
-import type { KeyValueStore } from "../device/host";
+import type { KeyValueStore } from "../host";
 import { UiotError } from "./errors";
 
 /** 1 = static registration (一机一密, DeviceSecret), 2 = dynamic registration (一型一密, ProductSecret). */

@@ -11,7 +11,7 @@
  *   if (identity.authmode === 2) identity = await register(identity, { store: host.config, connect, clock });
  *   const client = uiotClient(identity, { connect, clock });   // authmode 1 from here on
  */
-import type { KeyValueStore } from "../device/host";
+import type { KeyValueStore } from "../host";
 import type { Client } from "../mqtt/client";
 import type { MqttError } from "../mqtt/errors";
 import { UiotError } from "./errors";

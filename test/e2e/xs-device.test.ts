@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { NodeHost } from "../../hosts/node/host";
 import { startXsDevice, type XsDevice } from "../../tools/simulator/xs-device";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { OutboxStore } from "../../src/mqtt/store";
+import type { OutboxStore } from "../../src/host";
 import { hasXsnap, xsnapBinary } from "../../tools/xsnap/worker";
 import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tlsCloudWith, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
 import { sleep, waitFor } from "../helpers/wait";

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { checkBrokerUrl } from "../../src/device/config";
 import { isLoopback, parseEndpoint } from "../../src/net/endpoint";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { KeyValueStore } from "../../src/device/host";
+import type { KeyValueStore } from "../../src/host";
 import { CORRECTION_RANGE, TARGET_RANGE, thermostat } from "../../src/device/thermostat";
 import { startCloud, type Cloud } from "../cloud";
 import { nodeDevice, type DeviceView } from "./device-view";

@@ -40,8 +40,12 @@ function modules(m: Manifest, dir: string): Map<string, string> {
   return out;
 }
 
+/**
+ * The modules `text` loads at run time. `import type` and `export type` are left out: TypeScript erases them, so
+ * XS never resolves them (src/host.ts, the host contract, is such a module: types only, not in the manifest).
+ */
 function specifiers(text: string): string[] {
-  return [...text.matchAll(/(?:import|export)\s[^"';]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/g)]
+  return [...text.matchAll(/^[ \t]*(?:import|export)\s(?!type\s)[^"';]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/gm)]
     .map((m) => m[1] ?? m[2] ?? m[3]);
 }
 
