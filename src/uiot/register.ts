@@ -18,6 +18,7 @@ import { UiotError } from "./errors";
 import { CONFIG_KEYS, checkSecret, type Identity, scrub, storeDeviceSecret } from "./identity";
 import { parseObject, requestIdOf, retCodeOf } from "./json";
 import { uiotClient, type UiotClientOptions } from "./profile";
+import { SYSTEM } from "./topics";
 
 export interface RegisterOptions extends Omit<UiotClientOptions, "onConnect" | "onDisconnect" | "onMessage" | "onError"> {
   /** Where the DeviceSecret is kept: the host's config store (key uiot_dsecret). */
@@ -74,7 +75,7 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
 
     const clock = options.clock, timeout = options.timeout ?? 5000, log = options.log ?? (() => {});
     const base = `/$system/${identity.productSN}/${identity.deviceSN}/`;
-    const replyTopic = base + "password_reply";
+    const replyTopic = base + SYSTEM.passwordReply;
     let done = false, timer: unknown = undefined, asked = false;
     const o = {} as RegisterOptions;
     for (const k of Object.keys(options) as (keyof RegisterOptions)[]) if (k !== "store" && k !== "replace" && k !== "timeout" && k !== "keepProductSecret") (o as unknown as Record<string, unknown>)[k] = options[k];
@@ -96,7 +97,7 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
           if (done) return;
           if (error) return finish(new UiotError("REGISTRATION_FAILED", `could not subscribe to ${replyTopic}: ${error.message}`, error));
           asked = true;
-          client.publish(base + "password", REQUEST, { qos: 1 }, (e) => e && finish(new UiotError("REGISTRATION_FAILED", `could not send the registration request: ${e.message}`, e)));
+          client.publish(base + SYSTEM.password, REQUEST, { qos: 1 }, (e) => e && finish(new UiotError("REGISTRATION_FAILED", `could not send the registration request: ${e.message}`, e)));
           timer = clock.setTimer(() => {
             timer = undefined;
             finish(new UiotError("TIMEOUT", `no password_reply within ${timeout} ms: the platform did not answer the dynamic registration (is it switched on for the product?)`));

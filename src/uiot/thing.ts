@@ -17,6 +17,7 @@ import { checkIdentifier, isObject, LIMITS, objectJson, parseObject, requestIdOf
 import { OtaAgent, type OtaOptions, type OtaPort } from "./ota";
 import { UIOT_COMMAND_WINDOW } from "./platform";
 import { Shadow, type ShadowHost } from "./shadow";
+import { SYSTEM as S } from "./topics";
 
 export interface ThingOptions {
   /** The host clock (timeouts). */
@@ -89,31 +90,6 @@ interface Running {
   received: number;
   deadline: number;
 }
-
-const S = Object.freeze({
-  shadowUpstream: "shadow/upstream",
-  shadowGet: "shadow/get",
-  shadowDownstream: "shadow/downstream",
-  shadowGetReply: "shadow/get_reply",
-  post: "tmodel/property/post",
-  postReply: "tmodel/property/post_reply",
-  set: "tmodel/property/set",
-  setReply: "tmodel/property/set_reply",
-  restore: "tmodel/property/restore",
-  restoreReply: "tmodel/property/restore_reply",
-  desiredGet: "tmodel/property/desired/get",
-  desiredGetReply: "tmodel/property/desired/get_reply",
-  desiredDelete: "tmodel/property/desired/delete",
-  desiredDeleteReply: "tmodel/property/desired/delete_reply",
-  event: "tmodel/event/post",
-  eventReply: "tmodel/event/post_reply",
-  command: "tmodel/command",
-  commandReply: "tmodel/command_reply/",
-  template: "tmodel/template/get",
-  templateReply: "tmodel/template/get_reply",
-  otaUpstream: "ota/upstream",
-  otaDownstream: "ota/downstream",
-} as const);
 
 /** The system topics the thing reads: thing-model replies route to their request kind (1..6). */
 const R_SHADOW = 7, R_SHADOW_GET = 8, R_SET = 9, R_COMMAND = 10, R_OTA = 11;
