@@ -23,7 +23,7 @@ export interface OtaSession {
 }
 
 /** The smaller of the two OTA app slots of hosts/esp32/partitions.csv (ota_0: 0x1F0000, ota_1: 0x1FE000). */
-export const ESP32_OTA_SLOT = 0x1f0000;
+const ESP32_OTA_SLOT = 0x1f0000;
 
 export const ESP8266_NO_OTA =
   "the Moddable SDK has no OTA module for the ESP8266 (its `ota` module is ESP32-only) and the ESP8266 build keeps one image: update this device over USB (npm run flash:esp8266)";

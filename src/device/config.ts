@@ -85,14 +85,14 @@ export interface LoadDeviceConfigOptions {
 }
 
 /** What to run, for every boot message. */
-export const PROVISION_HINT =
+const PROVISION_HINT =
   "provision the device: `npm run provision -- --product-sn <ProductSN> --device-sn <DeviceSN> --url <broker URL>` " +
   "for the simulator, or with `--target esp32 --out <file>` and flash that image to an ESP32 (README, Provisioning)";
 
 // ---- rules ----
 
 /** How to allow plain text, for messages. */
-export const PLAINTEXT_HINT =
+const PLAINTEXT_HINT =
   `use mqtts:// or wss:// (the broker's TLS port), or, only on a network you trust, allow plain text explicitly ` +
   `(config key ${CONFIG_KEYS.allowPlaintext} = 1: \`npm run provision -- ... --allow-plaintext\`)`;
 
@@ -116,7 +116,7 @@ export function checkPlaintext(endpoint: Endpoint, allowPlaintext: boolean): voi
 }
 
 /** The value of a "1"/"0" switch (absent: false). Throws ConfigError "option" naming the key. */
-export function checkSwitch(value: string | undefined, key: string): boolean {
+function checkSwitch(value: string | undefined, key: string): boolean {
   if (value === undefined || value === "" || value === "0") return false;
   if (value === "1") return true;
   throw new ConfigError("option", `the config key ${key} is 1 (on) or 0 (off), not ${JSON.stringify(value.slice(0, 8))}`);

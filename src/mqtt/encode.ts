@@ -15,7 +15,7 @@ import type { Allocator } from "../host";
 const MAX_REMAINING = 268435455;
 
 /** The portable packet allocator (see Allocator in src/host.ts): suits XS. */
-export const newBytes: Allocator = (size) => new Uint8Array(size);
+const newBytes: Allocator = (size) => new Uint8Array(size);
 
 /**
  * The UTF-8 bytes (with their 2-byte length prefix) of recently encoded, already validated topics, so a device

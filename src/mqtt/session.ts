@@ -130,7 +130,7 @@ const REASON_TEXT: { readonly [code: number]: string } = Object.freeze({
   0x9d: "server moved", 0x9f: "connection rate exceeded",
 });
 
-export function connackMessage(code: number, level: ProtocolLevel): string {
+function connackMessage(code: number, level: ProtocolLevel): string {
   // A 3.1.1-only broker answers a 5.0 CONNECT with a 3.1.1 code (1: unacceptable protocol version).
   const text = level === 5 && code >= 0x80 ? REASON_TEXT[code] : CONNACK_TEXT[code];
   return `connection refused (code ${code}): ${text ?? "unknown reason"}`;

@@ -6,7 +6,7 @@ import { NetError } from "./errors";
 export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = Object.freeze({ mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084 });
 
 /** The WebSocket path when a ws:// or wss:// URL has none. */
-export const DEFAULT_WS_PATH = "/mqtt";
+const DEFAULT_WS_PATH = "/mqtt";
 
 export interface ParseEndpointOptions {
   /**

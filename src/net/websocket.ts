@@ -26,7 +26,7 @@ export interface WebSocketOptions {
 }
 
 /** Default maximum frame and message size: the MQTT codec's default maximum packet size. */
-export const DEFAULT_MAX_FRAME_SIZE = 256 * 1024;
+const DEFAULT_MAX_FRAME_SIZE = 256 * 1024;
 
 /** Largest HTTP response head (status line and headers) accepted during the upgrade. */
 const MAX_HEAD = 4096;
@@ -90,7 +90,7 @@ function latin1(bytes: Uint8Array, from: number, to: number, lines = false): str
 }
 
 /** One WebSocket connection: a Transport upward, the handlers of the inner transport downward. */
-export class WebSocketTransport implements Transport, TransportHandlers {
+class WebSocketTransport implements Transport, TransportHandlers {
   private t: Transport = NO_TRANSPORT;
   private phase = DIALING;
   private userClosed = false;

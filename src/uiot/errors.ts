@@ -50,7 +50,7 @@ const RET_TEXT: { readonly [code: number]: string } = Object.freeze({
   100040: "command timeout: the device did not answer within 5 s",
 });
 
-export function retCodeText(code: number): string {
+function retCodeText(code: number): string {
   return RET_TEXT[code] ?? "see the UIoT Core documentation for this code";
 }
 

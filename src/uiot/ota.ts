@@ -36,7 +36,7 @@ import { HttpGet, HttpError, describeUrl, parseHttpUrl, type HttpResponse, type 
 import { Md5, md5Hex } from "../net/md5";
 import { isObject } from "./json";
 
-export const OTA_ERROR = Object.freeze({ UNREACHABLE: -1, EXPIRED: -2, TIMEOUT: -3, MD5: -4, WRITE: -5 } as const);
+const OTA_ERROR = Object.freeze({ UNREACHABLE: -1, EXPIRED: -2, TIMEOUT: -3, MD5: -4, WRITE: -5 } as const);
 const MEANING: { readonly [code: number]: string } = Object.freeze({
   [-1]: "URL unreachable", [-2]: "URL signature expired", [-3]: "download timeout", [-4]: "MD5 mismatch", [-5]: "flash write failed",
 });

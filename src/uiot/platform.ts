@@ -36,13 +36,10 @@ I8m1P/ceVO0RjNNBG0pDH9PH4OA7ikY81c63PBCQaYMKaiksCzs=
 -----END CERTIFICATE-----
 `;
 
-/** The platform's MQTT hosts by region (TLS on 8883, TCP on 1883). */
-export const UIOT_HOSTS = Object.freeze({
-  "cn-sh2": "mqtt-cn-sh2.iot.ucloud.cn",
-  "cn-gd": "mqtt-cn-gd.iot.ucloud.cn",
-} as const);
-
-/** Whether `host` is one of UIoT Core's (*.iot.ucloud.cn), whose CA is the bundled platform root. */
+/**
+ * Whether `host` is one of UIoT Core's (*.iot.ucloud.cn), whose CA is the bundled platform root. The MQTT hosts
+ * are mqtt-<region>.iot.ucloud.cn (regions cn-sh2 and cn-gd), TLS on 8883 and TCP on 1883.
+ */
 export function isUiotHost(host: string): boolean {
   return host === "iot.ucloud.cn" || host.endsWith(".iot.ucloud.cn");
 }

@@ -7,8 +7,8 @@ import { MqttError } from "../mqtt/errors";
 import { utf8Length } from "../mqtt/utf8";
 import { isSnChar } from "./identity";
 
-export const PUB = 1;
-export const SUB = 2;
+const PUB = 1;
+const SUB = 2;
 const NEVER = 0;
 
 /** The system topics' suffixes (after `/$system/${PSN}/${DSN}/`): the one place they are written. */
