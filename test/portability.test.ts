@@ -1,9 +1,12 @@
 // src/ runs on XS on a microcontroller: no Node APIs, no npm packages, no timer globals.
 import { describe, expect, it } from "vitest";
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 
 const root = join(import.meta.dirname, "..", "src");
+
+/** The layers of src/, top to bottom; each imports only its own and those below it, and src/host.ts (types) only. */
+const LAYERS = ["device", "uiot", "mqtt", "net"];
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {
@@ -42,6 +45,20 @@ describe("src/ is portable device code", () => {
         .map((m) => m[1] ?? m[2] ?? m[3]);
       const bad = specs.filter((s) => !s.startsWith(".") && !s.startsWith("embedded:"));
       expect(bad, `${name} imports ${bad.join(", ")}`).toEqual([]);
+    });
+    it(`${name} imports only its own layer and the layers below it`, () => {
+      const text = readFileSync(f, "utf8");
+      const layer = LAYERS.indexOf(name.split(/[\\/]/)[0]);
+      const specs = [...text.matchAll(/^[ \t]*(import|export)\s(type\s)?[^"';]*?from\s*["'](\.[^"']+)["']/gm)];
+      for (const [, , type, spec] of specs) {
+        const target = relative(root, join(dirname(f), spec)).split(/[\\/]/)[0];
+        if (target === "host") {
+          expect(type, `${name} imports src/host.ts with \`import type\` (it is types only, no module on the device)`).toBe("type ");
+          continue;
+        }
+        expect(layer, `${name} imports ${spec}: src/host.ts imports nothing`).toBeGreaterThanOrEqual(0);
+        expect(LAYERS.indexOf(target), `${name} imports ${spec}, a layer above its own (${LAYERS.join(" -> ")})`).toBeGreaterThanOrEqual(layer);
+      }
     });
     it(`${name} uses no Node or timer globals`, () => {
       const c = code(readFileSync(f, "utf8"));

@@ -6,7 +6,7 @@
 import { Client } from "../../src/mqtt/client";
 import { encode, type PublishPacket } from "../../src/mqtt/codec";
 import { decodeUtf8, utf8Bytes } from "../../src/mqtt/utf8";
-import type { Clock, Connector, Transport, TransportHandlers } from "../../src/net/transport";
+import type { Clock, Connector, Transport, TransportHandlers } from "../../src/host";
 import { Identity } from "../../src/uiot/identity";
 import { uiotClient } from "../../src/uiot/profile";
 import { Thing } from "../../src/uiot/thing";

@@ -31,7 +31,7 @@
 // {"op":"replay","phase":"publish"|"publish0"|"incoming","native":bool,"n":N}.
 import type { Client } from "../../src/mqtt/client";
 import { parseEndpoint } from "../../src/net/endpoint";
-import type { Clock, Connector, Transport, TransportHandlers } from "../../src/net/transport";
+import type { Clock, Connector, Transport, TransportHandlers } from "../../src/host";
 import { Identity } from "../../src/uiot/identity";
 import { uiotClient } from "../../src/uiot/profile";
 import { Thing } from "../../src/uiot/thing";

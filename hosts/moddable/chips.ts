@@ -9,6 +9,7 @@
  * Frozen, nested objects too (DESKTOP shares ESP32's): the host module is preloaded, and the XS linker keeps only
  * frozen objects in flash alone (see docs/build-and-flash.md, "Module names, relative imports and preloading").
  */
+import { CONFIG_KEY_MAX_LENGTH, CONFIG_VALUE_MAX_BYTES } from "../../src/device/config-keys";
 import type { PreferenceLimits } from "./preference-store";
 
 export interface ChipProfile {
@@ -16,7 +17,7 @@ export interface ChipProfile {
   readonly name: string;
   /** What one `preference` entry can hold. */
   readonly preference: PreferenceLimits;
-  /** Largest value of the config store (UTF-8 bytes). Keys are at most 15 characters everywhere. */
+  /** Largest value of the config store (UTF-8 bytes). Keys are at most CONFIG_KEY_MAX_LENGTH characters everywhere. */
   readonly maxConfigValue: number;
   /** The persistent outbox: off, or its bounds. */
   readonly outbox: { readonly maxMessages: number; readonly maxBytes: number } | undefined;
@@ -31,8 +32,8 @@ export interface ChipProfile {
 /** ESP32: NVS behind `preference`; 24 KB NVS partition in the SDK's default partitions.csv. */
 export const ESP32: ChipProfile = Object.freeze({
   name: "esp32",
-  preference: Object.freeze({ maxName: 15, maxEntryBytes: 4000 }),
-  maxConfigValue: 4000,
+  preference: Object.freeze({ maxName: CONFIG_KEY_MAX_LENGTH, maxEntryBytes: CONFIG_VALUE_MAX_BYTES }),
+  maxConfigValue: CONFIG_VALUE_MAX_BYTES,
   outbox: Object.freeze({ maxMessages: 16, maxBytes: 8 * 1024 }),
   tlsMaxFragment: 0,
   maxFrameSize: 16 * 1024,

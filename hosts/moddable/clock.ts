@@ -23,7 +23,7 @@
  * A handle is a number, the entry's index and its use count, so a handle kept after its timer fired or was
  * cleared never clears the entry's next use.
  */
-import type { Clock } from "../../src/net/transport";
+import type { Clock } from "../../src/host";
 
 /** The parts of the SDK's Timer class used here (modules/base/timer/timer.js). */
 export interface TimerApi {

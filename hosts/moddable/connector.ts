@@ -3,10 +3,9 @@
  * WebSocket framing of src/net/websocket.ts over the same TCP or TLS byte transport). Options are checked and
  * converted once, here; a bad endpoint or TLS option throws NetError INVALID_URL / INVALID_TLS_OPTIONS at once.
  */
-import type { LogLevel, NetworkLink } from "../../src/device/host";
-import { checkEndpoint, isWebSocket, type Endpoint, type TlsOptions } from "../../src/net/endpoint";
+import type { Connector, Endpoint, LogLevel, NetworkLink, TlsOptions } from "../../src/host";
+import { checkEndpoint, isWebSocket } from "../../src/net/endpoint";
 import { insecureWarning } from "../../src/net/tls";
-import type { Connector } from "../../src/net/transport";
 import { webSocketConnector } from "../../src/net/websocket";
 import { ModdableTransport, type DialOptions, type OpenSocket, type Resolve } from "./socket";
 import type { TimeSync } from "./time-sync";

@@ -13,7 +13,7 @@
  * ESP8266's 1 MB program area does not hold two images of this firmware: every update_firmware is answered
  * report_fail -5 with that reason.
  */
-import type { Firmware, ImageWriter } from "../../src/uiot/ota";
+import type { Firmware, ImageWriter } from "../../src/host";
 
 /** The SDK's OTA session (build/devices/esp32/modules/ota). */
 export interface OtaSession {
@@ -23,7 +23,7 @@ export interface OtaSession {
 }
 
 /** The smaller of the two OTA app slots of hosts/esp32/partitions.csv (ota_0: 0x1F0000, ota_1: 0x1FE000). */
-export const ESP32_OTA_SLOT = 0x1f0000;
+const ESP32_OTA_SLOT = 0x1f0000;
 
 export const ESP8266_NO_OTA =
   "the Moddable SDK has no OTA module for the ESP8266 (its `ota` module is ESP32-only) and the ESP8266 build keeps one image: update this device over USB (npm run flash:esp8266)";

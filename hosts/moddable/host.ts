@@ -1,5 +1,5 @@
 /**
- * The Host (src/device/host.ts) on the Moddable SDK, for every Moddable target: ESP32, ESP8266 and the desktop
+ * The Host (src/host.ts) on the Moddable SDK, for every Moddable target: ESP32, ESP8266 and the desktop
  * simulator (lin, mac, win). This is the one module that imports the SDK's modules; everything it builds on is
  * plain TypeScript beside it. The SDK modules and what is used of them:
  *   timer                       Timer.set / Timer.schedule / Timer.clear     (modules/base/timer/timer.js)
@@ -23,10 +23,8 @@ import Time from "time";
 import Timer from "timer";
 import TCP from "embedded:io/socket/tcp";
 import TLSSocket from "embedded:io/socket/tcp/tls";
-import type { Host, KeyValueStore, LogLevel, NetworkLink } from "../../src/device/host";
-import type { Firmware } from "../../src/uiot/ota";
-import type { Endpoint, TlsOptions } from "../../src/net/endpoint";
-import type { Connector } from "../../src/net/transport";
+import type { Connector, Endpoint, Firmware, Host, KeyValueStore, LogLevel, NetworkLink, TlsOptions } from "../../src/host";
+import { CONFIG_KEYS, PREFERENCE_DOMAIN } from "../../src/device/config-keys";
 import { ESP8266_OUTBOX, type ChipProfile } from "./chips";
 import { ModdableClock, type TimerApi } from "./clock";
 import { moddableConnector, type ModdableNet } from "./connector";
@@ -92,7 +90,7 @@ export function createModdableHost(options: ModdableHostOptions): ModdableHost {
   const random = options.random ?? ((): number => Math.random());
   const clock = new ModdableClock(() => Time.ticks, Timer as unknown as TimerApi, (e) => log("error", `a timer callback threw: ${String(e)}`));
   const prefs = options.preferences as Preferences;
-  const store = new PreferenceStore(prefs, { domain: "cfg", limits: chip.preference, maxValueBytes: chip.maxConfigValue });
+  const store = new PreferenceStore(prefs, { domain: PREFERENCE_DOMAIN, limits: chip.preference, maxValueBytes: chip.maxConfigValue });
   const persist = options.persistOutbox ?? chip.outbox !== undefined;
   const bounds = chip.outbox ?? ESP8266_OUTBOX;
   const outbox = persist ? new PreferenceOutboxStore(prefs, { domain: "obx", limits: chip.preference, ...bounds }) : undefined;
@@ -133,11 +131,6 @@ export function firmwareVersion(): string {
   return typeof v === "string" && v !== "" ? v : "0.0.0";
 }
 
-/** Config keys the Wi-Fi credentials are read from before mc/config's ssid / password. */
-export const WIFI_KEYS = { ssid: "wifi.ssid", password: "wifi.password" } as const;
-// Frozen apart from its literal, which test/tools/provision/names.test.ts reads from this file's text.
-Object.freeze(WIFI_KEYS);
-
 function stored(config: KeyValueStore, key: string, log: HostParts["log"]): string | undefined {
   try {
     return config.get(key) || undefined;
@@ -149,14 +142,14 @@ function stored(config: KeyValueStore, key: string, log: HostParts["log"]): stri
 
 /**
  * A network factory for the boards: Wi-Fi on the ECMA-419 WiFi class (`embedded:network/interface/wifi`, handed
- * in by main.ts), with the credentials from the config store ("wifi.ssid", "wifi.password") or, failing that,
+ * in by main.ts), with the credentials from the config store (CONFIG_KEYS.wifiSsid, wifiPassword) or, failing that,
  * from mcconfig's ssid= and password= arguments.
  */
 export function wifiNetwork(WiFi: unknown): (parts: HostParts) => NetworkLink {
   return ({ clock, random, config: store, log }) => {
     const mc = config as Record<string, unknown>;
-    const ssid = stored(store, WIFI_KEYS.ssid, log) ?? (typeof mc.ssid === "string" ? mc.ssid : undefined);
-    const password = stored(store, WIFI_KEYS.password, log) ?? (typeof mc.password === "string" ? mc.password : undefined);
+    const ssid = stored(store, CONFIG_KEYS.wifiSsid, log) ?? (typeof mc.ssid === "string" ? mc.ssid : undefined);
+    const password = stored(store, CONFIG_KEYS.wifiPassword, log) ?? (typeof mc.password === "string" ? mc.password : undefined);
     const link = new WiFiLink({ WiFi: WiFi as WiFiConstructor, ssid, password, clock, random, log });
     link.start();
     return link;
@@ -166,5 +159,5 @@ export function wifiNetwork(WiFi: unknown): (parts: HostParts) => NetworkLink {
 /** One line saying what this host is, for the boot log. */
 export function describeHost(host: ModdableHost): string {
   const o = host.outbox?.usage;
-  return `uiot-thing-firmware on ${host.name}: network ${host.network.up ? "up" : "down (connecting)"}; clock ${host.time.valid ? "set" : "not set (SNTP before the first TLS connection)"}; config in preference "cfg*" (values up to ${host.chip.maxConfigValue} bytes); outbox ${o ? `in preference "obx*" (${o.messages} kept, up to ${o.maxMessages} messages / ${o.maxBytes} bytes)` : "in RAM only (lost on reboot)"}`;
+  return `uiot-thing-firmware on ${host.name}: network ${host.network.up ? "up" : "down (connecting)"}; clock ${host.time.valid ? "set" : "not set (SNTP before the first TLS connection)"}; config in preference "${PREFERENCE_DOMAIN}*" (values up to ${host.chip.maxConfigValue} bytes); outbox ${o ? `in preference "obx*" (${o.messages} kept, up to ${o.maxMessages} messages / ${o.maxBytes} bytes)` : "in RAM only (lost on reboot)"}`;
 }

@@ -23,7 +23,7 @@ export interface SdkSocket {
 export type SocketClass = new (options: Record<string, unknown>) => SdkSocket;
 
 /** Bytes of margin for one TLS record's header, IV, MAC and padding (AES-CBC with SHA-256: at most 69). */
-export const RECORD_OVERHEAD = 64;
+const RECORD_OVERHEAD = 64;
 
 /** Puts `target` on the socket where the native constructor did not (the mac build ignores the option). */
 function withTarget(s: SdkSocket, target: unknown): void {

@@ -15,8 +15,8 @@
  * key being the config key or the message's number in base 36, so every name stays within 15 characters (ESP32
  * NVS). No Moddable import here: the host hands in the `Preference` class (tests hand in a fake).
  */
-import type { KeyValueStore } from "../../src/device/host";
-import type { OutboxStore } from "../../src/mqtt/store";
+import type { KeyValueStore, OutboxStore } from "../../src/host";
+import { CONFIG_KEY_MAX_LENGTH, PREFERENCE_DOMAIN, isConfigKey } from "../../src/device/config-keys";
 import { decodeUtf8, utf8Length, writeUtf8 } from "../../src/mqtt/utf8";
 
 /** What `preference` offers (the SDK's Preference class has these static methods). */
@@ -57,8 +57,6 @@ const HEADER = 6;
 const KV_MAGIC = 0xc5;
 const OUTBOX_MAGIC = 0xc6;
 const DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz";
-/** Config keys: the same rule as the Node host's config store (the ESP32 NVS name limit). */
-const MAX_KEY = 15;
 
 /** CRC-16/CCITT-FALSE. */
 function crc16(bytes: Uint8Array, from: number, to: number, crc = 0xffff): number {
@@ -122,12 +120,13 @@ function remove(prefs: Preferences, domain: (i: number) => string, key: string, 
 }
 
 function checkDomain(domain: string, suffix: number, limits: PreferenceLimits, what: string): void {
-  if (typeof domain !== "string" || !/^[a-z0-9_]+$/.test(domain) || domain.length + suffix > Math.min(15, limits.maxName))
-    throw new StoreError("INVALID_KEY", `the ${what} domain ${JSON.stringify(domain)} must be lowercase letters, digits or _ and at most ${Math.min(15, limits.maxName) - suffix} characters`);
+  const max = Math.min(CONFIG_KEY_MAX_LENGTH, limits.maxName);
+  if (typeof domain !== "string" || !/^[a-z0-9_]+$/.test(domain) || domain.length + suffix > max)
+    throw new StoreError("INVALID_KEY", `the ${what} domain ${JSON.stringify(domain)} must be lowercase letters, digits or _ and at most ${max - suffix} characters`);
 }
 
 export interface PreferenceStoreOptions {
-  /** Preference domain prefix (default "cfg"); entries use `<domain>a0`, `<domain>b0`, `<domain>a1`, ... */
+  /** Preference domain prefix (default PREFERENCE_DOMAIN); entries use `<domain>a0`, `<domain>b0`, `<domain>a1`, ... */
   domain?: string;
   limits: PreferenceLimits;
   /** Largest value in UTF-8 bytes. */
@@ -135,8 +134,8 @@ export interface PreferenceStoreOptions {
 }
 
 /**
- * A KeyValueStore for configuration and secrets. Keys: 1 to 15 printable ASCII characters without spaces
- * (the ESP32 NVS limit, the same rule as the Node host). Values: strings of at most `maxValueBytes` UTF-8 bytes.
+ * A KeyValueStore for configuration and secrets. Keys: isConfigKey's rule (src/device/config-keys.ts, the same
+ * for every host). Values: strings of at most `maxValueBytes` UTF-8 bytes.
  */
 export class PreferenceStore implements KeyValueStore {
   private readonly prefs: Preferences;
@@ -147,7 +146,7 @@ export class PreferenceStore implements KeyValueStore {
 
   constructor(prefs: Preferences, options: PreferenceStoreOptions) {
     this.prefs = prefs;
-    this.domain = options.domain ?? "cfg";
+    this.domain = options.domain ?? PREFERENCE_DOMAIN;
     checkDomain(this.domain, 2, options.limits, "config store");
     this.size = options.limits.maxEntryBytes;
     this.maxValue = options.maxValueBytes;
@@ -267,8 +266,8 @@ export class PreferenceStore implements KeyValueStore {
   }
 
   private checkKey(key: string): void {
-    if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY || !/^[\x21-\x7e]+$/.test(key))
-      throw new StoreError("INVALID_KEY", `a config key must be 1 to ${MAX_KEY} printable ASCII characters without spaces (ESP32 NVS names are at most 15), not ${JSON.stringify(String(key)).slice(0, 40)}`);
+    if (!isConfigKey(key))
+      throw new StoreError("INVALID_KEY", `a config key must be 1 to ${CONFIG_KEY_MAX_LENGTH} printable ASCII characters without spaces (ESP32 NVS names), not ${JSON.stringify(String(key)).slice(0, 40)}`);
   }
 }
 

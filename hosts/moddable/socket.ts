@@ -1,6 +1,6 @@
 /**
  * One connection on a Moddable ECMA-419 socket (embedded:io/socket/tcp, or the SDK's TLSSocket over it), as the
- * portable Transport (src/net/transport.ts). In order: the network link must be up; for a TLS connection that
+ * portable Transport (src/host.ts). In order: the network link must be up; for a TLS connection that
  * verifies certificates the clock must be set (SNTP, see time-sync.ts); the host name is resolved (the ECMA-419
  * TCP socket takes an IPv4 `address`, never a name); then the socket opens.
  *
@@ -19,10 +19,9 @@
  *   NetError. One path stays out of reach: TLSSocket re-reads buffered records from a timer of its own, and an
  *   exception there (a fatal alert in the middle of a session) still aborts (the device reboots).
  */
-import { formatEndpoint, hostPort, type Endpoint } from "../../src/net/endpoint";
+import { formatEndpoint, hostPort } from "../../src/net/endpoint";
 import { NetError, netError } from "../../src/net/errors";
-import type { NetworkLink } from "../../src/device/host";
-import type { Transport, TransportHandlers } from "../../src/net/transport";
+import type { Endpoint, NetworkLink, Transport, TransportHandlers } from "../../src/host";
 import type { TimeSync } from "./time-sync";
 
 /** A socket as the transport uses it; host.ts adapts TCP and TLSSocket to this. */

@@ -5,6 +5,7 @@
  * messages 1 = time (value: Unix seconds), 2 = retry, -1 = error; returning a host name from an error callback
  * tries that host next) and `Time.set(seconds)`.
  */
+import type { LogLevel } from "../../src/host";
 import { NetError, netError } from "../../src/net/errors";
 
 /** What the SDK's SNTP class offers. */
@@ -27,7 +28,7 @@ export interface TimeSyncOptions {
   now(): number;
   /** SNTP servers, tried in order. */
   hosts: readonly string[];
-  log(level: "debug" | "info" | "warn" | "error", message: string): void;
+  log(level: LogLevel, message: string): void;
 }
 
 type Waiter = (error?: NetError) => void;

@@ -10,7 +10,8 @@
  * TLSSocket itself always speaks TLS 1.2 (it sets protocolVersion 0x303) and sends the socket's `host` as SNI;
  * ssl_cert.js verifies the server's name against its certificate's subjectAltName (DNS names, IPv4 addresses).
  */
-import { isSecure, type Endpoint, type TlsOptions } from "../../src/net/endpoint";
+import type { Endpoint, TlsOptions } from "../../src/host";
+import { isSecure } from "../../src/net/endpoint";
 import { NetError } from "../../src/net/errors";
 import { pemToDer } from "../../src/net/pem";
 import { checkTls } from "../../src/net/tls";

@@ -9,8 +9,7 @@
  * after a full-jitter exponential backoff (`min` doubling to `max`), which starts over only once the link stayed
  * up `resetAfter`, so an access point that drops the device right after association is backed off from too.
  */
-import type { LogLevel, NetworkLink } from "../../src/device/host";
-import type { Clock } from "../../src/net/transport";
+import type { Clock, LogLevel, NetworkLink } from "../../src/host";
 import { redact } from "../../src/uiot/identity";
 
 /** The parts of the SDK's ECMA-419 WiFi class used here. */

@@ -3,7 +3,7 @@
 // A slab is freed by the garbage collector once no packet from it is alive. Every byte of a packet is written
 // by the codec, so slab memory needs no clearing. A device keeps the codec's portable default (new Uint8Array).
 import { Buffer } from "node:buffer";
-import type { Allocator } from "../../src/mqtt/encode";
+import type { Allocator } from "../../src/host";
 
 const SLAB = 256 * 1024;
 const MAX_POOLED = 64 * 1024;

@@ -1,5 +1,5 @@
 // The Node host's clock: monotonic milliseconds and one-shot timers.
-import type { Clock } from "../../src/net/transport";
+import type { Clock } from "../../src/host";
 
 export const nodeClock: Clock = {
   // Whole milliseconds: small integers stay unboxed in V8 (about 12 days of uptime), fractions do not.

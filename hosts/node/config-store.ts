@@ -1,7 +1,7 @@
 // A file-backed KeyValueStore for configuration and secrets on the Node host: one JSON file, mode 0600, in a 0700
 // directory, replaced atomically (atomic-file.ts: a temporary file with a random name created exclusively, fsync,
 // rename, fsync of the folder), so a crash leaves the old file or the new one, never half a secret. Limits default
-// to the ESP32's `preference` store (keys of at most 15 characters, values of at most 4000 bytes), so the simulator
+// to the ESP32's `preference` store (src/device/config-keys.ts: isConfigKey, CONFIG_VALUE_MAX_BYTES), so the simulator
 // refuses what a board would. Values never appear in errors.
 //
 // The file is one JSON object of strings whose first member, "$store": "uiot-config/1", marks it as a store of
@@ -11,8 +11,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { inspect } from "node:util";
-import { CA_MAX_PARTS, CONFIG_KEYS, caPartKey } from "../../src/device/config-keys";
-import type { KeyValueStore } from "../../src/device/host";
+import { CA_MAX_PARTS, CONFIG_KEY_MAX_LENGTH, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, caPartKey, isConfigKey } from "../../src/device/config-keys";
+import type { KeyValueStore } from "../../src/host";
 import { atomicFs, makePrivateDir, NotOursError, readOwnFile, writeFileAtomic } from "./atomic-file";
 
 export type ConfigStoreErrorCode = "INVALID_KEY" | "INVALID_VALUE" | "VALUE_TOO_LARGE" | "WRITE_FAILED" | "CORRUPT" | "NOT_A_STORE";
@@ -43,9 +43,9 @@ export function isDeviceConfigKey(key: string): boolean {
 }
 
 export interface FileConfigStoreOptions {
-  /** Longest key (default 15, ESP32 NVS); 0 for no limit. */
+  /** Longest key (default CONFIG_KEY_MAX_LENGTH, ESP32 NVS); 0 for no limit. */
   maxKeyLength?: number;
-  /** Largest value in UTF-8 bytes (default 4000, ESP32 NVS); 0 for no limit. */
+  /** Largest value in UTF-8 bytes (default CONFIG_VALUE_MAX_BYTES, ESP32 NVS); 0 for no limit. */
   maxValueBytes?: number;
   /**
    * The keys a file without the "$store" marker (written before it existed) may hold for the store to write into
@@ -67,8 +67,8 @@ export class FileConfigStore implements KeyValueStore {
   private readonly legacyKeys: (key: string) => boolean;
 
   constructor(readonly file: string, options: FileConfigStoreOptions = {}) {
-    this.maxKey = options.maxKeyLength ?? 15;
-    this.maxValue = options.maxValueBytes ?? 4000;
+    this.maxKey = options.maxKeyLength ?? CONFIG_KEY_MAX_LENGTH;
+    this.maxValue = options.maxValueBytes ?? CONFIG_VALUE_MAX_BYTES;
     this.legacyKeys = options.legacyKeys ?? isDeviceConfigKey;
     makePrivateDir(path.dirname(path.resolve(file)));
     this.values = this.load();
@@ -135,10 +135,13 @@ export class FileConfigStore implements KeyValueStore {
   }
 
   private checkKey(key: string): void {
-    if (typeof key !== "string" || key === "") throw new ConfigStoreError("INVALID_KEY", "a config key must be a non-empty string");
-    if (this.maxKey && key.length > this.maxKey)
-      throw new ConfigStoreError("INVALID_KEY", `the config key "${key}" is longer than ${this.maxKey} characters (the ESP32 preference store's limit)`);
-    if (key === "__proto__" || !/^[\x21-\x7e]+$/.test(key)) throw new ConfigStoreError("INVALID_KEY", `the config key ${JSON.stringify(key)} must be printable ASCII without spaces`);
+    if (!isConfigKey(key, this.maxKey) || key === "__proto__") {
+      // isConfigKey decides; the message says which part of the rule the key breaks
+      const why = typeof key !== "string" || key === "" ? "a config key must be a non-empty string"
+        : this.maxKey && key.length > this.maxKey ? `the config key "${key}" is longer than ${this.maxKey} characters (the ESP32 preference store's limit)`
+        : `the config key ${JSON.stringify(key)} must be printable ASCII without spaces`;
+      throw new ConfigStoreError("INVALID_KEY", why);
+    }
     if (key === STORE_MARKER_KEY) throw new ConfigStoreError("INVALID_KEY", `the config key "${STORE_MARKER_KEY}" is reserved: it marks the file as a config store`);
   }
 

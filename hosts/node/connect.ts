@@ -5,16 +5,14 @@
 import * as dns from "node:dns";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import type { LogLevel } from "../../src/device/host";
-import { checkEndpoint, formatEndpoint, hostPort, isSecure, isWebSocket, type Endpoint, type TlsOptions } from "../../src/net/endpoint";
+import type { Connector, Endpoint, LogFunction, TlsOptions, Transport, TransportHandlers } from "../../src/host";
+import { checkEndpoint, formatEndpoint, hostPort, isSecure, isWebSocket } from "../../src/net/endpoint";
 import { NetError, netError } from "../../src/net/errors";
 import { derToPem } from "../../src/net/pem";
 import { checkTls, insecureWarning } from "../../src/net/tls";
-import type { Connector, Transport, TransportHandlers } from "../../src/net/transport";
 import { webSocketConnector } from "../../src/net/websocket";
 import { socketTransport, type SocketEnd } from "./tcp";
 
-export type LogFunction = (level: LogLevel, message: string) => void;
 
 export interface NodeConnectorOptions {
   /** Uniform in [0, 1): WebSocket keys and masks. Default Math.random. */

@@ -4,7 +4,7 @@
 // crash leaves either the whole message or none of it. Files are read without following symbolic links.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { OutboxStore } from "../../src/mqtt/store";
+import type { OutboxStore } from "../../src/host";
 import { isTempName, makePrivateDir, readOwnFile, writeFileAtomic } from "./atomic-file";
 
 const SUFFIX = ".mqtt";

@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Firmware, ImageWriter } from "../../src/uiot/ota";
+import type { Firmware, ImageWriter } from "../../src/host";
 import { makePrivateDir, writeFileAtomic } from "./atomic-file";
 
 export interface NodeFirmwareOptions {

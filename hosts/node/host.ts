@@ -4,12 +4,10 @@
 //   const connect = host.connector(parseEndpoint("mqtts://broker:8883"), { ca: [caPem] });
 //   host.link.down(); host.link.up();   // scripted Wi-Fi
 import * as path from "node:path";
-import type { Host, LogLevel } from "../../src/device/host";
-import type { Endpoint, TlsOptions } from "../../src/net/endpoint";
-import type { Clock, Connector } from "../../src/net/transport";
+import type { Clock, Connector, Endpoint, Host, LogFunction, LogLevel, TlsOptions } from "../../src/host";
 import { nodeClock } from "./clock";
 import { FileConfigStore, type FileConfigStoreOptions } from "./config-store";
-import { nodeConnector, type LogFunction, type NodeConnectorOptions } from "./connect";
+import { nodeConnector, type NodeConnectorOptions } from "./connect";
 import { FileOutboxStore } from "./file-store";
 import { nodeFirmware, type NodeFirmwareOptions } from "./firmware";
 import { ScriptedLink } from "./link";

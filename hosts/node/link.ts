@@ -5,7 +5,7 @@
 //   link.up();     // dials work again; the client's own backoff brings it back
 //   host.network   // the NetworkLink view portable code sees (up, onChange)
 import type * as net from "node:net";
-import type { NetworkLink } from "../../src/device/host";
+import type { NetworkLink } from "../../src/host";
 import { NetError, netError } from "../../src/net/errors";
 
 export class ScriptedLink {

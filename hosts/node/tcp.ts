@@ -1,6 +1,6 @@
-// TCP transport for the Node host, shaped like ECMA-419 (see src/net/transport.ts).
+// TCP transport for the Node host, shaped like ECMA-419 (see src/host.ts).
 import * as net from "node:net";
-import type { Connector, Transport, TransportHandlers } from "../../src/net/transport";
+import type { Connector, Transport, TransportHandlers } from "../../src/host";
 
 /** Bytes Node may hold unsent before write() reports "would block". */
 const HIGH_WATER = 64 * 1024;

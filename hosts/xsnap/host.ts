@@ -6,13 +6,10 @@
 // events, one at a time, through deliver(). The message format is hosts/xsnap/wire.ts.
 //
 // Runs inside XS only: no Node APIs, no TextEncoder/TextDecoder, no timer globals (checked by tsconfig.device.json).
-import type { Host, KeyValueStore, LogLevel, NetworkLink } from "../../src/device/host";
-import type { OutboxStore } from "../../src/mqtt/store";
+import type { Clock, Connector, Endpoint, Host, KeyValueStore, LogLevel, NetworkLink, OutboxStore, TlsOptions, Transport, TransportHandlers } from "../../src/host";
 import { decodeUtf8, utf8Length, writeUtf8 } from "../../src/mqtt/utf8";
-import type { Endpoint, TlsOptions } from "../../src/net/endpoint";
 import { NetError, type NetErrorCode } from "../../src/net/errors";
 import { derToPem } from "../../src/net/pem";
-import type { Clock, Connector, Transport, TransportHandlers } from "../../src/net/transport";
 import { E, ERROR, frame, HEADER, idOf, LEVELS, NONE, numberOf, opOf, Q, u32, unpackEntries, withBytes, withText, withU32 } from "./wire";
 
 /** xsnap-worker's: sends a message to the parent process and returns its answer (XS waits for it). */

@@ -6,7 +6,7 @@ import type { MqttError } from "../mqtt/errors";
 import type { Identity } from "../uiot/identity";
 import type { Thing } from "../uiot/thing";
 import type { DeviceConfig } from "./config";
-import type { Host } from "./host";
+import type { Host } from "../host";
 
 /** What an application gets: the running device. */
 export interface Device {

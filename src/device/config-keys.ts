@@ -5,7 +5,9 @@
  * hosts/moddable/preference-store.ts, in the NVS namespaces `<PREFERENCE_DOMAIN>a0`, `<PREFERENCE_DOMAIN>a1`, ...
  * (slot "a" is the one a fresh provisioning image fills).
  *
- * Every key is at most 15 characters (ESP32 NVS names); every value at most CONFIG_VALUE_MAX_BYTES bytes of UTF-8.
+ * Every key follows isConfigKey's rule (at most CONFIG_KEY_MAX_LENGTH characters: ESP32 NVS names); every value
+ * is at most CONFIG_VALUE_MAX_BYTES bytes of UTF-8. Both config stores (hosts/node/config-store.ts,
+ * hosts/moddable/preference-store.ts) enforce these.
  */
 import { CONFIG_KEYS as IDENTITY_KEYS } from "../uiot/identity";
 
@@ -22,7 +24,7 @@ export const CONFIG_KEYS = Object.freeze({
   caCert: "uiot_ca",
   /**
    * Wi-Fi network name (1..32 bytes) and WPA2 passphrase (8..63 characters, 64 hex digits, or empty for open):
-   * the names hosts/moddable/host.ts (WIFI_KEYS) reads before mcconfig's ssid= and password=.
+   * the names hosts/moddable/host.ts reads before mcconfig's ssid= and password=.
    */
   wifiSsid: "wifi.ssid",
   wifiPassword: "wifi.password",
@@ -44,8 +46,19 @@ export const CONFIG_KEYS = Object.freeze({
 /** How many parts a CA may be cut into (CONFIG_KEYS.caCert, then caCert + "1" ... caCert + "7"). */
 export const CA_MAX_PARTS = 8;
 
+/** The longest config key: ESP32 NVS names are at most 15 characters. */
+export const CONFIG_KEY_MAX_LENGTH = 15;
+
 /** The largest value of one key: what Moddable's `preference` holds on ESP32, and what the Node host enforces. */
 export const CONFIG_VALUE_MAX_BYTES = 4000;
+
+/**
+ * Whether `key` can name a config value: 1 to `maxLength` printable ASCII characters without spaces (default
+ * CONFIG_KEY_MAX_LENGTH; 0 for no length limit). The rule of every host's config store.
+ */
+export function isConfigKey(key: unknown, maxLength = CONFIG_KEY_MAX_LENGTH): boolean {
+  return typeof key === "string" && key !== "" && (maxLength <= 0 || key.length <= maxLength) && /^[\x21-\x7e]+$/.test(key);
+}
 
 /**
  * The preference domain prefix of the ESP32 config store (PreferenceStore's `domain`): its entries live in NVS

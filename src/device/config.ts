@@ -16,15 +16,14 @@
  * - Wi-Fi password: empty (an open network), 8 to 63 printable ASCII characters (a WPA2 passphrase), or 64 hex
  *   digits (a raw pre-shared key). Only with an SSID.
  */
-import { formatEndpoint, isLoopback, isSecure, parseEndpoint, type Endpoint, type TlsOptions } from "../net/endpoint";
+import type { Endpoint, KeyValueStore, TlsOptions } from "../host";
+import { formatEndpoint, isLoopback, isSecure, parseEndpoint } from "../net/endpoint";
 import { NetError } from "../net/errors";
 import { derToPem, pemToDer } from "../net/pem";
-import { UIOT_PORTS } from "../net/uiot";
 import { UiotError } from "../uiot/errors";
 import { CONFIG_KEYS as IDENTITY_KEYS, loadIdentity, printsAs, redact, type Identity } from "../uiot/identity";
-import { UIOT_KEEPALIVE } from "../uiot/profile";
+import { isUiotHost, UIOT_KEEPALIVE, UIOT_PORTS } from "../uiot/platform";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, caPartKey } from "./config-keys";
-import type { KeyValueStore } from "./host";
 
 /** Which setting a ConfigError is about (the name people know it by). */
 export type ConfigField = "ProductSN" | "DeviceSN" | "DeviceSecret" | "ProductSecret" | "broker URL" | "CA" | "Wi-Fi SSID" | "Wi-Fi password" | "option";
@@ -86,14 +85,14 @@ export interface LoadDeviceConfigOptions {
 }
 
 /** What to run, for every boot message. */
-export const PROVISION_HINT =
+const PROVISION_HINT =
   "provision the device: `npm run provision -- --product-sn <ProductSN> --device-sn <DeviceSN> --url <broker URL>` " +
   "for the simulator, or with `--target esp32 --out <file>` and flash that image to an ESP32 (README, Provisioning)";
 
 // ---- rules ----
 
 /** How to allow plain text, for messages. */
-export const PLAINTEXT_HINT =
+const PLAINTEXT_HINT =
   `use mqtts:// or wss:// (the broker's TLS port), or, only on a network you trust, allow plain text explicitly ` +
   `(config key ${CONFIG_KEYS.allowPlaintext} = 1: \`npm run provision -- ... --allow-plaintext\`)`;
 
@@ -117,15 +116,10 @@ export function checkPlaintext(endpoint: Endpoint, allowPlaintext: boolean): voi
 }
 
 /** The value of a "1"/"0" switch (absent: false). Throws ConfigError "option" naming the key. */
-export function checkSwitch(value: string | undefined, key: string): boolean {
+function checkSwitch(value: string | undefined, key: string): boolean {
   if (value === undefined || value === "" || value === "0") return false;
   if (value === "1") return true;
   throw new ConfigError("option", `the config key ${key} is 1 (on) or 0 (off), not ${JSON.stringify(value.slice(0, 8))}`);
-}
-
-/** Whether `host` is one of UIoT Core's (*.iot.ucloud.cn), whose CA is the bundled platform root. */
-export function isUiotHost(host: string): boolean {
-  return host === "iot.ucloud.cn" || host.endsWith(".iot.ucloud.cn");
 }
 
 /** The broker URL parsed, and written back with its port. Throws ConfigError "broker URL". */

@@ -21,22 +21,20 @@
  * dial before the link is first up, and when the link comes back it asks the client to dial at once instead of
  * waiting out its backoff. Portable: no Node APIs, no timer globals (everything goes through the host).
  */
-import type { Allocator } from "../mqtt/encode";
+import type { Allocator, Connector, Host, TlsOptions } from "../host";
 import type { Client } from "../mqtt/client";
 import type { MqttError } from "../mqtt/errors";
-import { isSecure, formatEndpoint, type TlsOptions } from "../net/endpoint";
-import { UIOT_ROOT_CA_PEM } from "../net/uiot";
+import { isSecure, formatEndpoint } from "../net/endpoint";
 import { httpEndpoint, type HttpUrl } from "../net/http";
 import type { OtaOptions } from "../uiot/ota";
-import type { Connector } from "../net/transport";
-import { register } from "../uiot/register";
+import { register, type UnstoredRegistration } from "../uiot/register";
 import { uiotClient } from "../uiot/profile";
 import { Thing } from "../uiot/thing";
 import { printsAs, type Identity } from "../uiot/identity";
+import { isUiotHost, UIOT_ROOT_CA_PEM } from "../uiot/platform";
 import type { UiotError } from "../uiot/errors";
-import { loadDeviceConfig, isUiotHost, sendsSecretsInClear, type DeviceConfig } from "./config";
+import { loadDeviceConfig, sendsSecretsInClear, type DeviceConfig } from "./config";
 import { CONFIG_KEYS } from "./config-keys";
-import type { Host } from "./host";
 import { thermostat } from "./thermostat";
 import type { App, Device } from "./app";
 
@@ -120,7 +118,7 @@ export async function start(host: Host, app?: App, options: StartOptions = {}): 
         log: (m) => host.log("info", m),
       });
     } catch (e) {
-      const err = e as UiotError & { identity?: Identity };
+      const err = e as UnstoredRegistration;
       if (err.identity) {
         // Registered but the store failed: keep running with the secret in RAM (the message says what to do).
         host.log("error", err.message);

@@ -21,8 +21,8 @@ import type { App, Device } from "./app";
 export const TARGET_RANGE: readonly [number, number] = Object.freeze([10, 30] as const);
 export const CORRECTION_RANGE: readonly [number, number] = Object.freeze([-5, 5] as const);
 /** RetCodes of this product's set and command answers (0 is success). */
-export const RET_OUT_OF_RANGE = 1;
-export const RET_READ_ONLY = 2;
+const RET_OUT_OF_RANGE = 1;
+const RET_READ_ONLY = 2;
 
 export interface ThermostatOptions {
   /** ms between property posts (default 10 s). */

@@ -6,7 +6,7 @@
 import { MqttError } from "./errors";
 import { MAX_ACKS, Session, type Message, type PublishCallback, type SessionHost, type SessionOptions, type SubscribeCallback, type UnsubscribeCallback } from "./session";
 import { NetError, checkBrokerAnswer } from "../net/errors";
-import type { Clock, Connector, Transport, TransportHandlers } from "../net/transport";
+import type { Clock, Connector, Transport, TransportHandlers } from "../host";
 import type { ConnackPacket, QoS } from "./packets";
 
 export interface BackoffOptions {

@@ -4,7 +4,8 @@
  * client's session imports decode and encode alone, so a device carries only the packets a client handles.
  */
 import { Decoder as ClientDecoder, type DecoderOptions, type PacketSink } from "./decode";
-import { encode as encodeClient, type Allocator } from "./encode";
+import type { Allocator } from "../host";
+import { encode as encodeClient } from "./encode";
 import { BROKER_PARSERS, encodeBroker } from "./broker-codec";
 import type { Packet, ProtocolLevel } from "./packets";
 

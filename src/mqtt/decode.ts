@@ -19,7 +19,7 @@ import { IN_CONNACK, readProperties } from "./properties";
 import {
   CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBACK_BYTE, PUBCOMP, PUBLISH, PUBREC, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, type Packet, type ProtocolLevel, type QoS,
 } from "./packets";
-import type { Allocator } from "./encode";
+import type { Allocator } from "../host";
 
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
 export const CONNACK_V5_CODES: readonly number[] = Object.freeze([0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f]);
@@ -52,7 +52,7 @@ export interface DecoderOptions {
   skipOversize?: boolean;
   /** Told of each packet skipped for its size (with skipOversize). */
   onSkip?: (error: MqttError) => void;
-  /** Makes the buffer a packet split across chunks is assembled in (see encode's Allocator). */
+  /** Makes the buffer a packet split across chunks is assembled in (see Allocator in src/host.ts). */
   alloc?: Allocator;
   /**
    * How many recent PUBLISH topics to remember (default 8; 0 turns it off): a topic seen again is matched by

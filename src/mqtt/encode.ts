@@ -13,16 +13,12 @@ import {
   CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
   type Bytes, type Packet, type ProtocolLevel, type PublishPacket,
 } from "./packets";
+import type { Allocator } from "../host";
 
 const MAX_REMAINING = 268435455;
 
-/**
- * Makes packet buffers. Every byte of a packet is written, so an allocator need not zero memory. The portable
- * default suits XS; a host may pass a faster one (the Node host takes them from slabs, as Node's own buffer pool
- * serves the MQTT libraries of Node).
- */
-export type Allocator = (size: number) => Uint8Array;
-export const newBytes: Allocator = (size) => new Uint8Array(size);
+/** The portable packet allocator (see Allocator in src/host.ts): suits XS. */
+const newBytes: Allocator = (size) => new Uint8Array(size);
 
 /**
  * The UTF-8 bytes (with their 2-byte length prefix) of recently encoded, already validated topics, so a device

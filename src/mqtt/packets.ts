@@ -137,6 +137,3 @@ export type Packet =
   | ConnectPacket | ConnackPacket | PublishPacket | PubackPacket
   | SubscribePacket | SubackPacket | UnsubscribePacket | UnsubackPacket
   | PingreqPacket | PingrespPacket | DisconnectPacket;
-
-/** A PUBLISH as the decoder gives it: the payload is always bytes. */
-export interface ReceivedPublish extends PublishPacket { payload: Bytes }

@@ -10,10 +10,10 @@
  * arguments, not as packet objects.
  */
 import { Decoder, type PacketSink } from "./decode";
-import { encode, encodeAck, encodePublishFields, TopicCache, type Allocator } from "./encode";
+import type { Allocator, OutboxStore } from "../host";
+import { encode, encodeAck, encodePublishFields, TopicCache } from "./encode";
 import { MqttError } from "./errors";
 import { GENERIC, type Profile } from "./profile";
-import type { OutboxStore } from "./store";
 import { checkTopicFilter } from "./topic";
 import {
   CONNACK, PINGRESP, PUBACK, PUBACK_BYTE, PUBLISH, SUBACK, UNSUBACK,
@@ -63,7 +63,7 @@ export interface SessionOptions {
   /** Largest incoming packet accepted, in bytes; larger ones are skipped and reported. Default 256 KB. */
   maxPacketSize?: number;
   profile?: Profile;
-  /** Makes packet buffers (see encode's Allocator); the portable default suits a device. */
+  /** Makes packet buffers (see Allocator in src/host.ts); the portable default suits a device. */
   alloc?: Allocator;
 }
 
@@ -133,7 +133,7 @@ const REASON_TEXT: { readonly [code: number]: string } = Object.freeze({
   0x9d: "server moved", 0x9f: "connection rate exceeded",
 });
 
-export function connackMessage(code: number, level: ProtocolLevel): string {
+function connackMessage(code: number, level: ProtocolLevel): string {
   // A 3.1.1-only broker answers a 5.0 CONNECT with a 3.1.1 code (1: unacceptable protocol version).
   const text = level === 5 && code >= 0x80 ? REASON_TEXT[code] : CONNACK_TEXT[code];
   return `connection refused (code ${code}): ${text ?? "unknown reason"}`;

@@ -1,41 +1,12 @@
-/** Where a broker is and how to reach it: the portable shape every host's connector understands. */
+/** Endpoint URLs: parsing, checking and writing back the Endpoint (src/host.ts) every host's connector takes. */
+import type { Endpoint, Scheme } from "../host";
 import { NetError } from "./errors";
-
-export type Scheme = "mqtt" | "mqtts" | "ws" | "wss";
-
-export interface Endpoint {
-  scheme: Scheme;
-  host: string;
-  port: number;
-  /** WebSocket path (default "/mqtt"); "" for mqtt/mqtts. */
-  path: string;
-}
-
-/**
- * TLS settings, one shape for every host. Verification is on unless `insecure` is set explicitly, and hosts log
- * loudly on every connect when it is.
- */
-export interface TlsOptions {
-  /** Trusted CAs, PEM text or DER bytes; several allowed. The UIoT profile defaults to the platform's root. */
-  ca?: (string | Uint8Array)[];
-  /** Name for SNI and certificate verification; default: the endpoint's host. */
-  serverName?: string;
-  /** Client certificate (PEM or DER) and its private key (PKCS#8 PEM or DER), for mutual TLS. */
-  cert?: string | Uint8Array;
-  key?: string | Uint8Array;
-  /** ALPN protocol names, e.g. ["mqtt"]. */
-  alpn?: string[];
-  /** Turns certificate verification off. Never the default; logged on every connect. */
-  insecure?: boolean;
-}
-
-// ---- endpoint URLs ----
 
 /** Default ports, EMQX-style: 1883 plain, 8883 TLS, 8083 WebSocket, 8084 secure WebSocket. */
 export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = Object.freeze({ mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084 });
 
 /** The WebSocket path when a ws:// or wss:// URL has none. */
-export const DEFAULT_WS_PATH = "/mqtt";
+const DEFAULT_WS_PATH = "/mqtt";
 
 export interface ParseEndpointOptions {
   /**

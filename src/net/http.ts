@@ -1,6 +1,6 @@
 /**
  * A small HTTP/1.1 client for one thing: downloading a file in ranges (a firmware image), over the byte
- * transports the MQTT client already uses (the host's connector for a raw TCP or TLS stream, src/net/transport.ts).
+ * transports the MQTT client already uses (the host's connector for a raw TCP or TLS stream, src/host.ts).
  *
  *   const get = new HttpGet({ url, open, clock, from: 4096 }, {
  *     onResponse(r) { ... r.start, r.length, r.total ... },
@@ -20,9 +20,9 @@
  * - `timeout` (default 30 s) bounds the wait for each byte, the connection and TLS handshake included.
  * - Response heads are at most `maxHead` bytes (default 4 KB); no cookies, no authentication, no compression.
  */
-import { hostPort, type Endpoint } from "./endpoint";
+import type { Clock, Connector, Endpoint, Transport, TransportHandlers } from "../host";
+import { hostPort } from "./endpoint";
 import { NetError } from "./errors";
-import type { Clock, Connector, Transport, TransportHandlers } from "./transport";
 
 export interface HttpUrl {
   secure: boolean;

@@ -1,8 +1,9 @@
 /**
- * Portable checks of TlsOptions (the shape is in ./endpoint): every host calls checkTls before dialling, so a
+ * Portable checks of TlsOptions (the shape is in src/host.ts): every host calls checkTls before dialling, so a
  * mistake is the same clear error everywhere, and logs insecureWarning on every connect when verification is off.
  */
-import { formatEndpoint, isSecure, type Endpoint, type TlsOptions } from "./endpoint";
+import type { Endpoint, TlsOptions } from "../host";
+import { formatEndpoint, isSecure } from "./endpoint";
 import { NetError } from "./errors";
 
 function bad(message: string): NetError {

@@ -11,10 +11,10 @@
  * (at most 4 KB). Each write makes one masked copy of the data, which the contract requires anyway.
  */
 import { base64Encode } from "./base64";
-import { hostPort, isSecure, type Endpoint } from "./endpoint";
+import type { Connector, Endpoint, Transport, TransportHandlers } from "../host";
+import { hostPort, isSecure } from "./endpoint";
 import { NetError, describeBytes, netError } from "./errors";
 import { sha1 } from "./sha1";
-import type { Connector, Transport, TransportHandlers } from "./transport";
 
 export interface WebSocketOptions {
   /** Uniform in [0, 1): the Sec-WebSocket-Key and every frame's masking key come from here. */
@@ -26,7 +26,7 @@ export interface WebSocketOptions {
 }
 
 /** Default maximum frame and message size: the MQTT codec's default maximum packet size. */
-export const DEFAULT_MAX_FRAME_SIZE = 256 * 1024;
+const DEFAULT_MAX_FRAME_SIZE = 256 * 1024;
 
 /** Largest HTTP response head (status line and headers) accepted during the upgrade. */
 const MAX_HEAD = 4096;
@@ -90,7 +90,7 @@ function latin1(bytes: Uint8Array, from: number, to: number, lines = false): str
 }
 
 /** One WebSocket connection: a Transport upward, the handlers of the inner transport downward. */
-export class WebSocketTransport implements Transport, TransportHandlers {
+class WebSocketTransport implements Transport, TransportHandlers {
   private t: Transport = NO_TRANSPORT;
   private phase = DIALING;
   private userClosed = false;

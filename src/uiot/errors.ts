@@ -2,8 +2,6 @@
  * The one error type of the UIoT Core thing layer. `code` is stable and meant for programs; `message` is meant
  * for a person and says what to check. Messages never contain a secret nor a payload (a payload may carry one).
  */
-import type { Identity } from "./identity";
-
 export type UiotErrorCode =
   | "INVALID_IDENTITY"     // ProductSN, DeviceSN, a secret or the authmode does not have the documented form
   | "INVALID_VALUE"        // a value the application gave breaks a thing-model or shadow rule (identifier, size, type)
@@ -27,11 +25,6 @@ export class UiotError extends Error {
   readonly code: UiotErrorCode;
   /** REFUSED, VERSION_CONFLICT, REGISTRATION_FAILED: the platform's RetCode, when it sent one. */
   declare retCode?: number;
-  /**
-   * STORE_FAILED after dynamic registration: the registered identity (its DeviceSecret could not be stored), so
-   * the device can still connect until it restarts. Not enumerable, and redacted in every printed form.
-   */
-  declare readonly identity?: Identity;
   override cause?: unknown;
   constructor(code: UiotErrorCode, message: string, cause?: unknown) {
     super(message);
@@ -50,7 +43,7 @@ const RET_TEXT: { readonly [code: number]: string } = Object.freeze({
   100040: "command timeout: the device did not answer within 5 s",
 });
 
-export function retCodeText(code: number): string {
+function retCodeText(code: number): string {
   return RET_TEXT[code] ?? "see the UIoT Core documentation for this code";
 }
 

@@ -14,7 +14,7 @@
  *   `preference` value holds at most 63 bytes; no spaces or control characters because a pasted newline or blank
  *   is the usual configuration mistake and cannot be seen.
  */
-import type { KeyValueStore } from "../device/host";
+import type { KeyValueStore } from "../host";
 import { UiotError } from "./errors";
 
 /** 1 = static registration (一机一密, DeviceSecret), 2 = dynamic registration (一型一密, ProductSecret). */
@@ -70,7 +70,7 @@ function invalid(message: string): never {
   throw new UiotError("INVALID_IDENTITY", message);
 }
 
-export function checkProductSN(psn: unknown): string {
+function checkProductSN(psn: unknown): string {
   if (typeof psn !== "string" || psn.length === 0) invalid("ProductSN is missing: copy it from the product page of the UIoT Core console");
   if (psn.length > 16) invalid(`ProductSN ${JSON.stringify(psn)} has ${psn.length} characters; UIoT Core ProductSNs have at most 16`);
   for (let i = 0; i < psn.length; i++)
@@ -78,7 +78,7 @@ export function checkProductSN(psn: unknown): string {
   return psn;
 }
 
-export function checkDeviceSN(dsn: unknown): string {
+function checkDeviceSN(dsn: unknown): string {
   if (typeof dsn !== "string" || dsn.length === 0) invalid("DeviceSN is missing: copy it from the device page of the UIoT Core console");
   if (dsn.length < 4 || dsn.length > 64) invalid(`DeviceSN ${JSON.stringify(dsn)} has ${dsn.length} characters; UIoT Core DeviceSNs have 4 to 64`);
   for (let i = 0; i < dsn.length; i++)

@@ -31,42 +31,12 @@
  * - A link that drops mid-download: the next GET asks for `Range: bytes=<received>-` (after a backoff, or at once
  *   when the device logs in again meanwhile); a server that ignores the range (200) has its first bytes skipped. A restart mid-download starts over (request_firmware asks for it).
  */
-import type { KeyValueStore } from "../device/host";
+import type { Clock, Connector, Firmware, ImageWriter, KeyValueStore, LogLevel } from "../host";
 import { HttpGet, HttpError, describeUrl, parseHttpUrl, type HttpResponse, type HttpUrl } from "../net/http";
 import { Md5, md5Hex } from "../net/md5";
-import type { Clock, Connector } from "../net/transport";
 import { isObject } from "./json";
-import type { LogLevel } from "./thing";
 
-/** Where the host writes a new image (ESP32: the SDK's `ota` module into the next app partition). */
-export interface ImageWriter {
-  /** Prepares for an image of `size` bytes; throws when it cannot (no partition, too large). */
-  begin(size: number): void;
-  /** Writes the next bytes, in order; throws when the write failed. */
-  write(chunk: Uint8Array): void;
-  /** All bytes written and checked: makes the image the one to boot next; throws when it cannot. */
-  complete(): void;
-  /** Abandons the image: the running one stays the one to boot. Never throws. */
-  cancel(): void;
-}
-
-/** What a host offers for updates (Host.firmware). */
-export interface Firmware {
-  /** The version of the running image, as the platform knows versions ("1.0.3"). */
-  readonly version: string;
-  /** Set when this device cannot be updated over the air: update_firmware is answered report_fail -5, this logged. */
-  readonly unsupported?: string;
-  /** The largest image the update partition holds, bytes (a larger Size is refused before downloading). */
-  readonly capacity?: number;
-  /** A writer for the image of `version`. */
-  writer?(version: string): ImageWriter;
-  /** Restarts into the image made bootable by complete(). */
-  restart?(): void;
-  /** The running image has logged in: keep it (cancels a bootloader's rollback where the host has one). */
-  confirm?(): void;
-}
-
-export const OTA_ERROR = Object.freeze({ UNREACHABLE: -1, EXPIRED: -2, TIMEOUT: -3, MD5: -4, WRITE: -5 } as const);
+const OTA_ERROR = Object.freeze({ UNREACHABLE: -1, EXPIRED: -2, TIMEOUT: -3, MD5: -4, WRITE: -5 } as const);
 const MEANING: { readonly [code: number]: string } = Object.freeze({
   [-1]: "URL unreachable", [-2]: "URL signature expired", [-3]: "download timeout", [-4]: "MD5 mismatch", [-5]: "flash write failed",
 });

@@ -6,19 +6,8 @@ import { Client, type ClientOptions } from "../mqtt/client";
 import { MqttError } from "../mqtt/errors";
 import type { Profile } from "../mqtt/profile";
 import type { Identity } from "./identity";
+import { UIOT_DEFAULT_KEEPALIVE, UIOT_KEEPALIVE, UIOT_MAX_PACKET_SIZE, UIOT_MAX_SUBSCRIPTIONS, UIOT_PUBLISH_RATE, UIOT_PUBLISH_WINDOW } from "./platform";
 import { TopicGuard } from "./topics";
-
-export const UIOT_KEEPALIVE: readonly [number, number] = Object.freeze([30, 1200] as const);
-/** Seconds; the platform recommends 300 or more. */
-export const UIOT_DEFAULT_KEEPALIVE = 300;
-/** The device sends at most 30 PUBLISH packets (the platform's limit per second) in any window of this many ms. */
-export const UIOT_PUBLISH_WINDOW = 1250;
-
-/** The platform's MQTT hosts (TLS on 8883, TCP on 1883). */
-export const UIOT_HOSTS = Object.freeze({
-  "cn-sh2": "mqtt-cn-sh2.iot.ucloud.cn",
-  "cn-gd": "mqtt-cn-gd.iot.ucloud.cn",
-} as const);
 
 /**
  * The rules of UIoT Core for the device `productSN`/`deviceSN`: keepalive 30..1200 s, no will, no retain
@@ -54,12 +43,12 @@ Object.assign(UiotProfile.prototype, {
   keepalive: UIOT_KEEPALIVE,
   will: false,
   retain: false,
-  maxSubscriptions: 100,
-  publishRate: 30,
+  maxSubscriptions: UIOT_MAX_SUBSCRIPTIONS,
+  publishRate: UIOT_PUBLISH_RATE,
   // 30 in any 1.25 s, not 1 s: the platform counts arrivals, and the network's jitter (up to a quarter second)
   // must not bunch two seconds' worth into one and get the connection closed.
   publishWindow: UIOT_PUBLISH_WINDOW,
-  maxPacketSize: 256 * 1024,
+  maxPacketSize: UIOT_MAX_PACKET_SIZE,
   kickHint: "is another device using this DeviceSN?",
 });
 

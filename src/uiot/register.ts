@@ -11,13 +11,21 @@
  *   if (identity.authmode === 2) identity = await register(identity, { store: host.config, connect, clock });
  *   const client = uiotClient(identity, { connect, clock });   // authmode 1 from here on
  */
-import type { KeyValueStore } from "../device/host";
+import type { KeyValueStore } from "../host";
 import type { Client } from "../mqtt/client";
 import type { MqttError } from "../mqtt/errors";
 import { UiotError } from "./errors";
 import { CONFIG_KEYS, checkSecret, type Identity, scrub, storeDeviceSecret } from "./identity";
 import { parseObject, requestIdOf, retCodeOf } from "./json";
 import { uiotClient, type UiotClientOptions } from "./profile";
+import { SYSTEM } from "./topics";
+
+/**
+ * A STORE_FAILED error of a registration that succeeded: `identity` is the registered identity (its DeviceSecret
+ * could not be stored), so the device can still connect until it restarts. Not enumerable, and redacted in every
+ * printed form.
+ */
+export type UnstoredRegistration = UiotError & { readonly identity?: Identity };
 
 export interface RegisterOptions extends Omit<UiotClientOptions, "onConnect" | "onDisconnect" | "onMessage" | "onError"> {
   /** Where the DeviceSecret is kept: the host's config store (key uiot_dsecret). */
@@ -74,7 +82,7 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
 
     const clock = options.clock, timeout = options.timeout ?? 5000, log = options.log ?? (() => {});
     const base = `/$system/${identity.productSN}/${identity.deviceSN}/`;
-    const replyTopic = base + "password_reply";
+    const replyTopic = base + SYSTEM.passwordReply;
     let done = false, timer: unknown = undefined, asked = false;
     const o = {} as RegisterOptions;
     for (const k of Object.keys(options) as (keyof RegisterOptions)[]) if (k !== "store" && k !== "replace" && k !== "timeout" && k !== "keepProductSecret") (o as unknown as Record<string, unknown>)[k] = options[k];
@@ -96,7 +104,7 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
           if (done) return;
           if (error) return finish(new UiotError("REGISTRATION_FAILED", `could not subscribe to ${replyTopic}: ${error.message}`, error));
           asked = true;
-          client.publish(base + "password", REQUEST, { qos: 1 }, (e) => e && finish(new UiotError("REGISTRATION_FAILED", `could not send the registration request: ${e.message}`, e)));
+          client.publish(base + SYSTEM.password, REQUEST, { qos: 1 }, (e) => e && finish(new UiotError("REGISTRATION_FAILED", `could not send the registration request: ${e.message}`, e)));
           timer = clock.setTimer(() => {
             timer = undefined;
             finish(new UiotError("TIMEOUT", `no password_reply within ${timeout} ms: the platform did not answer the dynamic registration (is it switched on for the product?)`));
@@ -138,6 +146,7 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
           const err = e as UiotError;
           const hard = new UiotError(err.code, `dynamic registration of ${identity.clientId} succeeded but the DeviceSecret could not be stored: ${err.message}. ` +
             "The platform will not hand it out again: keep the device running (error.identity can still connect) and fix the config store, or the DeviceSN must be re-created in the console", err.cause);
+          // An UnstoredRegistration: the identity rides on the error, not enumerable.
           Object.defineProperty(hard, "identity", { value: registered, enumerable: false });
           return finish(hard);
         }

@@ -5,6 +5,7 @@
  * shadow re-aligns to that version and retries once, then reports VERSION_CONFLICT. Versions are int32 and are
  * never computed here, only taken from the platform; "newer" is judged with int32 wrap-around.
  */
+import type { LogLevel } from "../host";
 import type { MqttError } from "../mqtt/errors";
 import { UiotError, refused } from "./errors";
 import { isObject, objectJson, retCodeOf, type Params } from "./json";
@@ -22,7 +23,7 @@ export interface ShadowHost {
   /** Deadlines changed: re-arm the timer. */
   changed(): void;
   report(error: UiotError | MqttError): void;
-  log(level: "debug" | "info" | "warn" | "error", message: string): void;
+  log(level: LogLevel, message: string): void;
 }
 
 export interface ShadowDocument {

@@ -11,13 +11,13 @@
 import type { Client } from "../mqtt/client";
 import { MqttError } from "../mqtt/errors";
 import type { Message } from "../mqtt/session";
-import type { Clock } from "../net/transport";
+import type { Clock, LogLevel } from "../host";
 import { UiotError, refused } from "./errors";
 import { checkIdentifier, isObject, LIMITS, objectJson, parseObject, requestIdOf, retCodeOf, timeOf, valueJson, type Params } from "./json";
 import { OtaAgent, type OtaOptions, type OtaPort } from "./ota";
+import { UIOT_COMMAND_WINDOW } from "./platform";
 import { Shadow, type ShadowHost } from "./shadow";
-
-export type LogLevel = "debug" | "info" | "warn" | "error";
+import { SYSTEM as S } from "./topics";
 
 export interface ThingOptions {
   /** The host clock (timeouts). */
@@ -71,8 +71,6 @@ export type DesiredValues = { [identifier: string]: { value: unknown; version: n
 
 /** RetCode the device sends when a handler is missing, threw, or returned something that is not a RetCode. */
 export const FAILED: RetCode = -1;
-/** How long the platform waits for a synchronous command's reply. */
-export const COMMAND_WINDOW = 5000;
 
 const Q1 = Object.freeze({ qos: 1 as const });
 const POST = 1, RESTORE = 2, DESIRED_GET = 3, DESIRED_DELETE = 4, EVENT = 5, TEMPLATE = 6;
@@ -92,31 +90,6 @@ interface Running {
   received: number;
   deadline: number;
 }
-
-const S = Object.freeze({
-  shadowUpstream: "shadow/upstream",
-  shadowGet: "shadow/get",
-  shadowDownstream: "shadow/downstream",
-  shadowGetReply: "shadow/get_reply",
-  post: "tmodel/property/post",
-  postReply: "tmodel/property/post_reply",
-  set: "tmodel/property/set",
-  setReply: "tmodel/property/set_reply",
-  restore: "tmodel/property/restore",
-  restoreReply: "tmodel/property/restore_reply",
-  desiredGet: "tmodel/property/desired/get",
-  desiredGetReply: "tmodel/property/desired/get_reply",
-  desiredDelete: "tmodel/property/desired/delete",
-  desiredDeleteReply: "tmodel/property/desired/delete_reply",
-  event: "tmodel/event/post",
-  eventReply: "tmodel/event/post_reply",
-  command: "tmodel/command",
-  commandReply: "tmodel/command_reply/",
-  template: "tmodel/template/get",
-  templateReply: "tmodel/template/get_reply",
-  otaUpstream: "ota/upstream",
-  otaDownstream: "ota/downstream",
-} as const);
 
 /** The system topics the thing reads: thing-model replies route to their request kind (1..6). */
 const R_SHADOW = 7, R_SHADOW_GET = 8, R_SET = 9, R_COMMAND = 10, R_OTA = 11;
@@ -518,7 +491,7 @@ export class Thing {
       this.report(new UiotError("BUSY", `command ${JSON.stringify(identifier)} (RequestID ${id}): ${running.size} commands are still being handled: answered RetCode ${FAILED}`));
       return this.commandReply(id, identifier, received, { retCode: FAILED });
     }
-    running.set(id, { identifier, received, deadline: received + COMMAND_WINDOW });
+    running.set(id, { identifier, received, deadline: received + UIOT_COMMAND_WINDOW });
     this.arm();
     let r: CommandResult | void | PromiseLike<CommandResult | void>;
     try {
@@ -541,7 +514,7 @@ export class Thing {
     if (this.running && this.running.delete(id)) this.arm();
     if (this.closed) return;
     const elapsed = this.clock.now() - received;
-    if (elapsed > COMMAND_WINDOW) {
+    if (elapsed > UIOT_COMMAND_WINDOW) {
       // Reported at the deadline already when the timer fired; otherwise (same tick) now.
       if (!this.lateReported(id)) this.late(id, identifier, elapsed);
       this.logger("info", `command ${JSON.stringify(identifier)} (RequestID ${id}) answered after ${elapsed} ms`);
@@ -567,7 +540,7 @@ export class Thing {
   }
 
   private late(id: string, identifier: string, elapsed: number): void {
-    this.report(new UiotError("COMMAND_LATE", `command ${JSON.stringify(identifier)} (RequestID ${id}) was not answered within the platform's ${COMMAND_WINDOW} ms (${elapsed} ms so far): the platform has already told the caller "Command timeout" (RetCode 100040). The answer is still sent when the handler finishes, for asynchronous commands; answer synchronous commands faster, or answer at once and report the outcome as an event`));
+    this.report(new UiotError("COMMAND_LATE", `command ${JSON.stringify(identifier)} (RequestID ${id}) was not answered within the platform's ${UIOT_COMMAND_WINDOW} ms (${elapsed} ms so far): the platform has already told the caller "Command timeout" (RetCode 100040). The answer is still sent when the handler finishes, for asynchronous commands; answer synchronous commands faster, or answer at once and report the outcome as an event`));
   }
 
   /** @internal Deadlines changed: the timer is armed for the earliest. */

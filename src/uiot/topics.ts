@@ -7,41 +7,75 @@ import { MqttError } from "../mqtt/errors";
 import { utf8Length } from "../mqtt/utf8";
 import { isSnChar } from "./identity";
 
-export const PUB = 1;
-export const SUB = 2;
+const PUB = 1;
+const SUB = 2;
 const NEVER = 0;
 
-/** System topic suffixes (after `/$system/${PSN}/${DSN}/`) and what the device may do with each. */
+/** The system topics' suffixes (after `/$system/${PSN}/${DSN}/`): the one place they are written. */
+export const SYSTEM = Object.freeze({
+  deviceStatus: "device/status",
+  shadowUpstream: "shadow/upstream",
+  shadowDownstream: "shadow/downstream",
+  shadowGet: "shadow/get",
+  shadowGetReply: "shadow/get_reply",
+  shadowDocument: "shadow/document",
+  template: "tmodel/template/get",
+  templateReply: "tmodel/template/get_reply",
+  post: "tmodel/property/post",
+  postReply: "tmodel/property/post_reply",
+  set: "tmodel/property/set",
+  setReply: "tmodel/property/set_reply",
+  restore: "tmodel/property/restore",
+  restoreReply: "tmodel/property/restore_reply",
+  desiredGet: "tmodel/property/desired/get",
+  desiredGetReply: "tmodel/property/desired/get_reply",
+  desiredDelete: "tmodel/property/desired/delete",
+  desiredDeleteReply: "tmodel/property/desired/delete_reply",
+  propertyDocument: "tmodel/property/document",
+  event: "tmodel/event/post",
+  eventReply: "tmodel/event/post_reply",
+  command: "tmodel/command",
+  /** Followed by the command's RequestID. */
+  commandReply: "tmodel/command_reply/",
+  otaUpstream: "ota/upstream",
+  otaDownstream: "ota/downstream",
+  password: "password",
+  passwordReply: "password_reply",
+} as const);
+
+const S = SYSTEM;
+
+/** System topic suffixes and what the device may do with each. */
 export const SYSTEM_TOPICS: ReadonlyMap<string, number> = new Map([
-  ["device/status", SUB],
-  ["shadow/upstream", PUB],
-  ["shadow/downstream", SUB],
-  ["shadow/get", PUB],
-  ["shadow/get_reply", SUB],
-  ["shadow/document", NEVER],
-  ["tmodel/template/get", PUB],
-  ["tmodel/template/get_reply", SUB],
-  ["tmodel/property/post", PUB],
-  ["tmodel/property/post_reply", SUB],
-  ["tmodel/property/set", SUB],
-  ["tmodel/property/set_reply", PUB],
-  ["tmodel/property/restore", PUB],
-  ["tmodel/property/restore_reply", SUB],
-  ["tmodel/property/desired/get", PUB],
-  ["tmodel/property/desired/get_reply", SUB],
-  ["tmodel/property/desired/delete", PUB],
-  ["tmodel/property/desired/delete_reply", SUB],
-  ["tmodel/property/document", NEVER],
-  ["tmodel/event/post", PUB],
-  ["tmodel/event/post_reply", SUB],
-  ["tmodel/command", SUB],
-  ["ota/upstream", PUB],
-  ["ota/downstream", SUB],
-  ["password", PUB],
-  ["password_reply", SUB],
+  [S.deviceStatus, SUB],
+  [S.shadowUpstream, PUB],
+  [S.shadowDownstream, SUB],
+  [S.shadowGet, PUB],
+  [S.shadowGetReply, SUB],
+  [S.shadowDocument, NEVER],
+  [S.template, PUB],
+  [S.templateReply, SUB],
+  [S.post, PUB],
+  [S.postReply, SUB],
+  [S.set, SUB],
+  [S.setReply, PUB],
+  [S.restore, PUB],
+  [S.restoreReply, SUB],
+  [S.desiredGet, PUB],
+  [S.desiredGetReply, SUB],
+  [S.desiredDelete, PUB],
+  [S.desiredDeleteReply, SUB],
+  [S.propertyDocument, NEVER],
+  [S.event, PUB],
+  [S.eventReply, SUB],
+  [S.command, SUB],
+  [S.otaUpstream, PUB],
+  [S.otaDownstream, SUB],
+  [S.password, PUB],
+  [S.passwordReply, SUB],
 ]);
 
-const COMMAND_REPLY = "tmodel/command_reply/";
+const COMMAND_REPLY = S.commandReply;
 const MAX_TOPIC_BYTES = 128;
 const MAX_SLASHES = 7;
 const MAX_LEVELS = 5;

@@ -3,8 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, PREFERENCE_DOMAIN, caPartKey } from "../../src/device/config-keys";
 import { caParts, checkBrokerUrl, checkCaPem, checkPlaintext, checkWifiPassword, checkWifiSsid, ConfigError, loadDeviceConfig } from "../../src/device/config";
-import type { KeyValueStore } from "../../src/device/host";
-import { UIOT_ROOT_CA_PEM } from "../../src/net/uiot";
+import type { KeyValueStore } from "../../src/host";
+import { UIOT_ROOT_CA_PEM } from "../../src/uiot/platform";
 import { getTestCerts } from "../helpers/certs";
 
 const PSN = "abcdefgh12345678";

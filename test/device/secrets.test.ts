@@ -13,7 +13,7 @@ import { until } from "../helpers/wait";
 import { createNodeHost } from "../../hosts/node/host";
 import { DEMO_DEVICE_SN, DEMO_PRODUCT_SN, demoDirProblem, parseSimulatorArgs } from "../../tools/simulator/simulator";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { LogLevel } from "../../src/device/host";
+import type { LogLevel } from "../../src/host";
 import { start, type Device } from "../../src/device/main";
 import { thermostat } from "../../src/device/thermostat";
 import { trackChild } from "../helpers/cleanup";

@@ -6,7 +6,7 @@ import type { CommandEvent, DeniedEvent, OfflineEvent } from "../../tools/cloud"
 import { nodeClock } from "../../hosts/node/clock";
 import { tcpConnector } from "../../hosts/node/tcp";
 import { Client } from "../../src/mqtt/client";
-import { UIOT_PUBLISH_WINDOW } from "../../src/uiot/profile";
+import { UIOT_PUBLISH_WINDOW } from "../../src/uiot/platform";
 import { onCurrentTestEnd } from "../helpers/cleanup";
 import { startFaultProxy } from "../helpers/fault-proxy";
 import { waitFor } from "../helpers/wait";

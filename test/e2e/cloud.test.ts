@@ -12,7 +12,7 @@ import { nodeConnector } from "../../hosts/node/connect";
 import { tcpConnector } from "../../hosts/node/tcp";
 import { MqttError } from "../../src/mqtt/errors";
 import { parseEndpoint } from "../../src/net/endpoint";
-import { uiotTls } from "../../src/net/uiot";
+import { uiotTls } from "../../src/uiot/platform";
 import { UiotError } from "../../src/uiot/errors";
 import { CONFIG_KEYS, Identity, loadIdentity } from "../../src/uiot/identity";
 import { uiotClient } from "../../src/uiot/profile";

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Cloud, OtaEvent } from "../../tools/cloud";
 import { createNodeHost, type NodeHost } from "../../hosts/node/host";
-import type { LogLevel } from "../../src/device/host";
+import type { LogLevel } from "../../src/host";
 import { start, type Device, type StartOptions } from "../../src/device/main";
 import { DEVICE_SECRET, DSN, provision, PSN, tlsCloudWith, tmpDir, type Cleanups } from "../helpers/device-rig";
 import { getTestCerts } from "../helpers/certs";

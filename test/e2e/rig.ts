@@ -3,7 +3,7 @@
 // Everything a test starts is closed when the test ends.
 import type { Client } from "../../src/mqtt/client";
 import type { MqttError } from "../../src/mqtt/errors";
-import type { Connector } from "../../src/net/transport";
+import type { Connector } from "../../src/host";
 import { Identity } from "../../src/uiot/identity";
 import { uiotClient, type UiotClientOptions } from "../../src/uiot/profile";
 import { Thing, type ThingOptions } from "../../src/uiot/thing";

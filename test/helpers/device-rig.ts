@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { startCloud, type Cloud } from "../../tools/cloud";
 import { createNodeHost, type NodeHost } from "../../hosts/node/host";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { LogLevel } from "../../src/device/host";
+import type { LogLevel } from "../../src/host";
 import { getTestCerts } from "./certs";
 
 export const PSN = "TESTPRODUCT00001", DSN = "thermostat-42";

@@ -1,5 +1,5 @@
 // A deterministic clock for time-dependent logic: time moves only when the test says so.
-import type { Clock } from "../../src/net/transport";
+import type { Clock } from "../../src/host";
 
 export class FakeClock implements Clock {
   private t = 0;

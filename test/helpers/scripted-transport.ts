@@ -1,7 +1,7 @@
 // A scripted transport for deterministic client tests: the test plays the broker. What the client writes is
 // decoded with the codec in broker mode; what the test "sends" is encoded and handed to the client.
 import { Decoder, encode, type Packet } from "../../src/mqtt/codec";
-import type { Connector, Transport, TransportHandlers } from "../../src/net/transport";
+import type { Connector, Transport, TransportHandlers } from "../../src/host";
 
 export class ScriptedConnection implements Transport {
   readonly sent: Packet[] = [];

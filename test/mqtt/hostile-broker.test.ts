@@ -7,7 +7,7 @@ import * as v8 from "node:v8";
 import * as vm from "node:vm";
 import { Client, type ClientOptions } from "../../src/mqtt/client";
 import type { MqttError } from "../../src/mqtt/codec";
-import type { TransportHandlers } from "../../src/net/transport";
+import type { TransportHandlers } from "../../src/host";
 import { parseEndpoint } from "../../src/net/endpoint";
 import { nodeClock } from "../../hosts/node/clock";
 import { nodeConnector } from "../../hosts/node/connect";

@@ -2,7 +2,7 @@
 // when it is back, without resetting the backoff.
 import { describe, expect, it } from "vitest";
 import { Client } from "../../src/mqtt/client";
-import type { Connector, Transport } from "../../src/net/transport";
+import type { Connector, Transport } from "../../src/host";
 import { FakeClock } from "../helpers/fake-clock";
 
 /** A connector whose every dial fails at once, counting the dials. */

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { Client, type ClientOptions } from "../../src/mqtt/client";
 import { encode, PUBLISH, type PublishPacket } from "../../src/mqtt/codec";
-import type { OutboxStore } from "../../src/mqtt/store";
+import type { OutboxStore } from "../../src/host";
 import { FakeClock } from "../helpers/fake-clock";
 import { ScriptedNetwork, type ScriptedConnection } from "../helpers/scripted-transport";
 

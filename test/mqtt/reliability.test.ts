@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Client } from "../../src/mqtt/client";
 import { Decoder, PUBLISH, type Packet } from "../../src/mqtt/codec";
-import type { Connector } from "../../src/net/transport";
+import type { Connector } from "../../src/host";
 import { nodeClock } from "../../hosts/node/clock";
 import { tcpConnector } from "../../hosts/node/tcp";
 import { startMosquitto } from "../helpers/mosquitto";

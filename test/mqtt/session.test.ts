@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { Client, type ClientOptions } from "../../src/mqtt/client";
 import { MqttError, PUBLISH, encode, type Packet, type PublishPacket } from "../../src/mqtt/codec";
-import type { OutboxStore } from "../../src/mqtt/store";
+import type { OutboxStore } from "../../src/host";
 import { FakeClock } from "../helpers/fake-clock";
 import { ScriptedNetwork, type ScriptedConnection } from "../helpers/scripted-transport";
 

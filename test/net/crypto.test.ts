@@ -7,7 +7,7 @@ import { NetError } from "../../src/net/errors";
 import { derToPem, pemToDer } from "../../src/net/pem";
 import { md5, Md5, md5Hex } from "../../src/net/md5";
 import { sha1 } from "../../src/net/sha1";
-import { UIOT_ROOT_CA_PEM, uiotTls } from "../../src/net/uiot";
+import { UIOT_ROOT_CA_PEM, uiotTls } from "../../src/uiot/platform";
 import { parseEndpoint } from "../../src/net/endpoint";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");

@@ -1,8 +1,9 @@
 // Endpoint URLs: every scheme, host form and port rule, and a clear typed error for everything else.
 import { describe, expect, it } from "vitest";
-import { checkEndpoint, DEFAULT_PORTS, formatEndpoint, isLoopback, parseEndpoint, type Endpoint } from "../../src/net/endpoint";
+import type { Endpoint } from "../../src/host";
+import { checkEndpoint, DEFAULT_PORTS, formatEndpoint, isLoopback, parseEndpoint } from "../../src/net/endpoint";
 import { NetError } from "../../src/net/errors";
-import { UIOT_PORTS } from "../../src/net/uiot";
+import { UIOT_PORTS } from "../../src/uiot/platform";
 
 function refused(url: string, options?: Parameters<typeof parseEndpoint>[1]): NetError {
   try {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseEndpoint } from "../../src/net/endpoint";
 import { NetError } from "../../src/net/errors";
 import { checkTls, insecureWarning } from "../../src/net/tls";
-import { UIOT_ROOT_CA_PEM } from "../../src/net/uiot";
+import { UIOT_ROOT_CA_PEM } from "../../src/uiot/platform";
 import { pemToDer } from "../../src/net/pem";
 
 const tlsEp = parseEndpoint("mqtts://broker.example.com");

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseEndpoint } from "../../src/net/endpoint";
 import { NetError } from "../../src/net/errors";
-import type { Transport, TransportHandlers } from "../../src/net/transport";
+import type { Transport, TransportHandlers } from "../../src/host";
 import { webSocketConnector } from "../../src/net/websocket";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

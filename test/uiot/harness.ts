@@ -1,5 +1,5 @@
 // Plays the UIoT Core platform byte for byte against a real Client on a fake clock and a scripted transport.
-import type { KeyValueStore } from "../../src/device/host";
+import type { KeyValueStore } from "../../src/host";
 import type { Client } from "../../src/mqtt/client";
 import type { MqttError, PublishPacket } from "../../src/mqtt/codec";
 import { Identity } from "../../src/uiot/identity";

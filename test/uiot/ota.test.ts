@@ -5,8 +5,8 @@ import { describe, expect, it } from "vitest";
 import { NetError } from "../../src/net/errors";
 import type { HttpUrl } from "../../src/net/http";
 import { md5, md5Hex } from "../../src/net/md5";
-import type { Clock, Connector, Transport, TransportHandlers } from "../../src/net/transport";
-import { OTA_STATE_KEY, type Firmware, type ImageWriter, type OtaOptions } from "../../src/uiot/ota";
+import type { Clock, Connector, Firmware, ImageWriter, Transport, TransportHandlers } from "../../src/host";
+import { OTA_STATE_KEY, type OtaOptions } from "../../src/uiot/ota";
 import { MemoryStore, rig, type Rig } from "./harness";
 
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);

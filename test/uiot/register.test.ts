@@ -6,7 +6,7 @@ import type { PublishPacket } from "../../src/mqtt/codec";
 import { UiotError } from "../../src/uiot/errors";
 import { CONFIG_KEYS, Identity } from "../../src/uiot/identity";
 import { uiotClient } from "../../src/uiot/profile";
-import { register, type RegisterOptions } from "../../src/uiot/register";
+import { register, type RegisterOptions, type UnstoredRegistration } from "../../src/uiot/register";
 import { FakeClock } from "../helpers/fake-clock";
 import { ScriptedNetwork, type ScriptedConnection } from "../helpers/scripted-transport";
 import { DSN, MemoryStore, PRODUCT_SECRET, PSN, SECRET, SYS, settle, text } from "./harness";
@@ -162,7 +162,7 @@ describe("dynamic registration", () => {
     accept(s.net.last);
     reply(s.net.last, '{"RetCode":"0","RequestID":"1","Password":"zlc3d21u5k8fq0d2"}');
     await done;
-    const e = s.outcome.error!;
+    const e = s.outcome.error! as UnstoredRegistration;
     expect(e.code).toBe("STORE_FAILED");
     expect(e.message).toMatch(/succeeded but the DeviceSecret could not be stored: .*The platform will not hand it out again/);
     expect(e.identity?.revealSecret()).toBe(SECRET);

@@ -4,7 +4,7 @@
 import type { EventEmitter } from "node:events";
 import type { AuthenticateError, Client, ConnectPacket, PublishPacket, Subscription } from "aedes";
 import { topicDenied } from "./acl";
-import type { CloudEvents, CloudLimits, OnlineDevice } from "./cloud";
+import type { CloudEvents, CloudLimits, OnlineDevice } from "./types";
 import type { Registry } from "./registry";
 import type { PacketSizeGuard } from "./wire";
 

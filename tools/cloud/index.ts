@@ -1,5 +1,6 @@
 // The emulated UIoT Core for the simulator and the tests: see cloud.ts and docs/simulator.md, "The emulated cloud".
-export { Cloud, maskSecrets, startCloud, UIOT_LIMITS } from "./cloud";
+export { Cloud, maskSecrets, startCloud } from "./cloud";
+export { UIOT_LIMITS } from "./types";
 export type {
   CloudEvents,
   CloudLimits,
@@ -13,7 +14,7 @@ export type {
   OnlineDevice,
   RefusedEvent,
   Reply,
-} from "./cloud";
+} from "./types";
 export { CloudOta, OTA_ERRORS, URL_TTL_MS } from "./ota";
 export type { DownloadFault, FirmwareRelease, OtaEvent, OtaState, OtaStatus } from "./ota";
 export type { DeviceOptions, ProductOptions } from "./registry";

@@ -1,6 +1,6 @@
 // The emulated UIoT Core's message log (tools/cloud/cloud.ts): both directions, secrets masked, long payloads cut,
 // the newest `size` kept.
-import type { LogEntry } from "./cloud";
+import type { LogEntry } from "./types";
 
 const MAX_LOG_PAYLOAD = 4096;
 const SECRET_FIELD = /("(?:Password|DeviceSecret|ProductSecret)"\s*:\s*")((?:\\.|[^"\\])*)"/g;

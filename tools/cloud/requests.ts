@@ -1,6 +1,6 @@
 // The emulated UIoT Core's requests to a device (tools/cloud/cloud.ts): a property set or a command, each waiting for
 // the device's reply (matched by RequestID, kind and device) or for the platform's timeout.
-import type { Reply } from "./cloud";
+import type { Reply } from "./types";
 import type { Device } from "./registry";
 import { isObject, parse } from "./shadow";
 import { TMODEL_BAD_REQUEST } from "./thing-model";

@@ -14,12 +14,12 @@ import { describeEnd, nodeConnector } from "../../hosts/node/connect";
 import { Client } from "../../src/mqtt/client";
 import { MqttError } from "../../src/mqtt/errors";
 import { GENERIC, type Profile } from "../../src/mqtt/profile";
-import { DEFAULT_PORTS, formatEndpoint, hostPort, isSecure, isWebSocket, parseEndpoint, type Endpoint, type Scheme, type TlsOptions } from "../../src/net/endpoint";
+import type { Endpoint, Scheme, TlsOptions } from "../../src/host";
+import { DEFAULT_PORTS, formatEndpoint, hostPort, isSecure, isWebSocket, parseEndpoint } from "../../src/net/endpoint";
 import { NetError, netHint, type NetErrorCode } from "../../src/net/errors";
-import { UIOT_PORTS, UIOT_ROOT_CA_PEM } from "../../src/net/uiot";
-import { isUiotHost } from "../../src/device/config";
 import { redact, type Identity } from "../../src/uiot/identity";
-import { UIOT_DEFAULT_KEEPALIVE, UIOT_KEEPALIVE, uiotProfile } from "../../src/uiot/profile";
+import { isUiotHost, UIOT_DEFAULT_KEEPALIVE, UIOT_KEEPALIVE, UIOT_PORTS, UIOT_ROOT_CA_PEM } from "../../src/uiot/platform";
+import { uiotProfile } from "../../src/uiot/profile";
 
 export type Verdict = "ok" | "warn" | "fail" | "skipped";
 

@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { isUiotHost } from "../../src/device/config";
+import { isUiotHost } from "../../src/uiot/platform";
 import { isSecure } from "../../src/net/endpoint";
 import { scrub } from "../../src/uiot/identity";
 import { MODDABLE_ESP32_NVS, NVS_PAGE_SIZE } from "./nvs";

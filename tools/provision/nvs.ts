@@ -23,6 +23,7 @@
 //   zlib's crc32(data, 0xFFFFFFFF), which is what the generator computes (not the usual CRC-32, which starts at 0).
 //
 // Error messages name keys and namespaces and sizes, never a value: values are device secrets.
+import { CONFIG_VALUE_MAX_BYTES } from "../../src/device/config-keys";
 
 /** A page: one flash sector. */
 export const NVS_PAGE_SIZE = 4096;
@@ -33,8 +34,6 @@ export const NVS_ENTRY_COUNT = 126;
 export const NVS_MAX_KEY_LENGTH = 15;
 /** Largest string, its terminating NUL included (Page::CHUNK_MAX_SIZE, 125 entries of 32 bytes). */
 export const NVS_MAX_STRING_BYTES = 4000;
-/** Moddable's `preference` limit for one value on ESP32 (documentation/files/files.md). */
-export const MODDABLE_PREFERENCE_MAX_BYTES = 4000;
 /**
  * The NVS partition of the Moddable SDK's default ESP32 partition table (build/devices/esp32/xsProj-esp32/
  * partitions.csv, also the esp32s2, s3, c3, c6 and h2 tables): `nvs, data, nvs, 0x9000, 0x006000`.
@@ -71,7 +70,7 @@ export interface NvsItem {
 export interface NvsImageOptions {
   /** Partition size in bytes, a multiple of 4096 (default 0x6000, Moddable's ESP32 default). */
   size?: number;
-  /** Largest blob accepted (default 4000, Moddable's `preference` limit). */
+  /** Largest blob accepted (default CONFIG_VALUE_MAX_BYTES, Moddable's `preference` limit on ESP32). */
   maxBlobBytes?: number;
   /** Pages left erased at the end, at least 1 (default 1, what ESP-IDF needs to start). */
   freePages?: number;
@@ -316,7 +315,7 @@ class ImageWriter {
   private addBlob(ns: number, key: Uint8Array, bytes: unknown, where: string): void {
     if (!(bytes instanceof Uint8Array)) throw new NvsError("INVALID_VALUE", `the value of ${where} must be bytes (Uint8Array)`);
     if (bytes.length > this.maxBlob)
-      throw new NvsError("VALUE_TOO_LARGE", `the blob ${where} is ${bytes.length} bytes, over the limit of ${this.maxBlob} (Moddable's preference values on ESP32 hold at most ${MODDABLE_PREFERENCE_MAX_BYTES})`);
+      throw new NvsError("VALUE_TOO_LARGE", `the blob ${where} is ${bytes.length} bytes, over the limit of ${this.maxBlob} (Moddable's preference values on ESP32 hold at most ${CONFIG_VALUE_MAX_BYTES})`);
     let chunks = 0;
     let at = 0;
     do {
@@ -358,7 +357,7 @@ export function buildNvsImage(items: readonly NvsItem[], options: NvsImageOption
   const pageCount = size / NVS_PAGE_SIZE;
   if (pageCount - freePages < 1)
     throw new NvsError("INVALID_SIZE", `a partition of ${pageCount} page(s) leaves no page for data once ${freePages} stay erased (ESP-IDF wants at least 0x3000 bytes)`);
-  const w = new ImageWriter(pageCount - freePages, options.maxBlobBytes ?? MODDABLE_PREFERENCE_MAX_BYTES);
+  const w = new ImageWriter(pageCount - freePages, options.maxBlobBytes ?? CONFIG_VALUE_MAX_BYTES);
   for (const item of items) w.add(item);
 
   const image = new Uint8Array(size).fill(0xff);

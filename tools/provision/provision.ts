@@ -7,8 +7,8 @@
 import * as path from "node:path";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, PREFERENCE_DOMAIN, caPartKey } from "../../src/device/config-keys";
 import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError, sendsSecretsInClear, wifiConfig } from "../../src/device/config";
-import type { KeyValueStore } from "../../src/device/host";
-import { isSecure, type Endpoint } from "../../src/net/endpoint";
+import type { Endpoint, KeyValueStore } from "../../src/host";
+import { isSecure } from "../../src/net/endpoint";
 import { UiotError } from "../../src/uiot/errors";
 import { Identity, printsAs, redact, scrub, storeDeviceSecret } from "../../src/uiot/identity";
 import { ESP32 } from "../../hosts/moddable/chips";

@@ -1,7 +1,7 @@
 // What the simulator (tools/simulator/simulator.ts) shows of the running device, whichever engine runs the firmware:
 // V8 in this process (nodeDevice, below: the Device that src/device/main.ts returns) or Moddable's XS in a child
 // process (tools/simulator/xs-device.ts). The simulator reads only this.
-import type { Host } from "../../src/device/host";
+import type { Host } from "../../src/host";
 import { start, type Device } from "../../src/device/main";
 import type { Thermostat, ThermostatState } from "../../src/device/thermostat";
 import { nodeAlloc } from "../../hosts/node/alloc";

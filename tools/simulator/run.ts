@@ -4,7 +4,17 @@ import type { NodeHost } from "../../hosts/node/host";
 import type { Cloud } from "../cloud";
 import type { DeviceView } from "./device-view";
 import { clock, renderScreen, screenFrame, type LogLine, type Traced } from "./screen";
-import type { SimulatorIo } from "./simulator";
+
+/** Where the simulator prints and reads: a terminal, or pipes. */
+export interface SimulatorIo {
+  stdout: NodeJS.WriteStream | NodeJS.WritableStream;
+  stdin?: NodeJS.ReadStream | NodeJS.ReadableStream;
+  /** Redraw the screen (a terminal) rather than print lines. */
+  tty: boolean;
+  /** The terminal's size for the screen (default 100 columns, 24 rows). */
+  columns?: () => number;
+  rows?: () => number;
+}
 
 const ESC = "\x1b[";
 

@@ -1,7 +1,7 @@
 // The simulator's screen on a terminal (tools/simulator/simulator.ts): a function of what the simulator knows and the
 // terminal's size. Every line fits the width (cut with "…"), and the screen never has more lines than the terminal
 // has rows, so the title stays on top: Recent gets the rows that are left.
-import type { LogLevel } from "../../src/device/host";
+import type { LogLevel } from "../../src/host";
 import type { ThermostatState } from "../../src/device/thermostat";
 
 export interface Traced {

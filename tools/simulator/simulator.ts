@@ -8,14 +8,16 @@ import { parseArgs } from "node:util";
 import { checkBrokerUrl } from "../../src/device/config";
 import { isLoopback, parseEndpoint } from "../../src/net/endpoint";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { Host, KeyValueStore } from "../../src/device/host";
-import { TARGET_RANGE, thermostat } from "../../src/device/thermostat";
+import type { Host, KeyValueStore } from "../../src/host";
+import { CORRECTION_RANGE, TARGET_RANGE, thermostat } from "../../src/device/thermostat";
 import { startCloud, type Cloud } from "../cloud";
 import { nodeDevice, type DeviceView } from "./device-view";
 import { createNodeHost, type NodeHost } from "../../hosts/node/host";
 import { planProvisioning, provisionSimulator, SIMULATOR_DIR } from "../provision/provision";
 import { ANSWER_WAIT_MS, consoleCommands, consoleKeys, listenToInput, scriptLines } from "./console";
-import { Run, type Place } from "./run";
+import { Run, type Place, type SimulatorIo } from "./run";
+
+export type { SimulatorIo } from "./run";
 import { startXsDevice, xsEngineMissing } from "./xs-device";
 
 export const USAGE = `Usage: npm start -- [options]
@@ -78,16 +80,6 @@ export interface SimulatorOptions {
   plain?: boolean;
   /** The firmware's engine: V8 in this process (default) or XS in a child process (tools/simulator/xs-device.ts). */
   engine?: "node" | "xs";
-}
-
-export interface SimulatorIo {
-  stdout: NodeJS.WriteStream | NodeJS.WritableStream;
-  stdin?: NodeJS.ReadStream | NodeJS.ReadableStream;
-  /** Redraw the screen (a terminal) rather than print lines. */
-  tty: boolean;
-  /** The terminal's size for the screen (default 100 columns, 24 rows). */
-  columns?: () => number;
-  rows?: () => number;
 }
 
 export interface Simulator {

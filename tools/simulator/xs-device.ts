@@ -13,10 +13,9 @@
 // with every promise job it started. An uncaught exception in XS, or the engine dying, ends the device with an
 // error (onFailure, `failure`): never a hang.
 import { existsSync } from "node:fs";
-import type { Host } from "../../src/device/host";
+import type { Connector, Host, Transport, TransportHandlers } from "../../src/host";
 import type { ThermostatState } from "../../src/device/thermostat";
 import { NetError } from "../../src/net/errors";
-import type { Connector, Transport, TransportHandlers } from "../../src/net/transport";
 import {
   answer, answerNumber, E, ERROR, frame, HEADER, idOf, LEVELS, NONE, OK, packEntries, Q, textBytes, u32, withBytes, withText, withU32,
   type DeviceStatus, type StartOptions,

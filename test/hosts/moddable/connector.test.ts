@@ -8,11 +8,11 @@ import { tcpOpener, tlsOpener } from "../../../hosts/moddable/openers";
 import { describeTlsException, type ByteSocket, type Probe, type SocketCallbacks, type SocketTarget } from "../../../hosts/moddable/socket";
 import { TimeSync, VALID_AFTER } from "../../../hosts/moddable/time-sync";
 import { checkPrivateKey, moddableTls, type ModdableTls } from "../../../hosts/moddable/tls-options";
-import { parseEndpoint, type TlsOptions } from "../../../src/net/endpoint";
+import type { TlsOptions, TransportHandlers } from "../../../src/host";
+import { parseEndpoint } from "../../../src/net/endpoint";
 import { NetError } from "../../../src/net/errors";
 import { pemToDer } from "../../../src/net/pem";
-import type { TransportHandlers } from "../../../src/net/transport";
-import { UIOT_ROOT_CA_PEM } from "../../../src/net/uiot";
+import { UIOT_ROOT_CA_PEM } from "../../../src/uiot/platform";
 import { fakeSntp, fakeTcp, fakeTlsSocket } from "../../helpers/sdk-fakes";
 
 class FakeSocket implements ByteSocket {

@@ -68,7 +68,7 @@ function runtimeClosure(entries: string[]): Set<string> {
 }
 
 function specifiers(text: string): string[] {
-  return [...text.matchAll(/(?:import|export)\s[^"';]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/g)]
+  return [...text.matchAll(/^[ \t]*(?:import|export)\s(?!type\s)[^"';]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/gm)]
     .map((m) => m[1] ?? m[2] ?? m[3]);
 }
 

@@ -16,7 +16,7 @@ import { NetError } from "../../../src/net/errors";
 import { startMosquitto } from "../../helpers/mosquitto";
 import { openConnections } from "../../helpers/sockets";
 import { waitFor } from "../../helpers/wait";
-import type { Host } from "../../../src/device/host";
+import type { Host } from "../../../src/host";
 
 const dirs: string[] = [];
 const clients: Client[] = [];

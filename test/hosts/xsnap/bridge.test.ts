@@ -13,7 +13,7 @@ import {
 import { createNodeHost } from "../../../hosts/node/host";
 import { startXsDevice, xsEngineMissing, type XsDevice } from "../../../tools/simulator/xs-device";
 import { CONFIG_KEYS } from "../../../src/device/config-keys";
-import type { LogLevel } from "../../../src/device/host";
+import type { LogLevel } from "../../../src/host";
 import { hasXsnap, xsnapBinary } from "../../../tools/xsnap/worker";
 import { getFreePort } from "../../helpers/ports";
 import { waitFor } from "../../helpers/wait";

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { FileConfigStore } from "../../../hosts/node/config-store";
 import { CONFIG_KEYS } from "../../../src/device/config-keys";
-import { UIOT_ROOT_CA_PEM } from "../../../src/net/uiot";
+import { UIOT_ROOT_CA_PEM } from "../../../src/uiot/platform";
 import { trackChild } from "../../helpers/cleanup";
 import { readNvsImage } from "./nvs-reader";
 

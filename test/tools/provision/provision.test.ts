@@ -17,7 +17,7 @@ import { esp32PreferenceItems, flashCommand } from "../../../tools/provision/pro
 import { lines, readHidden } from "../../../tools/provision/secret-input";
 import { loadDeviceConfig } from "../../../src/device/config";
 import { CONFIG_KEYS, PREFERENCE_DOMAIN } from "../../../src/device/config-keys";
-import { UIOT_ROOT_CA_PEM } from "../../../src/net/uiot";
+import { UIOT_ROOT_CA_PEM } from "../../../src/uiot/platform";
 import { getTestCerts } from "../../helpers/certs";
 import { readNvsImage } from "./nvs-reader";
 
