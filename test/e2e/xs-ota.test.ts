@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Cloud, OtaEvent } from "../../tools/cloud";
 import { createNodeHost } from "../../hosts/node/host";
 import type { LogLevel } from "../../src/device/host";
+import type { ImageWriter } from "../../src/uiot/ota";
 import { startXsDevice, type XsDevice } from "../../tools/simulator/xs-device";
 import { hasXsnap, xsnapBinary } from "../../tools/xsnap/worker";
 import { DEVICE_SECRET, DSN, provision, PSN, tlsCloudWith, tmpDir, type Cleanups } from "../helpers/device-rig";
@@ -46,10 +47,13 @@ interface Rig {
   boots: string[];
   /** Every engine started, in order. */
   engines: XsDevice[];
+  /** The size of each chunk the Node host's writer was handed. */
+  chunks: number[];
   saw(re: RegExp): boolean;
 }
 
-async function xsOtaRig(): Promise<Rig> {
+/** `refuseAt`: the Node host's writer throws at that write (a full disk), to prove its errors reach XS. */
+async function xsOtaRig(refuseAt?: number): Promise<Rig> {
   const { cloud, url, ca } = await tlsCloudWith(cleanups);
   const certs = await getTestCerts();
   await cloud.ota.listen({ cert: certs.server.chain, key: certs.server.key });
@@ -59,6 +63,7 @@ async function xsOtaRig(): Promise<Rig> {
   const events: OtaEvent[] = [];
   cloud.on("ota", (e) => events.push(e));
   const boots: string[] = [];
+  const chunks: number[] = [];
   const engines: XsDevice[] = [];
   const failures: Error[] = [];
   let stopping = false;
@@ -71,8 +76,26 @@ async function xsOtaRig(): Promise<Rig> {
     });
     if (boots.length === 0) provision(host, url, { device: DEVICE_SECRET }, ca);
     boots.push(host.firmware!.version);
+    const firmware = host.firmware!;
+    const bridged = {
+      ...firmware,
+      writer: (version: string): ImageWriter => {
+        const w = firmware.writer!(version);
+        let writes = 0;
+        return {
+          begin: (size) => w.begin(size),
+          write: (chunk) => {
+            if (++writes === refuseAt) throw new Error("no space left on the device (ENOSPC)");
+            chunks.push(chunk.length);
+            w.write(chunk);
+          },
+          complete: () => w.complete(),
+          cancel: () => w.cancel(),
+        };
+      },
+    };
     const device = await startXsDevice({
-      host, thermostat: { postInterval: 1000 }, onFailure: (e) => void failures.push(e),
+      host: { ...host, firmware: bridged }, thermostat: { postInterval: 1000 }, onFailure: (e) => void failures.push(e),
       ota: { timeout: 3000, retries: 2, retryDelay: 150, rebootDelay: 50, progressInterval: 0 },
     });
     engines.push(device);
@@ -86,7 +109,7 @@ async function xsOtaRig(): Promise<Rig> {
   });
   await boot();
   await waitFor(() => cloud.ota.status(PSN, DSN).version === "1.0.0", { message: "report_version 1.0.0", timeoutMs: 15000 });
-  return { cloud, dir, logs, events, boots, engines, saw: (re) => logs.some(([, m]) => re.test(m)) };
+  return { cloud, dir, logs, events, boots, engines, chunks, saw: (re) => logs.some(([, m]) => re.test(m)) };
 }
 
 const slot = (r: Rig, name: string) => path.join(r.dir, "firmware", name);
@@ -101,6 +124,9 @@ describe.skipIf(!available)("OTA end to end with the firmware on XS (the Node ho
     expect(r.engines).toHaveLength(2);
     expect(gone(r.engines[0].pid), "the first engine stopped").toBe(true);
     expect(fs.readFileSync(slot(r, "image.bin")).equals(IMAGE)).toBe(true);
+    // written as the download handed the bytes over, never the whole image in one message
+    expect(r.chunks.reduce((a, b) => a + b, 0)).toBe(IMAGE.length);
+    expect(Math.max(...r.chunks)).toBeLessThanOrEqual(64 * 1024);
     expect(JSON.parse(fs.readFileSync(slot(r, "boot.json"), "utf8"))).toMatchObject({ version: "2.0.0", size: IMAGE.length });
     expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({ version: "2.0.0", target: "2.0.0", state: "success", downloads: [{ from: 0, status: 200 }] });
     expect(methods(r)).toEqual(["report_version", "downloading", "burning", "report_success", "report_version"]);
@@ -121,5 +147,16 @@ describe.skipIf(!available)("OTA end to end with the firmware on XS (the Node ho
     expect(r.engines).toHaveLength(1);
     await r.engines[0].sync!();
     expect(r.engines[0].state).toBe("connected");
+  }, 60000);
+
+  it("the Node host's writer refusing a chunk: its error reaches XS, report_fail -5, the old version still running", async () => {
+    const r = await xsOtaRig(3);
+    r.cloud.ota.update(PSN, DSN, "2.0.0");
+    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "failed", { message: "report_fail", timeoutMs: 30000 });
+    expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({ version: "1.0.0", errCode: -5 });
+    expect(r.saw(/ErrCode -5, flash write failed\).*no space left on the device \(ENOSPC\)/)).toBe(true);
+    expect(fs.existsSync(slot(r, "boot.json"))).toBe(false);
+    expect(fs.existsSync(slot(r, "incoming.part"))).toBe(false);
+    expect(r.boots).toEqual(["1.0.0"]);
   }, 60000);
 });
