@@ -76,7 +76,7 @@ describe("the simulator's screen", () => {
   it("offers only the keys that work: the console's with the emulated cloud, the link and quit against a real broker", () => {
     const cloud = plain(renderScreen(state(), { columns: 100, rows: 24 })).at(-1)!;
     expect(cloud).toMatch(/\+\/- desired/);
-    expect(cloud).toBe("Keys: +/- desired  s set  c command  l link  r restart broker  : type  q quit");
+    expect(cloud).toBe("Keys: +/- desired  s set  c command  u update  l link  r broker  : type  q quit");
     expect(plain(renderScreen(state(), { columns: 80, rows: 24 })).at(-1)).toBe(cloud); // whole at 80 columns
     const broker = plain(renderScreen(state({ brokerRunning: undefined }), { columns: 100, rows: 24 }));
     expect(broker[0]).toMatch(/real broker/);
@@ -85,7 +85,23 @@ describe("the simulator's screen", () => {
     // Typing after ':' lists the commands that work here.
     expect(plain(renderScreen(state({ brokerRunning: undefined, typing: "li" }), { columns: 120, rows: 24 })).at(-1))
       .toBe(": li█   (Enter runs it, Esc cancels: link down|up, status, quit)");
-    expect(plain(renderScreen(state({ typing: "" }), { columns: 120, rows: 24 })).at(-1)).toMatch(/desired N, set N, command N, link down\|up, restart, status, quit/);
+    expect(plain(renderScreen(state({ typing: "" }), { columns: 120, rows: 24 })).at(-1)).toMatch(/desired N, set N, command N, update \[V\], link down\|up, restart, status, quit/);
+  });
+
+  it("shows the firmware the device runs and how its update goes, under the device", () => {
+    const firmwareLine = (firmware: ScreenState["firmware"]) => plain(renderScreen(state({ firmware }), { columns: 100, rows: 24 }))[2];
+    expect(plain(renderScreen(state(), { columns: 100, rows: 24 }))[2]).toMatch(/^Wi-Fi link/); // no firmware slot: no line
+    expect(firmwareLine({ version: "0.1.0" })).toBe("Firmware     0.1.0");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "sent", percent: 0 } })).toBe("Firmware     0.1.0   update to 0.1.1: sent");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "downloading", percent: 45 } })).toBe("Firmware     0.1.0   update to 0.1.1: downloading 45 %");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "burning", percent: 100 } })).toBe("Firmware     0.1.0   update to 0.1.1: burning 100 %");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "restarting", percent: 100 } })).toBe("Firmware     0.1.0   update to 0.1.1: restarting");
+    expect(firmwareLine({ version: "0.1.1", update: { target: "0.1.1", state: "success", percent: 100 } })).toBe("Firmware     0.1.1   update to 0.1.1: done");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "failed", percent: 100, errCode: -4 } })).toBe("Firmware     0.1.0   update to 0.1.1: failed, ErrCode -4 (MD5 mismatch)");
+    // the line is one more under the device: at 80×24 it still fits, Recent gives up a row
+    const lines = renderScreen(state({ firmware: { version: "0.1.0" } }), { columns: 80, rows: 24 });
+    expect(lines.length).toBeLessThanOrEqual(24);
+    expect(plain(lines).at(-1)).toMatch(/^Keys: /);
   });
 
   it("shows what came from outside on one line, without control characters the terminal would obey", () => {
