@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { renderScreen, screenFrame, visibleWidth, type LogLine, type ScreenState } from "../../../tools/simulator/screen";
-import { runSimulator } from "../../../tools/simulator/simulator";
+import { DEMO_DEVICE_SN, DEMO_PRODUCT_SN, runSimulator } from "../../../tools/simulator/simulator";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -146,4 +146,42 @@ describe("the simulator on a terminal (in this process)", () => {
     await until(/console: status: link up, connected, connections 1, drops 0, failed dials 0/, "the status line on the screen");
     await sim.stop();
   }, 30000);
+
+  it("key u pushes the next firmware: the Firmware line shows the download, the restart and the new version", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uiot-screen-"));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const out = new PassThrough();
+    let screen = "";
+    out.on("data", (b: Buffer) => (screen += b.toString()));
+    // a terminal's stdin: keys one at a time (raw mode)
+    const stdin = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined });
+    const sim = await runSimulator({ dir, interval: 300 }, { stdout: out, stdin, tty: true, columns: () => 120, rows: () => 30 });
+    cleanups.push(() => sim.stop());
+    expect(await sim.device).toBeDefined();
+    const frames: string[] = [];
+    out.on("data", (b: Buffer) => frames.push(plain([b.toString()])[0]));
+    const until = async (re: RegExp, what: string) => {
+      const end = Date.now() + 30000;
+      while (!re.test(plain([screen.slice(screen.lastIndexOf("\x1b[H"))])[0])) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${screen.slice(screen.lastIndexOf("\x1b[H"))}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await until(/Connection connected/, "the connection");
+    await until(/\nFirmware {5}0\.1\.0\n/, "the firmware line");
+    // the device's report_version has reached the cloud: its subscription to ota/downstream is in place
+    const end = Date.now() + 15000;
+    while (sim.cloud!.ota.status(DEMO_PRODUCT_SN, DEMO_DEVICE_SN).version !== "0.1.0") {
+      if (Date.now() > end) throw new Error("no report_version from the device");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    stdin.write("u");
+    await until(/\nFirmware {5}0\.1\.1 {3}update to 0\.1\.1: done\n/, "the new version on the screen");
+    // on the way (a frame at most every 100 ms: the 320 KB download on loopback may be over between two, and the
+    // restarted device logs in within one): the image made bootable, waiting its restart delay; then the restart
+    expect(frames.some((f) => /Firmware {5}0\.1\.0 {3}update to 0\.1\.1: burning 100 %/.test(f)), frames.join("\n----\n")).toBe(true);
+    expect(screen).toMatch(/console: the device restarts into its new firmware/);
+    await until(/console: firmware update to 0\.1\.1: done, the device runs 0\.1\.1/, "the update's end under Recent");
+    await sim.stop();
+  }, 60000);
 });
