@@ -117,17 +117,29 @@ function demoImage(version: string): Buffer {
 /**
  * Publishes firmware `version` (default the next) for the demo's product and sends update_firmware to the device, as
  * the platform's console does; waits for the device's report_success or report_fail (or the cancel, at most
- * UPDATE_WAIT_MS). The screen's Firmware line shows the progress; the device restarts into the new version.
+ * UPDATE_WAIT_MS). The screen's Firmware line shows the progress; the device restarts into the new version. One
+ * update at a time: another is refused while one waits.
  */
-async function update(run: Run, arg: string | undefined): Promise<void> {
-  const c = needCloud(run);
+function updater(run: Run): (arg: string | undefined) => Promise<void> {
+  let waiting: string | undefined;
+  return async (arg) => {
+    const c = needCloud(run);
+    if (waiting !== undefined) throw new Error(`the update to ${waiting} is under way: wait for it to end`);
+    const { psn, dsn } = run.place;
+    const running = c.ota.status(psn, dsn).version ?? run.host.firmware?.version ?? "0.0.0";
+    const version = arg ?? nextVersion(running);
+    if (!/^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$/.test(version)) throw new Error(`update takes a version such as ${nextVersion(running)} (letters, digits, . _ -; 32 at most)`);
+    waiting = version;
+    try {
+      await update(run, c, version, running);
+    } finally {
+      waiting = undefined;
+    }
+  };
+}
+
+async function update(run: Run, c: Cloud, version: string, running: string): Promise<void> {
   const { psn, dsn } = run.place;
-  const running = c.ota.status(psn, dsn).version ?? run.host.firmware?.version ?? "0.0.0";
-  const version = arg ?? nextVersion(running);
-  if (!/^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$/.test(version)) throw new Error(`update takes a version such as ${nextVersion(running)} (letters, digits, . _ -; 32 at most)`);
-  const state = c.ota.status(psn, dsn);
-  if (state.state === "sent" || state.state === "downloading" || state.state === "burning")
-    throw new Error(`an update to ${state.target} is under way (${state.state}): wait for it to end`);
   await fileServer(run, c);
   const release = c.ota.publish(psn, { version, data: demoImage(version) });
   c.ota.update(psn, dsn, version); // throws when the device is offline
@@ -185,6 +197,7 @@ function brokerRestarter(run: Run): () => Promise<void> {
 /** The console's commands, as typed; a command's error goes to the log. `usage` answers help off a terminal. */
 export function consoleCommands(run: Run, usage: string): Command {
   const restartBroker = brokerRestarter(run);
+  const update = updater(run);
   return async (line) => {
     const [verb, arg] = line.trim().split(/\s+/);
     try {
@@ -198,7 +211,7 @@ export function consoleCommands(run: Run, usage: string): Command {
         case "command":
           return await sendCommand(run, number(arg, "command"));
         case "update":
-          return await update(run, arg);
+          return await update(arg);
         case "link":
           return link(run, arg);
         case "restart":

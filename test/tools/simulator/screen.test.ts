@@ -147,7 +147,7 @@ describe("the simulator on a terminal (in this process)", () => {
     await sim.stop();
   }, 30000);
 
-  it("key u pushes the next firmware: the Firmware line shows the download, the restart and the new version", async () => {
+  it("key u pushes the next firmware: the Firmware line shows the download, the restart and the new version; one update at a time", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uiot-screen-"));
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
     const out = new PassThrough();
@@ -175,13 +175,15 @@ describe("the simulator on a terminal (in this process)", () => {
       if (Date.now() > end) throw new Error("no report_version from the device");
       await new Promise((r) => setTimeout(r, 20));
     }
-    stdin.write("u");
+    stdin.write("uu"); // the second while the first waits: refused, one update at a time
     await until(/\nFirmware {5}0\.1\.1 {3}update to 0\.1\.1: done\n/, "the new version on the screen");
     // on the way (a frame at most every 100 ms: the 320 KB download on loopback may be over between two, and the
     // restarted device logs in within one): the image made bootable, waiting its restart delay; then the restart
     expect(frames.some((f) => /Firmware {5}0\.1\.0 {3}update to 0\.1\.1: burning 100 %/.test(f)), frames.join("\n----\n")).toBe(true);
     expect(screen).toMatch(/console: the device restarts into its new firmware/);
     await until(/console: firmware update to 0\.1\.1: done, the device runs 0\.1\.1/, "the update's end under Recent");
+    expect(screen).toMatch(/error: the update to 0\.1\.1 is under way: wait for it to end/);
+    expect(sim.cloud!.ota.releasesOf(DEMO_PRODUCT_SN).map((r) => r.version)).toEqual(["0.1.1"]);
     await sim.stop();
   }, 60000);
 });
