@@ -176,8 +176,8 @@ export class Run {
       brokerRunning: cloud ? cloud.running : undefined,
       linkUp: this.host.link.isUp, connection: view.state,
       connects: view.connects, drops: view.drops, failedDials: view.failedDials, problem: view.problem,
-      outbox: view.outbox, thermostat: view.thermostat, shadow,
-      firmware: this.host.firmware ? { version: this.host.firmware.version, update: this.firmwareUpdate } : undefined, lastIn: this.lastIn, lastOut: this.lastOut, logs: this.logs, typing: this.typing,
+      outbox: view.outbox, thermostat: view.thermostat, shadow, lastIn: this.lastIn, lastOut: this.lastOut, logs: this.logs, typing: this.typing,
+      firmware: this.host.firmware ? { version: this.host.firmware.version, update: this.firmwareUpdate } : undefined,
     }, { columns: this.io.columns?.() ?? 100, rows: this.io.rows?.() ?? 24 });
     this.out.write(screenFrame(lines));
   }
