@@ -70,9 +70,9 @@ export function serveDevice(makeApp: (options: StartOptions) => ServedApp): void
 
   const begin = (o: StartOptions): void => {
     if (bridge) throw new Error("the XS device was started twice");
-    bridge = new XsHost({ up: o.up, outbox: o.outbox });
+    bridge = new XsHost({ up: o.up, outbox: o.outbox, firmware: o.firmware });
     app = makeApp(o);
-    start(bridge.host, app, { keepalive: o.keepalive, observe: (d) => observe(d, o.trace === true) }).then(
+    start(bridge.host, app, { keepalive: o.keepalive, ota: o.ota, observe: (d) => observe(d, o.trace === true) }).then(
       (d) => {
         device = d;
         if (!d) phase = "stopped";

@@ -4,13 +4,16 @@
 // the log. Calls out are xsnap's synchronous issueCommand(), so a write() can answer true or false honestly;
 // what happens on the Node side (bytes arrived, a socket closed, a timer fired, the link went down) comes in as
 // events, one at a time, through deliver(). The message format is hosts/xsnap/wire.ts.
+// When the Node host has a firmware slot, so does this host: the running version comes with START, the image the
+// OTA agent downloads and checks here goes to the Node host's image writer a chunk at a time, and restart() asks the
+// Node side to stop this device and start it again (hosts/node/firmware.ts).
 //
 // Runs inside XS only: no Node APIs, no TextEncoder/TextDecoder, no timer globals (checked by tsconfig.device.json).
-import type { Clock, Connector, Endpoint, Host, KeyValueStore, LogLevel, NetworkLink, OutboxStore, TlsOptions, Transport, TransportHandlers } from "../../src/host";
+import type { Clock, Connector, Endpoint, Firmware, Host, ImageWriter, KeyValueStore, LogLevel, NetworkLink, OutboxStore, TlsOptions, Transport, TransportHandlers } from "../../src/host";
 import { decodeUtf8, utf8Length, writeUtf8 } from "../../src/mqtt/utf8";
 import { NetError, type NetErrorCode } from "../../src/net/errors";
 import { derToPem } from "../../src/net/pem";
-import { E, ERROR, frame, HEADER, idOf, LEVELS, NONE, numberOf, opOf, Q, u32, unpackEntries, withBytes, withText, withU32 } from "./wire";
+import { E, ERROR, frame, HEADER, idOf, LEVELS, NONE, numberOf, opOf, Q, u32, unpackEntries, withBytes, withText, withU32, type StartOptions } from "./wire";
 
 /** xsnap-worker's: sends a message to the parent process and returns its answer (XS waits for it). */
 declare function issueCommand(message: ArrayBuffer): ArrayBuffer;
@@ -73,6 +76,43 @@ class BridgeTransport implements Transport {
   }
 }
 
+/** An image written by the Node host's writer: each call one query, each chunk sent as the download hands it over. */
+class BridgeWriter implements ImageWriter {
+  constructor(private readonly id: number, private readonly version: string) {}
+
+  begin(size: number): void {
+    ask(withText(Q.FW_BEGIN, this.id, JSON.stringify({ version: this.version, size })));
+  }
+
+  write(chunk: Uint8Array): void {
+    ask(withBytes(Q.FW_WRITE, this.id, chunk));
+  }
+
+  complete(): void {
+    ask(frame(Q.FW_COMPLETE, this.id, 0));
+  }
+
+  cancel(): void {
+    try {
+      ask(frame(Q.FW_CANCEL, this.id, 0));
+    } catch {
+      // cancel never throws: the image is abandoned either way
+    }
+  }
+}
+
+/** The host's firmware slot, served by the Node host's (the version and the slot's size as START gave them). */
+function bridgeFirmware(f: NonNullable<StartOptions["firmware"]>): Firmware {
+  let lastWriter = 0;
+  return {
+    version: f.version,
+    capacity: f.capacity,
+    unsupported: f.unsupported,
+    writer: (version: string): ImageWriter => new BridgeWriter(++lastWriter, version),
+    restart: () => void ask(frame(Q.FW_RESTART, 0, 0)),
+  };
+}
+
 /** TLS options as JSON can carry them: DER bytes as PEM text (what the Node host takes anyway). */
 function tlsJson(tls: TlsOptions | undefined): TlsOptions | undefined {
   if (!tls) return undefined;
@@ -95,7 +135,7 @@ export class XsHost {
   private readonly link: { up: boolean; onChange: ((up: boolean) => void) | undefined };
   readonly host: Host;
 
-  constructor(options: { up: boolean; outbox: boolean }) {
+  constructor(options: { up: boolean; outbox: boolean; firmware?: StartOptions["firmware"] }) {
     this.link = { up: options.up, onChange: undefined };
     const clock: Clock = {
       now: () => numberOf(ask(NOW)),
@@ -135,6 +175,7 @@ export class XsHost {
       outbox,
       network: this.link as NetworkLink,
       log: (level: LogLevel, message: string) => void ask(withText(Q.LOG, LEVELS.indexOf(level), message)),
+      firmware: options.firmware ? bridgeFirmware(options.firmware) : undefined,
     };
   }
 

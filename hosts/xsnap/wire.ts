@@ -30,6 +30,12 @@ export const Q = {
   LOG: 15,          // id = level (LEVELS index), body message
   TRACE: 16,        // id = 0 in / 1 out, body [u16 topic length][topic][payload] (the simulator's view)
   STARTED: 17,      // id = 1 the device runs / 0 it could not start (the reason was logged)
+  // The firmware slot (StartOptions.firmware): the Node host's image writer, one per update, named by `id`.
+  FW_BEGIN: 18,     // id = writer, body JSON { version, size } -> OK | ERROR message (the writer refused)
+  FW_WRITE: 19,     // id, body the next bytes of the image (a chunk as it arrived) -> OK | ERROR message
+  FW_COMPLETE: 20,  // id: every byte written and checked, make it the image to boot -> OK | ERROR message
+  FW_CANCEL: 21,    // id: abandon the image
+  FW_RESTART: 22,   // restart into the image made bootable (the Node side stops this device and starts it again)
 } as const;
 
 /** Events: what happens on the Node side that the firmware must hear of. */
@@ -61,6 +67,10 @@ export interface StartOptions {
   keepalive?: number;
   /** Report every message in and out (Q.TRACE), for the simulator's view. */
   trace?: boolean;
+  /** The Node host's firmware slot, when it has one: the running version and the slot's size (Q.FW_*). */
+  firmware?: { version: string; capacity?: number; unsupported?: string };
+  /** Firmware-update settings (src/device/main.ts StartOptions.ota). */
+  ota?: { timeout?: number; retries?: number; retryDelay?: number; progressInterval?: number; rebootDelay?: number };
   /** Options of a test's application (test/hosts/xsnap/bridge-entry.ts). */
   app?: Record<string, unknown>;
 }

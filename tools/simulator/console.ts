@@ -1,12 +1,19 @@
 // The simulator's console (tools/simulator/simulator.ts): the commands typed after ':' on a terminal or read one a
 // line from a script on stdin, the keys on a terminal, and stdin feeding the one or the other.
+import { randomBytes } from "node:crypto";
 import { CORRECTION_RANGE, TARGET_RANGE } from "../../src/device/thermostat";
 import type { Cloud } from "../cloud";
+import { OTA_ERRORS } from "../cloud/ota";
+import { selfSignedCertificate } from "../cloud/self-signed";
 import type { Run } from "./run";
 import { CONSOLE_COMMANDS, DEVICE_COMMANDS } from "./screen";
 
 /** How long a console command waits for the device's answer (the platform's own limit for a command reply). */
 export const ANSWER_WAIT_MS = 5000;
+/** How long `update` waits for the device's report_success or report_fail. */
+export const UPDATE_WAIT_MS = 120000;
+/** The size of the demo firmware image `update` publishes. */
+export const DEMO_IMAGE_SIZE = 320 * 1024;
 /** How long a script's commands wait for the device's first connection before each is refused. */
 export const READY_WAIT_MS = 60000;
 
@@ -86,6 +93,70 @@ async function sendCommand(run: Run, v: number): Promise<void> {
   run.recent("console", `command set_temp_correction: RetCode ${reply.RetCode}${reply.Output ? ` Output ${json(reply.Output)}` : ""}${reply.Message ? ` (${reply.Message})` : ""}`);
 }
 
+/** The version after `version`: its last number plus one ("0.1.0" -> "0.1.1"), or ".1" appended. */
+export function nextVersion(version: string): string {
+  const m = /^(.*?)(\d+)$/.exec(version);
+  return m ? `${m[1]}${Number(m[2]) + 1}` : `${version}.1`;
+}
+
+/** The emulated cloud's firmware file server: started at the first update, with a certificate made for it. */
+async function fileServer(run: Run, c: Cloud): Promise<void> {
+  if (run.fileServer) return;
+  const tls = selfSignedCertificate();
+  const port = await c.ota.listen(tls);
+  run.fileServer ??= { port, cert: tls.cert };
+}
+
+/** A firmware image for the demo: a header naming the version, then random bytes (DEMO_IMAGE_SIZE in all). */
+function demoImage(version: string): Buffer {
+  const image = randomBytes(DEMO_IMAGE_SIZE);
+  image.write(`UIoT thermostat demo firmware ${version}\n`, 0, "utf8");
+  return image;
+}
+
+/**
+ * Publishes firmware `version` (default the next) for the demo's product and sends update_firmware to the device, as
+ * the platform's console does; waits for the device's report_success or report_fail (or the cancel, at most
+ * UPDATE_WAIT_MS). The screen's Firmware line shows the progress; the device restarts into the new version. One
+ * update at a time: another is refused while one waits.
+ */
+function updater(run: Run): (arg: string | undefined) => Promise<void> {
+  let waiting: string | undefined;
+  return async (arg) => {
+    const c = needCloud(run);
+    if (waiting !== undefined) throw new Error(`the update to ${waiting} is under way: wait for it to end`);
+    const { psn, dsn } = run.place;
+    const running = c.ota.status(psn, dsn).version ?? run.host.firmware?.version ?? "0.0.0";
+    const version = arg ?? nextVersion(running);
+    if (!/^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$/.test(version)) throw new Error(`update takes a version such as ${nextVersion(running)} (letters, digits, . _ -; 32 at most)`);
+    waiting = version;
+    try {
+      await update(run, c, version, running);
+    } finally {
+      waiting = undefined;
+    }
+  };
+}
+
+async function update(run: Run, c: Cloud, version: string, running: string): Promise<void> {
+  const { psn, dsn } = run.place;
+  await fileServer(run, c);
+  const release = c.ota.publish(psn, { version, data: demoImage(version) });
+  c.ota.update(psn, dsn, version); // throws when the device is offline
+  run.recent("console", `firmware ${version} published (${release.size} bytes, MD5 ${release.md5}); update_firmware sent to the device (running ${running}) …`);
+  const end = Date.now() + UPDATE_WAIT_MS;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 100));
+    const s = c.ota.status(psn, dsn);
+    if (run.stopping || s.target !== version) return;
+    if (s.state === "success") return run.recent("console", `firmware update to ${version}: done, the device runs ${s.version ?? version}`);
+    if (s.state === "failed")
+      return run.recent("console", `firmware update to ${version}: report_fail ErrCode ${s.errCode} (${OTA_ERRORS[s.errCode ?? 0] ?? "unknown"}), the device runs ${s.version ?? running}`);
+    if (s.state === "cancelled") return run.recent("console", `firmware update to ${version}: cancelled`);
+    if (Date.now() > end) return run.recent("console", `firmware update to ${version}: no report_success or report_fail within ${UPDATE_WAIT_MS / 1000} s (${s.state} ${s.percent} %)`);
+  }
+}
+
 function link(run: Run, arg: string | undefined): void {
   const link = run.host.link;
   const up = arg === "up" ? true : arg === "down" ? false : !link.isUp;
@@ -99,7 +170,8 @@ async function status(run: Run): Promise<void> {
   if (view.sync) await view.sync(); // XS: the status after every event so far (a link change just made)
   const st = view.thermostat;
   const line = `status: link ${run.host.link.isUp ? "up" : "down"}, ${view.state}, connections ${view.connects}, drops ${view.drops}, failed dials ${view.failedDials}, ` +
-    `${st.temperature} °C ${st.humidity} %RH target ${st.target} correction ${st.correction}, posts ${st.posts}, events ${st.events}`;
+    `${st.temperature} °C ${st.humidity} %RH target ${st.target} correction ${st.correction}, posts ${st.posts}, events ${st.events}` +
+    `${run.host.firmware ? `, firmware ${run.host.firmware.version}` : ""}`;
   if (!run.tty) run.out.write(`${line}\n`);
   else run.recent("console", line);
 }
@@ -125,6 +197,7 @@ function brokerRestarter(run: Run): () => Promise<void> {
 /** The console's commands, as typed; a command's error goes to the log. `usage` answers help off a terminal. */
 export function consoleCommands(run: Run, usage: string): Command {
   const restartBroker = brokerRestarter(run);
+  const update = updater(run);
   return async (line) => {
     const [verb, arg] = line.trim().split(/\s+/);
     try {
@@ -137,6 +210,8 @@ export function consoleCommands(run: Run, usage: string): Command {
           return await setProperty(run, number(arg, "set"));
         case "command":
           return await sendCommand(run, number(arg, "command"));
+        case "update":
+          return await update(arg);
         case "link":
           return link(run, arg);
         case "restart":
@@ -201,6 +276,9 @@ export function consoleKeys(run: Run, command: Command): (k: string) => void {
       case "c":
         void command(`command ${random(CORRECTION_RANGE[0] + 3, CORRECTION_RANGE[1] - 3, 0.1).toFixed(1)}`);
         return;
+      case "u":
+        void command("update");
+        return;
       case "l":
         void command("link");
         return;
@@ -258,7 +336,7 @@ export function scriptLines(run: Run, command: Command): (line: string) => Promi
       return run.stop();
     }
     // What needs the device: the console's commands (with the emulated cloud), the link and the status.
-    const needsDevice = ["link", "status"].includes(verb) || (run.cloud !== undefined && ["desired", "set", "command", "restart"].includes(verb));
+    const needsDevice = ["link", "status"].includes(verb) || (run.cloud !== undefined && ["desired", "set", "command", "update", "restart"].includes(verb));
     if (needsDevice && !(await deviceReady())) {
       if (!run.stopping) run.recent("error", `not run: ${line.trim().slice(0, 60)}: the device has not connected within ${READY_WAIT_MS / 1000} s (see the errors above)`);
       return;

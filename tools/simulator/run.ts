@@ -3,7 +3,7 @@
 import type { NodeHost } from "../../hosts/node/host";
 import type { Cloud } from "../cloud";
 import type { DeviceView } from "./device-view";
-import { clock, renderScreen, screenFrame, type LogLine, type Traced } from "./screen";
+import { clock, renderScreen, screenFrame, type FirmwareUpdate, type LogLine, type Traced } from "./screen";
 
 /** Where the simulator prints and reads: a terminal, or pipes. */
 export interface SimulatorIo {
@@ -43,6 +43,12 @@ export class Run {
   lastOut: Traced | undefined;
   /** The shadow as the device's own messages tell it (what the screen shows without the emulated cloud). */
   readonly deviceShadow = { reported: {} as Record<string, unknown>, desired: {} as Record<string, unknown>, version: undefined as number | undefined };
+  /** The last firmware update, as the device's own OTA messages tell it (update_firmware in, its reports out). */
+  firmwareUpdate: FirmwareUpdate | undefined;
+  /** The emulated cloud's firmware file server, once started (the `update` command): its port and certificate. */
+  fileServer: { port: number; cert: string } | undefined;
+  /** The device restarting into a new firmware: stop() waits for it. */
+  restarting: Promise<void> | undefined;
   /** What is being typed after ':'. */
   typing: string | undefined;
   stopping = false;
@@ -96,12 +102,15 @@ export class Run {
   readonly trace = (direction: "in" | "out", topic: string, payload: Uint8Array | string): void => {
     const prefix = this.systemPrefix;
     const t: Traced = { at: Date.now(), topic: topic.startsWith(prefix) ? topic.slice(prefix.length) : topic, text: utf8(payload) };
+    // A firmware URL's signature lets anyone download the image until it expires: shown as "…", as the device logs it.
+    if (direction === "in" && topic.endsWith("ota/downstream")) t.text = t.text.replace(/([?&]Signature=)[^&"]*/g, "$1…");
     // The first answer from the broker comes after the device's subscriptions are in place: console commands
     // of a script wait for it (a command published before the SUBSCRIBE is handled would reach nobody).
     if (direction === "in") this.setReady();
     if (direction === "in") this.lastIn = t;
     else this.lastOut = t;
     this.traceShadow(direction, topic, t.text);
+    this.traceFirmware(direction, topic, t.text);
     if (!this.tty) this.out.write(`${clock(t.at)} ${direction === "in" ? "in " : "out"} ${t.topic} ${t.text}\n`);
     else this.schedule();
   };
@@ -118,6 +127,35 @@ export class Run {
       }
     } catch {
       // not JSON: nothing to learn
+    }
+  }
+
+  private traceFirmware(direction: "in" | "out", topic: string, text: string): void {
+    if (!topic.endsWith(direction === "in" ? "ota/downstream" : "ota/upstream")) return;
+    let m: { Method?: unknown; Payload?: { Version?: unknown; State?: unknown; Percent?: unknown; ErrCode?: unknown } };
+    try {
+      m = JSON.parse(text) as typeof m;
+    } catch {
+      return;
+    }
+    const target = typeof m.Payload?.Version === "string" ? m.Payload.Version : "?";
+    const u = this.firmwareUpdate;
+    switch (m.Method) {
+      case "update_firmware":
+        this.firmwareUpdate = { target, state: "sent", percent: 0 };
+        break;
+      case "cancel_update":
+        if (u) u.state = "cancelled";
+        break;
+      case "report_progress":
+        this.firmwareUpdate = { target, state: m.Payload?.State === "burning" ? "burning" : "downloading", percent: Number(m.Payload?.Percent) || 0 };
+        break;
+      case "report_success":
+        this.firmwareUpdate = { target, state: "success", percent: 100 };
+        break;
+      case "report_fail":
+        this.firmwareUpdate = { target, state: "failed", percent: u?.percent ?? 0, errCode: Number(m.Payload?.ErrCode) };
+        break;
     }
   }
 
@@ -149,6 +187,7 @@ export class Run {
       linkUp: this.host.link.isUp, connection: view.state,
       connects: view.connects, drops: view.drops, failedDials: view.failedDials, problem: view.problem,
       outbox: view.outbox, thermostat: view.thermostat, shadow, lastIn: this.lastIn, lastOut: this.lastOut, logs: this.logs, typing: this.typing,
+      firmware: this.host.firmware ? { version: this.host.firmware.version, update: this.firmwareUpdate } : undefined,
     }, { columns: this.io.columns?.() ?? 100, rows: this.io.rows?.() ?? 24 });
     this.out.write(screenFrame(lines));
   }
@@ -179,6 +218,7 @@ export class Run {
         this.out.off("resize", this.schedule);
         this.out.write(`${ESC}?25h\n`);
       }
+      await this.restarting; // a restart into a new firmware: its device is the one to stop
       await this.view.stop();
       const cloud = this.cloud;
       if (cloud) {

@@ -16,6 +16,18 @@ export interface LogLine {
   text: string;
 }
 
+/** A firmware update to the device, as its OTA messages tell it. */
+export interface FirmwareUpdate {
+  /** The version it updates to. */
+  target: string;
+  state: "sent" | "downloading" | "burning" | "restarting" | "success" | "failed" | "cancelled";
+  percent: number;
+  /** report_fail's ErrCode. */
+  errCode?: number;
+}
+
+const OTA_ERRORS: Record<number, string> = { [-1]: "URL unreachable", [-2]: "URL signature expired", [-3]: "download timeout", [-4]: "MD5 mismatch", [-5]: "flash write failed" };
+
 export interface ScreenState {
   /** ProductSN.DeviceSN. */
   device: string;
@@ -34,6 +46,8 @@ export interface ScreenState {
   outbox: number;
   thermostat: Readonly<ThermostatState>;
   shadow: { version: number | undefined; reported: unknown; desired: unknown };
+  /** The version the device runs and its last update, when the host has a firmware slot. */
+  firmware?: { version: string; update?: FirmwareUpdate };
   lastIn?: Traced;
   lastOut?: Traced;
   /** Oldest first; the newest that fit are shown. */
@@ -51,7 +65,7 @@ const ESC = "\x1b[";
 const COLOR: Record<string, string> = { error: "31", warn: "33", console: "36", info: "0", debug: "2" };
 
 /** The commands typed after ':' (or read from a script) that work with the emulated cloud, and without it. */
-export const CONSOLE_COMMANDS = "desired N, set N, command N, link down|up, restart, status, quit";
+export const CONSOLE_COMMANDS = "desired N, set N, command N, update [V], link down|up, restart, status, quit";
 export const DEVICE_COMMANDS = "link down|up, status, quit";
 
 export function clock(at: number): string {
@@ -125,7 +139,18 @@ function legend(s: ScreenState): string {
   if (s.typing !== undefined) return `: ${oneLine(s.typing)}█   (Enter runs it, Esc cancels: ${s.brokerRunning === undefined ? DEVICE_COMMANDS : CONSOLE_COMMANDS})`;
   return s.brokerRunning === undefined
     ? `${ESC}2mKeys: l link down/up   : type a command (${DEVICE_COMMANDS})   q quit${ESC}0m`
-    : `${ESC}2mKeys: +/- desired  s set  c command  l link  r restart broker  : type  q quit${ESC}0m`;
+    : `${ESC}2mKeys: +/- desired  s set  c command  u update  l link  r broker  : type  q quit${ESC}0m`;
+}
+
+/** The firmware line: the version running and how its last update goes. */
+function firmwareLine(f: NonNullable<ScreenState["firmware"]>): string {
+  const u = f.update;
+  if (!u) return `Firmware     ${oneLine(f.version)}`;
+  const how = u.state === "downloading" || u.state === "burning" ? `${u.state} ${u.percent} %`
+    : u.state === "success" ? `${ESC}32mdone${ESC}0m`
+    : u.state === "failed" ? `${ESC}31mfailed, ErrCode ${u.errCode} (${OTA_ERRORS[u.errCode ?? 0] ?? "unknown"})${ESC}0m`
+    : u.state;
+  return `Firmware     ${oneLine(f.version)}   update to ${oneLine(u.target)}: ${how}`;
 }
 
 /**
@@ -144,6 +169,7 @@ export function renderScreen(s: ScreenState, size: TerminalSize): string[] {
   const head = [
     `${ESC}1mUIoT thermostat simulator${ESC}0m  ${cloud ? "emulated UIoT Core" : "real broker"}${s.engine === "xs" ? ", engine XS" : ""}`,
     `Device       ${s.device} → ${s.brokerUrl}`,
+    ...(s.firmware ? [firmwareLine(s.firmware)] : []),
     `Wi-Fi link   ${link}   Connection ${conn}   outbox ${s.outbox}${broker}`,
     `Connections  ${s.connects} made, ${s.drops} dropped${s.failedDials ? `, ${s.failedDials} failed dial${s.failedDials === 1 ? "" : "s"}` : ""}`,
     s.problem ? `${ESC}33m             ${oneLine(s.problem)}${ESC}0m` : "",

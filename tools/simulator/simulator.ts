@@ -8,8 +8,8 @@ import { parseArgs } from "node:util";
 import { checkBrokerUrl } from "../../src/device/config";
 import { isLoopback, parseEndpoint } from "../../src/net/endpoint";
 import { CONFIG_KEYS } from "../../src/device/config-keys";
-import type { Host, KeyValueStore } from "../../src/host";
-import { CORRECTION_RANGE, TARGET_RANGE, thermostat } from "../../src/device/thermostat";
+import type { Endpoint, Host, KeyValueStore, TlsOptions } from "../../src/host";
+import { TARGET_RANGE, thermostat } from "../../src/device/thermostat";
 import { startCloud, type Cloud } from "../cloud";
 import { nodeDevice, type DeviceView } from "./device-view";
 import { createNodeHost, type NodeHost } from "../../hosts/node/host";
@@ -49,6 +49,7 @@ Keys (on a terminal; with --broker only l, : and q, as there is no console):
   + / -   desired target temperature up / down 1 °C (device shadow)
   s       set the target_temperature property (thing model), a random value in ${TARGET_RANGE[0]}..${TARGET_RANGE[1]}
   c       send the set_temp_correction command, a random correction in -2..2 °C
+  u       publish the next firmware version and push it to the device (OTA: download, restart, new version)
   l       Wi-Fi link down / up
   r       restart the broker (emulated cloud)
   :       type a command (below)
@@ -58,6 +59,8 @@ Commands (typed after ':' on a terminal, or one per line on stdin otherwise; wit
   desired N     set the shadow's desired target_temperature to N (waits for the device's shadow report)
   set N         set the target_temperature property to N (waits for the device's reply)
   command N     send set_temp_correction { correction: N } (waits for the device's reply)
+  update [V]    publish firmware V (default: the next patch version) and send update_firmware (waits for the
+                device's report_success or report_fail)
   link down|up  drop the Wi-Fi link / bring it back
   restart       restart the broker
   status        the state in one line (under Recent on a terminal)
@@ -215,9 +218,11 @@ function demoSecret(): string {
 export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): Promise<Simulator> {
   const run = new Run(io, options.plain, chosenEngine(options));
   run.place = options.broker === undefined ? await placeDemo(options) : placeProvisioned(options, options.broker);
-  const firmwareHost = hostFor(run, options);
+  const thermostatOptions = { postInterval: options.interval ?? 5000, timeConstant: 60000 };
+  const restart = (): void => restartFirmware(run, () => hostFor(run, options, restart), thermostatOptions);
+  const firmwareHost = hostFor(run, options, restart);
   if (run.cloud) reportCloudEvents(run, run.cloud);
-  run.view = await startFirmware(run, firmwareHost, { postInterval: options.interval ?? 5000, timeConstant: 60000 });
+  run.view = await startFirmware(run, firmwareHost, thermostatOptions);
   const view = run.view;
   const device = view.started.then((ok) => (ok ? view : undefined));
   void view.started.then((ok) => (ok ? run.schedule() : notStarted(run)));
@@ -257,6 +262,7 @@ async function placeDemo(options: SimulatorOptions): Promise<Place> {
   // it is given in its store, as a board would. Old queued messages belong to the previous cloud: dropped.
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   fs.rmSync(path.join(dir, "outbox"), { recursive: true, force: true });
+  fs.rmSync(path.join(dir, "firmware"), { recursive: true, force: true }); // it boots as demoFirmwareVersion()
   provisionSimulator(planProvisioning({ productSN: psn, deviceSN: dsn, productSecret, url: cloud.url }), path.join(dir, "config.json"), { replace: true });
   return { dir, cloud, psn, dsn, brokerUrl: cloud.url };
 }
@@ -270,13 +276,64 @@ function placeProvisioned(options: SimulatorOptions, broker: string): Place {
   return { dir, cloud: undefined, psn: DEMO_PRODUCT_SN, dsn: DEMO_DEVICE_SN, brokerUrl };
 }
 
-/** The Node host on the device's folder (run.host, its log under Recent) and the host the firmware gets: with --broker, its store names that broker. */
-function hostFor(run: Run, options: SimulatorOptions): Host {
-  const host = (run.host = createNodeHost({ dir: run.place.dir, log: (level, message) => (level === "debug" ? undefined : run.recent(level, message)) }));
-  if (options.broker === undefined) return host;
+/** The firmware version the demo device starts as: the one manifest.json gives a board's build. */
+export function demoFirmwareVersion(): string {
+  try {
+    const manifest = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, "..", "..", "manifest.json"), "utf8")) as { config?: { firmware?: unknown } };
+    if (typeof manifest.config?.firmware === "string" && manifest.config.firmware !== "") return manifest.config.firmware;
+  } catch {
+    // not readable: the default below
+  }
+  return "0.1.0";
+}
+
+/**
+ * The Node host on the device's folder (run.host, its log under Recent; the link kept across a restart) and the host
+ * the firmware gets: with --broker, its store names that broker; with the emulated cloud, its firmware file server's
+ * certificate is trusted as a board trusts the platform's file servers. Its firmware slot's restart is `restart`.
+ */
+function hostFor(run: Run, options: SimulatorOptions, restart: () => void): Host {
+  const host = (run.host = createNodeHost({
+    dir: run.place.dir,
+    link: run.host?.link,
+    log: (level, message) => (level === "debug" ? undefined : run.recent(level, message)),
+    firmware: { version: options.broker === undefined ? demoFirmwareVersion() : undefined, restart },
+  }));
+  if (options.broker === undefined) return { ...host, connector: (endpoint, tls) => host.connector(endpoint, tls ?? fileServerTls(run, endpoint)) };
   run.place.psn = host.config.get(CONFIG_KEYS.productSN) ?? "?";
   run.place.dsn = host.config.get(CONFIG_KEYS.deviceSN) ?? "?";
   return { ...host, config: withBroker(host.config, run.place.brokerUrl, options.allowPlaintext === true) };
+}
+
+/** TLS for a download from the emulated cloud's file server (its self-signed certificate), else undefined. */
+function fileServerTls(run: Run, endpoint: Endpoint): TlsOptions | undefined {
+  const server = run.fileServer;
+  if (!server || endpoint.scheme !== "mqtts" || endpoint.port !== server.port || !isLoopback(endpoint.host)) return undefined;
+  return { ca: [server.cert] };
+}
+
+/**
+ * The firmware restarts into its new image (the host's firmware.restart, once an update is written): the device
+ * stops and starts again on a new host over the same folder, which boots as the new version. The link and the
+ * screen stay; the thermostat starts afresh, as on a board.
+ */
+function restartFirmware(run: Run, newHost: () => Host, thermostatOptions: { postInterval: number; timeConstant: number }): void {
+  if (run.stopping || run.restarting) return;
+  if (run.firmwareUpdate) run.firmwareUpdate = { ...run.firmwareUpdate, state: "restarting" };
+  run.recent("console", "the device restarts into its new firmware");
+  run.restarting = (async () => {
+    await run.view.stop();
+    if (run.stopping) return;
+    const view = await startFirmware(run, newHost(), thermostatOptions);
+    run.view = view;
+    void view.started.then((ok) => (ok ? run.schedule() : notStarted(run)));
+  })()
+    .catch((e: unknown) => {
+      run.recent("error", `the device could not start again: ${e instanceof Error ? e.message : String(e)}`);
+      run.failed = true;
+      void run.stop();
+    })
+    .finally(() => (run.restarting = undefined));
 }
 
 /** What the emulated cloud refuses, denies, registers and sees go offline, under Recent. */

@@ -12,8 +12,14 @@
 // as events, strictly one at a time: a queue feeds the engine its next event only once it has finished the last one
 // with every promise job it started. An uncaught exception in XS, or the engine dying, ends the device with an
 // error (onFailure, `failure`): never a hang.
+//
+// Firmware updates: when the host has a firmware slot (the Node host's, hosts/node/firmware.ts), XS gets its version
+// with START; the OTA agent downloads the image in XS through the connectors here and checks its MD5 there, and each
+// chunk it writes is handed to the Node host's image writer as it arrives (Q.FW_WRITE). Its restart() calls the
+// host's `firmware.restart` (the owner stops this device and starts it again on the same folder), once the query
+// that asked for it has been answered.
 import { existsSync } from "node:fs";
-import type { Connector, Host, Transport, TransportHandlers } from "../../src/host";
+import type { Connector, Host, ImageWriter, Transport, TransportHandlers } from "../../src/host";
 import type { ThermostatState } from "../../src/device/thermostat";
 import { NetError } from "../../src/net/errors";
 import {
@@ -43,6 +49,8 @@ export interface XsDeviceOptions {
   entry?: string;
   /** Options for a test entry's application. */
   app?: Record<string, unknown>;
+  /** Firmware-update settings (timeouts, retries, restart delay), as src/device/main.ts takes them. */
+  ota?: StartOptions["ota"];
 }
 
 export interface XsDevice extends DeviceView {
@@ -91,6 +99,8 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
   const connectors = new Map<number, Connector>();
   const transports = new Map<number, Transport>();
   const timers = new Map<number, unknown>();
+  /** The images being written, by the writer id XS gave them. */
+  const writers = new Map<number, ImageWriter>();
   let status: DeviceStatus = { state: "starting", connects: 0, drops: 0, failedDials: 0, problem: "", outbox: 0, thermostat: INITIAL };
   let failure: Error | undefined;
   let closed = false;
@@ -141,6 +151,16 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
       void post(withText(E.ERROR, id, errorJson(error)));
     },
   });
+  const firmware = () => {
+    const f = host.firmware;
+    if (!f || !f.writer) throw new Error("this host has no firmware slot to write an image into");
+    return f;
+  };
+  const writer = (id: number): ImageWriter => {
+    const w = writers.get(id);
+    if (!w) throw new Error(`XS wrote to image writer ${id}, which it never began (or which was completed or cancelled)`);
+    return w;
+  };
   const outbox = () => {
     if (!host.outbox) throw new Error("this host keeps no outbox");
     return host.outbox;
@@ -214,6 +234,33 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
         options.trace?.(id ? "out" : "in", text(body.subarray(2, 2 + n)), body.subarray(2 + n));
         return OK_ANSWER;
       }
+      case Q.FW_BEGIN: {
+        const { version, size } = JSON.parse(text(body)) as { version: string; size: number };
+        const w = firmware().writer!(version);
+        w.begin(size); // throws when the slot cannot take it: XS's writer throws it (report_fail -5)
+        writers.set(id, w);
+        return OK_ANSWER;
+      }
+      case Q.FW_WRITE:
+        // A view of the engine's message: the writer writes it out before answering, it keeps nothing.
+        writer(id).write(body);
+        return OK_ANSWER;
+      case Q.FW_COMPLETE: {
+        const w = writer(id);
+        writers.delete(id);
+        w.complete();
+        return OK_ANSWER;
+      }
+      case Q.FW_CANCEL:
+        writers.get(id)?.cancel();
+        writers.delete(id);
+        return OK_ANSWER;
+      case Q.FW_RESTART: {
+        // Not from inside a query: the owner's hook stops this engine, which must have its answer first.
+        const f = firmware();
+        setImmediate(() => f.restart?.());
+        return OK_ANSWER;
+      }
       case Q.STARTED:
         if (id === 2) {
           // Not from inside a query: failing closes the engine, which must not hear of it before this answer.
@@ -255,6 +302,9 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
     timers.clear();
     for (const t of transports.values()) t.close();
     transports.clear();
+    // The device is gone mid-write (stopped, failed): as a power cut, nothing of the image is made bootable.
+    for (const w of writers.values()) w.cancel();
+    writers.clear();
     for (const item of queue.splice(0)) item.done();
   }
   function fail(e: Error): void {
@@ -290,7 +340,8 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
   loaded = true;
   const start: StartOptions = {
     up: network.up, outbox: host.outbox !== undefined, thermostat: options.thermostat, keepalive: options.keepalive,
-    trace: options.trace !== undefined, app: options.app,
+    trace: options.trace !== undefined, app: options.app, ota: options.ota,
+    firmware: host.firmware ? { version: host.firmware.version, capacity: host.firmware.capacity, unsupported: host.firmware.unsupported } : undefined,
   };
   queue.push({ message: withText(E.START, 0, JSON.stringify(start)), done: () => undefined });
   // From here on the link's changes reach XS, after START (the queue keeps the order).

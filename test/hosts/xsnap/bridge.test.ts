@@ -31,6 +31,18 @@ describe("the bridge's message format (hosts/xsnap/wire.ts)", () => {
     expect(u32(withU32(E.WRITABLE, 1, 0xffffffff), HEADER)).toBe(0xffffffff);
   });
 
+  it("gives every query its own op, and every event its own, each fitting the op byte", () => {
+    for (const ops of [Object.values(Q), Object.values(E)]) {
+      expect(new Set(ops).size).toBe(ops.length);
+      for (const op of ops) expect(op >= 1 && op <= 255).toBe(true);
+    }
+    // the firmware slot's queries: a writer's id in the header, a chunk of the image as the body, as it is
+    const chunk = Uint8Array.of(0xde, 0xad, 0xbe, 0xef);
+    const m = withBytes(Q.FW_WRITE, 3, chunk);
+    expect([opOf(m), idOf(m)]).toEqual([Q.FW_WRITE, 3]);
+    expect(m.subarray(HEADER)).toEqual(chunk);
+  });
+
   it("carries text as UTF-8, U+0000 and astral characters included, and numbers as float64", () => {
     const s = "°C \u0000 😀 é";
     const m = withText(Q.LOG, 2, s);

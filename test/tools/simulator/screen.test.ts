@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { renderScreen, screenFrame, visibleWidth, type LogLine, type ScreenState } from "../../../tools/simulator/screen";
-import { runSimulator } from "../../../tools/simulator/simulator";
+import { DEMO_DEVICE_SN, DEMO_PRODUCT_SN, runSimulator } from "../../../tools/simulator/simulator";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -76,7 +76,7 @@ describe("the simulator's screen", () => {
   it("offers only the keys that work: the console's with the emulated cloud, the link and quit against a real broker", () => {
     const cloud = plain(renderScreen(state(), { columns: 100, rows: 24 })).at(-1)!;
     expect(cloud).toMatch(/\+\/- desired/);
-    expect(cloud).toBe("Keys: +/- desired  s set  c command  l link  r restart broker  : type  q quit");
+    expect(cloud).toBe("Keys: +/- desired  s set  c command  u update  l link  r broker  : type  q quit");
     expect(plain(renderScreen(state(), { columns: 80, rows: 24 })).at(-1)).toBe(cloud); // whole at 80 columns
     const broker = plain(renderScreen(state({ brokerRunning: undefined }), { columns: 100, rows: 24 }));
     expect(broker[0]).toMatch(/real broker/);
@@ -85,7 +85,23 @@ describe("the simulator's screen", () => {
     // Typing after ':' lists the commands that work here.
     expect(plain(renderScreen(state({ brokerRunning: undefined, typing: "li" }), { columns: 120, rows: 24 })).at(-1))
       .toBe(": li█   (Enter runs it, Esc cancels: link down|up, status, quit)");
-    expect(plain(renderScreen(state({ typing: "" }), { columns: 120, rows: 24 })).at(-1)).toMatch(/desired N, set N, command N, link down\|up, restart, status, quit/);
+    expect(plain(renderScreen(state({ typing: "" }), { columns: 120, rows: 24 })).at(-1)).toMatch(/desired N, set N, command N, update \[V\], link down\|up, restart, status, quit/);
+  });
+
+  it("shows the firmware the device runs and how its update goes, under the device", () => {
+    const firmwareLine = (firmware: ScreenState["firmware"]) => plain(renderScreen(state({ firmware }), { columns: 100, rows: 24 }))[2];
+    expect(plain(renderScreen(state(), { columns: 100, rows: 24 }))[2]).toMatch(/^Wi-Fi link/); // no firmware slot: no line
+    expect(firmwareLine({ version: "0.1.0" })).toBe("Firmware     0.1.0");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "sent", percent: 0 } })).toBe("Firmware     0.1.0   update to 0.1.1: sent");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "downloading", percent: 45 } })).toBe("Firmware     0.1.0   update to 0.1.1: downloading 45 %");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "burning", percent: 100 } })).toBe("Firmware     0.1.0   update to 0.1.1: burning 100 %");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "restarting", percent: 100 } })).toBe("Firmware     0.1.0   update to 0.1.1: restarting");
+    expect(firmwareLine({ version: "0.1.1", update: { target: "0.1.1", state: "success", percent: 100 } })).toBe("Firmware     0.1.1   update to 0.1.1: done");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "failed", percent: 100, errCode: -4 } })).toBe("Firmware     0.1.0   update to 0.1.1: failed, ErrCode -4 (MD5 mismatch)");
+    // the line is one more under the device: at 80×24 it still fits, Recent gives up a row
+    const lines = renderScreen(state({ firmware: { version: "0.1.0" } }), { columns: 80, rows: 24 });
+    expect(lines.length).toBeLessThanOrEqual(24);
+    expect(plain(lines).at(-1)).toMatch(/^Keys: /);
   });
 
   it("shows what came from outside on one line, without control characters the terminal would obey", () => {
@@ -130,4 +146,44 @@ describe("the simulator on a terminal (in this process)", () => {
     await until(/console: status: link up, connected, connections 1, drops 0, failed dials 0/, "the status line on the screen");
     await sim.stop();
   }, 30000);
+
+  it("key u pushes the next firmware: the Firmware line shows the download, the restart and the new version; one update at a time", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "uiot-screen-"));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const out = new PassThrough();
+    let screen = "";
+    out.on("data", (b: Buffer) => (screen += b.toString()));
+    // a terminal's stdin: keys one at a time (raw mode)
+    const stdin = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined });
+    const sim = await runSimulator({ dir, interval: 300 }, { stdout: out, stdin, tty: true, columns: () => 120, rows: () => 30 });
+    cleanups.push(() => sim.stop());
+    expect(await sim.device).toBeDefined();
+    const frames: string[] = [];
+    out.on("data", (b: Buffer) => frames.push(plain([b.toString()])[0]));
+    const until = async (re: RegExp, what: string) => {
+      const end = Date.now() + 30000;
+      while (!re.test(plain([screen.slice(screen.lastIndexOf("\x1b[H"))])[0])) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${screen.slice(screen.lastIndexOf("\x1b[H"))}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await until(/Connection connected/, "the connection");
+    await until(/\nFirmware {5}0\.1\.0\n/, "the firmware line");
+    // the device's report_version has reached the cloud: its subscription to ota/downstream is in place
+    const end = Date.now() + 15000;
+    while (sim.cloud!.ota.status(DEMO_PRODUCT_SN, DEMO_DEVICE_SN).version !== "0.1.0") {
+      if (Date.now() > end) throw new Error("no report_version from the device");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    stdin.write("uu"); // the second while the first waits: refused, one update at a time
+    await until(/\nFirmware {5}0\.1\.1 {3}update to 0\.1\.1: done\n/, "the new version on the screen");
+    // on the way (a frame at most every 100 ms: the 320 KB download on loopback may be over between two, and the
+    // restarted device logs in within one): the image made bootable, waiting its restart delay; then the restart
+    expect(frames.some((f) => /Firmware {5}0\.1\.0 {3}update to 0\.1\.1: burning 100 %/.test(f)), frames.join("\n----\n")).toBe(true);
+    expect(screen).toMatch(/console: the device restarts into its new firmware/);
+    await until(/console: firmware update to 0\.1\.1: done, the device runs 0\.1\.1/, "the update's end under Recent");
+    expect(screen).toMatch(/error: the update to 0\.1\.1 is under way: wait for it to end/);
+    expect(sim.cloud!.ota.releasesOf(DEMO_PRODUCT_SN).map((r) => r.version)).toEqual(["0.1.1"]);
+    await sim.stop();
+  }, 60000);
 });

@@ -8,8 +8,12 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { until } from "../../helpers/wait";
 import { CONFIG_KEYS } from "../../../src/device/config-keys";
+import { start, type Device } from "../../../src/device/main";
+import { thermostat } from "../../../src/device/thermostat";
+import { nodeDevice } from "../../../tools/simulator/device-view";
 import { hasXsnap } from "../../../tools/xsnap/worker";
-import { cloudWith as cloudWith_, DEVICE_SECRET, hostOn, provision, tmpDir as tmpDir_, type Cleanups } from "../../helpers/device-rig";
+import type { NodeHost } from "../../../hosts/node/host";
+import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tlsCloudWith, tmpDir as tmpDir_, type Cleanups } from "../../helpers/device-rig";
 
 const root = path.join(import.meta.dirname, "..", "..", "..");
 const cleanups: Cleanups = [];
@@ -124,6 +128,55 @@ describe("npm start (tools/simulator/simulator.ts), headless", () => {
     ];
     expect(order).toEqual([...order].sort((a, b) => a - b));
     expect(sim.out()).not.toMatch(/\[(warn|error)\]/); // nothing cut short by the quit
+  }, 40000);
+
+  for (const engine of ["node", "xs"] as const) {
+    it.skipIf(engine === "xs" && !hasXsnap())(`update (what key u runs) on ${engine === "xs" ? "XS" : "V8"}: publishes the next firmware, the device downloads it, restarts as it and reports success`, async () => {
+      const dir = path.join(tmpDir(), "demo");
+      const sim = spawnSimulator(["node", "--import", "tsx", "tools/simulator/simulator.ts", "--dir", dir, "--engine", engine]);
+      sim.child.stdin!.end("update\nstatus\nupdate 0.3.0\nstatus\nquit\n");
+      const [code, signal] = await sim.exit(90000);
+      expect(signal).toBeNull();
+      expect(code, sim.out()).toBe(0);
+      const lines = sim.out().split("\n");
+      let from = 0;
+      /** The next line matching `re`, after the last one found. */
+      const next = (re: RegExp) => {
+        const i = lines.findIndex((l, j) => j >= from && re.test(l));
+        expect(i, `${re} after line ${from} in:\n${sim.out()}`).toBeGreaterThanOrEqual(0);
+        from = i + 1;
+      };
+      next(/out ota\/upstream \{"Method":"report_version","Payload":\{"Module":"default","Version":"0\.1\.0"\}\}/);
+      next(/\[console\] firmware 0\.1\.1 published \(327680 bytes, MD5 [0-9a-f]{32}\); update_firmware sent to the device \(running 0\.1\.0\)/);
+      next(/in {2}ota\/downstream \{"Method":"update_firmware".*"Version":"0\.1\.1".*&Signature=…"/);
+      next(/out ota\/upstream \{"Method":"report_progress","Payload":\{"State":"downloading","Percent":100/);
+      next(/OTA: 0\.1\.1 downloaded \(327680 bytes/);
+      next(/\[console\] the device restarts into its new firmware/);
+      next(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as SIMDEMO000000001\.thermostat-01/);
+      next(/out ota\/upstream \{"Method":"report_success","Payload":\{"Module":"default","Version":"0\.1\.1"\}\}/);
+      next(/\[console\] firmware update to 0\.1\.1: done, the device runs 0\.1\.1/);
+      next(/^status: link up, connected, .*, firmware 0\.1\.1$/);
+      next(/\[console\] firmware 0\.3\.0 published .* \(running 0\.1\.1\)/);
+      next(/\[console\] firmware update to 0\.3\.0: done, the device runs 0\.3\.0/);
+      next(/^status: link up, connected, .*, firmware 0\.3\.0$/);
+      next(/stopped: the device disconnected and the emulated cloud closed/);
+      expect(sim.out()).not.toMatch(/Signature=[0-9a-f]/); // the URL's signature is never printed
+      expect(sim.out()).not.toMatch(/\[error\]/);
+      expect(JSON.parse(fs.readFileSync(path.join(dir, "firmware", "boot.json"), "utf8"))).toMatchObject({ version: "0.3.0", size: 327680 });
+      expect(fs.readFileSync(path.join(dir, "firmware", "image.bin")).subarray(0, 36).toString()).toBe("UIoT thermostat demo firmware 0.3.0\n");
+    }, 120000);
+  }
+
+  it("update against a real broker is refused: there is no console", async () => {
+    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+    const dir = tmpDir();
+    provision(hostOn(dir).host, cloud.url, { device: DEVICE_SECRET });
+    const sim = spawnSimulator(["node", "--import", "tsx", "tools/simulator/simulator.ts", "--broker", cloud.url, "--device", dir]);
+    sim.child.stdin!.end("update\nquit\n");
+    const [code] = await sim.exit(30000);
+    expect(code, sim.out()).toBe(0);
+    expect(sim.out()).toMatch(/\[error\] there is no console against a real broker/);
+    expect(sim.out()).not.toMatch(/update_firmware/);
   }, 40000);
 
   it("with a script of commands the real broker has no console for: each refused at once, in order, then quit", async () => {
