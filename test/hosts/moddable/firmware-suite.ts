@@ -49,7 +49,7 @@ export function firmwareSuite(chip: Chip): void {
       report.stack = build.creation.stack;
       report.notFrozen = notFrozen(build.log);
       display = await startXvfb();
-    }, 600_000);
+    }, 1_800_000); // mcconfig's build is CPU-bound: on two busy cores (load average 35) it took longer than 600 s
 
     afterEach(async () => {
       while (cleanups.length) await cleanups.pop()!();
