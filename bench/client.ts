@@ -283,7 +283,7 @@ async function checkSamePublish(clients: Clients, port: number, qos: QoS, sides:
     check(s.inbox.received === before + 1 && s.inbox.wrong === 0, `${s.name}'s subscriber got ${s.inbox.received - before} of 1 message`);
   }
   check(got.length === sides.length, `the watcher got ${got.length} of the ${sides.length} messages published`);
-  got.forEach((p, i) => check(p.topic === sides[i].topic && p.qos === qos && !p.retain && Buffer.compare(p.payload as Buffer, PAYLOAD_BUFFER) === 0,
+  got.forEach((p, i) => void check(p.topic === sides[i].topic && p.qos === qos && !p.retain && Buffer.compare(p.payload as Buffer, PAYLOAD_BUFFER) === 0,
     `the broker did not pass on the same QoS ${qos} message from ${sides[i].name}`));
   watcher.off("close", peerTrouble);
   await watcher.endAsync();

@@ -206,7 +206,7 @@ function chunkedBench(total: number): (ctx: Context) => Line {
       parts.push(b);
     }
     const stream = new Uint8Array(count * total);
-    parts.forEach((b, i) => stream.set(b, i * total));
+    for (const [i, b] of parts.entries()) stream.set(b, i * total);
     const peerStream = toBuffer(stream);
     const ourChunks: Uint8Array[] = [], peerChunks: Buffer[] = [];
     for (let i = 0; i < stream.length; i += CHUNK) {

@@ -3,7 +3,7 @@
 // see is the firmware's own work. The application's callbacks are module functions, as a device's preloaded ones
 // are (in flash, not in the heap): the heap figures are the client's and the thing layer's.
 // globalThis.handleCommand takes JSON: {"op":"setup"} | {"op":"warm"} | {"op":"gc"} | {"op":"<name>","n":N}.
-import { Client } from "../../src/mqtt/client";
+import type { Client } from "../../src/mqtt/client";
 import { encode, type PublishPacket } from "../../src/mqtt/codec";
 import { decodeUtf8, utf8Bytes } from "../../src/mqtt/utf8";
 import type { Clock, Connector, Transport, TransportHandlers } from "../../src/host";

@@ -224,7 +224,6 @@ let tcpSocket: TCP | undefined;
 
 /** embedded:network/dns/resolver/udp: answers at once. */
 export class Resolver {
-  constructor(_options: object) {}
   resolve(r: { host: string; onResolved(host: string, address: string): void }): void {
     r.onResolved(r.host, "192.0.2.1");
   }

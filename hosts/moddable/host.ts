@@ -17,6 +17,7 @@
  */
 /// <reference path="./types/tlssocket.d.ts" />
 import config from "mc/config";
+// biome-ignore lint/style/useNodejsImportProtocol: the Moddable SDK's own "net" module, not Node's
 import Net from "net";
 import SNTP from "sntp";
 import Time from "time";

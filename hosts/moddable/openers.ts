@@ -127,7 +127,7 @@ function tlsTcpError(this: { target: TlsLink }): void {
  * TCP with every callback guarded. TLSSocket passes on the options it was given, `target` (the connection) with them.
  */
 function guardedTcp(TCP: SocketClass): SocketClass {
-  const Guarded = function (options: Record<string, unknown>): SdkSocket {
+  const Guarded = (options: Record<string, unknown>): SdkSocket => {
     const o = options as { target: SocketTarget; onReadable(n: number): void; onWritable(n: number): void; onError(): void };
     const link: TlsLink = { t: o.target, r: o.onReadable, w: o.onWritable, e: o.onError };
     const s = new TCP({ ...options, nodelay: true, target: link, onReadable: tlsTcpReadable, onWritable: tlsTcpWritable, onError: tlsTcpError });

@@ -242,7 +242,7 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
     if (this.phase !== OPEN || !socket) return undefined;
     try {
       const b = socket.read();
-      return b && b.byteLength ? new Uint8Array(b) : undefined;
+      return b?.byteLength ? new Uint8Array(b) : undefined;
     } catch (e) {
       this.ownerCrash(e);
       return undefined;

@@ -6,7 +6,7 @@
  * tries that host next) and `Time.set(seconds)`.
  */
 import type { LogLevel } from "../../src/host";
-import { NetError, netError } from "../../src/net/errors";
+import { type NetError, netError } from "../../src/net/errors";
 
 /** What the SDK's SNTP class offers. */
 export interface SntpLike {

@@ -166,7 +166,7 @@ export class WiFiLink implements NetworkLink {
   private retry(): void {
     if (this.retryTimer !== undefined || !this.wifi) return;
     const min = this.o.min ?? 1000, max = this.o.max ?? 60000;
-    const ceiling = Math.min(max, min * Math.pow(2, Math.min(this.attempts, 30)));
+    const ceiling = Math.min(max, min * 2 ** Math.min(this.attempts, 30));
     this.attempts++;
     const delay = Math.floor(this.o.random() * ceiling);
     this.o.log("info", `Wi-Fi: next attempt in ${(delay / 1000).toFixed(1)} s`);

@@ -57,7 +57,7 @@ export interface FileConfigStoreOptions {
 /** What is on disk: a marked store, an older store without the marker, or nothing yet. */
 export type ConfigStoreFormat = "marked" | "unmarked" | "none";
 
-const own = (o: object, key: string) => Object.prototype.hasOwnProperty.call(o, key);
+const own = (o: object, key: string) => Object.hasOwn(o, key);
 
 export class FileConfigStore implements KeyValueStore {
   private values: Record<string, string>;
@@ -146,7 +146,7 @@ export class FileConfigStore implements KeyValueStore {
   }
 
   private load(): Record<string, string> {
-    let file;
+    let file: ReturnType<typeof readOwnFile>;
     try {
       file = readOwnFile(this.file, MAX_FILE_BYTES);
     } catch (e) {

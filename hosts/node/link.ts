@@ -6,7 +6,7 @@
 //   host.network   // the NetworkLink view portable code sees (up, onChange)
 import type * as net from "node:net";
 import type { NetworkLink } from "../../src/host";
-import { NetError, netError } from "../../src/net/errors";
+import { type NetError, netError } from "../../src/net/errors";
 
 export class ScriptedLink {
   /** What portable code sees: `up` and `onChange`. */

@@ -49,7 +49,7 @@ class SocketTransport implements Transport {
 
   read(): Uint8Array | undefined {
     const c = this.pending;
-    this.pending = this.more && this.more.length ? this.more.shift() : undefined;
+    this.pending = this.more?.length ? this.more.shift() : undefined;
     if (this.paused && !this.pending && !this.dead) {
       this.paused = false;
       this.socket.resume();

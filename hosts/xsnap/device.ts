@@ -28,7 +28,7 @@ export function serveDevice(makeApp: (options: StartOptions) => ServedApp): void
       connects: device ? device.connects : 0,
       drops, failedDials, problem,
       outbox: device ? device.client.outbox.messages : 0,
-      thermostat: (app && app.state) || NO_STATE,
+      thermostat: (app?.state) || NO_STATE,
     };
     return textBytes(JSON.stringify(s)).buffer as ArrayBuffer;
   };
@@ -62,7 +62,7 @@ export function serveDevice(makeApp: (options: StartOptions) => ServedApp): void
     // Traced before the call, not after as on V8: here the bytes reach the Node side (and a broker in that process)
     // before XS's next query, so a trace after it would print after the broker's answer to it.
     const publish = client.publish;
-    client.publish = function (topic, payload, opts, cb) {
+    client.publish = (topic, payload, opts, cb) => {
       ask(traceMessage(1, topic, payload));
       return publish.call(client, topic, payload, opts, cb);
     };
@@ -92,7 +92,7 @@ export function serveDevice(makeApp: (options: StartOptions) => ServedApp): void
     if (op === E.START) begin(JSON.parse(text(m, HEADER)) as StartOptions);
     else if (op === E.STOP) {
       if (device) device.stop();
-    } else if (op !== E.STATUS && !(bridge && bridge.deliver(m))) throw new Error(`the XS device got an event it does not know (op ${op})`);
+    } else if (op !== E.STATUS && !(bridge?.deliver(m))) throw new Error(`the XS device got an event it does not know (op ${op})`);
     return reply;
   };
 }

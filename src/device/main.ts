@@ -22,7 +22,6 @@
  * waiting out its backoff. Portable: no Node APIs, no timer globals (everything goes through the host).
  */
 import type { Allocator, Connector, Host, TlsOptions } from "../host";
-import type { Client } from "../mqtt/client";
 import type { MqttError } from "../mqtt/errors";
 import { isSecure, formatEndpoint } from "../net/endpoint";
 import { httpEndpoint, type HttpUrl } from "../net/http";
@@ -32,7 +31,6 @@ import { uiotClient } from "../uiot/profile";
 import { Thing } from "../uiot/thing";
 import { printsAs, type Identity } from "../uiot/identity";
 import { isUiotHost, UIOT_ROOT_CA_PEM } from "../uiot/platform";
-import type { UiotError } from "../uiot/errors";
 import { loadDeviceConfig, sendsSecretsInClear, type DeviceConfig } from "./config";
 import { CONFIG_KEYS } from "./config-keys";
 import { thermostat } from "./thermostat";

@@ -54,7 +54,7 @@ export interface Thermostat extends App {
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
-const inRange = (x: unknown, r: readonly [number, number]): x is number => typeof x === "number" && isFinite(x) && x >= r[0] && x <= r[1];
+const inRange = (x: unknown, r: readonly [number, number]): x is number => typeof x === "number" && Number.isFinite(x) && x >= r[0] && x <= r[1];
 
 export function thermostat(options: ThermostatOptions = {}): Thermostat {
   const postInterval = options.postInterval ?? 10000;
@@ -62,7 +62,7 @@ export function thermostat(options: ThermostatOptions = {}): Thermostat {
   const tau = options.timeConstant ?? 120000;
   const state: ThermostatState = { temperature: 0, humidity: 0, target: options.target ?? 21, correction: 0, posts: 0, events: 0, hot: false };
   let device: Device | undefined;
-  let timer: unknown = undefined;
+  let timer: unknown ;
   let room = options.temperature ?? 19; // the true air temperature; the reading adds the correction
   let last = 0;
   let t0 = 0;

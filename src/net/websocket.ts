@@ -216,7 +216,7 @@ class WebSocketTransport implements Transport, TransportHandlers {
       if (!chunk) break;
       let rest: Uint8Array | undefined = chunk;
       if (this.phase === UPGRADING) rest = this.upgrade(chunk);
-      if (rest && rest.length && this.phase === OPEN) this.frames(rest);
+      if (rest?.length && this.phase === OPEN) this.frames(rest);
     }
     this.held = this.outBytes >= OUT_HIGH;
   }

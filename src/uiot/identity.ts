@@ -206,7 +206,7 @@ export function storeDeviceSecret(config: KeyValueStore, secret: string, replace
   let back: string | undefined;
   try {
     back = config.get(key);
-  } catch (e) {
+  } catch {
     back = undefined;
   }
   if (back !== secret) throw new UiotError("STORE_FAILED", `the DeviceSecret written to ${key} did not read back the same: the config store is not keeping it`);

@@ -108,7 +108,7 @@ export function checkIdentifier(id: unknown, what: string): string {
 export function valueJson(v: unknown, tm: boolean, path: string, depth = 0): string {
   switch (typeof v) {
     case "number":
-      if (!isFinite(v)) bad(`${path}: ${String(v)} cannot be sent (JSON has no NaN or Infinity)`);
+      if (!Number.isFinite(v)) bad(`${path}: ${String(v)} cannot be sent (JSON has no NaN or Infinity)`);
       return String(v);
     case "boolean":
       return tm ? (v ? "1" : "0") : v ? "true" : "false";
@@ -131,7 +131,7 @@ export function valueJson(v: unknown, tm: boolean, path: string, depth = 0): str
       }
       if (v instanceof Date) {
         const t = v.getTime();
-        if (!isFinite(t)) bad(`${path}: the date is invalid`);
+        if (!Number.isFinite(t)) bad(`${path}: the date is invalid`);
         return String(t);
       }
       if (depth >= LIMITS.depth) bad(`${path}: nested more than ${LIMITS.depth} levels deep (a cycle?)`);

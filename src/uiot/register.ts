@@ -83,7 +83,7 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
     const clock = options.clock, timeout = options.timeout ?? 5000, log = options.log ?? (() => {});
     const base = `/$system/${identity.productSN}/${identity.deviceSN}/`;
     const replyTopic = base + SYSTEM.passwordReply;
-    let done = false, timer: unknown = undefined, asked = false;
+    let done = false, timer: unknown , asked = false;
     const o = {} as RegisterOptions;
     for (const k of Object.keys(options) as (keyof RegisterOptions)[]) if (k !== "store" && k !== "replace" && k !== "timeout" && k !== "keepProductSecret") (o as unknown as Record<string, unknown>)[k] = options[k];
 

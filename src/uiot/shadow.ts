@@ -400,7 +400,7 @@ function sameJson(a: unknown, b: unknown): boolean {
     const keys = Object.keys(p);
     if (keys.length !== Object.keys(q).length) return false;
     for (let i = 0; i < keys.length; i++) {
-      if (!Object.prototype.hasOwnProperty.call(q, keys[i])) return false;
+      if (!Object.hasOwn(q, keys[i])) return false;
       pairs.push(p[keys[i]], q[keys[i]]);
     }
   }

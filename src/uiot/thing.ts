@@ -224,7 +224,7 @@ export class Thing {
       let s = '{"RequestID":' + JSON.stringify(id) + ',"Property":{';
       for (let i = 0; i < keys.length; i++) {
         const k = checkIdentifier(keys[i], "property");
-        s += (i ? "," : "") + '"' + k + '":{"Value":' + valueOf(properties[k], k) + time;
+        s += (i ? "," : "") + '"' + k + '":{"Value":' + propertyJson(properties[k], k) + time;
       }
       return s + "}}";
     }) as Promise<void>;
@@ -359,7 +359,7 @@ export class Thing {
 
   private nextId(): string {
     do this.seq = this.seq >= 0x7fffffff ? 1 : this.seq + 1;
-    while (this.pending && this.pending.has(String(this.seq)));
+    while (this.pending?.has(String(this.seq)));
     return String(this.seq);
   }
 
@@ -511,7 +511,7 @@ export class Thing {
   }
 
   private commandReply(id: string, identifier: string, received: number, result: CommandResult | void): void {
-    if (this.running && this.running.delete(id)) this.arm();
+    if (this.running?.delete(id)) this.arm();
     if (this.closed) return;
     const elapsed = this.clock.now() - received;
     if (elapsed > UIOT_COMMAND_WINDOW) {
@@ -548,8 +548,8 @@ export class Thing {
     if (this.closed) return;
     let d = this.shadow.deadline();
     // (an iterator is an object: none is made for an empty map)
-    if (this.pending && this.pending.size) for (const p of this.pending.values()) if (d < 0 || p.deadline < d) d = p.deadline;
-    if (this.running && this.running.size) for (const r of this.running.values()) if (d < 0 || r.deadline < d) d = r.deadline;
+    if (this.pending?.size) for (const p of this.pending.values()) if (d < 0 || p.deadline < d) d = p.deadline;
+    if (this.running?.size) for (const r of this.running.values()) if (d < 0 || r.deadline < d) d = r.deadline;
     if (d === this.timerAt) return;
     if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     this.timer = undefined;
@@ -564,14 +564,14 @@ export class Thing {
     if (this.closed) return;
     const now = this.clock.now();
     const pending = this.pending, running = this.running;
-    if (pending && pending.size) for (const [id, p] of pending) {
+    if (pending?.size) for (const [id, p] of pending) {
       if (now < p.deadline) continue;
       pending.delete(id);
       const state = this.client.state;
       p.reject(new UiotError("TIMEOUT", `no ${p.what} reply from the platform within ${p.timeout} ms (RequestID ${id})` +
         (state === "connected" ? "" : `; the client is ${state}: the request waits in the outbox and may still be sent, but its reply will be ignored`)));
     }
-    if (running && running.size) for (const [id, r] of running) {
+    if (running?.size) for (const [id, r] of running) {
       if (now < r.deadline) continue;
       running.delete(id);
       const late = this.lateIds ?? (this.lateIds = []);
@@ -636,7 +636,7 @@ function idOnly(id: string): string {
 }
 
 /** A property value in thing-model JSON. */
-function valueOf(v: unknown, id: string): string {
+function propertyJson(v: unknown, id: string): string {
   return valueJson(v, true, `property ${id}`);
 }
 

@@ -69,7 +69,7 @@ describe("loadDeviceConfig: a good store", () => {
     expect(parts.length).toBeGreaterThan(1);
     const init: Record<string, string> = { ...base(), [K.productSecret]: PSECRET, [K.wifiSsid]: "office", [K.wifiPassword]: WIFI };
     delete init[K.deviceSecret];
-    parts.forEach((p, i) => (init[caPartKey(i)] = p));
+    for (const [i, p] of parts.entries()) init[caPartKey(i)] = p;
     const r = loadDeviceConfig(new Store(init), { requireWifi: true });
     expect(r.ok).toBe(true);
     if (!r.ok) return;

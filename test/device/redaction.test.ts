@@ -96,7 +96,6 @@ describe("objects that hold secrets print them as ****", () => {
     const clock = new FakeClock();
     const WiFi = class {
       connection = 200;
-      constructor(_o: unknown) {}
       connect(): void {}
       disconnect(): void {}
       close(): void {}

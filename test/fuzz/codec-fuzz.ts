@@ -106,7 +106,7 @@ for (let i = 0; i < count && failures.length < 10; i++) {
   const cuts = cutsFor(c.input.length);
   const chunks = chunk(c.input, cuts);
   let failure: string | undefined;
-  let run;
+  let run: ReturnType<typeof runDecoder> | undefined;
   try {
     run = runDecoder(chunks, c.options);
     failure = run.failure;

@@ -205,7 +205,7 @@ function terminate(socket: net.Socket, mode: "close" | "reset"): void {
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
-class Proxy {
+class ProxyServer {
   faults: Faults;
   target: { host: string; port: number };
   readonly links = new Set<Link>();
@@ -290,7 +290,7 @@ class Link {
   readonly down: Pipe;
   private socketsClosed = 0;
 
-  constructor(readonly proxy: Proxy, readonly index: number, readonly client: net.Socket) {
+  constructor(readonly proxy: ProxyServer, readonly index: number, readonly client: net.Socket) {
     const { host, port } = proxy.target;
     this.upstream = net.connect({ host, port, allowHalfOpen: true });
     proxy.own(this.upstream);
@@ -502,7 +502,7 @@ class Pipe {
 /** Starts a fault proxy in front of `options.target`; see Faults. */
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   const seed = (options.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
-  const proxy = new Proxy(seed, options.faults ?? {}, options.target);
+  const proxy = new ProxyServer(seed, options.faults ?? {}, options.target);
   const server = net.createServer({ allowHalfOpen: true }, (socket) => proxy.accept(socket));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

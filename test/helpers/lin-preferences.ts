@@ -65,6 +65,6 @@ export function provisionLin(path: string, chip: ChipProfile, p: Provisioning): 
   if (p.deviceSecret) store.set(CONFIG_KEYS.deviceSecret, p.deviceSecret);
   if (p.productSecret) store.set(CONFIG_KEYS.productSecret, p.productSecret);
   store.set(CONFIG_KEYS.brokerUrl, p.url);
-  if (p.ca) caParts([p.ca], chip.maxConfigValue).forEach((part, i) => store.set(caPartKey(i), part));
+  if (p.ca) for (const [i, part] of caParts([p.ca], chip.maxConfigValue).entries()) store.set(caPartKey(i), part);
   return store;
 }

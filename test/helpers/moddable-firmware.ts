@@ -209,7 +209,7 @@ export function runFirmware(build: Build, dir: string, display: Display): Run {
   };
   const onData = (d: string) => {
     partial += d;
-    let i;
+    let i: number;
     while ((i = partial.indexOf("\n")) >= 0) {
       onLine(partial.slice(0, i));
       partial = partial.slice(i + 1);

@@ -17,6 +17,7 @@ const require = createRequire(import.meta.url);
 export const mqttPacket: typeof MqttPacketModule = require("mqtt-packet");
 
 /** mqtt-packet's packet objects are loose by nature (fixtures even hold wrong types on purpose). */
+// biome-ignore lint/suspicious/noExplicitAny: what Loose means
 export type Loose = any;
 
 export type FixtureKind = "parseGenerate" | "generateOnly" | "parseOnly" | "parseError" | "generateError";

@@ -136,6 +136,7 @@ describe("thing model payloads", () => {
     await expect(p).resolves.toBeUndefined();
   });
 
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the topic as the platform writes it
   it("command: the spec's request reaches the handler; the reply goes to command_reply/${RequestID} byte for byte", async () => {
     const r = rig();
     let got: unknown;

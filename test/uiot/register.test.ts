@@ -3,7 +3,7 @@
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import type { PublishPacket } from "../../src/mqtt/codec";
-import { UiotError } from "../../src/uiot/errors";
+import type { UiotError } from "../../src/uiot/errors";
 import { CONFIG_KEYS, Identity } from "../../src/uiot/identity";
 import { uiotClient } from "../../src/uiot/profile";
 import { register, type RegisterOptions, type UnstoredRegistration } from "../../src/uiot/register";

@@ -288,7 +288,7 @@ describe("commands", () => {
     r.push("tmodel/command", '{"RequestID":"1","Identifier":"b","Input":{}}');
     expect(r.last("tmodel/command_reply/1")).toBe('{"RetCode":-1,"RequestID":"1","Identifier":"b","Output":{}}');
     expect(r.errors.map((e) => e.code)).toEqual(["NO_HANDLER"]);
-    r.thing.onCommand("*", (input, id, identifier) => ({ retCode: 7, output: { echo: identifier } }));
+    r.thing.onCommand("*", (_input, _id, identifier) => ({ retCode: 7, output: { echo: identifier } }));
     r.push("tmodel/command", '{"RequestID":"2","Identifier":"b"}');
     expect(r.last("tmodel/command_reply/2")).toBe('{"RetCode":7,"RequestID":"2","Identifier":"b","Output":{"echo":"b"}}');
     r.push("tmodel/command", '{"RequestID":"3","Identifier":"a","Input":{}}');

@@ -61,36 +61,34 @@ function int(text: string | undefined, name: string): number | undefined {
   return Number(text);
 }
 
+const DOCTOR_OPTIONS = {
+    username: { type: "string", short: "u" },
+    password: { type: "string", short: "P" },
+    "client-id": { type: "string", short: "i" },
+    keepalive: { type: "string", short: "k" },
+    "product-sn": { type: "string" },
+    "device-sn": { type: "string" },
+    "device-secret": { type: "string" },
+    "product-secret": { type: "string" },
+    device: { type: "string" },
+    ca: { type: "string", multiple: true },
+    cert: { type: "string" },
+    key: { type: "string" },
+    "server-name": { type: "string" },
+    insecure: { type: "boolean" },
+    topic: { type: "string" },
+    "check-kick": { type: "boolean" },
+    watch: { type: "string" },
+    timeout: { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+} as const;
+
 /** Doctor options from the command line (throws UsageError). */
 export function doctorOptions(argv: string[], env: Record<string, string | undefined> = {}): { options: DoctorOptions; json: boolean; help: boolean } {
-  let parsed;
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof DOCTOR_OPTIONS }>>;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        username: { type: "string", short: "u" },
-        password: { type: "string", short: "P" },
-        "client-id": { type: "string", short: "i" },
-        keepalive: { type: "string", short: "k" },
-        "product-sn": { type: "string" },
-        "device-sn": { type: "string" },
-        "device-secret": { type: "string" },
-        "product-secret": { type: "string" },
-        device: { type: "string" },
-        ca: { type: "string", multiple: true },
-        cert: { type: "string" },
-        key: { type: "string" },
-        "server-name": { type: "string" },
-        insecure: { type: "boolean" },
-        topic: { type: "string" },
-        "check-kick": { type: "boolean" },
-        watch: { type: "string" },
-        timeout: { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: DOCTOR_OPTIONS });
   } catch (e) {
     // Node's message quotes the option, never its value.
     throw new UsageError((e as Error).message);

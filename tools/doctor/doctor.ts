@@ -363,7 +363,7 @@ function tlsOptions(ctx: Ctx): TlsOptions | undefined {
   if (!isSecure(e.scheme)) return undefined;
   const o = ctx.o;
   const t: TlsOptions = {};
-  if (o.ca && o.ca.length) t.ca = o.ca;
+  if (o.ca?.length) t.ca = o.ca;
   else if (isUiotHost(e.host)) t.ca = [UIOT_ROOT_CA_PEM];
   if (o.cert !== undefined) t.cert = o.cert;
   if (o.key !== undefined) t.key = o.key;
@@ -373,7 +373,7 @@ function tlsOptions(ctx: Ctx): TlsOptions | undefined {
 }
 
 function caSource(ctx: Ctx): string {
-  if (ctx.o.ca && ctx.o.ca.length) return `the CA given (${ctx.o.ca.length} certificate${ctx.o.ca.length > 1 ? "s" : ""})`;
+  if (ctx.o.ca?.length) return `the CA given (${ctx.o.ca.length} certificate${ctx.o.ca.length > 1 ? "s" : ""})`;
   if (isUiotHost(ctx.endpoint!.host)) return "the bundled UIoT Core root CA";
   return "the system's CA store";
 }
@@ -449,7 +449,7 @@ function handshakeFailed(ctx: Ctx, outcome: Handshake, dial: Dial): StepResult {
 function certificateFacts(ctx: Ctx, cert: PeerCert, protocol: string, days: number): string[] {
   const chain: string[] = [];
   const seen = new Set<string>();
-  for (let c: PeerCert | undefined = cert; c && c.fingerprint256 && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
+  for (let c: PeerCert | undefined = cert; c?.fingerprint256 && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
     seen.add(c.fingerprint256);
     chain.push(`subject ${dn(c.subject)} / issuer ${dn(c.issuer)}`);
   }
@@ -488,7 +488,7 @@ function certificateRefused(ctx: Ctx, err: NetError, cert: PeerCert, facts: stri
 function certificateFix(ctx: Ctx, err: NetError, cert: PeerCert): string | undefined {
   const host = ctx.endpoint!.host;
   if (err.code === "TLS_UNKNOWN_CA")
-    return ctx.o.ca && ctx.o.ca.length
+    return ctx.o.ca?.length
       ? `the CA given (${ctx.o.caFrom ?? "--ca"}: ${caSubjects(ctx.o.ca)}) did not sign the broker's certificate, which was issued by ${dn(cert.issuer)}: use that issuer's CA certificate instead (from the broker's operator), or check that this is the broker you meant`
       : `pass the CA that signed the broker's certificate (issuer: ${dn(cert.issuer)}) with --ca <file.pem>${isUiotHost(host) ? " (the bundled UIoT Core root did not sign it: is this a UIoT Core host?)" : "; the system's CA store is used when none is given"}`;
   if (err.code === "TLS_HOSTNAME_MISMATCH")

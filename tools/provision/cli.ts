@@ -219,7 +219,7 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
       }
       input.ca = { text, file: v.ca };
     }
-    let plan;
+    let plan: ReturnType<typeof planProvisioning>;
     try {
       plan = planProvisioning(input);
     } catch (e) {

@@ -120,7 +120,7 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
       [identity.authmode === 1 ? K.deviceSecret : K.productSecret, identity.revealSecret()],
       [K.brokerUrl, url],
     ];
-    parts.forEach((part, i) => values.push([caPartKey(i), part]));
+    for (const [i, part] of parts.entries()) values.push([caPartKey(i), part]);
     if (wifi) values.push([K.wifiSsid, wifi.ssid], [K.wifiPassword, wifi.password]);
     if (input.allowPlaintext) values.push([K.allowPlaintext, "1"]);
     if (input.keepProductSecret) values.push([K.keepProductSecret, "1"]);

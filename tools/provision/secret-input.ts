@@ -6,9 +6,9 @@ import { ProvisionError } from "./provision";
 export interface SecretInput {
   isTTY?: boolean;
   setRawMode?(mode: boolean): unknown;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: a stream's listeners take what the event gives
   on(event: "data" | "end" | "error", listener: (...args: any[]) => void): unknown;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: a stream's listeners take what the event gives
   off(event: "data" | "end" | "error", listener: (...args: any[]) => void): unknown;
   resume(): unknown;
   pause(): unknown;

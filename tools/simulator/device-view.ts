@@ -47,7 +47,7 @@ export function nodeDevice(host: Host, app: Thermostat, trace: Trace): DeviceVie
       return inner.call(client, topic, payload, message);
     };
     const publish = client.publish;
-    client.publish = function (topic, payload, opts, cb) {
+    client.publish = (topic, payload, opts, cb) => {
       const r = publish.call(client, topic, payload, opts, cb);
       trace("out", topic, payload);
       return r;

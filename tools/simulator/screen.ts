@@ -106,7 +106,7 @@ export function visibleWidth(text: string): number {
 }
 
 /** `text` cut to at most `width` columns, ending in "…" when cut; its escapes kept (and the style reset if cut). */
-export function fit(text: string, width: number): string {
+export function fitWidth(text: string, width: number): string {
   if (visibleWidth(text) <= width) return text;
   let out = "";
   let used = 0;
@@ -193,7 +193,7 @@ export function renderScreen(s: ScreenState, size: TerminalSize): string[] {
     // A very small terminal: the top of the state, then the keys.
     lines = rows === 1 ? [head[0]] : [...head.slice(0, rows - 1), tail[1]];
   }
-  return lines.map((l) => fit(l, width));
+  return lines.map((line) => fitWidth(line, width));
 }
 
 /** What the terminal is sent for one frame: home, clear, the lines (no newline after the last: nothing scrolls). */

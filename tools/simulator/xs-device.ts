@@ -153,7 +153,7 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
   });
   const firmware = () => {
     const f = host.firmware;
-    if (!f || !f.writer) throw new Error("this host has no firmware slot to write an image into");
+    if (!f?.writer) throw new Error("this host has no firmware slot to write an image into");
     return f;
   };
   const writer = (id: number): ImageWriter => {
@@ -198,7 +198,7 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
       case Q.WRITE: {
         // `body` is a view of the engine's message, which nothing reuses: the transport may keep it as it is.
         const t = transports.get(id);
-        return t && t.write(body) ? TAKEN : REFUSED;
+        return t?.write(body) ? TAKEN : REFUSED;
       }
       case Q.CLOSE: {
         const t = transports.get(id);

@@ -121,7 +121,7 @@ describe("ModdableClock", () => {
     const made = t.made; // the refresh timer
     let fired = 0;
     // what the client does on every packet: clear its timer and set it again, and re-arm from its own callback
-    let handle: unknown = undefined;
+    let handle: unknown ;
     const tick = (): void => {
       fired++;
       handle = c.setTimer(tick, 1000);
@@ -171,7 +171,7 @@ describe("ModdableClock", () => {
     const fake = new FakeClock();
     const c = new ModdableClock(() => fake.now(), timers(fake), () => {});
     const log: string[] = [];
-    let late: unknown = undefined;
+    let late: unknown ;
     c.setTimer(() => log.push("30"), 30);
     c.setTimer(() => (log.push("10"), c.clearTimer(late)), 10);
     late = c.setTimer(() => log.push("20"), 20);

@@ -118,7 +118,7 @@ describe("Moddable connector: plain TCP", () => {
     expect(f.sockets[0].address).toBe("192.168.1.5");
     const { h, errors } = handlers();
     moddableConnector(parseEndpoint("mqtt://[::1]"), undefined, f.net)(h);
-    f.deferred.splice(0).forEach((g) => g());
+    for (const g of f.deferred.splice(0)) g();
     expect(errors[0].code).toBe("UNREACHABLE");
   });
 
@@ -127,7 +127,7 @@ describe("Moddable connector: plain TCP", () => {
     const { h, errors } = handlers();
     moddableConnector(parseEndpoint("mqtt://broker"), undefined, f.net)(h);
     expect(errors.length).toBe(0);
-    f.deferred.splice(0).forEach((g) => g());
+    for (const g of f.deferred.splice(0)) g();
     expect(errors[0].code).toBe("NETWORK_DOWN");
     const g = setup();
     const two = handlers();
@@ -178,7 +178,7 @@ describe("Moddable connector: plain TCP", () => {
     const f = setup({ up: false });
     const { h, events } = handlers();
     moddableConnector(parseEndpoint("mqtt://broker"), undefined, f.net)(h).close();
-    f.deferred.splice(0).forEach((g) => g());
+    for (const g of f.deferred.splice(0)) g();
     const g = setup();
     const t = moddableConnector(parseEndpoint("mqtt://broker"), undefined, g.net)(h);
     t.close();
@@ -258,7 +258,7 @@ describe("Moddable transport: socket callbacks", () => {
     expect(() => s.receive([0xd0, 0])).not.toThrow();
     expect(errors.length).toBe(0); // it failed inside the owner's read(): reported on a later turn
     expect(s.closed).toBe(true);
-    f.deferred.splice(0).forEach((g) => g());
+    for (const g of f.deferred.splice(0)) g();
     expect(errors.map((e) => e.code)).toEqual(["CLOSED"]);
     expect(errors[0].message).toMatch(/^mqtt:\/\/10\.0\.0\.1:1883: pbuf gone/);
   });
@@ -321,7 +321,7 @@ describe("Moddable transport: socket callbacks", () => {
     s.throwOnWrite = new Error("not ready");
     expect(t.write(new Uint8Array(3))).toBe(true);
     expect(errors.length).toBe(0); // inside the owner's write(): reported on a later turn
-    f.deferred.splice(0).forEach((g) => g());
+    for (const g of f.deferred.splice(0)) g();
     expect(errors.map((e) => e.code)).toEqual(["CLOSED"]);
     expect(errors[0].message).toMatch(/not ready/);
   });
@@ -451,7 +451,7 @@ describe("Moddable connector: TLS", () => {
     moddableConnector(parseEndpoint("wss://10.0.0.1/mqtt"), { ca }, f.net)(h);
     f.sockets[0].open();
     expect(f.sockets[0].written.length).toBe(0); // written from inside a socket callback: sent on the next turn
-    f.deferred.splice(0).forEach((g) => g());
+    for (const g of f.deferred.splice(0)) g();
     const upgrade = new TextDecoder().decode(f.sockets[0].written[0]);
     expect(upgrade).toMatch(/^GET \/mqtt HTTP\/1\.1\r\n/);
     expect(upgrade).toMatch(/Sec-WebSocket-Protocol: mqtt/);

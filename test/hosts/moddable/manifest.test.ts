@@ -3,7 +3,7 @@
 // ("src/mqtt/client") and resolves a relative specifier against that name like a path (tools/xsnap/platforms/mc/xsHosts.c,
 // fxFindModule; ".js" is stripped, nothing else), so the map mirrors the repository's folders and extensionless
 // relative imports work; a ".ts" extension would not. The same rule is what the build's XS linker applies.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";

@@ -143,7 +143,7 @@ describe("PreferenceOutboxStore", () => {
       for (let k = 0; k < bounds.maxMessages; k++) o.save(1000 + k, packet(k, size));
       const loaded = open(prefs).load().sort((a, b) => a.key - b.key);
       expect(loaded.map((e) => e.key)).toEqual([...Array(bounds.maxMessages).keys()].map((k) => 1000 + k));
-      loaded.forEach((e, k) => expect(e.packet).toEqual(packet(k, size)));
+      for (const [k, e] of loaded.entries()) expect(e.packet).toEqual(packet(k, size));
       const again = open(prefs);
       again.remove(1000);
       again.remove(99999); // absent: no error

@@ -2,7 +2,7 @@
 // secure WebSocket listeners (the tests' own CA), an HTTP server, a name that does not resolve, a closed port.
 // Every refusal is a distinct NetError code with a message a person can act on, and leaves no connection open.
 import http from "node:http";
-import net from "node:net";
+import type net from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { nodeClock } from "../../../hosts/node/clock";
 import { nodeConnector } from "../../../hosts/node/connect";

@@ -1,6 +1,6 @@
 // The Node host (hosts/node/host.ts): the Host object, its file-backed config store and its scripted network link,
 // with the real client against a real Mosquitto.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -12,7 +12,7 @@ import { ScriptedLink } from "../../../hosts/node/link";
 import { Client } from "../../../src/mqtt/client";
 import type { MqttError } from "../../../src/mqtt/codec";
 import { parseEndpoint } from "../../../src/net/endpoint";
-import { NetError } from "../../../src/net/errors";
+import type { NetError } from "../../../src/net/errors";
 import { startMosquitto } from "../../helpers/mosquitto";
 import { openConnections } from "../../helpers/sockets";
 import { waitFor } from "../../helpers/wait";

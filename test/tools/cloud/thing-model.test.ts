@@ -88,6 +88,7 @@ describe("thing model over MQTT", () => {
     ]);
   });
 
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the topic as the platform writes it
   it("sends a command and resolves with the reply from command_reply/${RequestID}", async () => {
     const cloud = await testCloud();
     const device = await thingDevice(await login(cloud), "tmodel/command");

@@ -179,7 +179,7 @@ describe("set up right", () => {
     const code = await doctorCli([`mqtt://localhost:${port.mqtt}`, ...ALICE, "--watch", "100"], { out: (t) => void (out += t), err: () => undefined });
     expect(code).toBe(0);
     expect(out).toMatch(/^Connection doctor: mqtt:\/\/localhost:\d+ \(generic MQTT broker\)\n/);
-    expect(out).toMatch(/\[  ok  \] 4\. a TCP connection opens \(what `telnet host port` shows\) \(\d+ ms\)\n {9}connected to/);
+    expect(out).toMatch(/\[ {2}ok {2}\] 4\. a TCP connection opens \(what `telnet host port` shows\) \(\d+ ms\)\n {9}connected to/);
     expect(out).toMatch(/\[ skip \] 5\. TLS: handshake/);
     expect(out).toMatch(/\nResult: OK\.\n$/);
     expect(out).not.toContain(PASSWORD);
@@ -293,8 +293,8 @@ describe("set up wrong: each problem named, with its fix", () => {
     let out = "";
     const code = await doctorCli([`mqtts://localhost:${port.mqtts}`, ...ALICE, "--ca", certs.ca.certFile, "--insecure", "--watch", "100"], { out: (t) => void (out += t), err: () => undefined });
     expect(code).toBe(3);
-    expect(out).toMatch(/\[  ok  \] 5\. TLS: [^\n]*\n[^\n]*the certificate passed verification, though --insecure was given/);
-    expect(out).toMatch(/\[  ok  \] 8\. a message makes a round trip/);
+    expect(out).toMatch(/\[ {2}ok {2}\] 5\. TLS: [^\n]*\n[^\n]*the certificate passed verification, though --insecure was given/);
+    expect(out).toMatch(/\[ {2}ok {2}\] 8\. a message makes a round trip/);
     expect(out).toMatch(/\nResult: NOT PROVEN: TLS certificate verification was off \(--insecure\)\. A device verifies the broker's certificate,\nso this run does not show that one can connect; run again without --insecure\.\n$/);
     // On a plain URL there is nothing to verify: --insecure changes nothing.
     const plain = await doctor(`mqtt://localhost:${port.mqtt}`, ...ALICE, "--insecure");

@@ -12,7 +12,7 @@ const TD = saved.TextDecoder;
 type Encoding = "utf8" | "utf-8" | "latin1" | "binary" | "hex" | "base64" | undefined;
 
 class XsBuffer extends Uint8Array {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Node's Buffer.from(x, encoding | offset, length)
+  // biome-ignore lint/suspicious/noExplicitAny: Node's Buffer.from(x, encoding | offset, length), as loose as Node's
   static override from(x: any, enc?: any, len?: number): any {
     if (typeof x === "string") {
       if (enc === "hex") return XsBuffer.wrap(fromHex(x));

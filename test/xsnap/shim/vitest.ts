@@ -31,6 +31,7 @@ export function it(name: string, fn: Fn): void {
   testHooks.set(t, hookStack.slice());
 }
 it.skip = (_name: string, _fn?: Fn): void => {};
+// biome-ignore lint/suspicious/noExplicitAny: each row spreads into the test's own parameters, as in vitest
 it.each = <T>(rows: readonly T[]) => (name: string, fn: (...args: any[]) => unknown): void => {
   rows.forEach((row, i) => {
     const args = Array.isArray(row) ? row : [row];
@@ -99,8 +100,11 @@ class StringMatching extends Asymmetric {
   matches(v: unknown): boolean { return typeof v === "string" && (typeof this.re === "string" ? v.includes(this.re) : this.re.test(v)); }
   toString(): string { return `StringMatching ${String(this.re)}`; }
 }
+/** A class, as `instanceof` and expect.any take it. */
+type Ctor = abstract new (...args: never[]) => unknown;
+
 class Anything extends Asymmetric {
-  constructor(readonly ctor?: Function) { super(); }
+  constructor(readonly ctor?: Ctor) { super(); }
   matches(v: unknown): boolean {
     if (!this.ctor) return v !== null && v !== undefined;
     if (this.ctor === Number) return typeof v === "number" || v instanceof Number;
@@ -149,7 +153,7 @@ function equals(a: unknown, b: unknown, strict: boolean): boolean {
   const kb = Object.keys(b).filter((k) => strict || (b as Record<string, unknown>)[k] !== undefined);
   if (ka.length !== kb.length) return false;
   for (const k of ka) {
-    if (!Object.prototype.hasOwnProperty.call(b, k)) return false;
+    if (!Object.hasOwn(b, k)) return false;
     if (!equals((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], strict)) return false;
   }
   return true;
@@ -220,7 +224,7 @@ function matchers(actual: unknown, negate: boolean, label: string | undefined) {
     toBeDefined: () => check(actual !== undefined, "to be defined"),
     toBeTruthy: () => check(!!actual, "to be truthy"),
     toBeFalsy: () => check(!actual, "to be falsy"),
-    toBeInstanceOf: (c: Function) => check(actual instanceof (c as new () => unknown), `to be an instance of ${c.name}`),
+    toBeInstanceOf: (c: Ctor) => check(actual instanceof c, `to be an instance of ${c.name}`),
     toBeGreaterThan: (n: number) => check((actual as number) > n, "to be greater than", n),
     toBeGreaterThanOrEqual: (n: number) => check((actual as number) >= n, "to be >=", n),
     toBeLessThan: (n: number) => check((actual as number) < n, "to be less than", n),
@@ -276,7 +280,7 @@ function expectImpl(actual: unknown, label?: string) {
 export const expect = Object.assign(expectImpl, {
   objectContaining: (sample: Record<string, unknown>) => new ObjectContaining(sample),
   stringMatching: (re: RegExp | string) => new StringMatching(re),
-  any: (ctor: Function) => new Anything(ctor),
+  any: (ctor: Ctor) => new Anything(ctor),
   anything: () => new Anything(),
 });
 
