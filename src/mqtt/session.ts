@@ -143,9 +143,7 @@ export class Session implements PacketSink {
   private readonly limit: RateLimit | null;
   /** When a send held back by the rate limit may go (0: none is). */
   private rateWait = 0;
-  // Read on every publish and timer re-arm: copied from the (frozen) options once.
-  private readonly pingTimeout: number;
-  private readonly packetTimeout: number;
+  // Read on every publish: copied from the (frozen) options once.
   private readonly alloc: Allocator | undefined;
 
   // Control packets waiting for the transport (PINGREQ, SUBSCRIBE, UNSUBSCRIBE): a few at most.
@@ -198,8 +196,6 @@ export class Session implements PacketSink {
     this.window = Math.max(1, options.window ?? 10);
     this.ring = new Outbox(options.outbox ?? {});
     this.limit = profile.publishRate ? new RateLimit(profile.publishRate, profile.publishWindow ?? 1000) : null;
-    this.pingTimeout = options.pingTimeout ?? 5000;
-    this.packetTimeout = options.packetTimeout ?? 10000;
     this.alloc = options.alloc;
     const max = Math.min(options.maxPacketSize ?? 256 * 1024, profile.maxPacketSize ?? 268435460);
     // The profile's topic rules run once per topic, when the topic enters the cache; a cached topic passed them.
@@ -609,6 +605,15 @@ export class Session implements PacketSink {
   // ---- internals ----
 
   private now = 0;
+
+  // Read only while a PINGREQ is out or a packet is arriving: from the options, not copied into every session.
+  private get pingTimeout(): number {
+    return this.options.pingTimeout ?? 5000;
+  }
+
+  private get packetTimeout(): number {
+    return this.options.packetTimeout ?? 10000;
+  }
 
   /**
    * How long the packet being read may take from its first byte: packetTimeout plus 1 ms per byte of its size, the
