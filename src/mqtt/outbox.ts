@@ -6,8 +6,9 @@
  * from `nextId` on are handed out in turn, and the held ones are looked for only once per run of free ids.
  *
  * Its fields are public because Session's hot paths (publish, flush, the PUBACK) work on them directly: a call is
- * dear on XS, and those paths are this class's append, takeId and the removal of the oldest written out. Everything
- * else (growth, removal from the middle, making room, the persistent store and its reload) is here.
+ * dear on XS, and those paths are this class's append, takeId and the removal of the oldest written out (publish
+ * also saves a QoS 1 message in the store itself, under the key nextKey hands out: a frame less on the deepest
+ * stack). Everything else (growth, removal from the middle, making room, the store's keys and its reload) is here.
  */
 import { Decoder } from "./decode";
 import { MqttError } from "./errors";
@@ -90,11 +91,6 @@ export class Outbox {
     return this.box[r + FLAGS] as number;
   }
 
-  /** Makes room for one more record: the ring doubles, up to maxMessages (or one more than it holds). */
-  grow(): void {
-    this.resize(Math.max(this.count + 1, Math.min(this.records ? this.records * 2 : FIRST_RECORDS, this.maxMessages)));
-  }
-
   /** Adds a message at the tail. */
   append(packet: Uint8Array, cb: PublishCallback | undefined, flags: number, key: number): void {
     if (this.count === this.records) this.grow();
@@ -110,19 +106,12 @@ export class Outbox {
     this.bytes += packet.length;
   }
 
-  /** Saves a QoS 1 packet in the persistent store; its key, or throws STORE_FAILED. */
-  save(packet: Uint8Array, topic: string): number {
-    const key = this.nextKey++;
-    try {
-      if (this.store) this.store.save(key, packet);
-    } catch (err) {
-      throw new MqttError("STORE_FAILED", `could not save the message for ${topic} in the persistent outbox: ${String(err)}`, err);
-    }
-    return key;
-  }
-
-  /** Moves the records into a ring of `records` (at least `count`), oldest first. */
-  private resize(records: number): void {
+  /**
+   * Makes room for one more record: the records move into a ring twice as large, up to maxMessages (or one more
+   * than it holds), oldest first.
+   */
+  grow(): void {
+    const records = Math.max(this.count + 1, Math.min(this.records ? this.records * 2 : FIRST_RECORDS, this.maxMessages));
     const box: Item[] = [], old = this.box, oldKeys = this.keys, keys: number[] | null = this.store ? [] : null;
     for (let i = 0; i < records; i++) {
       if (i < this.count) {
@@ -178,7 +167,10 @@ export class Outbox {
     }
     box[p + PACKET] = box[p + CALLBACK] = undefined;
     this.count--;
-    if (this.count === 0) this.emptied();
+    if (this.count === 0) {
+      this.head = 0;
+      if (this.records > FIRST_RECORDS) this.emptied();
+    }
     this.bytes -= packet.length;
     if (key && this.store) {
       try {

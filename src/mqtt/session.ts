@@ -544,8 +544,19 @@ export class Session implements PacketSink {
       if (dropped)
         for (let i = 0; i < dropped.length; i++) this.done(dropped[i], new MqttError("OUTBOX_FULL", "dropped from the full outbox to make room for a newer message"));
     }
-    if (ring.store) ring.append(packet, cb, qos ? id | QOS1 : 0, qos ? ring.save(packet, topic) : 0);
-    else {
+    const store = ring.store;
+    if (store) {
+      let key = 0;
+      if (qos) {
+        key = ring.nextKey++;
+        try {
+          store.save(key, packet);
+        } catch (err) {
+          throw new MqttError("STORE_FAILED", `could not save the message for ${topic} in the persistent outbox: ${String(err)}`, err);
+        }
+      }
+      ring.append(packet, cb, qos ? id | QOS1 : 0, key);
+    } else {
       const count = ring.count;
       if (count === ring.records) ring.grow();
       let p = ring.head + count;
