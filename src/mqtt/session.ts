@@ -505,9 +505,9 @@ export class Session implements PacketSink {
    * `cb` is called once: QoS 1 when the broker acknowledges it, QoS 0 when written; or with an error.
    */
   publish(topic: string, payload: Uint8Array | string, qos: QoS, retain: boolean, cb: PublishCallback | undefined, now: number): void {
-    const profile = this.profile;
+    // (the profile read where needed, not kept in a local: this frame is on the deepest stack, a handler's publish)
     if (this.level === 5) this.refuseV5();
-    if (retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
+    if (retain && this.profile.retain === false) throw new MqttError("NOT_ALLOWED", `${this.profile.name} does not allow retained messages`);
     // (the outbox's takeId() and append() written out here: this runs once per publish, and a call is dear on XS)
     const ring = this.ring;
     let id = 0;
@@ -537,7 +537,7 @@ export class Session implements PacketSink {
     }
     if (!packet) packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
     const n = packet.length;
-    const max = this.peerMaxPacket || profile.maxPacketSize || 0;
+    const max = this.peerMaxPacket || this.profile.maxPacketSize || 0;
     if (max && n > max) throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);
     if (ring.count >= ring.maxMessages || ring.bytes + n > ring.maxBytes) {
       const dropped = ring.makeRoom(n, qos, this.host);
