@@ -54,9 +54,9 @@ async function sizes(): Promise<Record<string, Line>> {
   const dir = mkdtempSync(join(tmpdir(), "xsb-"));
   try {
     const peer = xsbSize(xsc, dir, "peer", readFileSync(peerFile, "utf8"));
-    const codec = xsbSize(xsc, dir, "codec", await bundle("../src/mqtt/codec.ts"));
+    const codec = xsbSize(xsc, dir, "codec", await bundle("../../src/mqtt/codec.ts"));
     const device = xsbSize(xsc, dir, "device", await deviceCodec());
-    const client = xsbSize(xsc, dir, "client", await bundle("../src/mqtt/client.ts"));
+    const client = xsbSize(xsc, dir, "client", await bundle("../../src/mqtt/client.ts"));
     return {
       "codec XS bytecode (vs Moddable's MQTT client)": { what: "src/mqtt/codec.ts bundled vs the SDK's mqtt module, each compiled by the SDK's xsc -e", ours: codec, peer, unit: "bytes", better: "lower" },
       "the device's codec (what the session imports), XS bytecode (vs Moddable's MQTT client)": { what: "the decode and encode the session imports, bundled, vs the SDK's mqtt module, each compiled by xsc -e", ours: device, peer, unit: "bytes", better: "lower" },

@@ -1,39 +1,32 @@
 /**
  * The MQTT session as pure logic (sans-I/O): it is fed bytes, clock readings and API calls, and answers with
- * bytes to send (through `SessionHost.send`), a deadline for its next tick, and events. It owns everything
- * that must outlive one TCP connection: packet ids, the outbox and the QoS 1 messages in flight, the
- * subscriptions to restore, the dedupe of redelivered messages. It never touches a socket or a timer.
+ * bytes to send (through `SessionHost.send`), a deadline for its next tick, and events. It keeps the connection's
+ * state (CONNECT/CONNACK, keepalive, timeouts, what waits for the transport) and the subscriptions to restore, and
+ * joins the units that outlive one TCP connection: the outbox and its packet ids (outbox.ts), the rate limit
+ * (rate-limit.ts) and the dedupe of redelivered QoS 1 messages (inbound.ts). It never touches a socket or a timer.
  *
  * Memory: a QoS 1 publish and its PUBACK allocate nothing but the packet's bytes (and, on XS, the Uint8Array that
- * holds them). The outbox is a ring of records in one array, made on first use and grown by doubling up to
- * `outbox.maxMessages`; packet ids are found without a map; the decoder hands PUBLISH and PUBACK over as
- * arguments, not as packet objects.
+ * holds them): publish, flush and the PUBACK work on the outbox's ring directly; the decoder hands PUBLISH and
+ * PUBACK over as arguments, not as packet objects.
  */
 import { Decoder, type PacketSink } from "./decode";
 import type { Allocator, OutboxStore } from "../host";
 import { encode, encodeAck, encodePublishFields, TopicCache } from "./encode";
 import { MqttError } from "./errors";
+import { Inbound } from "./inbound";
+import { CALLBACK, FIRST_RECORDS, FLAGS, ITEMS, Outbox, QOS1, SENT, type OutboxOptions, type PublishCallback } from "./outbox";
 import { GENERIC, type Profile } from "./profile";
+import { RateLimit } from "./rate-limit";
 import { checkTopicFilter } from "./topic";
 import {
   CONNACK, PINGRESP, PUBACK, PUBACK_BYTE, PUBLISH, SUBACK, UNSUBACK,
   type ConnackPacket, type ConnectProperties, type Packet, type ProtocolLevel, type QoS, type Will,
 } from "./packets";
 
-/** Completion of a publish: no error when the broker acknowledged it (QoS 1) or it was written (QoS 0). */
-export type PublishCallback = (error?: MqttError) => void;
+export type { OutboxOptions, PublishCallback };
 /** Completion of a subscribe: `granted` holds the SUBACK code per filter (0x80 = refused). */
 export type SubscribeCallback = (error: MqttError | undefined, granted: number[]) => void;
 export type UnsubscribeCallback = (error?: MqttError) => void;
-
-export interface OutboxOptions {
-  /** Most messages held (queued and in flight together). Default 16. */
-  maxMessages?: number;
-  /** Most bytes of encoded packets held. Default 8 KB: an ESP8266 has about 32 KB of heap in all. */
-  maxBytes?: number;
-  /** Keeps QoS 1 messages across reboots. */
-  store?: OutboxStore;
-}
 
 export interface SessionOptions {
   clientId: string;
@@ -98,14 +91,6 @@ interface Request {
 
 const IDLE = 0, DIALING = 1, CONNECTING = 2, CONNECTED = 3;
 /**
- * The outbox ring: each message is a record of ITEMS consecutive items of `box`: its packet, its callback and its
- * flags (the packet id in the low 16 bits, QOS1 and SENT above).
- */
-const PACKET = 0, CALLBACK = 1, FLAGS = 2, ITEMS = 3;
-const QOS1 = 0x10000, SENT = 0x20000;
-/** Records the ring starts with; it doubles as needed up to outbox.maxMessages, and shrinks back when it empties. */
-const FIRST_RECORDS = 2;
-/**
  * PUBACKs that may wait for the transport before the client stops reading (256 bytes of them): a broker that floods
  * QoS 1 and does not read our answers is held back by TCP's flow control, not by our memory. One read may add the
  * PUBACKs of the chunk it brought (a 1,460-byte segment holds at most 208 QoS 1 PUBLISH packets).
@@ -113,8 +98,6 @@ const FIRST_RECORDS = 2;
 export const MAX_ACKS = 64;
 /** Milliseconds a refused write may wait without keepalive before the connection is given up (with it: 1.5x). */
 const STALL = 90000;
-/** Inbound QoS 1 ids remembered to drop redeliveries: covers a broker's in-flight window (Mosquitto's default is 20). */
-const RECENT = 32;
 const CONNACK_TEXT: readonly string[] = Object.freeze([
   "",
   "the broker does not accept this MQTT protocol level: try level 4 (3.1.1) or 3 (3.1)",
@@ -158,32 +141,13 @@ export class Session implements PacketSink {
   /** Most QoS 1 messages in flight: the `window` option, or the broker's receive maximum if that is lower. */
   private window: number;
 
-  // The outbox: QoS 0/1 messages in publish order, in a ring of records (see ITEMS) starting at `head`. The first
-  // `flying` of the `count` records were sent and await PUBACK (all QoS 1: a QoS 0 message leaves when written);
-  // the rest wait. Made on first use.
-  private box: unknown[] | null = null;
-  /** The store key of each record (0: not persisted), with a persistent store only. */
-  private keys: number[] | null = null;
-  private records = 0; // capacity of the ring
-  private head = 0;
-  private count = 0;
-  private flying = 0;
-  private nextId = 1;
-  private idsFree = 0; // packet ids from nextId on known to be unused
-  private bytes = 0;
-  private maxMessages: number;
-  private maxBytes: number;
-  private store: OutboxStore | undefined;
-  private nextKey = 1;
-  private sendTimes: Uint32Array | null = null; // ring of the last `publishRate` send times, made on first use
-  private sendBase = 0; // sendTimes are ms after this
-  private sendRing = 0;
+  /** @internal The outbox: the messages held, in publish order, and the packet ids (outbox.ts). */
+  readonly ring: Outbox;
+  /** The profile's publish rate limit (rate-limit.ts), if it has one. */
+  private readonly limit: RateLimit | null;
+  /** When a send held back by the rate limit may go (0: none is). */
   private rateWait = 0;
-  // Read on every publish and timer re-arm: copied from the (frozen) options and profile once.
-  private readonly rate: number; // profile.publishRate, 0 = none
-  private readonly span: number; // profile.publishWindow
-  private readonly pingTimeout: number;
-  private readonly packetTimeout: number;
+  // Read on every publish: copied from the (frozen) options once.
   private readonly alloc: Allocator | undefined;
 
   // Control packets waiting for the transport (PINGREQ, SUBSCRIBE, UNSUBSCRIBE): a few at most.
@@ -204,11 +168,8 @@ export class Session implements PacketSink {
   private subs: string[] = [];
   private subs0: string[] | null = null;
 
-  // Inbound QoS 1: ids being handled (async handler) and ids recently acknowledged; made on first use, so an
-  // idle client holds neither.
-  private handling: Set<number> | null = null;
-  private recent: Uint16Array | null = null; // ring; 0 = empty (never a packet id)
-  private recentAt = 0;
+  /** Inbound QoS 1 ids being handled and recently acknowledged (inbound.ts): made at the first such message. */
+  private inbound: Inbound | null = null;
   /**
    * What a chunk brought for the application, handed over once the decoder has returned (see receive()): the
    * CONNACK, the first PUBLISH and its packet id, then any more as [message, id, ...] in an array made on first use.
@@ -237,26 +198,21 @@ export class Session implements PacketSink {
     if (options.will && options.will.retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
     this.keepalive = ka * 1000;
     this.window = Math.max(1, options.window ?? 10);
-    const ob = options.outbox ?? {};
-    this.maxMessages = ob.maxMessages ?? 16;
-    this.maxBytes = ob.maxBytes ?? 8192;
-    this.store = ob.store;
-    this.rate = profile.publishRate ?? 0;
-    this.span = profile.publishWindow ?? 1000;
-    this.pingTimeout = options.pingTimeout ?? 5000;
-    this.packetTimeout = options.packetTimeout ?? 10000;
+    this.ring = new Outbox(options.outbox ?? {});
+    this.limit = profile.publishRate ? new RateLimit(profile.publishRate, profile.publishWindow ?? 1000) : null;
     this.alloc = options.alloc;
     const max = Math.min(options.maxPacketSize ?? 256 * 1024, profile.maxPacketSize ?? 268435460);
     // The profile's topic rules run once per topic, when the topic enters the cache; a cached topic passed them.
     this.topics = new TopicCache(4, profile);
     this.fastAcks = this.level !== 5 && max >= 4;
     this.decoder = new Decoder(this, { alloc: options.alloc, maxPacketSize: max, level: this.level, skipOversize: true });
-    if (this.store) this.restore(this.store);
+    this.ring.restore(host);
   }
 
   /** Messages held (queued and in flight) and their bytes. */
   get outbox(): { messages: number; bytes: number; inflight: number } {
-    return { messages: this.count, bytes: this.bytes, inflight: this.flying };
+    const ring = this.ring;
+    return { messages: ring.count, bytes: ring.bytes, inflight: ring.flying };
   }
 
   get isConnected(): boolean {
@@ -382,7 +338,7 @@ export class Session implements PacketSink {
     this.state = IDLE;
     this.losses++;
     // Unacknowledged messages wait again, in their original order, ahead of the others.
-    this.flying = 0;
+    this.ring.flying = 0;
     this.forget();
     this.pingSentAt = -1;
     this.pingQueued = false;
@@ -502,43 +458,44 @@ export class Session implements PacketSink {
       if (!this.write(ctl[0], now)) return;
       ctl.shift();
     }
-    this.rateWait = 0;
-    const rate = this.rate;
-    while (this.flying < this.count) {
-      let r = this.head + this.flying;
-      if (r >= this.records) r -= this.records;
+    if (this.rateWait) this.rateWait = 0;
+    const ring = this.ring;
+    while (ring.flying < ring.count) {
+      let r = ring.head + ring.flying;
+      if (r >= ring.records) r -= ring.records;
       r *= ITEMS;
-      const box = this.box as unknown[];
-      const packet = box[r + PACKET] as Uint8Array, flags = box[r + FLAGS] as number;
-      if (flags & QOS1 && this.flying >= this.window) return;
-      if (rate) {
-        const span = this.span;
-        const times = this.sendTimes && now >= this.sendBase && now - this.sendBase <= 0xffffffff ? this.sendTimes : this.rateTimes(rate, span, now);
-        const oldest = this.sendBase + times[this.sendRing];
-        if (now - oldest < span) {
-          this.rateWait = oldest + span;
+      const box = ring.box;
+      const packet = box[r] as Uint8Array, flags = box[r + FLAGS] as number; // PACKET, FLAGS
+      if (flags & QOS1 && ring.flying >= this.window) return;
+      // (the rate limit's next() and sent() written out: this runs for every message written)
+      const limit = this.limit;
+      if (limit) {
+        const times = now < limit.base || now - limit.base > 0xffffffff ? limit.times(now) : limit.ring;
+        const oldest = limit.base + times[limit.at];
+        if (now - oldest < limit.span) {
+          this.rateWait = oldest + limit.span;
           return;
         }
       }
       if (this.peerMaxPacket && packet.length > this.peerMaxPacket) {
         const cb = box[r + CALLBACK] as PublishCallback | undefined;
-        this.remove(this.flying);
+        ring.remove(ring.flying, this.host);
         this.done(cb, new MqttError("PACKET_TOO_LARGE", `a ${packet.length}-byte PUBLISH exceeds the broker's maximum packet size of ${this.peerMaxPacket} bytes`));
         continue;
       }
       // DUP only when the broker kept the session that saw the first copy (a message never sent has it clear).
       if (flags & SENT) packet[0] = this.sessionPresent ? packet[0] | 8 : packet[0] & ~8;
       if (!this.write(packet, now)) return;
-      if (rate) {
-        (this.sendTimes as Uint32Array)[this.sendRing] = now - this.sendBase;
-        this.sendRing = this.sendRing + 1 === rate ? 0 : this.sendRing + 1;
+      if (limit) {
+        limit.ring[limit.at] = now - limit.base;
+        limit.at = limit.at + 1 === limit.rate ? 0 : limit.at + 1;
       }
       if (flags & QOS1) {
         box[r + FLAGS] = flags | SENT;
-        this.flying++;
+        ring.flying++;
       } else {
         const cb = box[r + CALLBACK] as PublishCallback | undefined;
-        this.remove(this.flying);
+        ring.remove(ring.flying, this.host);
         this.done(cb);
       }
     }
@@ -552,16 +509,17 @@ export class Session implements PacketSink {
    * `cb` is called once: QoS 1 when the broker acknowledges it, QoS 0 when written; or with an error.
    */
   publish(topic: string, payload: Uint8Array | string, qos: QoS, retain: boolean, cb: PublishCallback | undefined, now: number): void {
-    const profile = this.profile;
+    // (the profile read where needed, not kept in a local: this frame is on the deepest stack, a handler's publish)
     if (this.level === 5) this.refuseV5();
-    if (retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
-    // (freeId() and append() written out here: this runs once per publish, and a call is dear on XS)
+    if (retain && this.profile.retain === false) throw new MqttError("NOT_ALLOWED", `${this.profile.name} does not allow retained messages`);
+    // (the outbox's takeId() and append() written out here: this runs once per publish, and a call is dear on XS)
+    const ring = this.ring;
     let id = 0;
     if (qos === 1) {
-      if (this.idsFree === 0) this.findIds();
-      this.idsFree--;
-      id = this.nextId;
-      this.nextId = id === 65535 ? 1 : id + 1;
+      if (ring.idsFree === 0) ring.findIds(this.requests);
+      ring.idsFree--;
+      id = ring.nextId;
+      ring.nextId = id === 65535 ? 1 : id + 1;
     }
     // The common message, a byte array to a topic cached (checked and encoded before) in under 128 bytes, made here;
     // any other by the codec, which checks what it is given.
@@ -583,33 +541,37 @@ export class Session implements PacketSink {
     }
     if (!packet) packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
     const n = packet.length;
-    const max = this.peerMaxPacket || profile.maxPacketSize || 0;
+    const max = this.peerMaxPacket || this.profile.maxPacketSize || 0;
     if (max && n > max) throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);
-    if (this.count >= this.maxMessages || this.bytes + n > this.maxBytes) this.makeRoom(n, qos);
-    let key = 0;
-    const store = this.store;
+    if (ring.count >= ring.maxMessages || ring.bytes + n > ring.maxBytes) {
+      const dropped = ring.makeRoom(n, qos, this.host);
+      if (dropped)
+        for (let i = 0; i < dropped.length; i++) this.done(dropped[i], new MqttError("OUTBOX_FULL", "dropped from the full outbox to make room for a newer message"));
+    }
+    const store = ring.store;
     if (store) {
+      let key = 0;
       if (qos) {
-        key = this.nextKey++;
+        key = ring.nextKey++;
         try {
           store.save(key, packet);
         } catch (err) {
           throw new MqttError("STORE_FAILED", `could not save the message for ${topic} in the persistent outbox: ${String(err)}`, err);
         }
       }
-      this.append(packet, cb, qos ? id | QOS1 : 0, key);
+      ring.append(packet, cb, qos ? id | QOS1 : 0, key);
     } else {
-      const count = this.count;
-      if (count === this.records) this.resize(Math.max(count + 1, Math.min(this.records ? this.records * 2 : FIRST_RECORDS, this.maxMessages)));
-      let p = this.head + count;
-      if (p >= this.records) p -= this.records;
+      const count = ring.count;
+      if (count === ring.records) ring.grow();
+      let p = ring.head + count;
+      if (p >= ring.records) p -= ring.records;
       p *= ITEMS;
-      const box = this.box as unknown[];
+      const box = ring.box;
       box[p] = packet; // PACKET
       box[p + CALLBACK] = cb;
       box[p + FLAGS] = qos ? id | QOS1 : 0;
-      this.count = count + 1;
-      this.bytes += n;
+      ring.count = count + 1;
+      ring.bytes += n;
     }
     this.flush(now);
   }
@@ -629,14 +591,14 @@ export class Session implements PacketSink {
     const max = this.profile.maxSubscriptions;
     if (max && this.subs.length + this.pendingSubs() + fresh > max)
       throw new MqttError("NOT_ALLOWED", `${this.profile.name} allows at most ${max} subscriptions per connection`);
-    const id = this.freeId();
+    const id = this.ring.takeId(this.requests);
     const packet = encode({ type: 8, id, subscriptions }, this.level);
     this.request({ id, packet, filters, sub: true, cb }, now);
   }
 
   unsubscribe(filters: string[], cb: UnsubscribeCallback | undefined, now: number): void {
     this.refuseV5();
-    const id = this.freeId();
+    const id = this.ring.takeId(this.requests);
     const packet = encode({ type: 10, id, topics: filters }, this.level);
     // Forget them now, so a restore after a reconnect cannot bring them back.
     for (let i = 0; i < filters.length; i++) {
@@ -648,10 +610,8 @@ export class Session implements PacketSink {
 
   /** Fails every pending callback (the client was closed); persisted messages stay in the store. */
   abandon(error: MqttError): void {
-    const box = this.box, head = this.head, records = this.records, n = this.count;
-    this.box = this.keys = null;
-    this.records = this.head = this.count = this.flying = this.bytes = 0;
-    for (let i = 0; i < n; i++) this.done((box as unknown[])[((head + i) % records) * ITEMS + CALLBACK] as PublishCallback | undefined, error);
+    const cbs = this.ring.clear();
+    for (let i = 0; i < cbs.length; i++) this.done(cbs[i], error);
     const reqs = this.requests;
     this.requests = [];
     for (let i = 0; i < reqs.length; i++) this.answer(reqs[i], error, []);
@@ -660,6 +620,15 @@ export class Session implements PacketSink {
   // ---- internals ----
 
   private now = 0;
+
+  // Read only while a PINGREQ is out or a packet is arriving: from the options, not copied into every session.
+  private get pingTimeout(): number {
+    return this.options.pingTimeout ?? 5000;
+  }
+
+  private get packetTimeout(): number {
+    return this.options.packetTimeout ?? 10000;
+  }
 
   /**
    * How long the packet being read may take from its first byte: packetTimeout plus 1 ms per byte of its size, the
@@ -712,200 +681,6 @@ export class Session implements PacketSink {
     return n;
   }
 
-  /** A packet id not held by a message in the outbox nor by a request: ids are handed out in turn, from nextId. */
-  private freeId(): number {
-    if (this.idsFree === 0) this.findIds();
-    this.idsFree--;
-    const id = this.nextId;
-    this.nextId = id === 65535 ? 1 : id + 1;
-    return id;
-  }
-
-  /**
-   * Finds how many ids from nextId on are unused: the distance to the nearest id held ahead of it. One pass over
-   * the ids held, once per run of ids handed out (65535 of them while nothing stays in flight for long).
-   */
-  private findIds(): void {
-    const c = this.nextId;
-    let d = this.idDistance(c);
-    if (d === 0) {
-      // Ids wrapped around to one still held: walk the held ids in order from nextId to the first gap.
-      const held: number[] = [];
-      const box = this.box;
-      for (let i = 0; i < this.count; i++) {
-        const flags = (box as unknown[])[this.record(i) + FLAGS] as number;
-        if (flags & QOS1) held.push(flags & 0xffff);
-      }
-      for (let i = 0; i < this.requests.length; i++) held.push(this.requests[i].id);
-      if (held.length >= 65535) throw new MqttError("OUTBOX_FULL", "all 65535 packet identifiers are in use");
-      held.sort((a, b) => ((a - c + 65535) % 65535) - ((b - c + 65535) % 65535));
-      let id = c, k = 0;
-      while (k < held.length && held[k] === id) {
-        id = id === 65535 ? 1 : id + 1;
-        k++;
-      }
-      this.nextId = id;
-      d = k < held.length ? (held[k] - id + 65535) % 65535 : 65535 - held.length;
-    }
-    this.idsFree = d;
-  }
-
-  /** How many ids from `c` on (wrapping after 65535) are free before one that is held: 0 when `c` is held. */
-  private idDistance(c: number): number {
-    let d = 65535;
-    const box = this.box;
-    for (let i = 0; i < this.count; i++) {
-      const flags = (box as unknown[])[this.record(i) + FLAGS] as number;
-      if (flags & QOS1) d = Math.min(d, ((flags & 0xffff) - c + 65535) % 65535);
-    }
-    for (let i = 0; i < this.requests.length; i++) d = Math.min(d, (this.requests[i].id - c + 65535) % 65535);
-    return d;
-  }
-
-  /**
-   * The ring of the last `rate` send times, in ms after sendBase (4 bytes a send). Made with every time at
-   * now - span, long enough ago to hold nothing back. When now gets too far from the base for 32 bits (after 49
-   * days), or before it (a clock set back), the base moves to now - span: older times become it, and times after
-   * now (the clock went back) become now, so a clock set back holds sending back by one window at most.
-   */
-  private rateTimes(rate: number, span: number, now: number): Uint32Array {
-    let times = this.sendTimes;
-    if (!times || now < this.sendBase || now - this.sendBase > 0xffffffff) {
-      const base = now - span, old = times;
-      times = old ?? (this.sendTimes = new Uint32Array(rate));
-      for (let i = 0; i < rate; i++) times[i] = old ? Math.min(span, Math.max(0, this.sendBase + old[i] - base)) : 0;
-      this.sendBase = base;
-    }
-    return times;
-  }
-
-  /** Index in `box` of the record of the `i`th message held (0 = the oldest). */
-  private record(i: number): number {
-    const p = this.head + i;
-    return (p < this.records ? p : p - this.records) * ITEMS;
-  }
-
-  /** Adds a message at the tail of the outbox. */
-  private append(packet: Uint8Array, cb: PublishCallback | undefined, flags: number, key: number): void {
-    if (this.count === this.records) this.resize(Math.max(this.count + 1, Math.min(this.records ? this.records * 2 : FIRST_RECORDS, this.maxMessages)));
-    let p = this.head + this.count;
-    if (p >= this.records) p -= this.records;
-    p *= ITEMS;
-    const box = this.box as unknown[];
-    box[p + PACKET] = packet;
-    box[p + CALLBACK] = cb;
-    box[p + FLAGS] = flags;
-    if (this.keys) this.keys[p / ITEMS] = key;
-    this.count++;
-    this.bytes += packet.length;
-  }
-
-  /** Moves the records into a ring of `records` (at least `count`), oldest first. */
-  private resize(records: number): void {
-    const box: unknown[] = [], old = this.box, keys: number[] | null = this.store ? [] : null;
-    for (let i = 0; i < records; i++) {
-      if (i < this.count) {
-        const r = this.record(i);
-        box.push((old as unknown[])[r + PACKET], (old as unknown[])[r + CALLBACK], (old as unknown[])[r + FLAGS]);
-        if (keys) keys.push((this.keys as number[])[r / ITEMS]);
-      } else {
-        box.push(undefined, undefined, 0);
-        if (keys) keys.push(0);
-      }
-    }
-    this.box = box;
-    this.keys = keys;
-    this.records = records;
-    this.head = 0;
-  }
-
-  /**
-   * Takes the `i`th message out of the outbox, closing the gap from the nearer end, and forgets its bytes and its
-   * store entry. The caller fixes `flying` if it was in flight, and calls its callback.
-   */
-  private remove(i: number): void {
-    const box = this.box as unknown[], keys = this.keys;
-    let p = this.head + i;
-    if (p >= this.records) p -= this.records;
-    p *= ITEMS;
-    const packet = box[p + PACKET] as Uint8Array, key = keys ? keys[p / ITEMS] : 0;
-    if (i === 0) this.head = this.head + 1 === this.records ? 0 : this.head + 1;
-    else if (i < this.count - 1 - i) {
-      // shift the older ones up by one record
-      for (let k = i; k > 0; k--) {
-        const q = this.record(k - 1);
-        this.move(q, p);
-        p = q;
-      }
-      this.head = this.head + 1 === this.records ? 0 : this.head + 1;
-    } else {
-      for (let k = i + 1; k < this.count; k++) {
-        const q = this.record(k);
-        this.move(q, p);
-        p = q;
-      }
-    }
-    box[p + PACKET] = box[p + CALLBACK] = undefined;
-    this.count--;
-    if (this.count === 0) {
-      this.head = 0;
-      // A ring grown for a burst goes; the next message makes a small one.
-      if (this.records > FIRST_RECORDS) {
-        this.box = this.keys = null;
-        this.records = 0;
-      }
-    }
-    this.bytes -= packet.length;
-    if (key && this.store) {
-      try {
-        this.store.remove(key);
-      } catch (err) {
-        this.host.error(new MqttError("STORE_FAILED", `could not remove an acknowledged message from the persistent outbox: ${String(err)}`, err));
-      }
-    }
-  }
-
-  private move(from: number, to: number): void {
-    const box = this.box as unknown[];
-    box[to + PACKET] = box[from + PACKET];
-    box[to + CALLBACK] = box[from + CALLBACK];
-    box[to + FLAGS] = box[from + FLAGS];
-    if (this.keys) this.keys[to / ITEMS] = this.keys[from / ITEMS];
-  }
-
-  /** Frees room for `n` bytes by dropping the oldest queued QoS 0 messages, or throws OUTBOX_FULL. */
-  private makeRoom(n: number, qos: QoS): void {
-    let freeCount = this.maxMessages - this.count, freeBytes = this.maxBytes - this.bytes;
-    if (freeCount >= 1 && freeBytes >= n) return;
-    if (n > this.maxBytes) throw new MqttError("OUTBOX_FULL", `a ${n}-byte message is larger than the whole outbox (${this.maxBytes} bytes): raise outbox.maxBytes`);
-    // Would dropping queued QoS 0 messages make room? Count first, so nothing is dropped in vain.
-    const box = this.box as unknown[];
-    let last = -1;
-    for (let i = this.flying; i < this.count && !(freeCount >= 1 && freeBytes >= n); i++) {
-      const r = this.record(i);
-      if (!((box[r + FLAGS] as number) & QOS1)) {
-        freeCount++;
-        freeBytes += (box[r + PACKET] as Uint8Array).length;
-        last = i;
-      }
-    }
-    if (!(freeCount >= 1 && freeBytes >= n))
-      throw new MqttError("OUTBOX_FULL", `the outbox is full (${this.count} messages, ${this.bytes} bytes) with unacknowledged QoS 1 messages: ${qos ? "this QoS 1" : "the"} message was not queued`);
-    // Drop the oldest queued QoS 0 messages, up to and including index `last`; their callbacks are told after.
-    const dropped: (PublishCallback | undefined)[] = [];
-    for (let i = this.flying; i <= last; ) {
-      const r = this.record(i);
-      if (((this.box as unknown[])[r + FLAGS] as number) & QOS1) i++;
-      else {
-        dropped.push((this.box as unknown[])[r + CALLBACK] as PublishCallback | undefined);
-        this.remove(i);
-        last--;
-      }
-    }
-    for (let i = 0; i < dropped.length; i++)
-      this.done(dropped[i], new MqttError("OUTBOX_FULL", "dropped from the full outbox to make room for a newer message"));
-  }
-
   private done(cb: PublishCallback | UnsubscribeCallback | undefined, error?: MqttError): void {
     if (!cb) {
       if (error && error.code !== "CLOSED") this.host.error(error);
@@ -930,37 +705,6 @@ export class Session implements PacketSink {
     }
   }
 
-  private restore(store: OutboxStore): void {
-    let entries: { key: number; packet: Uint8Array }[];
-    try {
-      entries = store.load().sort((a, b) => a.key - b.key);
-    } catch (err) {
-      this.host.error(new MqttError("STORE_FAILED", `could not read the persistent outbox: ${String(err)}`, err));
-      return;
-    }
-    const box: { p: Packet | undefined } = { p: undefined };
-    const d = new Decoder((p) => (box.p = p), { maxPacketSize: 268435460 });
-    for (let i = 0; i < entries.length; i++) {
-      const { key, packet } = entries[i];
-      box.p = undefined;
-      try {
-        d.reset();
-        d.push(packet);
-      } catch {
-        box.p = undefined;
-      }
-      const found = box.p as Packet | undefined;
-      if (!found || found.type !== PUBLISH || found.qos !== 1 || this.idDistance(found.id as number) === 0) {
-        this.host.error(new MqttError("STORE_FAILED", `discarded an unreadable entry (key ${key}) from the persistent outbox`));
-        try { store.remove(key); } catch { /* reported above */ }
-        continue;
-      }
-      this.append(packet.slice(), undefined, (found.id as number) | QOS1 | SENT, key);
-      if (key >= this.nextKey) this.nextKey = key + 1;
-    }
-    this.idsFree = 0; // look again before handing out an id
-  }
-
   /** @internal A PUBLISH from the decoder: held until the decoder returns (see receive()). */
   receivedPublish(topic: string, payload: Uint8Array, qos: QoS, retain: boolean, dup: boolean, id: number): void {
     this.packetsIn++;
@@ -979,11 +723,11 @@ export class Session implements PacketSink {
       this.deliver(msg);
       return;
     }
-    const handling = this.handling;
-    if (handling && handling.has(id)) return; // still with the application: its PUBACK follows when it is done
-    if (msg.dup && this.recent && this.recent.indexOf(id) >= 0) return this.ack(id, now); // redelivery of one already handled
+    const inbound = this.inbound ?? (this.inbound = new Inbound());
+    if (inbound.busy(id)) return; // still with the application: its PUBACK follows when it is done
+    if (msg.dup && inbound.seen(id)) return this.ack(id, now); // redelivery of one already handled
     const r = this.deliver(msg);
-    if (r && typeof (r as PromiseLike<unknown>).then === "function") this.later(r as PromiseLike<unknown>, msg.topic, id);
+    if (r && typeof (r as PromiseLike<unknown>).then === "function") this.later(r as PromiseLike<unknown>, msg.topic, id, inbound);
     else this.ack(id, now);
   }
 
@@ -991,11 +735,10 @@ export class Session implements PacketSink {
    * The PUBACK of `id` waits for the handler's promise. A method of its own: on XS, a function that makes closures
    * keeps the variables they use on the heap from its first line, even on paths that make none.
    */
-  private later(r: PromiseLike<unknown>, topic: string, id: number): void {
-    const busy = this.handling ?? (this.handling = new Set());
-    busy.add(id);
+  private later(r: PromiseLike<unknown>, topic: string, id: number, inbound: Inbound): void {
+    inbound.start(id);
     const settle = () => {
-      busy.delete(id);
+      inbound.end(id);
       this.ack(id, this.now);
     };
     r.then(settle, (e: unknown) => {
@@ -1025,37 +768,32 @@ export class Session implements PacketSink {
 
   /** A PUBACK: the message in flight with that id is done. Nothing is made: the in-flight records are scanned. */
   private puback(id: number): void {
-    const box = this.box;
-    // The oldest in flight, as a broker acknowledges in order, without a persistent store: remove() written out.
-    if (this.flying && !this.keys) {
-      const head = this.head, r = head * ITEMS;
-      if ((((box as unknown[])[r + FLAGS] as number) & 0xffff) === id) {
-        const cb = (box as unknown[])[r + CALLBACK] as PublishCallback | undefined;
-        this.bytes -= ((box as unknown[])[r] as Uint8Array).length; // PACKET
-        (box as unknown[])[r] = (box as unknown[])[r + CALLBACK] = undefined;
-        this.flying--;
-        if (--this.count) this.head = head + 1 === this.records ? 0 : head + 1;
-        else {
-          this.head = 0;
-          // A ring grown for a burst goes; the next message makes a small one.
-          if (this.records > FIRST_RECORDS) {
-            this.box = null;
-            this.records = 0;
-          }
-        }
+    const ring = this.ring, box = ring.box;
+    // The oldest in flight, as a broker acknowledges in order, without a persistent store: the outbox's remove()
+    // written out.
+    if (ring.flying && !ring.keys) {
+      const head = ring.head, r = head * ITEMS;
+      if (((box[r + FLAGS] as number) & 0xffff) === id) {
+        const cb = box[r + CALLBACK] as PublishCallback | undefined;
+        ring.bytes -= (box[r] as Uint8Array).length; // PACKET
+        box[r] = box[r + CALLBACK] = undefined;
+        ring.flying--;
+        if (--ring.count) ring.head = head + 1 === ring.records ? 0 : head + 1;
+        else if (ring.records > FIRST_RECORDS) ring.emptied();
+        else ring.head = 0;
         if (cb) this.done(cb);
-        if (this.flying < this.count || this.ctl.length) this.flush(this.now);
+        if (ring.flying < ring.count || this.ctl.length) this.flush(this.now);
         return;
       }
     }
-    for (let i = 0, r = this.head * ITEMS; i < this.flying; i++, r += ITEMS) {
-      if (r === this.records * ITEMS) r = 0;
-      if ((((box as unknown[])[r + FLAGS] as number) & 0xffff) !== id) continue;
-      const cb = (box as unknown[])[r + CALLBACK] as PublishCallback | undefined;
-      this.remove(i);
-      this.flying--;
+    for (let i = 0, r = ring.head * ITEMS; i < ring.flying; i++, r += ITEMS) {
+      if (r === ring.records * ITEMS) r = 0;
+      if (((box[r + FLAGS] as number) & 0xffff) !== id) continue;
+      const cb = box[r + CALLBACK] as PublishCallback | undefined;
+      ring.remove(i, this.host);
+      ring.flying--;
       if (cb) this.done(cb);
-      if (this.flying < this.count || this.ctl.length) this.flush(this.now);
+      if (ring.flying < ring.count || this.ctl.length) this.flush(this.now);
       return;
     }
     // a late duplicate PUBACK
@@ -1123,13 +861,13 @@ export class Session implements PacketSink {
       if (props.maximumPacketSize) this.peerMaxPacket = props.maximumPacketSize;
     }
     if (!p.sessionPresent) {
-      if (this.recent) this.recent.fill(0);
+      if (this.inbound) this.inbound.forget();
       // The broker forgot everything: acknowledged subscriptions are restored first, pending requests re-sent.
       const restore: { topic: string; qos: QoS }[] = [], subs = this.subs;
       for (let i = 0; i < subs.length; i++) restore.push({ topic: subs[i], qos: this.subQos(subs[i]) });
       this.resend();
       if (restore.length) {
-        const id = this.freeId();
+        const id = this.ring.takeId(this.requests);
         const r: Request = { id, packet: encode({ type: 8, id, subscriptions: restore }, this.level), filters: restore.map((s) => s.topic), sub: true, cb: undefined };
         this.requests.unshift(r);
         this.ctl.unshift(r.packet);
@@ -1144,11 +882,7 @@ export class Session implements PacketSink {
   }
 
   private ack(id: number, now: number): void {
-    const recent = this.recent ?? (this.recent = new Uint16Array(RECENT));
-    if (recent.indexOf(id) < 0) {
-      recent[this.recentAt] = id;
-      this.recentAt = (this.recentAt + 1) % RECENT;
-    }
+    if (this.inbound) this.inbound.acked(id);
     if (this.state !== CONNECTED) return;
     if (!this.ackCount && this.write(encodeAck(4, id), now)) return;
     // The transport is full: the PUBACK waits with the others, 4 bytes in a buffer that doubles as needed.

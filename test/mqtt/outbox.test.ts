@@ -1,9 +1,11 @@
-// The outbox's ring of records and the packet ids found without a map (src/mqtt/session.ts): wrap-around, growth
-// and shrinking, a full window, removal from the middle, the persistent store's reload order, DUP resends, and the
-// rate limiter's ring. Deterministic: a fake clock and a scripted transport; the test plays the broker.
+// The outbox's ring of records and the packet ids found without a map (src/mqtt/outbox.ts), in a session and on
+// its own: wrap-around, growth and shrinking, a full window, removal from the middle, making room, the persistent
+// store's keys and reload order, DUP resends, and the rate limiter's ring in a session (the unit itself:
+// rate-limit.test.ts). Deterministic: a fake clock and a scripted transport; the test plays the broker.
 import { describe, expect, it } from "vitest";
 import { Client, type ClientOptions } from "../../src/mqtt/client";
-import { encode, PUBLISH, type PublishPacket } from "../../src/mqtt/codec";
+import { encode, PUBLISH, type MqttError, type PublishPacket } from "../../src/mqtt/codec";
+import { FIRST_RECORDS, ITEMS, Outbox, QOS1, type PublishCallback } from "../../src/mqtt/outbox";
 import type { OutboxStore } from "../../src/host";
 import { FakeClock } from "../helpers/fake-clock";
 import { ScriptedNetwork, type ScriptedConnection } from "../helpers/scripted-transport";
@@ -36,7 +38,7 @@ const text = (p: PublishPacket) => new TextDecoder().decode(p.payload as Uint8Ar
 const sent = (c: ScriptedConnection) => publishes(c).map((p) => `${text(p)}${p.qos ? `#${p.id}${p.dup ? "d" : ""}` : ""}`);
 const ack = (c: ScriptedConnection, ...ids: number[]) => c.send(...ids.map((id) => ({ type: 4 as const, id })));
 /** The ring's capacity, in records: how much the outbox holds on to. */
-const records = (s: S) => (s.client.session as unknown as { records: number }).records;
+const records = (s: S) => s.client.session.ring.records;
 
 describe("the outbox ring", () => {
   it("wraps around: acknowledgements in order and out of order keep the order of everything else", () => {
@@ -270,5 +272,104 @@ describe("subscriptions without a map", () => {
     c.fail();
     const c2 = up(s, false);
     expect(c2.of(8)[0].subscriptions).toEqual([{ topic: "b", qos: 1 }]);
+  });
+});
+
+// The outbox unit itself (src/mqtt/outbox.ts), without a session: its ring, its ids, making room and the store.
+describe("the Outbox unit", () => {
+  const bytes = (n: number) => new Uint8Array(n);
+  const held = (o: Outbox) => Array.from({ length: o.count }, (_, i) => o.flags(o.record(i)) & 0xffff);
+  const report = (errors: string[]) => ({ error: (e: MqttError) => void errors.push(e.code) });
+
+  it("makes its ring on first use, doubles it up to maxMessages while wrapped, and lets a grown one go when empty", () => {
+    const o = new Outbox({ maxMessages: 5 });
+    expect(o.records).toBe(0);
+    o.append(bytes(3), undefined, 1 | QOS1, 0);
+    expect(o.records).toBe(FIRST_RECORDS);
+    o.append(bytes(3), undefined, 2 | QOS1, 0);
+    o.remove(0, report([])); // the head moves: what follows wraps
+    for (const id of [3, 4, 5, 6]) o.append(bytes(3), undefined, id | QOS1, 0);
+    expect(o.records).toBe(5); // 2, 4, then 5: never past maxMessages
+    expect(held(o)).toEqual([2, 3, 4, 5, 6]);
+    expect(o.bytes).toBe(15);
+    for (let i = 0; i < 5; i++) o.remove(0, report([]));
+    expect(o).toMatchObject({ count: 0, bytes: 0, records: 0 });
+    o.append(bytes(1), undefined, 7 | QOS1, 0);
+    o.remove(0, report([]));
+    expect(o.records).toBe(FIRST_RECORDS); // a ring that never grew stays
+  });
+
+  it("takes a message from the middle from the nearer end and keeps the order of the others", () => {
+    const o = new Outbox({});
+    for (let id = 1; id <= 7; id++) o.append(bytes(id), undefined, id | QOS1, 0);
+    o.remove(1, report([]));
+    o.remove(4, report([]));
+    expect(held(o)).toEqual([1, 3, 4, 5, 7]);
+    expect(o.bytes).toBe(1 + 3 + 4 + 5 + 7);
+  });
+
+  it("hands out ids in turn, skipping those held by its messages and by the requests", () => {
+    const o = new Outbox({});
+    expect([o.takeId([]), o.takeId([]), o.takeId([])]).toEqual([1, 2, 3]);
+    o.append(bytes(1), undefined, 5 | QOS1, 0);
+    o.idsFree = 0; // look again (as after a reload)
+    expect([o.takeId([{ id: 4 }]), o.takeId([{ id: 4 }])]).toEqual([6, 7]);
+    o.nextId = 65534;
+    o.idsFree = 0;
+    o.append(bytes(1), undefined, 65535 | QOS1, 0);
+    o.append(bytes(1), undefined, 1 | QOS1, 0);
+    expect([o.takeId([{ id: 2 }]), o.takeId([{ id: 2 }])]).toEqual([65534, 3]);
+  });
+
+  it("makes room by dropping the oldest queued QoS 0 messages, never a QoS 1 one, and says whose", () => {
+    const o = new Outbox({ maxMessages: 4, maxBytes: 100 });
+    const names = new Map<PublishCallback | undefined, string>();
+    const cb = (name: string) => {
+      const f: PublishCallback = () => {};
+      names.set(f, name);
+      return f;
+    };
+    const labels = (cbs: (PublishCallback | undefined)[] | null) => cbs && cbs.map((f) => names.get(f));
+    o.append(bytes(10), cb("q1"), 1 | QOS1, 0);
+    o.append(bytes(10), cb("a"), 0, 0);
+    o.append(bytes(10), cb("q2"), 2 | QOS1, 0);
+    o.append(bytes(10), cb("b"), 0, 0);
+    expect(labels(o.makeRoom(10, 0, report([])))).toEqual(["a"]);
+    expect(held(o)).toEqual([1, 2, 0]);
+    expect(o.makeRoom(10, 0, report([]))).toBeNull(); // room enough already
+    o.append(bytes(10), cb("q3"), 3 | QOS1, 0);
+    expect(labels(o.makeRoom(65, 1, report([])))).toEqual(["b"]);
+    o.append(bytes(65), cb("q4"), 4 | QOS1, 0);
+    expect(() => o.makeRoom(1, 1, report([]))).toThrow(/outbox is full \(4 messages, 95 bytes\)/);
+    expect(() => o.makeRoom(101, 1, report([]))).toThrow(/larger than the whole outbox/);
+    expect(labels(o.clear())).toEqual(["q1", "q2", "q3", "q4"]);
+    expect(o).toMatchObject({ count: 0, bytes: 0, records: 0, flying: 0 });
+  });
+
+  it("keeps store keys with the records, removes an entry with its message, and reports a removal that fails", () => {
+    const saved = new Map<number, Uint8Array>();
+    let failRemove = false;
+    const store: OutboxStore = {
+      load: () => [],
+      save: (key, packet) => void saved.set(key, packet),
+      remove: (key) => {
+        if (failRemove) throw new Error("flash worn out");
+        saved.delete(key);
+      },
+    };
+    const o = new Outbox({ store });
+    for (let id = 1; id <= 3; id++) {
+      const p = bytes(4), key = o.nextKey++;
+      store.save(key, p);
+      o.append(p, undefined, id | QOS1, key);
+    }
+    expect([...saved.keys()]).toEqual([1, 2, 3]);
+    const errors: string[] = [];
+    o.remove(1, report(errors));
+    expect([...saved.keys()]).toEqual([1, 3]);
+    failRemove = true;
+    o.remove(0, report(errors));
+    expect(errors).toEqual(["STORE_FAILED"]);
+    expect(o.keys![o.record(0) / ITEMS]).toBe(3);
   });
 });
