@@ -293,7 +293,7 @@ export class Client implements SessionHost {
       } else if (byPeer) kicked = ++this.kicks === (o.kickThreshold ?? 3);
       else this.kicks = 0; // the client ended it (a timeout, a protocol error): not a kick, and the row is broken
     }
-    const ceiling = Math.min(b?.max ?? 60000, (b?.min ?? 1000) * Math.pow(2, Math.min(this.attempt, 30)));
+    const ceiling = Math.min(b?.max ?? 60000, (b?.min ?? 1000) * 2 ** Math.min(this.attempt, 30));
     this.attempt++;
     const delay = Math.floor((o.random ?? Math.random)() * ceiling);
     this.retryAt = now + delay;

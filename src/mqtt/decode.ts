@@ -366,7 +366,7 @@ function checkHeader(h: number, level: ProtocolLevel, parsers: (Parser | undefin
     if ((flags & 8) && !(flags & 6)) fail("RESERVED_FLAGS", "DUP must be 0 on a QoS 0 PUBLISH");
   } else {
     // Without a parser for it (a device's decoder), the same error the session gives a PINGREQ from the broker.
-    if ((type === CONNECT || type === SUBSCRIBE || type === UNSUBSCRIBE) && !(parsers && parsers[type]))
+    if ((type === CONNECT || type === SUBSCRIBE || type === UNSUBSCRIBE) && !(parsers?.[type]))
       fail("PROTOCOL_ERROR", `the broker broke the MQTT protocol: unexpected packet type ${type} from the broker`);
     if (flags !== (type === SUBSCRIBE || type === UNSUBSCRIBE ? 2 : 0)) fail("RESERVED_FLAGS", `reserved flag bits of ${NAMES[type]} are set wrong`);
   }

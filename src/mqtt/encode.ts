@@ -44,7 +44,7 @@ export class TopicCache {
   /** Validates and encodes `topic`, remembering the result. */
   add(topic: string): Uint8Array {
     const rules = this.rules;
-    if (rules && rules.checkTopic) rules.checkTopic(topic, false);
+    if (rules?.checkTopic) rules.checkTopic(topic, false);
     checkTopicName(topic);
     const n = strLen(topic);
     const b = new Uint8Array(2 + n);

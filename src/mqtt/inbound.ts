@@ -17,7 +17,7 @@ export class Inbound {
   /** `id` is still with the application. */
   busy(id: number): boolean {
     const handling = this.handling;
-    return handling !== null && handling.has(id);
+    return handling === null ? false : handling.has(id);
   }
 
   /** `id` was acknowledged lately. */

@@ -10,7 +10,7 @@
  * PUBACK over as arguments, not as packet objects.
  */
 import { Decoder, type PacketSink } from "./decode";
-import type { Allocator, OutboxStore } from "../host";
+import type { Allocator, } from "../host";
 import { encode, encodeAck, encodePublishFields, TopicCache } from "./encode";
 import { MqttError } from "./errors";
 import { Inbound } from "./inbound";
@@ -19,7 +19,7 @@ import { GENERIC, type Profile } from "./profile";
 import { RateLimit } from "./rate-limit";
 import { checkTopicFilter } from "./topic";
 import {
-  CONNACK, PINGRESP, PUBACK, PUBACK_BYTE, PUBLISH, SUBACK, UNSUBACK,
+  CONNACK, PINGRESP, PUBACK, PUBACK_BYTE, SUBACK, UNSUBACK,
   type ConnackPacket, type ConnectProperties, type Packet, type ProtocolLevel, type QoS, type Will,
 } from "./packets";
 
@@ -195,7 +195,7 @@ export class Session implements PacketSink {
     if (range && (ka < range[0] || ka > range[1]))
       throw new MqttError("NOT_ALLOWED", `${profile.name} requires a keepalive from ${range[0]} to ${range[1]} s, not ${ka} s`);
     if (options.will && profile.will === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow a will message`);
-    if (options.will && options.will.retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
+    if (options.will?.retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
     this.keepalive = ka * 1000;
     this.window = Math.max(1, options.window ?? 10);
     this.ring = new Outbox(options.outbox ?? {});
@@ -319,7 +319,7 @@ export class Session implements PacketSink {
     if (connack) this.host.connected(connack);
     if (msg && this.losses === losses) {
       this.handle(msg, this.heldId, now);
-      if (more && more.length) {
+      if (more?.length) {
         this.heldMore = null; // a handler that publishes cannot add to it (only a socket callback brings messages)
         for (let i = 0; i < more.length && this.losses === losses; i += 2) this.handle(more[i] as Message, more[i + 1] as number, now);
       }

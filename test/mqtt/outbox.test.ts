@@ -329,7 +329,7 @@ describe("the Outbox unit", () => {
       names.set(f, name);
       return f;
     };
-    const labels = (cbs: (PublishCallback | undefined)[] | null) => cbs && cbs.map((f) => names.get(f));
+    const labels = (cbs: (PublishCallback | undefined)[] | null) => (cbs === null ? null : cbs.map((f) => names.get(f)));
     o.append(bytes(10), cb("q1"), 1 | QOS1, 0);
     o.append(bytes(10), cb("a"), 0, 0);
     o.append(bytes(10), cb("q2"), 2 | QOS1, 0);
