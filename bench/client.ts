@@ -74,7 +74,12 @@ function tempDir(): string {
 async function bundle(entry: string, name: string): Promise<string> {
   const out = await build({
     entryPoints: [fileURLToPath(new URL(entry, import.meta.url))],
-    bundle: true, format: "esm", platform: "node", target: "node20", write: false, logLevel: "silent",
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    write: false,
+    logLevel: "silent",
   });
   const file = join(tempDir(), name);
   writeFileSync(file, out.outputFiles[0].contents);
@@ -103,7 +108,10 @@ async function broker(ctx: Context): Promise<MosquittoBroker> {
     if (!/not installed/.test(message)) throw e;
     throw new Skip(`no broker to measure the clients against: ${message}`);
   }
-  const b = await startMosquitto({ extraConfig: ["connection_messages false", "max_queued_messages 0"], stopAfterTest: false });
+  const b = await startMosquitto({
+    extraConfig: ["connection_messages false", "max_queued_messages 0"],
+    stopAfterTest: false,
+  });
   ctx.log(`  mosquitto ${version} on ${HOST}:${b.port}`);
   return b;
 }
@@ -151,8 +159,12 @@ class Clients {
     const impl = this.impl;
     return new Promise((resolve, reject) => {
       const client = new impl.Client({
-        clientId, connect: impl.tcpConnector({ host: HOST, port }), clock: impl.nodeClock, alloc: impl.nodeAlloc,
-        onError: ourTrouble, ...options,
+        clientId,
+        connect: impl.tcpConnector({ host: HOST, port }),
+        clock: impl.nodeClock,
+        alloc: impl.nodeAlloc,
+        onError: ourTrouble,
+        ...options,
       });
       client.onConnect = () => {
         client.onConnect = noop;
@@ -171,16 +183,26 @@ class Clients {
 
   peerClient(port: number, clientId: string): Promise<mqtt.MqttClient> {
     return new Promise((resolve, reject) => {
-      const client = mqtt.connect({ host: HOST, port, protocol: "mqtt", protocolVersion: 4, clientId, reconnectPeriod: 0 });
+      const client = mqtt.connect({
+        host: HOST,
+        port,
+        protocol: "mqtt",
+        protocolVersion: 4,
+        clientId,
+        reconnectPeriod: 0,
+      });
       this.peers.add(client);
       const failed = (error?: Error) => {
         client.off("error", failed).off("close", failed);
         reject(error ?? new Error(`MQTT.js client ${clientId} could not connect`));
       };
-      client.on("error", failed).on("close", failed).once("connect", () => {
-        client.off("error", failed).off("close", failed).on("error", peerTrouble).on("close", peerTrouble);
-        resolve(client);
-      });
+      client
+        .on("error", failed)
+        .on("close", failed)
+        .once("connect", () => {
+          client.off("error", failed).off("close", failed).on("error", peerTrouble).on("close", peerTrouble);
+          resolve(client);
+        });
     });
   }
 
@@ -205,12 +227,18 @@ class Clients {
 
 function ourSubscribe(client: Client, filter: string, qos: QoS): Promise<void> {
   return new Promise((resolve, reject) =>
-    client.subscribe(filter, qos, (e, granted) => (e ? reject(e) : granted[0] === qos ? resolve() : reject(new Error(`SUBACK ${granted[0]}`)))));
+    client.subscribe(filter, qos, (e, granted) =>
+      e ? reject(e) : granted[0] === qos ? resolve() : reject(new Error(`SUBACK ${granted[0]}`)),
+    ),
+  );
 }
 
 function peerSubscribe(client: mqtt.MqttClient, filter: string, qos: QoS): Promise<void> {
   return new Promise((resolve, reject) =>
-    client.subscribe(filter, { qos }, (e, granted) => (e ? reject(e) : granted?.[0]?.qos === qos ? resolve() : reject(new Error(`SUBACK ${JSON.stringify(granted)}`)))));
+    client.subscribe(filter, { qos }, (e, granted) =>
+      e ? reject(e) : granted?.[0]?.qos === qos ? resolve() : reject(new Error(`SUBACK ${JSON.stringify(granted)}`)),
+    ),
+  );
 }
 
 /**
@@ -236,8 +264,15 @@ interface Side {
   publish(done: (e?: Error) => void): void;
 }
 
-async function ourSide(clients: Clients, port: number, qos: QoS, tag: string, options: Partial<ClientOptions> = {}): Promise<Side> {
-  const box = inbox(), own = nextTopic();
+async function ourSide(
+  clients: Clients,
+  port: number,
+  qos: QoS,
+  tag: string,
+  options: Partial<ClientOptions> = {},
+): Promise<Side> {
+  const box = inbox(),
+    own = nextTopic();
   const sub = await clients.ourClient(port, `bench-${tag}-sub`);
   sub.onMessage = (topic, payload) => {
     box.received++;
@@ -252,7 +287,8 @@ async function ourSide(clients: Clients, port: number, qos: QoS, tag: string, op
 }
 
 async function peerSide(clients: Clients, port: number, qos: QoS, tag: string): Promise<Side> {
-  const box = inbox(), own = nextTopic();
+  const box = inbox(),
+    own = nextTopic();
   const sub = await clients.peerClient(port, `bench-${tag}-sub`);
   sub.on("message", (topic: string, payload: Buffer) => {
     box.received++;
@@ -263,7 +299,12 @@ async function peerSide(clients: Clients, port: number, qos: QoS, tag: string): 
   await peerSubscribe(sub, own, qos);
   const pub = await clients.peerClient(port, `bench-${tag}-pub`);
   const opts = { qos };
-  return { name: "MQTT.js", topic: own, inbox: box, publish: (done) => void pub.publish(own, PAYLOAD_BUFFER, opts, done) };
+  return {
+    name: "MQTT.js",
+    topic: own,
+    inbox: box,
+    publish: (done) => void pub.publish(own, PAYLOAD_BUFFER, opts, done),
+  };
 }
 
 /**
@@ -280,11 +321,22 @@ async function checkSamePublish(clients: Clients, port: number, qos: QoS, sides:
     await new Promise<void>((resolve, reject) => s.publish((e) => (e ? reject(e) : resolve())));
     const deadline = Date.now() + 5000;
     while ((s.inbox.received === before || got.length < sides.indexOf(s) + 1) && Date.now() < deadline) await sleep(5);
-    check(s.inbox.received === before + 1 && s.inbox.wrong === 0, `${s.name}'s subscriber got ${s.inbox.received - before} of 1 message`);
+    check(
+      s.inbox.received === before + 1 && s.inbox.wrong === 0,
+      `${s.name}'s subscriber got ${s.inbox.received - before} of 1 message`,
+    );
   }
   check(got.length === sides.length, `the watcher got ${got.length} of the ${sides.length} messages published`);
-  got.forEach((p, i) => void check(p.topic === sides[i].topic && p.qos === qos && !p.retain && Buffer.compare(p.payload as Buffer, PAYLOAD_BUFFER) === 0,
-    `the broker did not pass on the same QoS ${qos} message from ${sides[i].name}`));
+  got.forEach(
+    (p, i) =>
+      void check(
+        p.topic === sides[i].topic &&
+          p.qos === qos &&
+          !p.retain &&
+          Buffer.compare(p.payload as Buffer, PAYLOAD_BUFFER) === 0,
+        `the broker did not pass on the same QoS ${qos} message from ${sides[i].name}`,
+      ),
+  );
   watcher.off("close", peerTrouble);
   await watcher.endAsync();
 }
@@ -303,9 +355,21 @@ interface Flood {
 function flood(side: Side, n: number, room: number): Promise<Flood> {
   return new Promise((resolve, reject) => {
     const box = side.inbox;
-    const r0 = box.received, b0 = box.bytes;
-    let sent = 0, completed = 0, pumping = false, over = false;
-    const timer = setTimeout(() => finish(new Error(`${side.name}: ${box.received - r0} of ${n} messages received, ${completed} published, after 120 s`)), 120_000);
+    const r0 = box.received,
+      b0 = box.bytes;
+    let sent = 0,
+      completed = 0,
+      pumping = false,
+      over = false;
+    const timer = setTimeout(
+      () =>
+        finish(
+          new Error(
+            `${side.name}: ${box.received - r0} of ${n} messages received, ${completed} published, after 120 s`,
+          ),
+        ),
+      120_000,
+    );
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const finish = (e?: Error) => {
@@ -314,9 +378,14 @@ function flood(side: Side, n: number, room: number): Promise<Flood> {
       clearTimeout(timer);
       box.onArrive = noop;
       if (e) return reject(e);
-      const ms = performance.now() - t0, cpu = process.cpuUsage(cpu0);
+      const ms = performance.now() - t0,
+        cpu = process.cpuUsage(cpu0);
       if (box.received - r0 !== n || box.bytes - b0 !== n * PAYLOAD.length || box.wrong)
-        return reject(new Error(`${side.name}: the subscriber got ${box.received - r0} messages of ${n}, ${box.bytes - b0} bytes, ${box.wrong} on a wrong topic`));
+        return reject(
+          new Error(
+            `${side.name}: the subscriber got ${box.received - r0} messages of ${n}, ${box.bytes - b0} bytes, ${box.wrong} on a wrong topic`,
+          ),
+        );
       resolve({ ms, cpuUs: cpu.user + cpu.system });
     };
     const maybeDone = () => {
@@ -353,7 +422,11 @@ const TUNED_THROUGHPUT = "tuned: client QoS 1 publish→receive throughput, ours
 
 /** How many messages our default outbox takes (publishes into an idle client until OUTBOX_FULL). */
 function ourDefaultRoom(impl: Ours): number {
-  const c = new impl.Client({ clientId: "bench-probe", connect: impl.tcpConnector({ host: HOST, port: 1 }), clock: impl.nodeClock });
+  const c = new impl.Client({
+    clientId: "bench-probe",
+    connect: impl.tcpConnector({ host: HOST, port: 1 }),
+    clock: impl.nodeClock,
+  });
   let n = 0;
   try {
     for (; n < 100000; n++) c.publish(TOPIC, PAYLOAD, { qos: 1 });
@@ -366,19 +439,26 @@ function ourDefaultRoom(impl: Ours): number {
 }
 
 async function throughput(ctx: Context): Promise<Record<string, Line>> {
-  const n = ctx.quick ? 1000 : 10000, rounds = ctx.quick ? 3 : 7;
+  const n = ctx.quick ? 1000 : 10000,
+    rounds = ctx.quick ? 3 : 7;
   const b = await broker(ctx);
   const clients = new Clients(await builtOurs());
   try {
     const room = ourDefaultRoom(clients.impl);
     ctx.log(`  our default outbox holds ${room} messages`);
     const out: Record<string, Line> = {};
-    const tuned = await ourSide(clients, b.port, 1, "tput-tuned", { window: 65535, outbox: { maxMessages: n, maxBytes: 1 << 24 } });
+    const tuned = await ourSide(clients, b.port, 1, "tput-tuned", {
+      window: 65535,
+      outbox: { maxMessages: n, maxBytes: 1 << 24 },
+    });
     for (const qos of [0, 1] as const) {
       const ours = await ourSide(clients, b.port, qos, `tput-ours-${qos}`);
       const peer = await peerSide(clients, b.port, qos, `tput-peer-${qos}`);
       await checkSamePublish(clients, b.port, qos, [ours, peer]);
-      const runs: [Side, number, Flood[]][] = [[ours, room, []], [peer, Infinity, []]];
+      const runs: [Side, number, Flood[]][] = [
+        [ours, room, []],
+        [peer, Infinity, []],
+      ];
       if (qos === 1) runs.push([tuned, Infinity, []]);
       for (const [side, r] of runs) await flood(side, n >> 2, r); // warm-up
       for (let round = 0; round < rounds; round++) {
@@ -394,16 +474,25 @@ async function throughput(ctx: Context): Promise<Record<string, Line>> {
       const paced = `ours paced by its default outbox (${room} messages, window 10), MQTT.js handed all ${n} at once`;
       out[THROUGHPUT(qos)] = {
         what: `${n} messages of 64 B from a publisher to a subscriber (QoS ${qos}) of the same client through Mosquitto on loopback, each with its defaults (${paced}); first publish to last message received`,
-        ours: rate(o), peer: rate(p), unit: "msg/s", messages: n,
+        ours: rate(o),
+        peer: rate(p),
+        unit: "msg/s",
+        messages: n,
       };
       out[CPU(qos)] = {
         what: `the process's CPU time (user + system, GC included) over those rounds divided by the ${n} messages: both clients of the side`,
-        ours: o.map((x) => x.cpuUs / n), peer: p.map((x) => x.cpuUs / n), unit: "µs/msg", better: "lower",
+        ours: o.map((x) => x.cpuUs / n),
+        peer: p.map((x) => x.cpuUs / n),
+        unit: "µs/msg",
+        better: "lower",
       };
       if (qos === 1) {
         out[TUNED_THROUGHPUT] = {
           what: `the QoS 1 row with ours as unbounded as MQTT.js (window 65535, outbox ${n} messages), handed all ${n} at once`,
-          ours: rate(runs[2][2]), peer: rate(p), unit: "msg/s", messages: n,
+          ours: rate(runs[2][2]),
+          peer: rate(p),
+          unit: "msg/s",
+          messages: n,
         };
       }
     }
@@ -420,8 +509,15 @@ async function throughput(ctx: Context): Promise<Record<string, Line>> {
 function latencies(side: Side, count: number, out: number[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const box = side.inbox;
-    let i = 0, t0 = 0, arrived = false, completed = false, over = false;
-    const timer = setTimeout(() => stop(new Error(`${side.name}: message ${i} of ${count} did not arrive within 30 s`)), 30_000);
+    let i = 0,
+      t0 = 0,
+      arrived = false,
+      completed = false,
+      over = false;
+    const timer = setTimeout(
+      () => stop(new Error(`${side.name}: message ${i} of ${count} did not arrive within 30 s`)),
+      30_000,
+    );
     const stop = (e?: Error) => {
       if (over) return;
       over = true;
@@ -461,7 +557,9 @@ function latencies(side: Side, count: number, out: number[]): Promise<void> {
 const P = (qos: QoS, p: 50 | 99) => `client QoS ${qos} publish→receive latency p${p}`;
 
 async function latency(ctx: Context): Promise<Record<string, Line>> {
-  const blocks = ctx.quick ? 3 : 8, perBlock = ctx.quick ? 50 : 500, warm = ctx.quick ? 50 : 500;
+  const blocks = ctx.quick ? 3 : 8,
+    perBlock = ctx.quick ? 50 : 500,
+    warm = ctx.quick ? 50 : 500;
   const b = await broker(ctx);
   const clients = new Clients(await builtOurs());
   try {
@@ -472,9 +570,19 @@ async function latency(ctx: Context): Promise<Record<string, Line>> {
       await checkSamePublish(clients, b.port, qos, [ours, peer]);
       await latencies(ours, warm, []);
       await latencies(peer, warm, []);
-      const o: number[][] = [], p: number[][] = [];
+      const o: number[][] = [],
+        p: number[][] = [];
       for (let r = 0; r < blocks; r++) {
-        const order: [Side, number[][]][] = r % 2 === 0 ? [[ours, o], [peer, p]] : [[peer, p], [ours, o]];
+        const order: [Side, number[][]][] =
+          r % 2 === 0
+            ? [
+                [ours, o],
+                [peer, p],
+              ]
+            : [
+                [peer, p],
+                [ours, o],
+              ];
         for (const [side, got] of order) {
           fullGc();
           const samples: number[] = [];
@@ -486,7 +594,11 @@ async function latency(ctx: Context): Promise<Record<string, Line>> {
       for (const pc of [50, 99] as const) {
         out[P(qos, pc)] = {
           what: `one 64-byte QoS ${qos} message at a time from a publisher to a subscriber of the same client through Mosquitto on loopback, each with its defaults: p${pc} of each block of ${perBlock} publish→receive times`,
-          ours: o.map((s) => percentile(s, pc)), peer: p.map((s) => percentile(s, pc)), unit: "ms", better: "lower", samplesPerBlock: perBlock,
+          ours: o.map((s) => percentile(s, pc)),
+          peer: p.map((s) => percentile(s, pc)),
+          unit: "ms",
+          better: "lower",
+          samplesPerBlock: perBlock,
         };
       }
     }
@@ -514,8 +626,11 @@ export interface IdleFigures {
 function idleRound(child: string, kind: "ours" | "peer", port: number, k: number): Promise<IdleFigures> {
   const mqttUrl = import.meta.resolve("mqtt");
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--expose-gc", child, kind, String(port), String(k), mqttUrl], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "", stderr = "";
+    const p = spawn(process.execPath, ["--expose-gc", child, kind, String(port), String(k), mqttUrl], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "",
+      stderr = "";
     p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     p.on("error", reject);
@@ -531,27 +646,54 @@ function idleRound(child: string, kind: "ours" | "peer", port: number, k: number
 }
 
 async function memory(ctx: Context): Promise<Record<string, Line>> {
-  const k = ctx.quick ? 50 : 1000, rounds = ctx.quick ? 1 : 3;
+  const k = ctx.quick ? 50 : 1000,
+    rounds = ctx.quick ? 1 : 3;
   const b = await broker(ctx);
   try {
     const child = await bundle("./idle-clients.ts", "idle-clients.mjs");
-    const o: IdleFigures[] = [], p: IdleFigures[] = [];
+    const o: IdleFigures[] = [],
+      p: IdleFigures[] = [];
     for (let r = 0; r < rounds; r++) {
-      const order: ["ours" | "peer", IdleFigures[]][] = r % 2 === 0 ? [["ours", o], ["peer", p]] : [["peer", p], ["ours", o]];
+      const order: ["ours" | "peer", IdleFigures[]][] =
+        r % 2 === 0
+          ? [
+              ["ours", o],
+              ["peer", p],
+            ]
+          : [
+              ["peer", p],
+              ["ours", o],
+            ];
       for (const [kind, got] of order) {
         got.push(await idleRound(child, kind, b.port, k));
         await sleep(200); // the broker lets go of the last round's connections
       }
     }
     const show = (xs: IdleFigures[], f: keyof IdleFigures) => xs.map((x) => Math.round(x[f])).join(" ");
-    ctx.log(`  per client, each round: heap ours ${show(o, "heap")}, MQTT.js ${show(p, "heap")}; RSS ours ${show(o, "rss")}, MQTT.js ${show(p, "rss")}`);
-    const what = (m: string) => `${k} clients of a kind connected to Mosquitto on loopback, each subscribed to one topic and idle (keepalive 60 s), in a fresh Node process per round: ${m} after a full GC minus before, per client`;
+    ctx.log(
+      `  per client, each round: heap ours ${show(o, "heap")}, MQTT.js ${show(p, "heap")}; RSS ours ${show(o, "rss")}, MQTT.js ${show(p, "rss")}`,
+    );
+    const what = (m: string) =>
+      `${k} clients of a kind connected to Mosquitto on loopback, each subscribed to one topic and idle (keepalive 60 s), in a fresh Node process per round: ${m} after a full GC minus before, per client`;
     return {
       [HEAP]: {
-        what: what("heapUsed"), ours: o.map((x) => x.heap), peer: p.map((x) => x.heap), unit: "bytes", better: "lower", clients: k,
-        arrayBuffersOurs: Math.round(o[0].arrayBuffers), arrayBuffersPeer: Math.round(p[0].arrayBuffers),
+        what: what("heapUsed"),
+        ours: o.map((x) => x.heap),
+        peer: p.map((x) => x.heap),
+        unit: "bytes",
+        better: "lower",
+        clients: k,
+        arrayBuffersOurs: Math.round(o[0].arrayBuffers),
+        arrayBuffersPeer: Math.round(p[0].arrayBuffers),
       },
-      [RSS]: { what: what("resident set size"), ours: o.map((x) => x.rss), peer: p.map((x) => x.rss), unit: "bytes", better: "lower", clients: k },
+      [RSS]: {
+        what: what("resident set size"),
+        ours: o.map((x) => x.rss),
+        peer: p.map((x) => x.rss),
+        unit: "bytes",
+        better: "lower",
+        clients: k,
+      },
     };
   } finally {
     await b.close();

@@ -41,19 +41,37 @@ function toBuffer(b: Uint8Array): Buffer {
 }
 
 function samePublish(ours: PublishPacket, peer: mp.IPublishPacket): boolean {
-  const a = ours.payload as Uint8Array, b = peer.payload as Buffer;
-  return ours.topic === peer.topic && ours.qos === peer.qos && ours.id === peer.messageId &&
-    ours.retain === peer.retain && ours.dup === peer.dup && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+  const a = ours.payload as Uint8Array,
+    b = peer.payload as Buffer;
+  return (
+    ours.topic === peer.topic &&
+    ours.qos === peer.qos &&
+    ours.id === peer.messageId &&
+    ours.retain === peer.retain &&
+    ours.dup === peer.dup &&
+    Buffer.from(a.buffer, a.byteOffset, a.length).equals(b)
+  );
 }
 
 /** 32 device topics of the same length as TOPIC: more than the decoder's default cache of 8 remembers. */
-export const DEVICE_TOPICS = Array.from({ length: 32 }, (_, i) => TOPIC.replace("0001", String(i + 10).padStart(4, "0")));
+export const DEVICE_TOPICS = Array.from({ length: 32 }, (_, i) =>
+  TOPIC.replace("0001", String(i + 10).padStart(4, "0")),
+);
 
-function checkEncode(size: number, ours: PublishPacket, peer: mp.IPublishPacket, mine: () => Uint8Array, label: string): void {
+function checkEncode(
+  size: number,
+  ours: PublishPacket,
+  peer: mp.IPublishPacket,
+  mine: () => Uint8Array,
+  label: string,
+): void {
   for (const id of [1, 300, 65535]) {
     ours.id = id;
     peer.messageId = id;
-    check(Buffer.from(mine()).equals(mp.generate(peer)), `${label} of a ${size}-byte PUBLISH differs from mqtt-packet's`);
+    check(
+      Buffer.from(mine()).equals(mp.generate(peer)),
+      `${label} of a ${size}-byte PUBLISH differs from mqtt-packet's`,
+    );
   }
 }
 
@@ -71,29 +89,45 @@ function peerEncode(peer: mp.IPublishPacket): (n: number) => number {
 /** encode() with its defaults (or, tuned, encodePublish with a topic cache and the slab allocator) vs generate(). */
 function encodeBench(size: number, tuned: boolean): (ctx: Context) => Line {
   return (ctx) => {
-    const ours: PublishPacket = { type: 3, topic: TOPIC, payload: payloadOf(size), qos: 1, retain: false, dup: false, id: 1 };
+    const ours: PublishPacket = {
+      type: 3,
+      topic: TOPIC,
+      payload: payloadOf(size),
+      qos: 1,
+      retain: false,
+      dup: false,
+      id: 1,
+    };
     const topics = new TopicCache();
-    const peer: mp.IPublishPacket = { cmd: "publish", topic: TOPIC, payload: toBuffer(ours.payload as Uint8Array), qos: 1, retain: false, dup: false, messageId: 1 };
+    const peer: mp.IPublishPacket = {
+      cmd: "publish",
+      topic: TOPIC,
+      payload: toBuffer(ours.payload as Uint8Array),
+      qos: 1,
+      retain: false,
+      dup: false,
+      messageId: 1,
+    };
     checkEncode(size, ours, peer, () => encode(ours), "encode");
     checkEncode(size, ours, peer, () => encodePublish(ours, topics, nodeAlloc), "encodePublish with a topic cache");
     const r = compare(
       tuned
         ? (n) => {
-          let s = 0;
-          for (let i = 0; i < n; i++) {
-            ours.id = (i & 0x7fff) + 1;
-            s += encodePublish(ours, topics, nodeAlloc).length;
+            let s = 0;
+            for (let i = 0; i < n; i++) {
+              ours.id = (i & 0x7fff) + 1;
+              s += encodePublish(ours, topics, nodeAlloc).length;
+            }
+            return s;
           }
-          return s;
-        }
         : (n) => {
-          let s = 0;
-          for (let i = 0; i < n; i++) {
-            ours.id = (i & 0x7fff) + 1;
-            s += encode(ours).length;
-          }
-          return s;
-        },
+            let s = 0;
+            for (let i = 0; i < n; i++) {
+              ours.id = (i & 0x7fff) + 1;
+              s += encode(ours).length;
+            }
+            return s;
+          },
       peerEncode(peer),
       timing(ctx),
     );
@@ -113,19 +147,26 @@ function publishOf(topic: string, payload: Uint8Array, id: number): { ours: Publ
 
 /** Each side decodes `bytes` once: the packets must be the same, and as many as `expect`. */
 function checkDecode(bytes: Uint8Array, chunk: number, expect: number, what: string): void {
-  const got: Packet[] = [], gotPeer: mp.Packet[] = [];
+  const got: Packet[] = [],
+    gotPeer: mp.Packet[] = [];
   const d = new Decoder((p) => got.push(p));
   const parser = mp.parser({ protocolVersion: 4 });
   parser.on("packet", (p) => gotPeer.push(p));
-  parser.on("error", (e) => { throw e; });
+  parser.on("error", (e) => {
+    throw e;
+  });
   const buffer = toBuffer(bytes);
   for (let i = 0; i < bytes.length; i += chunk) {
     d.push(bytes.subarray(i, i + chunk));
     parser.parse(buffer.subarray(i, i + chunk));
   }
-  check(got.length === expect && gotPeer.length === expect, `${what}: ours decoded ${got.length}, mqtt-packet ${gotPeer.length} of ${expect} packets`);
+  check(
+    got.length === expect && gotPeer.length === expect,
+    `${what}: ours decoded ${got.length}, mqtt-packet ${gotPeer.length} of ${expect} packets`,
+  );
   for (let i = 0; i < expect; i++) {
-    const a = got[i], b = gotPeer[i];
+    const a = got[i],
+      b = gotPeer[i];
     check(a.type === PUBLISH && b.cmd === "publish" && samePublish(a, b), `${what}: packet ${i} decodes differently`);
   }
 }
@@ -145,14 +186,19 @@ function decodeBench(size: number, tuned: boolean): (ctx: Context) => Line {
     checkDecode(all, ourBytes[0].length, ourBytes.length, `decode of ${size}-byte PUBLISHes`);
 
     let acc = 0;
-    const decoder = new Decoder((p) => {
-      if (p.type === PUBLISH) acc += p.topic.length + (p.payload as Uint8Array).length;
-    }, tuned ? { alloc: nodeAlloc } : {});
+    const decoder = new Decoder(
+      (p) => {
+        if (p.type === PUBLISH) acc += p.topic.length + (p.payload as Uint8Array).length;
+      },
+      tuned ? { alloc: nodeAlloc } : {},
+    );
     const parser = mp.parser({ protocolVersion: 4 });
     parser.on("packet", (p) => {
       if (p.cmd === "publish") acc += p.topic.length + p.payload.length;
     });
-    parser.on("error", (e) => { throw e; });
+    parser.on("error", (e) => {
+      throw e;
+    });
     const mask = topics.length - 1;
     const r = compare(
       (n) => {
@@ -202,13 +248,18 @@ function chunkedBench(total: number): (ctx: Context) => Line {
     for (let i = 0; i < count; i++) {
       const p = publishOf(`s/${10 + (i % 32)}`, payloadOf(payloadLength, i % 7), (i % 65535) + 1);
       const b = encode(p.ours);
-      if (i < 32) check(b.length === total && Buffer.from(b).equals(mp.generate(p.peer)), `a ${total}-byte PUBLISH encodes the same on both sides`);
+      if (i < 32)
+        check(
+          b.length === total && Buffer.from(b).equals(mp.generate(p.peer)),
+          `a ${total}-byte PUBLISH encodes the same on both sides`,
+        );
       parts.push(b);
     }
     const stream = new Uint8Array(count * total);
     for (const [i, b] of parts.entries()) stream.set(b, i * total);
     const peerStream = toBuffer(stream);
-    const ourChunks: Uint8Array[] = [], peerChunks: Buffer[] = [];
+    const ourChunks: Uint8Array[] = [],
+      peerChunks: Buffer[] = [];
     for (let i = 0; i < stream.length; i += CHUNK) {
       ourChunks.push(stream.subarray(i, i + CHUNK));
       peerChunks.push(peerStream.subarray(i, i + CHUNK));
@@ -223,7 +274,9 @@ function chunkedBench(total: number): (ctx: Context) => Line {
     parser.on("packet", (p) => {
       if (p.cmd === "publish") acc += p.topic.length + p.payload.length;
     });
-    parser.on("error", (e) => { throw e; });
+    parser.on("error", (e) => {
+      throw e;
+    });
     const r = compare(
       (n) => {
         acc = 0;
@@ -239,7 +292,10 @@ function chunkedBench(total: number): (ctx: Context) => Line {
     );
     return {
       what: `new Decoder() vs parser(), both with defaults: QoS 1 PUBLISH packets of exactly ${sizeName(total)} each (${count} in a stream), topics rotating among 32, fed in ${CHUNK.toLocaleString("en-US")}-byte chunks`,
-      ...rates(r, count), unit: "packets/CPU-s", packetBytes: total, streamPackets: count,
+      ...rates(r, count),
+      unit: "packets/CPU-s",
+      packetBytes: total,
+      streamPackets: count,
     };
   };
 }
@@ -273,7 +329,8 @@ export function mixedStream(): { ours: Packet[]; peer: mp.Packet[] } {
   const rnd = random(0x5eed);
   const ours: Packet[] = [{ type: 2, sessionPresent: false, returnCode: 0 }];
   const peer: mp.Packet[] = [{ cmd: "connack", sessionPresent: false, returnCode: 0 }];
-  let bytes = 4, id = 1;
+  let bytes = 4,
+    id = 1;
   while (bytes < STREAM_BYTES) {
     const k = rnd();
     let o: Packet, p: mp.Packet;
@@ -281,11 +338,25 @@ export function mixedStream(): { ours: Packet[]; peer: mp.Packet[] } {
     if (k < 0.7) {
       const topic = STREAM_TOPICS[Math.floor(rnd() * STREAM_TOPICS.length)];
       const s = rnd();
-      const size = s < 0.6 ? 8 + Math.floor(rnd() * 192) : s < 0.9 ? 200 + Math.floor(rnd() * 1800) : 2000 + Math.floor(rnd() * 14384);
+      const size =
+        s < 0.6
+          ? 8 + Math.floor(rnd() * 192)
+          : s < 0.9
+            ? 200 + Math.floor(rnd() * 1800)
+            : 2000 + Math.floor(rnd() * 14384);
       const payload = payloadOf(size, id);
-      const qos = rnd() < 0.5 ? 0 : 1, retain = rnd() < 0.05;
+      const qos = rnd() < 0.5 ? 0 : 1,
+        retain = rnd() < 0.05;
       o = { type: 3, topic, payload, qos, retain, dup: false, id: qos ? id : undefined };
-      p = { cmd: "publish", topic, payload: toBuffer(payload), qos, retain, dup: false, messageId: qos ? id : undefined };
+      p = {
+        cmd: "publish",
+        topic,
+        payload: toBuffer(payload),
+        qos,
+        retain,
+        dup: false,
+        messageId: qos ? id : undefined,
+      };
     } else if (k < 0.9) {
       o = { type: 4, id };
       p = { cmd: "puback", messageId: id };
@@ -311,17 +382,22 @@ function streamBench(ctx: Context): Line {
   const ourParts = packets.ours.map((p) => encode(p));
   const peerParts = packets.peer.map((p) => mp.generate(p));
   for (let i = 0; i < ourParts.length; i++)
-    check(Buffer.from(ourParts[i]).equals(peerParts[i]), `encoders differ on stream packet ${i} (${packets.peer[i].cmd})`);
+    check(
+      Buffer.from(ourParts[i]).equals(peerParts[i]),
+      `encoders differ on stream packet ${i} (${packets.peer[i].cmd})`,
+    );
   const peerStream = Buffer.concat(peerParts);
   const ourStream = new Uint8Array(peerStream.length);
   for (let i = 0, at = 0; i < ourParts.length; at += ourParts[i].length, i++) ourStream.set(ourParts[i], at);
-  const ourChunks: Uint8Array[] = [], peerChunks: Buffer[] = [];
+  const ourChunks: Uint8Array[] = [],
+    peerChunks: Buffer[] = [];
   for (let i = 0; i < ourStream.length; i += CHUNK) {
     ourChunks.push(ourStream.subarray(i, i + CHUNK));
     peerChunks.push(peerStream.subarray(i, i + CHUNK));
   }
 
-  let count = 0, acc = 0;
+  let count = 0,
+    acc = 0;
   const decoder = new Decoder((p) => {
     count++;
     if (p.type === PUBLISH) acc += p.topic.length + (p.payload as Uint8Array).length;
@@ -331,7 +407,9 @@ function streamBench(ctx: Context): Line {
     count++;
     if (p.cmd === "publish") acc += p.topic.length + p.payload.length;
   });
-  parser.on("error", (e) => { throw e; });
+  parser.on("error", (e) => {
+    throw e;
+  });
   const ours = (n: number): number => {
     for (let k = 0; k < n; k++) for (let i = 0; i < ourChunks.length; i++) decoder.push(ourChunks[i]);
     return acc;
@@ -352,18 +430,37 @@ function streamBench(ctx: Context): Line {
 
   const r = compare(ours, peer, timing(ctx));
   const mib = ourStream.length / (1 << 20);
-  ctx.log(`  stream: ${packets.ours.length} packets, ${ourStream.length} bytes, ${ourChunks.length} chunks of ${CHUNK}`);
+  ctx.log(
+    `  stream: ${packets.ours.length} packets, ${ourStream.length} bytes, ${ourChunks.length} chunks of ${CHUNK}`,
+  );
   return {
     what: `new Decoder() vs parser(), both with defaults: a 1 MB stream of ${packets.ours.length} mixed packets (PUBLISH QoS 0/1 of 8 to 16,384 B on 8 topics, PUBACK, PINGRESP, SUBACK, UNSUBACK) in ${CHUNK.toLocaleString("en-US")}-byte chunks`,
-    ...rates(r, mib), unit: "MiB/CPU-s", packets: packets.ours.length,
+    ...rates(r, mib),
+    unit: "MiB/CPU-s",
+    packets: packets.ours.length,
   };
 }
 
 export const benchmarks: Benchmark[] = [
-  ...[16, 64, 1024, 4096].map((size) => ({ name: `encode PUBLISH QoS 1, ${sizeName(size)} payload`, run: encodeBench(size, false) })),
-  ...[64, 4096].map((size) => ({ name: `decode PUBLISH QoS 1, ${sizeName(size)} payload, whole packets`, run: decodeBench(size, false) })),
-  ...CHUNKED_SIZES.map((total) => ({ name: `decode in ${CHUNK.toLocaleString("en-US")}-byte chunks, ${sizeName(total)} packets`, run: chunkedBench(total) })),
+  ...[16, 64, 1024, 4096].map((size) => ({
+    name: `encode PUBLISH QoS 1, ${sizeName(size)} payload`,
+    run: encodeBench(size, false),
+  })),
+  ...[64, 4096].map((size) => ({
+    name: `decode PUBLISH QoS 1, ${sizeName(size)} payload, whole packets`,
+    run: decodeBench(size, false),
+  })),
+  ...CHUNKED_SIZES.map((total) => ({
+    name: `decode in ${CHUNK.toLocaleString("en-US")}-byte chunks, ${sizeName(total)} packets`,
+    run: chunkedBench(total),
+  })),
   { name: `decode 1 MB mixed stream in ${CHUNK.toLocaleString("en-US")}-byte chunks`, run: streamBench },
-  ...[64, 4096].map((size) => ({ name: `tuned: encodePublish with topic cache and slab allocator, ${sizeName(size)} payload`, run: encodeBench(size, true) })),
-  ...[64, 4096].map((size) => ({ name: `tuned: decode with topic-cache hits, ${sizeName(size)} payload, whole packets`, run: decodeBench(size, true) })),
+  ...[64, 4096].map((size) => ({
+    name: `tuned: encodePublish with topic cache and slab allocator, ${sizeName(size)} payload`,
+    run: encodeBench(size, true),
+  })),
+  ...[64, 4096].map((size) => ({
+    name: `tuned: decode with topic-cache hits, ${sizeName(size)} payload, whole packets`,
+    run: decodeBench(size, true),
+  })),
 ].map((b) => ({ ...b, isolate: true })); // each row in a fresh process: no row inherits another's JIT state

@@ -82,7 +82,8 @@ export function fullGc(): void {
 function warmUp(fn: Loop, ms: number): number {
   gc();
   const start = performance.now();
-  let n = 1, rate = 0;
+  let n = 1,
+    rate = 0;
   for (;;) {
     const t0 = performance.now();
     sink = (sink + fn(n)) | 0;
@@ -105,9 +106,11 @@ function cpuMs(from: NodeJS.CpuUsage): number {
  * Returns operations per CPU second and per wall-clock second.
  */
 function round(fn: Loop, n: number, ms: number): { cpu: number; wall: number } {
-  let ops = 0, cpu = 0;
+  let ops = 0,
+    cpu = 0;
   gc();
-  const c0 = process.cpuUsage(), t0 = performance.now();
+  const c0 = process.cpuUsage(),
+    t0 = performance.now();
   do {
     sink = (sink + fn(n)) | 0;
     ops += n;
@@ -136,7 +139,8 @@ export interface Rounds {
  * two to four times wider). The wall-clock rates of the same rounds are returned too (see `wall`).
  */
 export function compare(ours: Loop, peer: Loop, opts: TimingOptions): Rounds {
-  const no = warmUp(ours, opts.warmupMs), np = warmUp(peer, opts.warmupMs);
+  const no = warmUp(ours, opts.warmupMs),
+    np = warmUp(peer, opts.warmupMs);
   const r: Rounds = { ours: [], peer: [], wallOurs: [], wallPeer: [] };
   const one = (fn: Loop, n: number, cpu: number[], wall: number[]): void => {
     const x = round(fn, n, opts.roundMs);
@@ -156,11 +160,16 @@ export function compare(ours: Loop, peer: Loop, opts: TimingOptions): Rounds {
 }
 
 /** A row's figures from `compare`: CPU-time rates, with the wall-clock ratio of the same rounds alongside. */
-export function rates(r: Rounds, k = 1): { ours: number[]; peer: number[]; wallRatio: number; wallRatioIQR: [number, number] } {
+export function rates(
+  r: Rounds,
+  k = 1,
+): { ours: number[]; peer: number[]; wallRatio: number; wallRatioIQR: [number, number] } {
   const wall = r.wallOurs.map((x, i) => x / r.wallPeer[i]);
   return {
-    ours: scale(r.ours, k), peer: scale(r.peer, k),
-    wallRatio: Number(median(wall).toFixed(3)), wallRatioIQR: iqr(wall).map((x) => Number(x.toFixed(3))) as [number, number],
+    ours: scale(r.ours, k),
+    peer: scale(r.peer, k),
+    wallRatio: Number(median(wall).toFixed(3)),
+    wallRatioIQR: iqr(wall).map((x) => Number(x.toFixed(3))) as [number, number],
   };
 }
 

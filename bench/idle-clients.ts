@@ -36,29 +36,40 @@ type Connect = (clientId: string, filter: string) => Promise<{ close(): void }>;
 
 function ours(port: number): Connect {
   const connect = tcpConnector({ host: HOST, port });
-  return (clientId, filter) => new Promise((resolve, reject) => {
-    const c = new Client({ clientId, connect, clock: nodeClock, alloc: nodeAlloc, onError: trouble });
-    c.onDisconnect = (e) => reject(e);
-    c.onConnect = () => {
-      c.onConnect = noop;
-      c.onDisconnect = trouble;
-      c.subscribe(filter, 1, (e) => (e ? reject(e) : resolve(c)));
-    };
-    c.start();
-  });
+  return (clientId, filter) =>
+    new Promise((resolve, reject) => {
+      const c = new Client({ clientId, connect, clock: nodeClock, alloc: nodeAlloc, onError: trouble });
+      c.onDisconnect = (e) => reject(e);
+      c.onConnect = () => {
+        c.onConnect = noop;
+        c.onDisconnect = trouble;
+        c.subscribe(filter, 1, (e) => (e ? reject(e) : resolve(c)));
+      };
+      c.start();
+    });
 }
 
 async function peer(port: number, url: string): Promise<Connect> {
   const mqtt = (await import(url)) as typeof import("mqtt");
-  return (clientId, filter) => new Promise((resolve, reject) => {
-    const c: MqttClient = mqtt.connect({ host: HOST, port, protocol: "mqtt", protocolVersion: 4, clientId, reconnectPeriod: 0 });
-    c.once("error", reject);
-    c.once("connect", () => {
-      c.off("error", reject);
-      c.on("error", trouble).on("close", trouble);
-      c.subscribe(filter, { qos: 1 }, (e) => (e ? reject(e) : resolve({ close: () => void c.off("close", trouble).end(true) })));
+  return (clientId, filter) =>
+    new Promise((resolve, reject) => {
+      const c: MqttClient = mqtt.connect({
+        host: HOST,
+        port,
+        protocol: "mqtt",
+        protocolVersion: 4,
+        clientId,
+        reconnectPeriod: 0,
+      });
+      c.once("error", reject);
+      c.once("connect", () => {
+        c.off("error", reject);
+        c.on("error", trouble).on("close", trouble);
+        c.subscribe(filter, { qos: 1 }, (e) =>
+          e ? reject(e) : resolve({ close: () => void c.off("close", trouble).end(true) }),
+        );
+      });
     });
-  });
 }
 
 function settled(): NodeJS.MemoryUsage {
@@ -69,22 +80,34 @@ function settled(): NodeJS.MemoryUsage {
 
 async function main(): Promise<void> {
   const [kind, portArg, kArg, url] = process.argv.slice(2);
-  const port = Number(portArg), k = Number(kArg);
+  const port = Number(portArg),
+    k = Number(kArg);
   if (!gc) fail("run with --expose-gc");
-  if ((kind !== "ours" && kind !== "peer") || !(port > 0) || !(k > 0)) fail("usage: idle-clients <ours|peer> <port> <clients> <mqtt url>");
+  if ((kind !== "ours" && kind !== "peer") || !(port > 0) || !(k > 0))
+    fail("usage: idle-clients <ours|peer> <port> <clients> <mqtt url>");
   const connect = kind === "ours" ? ours(port) : await peer(port, url);
   const warm = [];
-  for (let i = 0; i < WARM; i++) warm.push(await connect(`bench-idle-${kind}-warm-${i}`, `/abcdefghijklmnop/warm-${i}/set`));
+  for (let i = 0; i < WARM; i++)
+    warm.push(await connect(`bench-idle-${kind}-warm-${i}`, `/abcdefghijklmnop/warm-${i}/set`));
   for (const c of warm) c.close();
   warm.length = 0;
   await sleep(200);
   const before = settled();
   const held = [];
-  for (let i = 0; i < k; i++) held.push(await connect(`bench-idle-${kind}-${i}`, `/abcdefghijklmnop/idle-${String(i).padStart(4, "0")}/set`));
+  for (let i = 0; i < k; i++)
+    held.push(await connect(`bench-idle-${kind}-${i}`, `/abcdefghijklmnop/idle-${String(i).padStart(4, "0")}/set`));
   await sleep(200);
   const after = settled();
   const per = (f: keyof NodeJS.MemoryUsage) => (after[f] - before[f]) / k;
-  process.stdout.write(JSON.stringify({ heap: per("heapUsed"), rss: per("rss"), arrayBuffers: per("arrayBuffers"), external: per("external"), clients: held.length }) + "\n");
+  process.stdout.write(
+    JSON.stringify({
+      heap: per("heapUsed"),
+      rss: per("rss"),
+      arrayBuffers: per("arrayBuffers"),
+      external: per("external"),
+      clients: held.length,
+    }) + "\n",
+  );
   process.exit(0);
 }
 

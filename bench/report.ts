@@ -62,7 +62,9 @@ export function quantile(xs: readonly number[], p: number): number {
   if (xs.length === 0) throw new RangeError("quantile of no numbers");
   if (!(p >= 0 && p <= 1)) throw new RangeError(`quantile ${p} is not between 0 and 1`);
   const s = xs.slice().sort((a, b) => a - b);
-  const at = (s.length - 1) * p, lo = Math.floor(at), hi = Math.ceil(at);
+  const at = (s.length - 1) * p,
+    lo = Math.floor(at),
+    hi = Math.ceil(at);
   return s[lo] + (s[hi] - s[lo]) * (at - lo);
 }
 
@@ -95,7 +97,9 @@ function oriented(ours: number, peer: number, better: Better | undefined): numbe
 function rounds(f: Figure, side: string, name: string): number[] {
   const xs = typeof f === "number" ? [f] : f;
   if (xs.length === 0) throw new Error(`benchmark "${name}": no rounds for ${side}`);
-  for (const x of xs) if (!Number.isFinite(x)) throw new Error(`benchmark "${name}": ${side} has a figure that is not a finite number (${x})`);
+  for (const x of xs)
+    if (!Number.isFinite(x))
+      throw new Error(`benchmark "${name}": ${side} has a figure that is not a finite number (${x})`);
   return xs;
 }
 
@@ -106,7 +110,8 @@ export function toRow(name: string, line: Line): Row {
   const o = rounds(ours, "ours", name);
   const p = peer === undefined ? undefined : rounds(peer, "peer", name);
   const timed = typeof ours !== "number" || (peer !== undefined && typeof peer !== "number");
-  if (timed && p && o.length !== p.length) throw new Error(`benchmark "${name}": ${o.length} rounds of ours but ${p.length} of the peer`);
+  if (timed && p && o.length !== p.length)
+    throw new Error(`benchmark "${name}": ${o.length} rounds of ours but ${p.length} of the peer`);
   const ratios = p ? o.map((x, i) => oriented(x, p[i], better)) : [];
   let spread: Spread | null = null;
   if (timed) {
@@ -117,11 +122,14 @@ export function toRow(name: string, line: Line): Row {
     }
   }
   return {
-    name, what, ours: round(median(o)),
+    name,
+    what,
+    ours: round(median(o)),
     ...(p ? { peer: round(median(p)), ratio: round3(median(ratios)) } : {}),
     unit: unit ?? "ops/s",
     ...(better === "lower" ? { better: "lower" as const } : {}),
-    spread, ...extra,
+    spread,
+    ...extra,
   };
 }
 
@@ -143,20 +151,35 @@ function fmtRatio(x: number | undefined): string {
 export function table(rows: Row[]): string {
   const head = ["benchmark", "ours", "IQR", "peer", "IQR", "unit", "ratio", "IQR"];
   const cells = rows.map((r) => [
-    r.name, fmt(r.ours), fmtRange(r.spread?.ours), fmt(r.peer), fmtRange(r.spread?.peer), r.unit,
-    fmtRatio(r.ratio), r.spread?.ratio ? `${r.spread.ratio[0].toFixed(2)}–${r.spread.ratio[1].toFixed(2)}` : "",
+    r.name,
+    fmt(r.ours),
+    fmtRange(r.spread?.ours),
+    fmt(r.peer),
+    fmtRange(r.spread?.peer),
+    r.unit,
+    fmtRatio(r.ratio),
+    r.spread?.ratio ? `${r.spread.ratio[0].toFixed(2)}–${r.spread.ratio[1].toFixed(2)}` : "",
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const left = new Set([0, 2, 4, 5, 7]);
-  const line = (c: string[]): string => c.map((x, i) => (left.has(i) ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ").trimEnd();
+  const line = (c: string[]): string =>
+    c
+      .map((x, i) => (left.has(i) ? x.padEnd(w[i]) : x.padStart(w[i])))
+      .join("  ")
+      .trimEnd();
   return [
-    line(head), w.map((n) => "-".repeat(n)).join("  "), ...cells.map(line), "",
+    line(head),
+    w.map((n) => "-".repeat(n)).join("  "),
+    ...cells.map(line),
+    "",
     "ours, peer: the median of the rounds (or the one figure); ratio: the median of the per-round ratios (each",
     "round of ours against the peer's round beside it); IQR: 25th–75th percentile of the rounds, and of the",
     "per-round ratios; blank IQR: one figure, nothing to spread. ratio > 1: ours is better (ours/peer for rates,",
-    "peer/ours where lower is better).", "",
+    "peer/ours where lower is better).",
+    "",
     "What each row does (the same work on both sides):",
-    ...rows.map((r) => `  ${r.name}: ${r.what}`), "",
+    ...rows.map((r) => `  ${r.name}: ${r.what}`),
+    "",
   ].join("\n");
 }
 
@@ -172,8 +195,10 @@ export interface Report {
 export function report(rows: Row[], env: { node: string; cpus: number; quick: boolean }): Report {
   return {
     ...env,
-    spread: "IQR: [25th, 75th] percentile of the rounds (linear interpolation), per side and of the per-round ratios; null: one figure, nothing to spread",
-    ratio: "> 1 means ours is better: ours/peer where higher is better, peer/ours where lower is better (\"better\": \"lower\"); with rounds, the median of the per-round ratios",
+    spread:
+      "IQR: [25th, 75th] percentile of the rounds (linear interpolation), per side and of the per-round ratios; null: one figure, nothing to spread",
+    ratio:
+      '> 1 means ours is better: ours/peer where higher is better, peer/ours where lower is better ("better": "lower"); with rounds, the median of the per-round ratios',
     rows,
   };
 }

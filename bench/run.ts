@@ -52,8 +52,10 @@ function usage(): never {
 function brief(r: Row): string {
   const side = (x: number | undefined, s: [number, number] | undefined): string =>
     x === undefined ? "-" : s ? `${round(x)} (IQR ${round(s[0])}–${round(s[1])})` : `${round(x)}`;
-  return `ours ${side(r.ours, r.spread?.ours)}, peer ${side(r.peer, r.spread?.peer)} ${r.unit}, ratio ${r.ratio ?? "-"}` +
-    (r.spread?.ratio ? ` (IQR ${r.spread.ratio[0]}–${r.spread.ratio[1]})` : "");
+  return (
+    `ours ${side(r.ours, r.spread?.ours)}, peer ${side(r.peer, r.spread?.peer)} ${r.unit}, ratio ${r.ratio ?? "-"}` +
+    (r.spread?.ratio ? ` (IQR ${r.spread.ratio[0]}–${r.spread.ratio[1]})` : "")
+  );
 }
 
 function namesOf(b: Benchmark): string[] {
@@ -101,7 +103,8 @@ async function child(name: string, quick: boolean): Promise<void> {
     if (!b) throw new Error(`no benchmark named "${name}"`);
     reply = { lines: await runHere(b, ctx) };
   } catch (e) {
-    reply = e instanceof Skip ? { skip: e.message } : { error: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+    reply =
+      e instanceof Skip ? { skip: e.message } : { error: e instanceof Error ? (e.stack ?? e.message) : String(e) };
   }
   ctx.log(`  (sink ${sinkValue()})`);
   process.stdout.write(JSON.stringify(reply) + "\n");
@@ -109,7 +112,9 @@ async function child(name: string, quick: boolean): Promise<void> {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  let json = false, quick = false, all = false;
+  let json = false,
+    quick = false,
+    all = false;
   const filters: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -158,12 +163,18 @@ async function main(): Promise<void> {
       }
     }
     // each module's headline rows first, then its tuned variants ("tuned: ..."), kept apart
-    rows.push(...modRows.filter((r) => !r.name.startsWith("tuned:")), ...modRows.filter((r) => r.name.startsWith("tuned:")));
+    rows.push(
+      ...modRows.filter((r) => !r.name.startsWith("tuned:")),
+      ...modRows.filter((r) => r.name.startsWith("tuned:")),
+    );
   }
   ctx.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s (sink ${sinkValue()})`);
   const env = { node: process.version, cpus: availableParallelism(), quick };
-  process.stdout.write(json ? JSON.stringify(report(rows, env)) + "\n" :
-    `\nnode ${env.node}, ${env.cpus} cpus${quick ? ", --quick: not figures to quote" : ""}\n\n` + table(rows));
+  process.stdout.write(
+    json
+      ? JSON.stringify(report(rows, env)) + "\n"
+      : `\nnode ${env.node}, ${env.cpus} cpus${quick ? ", --quick: not figures to quote" : ""}\n\n` + table(rows),
+  );
   if (failed) process.exitCode = 1;
 }
 

@@ -29,8 +29,20 @@ async function sizes(): Promise<Record<string, Line>> {
   const peer = await minified(createRequire(import.meta.url).resolve("mqtt-packet"), "node");
   const gz = (b: Uint8Array): number => gzipSync(b, { level: 9 }).length;
   return {
-    "codec size (minified bytes)": { what: "src/mqtt/codec.ts vs mqtt-packet with its npm dependencies, each bundled and minified by esbuild", ours: ours.length, peer: peer.length, unit: "bytes", better: "lower" },
-    "codec size (gzip bytes)": { what: "the same two bundles, gzip -9", ours: gz(ours), peer: gz(peer), unit: "bytes", better: "lower" },
+    "codec size (minified bytes)": {
+      what: "src/mqtt/codec.ts vs mqtt-packet with its npm dependencies, each bundled and minified by esbuild",
+      ours: ours.length,
+      peer: peer.length,
+      unit: "bytes",
+      better: "lower",
+    },
+    "codec size (gzip bytes)": {
+      what: "the same two bundles, gzip -9",
+      ours: gz(ours),
+      peer: gz(peer),
+      unit: "bytes",
+      better: "lower",
+    },
   };
 }
 

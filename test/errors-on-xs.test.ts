@@ -19,7 +19,10 @@ describe("error classes survive a frozen Error.prototype (as on XS)", () => {
         .map((e) => e.name + ":" + (e instanceof Error));
       console.log(names.join(","));
     `;
-    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: root, encoding: "utf8" });
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: root,
+      encoding: "utf8",
+    });
     expect(out.trim()).toBe("MqttError:true,NetError:true,UiotError:true,ConfigError:true");
   });
 });

@@ -16,7 +16,10 @@ import { join, posix } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const root = join(import.meta.dirname, "..");
-const files = execFileSync("git", ["ls-files", "-co", "--exclude-standard", "*.ts", "*.mjs"], { cwd: root, encoding: "utf8" })
+const files = execFileSync("git", ["ls-files", "-co", "--exclude-standard", "*.ts", "*.mjs"], {
+  cwd: root,
+  encoding: "utf8",
+})
   .split("\n")
   .filter((f) => f !== "" && !f.endsWith(".d.ts"));
 const known = new Set(files);
@@ -49,7 +52,8 @@ const SIDEWAYS = new Set([
   "tools/simulator -> tools/xsnap",
 ]);
 
-const SPECIFIER = /(?:^|[\s;])(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s+["']([^"']+)["']/gm;
+const SPECIFIER =
+  /(?:^|[\s;])(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s+["']([^"']+)["']/gm;
 
 /** file -> the repository files it imports. */
 function importGraph(): Map<string, string[]> {
@@ -60,7 +64,9 @@ function importGraph(): Map<string, string[]> {
       const spec = m[1] ?? m[2] ?? m[3];
       if (!spec.startsWith(".")) continue;
       const base = posix.normalize(posix.join(posix.dirname(file), spec));
-      const target = [base, `${base}.ts`, base.replace(/\.js$/, ".ts"), `${base}/index.ts`, `${base}.mjs`].find((c) => known.has(c));
+      const target = [base, `${base}.ts`, base.replace(/\.js$/, ".ts"), `${base}/index.ts`, `${base}.mjs`].find((c) =>
+        known.has(c),
+      );
       if (target !== undefined) targets.push(target);
     }
     graph.set(file, targets);
@@ -70,8 +76,11 @@ function importGraph(): Map<string, string[]> {
 
 /** The strongly connected components of more than one node (Tarjan's algorithm, iterative: no recursion). */
 function circles(graph: Map<string, string[]>): string[][] {
-  const index = new Map<string, number>(), low = new Map<string, number>(), onStack = new Set<string>();
-  const stack: string[] = [], found: string[][] = [];
+  const index = new Map<string, number>(),
+    low = new Map<string, number>(),
+    onStack = new Set<string>();
+  const stack: string[] = [],
+    found: string[][] = [];
   let next = 0;
   for (const start of graph.keys()) {
     if (index.has(start)) continue;
@@ -147,7 +156,16 @@ describe("the layout", () => {
   });
 
   it("finds a circle and an upward arrow when there is one (the checks can fail)", () => {
-    expect(circles(new Map([["a", ["b"]], ["b", ["c"]], ["c", ["a"]], ["d", ["a"]]]))).toEqual([["a", "b", "c"]]);
+    expect(
+      circles(
+        new Map([
+          ["a", ["b"]],
+          ["b", ["c"]],
+          ["c", ["a"]],
+          ["d", ["a"]],
+        ]),
+      ),
+    ).toEqual([["a", "b", "c"]]);
     expect(rankOf(folderOf("src/uiot/x.ts")) < rankOf(folderOf("src/device/y.ts"))).toBe(true);
     expect(rankOf(folderOf("hosts/node/x.ts")) < rankOf(folderOf("tools/cloud/y.ts"))).toBe(true);
   });

@@ -29,7 +29,10 @@ const FORBIDDEN: [RegExp, string][] = [
   [/\bBuffer\b/, "Buffer (use Uint8Array/DataView)"],
   [/\bprocess\b/, "process"],
   [/\brequire\s*\(/, "require()"],
-  [/\bsetTimeout\b|\bsetInterval\b|\bclearTimeout\b|\bclearInterval\b|\bsetImmediate\b/, "timer globals (use the host clock)"],
+  [
+    /\bsetTimeout\b|\bsetInterval\b|\bclearTimeout\b|\bclearInterval\b|\bsetImmediate\b/,
+    "timer globals (use the host clock)",
+  ],
   [/\bTextEncoder\b|\bTextDecoder\b/, "TextEncoder/TextDecoder (not on every XS build)"],
   [/\bglobalThis\b/, "globalThis (hosts are handed in)"],
 ];
@@ -41,8 +44,11 @@ describe("src/ is portable device code", () => {
     const name = relative(root, f);
     it(`${name} imports only relative modules or the device's own`, () => {
       const text = readFileSync(f, "utf8");
-      const specs = [...text.matchAll(/(?:import|export)\s[^"';]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/g)]
-        .map((m) => m[1] ?? m[2] ?? m[3]);
+      const specs = [
+        ...text.matchAll(
+          /(?:import|export)\s[^"';]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/g,
+        ),
+      ].map((m) => m[1] ?? m[2] ?? m[3]);
       const bad = specs.filter((s) => !s.startsWith(".") && !s.startsWith("embedded:"));
       expect(bad, `${name} imports ${bad.join(", ")}`).toEqual([]);
     });
@@ -53,11 +59,17 @@ describe("src/ is portable device code", () => {
       for (const [, , type, spec] of specs) {
         const target = relative(root, join(dirname(f), spec)).split(/[\\/]/)[0];
         if (target === "host") {
-          expect(type, `${name} imports src/host.ts with \`import type\` (it is types only, no module on the device)`).toBe("type ");
+          expect(
+            type,
+            `${name} imports src/host.ts with \`import type\` (it is types only, no module on the device)`,
+          ).toBe("type ");
           continue;
         }
         expect(layer, `${name} imports ${spec}: src/host.ts imports nothing`).toBeGreaterThanOrEqual(0);
-        expect(LAYERS.indexOf(target), `${name} imports ${spec}, a layer above its own (${LAYERS.join(" -> ")})`).toBeGreaterThanOrEqual(layer);
+        expect(
+          LAYERS.indexOf(target),
+          `${name} imports ${spec}, a layer above its own (${LAYERS.join(" -> ")})`,
+        ).toBeGreaterThanOrEqual(layer);
       }
     });
     it(`${name} uses no Node or timer globals`, () => {

@@ -28,16 +28,29 @@ function callGraph(root: string): Map<string, Set<string>> {
   for (const f of files(root)) {
     const sf = ts.createSourceFile(f, readFileSync(f, "utf8"), ts.ScriptTarget.Latest, true);
     const visit = (n: ts.Node, owner: string | null, cls: string | null): void => {
-      let o = owner, c = cls;
+      let o = owner,
+        c = cls;
       if (ts.isClassDeclaration(n) && n.name) c = n.name.text;
-      if ((ts.isFunctionDeclaration(n) || ts.isMethodDeclaration(n) || ts.isGetAccessor(n) || ts.isSetAccessor(n)) && n.name)
+      if (
+        (ts.isFunctionDeclaration(n) || ts.isMethodDeclaration(n) || ts.isGetAccessor(n) || ts.isSetAccessor(n)) &&
+        n.name
+      )
         o = ts.isFunctionDeclaration(n) ? n.name.getText() : `${c ?? "?"}.${n.name.getText()}`;
-      if (ts.isVariableDeclaration(n) && n.initializer && (ts.isArrowFunction(n.initializer) || ts.isFunctionExpression(n.initializer))) o = n.name.getText();
-      if (ts.isPropertyDeclaration(n) && n.initializer && ts.isArrowFunction(n.initializer)) o = `${c ?? "?"}.${n.name.getText()}`;
+      if (
+        ts.isVariableDeclaration(n) &&
+        n.initializer &&
+        (ts.isArrowFunction(n.initializer) || ts.isFunctionExpression(n.initializer))
+      )
+        o = n.name.getText();
+      if (ts.isPropertyDeclaration(n) && n.initializer && ts.isArrowFunction(n.initializer))
+        o = `${c ?? "?"}.${n.name.getText()}`;
       if (ts.isCallExpression(n) && o) {
         const e = n.expression;
-        const callee = ts.isIdentifier(e) ? e.text
-          : ts.isPropertyAccessExpression(e) && e.expression.kind === ts.SyntaxKind.ThisKeyword ? `${c ?? "?"}.${e.name.text}` : null;
+        const callee = ts.isIdentifier(e)
+          ? e.text
+          : ts.isPropertyAccessExpression(e) && e.expression.kind === ts.SyntaxKind.ThisKeyword
+            ? `${c ?? "?"}.${e.name.text}`
+            : null;
         if (callee) (graph.get(o) ?? graph.set(o, new Set()).get(o)!).add(callee);
       }
       ts.forEachChild(n, (k) => visit(k, o, c));
@@ -49,7 +62,10 @@ function callGraph(root: string): Map<string, Set<string>> {
 
 /** The strongly connected components that are cycles (Tarjan's algorithm, with an explicit stack: no recursion). */
 function cycles(graph: Map<string, Set<string>>): string[] {
-  const index = new Map<string, number>(), low = new Map<string, number>(), onStack = new Set<string>(), stack: string[] = [];
+  const index = new Map<string, number>(),
+    low = new Map<string, number>(),
+    onStack = new Set<string>(),
+    stack: string[] = [];
   const found: string[] = [];
   let next = 0;
   for (const start of graph.keys()) {
@@ -89,7 +105,12 @@ function cycles(graph: Map<string, Set<string>>): string[] {
 
 describe("recursion in src/", () => {
   it("finds a cycle when there is one (the checker itself works)", () => {
-    const g = new Map([["a", new Set(["b"])], ["b", new Set(["a"])], ["c", new Set(["c"])], ["d", new Set(["a"])]]);
+    const g = new Map([
+      ["a", new Set(["b"])],
+      ["b", new Set(["a"])],
+      ["c", new Set(["c"])],
+      ["d", new Set(["a"])],
+    ]);
     expect(cycles(g)).toEqual(["a <-> b", "c"]);
   });
 

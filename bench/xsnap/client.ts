@@ -24,8 +24,16 @@ import { DEVICE_SLOT, meterXs, REST_TARGET, type XsFigures } from "../../tools/x
 import { Skip, type Benchmark, type Context, type Line } from "../harness";
 
 const OPS: [op: keyof XsFigures["ops"], label: string, what: string][] = [
-  ["publish", "QoS 1 publish round trip", "Client.publish of a 17-byte payload, then its PUBACK decoded and settled (per op: two runs' difference)"],
-  ["packet", "QoS 1 publish: its packet alone", "only the Uint8Array of that PUBLISH, made and dropped: what a round trip may allocate"],
+  [
+    "publish",
+    "QoS 1 publish round trip",
+    "Client.publish of a 17-byte payload, then its PUBACK decoded and settled (per op: two runs' difference)",
+  ],
+  [
+    "packet",
+    "QoS 1 publish: its packet alone",
+    "only the Uint8Array of that PUBLISH, made and dropped: what a round trip may allocate",
+  ],
   ["incoming", "incoming 64-byte PUBLISH", "a 64-byte QoS 0 PUBLISH on a device topic decoded and handed to onMessage"],
   ["shadow", "shadow update", "Shadow.report: JSON, PUBLISH, PUBACK, the platform's reply decoded and parsed"],
 ];
@@ -42,14 +50,33 @@ async function xsFigures(ctx: Context): Promise<Record<string, Line>> {
     const what = `a connected, subscribed client with the thing layer, idle ${when}, after a full GC (${METER})`;
     out[`XS: client + thing layer ${label} (heap slots)`] = { what, ours: rest.slots, unit: "slots", better: "lower" };
     out[`XS: client + thing layer ${label} (device bytes)`] = {
-      what: `the same as slots x 16 plus chunk bytes from two snapshots (${METER})`, ours: rest.deviceBytes, unit: "bytes", better: "lower", slotBytes: rest.slots * DEVICE_SLOT, chunkBytes: rest.chunkBytes, target: REST_TARGET,
+      what: `the same as slots x 16 plus chunk bytes from two snapshots (${METER})`,
+      ours: rest.deviceBytes,
+      unit: "bytes",
+      better: "lower",
+      slotBytes: rest.slots * DEVICE_SLOT,
+      chunkBytes: rest.chunkBytes,
+      target: REST_TARGET,
     };
   }
   for (const [op, label, what] of OPS) {
     const { compute, slots } = f.ops[op];
-    ctx.log(`XS ${label}: ${compute.toFixed(0)} compute units, ${slots.toFixed(2)} slots per op (noop command ${f.noop})`);
-    out[`XS: ${label} (compute units)`] = { what: `${what} (${METER})`, ours: compute, unit: "XS compute units/op", better: "lower" };
-    out[`XS: ${label} (heap slots)`] = { what: `${what}: heap slots, garbage included (${METER})`, ours: slots, unit: "slots/op", better: "lower", deviceBytes: slots * DEVICE_SLOT };
+    ctx.log(
+      `XS ${label}: ${compute.toFixed(0)} compute units, ${slots.toFixed(2)} slots per op (noop command ${f.noop})`,
+    );
+    out[`XS: ${label} (compute units)`] = {
+      what: `${what} (${METER})`,
+      ours: compute,
+      unit: "XS compute units/op",
+      better: "lower",
+    };
+    out[`XS: ${label} (heap slots)`] = {
+      what: `${what}: heap slots, garbage included (${METER})`,
+      ours: slots,
+      unit: "slots/op",
+      better: "lower",
+      deviceBytes: slots * DEVICE_SLOT,
+    };
   }
   return out;
 }
@@ -57,8 +84,10 @@ async function xsFigures(ctx: Context): Promise<Record<string, Line>> {
 export const benchmarks: Benchmark[] = [
   {
     names: [
-      "XS: client + thing layer at rest (heap slots)", "XS: client + thing layer at rest (device bytes)",
-      "XS: client + thing layer at rest after traffic (heap slots)", "XS: client + thing layer at rest after traffic (device bytes)",
+      "XS: client + thing layer at rest (heap slots)",
+      "XS: client + thing layer at rest (device bytes)",
+      "XS: client + thing layer at rest after traffic (heap slots)",
+      "XS: client + thing layer at rest after traffic (device bytes)",
       ...OPS.flatMap(([, label]) => [`XS: ${label} (compute units)`, `XS: ${label} (heap slots)`]),
     ],
     run: xsFigures,

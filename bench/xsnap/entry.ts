@@ -44,9 +44,11 @@ class Sink implements Transport {
   write(data: Uint8Array): boolean {
     this.written += data.length;
     // one write may hold several packets
-    for (let p = 0; p < data.length;) {
+    for (let p = 0; p < data.length; ) {
       const head = data[p];
-      let len = 0, mul = 1, q = p + 1;
+      let len = 0,
+        mul = 1,
+        q = p + 1;
       for (;;) {
         const b = data[q++];
         len += (b & 127) * mul;
@@ -73,7 +75,8 @@ class Sink implements Transport {
   }
 }
 
-const PSN = "prod0123456789ab", DSN = "dev-001";
+const PSN = "prod0123456789ab",
+  DSN = "dev-001";
 const SYS = `/$system/${PSN}/${DSN}/`;
 
 let clock: ManualClock | undefined;
@@ -120,7 +123,8 @@ const TOPIC = `/${PSN}/${DSN}/upload`;
 
 /** QoS 1 publish round trip: encode and send the PUBLISH, take the PUBACK, settle the bookkeeping. */
 function publishRoundTrip(n: number): void {
-  const c = client as Client, s = sink as Sink;
+  const c = client as Client,
+    s = sink as Sink;
   for (let i = 0; i < n; i++) {
     // UIoT allows 30 PUBLISH a second (the profile's rate limit): let 50 ms pass for each (at most 30 in its 1250 ms window)
     (clock as ManualClock).t += 50;
@@ -145,7 +149,8 @@ let version = 0;
 const replies: Uint8Array[] = [];
 /** One shadow update: the report, its PUBLISH and PUBACK, the platform's reply and its PUBACK back. */
 function shadowUpdate(n: number): void {
-  const t = thing as Thing, s = sink as Sink;
+  const t = thing as Thing,
+    s = sink as Sink;
   for (let i = 0; i < n; i++) {
     (clock as ManualClock).t += 50;
     void t.shadow.report({ temperature: 26, humidity: 57 });
@@ -158,7 +163,16 @@ function prepareShadow(n: number): void {
   replies.length = 0;
   for (let i = 0; i < n; i++) {
     const json = `{"Method":"reply","Payload":{"RetCode":0},"Version":${version + i + 1},"Timestamp":1562909435}`;
-    replies.push(encode({ type: 3, topic: `${SYS}shadow/downstream`, payload: json, qos: 0, retain: false, dup: false } as PublishPacket));
+    replies.push(
+      encode({
+        type: 3,
+        topic: `${SYS}shadow/downstream`,
+        payload: json,
+        qos: 0,
+        retain: false,
+        dup: false,
+      } as PublishPacket),
+    );
   }
 }
 
@@ -168,17 +182,30 @@ let posts = 0;
  * QoS 1 publishes, incoming QoS 0 and QoS 1 messages, a shadow update and a property post with their replies.
  */
 function warm(): void {
-  const s = sink as Sink, c = clock as ManualClock;
+  const s = sink as Sink,
+    c = clock as ManualClock;
   publishRoundTrip(3);
   s.deliver(incoming);
-  s.deliver(encode({ type: 3, topic: `/${PSN}/${DSN}/control`, payload: "on", qos: 1, id: 7, retain: false, dup: false }));
+  s.deliver(
+    encode({ type: 3, topic: `/${PSN}/${DSN}/control`, payload: "on", qos: 1, id: 7, retain: false, dup: false }),
+  );
   prepareShadow(1);
   shadowUpdate(1);
   c.t += 50;
   void (thing as Thing).post({ temperature: 26 });
   s.deliver(puback(s.lastId));
   const json = `{"RequestID":"${++posts}","RetCode":0}`;
-  s.deliver(encode({ type: 3, topic: `${SYS}tmodel/property/post_reply`, payload: json, qos: 1, id: 8, retain: false, dup: false }));
+  s.deliver(
+    encode({
+      type: 3,
+      topic: `${SYS}tmodel/property/post_reply`,
+      payload: json,
+      qos: 1,
+      id: 8,
+      retain: false,
+      dup: false,
+    }),
+  );
 }
 
 /** The packet a QoS 1 round trip publishes, made and dropped: the heap slots of its bytes alone. */
@@ -198,17 +225,47 @@ function reply(value: unknown): ArrayBuffer {
   const cmd = JSON.parse(decodeUtf8(bytes, 0, bytes.length)) as { op: string; n?: number };
   const n = cmd.n ?? 0;
   switch (cmd.op) {
-    case "setup": setup(); break;
-    case "warm": warm(); break;
-    case "packet": packetOnly(n); break;
-    case "drop": clock = undefined; sink = undefined; client = undefined; thing = undefined; break;
-    case "gc": gc(); break;
-    case "noop": break;
-    case "prepare": prepareShadow(n); break;
-    case "publish": publishRoundTrip(n); break;
-    case "incoming": incomingPublish(n); break;
-    case "shadow": shadowUpdate(n); break;
-    default: throw new Error(`unknown op ${cmd.op}`);
+    case "setup":
+      setup();
+      break;
+    case "warm":
+      warm();
+      break;
+    case "packet":
+      packetOnly(n);
+      break;
+    case "drop":
+      clock = undefined;
+      sink = undefined;
+      client = undefined;
+      thing = undefined;
+      break;
+    case "gc":
+      gc();
+      break;
+    case "noop":
+      break;
+    case "prepare":
+      prepareShadow(n);
+      break;
+    case "publish":
+      publishRoundTrip(n);
+      break;
+    case "incoming":
+      incomingPublish(n);
+      break;
+    case "shadow":
+      shadowUpdate(n);
+      break;
+    default:
+      throw new Error(`unknown op ${cmd.op}`);
   }
-  return reply({ received, written: sink?.written ?? 0, state: client?.state, shadowVersion: thing?.shadow.version, packets, busy: thing?.busy });
+  return reply({
+    received,
+    written: sink?.written ?? 0,
+    state: client?.state,
+    shadowVersion: thing?.shadow.version,
+    packets,
+    busy: thing?.busy,
+  });
 };

@@ -45,10 +45,30 @@ declare const gc: () => void;
 // ---- fakes of the SDK's native modules ----
 
 /** What "check" records: [kind, size] for each call to a fake. */
-const READ_BYTE = 0, READ_BUFFER = 1, TCP_WRITE = 2, SOCKET_READ = 3, SOCKET_WRITE = 4, TIMER_SET = 5, TIMER_CLEAR = 6,
-  FROM_STRING = 7, FROM_BUFFER = 8, TIMER_SCHEDULE = 9, RUN_LOOP = 10;
-const FAKE_CALLS = ["TCP read (number)", "TCP read (buffer)", "TCP write", "Socket read", "Socket write", "Timer.set", "Timer.clear",
-  "ArrayBuffer.fromString", "String.fromArrayBuffer", "Timer.schedule", "run loop"];
+const READ_BYTE = 0,
+  READ_BUFFER = 1,
+  TCP_WRITE = 2,
+  SOCKET_READ = 3,
+  SOCKET_WRITE = 4,
+  TIMER_SET = 5,
+  TIMER_CLEAR = 6,
+  FROM_STRING = 7,
+  FROM_BUFFER = 8,
+  TIMER_SCHEDULE = 9,
+  RUN_LOOP = 10;
+const FAKE_CALLS = [
+  "TCP read (number)",
+  "TCP read (buffer)",
+  "TCP write",
+  "Socket read",
+  "Socket write",
+  "Timer.set",
+  "Timer.clear",
+  "ArrayBuffer.fromString",
+  "String.fromArrayBuffer",
+  "Timer.schedule",
+  "run loop",
+];
 let recording: number[] | undefined;
 
 /**
@@ -118,7 +138,9 @@ export const Time = {
 let capture: Uint8Array[] | undefined;
 function captured(data: ArrayBuffer | ArrayBufferView): void {
   if (!capture) return;
-  const v = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+  const v = ArrayBuffer.isView(data)
+    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    : new Uint8Array(data);
   capture.push(v.slice());
 }
 
@@ -195,7 +217,8 @@ export class TCP {
     this.onWritable(count);
   }
   read(count?: number): number | ArrayBuffer | undefined {
-    const b = this.inbox, p = this.pos;
+    const b = this.inbox,
+      p = this.pos;
     if (p >= b.length) return undefined;
     if (this.format === "number") {
       this.pos = p + 1;
@@ -250,7 +273,12 @@ Object.defineProperty(globalThis, "trace", { value: (...args: unknown[]) => void
 function recordFakes(): () => void {
   const undo: (() => void)[] = [];
   /** Wraps target[name]: each call records the kind and the size `size` finds in its arguments and result. */
-  const wrap = (target: object, name: string, kind: (self: unknown) => number, size: (args: unknown[], result: unknown) => number) => {
+  const wrap = (
+    target: object,
+    name: string,
+    kind: (self: unknown) => number,
+    size: (args: unknown[], result: unknown) => number,
+  ) => {
     const o = target as Record<string, (...a: unknown[]) => unknown>;
     const f = o[name];
     o[name] = function (this: unknown, ...args: unknown[]) {
@@ -261,26 +289,65 @@ function recordFakes(): () => void {
     undo.push(() => (o[name] = f));
   };
   const bytes = (v: unknown): number => (v instanceof ArrayBuffer || ArrayBuffer.isView(v) ? v.byteLength : 0);
-  wrap(TCP.prototype, "read", (self) => ((self as TCP).format === "number" ? READ_BYTE : READ_BUFFER), (_args, result) => bytes(result));
-  wrap(TCP.prototype, "write", () => TCP_WRITE, (args) => bytes(args[0]));
-  wrap(Socket.prototype, "read", () => SOCKET_READ, (_args, result) => bytes(result));
-  wrap(Socket.prototype, "write", () => SOCKET_WRITE, (args) => bytes(args[0]));
-  wrap(Timer, "set", () => TIMER_SET, (args) => (typeof args[1] === "number" ? args[1] : 0));
-  wrap(Timer, "clear", () => TIMER_CLEAR, () => 0);
-  wrap(Timer, "schedule", () => TIMER_SCHEDULE, (args) => (typeof args[1] === "number" ? args[1] : -1));
+  wrap(
+    TCP.prototype,
+    "read",
+    (self) => ((self as TCP).format === "number" ? READ_BYTE : READ_BUFFER),
+    (_args, result) => bytes(result),
+  );
+  wrap(
+    TCP.prototype,
+    "write",
+    () => TCP_WRITE,
+    (args) => bytes(args[0]),
+  );
+  wrap(
+    Socket.prototype,
+    "read",
+    () => SOCKET_READ,
+    (_args, result) => bytes(result),
+  );
+  wrap(
+    Socket.prototype,
+    "write",
+    () => SOCKET_WRITE,
+    (args) => bytes(args[0]),
+  );
+  wrap(
+    Timer,
+    "set",
+    () => TIMER_SET,
+    (args) => (typeof args[1] === "number" ? args[1] : 0),
+  );
+  wrap(
+    Timer,
+    "clear",
+    () => TIMER_CLEAR,
+    () => 0,
+  );
+  wrap(
+    Timer,
+    "schedule",
+    () => TIMER_SCHEDULE,
+    (args) => (typeof args[1] === "number" ? args[1] : -1),
+  );
   return () => {
     for (const u of undo) u();
   };
 }
 
 /** ArrayBuffer.fromString and String.fromArrayBuffer, made by bench/xsnap/peers.ts before the primordials froze. */
-const builtinsHook = (globalThis as unknown as { __moddableBuiltinsHook?: (f: ((kind: number, size: number) => void) | undefined) => void })
-  .__moddableBuiltinsHook;
+const builtinsHook = (
+  globalThis as unknown as { __moddableBuiltinsHook?: (f: ((kind: number, size: number) => void) | undefined) => void }
+).__moddableBuiltinsHook;
 
 // ---- the same workload for every client ----
 
-const PSN = "prod0123456789ab", DSN = "dev-001";
-const ID = `${PSN}.${DSN}`, USER = `${PSN}|${DSN}|1`, PASSWORD = "zlc3d21u5k8fq0d2";
+const PSN = "prod0123456789ab",
+  DSN = "dev-001";
+const ID = `${PSN}.${DSN}`,
+  USER = `${PSN}|${DSN}|1`,
+  PASSWORD = "zlc3d21u5k8fq0d2";
 const TOPIC = `/${PSN}/${DSN}/upload`;
 const CONTROL = `/${PSN}/${DSN}/control`;
 
@@ -318,8 +385,12 @@ function puback(id: number): Uint8Array {
   return ack;
 }
 
-let received = 0, acked = 0, wrongAcks = 0, errors = 0;
-let lastTopic = "", lastLength = -1;
+let received = 0,
+  acked = 0,
+  wrongAcks = 0,
+  errors = 0;
+let lastTopic = "",
+  lastLength = -1;
 let checking = false;
 function onMessage(topic: string, length: number): void {
   received++;
@@ -346,7 +417,11 @@ interface OursHost {
 }
 
 function oursHost(): OursHost {
-  const clock = new ModdableClock(() => Time.ticks, Timer, () => void errors++);
+  const clock = new ModdableClock(
+    () => Time.ticks,
+    Timer,
+    () => void errors++,
+  );
   const net: ModdableNet = {
     network: { up: true, onChange: undefined },
     resolve: (_host, callback) => callback("192.0.2.1"),
@@ -394,7 +469,8 @@ function oursPeer(host: OursHost): Peer {
       s.deliver(suback(1));
     },
     publish(n) {
-      const c = client as Client, s = socket as TCP;
+      const c = client as Client,
+        s = socket as TCP;
       for (let i = 0; i < n; i++) {
         Time.ticks += 50;
         c.publish(TOPIC, PAYLOAD, QOS1, done);
@@ -425,9 +501,11 @@ function lastId(): number {
   if (!w || !ArrayBuffer.isView(w)) return 0;
   const data = w as Uint8Array;
   let id = 0;
-  for (let p = 0; p < data.length;) {
+  for (let p = 0; p < data.length; ) {
     const head = data[p];
-    let len = 0, mul = 1, q = p + 1;
+    let len = 0,
+      mul = 1,
+      q = p + 1;
     for (;;) {
       const b = data[q++];
       len += (b & 127) * mul;
@@ -599,7 +677,14 @@ function legacyPeer(LegacyClient: LegacyClientClass): Peer {
   return {
     qos: 0,
     setup() {
-      client = new LegacyClient({ host: "mqtt.example", port: 1883, id: ID, user: USER, password: PASSWORD, timeout: 300_000 });
+      client = new LegacyClient({
+        host: "mqtt.example",
+        port: 1883,
+        id: ID,
+        user: USER,
+        password: PASSWORD,
+        timeout: 300_000,
+      });
       client.onReady = () => undefined;
       client.onMessage = (topic, payload) => onMessage(topic, payload.byteLength);
       client.onClose = () => void errors++;
@@ -635,8 +720,14 @@ function ecma419Peer(MQTTClient: MqttClientClass): Peer {
     qos: 1,
     setup() {
       client = new MQTTClient({
-        host: "mqtt.example", port: 1883, id: ID, user: USER, password: PASSWORD, keepalive: 300_000,
-        dns: { io: Resolver }, socket: { io: TCP },
+        host: "mqtt.example",
+        port: 1883,
+        id: ID,
+        user: USER,
+        password: PASSWORD,
+        keepalive: 300_000,
+        dns: { io: Resolver },
+        socket: { io: TCP },
         onControl(msg: ControlMessage) {
           if (msg.operation === PUBACK) {
             if (msg.id === pub.id) acked++;
@@ -660,7 +751,8 @@ function ecma419Peer(MQTTClient: MqttClientClass): Peer {
       socket.deliver(suback(1));
     },
     publish(n) {
-      const c = client as MqttClient, s = socket as TCP;
+      const c = client as MqttClient,
+        s = socket as TCP;
       for (let i = 0; i < n; i++) {
         pub.id = (pub.id % 65535) + 1;
         c.write(PAYLOAD, pub);
@@ -689,7 +781,12 @@ function mqttjsPeer(JsClient: JsClientClass): Peer {
   return {
     qos: 1,
     setup() {
-      client = new JsClient("mqtt://mqtt.example", { clientId: ID, username: USER, password: PASSWORD, keepalive: 300 });
+      client = new JsClient("mqtt://mqtt.example", {
+        clientId: ID,
+        username: USER,
+        password: PASSWORD,
+        keepalive: 300,
+      });
       client.on("message", (topic: string, message: ArrayBuffer) => onMessage(topic, message.byteLength));
       client.on("error", () => void errors++);
       socket = tcpSocket as TCP;
@@ -700,7 +797,8 @@ function mqttjsPeer(JsClient: JsClientClass): Peer {
       socket.deliver(suback(client.getLastMessageId()));
     },
     publish(n) {
-      const c = client as JsClient, s = socket as TCP;
+      const c = client as JsClient,
+        s = socket as TCP;
       for (let i = 0; i < n; i++) {
         c.publish(TOPIC, PAYLOAD, QOS1, done);
         s.deliver(puback(c.getLastMessageId()));
@@ -731,7 +829,8 @@ function replay(phase: string, n: number, native: boolean): void {
   const t = Object.create(TCP.prototype) as TCP;
   t.format = "buffer";
   const s = Object.create(Socket.prototype) as Socket;
-  const strings: string[] = [], buffers: ArrayBuffer[] = [];
+  const strings: string[] = [],
+    buffers: ArrayBuffer[] = [];
   for (let i = 0; i < calls.length; i += 2) {
     if (calls[i] !== FROM_STRING && calls[i] !== FROM_BUFFER) continue;
     strings[calls[i + 1]] = "x".repeat(calls[i + 1]);
@@ -839,7 +938,9 @@ export function install(classes?: PeerClasses): void {
   // examples/io/tcp/mqtt/mqtt.js finds MQTTClient and its configuration here, as on a device (its config.js)
   if (classes)
     Object.defineProperty(globalThis, "device", {
-      value: Object.freeze({ network: { mqtt: { io: classes.MQTTClient, dns: { io: Resolver }, socket: { io: TCP } } } }),
+      value: Object.freeze({
+        network: { mqtt: { io: classes.MQTTClient, dns: { io: Resolver }, socket: { io: TCP } } },
+      }),
     });
   // made now, before any measurement: a device has them before it makes a client, as it has the SDK's modules
   const host = oursHost();
@@ -855,7 +956,13 @@ export function install(classes?: PeerClasses): void {
   }
   let peer: Peer | undefined;
   (globalThis as unknown as { handleCommand: (m: ArrayBuffer) => unknown }).handleCommand = (message: ArrayBuffer) => {
-    const cmd = JSON.parse(text(message)) as { op: string; n?: number; peer?: string; phase?: string; native?: boolean };
+    const cmd = JSON.parse(text(message)) as {
+      op: string;
+      n?: number;
+      peer?: string;
+      phase?: string;
+      native?: boolean;
+    };
     const n = cmd.n ?? 0;
     let check: object | undefined;
     switch (cmd.op) {
@@ -876,12 +983,23 @@ export function install(classes?: PeerClasses): void {
         lastWritten = undefined;
         due = [];
         break;
-      case "gc": gc(); break;
-      case "noop": break;
-      case "publish": (peer as Peer).publish(n); break;
-      case "publish0": ((peer as Peer).publish0 as (n: number) => void)(n); break;
-      case "incoming": (peer as Peer).incoming(n); break;
-      case "replay": replay(cmd.phase ?? "", n, !!cmd.native); break;
+      case "gc":
+        gc();
+        break;
+      case "noop":
+        break;
+      case "publish":
+        (peer as Peer).publish(n);
+        break;
+      case "publish0":
+        ((peer as Peer).publish0 as (n: number) => void)(n);
+        break;
+      case "incoming":
+        (peer as Peer).incoming(n);
+        break;
+      case "replay":
+        replay(cmd.phase ?? "", n, !!cmd.native);
+        break;
       case "check": {
         // one of each operation, with every byte written kept and every call to a fake recorded
         const p = peer as Peer;
@@ -906,12 +1024,23 @@ export function install(classes?: PeerClasses): void {
         builtinsHook?.(undefined);
         undo();
         check = {
-          qos: p.qos, publish, publish0, acked: ackedOne, topic: lastTopic, length: lastLength, expectedLength: INCOMING_PAYLOAD,
-          calls: { publish: summary(recorded.publish), publish0: recorded.publish0 && summary(recorded.publish0), incoming: summary(recorded.incoming) },
+          qos: p.qos,
+          publish,
+          publish0,
+          acked: ackedOne,
+          topic: lastTopic,
+          length: lastLength,
+          expectedLength: INCOMING_PAYLOAD,
+          calls: {
+            publish: summary(recorded.publish),
+            publish0: recorded.publish0 && summary(recorded.publish0),
+            incoming: summary(recorded.incoming),
+          },
         };
         break;
       }
-      default: throw new Error(`unknown op ${cmd.op}`);
+      default:
+        throw new Error(`unknown op ${cmd.op}`);
     }
     return reply({ received, acked, wrongAcks, errors, written, log, check });
   };

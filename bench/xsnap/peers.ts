@@ -101,14 +101,20 @@ function findSdk(): string {
  */
 export async function bundleClients(sdk: string): Promise<string> {
   const entry = join(ROOT, "bench/xsnap/peer-entry.ts");
-  if (sdk) for (const f of [LEGACY, MQTTCLIENT, MQTTJS]) if (!existsSync(join(sdk, f))) throw new Skip(`the SDK at ${sdk} has no ${f}`);
-  const glue = (sdk ? [
-    `import { install } from ${JSON.stringify(entry)};`,
-    `import LegacyClient from ${JSON.stringify(join(sdk, LEGACY))};`,
-    `import MQTTClient from ${JSON.stringify(join(sdk, MQTTCLIENT))};`,
-    `import { Client as JsClient } from ${JSON.stringify(join(sdk, MQTTJS))};`,
-    "install({ LegacyClient, MQTTClient, JsClient });",
-  ] : [`import { install } from ${JSON.stringify(entry)};`, "install();"]).join("\n");
+  if (sdk)
+    for (const f of [LEGACY, MQTTCLIENT, MQTTJS])
+      if (!existsSync(join(sdk, f))) throw new Skip(`the SDK at ${sdk} has no ${f}`);
+  const glue = (
+    sdk
+      ? [
+          `import { install } from ${JSON.stringify(entry)};`,
+          `import LegacyClient from ${JSON.stringify(join(sdk, LEGACY))};`,
+          `import MQTTClient from ${JSON.stringify(join(sdk, MQTTCLIENT))};`,
+          `import { Client as JsClient } from ${JSON.stringify(join(sdk, MQTTJS))};`,
+          "install({ LegacyClient, MQTTClient, JsClient });",
+        ]
+      : [`import { install } from ${JSON.stringify(entry)};`, "install();"]
+  ).join("\n");
   const unknown: string[] = [];
   const plugin: Plugin = {
     name: "moddable-peers",
@@ -139,7 +145,8 @@ export async function bundleClients(sdk: string): Promise<string> {
     logLevel: "silent",
     plugins: [plugin],
   });
-  if (unknown.length) throw new Skip(`the SDK's MQTT clients import modules this benchmark has no fake for: ${unknown.join(", ")}`);
+  if (unknown.length)
+    throw new Skip(`the SDK's MQTT clients import modules this benchmark has no fake for: ${unknown.join(", ")}`);
   return out.outputFiles[0].text;
 }
 
@@ -196,8 +203,10 @@ export interface Figures {
   calls: CheckResult["calls"];
 }
 
-const PSN = "prod0123456789ab", DSN = "dev-001";
-const TOPIC = `/${PSN}/${DSN}/upload`, CONTROL = `/${PSN}/${DSN}/control`;
+const PSN = "prod0123456789ab",
+  DSN = "dev-001";
+const TOPIC = `/${PSN}/${DSN}/upload`,
+  CONTROL = `/${PSN}/${DSN}/control`;
 const PAYLOAD = '{"t":21.5,"h":40}';
 
 /** One PUBLISH in `hex` (mqtt-packet decodes it) to TOPIC with PAYLOAD at `qos`. */
@@ -208,8 +217,14 @@ function checkPublish(name: string, hex: string, qos: 0 | 1): void {
   parser.on("error", (e) => packets.push({ cmd: `error: ${String(e)}` } as unknown as mp.Packet));
   parser.parse(Buffer.from(hex, "hex"));
   const p = packets[0] as mp.IPublishPacket | undefined;
-  check(packets.length === 1 && p?.cmd === "publish", `${name}: one PUBLISH written (${JSON.stringify(packets.map((x) => x.cmd))})`);
-  check(p.topic === TOPIC && Buffer.from(p.payload).toString() === PAYLOAD && p.qos === qos, `${name}: PUBLISH to ${p.topic}, QoS ${p.qos}`);
+  check(
+    packets.length === 1 && p?.cmd === "publish",
+    `${name}: one PUBLISH written (${JSON.stringify(packets.map((x) => x.cmd))})`,
+  );
+  check(
+    p.topic === TOPIC && Buffer.from(p.payload).toString() === PAYLOAD && p.qos === qos,
+    `${name}: PUBLISH to ${p.topic}, QoS ${p.qos}`,
+  );
 }
 
 function sanity(name: string, qos: 0 | 1, c: CheckResult): void {
@@ -217,7 +232,10 @@ function sanity(name: string, qos: 0 | 1, c: CheckResult): void {
   checkPublish(name, c.publish, qos);
   if (c.publish0 !== undefined) checkPublish(`${name} (QoS 0)`, c.publish0, 0);
   check(qos === 0 || c.acked === 1, `${name}: the PUBACK settled the publish`);
-  check(c.topic === CONTROL && c.length === c.expectedLength, `${name}: incoming PUBLISH delivered (${c.topic}, ${c.length} bytes)`);
+  check(
+    c.topic === CONTROL && c.length === c.expectedLength,
+    `${name}: incoming PUBLISH delivered (${c.topic}, ${c.length} bytes)`,
+  );
 }
 
 /**
@@ -234,7 +252,12 @@ export async function measureClient(code: string, key: string, label: string, qo
     const run = await w.command(JSON.stringify(body));
     return { ...(JSON.parse(new TextDecoder().decode(run.reply)) as Counters), meters: run.meters };
   };
-  const pair = async (body: object, small: number, big: number, counts?: "received" | "acked"): Promise<{ compute: number; slots: number }> => {
+  const pair = async (
+    body: object,
+    small: number,
+    big: number,
+    counts?: "received" | "acked",
+  ): Promise<{ compute: number; slots: number }> => {
     await cmd({ op: "gc" });
     const a0 = await cmd({ op: "gc" });
     const a = await cmd({ ...body, n: small });
@@ -242,9 +265,14 @@ export async function measureClient(code: string, key: string, label: string, qo
     const b0 = await cmd({ op: "gc" });
     const b = await cmd({ ...body, n: big });
     const what = JSON.stringify(body);
-    if (counts) check(a[counts] - a0[counts] === small && b[counts] - b0[counts] === big, `${label} ${what}: every operation completed`);
+    if (counts)
+      check(
+        a[counts] - a0[counts] === small && b[counts] - b0[counts] === big,
+        `${label} ${what}: every operation completed`,
+      );
     check(!b.errors && !b.wrongAcks && !b.log.length, `${label} ${what}: no error (${JSON.stringify(b.log)})`);
-    const da = a.meters.currentHeapCount - a0.meters.currentHeapCount, db = b.meters.currentHeapCount - b0.meters.currentHeapCount;
+    const da = a.meters.currentHeapCount - a0.meters.currentHeapCount,
+      db = b.meters.currentHeapCount - b0.meters.currentHeapCount;
     check(da >= 0 && db >= da, `${label} ${what}: no GC inside a measured run`);
     return { compute: (b.meters.compute - a.meters.compute) / (big - small), slots: (db - da) / (big - small) };
   };
@@ -301,9 +329,12 @@ function names(p: PeerSpec): string[] {
   const base = `XS vs ${p.label}`;
   const publish = p.qos === 1 ? "QoS 1 publish round trip" : "QoS 0 publish (it has no QoS 1)";
   return [
-    `${base}: ${publish} (compute units)`, `${base}: ${publish} (heap slots)`,
-    `${base}: incoming 64-byte PUBLISH (compute units)`, `${base}: incoming 64-byte PUBLISH (heap slots)`,
-    `${base}: connected client at rest (heap slots)`, `${base}: connected client at rest (device bytes)`,
+    `${base}: ${publish} (compute units)`,
+    `${base}: ${publish} (heap slots)`,
+    `${base}: incoming 64-byte PUBLISH (compute units)`,
+    `${base}: incoming 64-byte PUBLISH (heap slots)`,
+    `${base}: connected client at rest (heap slots)`,
+    `${base}: connected client at rest (device bytes)`,
   ];
 }
 
@@ -329,20 +360,40 @@ async function compareWith(p: PeerSpec, ctx: Context): Promise<Record<string, Li
     const fake = what === "compute" ? "fakeCompute" : "fakeSlots";
     return {
       what: `${op} in the same XS engine on the same fake ECMA-419 socket and timer, the fakes' excess taken out: ${what === "compute" ? "compute units" : "heap slots, garbage included"} (XS meters count: one figure)`,
-      ours: o[what] - o[fake], peer: t[what] - t[fake],
-      unit: what === "compute" ? "XS compute units/op" : "slots/op", better: "lower",
-      oursMeasured: round(o[what]), peerMeasured: round(t[what]), oursFakes: round(o[fake]), peerFakes: round(t[fake]),
-      ...(what === "slots" ? { oursDeviceBytes: round((o.slots - o.fakeSlots) * DEVICE_SLOT), peerDeviceBytes: round((t.slots - t.fakeSlots) * DEVICE_SLOT) } : {}),
+      ours: o[what] - o[fake],
+      peer: t[what] - t[fake],
+      unit: what === "compute" ? "XS compute units/op" : "slots/op",
+      better: "lower",
+      oursMeasured: round(o[what]),
+      peerMeasured: round(t[what]),
+      oursFakes: round(o[fake]),
+      peerFakes: round(t[fake]),
+      ...(what === "slots"
+        ? {
+            oursDeviceBytes: round((o.slots - o.fakeSlots) * DEVICE_SLOT),
+            peerDeviceBytes: round((t.slots - t.fakeSlots) * DEVICE_SLOT),
+          }
+        : {}),
       ...extra,
     };
   };
   const op = p.qos === 1 ? "publish" : "publish0";
-  const publishWhat = p.qos === 1 ? "a QoS 1 publish of 17 bytes, its PUBACK and the bookkeeping" : "a QoS 0 publish of 17 bytes (ours at QoS 0 too)";
-  const o = ours.ops[op], t = theirs.ops.publish, oi = ours.ops.incoming, ti = theirs.ops.incoming;
+  const publishWhat =
+    p.qos === 1
+      ? "a QoS 1 publish of 17 bytes, its PUBACK and the bookkeeping"
+      : "a QoS 0 publish of 17 bytes (ours at QoS 0 too)";
+  const o = ours.ops[op],
+    t = theirs.ops.publish,
+    oi = ours.ops.incoming,
+    ti = theirs.ops.incoming;
   const fmt = (x: PerOp, unit: "compute" | "slots"): string =>
-    unit === "compute" ? `${x.compute.toFixed(0)} units (fakes ${x.fakeCompute.toFixed(0)})` : `${x.slots.toFixed(1)} slots (fakes ${x.fakeSlots.toFixed(1)})`;
-  ctx.log(`  measured, ${p.label} (${p.file}) vs ours: publish ${fmt(t, "compute")}, ${fmt(t, "slots")} vs ${fmt(o, "compute")}, ${fmt(o, "slots")}; ` +
-    `incoming ${fmt(ti, "compute")}, ${fmt(ti, "slots")} vs ${fmt(oi, "compute")}, ${fmt(oi, "slots")}`);
+    unit === "compute"
+      ? `${x.compute.toFixed(0)} units (fakes ${x.fakeCompute.toFixed(0)})`
+      : `${x.slots.toFixed(1)} slots (fakes ${x.fakeSlots.toFixed(1)})`;
+  ctx.log(
+    `  measured, ${p.label} (${p.file}) vs ours: publish ${fmt(t, "compute")}, ${fmt(t, "slots")} vs ${fmt(o, "compute")}, ${fmt(o, "slots")}; ` +
+      `incoming ${fmt(ti, "compute")}, ${fmt(ti, "slots")} vs ${fmt(oi, "compute")}, ${fmt(oi, "slots")}`,
+  );
   ctx.log(`  calls to the fakes, ${p.label}: ${JSON.stringify(theirs.calls)}; ours: ${JSON.stringify(ours.calls)}`);
   const [pc, ps, ic, is, rs, rb] = names(p);
   return {
@@ -350,20 +401,35 @@ async function compareWith(p: PeerSpec, ctx: Context): Promise<Record<string, Li
     [ps]: line(o, t, "slots", publishWhat),
     [ic]: line(oi, ti, "compute", "a 64-byte QoS 0 PUBLISH from the socket to the application"),
     [is]: line(oi, ti, "slots", "a 64-byte QoS 0 PUBLISH from the socket to the application"),
-    [rs]: { what: "a connected, subscribed client at rest after a full GC: heap slots (XS meters count: one figure)", ours: ours.restSlots, peer: theirs.restSlots, unit: "slots", better: "lower", ...extra },
+    [rs]: {
+      what: "a connected, subscribed client at rest after a full GC: heap slots (XS meters count: one figure)",
+      ours: ours.restSlots,
+      peer: theirs.restSlots,
+      unit: "slots",
+      better: "lower",
+      ...extra,
+    },
     [rb]: {
       what: "the same as slots x 16 plus chunk bytes from two snapshots (one figure)",
-      ours: ours.restBytes, peer: theirs.restBytes, unit: "bytes", better: "lower",
-      oursChunkBytes: ours.chunkBytes, peerChunkBytes: theirs.chunkBytes, ...extra,
+      ours: ours.restBytes,
+      peer: theirs.restBytes,
+      unit: "bytes",
+      better: "lower",
+      oursChunkBytes: ours.chunkBytes,
+      peerChunkBytes: theirs.chunkBytes,
+      ...extra,
     },
   };
 }
 
 const HOST = "XS on the Moddable host";
 const HOST_NAMES = [
-  `${HOST}: QoS 1 publish round trip (compute units)`, `${HOST}: QoS 1 publish round trip (heap slots)`,
-  `${HOST}: incoming 64-byte PUBLISH (compute units)`, `${HOST}: incoming 64-byte PUBLISH (heap slots)`,
-  `${HOST}: client + thing layer at rest (heap slots)`, `${HOST}: client + thing layer at rest (device bytes)`,
+  `${HOST}: QoS 1 publish round trip (compute units)`,
+  `${HOST}: QoS 1 publish round trip (heap slots)`,
+  `${HOST}: incoming 64-byte PUBLISH (compute units)`,
+  `${HOST}: incoming 64-byte PUBLISH (heap slots)`,
+  `${HOST}: client + thing layer at rest (heap slots)`,
+  `${HOST}: client + thing layer at rest (device bytes)`,
 ];
 
 /**
@@ -378,27 +444,55 @@ async function hostStack(ctx: Context): Promise<Record<string, Line>> {
   const host = await measureClient(code, "host", "ours on the Moddable host", 1);
   const bare = await measureClient(code, "bare", "ours on a bare sink", 1);
   const out: Record<string, Line> = {};
-  const net = (o: PerOp, what: "compute" | "slots"): number => o[what] - o[what === "compute" ? "fakeCompute" : "fakeSlots"];
+  const net = (o: PerOp, what: "compute" | "slots"): number =>
+    o[what] - o[what === "compute" ? "fakeCompute" : "fakeSlots"];
   const [pc, ps, ic, is, rs, rb] = HOST_NAMES;
-  for (const [op, compute, slots] of [["publish", pc, ps], ["incoming", ic, is]] as const) {
-    const h = host.ops[op], b = bare.ops[op];
-    for (const [name, what] of [[compute, "compute"], [slots, "slots"]] as const) {
-      const ours = net(h, what), base = net(b, what);
+  for (const [op, compute, slots] of [
+    ["publish", pc, ps],
+    ["incoming", ic, is],
+  ] as const) {
+    const h = host.ops[op],
+      b = bare.ops[op];
+    for (const [name, what] of [
+      [compute, "compute"],
+      [slots, "slots"],
+    ] as const) {
+      const ours = net(h, what),
+        base = net(b, what);
       out[name] = {
         what: `${op === "publish" ? "a QoS 1 publish round trip" : "an incoming 64-byte QoS 0 PUBLISH"} through the client with the thing layer on hosts/moddable over the fake TCP socket, the fakes' excess taken out: ${what === "compute" ? "compute units" : "heap slots"} (XS meters count: one figure)`,
-        ours, unit: what === "compute" ? "XS compute units/op" : "slots/op", better: "lower",
-        measured: round(h[what]), fakes: round(what === "compute" ? h.fakeCompute : h.fakeSlots),
-        bareSink: round(base), hostLayer: round(ours - base),
+        ours,
+        unit: what === "compute" ? "XS compute units/op" : "slots/op",
+        better: "lower",
+        measured: round(h[what]),
+        fakes: round(what === "compute" ? h.fakeCompute : h.fakeSlots),
+        bareSink: round(base),
+        hostLayer: round(ours - base),
         ...(what === "slots" ? { deviceBytes: round(ours * DEVICE_SLOT) } : {}),
       };
     }
-    ctx.log(`  ${op} on the Moddable host: ${net(h, "compute").toFixed(0)} units, ${net(h, "slots").toFixed(1)} slots; on a bare sink ${net(b, "compute").toFixed(0)} units, ${net(b, "slots").toFixed(1)} slots`);
+    ctx.log(
+      `  ${op} on the Moddable host: ${net(h, "compute").toFixed(0)} units, ${net(h, "slots").toFixed(1)} slots; on a bare sink ${net(b, "compute").toFixed(0)} units, ${net(b, "slots").toFixed(1)} slots`,
+    );
   }
-  out[rs] = { what: "the client with the thing layer on hosts/moddable, connected, subscribed and idle, after a full GC: heap slots (one figure)", ours: host.restSlots, unit: "slots", better: "lower", bareSink: bare.restSlots, hostLayer: host.restSlots - bare.restSlots };
+  out[rs] = {
+    what: "the client with the thing layer on hosts/moddable, connected, subscribed and idle, after a full GC: heap slots (one figure)",
+    ours: host.restSlots,
+    unit: "slots",
+    better: "lower",
+    bareSink: bare.restSlots,
+    hostLayer: host.restSlots - bare.restSlots,
+  };
   out[rb] = {
     what: "the same as slots x 16 plus chunk bytes from two snapshots (one figure)",
-    ours: host.restBytes, unit: "bytes", better: "lower", target: 8192, slotBytes: host.restSlots * DEVICE_SLOT, chunkBytes: host.chunkBytes,
-    bareSink: bare.restBytes, hostLayer: host.restBytes - bare.restBytes,
+    ours: host.restBytes,
+    unit: "bytes",
+    better: "lower",
+    target: 8192,
+    slotBytes: host.restSlots * DEVICE_SLOT,
+    chunkBytes: host.chunkBytes,
+    bareSink: bare.restBytes,
+    hostLayer: host.restBytes - bare.restBytes,
   };
   ctx.log(`  calls to the fakes on the Moddable host: ${JSON.stringify(host.calls)}`);
   return out;

@@ -14,7 +14,8 @@ import { Skip, type Benchmark, type Line } from "../harness";
 
 function findXsc(): string {
   const sdk = process.env.MODDABLE;
-  for (const p of [sdk && join(sdk, "build/bin/lin/release/xsc"), sdk && join(sdk, "build/bin/mac/release/xsc")]) if (p && existsSync(p)) return p;
+  for (const p of [sdk && join(sdk, "build/bin/lin/release/xsc"), sdk && join(sdk, "build/bin/mac/release/xsc")])
+    if (p && existsSync(p)) return p;
   try {
     return execFileSync("which", ["xsc"], { encoding: "utf8" }).trim() || "";
   } catch {
@@ -30,7 +31,14 @@ function xsbSize(xsc: string, dir: string, name: string, source: string): number
 }
 
 async function bundle(entry: string): Promise<string> {
-  const out = await build({ entryPoints: [fileURLToPath(new URL(entry, import.meta.url))], bundle: true, format: "esm", target: "es2022", write: false, logLevel: "silent" });
+  const out = await build({
+    entryPoints: [fileURLToPath(new URL(entry, import.meta.url))],
+    bundle: true,
+    format: "esm",
+    target: "es2022",
+    write: false,
+    logLevel: "silent",
+  });
   return out.outputFiles[0].text;
 }
 
@@ -38,10 +46,16 @@ async function bundle(entry: string): Promise<string> {
 async function deviceCodec(): Promise<string> {
   const out = await build({
     stdin: {
-      contents: 'export { Decoder } from "./decode";\nexport { encode, encodeAck, encodePublishFields, TopicCache } from "./encode";\n',
-      resolveDir: fileURLToPath(new URL("../../src/mqtt/", import.meta.url)), loader: "ts",
+      contents:
+        'export { Decoder } from "./decode";\nexport { encode, encodeAck, encodePublishFields, TopicCache } from "./encode";\n',
+      resolveDir: fileURLToPath(new URL("../../src/mqtt/", import.meta.url)),
+      loader: "ts",
     },
-    bundle: true, format: "esm", target: "es2022", write: false, logLevel: "silent",
+    bundle: true,
+    format: "esm",
+    target: "es2022",
+    write: false,
+    logLevel: "silent",
   });
   return out.outputFiles[0].text;
 }
@@ -58,9 +72,27 @@ async function sizes(): Promise<Record<string, Line>> {
     const device = xsbSize(xsc, dir, "device", await deviceCodec());
     const client = xsbSize(xsc, dir, "client", await bundle("../../src/mqtt/client.ts"));
     return {
-      "codec XS bytecode (vs Moddable's MQTT client)": { what: "src/mqtt/codec.ts bundled vs the SDK's mqtt module, each compiled by the SDK's xsc -e", ours: codec, peer, unit: "bytes", better: "lower" },
-      "the device's codec (what the session imports), XS bytecode (vs Moddable's MQTT client)": { what: "the decode and encode the session imports, bundled, vs the SDK's mqtt module, each compiled by xsc -e", ours: device, peer, unit: "bytes", better: "lower" },
-      "client with codec, XS bytecode (vs Moddable's MQTT client)": { what: "src/mqtt/client.ts with all it imports, bundled, vs the SDK's mqtt module, each compiled by xsc -e", ours: client, peer, unit: "bytes", better: "lower" },
+      "codec XS bytecode (vs Moddable's MQTT client)": {
+        what: "src/mqtt/codec.ts bundled vs the SDK's mqtt module, each compiled by the SDK's xsc -e",
+        ours: codec,
+        peer,
+        unit: "bytes",
+        better: "lower",
+      },
+      "the device's codec (what the session imports), XS bytecode (vs Moddable's MQTT client)": {
+        what: "the decode and encode the session imports, bundled, vs the SDK's mqtt module, each compiled by xsc -e",
+        ours: device,
+        peer,
+        unit: "bytes",
+        better: "lower",
+      },
+      "client with codec, XS bytecode (vs Moddable's MQTT client)": {
+        what: "src/mqtt/client.ts with all it imports, bundled, vs the SDK's mqtt module, each compiled by xsc -e",
+        ours: client,
+        peer,
+        unit: "bytes",
+        better: "lower",
+      },
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -68,5 +100,12 @@ async function sizes(): Promise<Record<string, Line>> {
 }
 
 export const benchmarks: Benchmark[] = [
-  { names: ["codec XS bytecode (vs Moddable's MQTT client)", "the device's codec (what the session imports), XS bytecode (vs Moddable's MQTT client)", "client with codec, XS bytecode (vs Moddable's MQTT client)"], run: sizes },
+  {
+    names: [
+      "codec XS bytecode (vs Moddable's MQTT client)",
+      "the device's codec (what the session imports), XS bytecode (vs Moddable's MQTT client)",
+      "client with codec, XS bytecode (vs Moddable's MQTT client)",
+    ],
+    run: sizes,
+  },
 ];

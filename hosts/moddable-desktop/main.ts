@@ -16,7 +16,8 @@ import { seededRandom } from "../moddable/random";
 
 function profile(): ChipProfile {
   const chip = (config as { chip?: unknown }).chip;
-  if (chip === "esp32" || chip === "esp8266") return { ...(chip === "esp32" ? ESP32 : ESP8266), name: `moddable-desktop (${chip} limits)` };
+  if (chip === "esp32" || chip === "esp8266")
+    return { ...(chip === "esp32" ? ESP32 : ESP8266), name: `moddable-desktop (${chip} limits)` };
   return DESKTOP;
 }
 

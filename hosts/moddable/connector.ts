@@ -35,10 +35,23 @@ export function moddableConnector(endpoint: Endpoint, tlsOptions: TlsOptions | u
   const tls = moddableTls(endpoint, tlsOptions, net.maxFragment);
   const open = tls ? net.openTls(tls) : net.openTcp;
   const facts = tls
-    ? { verify: !tls.insecure, clientCert: tls.clientCert, serverName: tls.serverName, maxRecord: net.maxFragment > 0 ? Math.min(MAX_RECORD, net.maxFragment) : MAX_RECORD }
+    ? {
+        verify: !tls.insecure,
+        clientCert: tls.clientCert,
+        serverName: tls.serverName,
+        maxRecord: net.maxFragment > 0 ? Math.min(MAX_RECORD, net.maxFragment) : MAX_RECORD,
+      }
     : undefined;
   // the same for every dial: made once here, not once per connection
-  const dial: DialOptions = { endpoint, tls: facts, network: net.network, resolve: net.resolve, open, time: net.time, defer: net.defer };
+  const dial: DialOptions = {
+    endpoint,
+    tls: facts,
+    network: net.network,
+    resolve: net.resolve,
+    open,
+    time: net.time,
+    defer: net.defer,
+  };
   const raw: Connector = (h) => {
     if (tls?.insecure) net.log("warn", insecureWarning(endpoint));
     return new ModdableTransport(dial, h);

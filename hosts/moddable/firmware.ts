@@ -60,7 +60,10 @@ class OtaWriter implements ImageWriter {
   private session: OtaSession | undefined = undefined;
   private size = 0;
   private written = 0;
-  constructor(private readonly OTA: new () => OtaSession, private readonly capacity: number) {}
+  constructor(
+    private readonly OTA: new () => OtaSession,
+    private readonly capacity: number,
+  ) {}
 
   begin(size: number): void {
     if (size > this.capacity) throw new Error(`the image is ${size} bytes; the OTA slot holds ${this.capacity}`);

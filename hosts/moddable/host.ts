@@ -24,7 +24,16 @@ import Time from "time";
 import Timer from "timer";
 import TCP from "embedded:io/socket/tcp";
 import TLSSocket from "embedded:io/socket/tcp/tls";
-import type { Connector, Endpoint, Firmware, Host, KeyValueStore, LogLevel, NetworkLink, TlsOptions } from "../../src/host";
+import type {
+  Connector,
+  Endpoint,
+  Firmware,
+  Host,
+  KeyValueStore,
+  LogLevel,
+  NetworkLink,
+  TlsOptions,
+} from "../../src/host";
 import { CONFIG_KEYS, PREFERENCE_DOMAIN } from "../../src/device/config-keys";
 import { ESP8266_OUTBOX, type ChipProfile } from "./chips";
 import { ModdableClock, type TimerApi } from "./clock";
@@ -89,23 +98,43 @@ export function createModdableHost(options: ModdableHostOptions): ModdableHost {
   const chip = options.chip;
   const log = options.log ?? traceLog;
   const random = options.random ?? ((): number => Math.random());
-  const clock = new ModdableClock(() => Time.ticks, Timer as unknown as TimerApi, (e) => log("error", `a timer callback threw: ${String(e)}`));
+  const clock = new ModdableClock(
+    () => Time.ticks,
+    Timer as unknown as TimerApi,
+    (e) => log("error", `a timer callback threw: ${String(e)}`),
+  );
   const prefs = options.preferences as Preferences;
-  const store = new PreferenceStore(prefs, { domain: PREFERENCE_DOMAIN, limits: chip.preference, maxValueBytes: chip.maxConfigValue });
+  const store = new PreferenceStore(prefs, {
+    domain: PREFERENCE_DOMAIN,
+    limits: chip.preference,
+    maxValueBytes: chip.maxConfigValue,
+  });
   const persist = options.persistOutbox ?? chip.outbox !== undefined;
   const bounds = chip.outbox ?? ESP8266_OUTBOX;
-  const outbox = persist ? new PreferenceOutboxStore(prefs, { domain: "obx", limits: chip.preference, ...bounds }) : undefined;
+  const outbox = persist
+    ? new PreferenceOutboxStore(prefs, { domain: "obx", limits: chip.preference, ...bounds })
+    : undefined;
   const sntp = (config as Record<string, unknown>).sntp;
   const time = new TimeSync({
     SNTP: SNTP as unknown as SntpConstructor,
     setTime: (seconds) => Time.set(seconds),
     now: () => Date.now(),
-    hosts: options.sntp ?? [typeof sntp === "string" && sntp ? sntp : "pool.ntp.org", "time.cloudflare.com", "ntp.aliyun.com"],
+    hosts: options.sntp ?? [
+      typeof sntp === "string" && sntp ? sntp : "pool.ntp.org",
+      "time.cloudflare.com",
+      "ntp.aliyun.com",
+    ],
     log,
   });
   const network = (options.network ?? alwaysUp)({ clock, random, config: store, log });
   const net: ModdableNet = {
-    network, resolve, openTcp, openTls, time, random, log,
+    network,
+    resolve,
+    openTcp,
+    openTls,
+    time,
+    random,
+    log,
     defer: (f) => void clock.setTimer(f, 0),
     maxFragment: chip.tlsMaxFragment,
     maxFrameSize: chip.maxFrameSize,
@@ -150,7 +179,8 @@ export function wifiNetwork(WiFi: unknown): (parts: HostParts) => NetworkLink {
   return ({ clock, random, config: store, log }) => {
     const mc = config as Record<string, unknown>;
     const ssid = stored(store, CONFIG_KEYS.wifiSsid, log) ?? (typeof mc.ssid === "string" ? mc.ssid : undefined);
-    const password = stored(store, CONFIG_KEYS.wifiPassword, log) ?? (typeof mc.password === "string" ? mc.password : undefined);
+    const password =
+      stored(store, CONFIG_KEYS.wifiPassword, log) ?? (typeof mc.password === "string" ? mc.password : undefined);
     const link = new WiFiLink({ WiFi: WiFi as WiFiConstructor, ssid, password, clock, random, log });
     link.start();
     return link;

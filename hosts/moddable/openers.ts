@@ -35,7 +35,11 @@ function withTarget(s: SdkSocket, target: unknown): void {
  * `copy` hands it a copy of each piece instead of the caller's view.
  */
 export class SocketAdapter implements ByteSocket {
-  constructor(private readonly s: SdkSocket, private readonly overhead: number, private readonly copy: boolean) {}
+  constructor(
+    private readonly s: SdkSocket,
+    private readonly overhead: number,
+    private readonly copy: boolean,
+  ) {}
   read(): ArrayBuffer | undefined {
     return this.s.read() as ArrayBuffer | undefined;
   }
@@ -74,7 +78,16 @@ function tcpError(this: { target: SocketTarget }): void {
  */
 export function tcpOpener(TCP: SocketClass): OpenSocket {
   return (address, port, target) => {
-    const s = new TCP({ address, port, nodelay: true, format: "buffer", target, onReadable: tcpReadable, onWritable: tcpWritable, onError: tcpError });
+    const s = new TCP({
+      address,
+      port,
+      nodelay: true,
+      format: "buffer",
+      target,
+      onReadable: tcpReadable,
+      onWritable: tcpWritable,
+      onError: tcpError,
+    });
     withTarget(s, target);
     return s as unknown as ByteSocket;
   };
@@ -128,9 +141,21 @@ function tlsTcpError(this: { target: TlsLink }): void {
  */
 function guardedTcp(TCP: SocketClass): SocketClass {
   const Guarded = (options: Record<string, unknown>): SdkSocket => {
-    const o = options as { target: SocketTarget; onReadable(n: number): void; onWritable(n: number): void; onError(): void };
+    const o = options as {
+      target: SocketTarget;
+      onReadable(n: number): void;
+      onWritable(n: number): void;
+      onError(): void;
+    };
     const link: TlsLink = { t: o.target, r: o.onReadable, w: o.onWritable, e: o.onError };
-    const s = new TCP({ ...options, nodelay: true, target: link, onReadable: tlsTcpReadable, onWritable: tlsTcpWritable, onError: tlsTcpError });
+    const s = new TCP({
+      ...options,
+      nodelay: true,
+      target: link,
+      onReadable: tlsTcpReadable,
+      onWritable: tlsTcpWritable,
+      onError: tlsTcpError,
+    });
     withTarget(s, link);
     return s;
   };
@@ -143,7 +168,8 @@ export function tlsOpener(TCP: SocketClass, TLSSocket: SocketClass): (tls: Modda
   const io = Object.freeze({ io: guardedTcp(TCP) });
   return (tls) => (address, port, target) => {
     const s = new TLSSocket({
-      address, port,
+      address,
+      port,
       host: tls.serverName,
       secure: tls.secure,
       TCP: io,

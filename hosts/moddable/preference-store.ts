@@ -94,7 +94,14 @@ function bytesOf(value: unknown): Uint8Array | undefined {
 type ReadResult = { gen: number; data: Uint8Array; chunks: number } | "absent" | "corrupt";
 
 /** Reads a record whose entry i lives in domain `domain(i)` under `key`. */
-function readRecord(prefs: Preferences, domain: (i: number) => string, key: string, magic: number, size: number, maxChunks: number): ReadResult {
+function readRecord(
+  prefs: Preferences,
+  domain: (i: number) => string,
+  key: string,
+  magic: number,
+  size: number,
+  maxChunks: number,
+): ReadResult {
   const first = bytesOf(prefs.get(domain(0), key));
   if (!first) return "absent";
   if (first.length < HEADER || first[0] !== magic) return "corrupt";
@@ -122,7 +129,10 @@ function remove(prefs: Preferences, domain: (i: number) => string, key: string, 
 function checkDomain(domain: string, suffix: number, limits: PreferenceLimits, what: string): void {
   const max = Math.min(CONFIG_KEY_MAX_LENGTH, limits.maxName);
   if (typeof domain !== "string" || !/^[a-z0-9_]+$/.test(domain) || domain.length + suffix > max)
-    throw new StoreError("INVALID_KEY", `the ${what} domain ${JSON.stringify(domain)} must be lowercase letters, digits or _ and at most ${max - suffix} characters`);
+    throw new StoreError(
+      "INVALID_KEY",
+      `the ${what} domain ${JSON.stringify(domain)} must be lowercase letters, digits or _ and at most ${max - suffix} characters`,
+    );
 }
 
 export interface PreferenceStoreOptions {
@@ -151,7 +161,8 @@ export class PreferenceStore implements KeyValueStore {
     this.size = options.limits.maxEntryBytes;
     this.maxValue = options.maxValueBytes;
     this.maxChunks = chunkCount(this.maxValue, this.size);
-    if (this.size <= HEADER || this.maxChunks > DIGITS.length) throw new StoreError("INVALID_VALUE", "the config store's limits leave no room for a value");
+    if (this.size <= HEADER || this.maxChunks > DIGITS.length)
+      throw new StoreError("INVALID_VALUE", "the config store's limits leave no room for a value");
   }
 
   get(key: string): string | undefined {
@@ -175,11 +186,15 @@ export class PreferenceStore implements KeyValueStore {
       throw new StoreError("INVALID_VALUE", `the value for "${key}" is not valid text (a lone UTF-16 surrogate)`, e);
     }
     if (length > this.maxValue)
-      throw new StoreError("VALUE_TOO_LARGE", `the value for "${key}" is ${length} bytes, over this device's limit of ${this.maxValue}`);
+      throw new StoreError(
+        "VALUE_TOO_LARGE",
+        `the value for "${key}" is ${length} bytes, over this device's limit of ${this.maxValue}`,
+      );
     const data = new Uint8Array(length);
     writeUtf8(value, data, 0);
 
-    const a = this.read(key, "a"), b = this.read(key, "b");
+    const a = this.read(key, "a"),
+      b = this.read(key, "b");
     let cur: "a" | "b" | undefined;
     try {
       cur = this.pick(key, a, b);
@@ -198,7 +213,11 @@ export class PreferenceStore implements KeyValueStore {
       for (let i = chunks.length - 1; i >= 0; i--) prefs.set(dom(i), key, chunks[i]); // the header entry last
     } catch (e) {
       this.cleanup(dom, key);
-      throw new StoreError("WRITE_FAILED", `could not store "${key}" (${message(e)}): the preference storage may be full; the previous value is kept`, e);
+      throw new StoreError(
+        "WRITE_FAILED",
+        `could not store "${key}" (${message(e)}): the preference storage may be full; the previous value is kept`,
+        e,
+      );
     }
     const back = readRecord(prefs, dom, key, KV_MAGIC, this.size, this.maxChunks);
     if (typeof back !== "object" || back.gen !== (gen & 0xff) || !same(back.data, data)) {
@@ -247,14 +266,22 @@ export class PreferenceStore implements KeyValueStore {
     if (typeof a === "object") return "a";
     if (typeof b === "object") return "b";
     if (a === "corrupt" || b === "corrupt")
-      throw new StoreError("CORRUPT", `the stored value of "${key}" is damaged (its checksum does not match): it cannot be read; set it again`);
+      throw new StoreError(
+        "CORRUPT",
+        `the stored value of "${key}" is damaged (its checksum does not match): it cannot be read; set it again`,
+      );
     return undefined;
   }
 
   private current(key: string): { gen: number; data: Uint8Array } | undefined {
-    const a = this.read(key, "a"), b = this.read(key, "b");
+    const a = this.read(key, "a"),
+      b = this.read(key, "b");
     const slot = this.pick(key, a, b);
-    return slot === "a" ? (a as { gen: number; data: Uint8Array }) : slot === "b" ? (b as { gen: number; data: Uint8Array }) : undefined;
+    return slot === "a"
+      ? (a as { gen: number; data: Uint8Array })
+      : slot === "b"
+        ? (b as { gen: number; data: Uint8Array })
+        : undefined;
   }
 
   private cleanup(dom: (i: number) => string, key: string): void {
@@ -267,7 +294,10 @@ export class PreferenceStore implements KeyValueStore {
 
   private checkKey(key: string): void {
     if (!isConfigKey(key))
-      throw new StoreError("INVALID_KEY", `a config key must be 1 to ${CONFIG_KEY_MAX_LENGTH} printable ASCII characters without spaces (ESP32 NVS names), not ${JSON.stringify(String(key)).slice(0, 40)}`);
+      throw new StoreError(
+        "INVALID_KEY",
+        `a config key must be 1 to ${CONFIG_KEY_MAX_LENGTH} printable ASCII characters without spaces (ESP32 NVS names), not ${JSON.stringify(String(key)).slice(0, 40)}`,
+      );
   }
 }
 
@@ -345,7 +375,8 @@ export class PreferenceOutboxStore implements OutboxStore {
       out.push({ key: named ? key : -1, packet: new Uint8Array(0) });
     }
     // Entries after the first of messages whose header entry is gone (a cut during save or remove).
-    for (let i = 1; i < this.maxChunks; i++) for (const name of this.keys(dom(i))) if (!whole.has(name)) this.forget(name, i);
+    for (let i = 1; i < this.maxChunks; i++)
+      for (const name of this.keys(dom(i))) if (!whole.has(name)) this.forget(name, i);
     this.held = held;
     this.bytes = bytes;
     return out;
@@ -353,15 +384,22 @@ export class PreferenceOutboxStore implements OutboxStore {
 
   save(key: number, packet: Uint8Array): void {
     const held = this.ensure();
-    if (!Number.isSafeInteger(key) || key < 0) throw new StoreError("INVALID_KEY", `an outbox key must be a non-negative integer, not ${String(key)}`);
+    if (!Number.isSafeInteger(key) || key < 0)
+      throw new StoreError("INVALID_KEY", `an outbox key must be a non-negative integer, not ${String(key)}`);
     const name = key.toString(36);
     const prior = held.get(key) ?? 0;
     if (packet.length > this.maxBytes)
-      throw new StoreError("VALUE_TOO_LARGE", `a ${packet.length}-byte message is over the persistent outbox's limit of ${this.maxBytes} bytes on this device`);
+      throw new StoreError(
+        "VALUE_TOO_LARGE",
+        `a ${packet.length}-byte message is over the persistent outbox's limit of ${this.maxBytes} bytes on this device`,
+      );
     if (prior === 0 && held.size >= this.maxMessages)
       throw new StoreError("FULL", `the persistent outbox holds ${held.size} messages, its limit on this device`);
     if (this.bytes - prior + packet.length > this.maxBytes)
-      throw new StoreError("FULL", `the persistent outbox holds ${this.bytes} of ${this.maxBytes} bytes: no room for ${packet.length} more`);
+      throw new StoreError(
+        "FULL",
+        `the persistent outbox holds ${this.bytes} of ${this.maxBytes} bytes: no room for ${packet.length} more`,
+      );
     const dom = this.dom;
     try {
       if (held.has(key)) this.forget(name);
@@ -375,7 +413,11 @@ export class PreferenceOutboxStore implements OutboxStore {
       } catch {
         // best effort: load() sweeps entries without a header
       }
-      throw new StoreError("WRITE_FAILED", `could not store an outbox message (${message(e)}): the preference storage may be full`, e);
+      throw new StoreError(
+        "WRITE_FAILED",
+        `could not store an outbox message (${message(e)}): the preference storage may be full`,
+        e,
+      );
     }
     held.set(key, packet.length);
     this.bytes += packet.length - prior;

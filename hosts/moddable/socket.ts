@@ -84,7 +84,8 @@ const DEAD = 5;
  * desktop build under the ESP8266's small, often collected heaps (the keepalive scenario of test/hosts/moddable).
  */
 export function isIPv4(s: string): boolean {
-  let groups = 0, digits = 0;
+  let groups = 0,
+    digits = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c >= 48 && c <= 57) {
@@ -98,11 +99,27 @@ export function isIPv4(s: string): boolean {
 }
 
 const ALERTS: Readonly<Record<number, string>> = Object.freeze({
-  10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow", 40: "handshake_failure", 42: "bad_certificate",
-  43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown",
-  47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied", 50: "decode_error", 51: "decrypt_error",
-  70: "protocol_version", 71: "insufficient_security", 80: "internal_error", 90: "user_canceled",
-  110: "unsupported_extension", 112: "unrecognized_name", 116: "certificate_required",
+  10: "unexpected_message",
+  20: "bad_record_mac",
+  22: "record_overflow",
+  40: "handshake_failure",
+  42: "bad_certificate",
+  43: "unsupported_certificate",
+  44: "certificate_revoked",
+  45: "certificate_expired",
+  46: "certificate_unknown",
+  47: "illegal_parameter",
+  48: "unknown_ca",
+  49: "access_denied",
+  50: "decode_error",
+  51: "decrypt_error",
+  70: "protocol_version",
+  71: "insufficient_security",
+  80: "internal_error",
+  90: "user_canceled",
+  110: "unsupported_extension",
+  112: "unrecognized_name",
+  116: "certificate_required",
 });
 const CLIENT_CERT_ALERTS: readonly number[] = Object.freeze([42, 43, 44, 45, 46, 48, 49, 51]);
 
@@ -125,7 +142,8 @@ function alertNumber(m: string): number {
   if (!m.startsWith("alert: ")) return -1;
   const comma = m.indexOf(", ", 7);
   if (comma < 8) return -1;
-  let n = 0, i = comma + 2;
+  let n = 0,
+    i = comma + 2;
   const from = i;
   for (; i < m.length && i < from + 3; i++) {
     const c = m.charCodeAt(i);
@@ -156,21 +174,58 @@ export function describeTlsException(e: unknown, f: TlsFailure): NetError {
     const name = `alert ${n}${ALERTS[n] ? ` ${ALERTS[n]}` : ""}`;
     if (f.open) return netError("CLOSED", `${url}: the broker ended the TLS session (${name})`, e);
     if (n === 116) return netError("TLS_CLIENT_CERT_REQUIRED", `${where} requires a client certificate (${name})`, e);
-    if (f.clientCert && CLIENT_CERT_ALERTS.indexOf(n) >= 0) return netError("TLS_CLIENT_CERT_REJECTED", `${where} refused our client certificate (${name})`, e);
+    if (f.clientCert && CLIENT_CERT_ALERTS.indexOf(n) >= 0)
+      return netError("TLS_CLIENT_CERT_REJECTED", `${where} refused our client certificate (${name})`, e);
     if (n === 40)
-      return netError("TLS_HANDSHAKE_FAILED", `${where} ended the TLS handshake (${name}): it shares no cipher suite with this build${f.clientCert ? "" : ", or it requires a client certificate (set tls.cert and tls.key)"}`, e);
-    if (n === 70 || n === 71) return netError("TLS_HANDSHAKE_FAILED", `${where} does not accept what this device offers (${name}): TLS 1.2 with AES suites`, e);
-    if (n === 112) return netError("TLS_HANDSHAKE_FAILED", `${where} does not serve the name "${f.serverName}" (${name}): set tls.serverName to a name it serves`, e);
+      return netError(
+        "TLS_HANDSHAKE_FAILED",
+        `${where} ended the TLS handshake (${name}): it shares no cipher suite with this build${f.clientCert ? "" : ", or it requires a client certificate (set tls.cert and tls.key)"}`,
+        e,
+      );
+    if (n === 70 || n === 71)
+      return netError(
+        "TLS_HANDSHAKE_FAILED",
+        `${where} does not accept what this device offers (${name}): TLS 1.2 with AES suites`,
+        e,
+      );
+    if (n === 112)
+      return netError(
+        "TLS_HANDSHAKE_FAILED",
+        `${where} does not serve the name "${f.serverName}" (${name}): set tls.serverName to a name it serves`,
+        e,
+      );
     return netError("TLS_HANDSHAKE_FAILED", `${where} ended the TLS handshake (${name})`, e);
   }
   if (m.indexOf("certificate: auth err") >= 0) {
-    if (!f.clockValid) return netError("TLS_EXPIRED", `the certificate of ${where} could not be checked: this device's clock is not set`, e);
-    return netError("TLS_UNKNOWN_CA",
-      `the certificate of ${where} did not verify: it is not signed by the CA in tls.ca, is not valid at ${new Date(f.now).toISOString()}, or does not name "${f.serverName}" in its subjectAltName (the device's TLS stack does not say which)`, e);
+    if (!f.clockValid)
+      return netError(
+        "TLS_EXPIRED",
+        `the certificate of ${where} could not be checked: this device's clock is not set`,
+        e,
+      );
+    return netError(
+      "TLS_UNKNOWN_CA",
+      `the certificate of ${where} did not verify: it is not signed by the CA in tls.ca, is not valid at ${new Date(f.now).toISOString()}, or does not name "${f.serverName}" in its subjectAltName (the device's TLS stack does not say which)`,
+      e,
+    );
   }
   if (m.indexOf("date validation failed") >= 0)
-    return netError("TLS_EXPIRED", `a certificate (the CA in tls.ca or one from ${where}) is not valid at ${new Date(f.now).toISOString()}`, e);
-  if (has(m, "unsupported cipher", "unsuported cipher", "unsupoorted cipher", "unsuppoorted cipher", "unsupported compression")) return netError("TLS_HANDSHAKE_FAILED", `${where} chose a cipher suite this build does not offer (${m})`, e);
+    return netError(
+      "TLS_EXPIRED",
+      `a certificate (the CA in tls.ca or one from ${where}) is not valid at ${new Date(f.now).toISOString()}`,
+      e,
+    );
+  if (
+    has(
+      m,
+      "unsupported cipher",
+      "unsuported cipher",
+      "unsupoorted cipher",
+      "unsuppoorted cipher",
+      "unsupported compression",
+    )
+  )
+    return netError("TLS_HANDSHAKE_FAILED", `${where} chose a cipher suite this build does not offer (${m})`, e);
   if (has(m, "unsupported algorithm", "unsupported curve", "invalid curve", "unimplemented"))
     return netError("TLS_HANDSHAKE_FAILED", `${where} uses an algorithm the device's TLS stack lacks (${m})`, e);
   if (f.open) return netError("CLOSED", `${url}: the TLS session failed (${m})`, e);
@@ -221,7 +276,8 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
     this.limit = d.tls ? d.tls.maxRecord : 0x7fffffff;
     this.sync++;
     try {
-      if (!d.network.up) this.fail(netError("NETWORK_DOWN", `cannot reach ${formatEndpoint(d.endpoint)}: the network is down`));
+      if (!d.network.up)
+        this.fail(netError("NETWORK_DOWN", `cannot reach ${formatEndpoint(d.endpoint)}: the network is down`));
       else if (d.tls?.verify && !d.time.valid) {
         this.phase = CLOCK;
         this.cancelClock = d.time.whenValid((error) => {
@@ -281,10 +337,12 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
       // at once (lwIP's write only copies the bytes and calls nothing back), with no timer and no closure for it.
       if (!this.pumpLater) {
         this.pumpLater = true;
-        this.d.defer((this.flush ??= () => {
-          this.pumpLater = false;
-          if (this.phase === OPEN && !this.closed) this.pump(false);
-        }));
+        this.d.defer(
+          (this.flush ??= () => {
+            this.pumpLater = false;
+            if (this.phase === OPEN && !this.closed) this.pump(false);
+          }),
+        );
       }
       return true;
     }
@@ -347,7 +405,12 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
   private lookup(): void {
     const host = this.d.endpoint.host;
     if (host.indexOf(":") >= 0)
-      return this.fail(netError("UNREACHABLE", `${formatEndpoint(this.d.endpoint)}: this device's TCP socket (embedded:io/socket/tcp) takes IPv4 addresses only`));
+      return this.fail(
+        netError(
+          "UNREACHABLE",
+          `${formatEndpoint(this.d.endpoint)}: this device's TCP socket (embedded:io/socket/tcp) takes IPv4 addresses only`,
+        ),
+      );
     if (isIPv4(host)) return this.connect(host);
     if (host === "localhost") return this.connect("127.0.0.1"); // Net.resolve does not know it on every platform
     this.phase = RESOLVING;
@@ -356,7 +419,13 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
         if (this.phase !== RESOLVING) return; // closed meanwhile: the lookup cannot be cancelled
         try {
           if (!address) this.fail(netError("DNS_FAILED", `cannot resolve the host name "${host}"`));
-          else if (!isIPv4(address)) this.fail(netError("UNREACHABLE", `"${host}" resolved to ${address}, not an IPv4 address, which this device's TCP socket needs`));
+          else if (!isIPv4(address))
+            this.fail(
+              netError(
+                "UNREACHABLE",
+                `"${host}" resolved to ${address}, not an IPv4 address, which this device's TCP socket needs`,
+              ),
+            );
           else this.connect(address);
         } catch (e) {
           this.crash(e);
@@ -375,7 +444,14 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
     } catch (e) {
       this.socket = undefined;
       if (this.d.tls) this.crash(e);
-      else this.fail(netError("CLOSED", `could not open a TCP socket to ${this.where()} (${text(e)}): the device may have too many open sockets or too little memory`, e));
+      else
+        this.fail(
+          netError(
+            "CLOSED",
+            `could not open a TCP socket to ${this.where()} (${text(e)}): the device may have too many open sockets or too little memory`,
+            e,
+          ),
+        );
     }
   }
 
@@ -408,7 +484,8 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
    * `owner`: called from the owner's write(), so a failure is reported on a later turn.
    */
   private pump(owner: boolean): void {
-    const socket = this.socket, max = this.limit;
+    const socket = this.socket,
+      max = this.limit;
     for (let data = this.pending; data && socket && this.phase === OPEN && this.room > 0; data = this.pending) {
       const offset = this.offset;
       let n = data.length - offset;
@@ -428,7 +505,8 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
 
   /** The socket's write threw: TCP's "would block" waits for onWritable; anything else ends the connection. */
   private refused(e: unknown, owner: boolean): void {
-    if (!this.d.tls && text(e).indexOf("would block") >= 0) this.room = 0; // onWritable follows when lwIP has room
+    if (!this.d.tls && text(e).indexOf("would block") >= 0)
+      this.room = 0; // onWritable follows when lwIP has room
     else if (owner) this.ownerCrash(e);
     else this.crash(e);
   }
@@ -436,7 +514,9 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
   /** An owner's handler threw: the owner's bug, reported as such, not as a TLS failure. */
   private threw(e: unknown): void {
     try {
-      this.fail(netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: the connection's handler threw (${text(e)})`, e));
+      this.fail(
+        netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: the connection's handler threw (${text(e)})`, e),
+      );
     } catch (again) {
       this.crash(again); // the owner's onError threw too: the connection is dead already, so this ends it quietly
     }
@@ -457,23 +537,39 @@ export class ModdableTransport implements Transport, SocketCallbacks, Probe {
     const where = this.where();
     if (this.phase === OPEN)
       return this.answered
-        ? netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: the connection closed (the broker or the network ended it)`)
+        ? netError(
+            "CLOSED",
+            `${formatEndpoint(this.d.endpoint)}: the connection closed (the broker or the network ended it)`,
+          )
         : netError("NO_ANSWER", `${where} closed the connection without answering`);
     if (!this.d.tls || !this.opened)
-      return netError("CONNECTION_REFUSED", `the TCP connection to ${where} failed (refused or unreachable: the device's network stack does not say which)`);
-    if (this.received) return netError("TLS_HANDSHAKE_FAILED", `${where} closed the connection during the TLS handshake`);
+      return netError(
+        "CONNECTION_REFUSED",
+        `the TCP connection to ${where} failed (refused or unreachable: the device's network stack does not say which)`,
+      );
+    if (this.received)
+      return netError("TLS_HANDSHAKE_FAILED", `${where} closed the connection during the TLS handshake`);
     return netError("NOT_TLS", `${where} closed the connection during the TLS handshake without a byte of answer`);
   }
 
   private crash(e: unknown): void {
     if (this.phase === DEAD) return;
     const tls = this.d.tls;
-    if (!tls) return this.fail(e instanceof NetError ? e : netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: ${text(e)}`, e));
+    if (!tls)
+      return this.fail(
+        e instanceof NetError ? e : netError("CLOSED", `${formatEndpoint(this.d.endpoint)}: ${text(e)}`, e),
+      );
     const now = Date.now();
-    this.fail(describeTlsException(e, {
-      endpoint: this.d.endpoint, serverName: tls.serverName, open: this.phase === OPEN, clientCert: tls.clientCert,
-      now, clockValid: this.d.time.valid,
-    }));
+    this.fail(
+      describeTlsException(e, {
+        endpoint: this.d.endpoint,
+        serverName: tls.serverName,
+        open: this.phase === OPEN,
+        clientCert: tls.clientCert,
+        now,
+        clockValid: this.d.time.valid,
+      }),
+    );
   }
 
   private fail(error: NetError): void {

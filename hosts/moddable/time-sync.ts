@@ -12,7 +12,10 @@ import { type NetError, netError } from "../../src/net/errors";
 export interface SntpLike {
   close(): void;
 }
-export type SntpConstructor = new (options: { host: string }, callback: (message: number, value?: unknown) => unknown) => SntpLike;
+export type SntpConstructor = new (
+  options: { host: string },
+  callback: (message: number, value?: unknown) => unknown,
+) => SntpLike;
 
 /** The clock counts as set from this date on (2025-01-01T00:00:00Z): no certificate in use predates it. */
 export const VALID_AFTER = 1735689600000;
@@ -66,7 +69,13 @@ export class TimeSync {
 
   private start(index: number): void {
     const { hosts, log } = this.o;
-    if (hosts.length === 0) return this.finish(netError("TLS_EXPIRED", "the clock is not set and no SNTP server is configured, so certificate dates cannot be checked"));
+    if (hosts.length === 0)
+      return this.finish(
+        netError(
+          "TLS_EXPIRED",
+          "the clock is not set and no SNTP server is configured, so certificate dates cannot be checked",
+        ),
+      );
     log("info", `setting the clock with SNTP from ${hosts[index]} (certificate dates need it)`);
     let at = index;
     try {
@@ -81,7 +90,12 @@ export class TimeSync {
             log("warn", `SNTP from ${hosts[at]} failed: ${String(value)}`);
             if (++at < hosts.length) return hosts[at]; // the SNTP object tries this host next
             this.sntp = undefined;
-            this.finish(netError("TLS_EXPIRED", `the clock is not set: SNTP failed (${hosts.join(", ")}), so certificate dates cannot be checked`));
+            this.finish(
+              netError(
+                "TLS_EXPIRED",
+                `the clock is not set: SNTP failed (${hosts.join(", ")}), so certificate dates cannot be checked`,
+              ),
+            );
           }
         } catch (e) {
           log("error", `SNTP callback failed: ${String(e)}`);

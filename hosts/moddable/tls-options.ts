@@ -63,22 +63,31 @@ const PKCS8_HINT = "convert it with: openssl pkcs8 -topk8 -nocrypt -in key.pem -
 export function checkPrivateKey(der: Uint8Array): void {
   // SEQUENCE { INTEGER version, SEQUENCE { OID algorithm, ... }, OCTET STRING key }
   const outer = headerLength(der, 0);
-  if (der[0] !== 0x30 || outer < 0) throw bad("tls.key is not a DER private key (it does not start with an ASN.1 SEQUENCE)");
+  if (der[0] !== 0x30 || outer < 0)
+    throw bad("tls.key is not a DER private key (it does not start with an ASN.1 SEQUENCE)");
   const version = outer;
-  if (der[version] !== 0x02 || headerLength(der, version) !== 2) throw bad(`tls.key is not a PKCS#8 private key: ${PKCS8_HINT}`);
+  if (der[version] !== 0x02 || headerLength(der, version) !== 2)
+    throw bad(`tls.key is not a PKCS#8 private key: ${PKCS8_HINT}`);
   const next = version + 2 + der[version + 1];
-  if (der[next] === 0x02) throw bad(`tls.key is a PKCS#1 ("RSA PRIVATE KEY") key; the device's TLS stack takes PKCS#8: ${PKCS8_HINT}`);
+  if (der[next] === 0x02)
+    throw bad(`tls.key is a PKCS#1 ("RSA PRIVATE KEY") key; the device's TLS stack takes PKCS#8: ${PKCS8_HINT}`);
   if (der[next] !== 0x30) throw bad(`tls.key is not a PKCS#8 private key (an encrypted or EC key?): ${PKCS8_HINT}`);
   const oid = next + headerLength(der, next);
   for (let i = 0; i < RSA_OID.length; i++)
-    if (der[oid + i] !== RSA_OID[i]) throw bad("tls.key is not an RSA key: the Moddable TLS stack signs client certificates with RSA keys only (use an RSA client certificate and key)");
+    if (der[oid + i] !== RSA_OID[i])
+      throw bad(
+        "tls.key is not an RSA key: the Moddable TLS stack signs client certificates with RSA keys only (use an RSA client certificate and key)",
+      );
 }
 
 function privateKey(value: string | Uint8Array): Uint8Array {
   if (value instanceof Uint8Array) return value;
-  if (value.indexOf("-----BEGIN ENCRYPTED PRIVATE KEY-----") >= 0) throw bad(`tls.key is encrypted; the device needs it unencrypted: ${PKCS8_HINT}`);
-  if (value.indexOf("-----BEGIN RSA PRIVATE KEY-----") >= 0) throw bad(`tls.key is a PKCS#1 ("RSA PRIVATE KEY") key; the device's TLS stack takes PKCS#8: ${PKCS8_HINT}`);
-  if (value.indexOf("-----BEGIN EC PRIVATE KEY-----") >= 0) throw bad("tls.key is an EC key: the Moddable TLS stack signs client certificates with RSA keys only");
+  if (value.indexOf("-----BEGIN ENCRYPTED PRIVATE KEY-----") >= 0)
+    throw bad(`tls.key is encrypted; the device needs it unencrypted: ${PKCS8_HINT}`);
+  if (value.indexOf("-----BEGIN RSA PRIVATE KEY-----") >= 0)
+    throw bad(`tls.key is a PKCS#1 ("RSA PRIVATE KEY") key; the device's TLS stack takes PKCS#8: ${PKCS8_HINT}`);
+  if (value.indexOf("-----BEGIN EC PRIVATE KEY-----") >= 0)
+    throw bad("tls.key is an EC key: the Moddable TLS stack signs client certificates with RSA keys only");
   const ders = pemToDer(value, "PRIVATE KEY", "tls.key");
   if (ders.length !== 1) throw bad(`tls.key must hold one "-----BEGIN PRIVATE KEY-----" block`);
   return ders[0];
@@ -88,7 +97,11 @@ function privateKey(value: string | Uint8Array): Uint8Array {
  * Checks `tls` for `endpoint` (checkTls, then what this TLS stack can do) and converts it once, at connector
  * creation: PEM to DER here, so no dial pays for it. Throws NetError INVALID_TLS_OPTIONS.
  */
-export function moddableTls(endpoint: Endpoint, tls: TlsOptions | undefined, maxFragment: number): ModdableTls | undefined {
+export function moddableTls(
+  endpoint: Endpoint,
+  tls: TlsOptions | undefined,
+  maxFragment: number,
+): ModdableTls | undefined {
   checkTls(endpoint, tls);
   if (!isSecure(endpoint.scheme)) return undefined;
   const t = tls ?? {};
@@ -97,10 +110,14 @@ export function moddableTls(endpoint: Endpoint, tls: TlsOptions | undefined, max
   const cas: Uint8Array[] = [];
   for (let i = 0; i < (t.ca?.length ?? 0); i++) for (const der of certificates(t.ca![i], `tls.ca[${i}]`)) cas.push(der);
   if (cas.length > 1)
-    throw bad(`tls.ca holds ${cas.length} certificates; this device's TLS socket trusts exactly one CA: give the one that signed the broker's certificate (for UIoT Core, the platform root)`);
+    throw bad(
+      `tls.ca holds ${cas.length} certificates; this device's TLS socket trusts exactly one CA: give the one that signed the broker's certificate (for UIoT Core, the platform root)`,
+    );
   if (cas.length === 1) secure.certificate = buffer(cas[0]);
   else if (!insecure)
-    throw bad("tls.ca is required on this device: its TLS stack has no built-in CA store in this firmware, so it can only verify the broker against the CA you give (PEM text or DER)");
+    throw bad(
+      "tls.ca is required on this device: its TLS stack has no built-in CA store in this firmware, so it can only verify the broker against the CA you give (PEM text or DER)",
+    );
   if (t.cert !== undefined && t.key !== undefined) {
     secure.clientCertificates = certificates(t.cert, "tls.cert").map(buffer);
     const key = privateKey(t.key);

@@ -78,7 +78,10 @@ export class WiFiLink implements NetworkLink {
     if (this.wifi) return;
     const { log, ssid } = this.o;
     if (!ssid) {
-      log("error", "no Wi-Fi network configured: store its name under config key \"wifi.ssid\" (and \"wifi.password\"), or build with mcconfig ... ssid=\"name\" password=\"secret\"");
+      log(
+        "error",
+        'no Wi-Fi network configured: store its name under config key "wifi.ssid" (and "wifi.password"), or build with mcconfig ... ssid="name" password="secret"',
+      );
       return;
     }
     const self = this;
@@ -91,7 +94,8 @@ export class WiFiLink implements NetworkLink {
         }
       },
     });
-    if (this.wifi.connection >= CONNECTED) this.changed(); // already connected before this code ran
+    if (this.wifi.connection >= CONNECTED)
+      this.changed(); // already connected before this code ran
     else this.attempt();
   }
 
@@ -140,7 +144,9 @@ export class WiFiLink implements NetworkLink {
     if (!w || this.state) return;
     this.attempting = true;
     try {
-      w.connect(this.o.password ? { SSID: this.o.ssid as string, password: this.o.password } : { SSID: this.o.ssid as string });
+      w.connect(
+        this.o.password ? { SSID: this.o.ssid as string, password: this.o.password } : { SSID: this.o.ssid as string },
+      );
     } catch (e) {
       if (String(e).indexOf("already connecting") < 0) {
         this.attempting = false;
@@ -153,7 +159,10 @@ export class WiFiLink implements NetworkLink {
       this.attemptTimer = undefined;
       if (!this.attempting || this.state) return;
       this.attempting = false;
-      this.o.log("warn", `Wi-Fi: no connection to "${this.o.ssid}" after ${Math.round((this.o.attemptTimeout ?? 30000) / 1000)} s`);
+      this.o.log(
+        "warn",
+        `Wi-Fi: no connection to "${this.o.ssid}" after ${Math.round((this.o.attemptTimeout ?? 30000) / 1000)} s`,
+      );
       try {
         w.disconnect(); // ends the driver's attempt; its "disconnected" event is ignored (not attempting)
       } catch {
@@ -165,7 +174,8 @@ export class WiFiLink implements NetworkLink {
 
   private retry(): void {
     if (this.retryTimer !== undefined || !this.wifi) return;
-    const min = this.o.min ?? 1000, max = this.o.max ?? 60000;
+    const min = this.o.min ?? 1000,
+      max = this.o.max ?? 60000;
     const ceiling = Math.min(max, min * 2 ** Math.min(this.attempts, 30));
     this.attempts++;
     const delay = Math.floor(this.o.random() * ceiling);

@@ -78,7 +78,10 @@ export function makePrivateDir(dir: string): void {
 
 export class TargetExistsError extends Error {
   readonly code = "EEXIST";
-  constructor(readonly file: string, readonly kind: "file" | "directory" | "symbolic link" | "other") {
+  constructor(
+    readonly file: string,
+    readonly kind: "file" | "directory" | "symbolic link" | "other",
+  ) {
     super(`${file} already exists`);
     this.name = "TargetExistsError";
   }
@@ -170,11 +173,17 @@ export type NotOursReason = "symbolic link" | "not a regular file" | "other owne
 
 /** Why a file is not one of ours to read or change. */
 export class NotOursError extends Error {
-  constructor(readonly file: string, readonly reason: NotOursReason, readonly uid?: number) {
+  constructor(
+    readonly file: string,
+    readonly reason: NotOursReason,
+    readonly uid?: number,
+  ) {
     super(
-      reason === "symbolic link" ? `${file} is a symbolic link`
-        : reason === "not a regular file" ? `${file} is not a regular file`
-        : `${file} belongs to another user (uid ${uid}, not ${process.getuid?.()})`,
+      reason === "symbolic link"
+        ? `${file} is a symbolic link`
+        : reason === "not a regular file"
+          ? `${file} is not a regular file`
+          : `${file} belongs to another user (uid ${uid}, not ${process.getuid?.()})`,
     );
     this.name = "NotOursError";
   }

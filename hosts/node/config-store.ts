@@ -11,11 +11,24 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { inspect } from "node:util";
-import { CA_MAX_PARTS, CONFIG_KEY_MAX_LENGTH, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, caPartKey, isConfigKey } from "../../src/device/config-keys";
+import {
+  CA_MAX_PARTS,
+  CONFIG_KEY_MAX_LENGTH,
+  CONFIG_KEYS,
+  CONFIG_VALUE_MAX_BYTES,
+  caPartKey,
+  isConfigKey,
+} from "../../src/device/config-keys";
 import type { KeyValueStore } from "../../src/host";
 import { atomicFs, makePrivateDir, NotOursError, readOwnFile, writeFileAtomic } from "./atomic-file";
 
-export type ConfigStoreErrorCode = "INVALID_KEY" | "INVALID_VALUE" | "VALUE_TOO_LARGE" | "WRITE_FAILED" | "CORRUPT" | "NOT_A_STORE";
+export type ConfigStoreErrorCode =
+  | "INVALID_KEY"
+  | "INVALID_VALUE"
+  | "VALUE_TOO_LARGE"
+  | "WRITE_FAILED"
+  | "CORRUPT"
+  | "NOT_A_STORE";
 
 export class ConfigStoreError extends Error {
   readonly code: ConfigStoreErrorCode;
@@ -35,7 +48,10 @@ export const STORE_MARKER = "uiot-config/1";
 /** The largest file read as a store (a board's whole NVS partition is 24 KB). */
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
-const DEVICE_KEYS = new Set<string>([...Object.values(CONFIG_KEYS), ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i))]);
+const DEVICE_KEYS = new Set<string>([
+  ...Object.values(CONFIG_KEYS),
+  ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i)),
+]);
 
 /** The keys a device's configuration uses (src/device/config-keys.ts): what an older, unmarked store holds. */
 export function isDeviceConfigKey(key: string): boolean {
@@ -66,7 +82,10 @@ export class FileConfigStore implements KeyValueStore {
   private readonly maxValue: number;
   private readonly legacyKeys: (key: string) => boolean;
 
-  constructor(readonly file: string, options: FileConfigStoreOptions = {}) {
+  constructor(
+    readonly file: string,
+    options: FileConfigStoreOptions = {},
+  ) {
     this.maxKey = options.maxKeyLength ?? CONFIG_KEY_MAX_LENGTH;
     this.maxValue = options.maxValueBytes ?? CONFIG_VALUE_MAX_BYTES;
     this.legacyKeys = options.legacyKeys ?? isDeviceConfigKey;
@@ -109,16 +128,24 @@ export class FileConfigStore implements KeyValueStore {
     };
     change(draft);
     const keys = Object.keys(next);
-    if (keys.length === Object.keys(this.values).length && keys.every((k) => own(this.values, k) && this.values[k] === next[k])) return;
+    if (
+      keys.length === Object.keys(this.values).length &&
+      keys.every((k) => own(this.values, k) && this.values[k] === next[k])
+    )
+      return;
     this.write(next);
   }
 
   private checkEntry(key: string, value: string): void {
     this.checkKey(key);
-    if (typeof value !== "string") throw new ConfigStoreError("INVALID_VALUE", `the value for "${key}" must be a string`);
+    if (typeof value !== "string")
+      throw new ConfigStoreError("INVALID_VALUE", `the value for "${key}" must be a string`);
     const bytes = Buffer.byteLength(value, "utf8");
     if (this.maxValue && bytes > this.maxValue)
-      throw new ConfigStoreError("VALUE_TOO_LARGE", `the value for "${key}" is ${bytes} bytes, over the limit of ${this.maxValue} (a board's preference store holds no more)`);
+      throw new ConfigStoreError(
+        "VALUE_TOO_LARGE",
+        `the value for "${key}" is ${bytes} bytes, over the limit of ${this.maxValue} (a board's preference store holds no more)`,
+      );
   }
 
   /** Printed (String, util.inspect, JSON.stringify): the file and the keys it holds, never a value. */
@@ -137,12 +164,19 @@ export class FileConfigStore implements KeyValueStore {
   private checkKey(key: string): void {
     if (!isConfigKey(key, this.maxKey) || key === "__proto__") {
       // isConfigKey decides; the message says which part of the rule the key breaks
-      const why = typeof key !== "string" || key === "" ? "a config key must be a non-empty string"
-        : this.maxKey && key.length > this.maxKey ? `the config key "${key}" is longer than ${this.maxKey} characters (the ESP32 preference store's limit)`
-        : `the config key ${JSON.stringify(key)} must be printable ASCII without spaces`;
+      const why =
+        typeof key !== "string" || key === ""
+          ? "a config key must be a non-empty string"
+          : this.maxKey && key.length > this.maxKey
+            ? `the config key "${key}" is longer than ${this.maxKey} characters (the ESP32 preference store's limit)`
+            : `the config key ${JSON.stringify(key)} must be printable ASCII without spaces`;
       throw new ConfigStoreError("INVALID_KEY", why);
     }
-    if (key === STORE_MARKER_KEY) throw new ConfigStoreError("INVALID_KEY", `the config key "${STORE_MARKER_KEY}" is reserved: it marks the file as a config store`);
+    if (key === STORE_MARKER_KEY)
+      throw new ConfigStoreError(
+        "INVALID_KEY",
+        `the config key "${STORE_MARKER_KEY}" is reserved: it marks the file as a config store`,
+      );
   }
 
   private load(): Record<string, string> {
@@ -151,9 +185,17 @@ export class FileConfigStore implements KeyValueStore {
       file = readOwnFile(this.file, MAX_FILE_BYTES);
     } catch (e) {
       if (e instanceof NotOursError)
-        throw new ConfigStoreError("NOT_A_STORE", `${e.message}: a config store must be a regular file of the user running this; it is left as it is (give the store's own path)`);
-      if (e instanceof RangeError) throw new ConfigStoreError("NOT_A_STORE", `${e.message}: not a config store; it is left as it is`);
-      throw new ConfigStoreError("CORRUPT", `cannot read the config file ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+        throw new ConfigStoreError(
+          "NOT_A_STORE",
+          `${e.message}: a config store must be a regular file of the user running this; it is left as it is (give the store's own path)`,
+        );
+      if (e instanceof RangeError)
+        throw new ConfigStoreError("NOT_A_STORE", `${e.message}: not a config store; it is left as it is`);
+      throw new ConfigStoreError(
+        "CORRUPT",
+        `cannot read the config file ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        e,
+      );
     }
     if (file === undefined) return {};
     try {
@@ -162,14 +204,28 @@ export class FileConfigStore implements KeyValueStore {
         data = JSON.parse(new TextDecoder().decode(file.bytes));
       } catch {
         // No cause: the engine's message quotes the text around the fault, and this text holds secrets.
-        throw new ConfigStoreError("CORRUPT", `the config file ${this.file} is not valid JSON: repair it or move it away (it may hold the device's secrets: keep a copy)`);
+        throw new ConfigStoreError(
+          "CORRUPT",
+          `the config file ${this.file} is not valid JSON: repair it or move it away (it may hold the device's secrets: keep a copy)`,
+        );
       }
-      if (data === null || typeof data !== "object" || Array.isArray(data) || Object.values(data).some((v) => typeof v !== "string"))
-        throw new ConfigStoreError("CORRUPT", `the config file ${this.file} must hold one JSON object of string values: repair it or move it away`);
+      if (
+        data === null ||
+        typeof data !== "object" ||
+        Array.isArray(data) ||
+        Object.values(data).some((v) => typeof v !== "string")
+      )
+        throw new ConfigStoreError(
+          "CORRUPT",
+          `the config file ${this.file} must hold one JSON object of string values: repair it or move it away`,
+        );
       const values = { ...(data as Record<string, string>) };
       if (own(values, STORE_MARKER_KEY)) {
         if (values[STORE_MARKER_KEY] !== STORE_MARKER)
-          throw new ConfigStoreError("NOT_A_STORE", `the config file ${this.file} is marked as a store of another format ("${STORE_MARKER_KEY}" is not "${STORE_MARKER}"): it was written by another version; it is left as it is`);
+          throw new ConfigStoreError(
+            "NOT_A_STORE",
+            `the config file ${this.file} is marked as a store of another format ("${STORE_MARKER_KEY}" is not "${STORE_MARKER}"): it was written by another version; it is left as it is`,
+          );
         delete values[STORE_MARKER_KEY];
         this.onDisk = "marked";
       } else this.onDisk = "unmarked";
@@ -203,7 +259,11 @@ export class FileConfigStore implements KeyValueStore {
     try {
       writeFileAtomic(this.file, JSON.stringify({ [STORE_MARKER_KEY]: STORE_MARKER, ...next }, null, 1));
     } catch (e) {
-      throw new ConfigStoreError("WRITE_FAILED", `cannot write the config file ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+      throw new ConfigStoreError(
+        "WRITE_FAILED",
+        `cannot write the config file ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        e,
+      );
     }
     this.values = next;
     this.onDisk = "marked";

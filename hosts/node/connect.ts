@@ -13,7 +13,6 @@ import { checkTls, insecureWarning } from "../../src/net/tls";
 import { webSocketConnector } from "../../src/net/websocket";
 import { socketTransport, type SocketEnd } from "./tcp";
 
-
 export interface NodeConnectorOptions {
   /** Uniform in [0, 1): WebSocket keys and masks. Default Math.random. */
   random?: () => number;
@@ -36,15 +35,33 @@ interface Dial {
 }
 
 const UNTRUSTED = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "CERT_UNTRUSTED", "CERT_SIGNATURE_FAILURE",
-  "CERT_CHAIN_TOO_LONG", "INVALID_CA", "CERT_REJECTED",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_UNTRUSTED",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_CHAIN_TOO_LONG",
+  "INVALID_CA",
+  "CERT_REJECTED",
 ]);
-const NOT_TLS = new Set(["ERR_SSL_WRONG_VERSION_NUMBER", "ERR_SSL_PACKET_LENGTH_TOO_LONG", "ERR_SSL_HTTP_REQUEST", "ERR_SSL_UNKNOWN_PROTOCOL", "ERR_SSL_RECORD_LAYER_FAILURE"]);
+const NOT_TLS = new Set([
+  "ERR_SSL_WRONG_VERSION_NUMBER",
+  "ERR_SSL_PACKET_LENGTH_TOO_LONG",
+  "ERR_SSL_HTTP_REQUEST",
+  "ERR_SSL_UNKNOWN_PROTOCOL",
+  "ERR_SSL_RECORD_LAYER_FAILURE",
+]);
 const CLIENT_CERT_REFUSED = new Set([
-  "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA", "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE", "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-  "ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED", "ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED", "ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
-  "ERR_SSL_TLSV1_ALERT_ACCESS_DENIED", "ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR",
+  "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA",
+  "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE",
+  "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+  "ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED",
+  "ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED",
+  "ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+  "ERR_SSL_TLSV1_ALERT_ACCESS_DENIED",
+  "ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR",
 ]);
 const DNS = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NONAME", "EAI_NODATA", "EAI_ADDRFAMILY"]);
 
@@ -53,7 +70,8 @@ function codeOf(error: Error): string {
   const e = error as NodeJS.ErrnoException & { errors?: unknown[] };
   if (e.code) return e.code;
   if (Array.isArray(e.errors)) {
-    for (const inner of e.errors) if ((inner as NodeJS.ErrnoException)?.code) return (inner as NodeJS.ErrnoException).code!;
+    for (const inner of e.errors)
+      if ((inner as NodeJS.ErrnoException)?.code) return (inner as NodeJS.ErrnoException).code!;
   }
   return "";
 }
@@ -82,19 +100,33 @@ export function describeEnd(end: SocketEnd, dial: Dial, opened: boolean, receive
   const code = codeOf(e);
   if (DNS.has(code)) return netError("DNS_FAILED", `cannot resolve the host name "${dial.endpoint.host}" (${code})`, e);
   if (code === "ECONNREFUSED") return netError("CONNECTION_REFUSED", `${where} refused the connection`, e);
-  if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ENETDOWN" || code === "EHOSTDOWN") return netError("UNREACHABLE", `${where} is unreachable (${code})`, e);
+  if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ENETDOWN" || code === "EHOSTDOWN")
+    return netError("UNREACHABLE", `${where} is unreachable (${code})`, e);
   if (code === "ETIMEDOUT") return netError("TIMEOUT", `${where} did not answer (${code})`, e);
-  if (UNTRUSTED.has(code)) return netError("TLS_UNKNOWN_CA", `the certificate of ${where} is not signed by a trusted CA (${code})`, e);
+  if (UNTRUSTED.has(code))
+    return netError("TLS_UNKNOWN_CA", `the certificate of ${where} is not signed by a trusted CA (${code})`, e);
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
     const detail = (e as { reason?: string }).reason;
-    return netError("TLS_HOSTNAME_MISMATCH", `the certificate of ${where} is not for this host name${detail ? ` (${detail})` : ""}`, e);
+    return netError(
+      "TLS_HOSTNAME_MISMATCH",
+      `the certificate of ${where} is not for this host name${detail ? ` (${detail})` : ""}`,
+      e,
+    );
   }
   if (code === "CERT_HAS_EXPIRED") return netError("TLS_EXPIRED", `the certificate of ${where} has expired`, e);
   if (code === "CERT_NOT_YET_VALID") return netError("TLS_EXPIRED", `the certificate of ${where} is not valid yet`, e);
   if (code === "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED")
-    return netError("TLS_CLIENT_CERT_REQUIRED", `${where} requires a client certificate and ${dial.clientCert ? "did not get one it could use" : "none was set"}`, e);
+    return netError(
+      "TLS_CLIENT_CERT_REQUIRED",
+      `${where} requires a client certificate and ${dial.clientCert ? "did not get one it could use" : "none was set"}`,
+      e,
+    );
   if (code === "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE" && !dial.clientCert)
-    return netError("TLS_CLIENT_CERT_REQUIRED", `${where} ended the TLS handshake (alert "handshake failure"), most likely because it requires a client certificate and none was set`, e);
+    return netError(
+      "TLS_CLIENT_CERT_REQUIRED",
+      `${where} ended the TLS handshake (alert "handshake failure"), most likely because it requires a client certificate and none was set`,
+      e,
+    );
   if (CLIENT_CERT_REFUSED.has(code) && dial.clientCert)
     return netError("TLS_CLIENT_CERT_REJECTED", `${where} refused our client certificate (${reason(e)})`, e);
   if (NOT_TLS.has(code)) return netError("NOT_TLS", `${where} does not answer in TLS (${reason(e)})`, e);
@@ -125,7 +157,12 @@ function failedTransport(h: TransportHandlers, error: NetError): Transport {
  * and is logged at "warn" on every connect. Throws NetError INVALID_URL / INVALID_TLS_OPTIONS for a bad endpoint
  * or TLS options, at once, rather than on every dial.
  */
-export function nodeConnector(endpoint: Endpoint, tlsOptions?: TlsOptions, log?: LogFunction, options: NodeConnectorOptions = {}): Connector {
+export function nodeConnector(
+  endpoint: Endpoint,
+  tlsOptions?: TlsOptions,
+  log?: LogFunction,
+  options: NodeConnectorOptions = {},
+): Connector {
   checkEndpoint(endpoint);
   checkTls(endpoint, tlsOptions);
   const secure = isSecure(endpoint.scheme);
@@ -166,5 +203,8 @@ export function nodeConnector(endpoint: Endpoint, tlsOptions?: TlsOptions, log?:
     });
   };
   if (!isWebSocket(endpoint.scheme)) return raw;
-  return webSocketConnector(raw, endpoint, { random: options.random ?? Math.random, maxFrameSize: options.maxFrameSize });
+  return webSocketConnector(raw, endpoint, {
+    random: options.random ?? Math.random,
+    maxFrameSize: options.maxFrameSize,
+  });
 }

@@ -28,7 +28,11 @@ export const DEFAULT_FIRMWARE_VERSION = "1.0.0";
 /** What boot.json says boots next, or undefined before any update. */
 export function bootedImage(dir: string): { version: string; size: number; md5: string } | undefined {
   try {
-    const data = JSON.parse(fs.readFileSync(path.join(dir, "firmware", "boot.json"), "utf8")) as { version?: unknown; size?: unknown; md5?: unknown };
+    const data = JSON.parse(fs.readFileSync(path.join(dir, "firmware", "boot.json"), "utf8")) as {
+      version?: unknown;
+      size?: unknown;
+      md5?: unknown;
+    };
     if (typeof data.version !== "string" || data.version === "") return undefined;
     return { version: data.version, size: Number(data.size), md5: String(data.md5) };
   } catch {
@@ -36,7 +40,11 @@ export function bootedImage(dir: string): { version: string; size: number; md5: 
   }
 }
 
-export function nodeFirmware(dir: string, options: NodeFirmwareOptions = {}, log: (level: "info" | "warn", message: string) => void = () => {}): Firmware {
+export function nodeFirmware(
+  dir: string,
+  options: NodeFirmwareOptions = {},
+  log: (level: "info" | "warn", message: string) => void = () => {},
+): Firmware {
   const folder = path.join(dir, "firmware");
   const version = bootedImage(dir)?.version ?? options.version ?? DEFAULT_FIRMWARE_VERSION;
   const capacity = options.capacity ?? 4 * 1024 * 1024;
@@ -46,7 +54,11 @@ export function nodeFirmware(dir: string, options: NodeFirmwareOptions = {}, log
     writer: (next: string): ImageWriter => new FileImageWriter(folder, next, capacity),
     restart: () => {
       if (options.restart) options.restart();
-      else log("warn", "firmware restart asked for, but this Node host has no restart hook: the new version runs from the next start");
+      else
+        log(
+          "warn",
+          "firmware restart asked for, but this Node host has no restart hook: the new version runs from the next start",
+        );
     },
   };
 }
@@ -56,7 +68,11 @@ class FileImageWriter implements ImageWriter {
   private size = 0;
   private written = 0;
   private readonly hash = createHash("md5");
-  constructor(private readonly folder: string, private readonly version: string, private readonly capacity: number) {}
+  constructor(
+    private readonly folder: string,
+    private readonly version: string,
+    private readonly capacity: number,
+  ) {}
 
   private get part(): string {
     return path.join(this.folder, "incoming.part");
@@ -85,7 +101,10 @@ class FileImageWriter implements ImageWriter {
     fs.closeSync(this.fd);
     this.fd = undefined;
     fs.renameSync(this.part, path.join(this.folder, "image.bin"));
-    writeFileAtomic(path.join(this.folder, "boot.json"), JSON.stringify({ version: this.version, size: this.size, md5: this.hash.digest("hex") }));
+    writeFileAtomic(
+      path.join(this.folder, "boot.json"),
+      JSON.stringify({ version: this.version, size: this.size, md5: this.hash.digest("hex") }),
+    );
   }
 
   cancel(): void {

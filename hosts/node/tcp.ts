@@ -26,7 +26,9 @@ export interface SocketTransportOptions {
 }
 
 function plain(end: SocketEnd): Error {
-  return end.kind === "error" ? end.error : new Error(end.kind === "end" ? "the broker closed the connection" : "the connection closed");
+  return end.kind === "error"
+    ? end.error
+    : new Error(end.kind === "end" ? "the broker closed the connection" : "the connection closed");
 }
 
 const OWNER = Symbol("socketTransport");
@@ -45,7 +47,11 @@ class SocketTransport implements Transport {
   private pending: Uint8Array | undefined;
   private more: Uint8Array[] | undefined;
 
-  constructor(readonly socket: net.Socket, readonly h: TransportHandlers, readonly describe: SocketTransportOptions["describe"] & {}) {}
+  constructor(
+    readonly socket: net.Socket,
+    readonly h: TransportHandlers,
+    readonly describe: SocketTransportOptions["describe"] & {},
+  ) {}
 
   read(): Uint8Array | undefined {
     const c = this.pending;
@@ -134,7 +140,11 @@ function onClose(this: Owned): void {
 }
 
 /** A transport over an already-created Node socket (plain TCP or TLS). */
-export function socketTransport(socket: net.Socket, h: TransportHandlers, options: string | SocketTransportOptions = "connect"): Transport {
+export function socketTransport(
+  socket: net.Socket,
+  h: TransportHandlers,
+  options: string | SocketTransportOptions = "connect",
+): Transport {
   const o = typeof options === "string" ? { connectEvent: options } : options;
   const t = new SocketTransport(socket, h, o.describe ?? plain);
   (socket as Owned)[OWNER] = t;

@@ -12,7 +12,15 @@ export interface ServedApp extends App {
   readonly state?: Readonly<ThermostatState>;
 }
 
-const NO_STATE: ThermostatState = { temperature: 0, humidity: 0, target: 0, correction: 0, posts: 0, events: 0, hot: false };
+const NO_STATE: ThermostatState = {
+  temperature: 0,
+  humidity: 0,
+  target: 0,
+  correction: 0,
+  posts: 0,
+  events: 0,
+  hot: false,
+};
 
 /** Serves the bridge's events with `makeApp(options)` as the application (the bundle's entry calls this once). */
 export function serveDevice(makeApp: (options: StartOptions) => ServedApp): void {
@@ -20,15 +28,20 @@ export function serveDevice(makeApp: (options: StartOptions) => ServedApp): void
   let app: ServedApp | undefined;
   let device: Device | undefined;
   let phase = "starting";
-  let drops = 0, failedDials = 0, problem = "", up = false;
+  let drops = 0,
+    failedDials = 0,
+    problem = "",
+    up = false;
 
   const status = (): ArrayBuffer => {
     const s: DeviceStatus = {
       state: device ? device.client.state : phase,
       connects: device ? device.connects : 0,
-      drops, failedDials, problem,
+      drops,
+      failedDials,
+      problem,
       outbox: device ? device.client.outbox.messages : 0,
-      thermostat: (app?.state) || NO_STATE,
+      thermostat: app?.state || NO_STATE,
     };
     return textBytes(JSON.stringify(s)).buffer as ArrayBuffer;
   };
@@ -92,7 +105,8 @@ export function serveDevice(makeApp: (options: StartOptions) => ServedApp): void
     if (op === E.START) begin(JSON.parse(text(m, HEADER)) as StartOptions);
     else if (op === E.STOP) {
       if (device) device.stop();
-    } else if (op !== E.STATUS && !(bridge?.deliver(m))) throw new Error(`the XS device got an event it does not know (op ${op})`);
+    } else if (op !== E.STATUS && !bridge?.deliver(m))
+      throw new Error(`the XS device got an event it does not know (op ${op})`);
     return reply;
   };
 }

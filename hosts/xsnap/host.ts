@@ -9,11 +9,42 @@
 // Node side to stop this device and start it again (hosts/node/firmware.ts).
 //
 // Runs inside XS only: no Node APIs, no TextEncoder/TextDecoder, no timer globals (checked by tsconfig.device.json).
-import type { Clock, Connector, Endpoint, Firmware, Host, ImageWriter, KeyValueStore, LogLevel, NetworkLink, OutboxStore, TlsOptions, Transport, TransportHandlers } from "../../src/host";
+import type {
+  Clock,
+  Connector,
+  Endpoint,
+  Firmware,
+  Host,
+  ImageWriter,
+  KeyValueStore,
+  LogLevel,
+  NetworkLink,
+  OutboxStore,
+  TlsOptions,
+  Transport,
+  TransportHandlers,
+} from "../../src/host";
 import { decodeUtf8, utf8Length, writeUtf8 } from "../../src/mqtt/utf8";
 import { NetError, type NetErrorCode } from "../../src/net/errors";
 import { derToPem } from "../../src/net/pem";
-import { E, ERROR, frame, HEADER, idOf, LEVELS, NONE, numberOf, opOf, Q, u32, unpackEntries, withBytes, withText, withU32, type StartOptions } from "./wire";
+import {
+  E,
+  ERROR,
+  frame,
+  HEADER,
+  idOf,
+  LEVELS,
+  NONE,
+  numberOf,
+  opOf,
+  Q,
+  u32,
+  unpackEntries,
+  withBytes,
+  withText,
+  withU32,
+  type StartOptions,
+} from "./wire";
 
 /** xsnap-worker's: sends a message to the parent process and returns its answer (XS waits for it). */
 declare function issueCommand(message: ArrayBuffer): ArrayBuffer;
@@ -51,7 +82,11 @@ const RANDOM = frame(Q.RANDOM, 0, 0);
 class BridgeTransport implements Transport {
   dead = false;
   private readonly chunks: Uint8Array[] = [];
-  constructor(readonly id: number, readonly h: TransportHandlers, private readonly owner: XsHost) {}
+  constructor(
+    readonly id: number,
+    readonly h: TransportHandlers,
+    private readonly owner: XsHost,
+  ) {}
 
   read(): Uint8Array | undefined {
     return this.chunks.shift();
@@ -78,7 +113,10 @@ class BridgeTransport implements Transport {
 
 /** An image written by the Node host's writer: each call one query, each chunk sent as the download hands it over. */
 class BridgeWriter implements ImageWriter {
-  constructor(private readonly id: number, private readonly version: string) {}
+  constructor(
+    private readonly id: number,
+    private readonly version: string,
+  ) {}
 
   begin(size: number): void {
     ask(withText(Q.FW_BEGIN, this.id, JSON.stringify({ version: this.version, size })));
@@ -193,7 +231,8 @@ export class XsHost {
 
   /** Handles one event from the Node side; false if it is not one of the host's. */
   deliver(m: Uint8Array): boolean {
-    const op = opOf(m), id = idOf(m);
+    const op = opOf(m),
+      id = idOf(m);
     switch (op) {
       case E.TIMER: {
         const f = this.timers.get(id);

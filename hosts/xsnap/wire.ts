@@ -13,46 +13,48 @@ export const HEADER = 5;
 
 /** Queries: what the firmware asks of the Node host. */
 export const Q = {
-  NOW: 1,           // -> f64 ms (the host's monotonic clock)
-  RANDOM: 2,        // -> f64 in [0, 1)
-  TIMER_SET: 3,     // id, body u32 ms
-  TIMER_CLEAR: 4,   // id
-  CONNECTOR: 5,     // id = connector, body JSON { endpoint, tls } -> OK | ERROR message
-  OPEN: 6,          // id = transport, body u32 connector id
-  WRITE: 7,         // id, body bytes -> OK [1 | 0]: taken, or would block (WRITABLE follows)
-  CLOSE: 8,         // id
-  CONFIG_GET: 9,    // body key -> OK value | NONE
-  CONFIG_SET: 10,   // body JSON [key, value] -> OK | ERROR message
+  NOW: 1, // -> f64 ms (the host's monotonic clock)
+  RANDOM: 2, // -> f64 in [0, 1)
+  TIMER_SET: 3, // id, body u32 ms
+  TIMER_CLEAR: 4, // id
+  CONNECTOR: 5, // id = connector, body JSON { endpoint, tls } -> OK | ERROR message
+  OPEN: 6, // id = transport, body u32 connector id
+  WRITE: 7, // id, body bytes -> OK [1 | 0]: taken, or would block (WRITABLE follows)
+  CLOSE: 8, // id
+  CONFIG_GET: 9, // body key -> OK value | NONE
+  CONFIG_SET: 10, // body JSON [key, value] -> OK | ERROR message
   CONFIG_DELETE: 11, // body key
-  OUTBOX_LOAD: 12,  // -> OK entries: [u32 key][u32 length][packet] ...
-  OUTBOX_SAVE: 13,  // id = key, body packet -> OK | ERROR message
+  OUTBOX_LOAD: 12, // -> OK entries: [u32 key][u32 length][packet] ...
+  OUTBOX_SAVE: 13, // id = key, body packet -> OK | ERROR message
   OUTBOX_REMOVE: 14, // id = key
-  LOG: 15,          // id = level (LEVELS index), body message
-  TRACE: 16,        // id = 0 in / 1 out, body [u16 topic length][topic][payload] (the simulator's view)
-  STARTED: 17,      // id = 1 the device runs / 0 it could not start (the reason was logged)
+  LOG: 15, // id = level (LEVELS index), body message
+  TRACE: 16, // id = 0 in / 1 out, body [u16 topic length][topic][payload] (the simulator's view)
+  STARTED: 17, // id = 1 the device runs / 0 it could not start (the reason was logged)
   // The firmware slot (StartOptions.firmware): the Node host's image writer, one per update, named by `id`.
-  FW_BEGIN: 18,     // id = writer, body JSON { version, size } -> OK | ERROR message (the writer refused)
-  FW_WRITE: 19,     // id, body the next bytes of the image (a chunk as it arrived) -> OK | ERROR message
-  FW_COMPLETE: 20,  // id: every byte written and checked, make it the image to boot -> OK | ERROR message
-  FW_CANCEL: 21,    // id: abandon the image
-  FW_RESTART: 22,   // restart into the image made bootable (the Node side stops this device and starts it again)
+  FW_BEGIN: 18, // id = writer, body JSON { version, size } -> OK | ERROR message (the writer refused)
+  FW_WRITE: 19, // id, body the next bytes of the image (a chunk as it arrived) -> OK | ERROR message
+  FW_COMPLETE: 20, // id: every byte written and checked, make it the image to boot -> OK | ERROR message
+  FW_CANCEL: 21, // id: abandon the image
+  FW_RESTART: 22, // restart into the image made bootable (the Node side stops this device and starts it again)
 } as const;
 
 /** Events: what happens on the Node side that the firmware must hear of. */
 export const E = {
-  START: 1,         // body JSON StartOptions
-  CONNECTED: 2,     // id = transport
-  DATA: 3,          // id, body bytes
-  WRITABLE: 4,      // id, body u32 count
-  ERROR: 5,         // id, body JSON { code, message } (a NetError on the Node side) or { message }
-  TIMER: 6,         // id
-  LINK: 7,          // id = 1 up / 0 down
-  STOP: 8,          // stop the device (DISCONNECT), the reply follows once it is done
-  STATUS: 9,        // nothing: just the reply
+  START: 1, // body JSON StartOptions
+  CONNECTED: 2, // id = transport
+  DATA: 3, // id, body bytes
+  WRITABLE: 4, // id, body u32 count
+  ERROR: 5, // id, body JSON { code, message } (a NetError on the Node side) or { message }
+  TIMER: 6, // id
+  LINK: 7, // id = 1 up / 0 down
+  STOP: 8, // stop the device (DISCONNECT), the reply follows once it is done
+  STATUS: 9, // nothing: just the reply
 } as const;
 
 /** Answer statuses. */
-export const OK = 0, NONE = 1, ERROR = 2;
+export const OK = 0,
+  NONE = 1,
+  ERROR = 2;
 
 export const LEVELS = ["debug", "info", "warn", "error"] as const;
 
@@ -63,7 +65,13 @@ export interface StartOptions {
   /** Whether the host keeps an outbox store (the Node host's FileOutboxStore). */
   outbox: boolean;
   /** The thermostat's options (src/device/thermostat.ts). */
-  thermostat?: { postInterval?: number; timeConstant?: number; highTemp?: number; temperature?: number; target?: number };
+  thermostat?: {
+    postInterval?: number;
+    timeConstant?: number;
+    highTemp?: number;
+    temperature?: number;
+    target?: number;
+  };
   keepalive?: number;
   /** Report every message in and out (Q.TRACE), for the simulator's view. */
   trace?: boolean;
@@ -86,7 +94,15 @@ export interface DeviceStatus {
   problem: string;
   /** QoS 1 messages waiting. */
   outbox: number;
-  thermostat: { temperature: number; humidity: number; target: number; correction: number; posts: number; events: number; hot: boolean };
+  thermostat: {
+    temperature: number;
+    humidity: number;
+    target: number;
+    correction: number;
+    posts: number;
+    events: number;
+    hot: boolean;
+  };
 }
 
 /** A message of `op` and `id` with room for `length` body bytes at HEADER. */
@@ -185,7 +201,8 @@ export function packEntries(entries: { key: number; packet: Uint8Array }[]): Uin
 export function unpackEntries(b: Uint8Array, at = 0): { key: number; packet: Uint8Array }[] {
   const out: { key: number; packet: Uint8Array }[] = [];
   while (at + 8 <= b.length) {
-    const key = u32(b, at), n = u32(b, at + 4);
+    const key = u32(b, at),
+      n = u32(b, at + 4);
     out.push({ key, packet: b.subarray(at + 8, at + 8 + n) });
     at += 8 + n;
   }

@@ -57,7 +57,9 @@ export const CONFIG_VALUE_MAX_BYTES = 4000;
  * CONFIG_KEY_MAX_LENGTH; 0 for no length limit). The rule of every host's config store.
  */
 export function isConfigKey(key: unknown, maxLength = CONFIG_KEY_MAX_LENGTH): boolean {
-  return typeof key === "string" && key !== "" && (maxLength <= 0 || key.length <= maxLength) && /^[\x21-\x7e]+$/.test(key);
+  return (
+    typeof key === "string" && key !== "" && (maxLength <= 0 || key.length <= maxLength) && /^[\x21-\x7e]+$/.test(key)
+  );
 }
 
 /**

@@ -26,7 +26,16 @@ import { isUiotHost, UIOT_KEEPALIVE, UIOT_PORTS } from "../uiot/platform";
 import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, caPartKey } from "./config-keys";
 
 /** Which setting a ConfigError is about (the name people know it by). */
-export type ConfigField = "ProductSN" | "DeviceSN" | "DeviceSecret" | "ProductSecret" | "broker URL" | "CA" | "Wi-Fi SSID" | "Wi-Fi password" | "option";
+export type ConfigField =
+  | "ProductSN"
+  | "DeviceSN"
+  | "DeviceSecret"
+  | "ProductSecret"
+  | "broker URL"
+  | "CA"
+  | "Wi-Fi SSID"
+  | "Wi-Fi password"
+  | "option";
 
 /**
  * INVALID_CONFIG: a setting breaks its rule. PLAINTEXT_REFUSED: a plain mqtt:// or ws:// URL to a host that is not
@@ -56,8 +65,15 @@ export interface WifiConfig {
 /** Wi-Fi settings that print their password as `****` (see printsAs). */
 export function wifiConfig(ssid: string, password: string): WifiConfig {
   const wifi: WifiConfig = { ssid, password };
-  const shown = (): { ssid: string; password: string } => ({ ssid: wifi.ssid, password: wifi.password === "" ? "" : redact(wifi.password) });
-  return printsAs(wifi, () => `Wi-Fi "${wifi.ssid}" (password ${wifi.password === "" ? "none: open network" : redact(wifi.password)})`, shown);
+  const shown = (): { ssid: string; password: string } => ({
+    ssid: wifi.ssid,
+    password: wifi.password === "" ? "" : redact(wifi.password),
+  });
+  return printsAs(
+    wifi,
+    () => `Wi-Fi "${wifi.ssid}" (password ${wifi.password === "" ? "none: open network" : redact(wifi.password)})`,
+    shown,
+  );
 }
 
 export interface DeviceConfig {
@@ -110,22 +126,30 @@ export function sendsSecretsInClear(endpoint: Endpoint): boolean {
  */
 export function checkPlaintext(endpoint: Endpoint, allowPlaintext: boolean): void {
   if (allowPlaintext || !sendsSecretsInClear(endpoint)) return;
-  throw new ConfigError("broker URL",
+  throw new ConfigError(
+    "broker URL",
     `${formatEndpoint(endpoint)} is plain ${endpoint.scheme}:// to a host that is not this machine: the DeviceSecret (during dynamic registration the ProductSecret) would cross the network in clear: ${PLAINTEXT_HINT}`,
-    "PLAINTEXT_REFUSED");
+    "PLAINTEXT_REFUSED",
+  );
 }
 
 /** The value of a "1"/"0" switch (absent: false). Throws ConfigError "option" naming the key. */
 function checkSwitch(value: string | undefined, key: string): boolean {
   if (value === undefined || value === "" || value === "0") return false;
   if (value === "1") return true;
-  throw new ConfigError("option", `the config key ${key} is 1 (on) or 0 (off), not ${JSON.stringify(value.slice(0, 8))}`);
+  throw new ConfigError(
+    "option",
+    `the config key ${key} is 1 (on) or 0 (off), not ${JSON.stringify(value.slice(0, 8))}`,
+  );
 }
 
 /** The broker URL parsed, and written back with its port. Throws ConfigError "broker URL". */
 export function checkBrokerUrl(url: unknown): { url: string; endpoint: Endpoint } {
   if (typeof url !== "string" || url.trim() === "")
-    throw new ConfigError("broker URL", "the broker URL is missing: give it as mqtts://host:8883 (or mqtt://, ws://, wss://)");
+    throw new ConfigError(
+      "broker URL",
+      "the broker URL is missing: give it as mqtts://host:8883 (or mqtt://, ws://, wss://)",
+    );
   let endpoint: Endpoint;
   try {
     endpoint = parseEndpoint(url);
@@ -155,22 +179,39 @@ function wholeSequence(der: Uint8Array): boolean {
  * private key, anything but certificates, a damaged certificate, or no certificate at all.
  */
 export function checkCaPem(text: unknown): string[] {
-  if (typeof text !== "string" || text.trim() === "") throw new ConfigError("CA", "the CA file is empty: it must hold one or more PEM certificates (-----BEGIN CERTIFICATE-----)");
+  if (typeof text !== "string" || text.trim() === "")
+    throw new ConfigError(
+      "CA",
+      "the CA file is empty: it must hold one or more PEM certificates (-----BEGIN CERTIFICATE-----)",
+    );
   if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(text))
-    throw new ConfigError("CA", "the CA file contains a private key: a CA file holds only the certificates that sign the broker's certificate; never copy a private key onto the device this way");
+    throw new ConfigError(
+      "CA",
+      "the CA file contains a private key: a CA file holds only the certificates that sign the broker's certificate; never copy a private key onto the device this way",
+    );
   const labels = [...text.matchAll(/-----BEGIN ([^-\r\n]*)-----/g)].map((m) => m[1]);
-  if (labels.length === 0) throw new ConfigError("CA", "the CA file holds no PEM certificate (no -----BEGIN CERTIFICATE----- line): a DER file must be converted to PEM first (openssl x509 -inform der)");
+  if (labels.length === 0)
+    throw new ConfigError(
+      "CA",
+      "the CA file holds no PEM certificate (no -----BEGIN CERTIFICATE----- line): a DER file must be converted to PEM first (openssl x509 -inform der)",
+    );
   const other = labels.find((l) => l !== "CERTIFICATE");
-  if (other !== undefined) throw new ConfigError("CA", `the CA file holds a "${other}" block: only CERTIFICATE blocks belong in it`);
+  if (other !== undefined)
+    throw new ConfigError("CA", `the CA file holds a "${other}" block: only CERTIFICATE blocks belong in it`);
   let ders: Uint8Array[];
   try {
     ders = pemToDer(text, "CERTIFICATE", "the CA file");
   } catch (e) {
     throw new ConfigError("CA", e instanceof NetError ? e.message : "the CA file is not valid PEM");
   }
-  if (ders.length !== labels.length) throw new ConfigError("CA", "a certificate in the CA file has no END line: is the file cut short?");
+  if (ders.length !== labels.length)
+    throw new ConfigError("CA", "a certificate in the CA file has no END line: is the file cut short?");
   return ders.map((der, i) => {
-    if (!wholeSequence(der)) throw new ConfigError("CA", `certificate ${i + 1} of the CA file is damaged (its DER encoding is not one whole SEQUENCE): is it cut short?`);
+    if (!wholeSequence(der))
+      throw new ConfigError(
+        "CA",
+        `certificate ${i + 1} of the CA file is damaged (its DER encoding is not one whole SEQUENCE): is it cut short?`,
+      );
     return derToPem(der, "CERTIFICATE");
   });
 }
@@ -184,7 +225,10 @@ export function caParts(pems: readonly string[], partBytes = CONFIG_VALUE_MAX_BY
   const parts: string[] = [];
   for (let at = 0; at < text.length; at += partBytes) parts.push(text.slice(at, at + partBytes)); // PEM is ASCII
   if (parts.length > CA_MAX_PARTS)
-    throw new ConfigError("CA", `the CA certificates take ${text.length} bytes as PEM; the device keeps at most ${CA_MAX_PARTS * partBytes} (${CA_MAX_PARTS} values of ${partBytes}): give only the root or intermediate the broker's certificate chains to`);
+    throw new ConfigError(
+      "CA",
+      `the CA certificates take ${text.length} bytes as PEM; the device keeps at most ${CA_MAX_PARTS * partBytes} (${CA_MAX_PARTS} values of ${partBytes}): give only the root or intermediate the broker's certificate chains to`,
+    );
   return parts;
 }
 
@@ -206,13 +250,27 @@ function utf8Bytes(s: string): number {
 }
 
 export function checkWifiSsid(ssid: unknown): string {
-  if (typeof ssid !== "string" || ssid.length === 0) throw new ConfigError("Wi-Fi SSID", "the Wi-Fi SSID is empty: give the network's name");
+  if (typeof ssid !== "string" || ssid.length === 0)
+    throw new ConfigError("Wi-Fi SSID", "the Wi-Fi SSID is empty: give the network's name");
   const bytes = utf8Bytes(ssid);
-  if (bytes > 32) throw new ConfigError("Wi-Fi SSID", `the Wi-Fi SSID ${JSON.stringify(ssid)} is ${bytes} bytes; an SSID is at most 32 bytes (IEEE 802.11)`);
+  if (bytes > 32)
+    throw new ConfigError(
+      "Wi-Fi SSID",
+      `the Wi-Fi SSID ${JSON.stringify(ssid)} is ${bytes} bytes; an SSID is at most 32 bytes (IEEE 802.11)`,
+    );
   for (let i = 0; i < ssid.length; i++) {
     const c = ssid.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f || (c >= 0xd800 && c <= 0xdfff && !(c <= 0xdbff && i + 1 < ssid.length && ssid.charCodeAt(i + 1) >= 0xdc00 && ssid.charCodeAt(i + 1) <= 0xdfff)))
-      throw new ConfigError("Wi-Fi SSID", `the Wi-Fi SSID has a control character or broken text at position ${i + 1} (a pasted newline?)`);
+    if (
+      c < 0x20 ||
+      c === 0x7f ||
+      (c >= 0xd800 &&
+        c <= 0xdfff &&
+        !(c <= 0xdbff && i + 1 < ssid.length && ssid.charCodeAt(i + 1) >= 0xdc00 && ssid.charCodeAt(i + 1) <= 0xdfff))
+    )
+      throw new ConfigError(
+        "Wi-Fi SSID",
+        `the Wi-Fi SSID has a control character or broken text at position ${i + 1} (a pasted newline?)`,
+      );
     if (c >= 0xd800 && c <= 0xdbff) i++;
   }
   return ssid;
@@ -225,24 +283,35 @@ export function checkWifiPassword(password: unknown): string {
   for (let i = 0; i < password.length; i++) {
     const c = password.charCodeAt(i);
     if (c < 0x20 || c > 0x7e)
-      throw new ConfigError("Wi-Fi password", `the Wi-Fi password has a control or non-ASCII character at position ${i + 1} of ${password.length} (a pasted newline?); WPA2 passphrases are printable ASCII`);
+      throw new ConfigError(
+        "Wi-Fi password",
+        `the Wi-Fi password has a control or non-ASCII character at position ${i + 1} of ${password.length} (a pasted newline?); WPA2 passphrases are printable ASCII`,
+      );
   }
   if (password.length === 64) {
     if (!/^[0-9A-Fa-f]{64}$/.test(password))
-      throw new ConfigError("Wi-Fi password", "the Wi-Fi password has 64 characters, so it must be a raw key of 64 hex digits; a passphrase has 8 to 63 characters");
+      throw new ConfigError(
+        "Wi-Fi password",
+        "the Wi-Fi password has 64 characters, so it must be a raw key of 64 hex digits; a passphrase has 8 to 63 characters",
+      );
     return password;
   }
   if (password.length < 8 || password.length > 63)
-    throw new ConfigError("Wi-Fi password", `the Wi-Fi password has ${password.length} characters; a WPA2 passphrase has 8 to 63 (or give 64 hex digits, or nothing for an open network)`);
+    throw new ConfigError(
+      "Wi-Fi password",
+      `the Wi-Fi password has ${password.length} characters; a WPA2 passphrase has 8 to 63 (or give 64 hex digits, or nothing for an open network)`,
+    );
   return password;
 }
 
 // ---- printing a loaded configuration (secrets redacted) ----
 
 function describeConfig(c: DeviceConfig): string {
-  return `device config: ${String(c.identity)}, broker ${c.url}${c.tls ? `, ${c.tls.ca ? c.tls.ca.length : 0} CA certificate(s)` : ""}` +
+  return (
+    `device config: ${String(c.identity)}, broker ${c.url}${c.tls ? `, ${c.tls.ca ? c.tls.ca.length : 0} CA certificate(s)` : ""}` +
     `${c.wifi ? `, ${String(c.wifi)}` : ""}${c.keepalive !== undefined ? `, keepalive ${c.keepalive} s` : ""}` +
-    `${c.allowPlaintext ? ", plain text allowed" : ""}${c.keepProductSecret ? ", ProductSecret kept" : ""}`;
+    `${c.allowPlaintext ? ", plain text allowed" : ""}${c.keepProductSecret ? ", ProductSecret kept" : ""}`
+  );
 }
 
 function configJson(c: DeviceConfig): { [key: string]: unknown } {
@@ -260,7 +329,12 @@ function configJson(c: DeviceConfig): { [key: string]: unknown } {
 /** " (uiot_psn)" etc. for an identity message that does not name its key already. */
 function identityKey(message: string): string {
   if (message.indexOf("uiot_") >= 0) return "";
-  for (const [name, key] of [["ProductSN", IDENTITY_KEYS.productSN], ["DeviceSN", IDENTITY_KEYS.deviceSN], ["DeviceSecret", IDENTITY_KEYS.deviceSecret], ["ProductSecret", IDENTITY_KEYS.productSecret]] as const)
+  for (const [name, key] of [
+    ["ProductSN", IDENTITY_KEYS.productSN],
+    ["DeviceSN", IDENTITY_KEYS.deviceSN],
+    ["DeviceSecret", IDENTITY_KEYS.deviceSecret],
+    ["ProductSecret", IDENTITY_KEYS.productSecret],
+  ] as const)
     if (message.startsWith(name)) return ` (${key})`;
   return "";
 }
@@ -325,7 +399,9 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
     }
     if (parts.length > 0) {
       if (!isSecure(endpoint.scheme))
-        return problem(`a CA is stored (${CONFIG_KEYS.caCert}) but the broker URL ${url} does not use TLS: use mqtts:// or wss://, or provision without a CA`);
+        return problem(
+          `a CA is stored (${CONFIG_KEYS.caCert}) but the broker URL ${url} does not use TLS: use mqtts:// or wss://, or provision without a CA`,
+        );
       try {
         tls = { ca: checkCaPem(parts.join("")) };
       } catch (e) {
@@ -345,8 +421,12 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
     const ssid = get(CONFIG_KEYS.wifiSsid);
     const password = store.get(CONFIG_KEYS.wifiPassword);
     if (ssid === undefined) {
-      if (password !== undefined && password !== "") return problem(`a Wi-Fi password is stored (${CONFIG_KEYS.wifiPassword}) without a Wi-Fi SSID (${CONFIG_KEYS.wifiSsid})`);
-      if (options.requireWifi) return problem(`no Wi-Fi network is configured (${CONFIG_KEYS.wifiSsid}): give --wifi-ssid and the password`);
+      if (password !== undefined && password !== "")
+        return problem(
+          `a Wi-Fi password is stored (${CONFIG_KEYS.wifiPassword}) without a Wi-Fi SSID (${CONFIG_KEYS.wifiSsid})`,
+        );
+      if (options.requireWifi)
+        return problem(`no Wi-Fi network is configured (${CONFIG_KEYS.wifiSsid}): give --wifi-ssid and the password`);
     } else {
       try {
         wifi = wifiConfig(checkWifiSsid(ssid), checkWifiPassword(password ?? ""));
@@ -360,13 +440,22 @@ export function loadDeviceConfig(store: KeyValueStore, options: LoadDeviceConfig
     if (ka !== undefined) {
       keepalive = /^\d{1,4}$/.test(ka) ? Number(ka) : -1;
       if (keepalive < UIOT_KEEPALIVE[0] || keepalive > UIOT_KEEPALIVE[1])
-        return problem(`the keepalive must be whole seconds from ${UIOT_KEEPALIVE[0]} to ${UIOT_KEEPALIVE[1]} (UIoT Core's range), not ${JSON.stringify(oneLine(ka).slice(0, 12))} (${CONFIG_KEYS.keepalive})`);
+        return problem(
+          `the keepalive must be whole seconds from ${UIOT_KEEPALIVE[0]} to ${UIOT_KEEPALIVE[1]} (UIoT Core's range), not ${JSON.stringify(oneLine(ka).slice(0, 12))} (${CONFIG_KEYS.keepalive})`,
+        );
     }
     const config: DeviceConfig = { identity, url, endpoint, allowPlaintext, keepProductSecret };
     if (keepalive !== undefined) config.keepalive = keepalive;
     if (tls) config.tls = tls;
     if (wifi) config.wifi = wifi;
-    return { ok: true, config: printsAs(config, () => describeConfig(config), () => configJson(config)) };
+    return {
+      ok: true,
+      config: printsAs(
+        config,
+        () => describeConfig(config),
+        () => configJson(config),
+      ),
+    };
   } catch (e) {
     // The store itself failed (unreadable, corrupt). Store errors never quote values.
     return problem(`its config store cannot be read (${e instanceof Error ? e.message : String(e)})`);

@@ -67,7 +67,10 @@ function tlsFor(config: DeviceConfig): TlsOptions | undefined {
  */
 function warnPlaintext(connect: Connector, host: Host, where: string, secret: () => string): Connector {
   return (handlers) => {
-    host.log("warn", `PLAIN TEXT: connecting to ${where} without TLS: the ${secret()} crosses the network in clear, readable by anyone on the way (allowed by ${CONFIG_KEYS.allowPlaintext} = 1; use mqtts:// or wss:// to protect it)`);
+    host.log(
+      "warn",
+      `PLAIN TEXT: connecting to ${where} without TLS: the ${secret()} crosses the network in clear, readable by anyone on the way (allowed by ${CONFIG_KEYS.allowPlaintext} = 1; use mqtts:// or wss:// to protect it)`,
+    );
     return connect(handlers);
   };
 }
@@ -105,13 +108,22 @@ export async function start(host: Host, app?: App, options: StartOptions = {}): 
 
   let identity = config.identity;
   if (sendsSecretsInClear(config.endpoint))
-    connect = warnPlaintext(connect, host, formatEndpoint(config.endpoint), () => (identity.authmode === 1 ? "DeviceSecret" : "ProductSecret (the secret of every device of the product)"));
+    connect = warnPlaintext(connect, host, formatEndpoint(config.endpoint), () =>
+      identity.authmode === 1 ? "DeviceSecret" : "ProductSecret (the secret of every device of the product)",
+    );
   if (identity.authmode === 2) {
-    host.log("info", `${identity.clientId}: only the ProductSecret is stored: registering dynamically with ${config.url}`);
+    host.log(
+      "info",
+      `${identity.clientId}: only the ProductSecret is stored: registering dynamically with ${config.url}`,
+    );
     await whenUp(host);
     try {
       identity = await register(identity, {
-        store: host.config, connect, clock: host.clock, random: host.random, alloc: options.alloc,
+        store: host.config,
+        connect,
+        clock: host.clock,
+        random: host.random,
+        alloc: options.alloc,
         keepProductSecret: config.keepProductSecret,
         log: (m) => host.log("info", m),
       });
@@ -140,9 +152,15 @@ function dropProductSecret(host: Host): void {
     const ps = host.config.get(CONFIG_KEYS.productSecret);
     if (ps === undefined || ps === "") return;
     host.config.delete(CONFIG_KEYS.productSecret);
-    host.log("info", `the ProductSecret (${CONFIG_KEYS.productSecret}) was deleted from the config store: this device has its DeviceSecret (set ${CONFIG_KEYS.keepProductSecret} = 1 to keep it)`);
+    host.log(
+      "info",
+      `the ProductSecret (${CONFIG_KEYS.productSecret}) was deleted from the config store: this device has its DeviceSecret (set ${CONFIG_KEYS.keepProductSecret} = 1 to keep it)`,
+    );
   } catch (e) {
-    host.log("warn", `could not delete the ProductSecret (${CONFIG_KEYS.productSecret}) from the config store: ${errorText(e)}; provision the device again to remove it`);
+    host.log(
+      "warn",
+      `could not delete the ProductSecret (${CONFIG_KEYS.productSecret}) from the config store: ${errorText(e)}; provision the device again to remove it`,
+    );
   }
 }
 
@@ -161,7 +179,14 @@ function whenUp(host: Host): Promise<void> {
   });
 }
 
-function run(host: Host, config: DeviceConfig, identity: Identity, connect: Connector, app: App, options: StartOptions): Device {
+function run(
+  host: Host,
+  config: DeviceConfig,
+  identity: Identity,
+  connect: Connector,
+  app: App,
+  options: StartOptions,
+): Device {
   const connectListeners: (() => void)[] = [];
   const disconnectListeners: ((error: MqttError, retryIn: number) => void)[] = [];
   let connects = 0;
@@ -169,19 +194,31 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
   const where = formatEndpoint(config.endpoint);
 
   const client = uiotClient(identity, {
-    connect, clock: host.clock, random: host.random, alloc: options.alloc,
+    connect,
+    clock: host.clock,
+    random: host.random,
+    alloc: options.alloc,
     keepalive: options.keepalive ?? config.keepalive,
     maxPacketSize: host.maxPacketSize,
     outbox: host.outbox ? { store: host.outbox } : undefined,
     log: (m) => host.log("warn", m),
     onConnect: ({ sessionPresent }) => {
       connects++;
-      host.log("info", `connected to ${where} as ${identity.clientId}${connects > 1 ? ` (reconnect ${connects - 1})` : ""}${sessionPresent ? ", session kept" : ""}`);
+      host.log(
+        "info",
+        `connected to ${where} as ${identity.clientId}${connects > 1 ? ` (reconnect ${connects - 1})` : ""}${sessionPresent ? ", session kept" : ""}`,
+      );
       if (thing.ota) thing.ota.loggedIn();
       for (let i = 0; i < connectListeners.length; i++) connectListeners[i]();
     },
     onDisconnect: (error, retryIn) => {
-      if (!stopped) host.log("warn", host.network.up ? `${error.message}${retryIn >= 0 ? `; retrying in ${(retryIn / 1000).toFixed(1)} s` : ""}` : `${error.message}; waiting for the link`);
+      if (!stopped)
+        host.log(
+          "warn",
+          host.network.up
+            ? `${error.message}${retryIn >= 0 ? `; retrying in ${(retryIn / 1000).toFixed(1)} s` : ""}`
+            : `${error.message}; waiting for the link`,
+        );
       for (let i = 0; i < disconnectListeners.length; i++) disconnectListeners[i](error, retryIn);
     },
     onError: (error) => host.log("warn", error.message),
@@ -192,7 +229,12 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
     onError: (error) => host.log("warn", error.message),
     log: (level, message) => host.log(level, message),
     ota: firmware
-      ? { ...options.ota, firmware, store: host.config, open: (url) => host.connector(httpEndpoint(url), downloadTls(config, url)) }
+      ? {
+          ...options.ota,
+          firmware,
+          store: host.config,
+          open: (url) => host.connector(httpEndpoint(url), downloadTls(config, url)),
+        }
       : undefined,
   });
 
@@ -207,28 +249,42 @@ function run(host: Host, config: DeviceConfig, identity: Identity, connect: Conn
 
   // Printed (String, util.inspect, JSON.stringify), it is a summary: the host's store, the client's options and
   // the configuration hold secrets, so none of them is walked.
-  const device: Device = printsAs({
-    host, identity, config, client, thing,
-    get connects() {
-      return connects;
+  const device: Device = printsAs(
+    {
+      host,
+      identity,
+      config,
+      client,
+      thing,
+      get connects() {
+        return connects;
+      },
+      onConnect: (listener) => void connectListeners.push(listener),
+      onDisconnect: (listener) => void disconnectListeners.push(listener),
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        host.network.onChange = previous;
+        try {
+          if (app.stop) app.stop();
+        } catch (e) {
+          host.log("warn", `the application's stop threw: ${errorText(e)}`);
+        }
+        thing.stop();
+        client.close();
+      },
     },
-    onConnect: (listener) => void connectListeners.push(listener),
-    onDisconnect: (listener) => void disconnectListeners.push(listener),
-    stop: () => {
-      if (stopped) return;
-      stopped = true;
-      host.network.onChange = previous;
-      try {
-        if (app.stop) app.stop();
-      } catch (e) {
-        host.log("warn", `the application's stop threw: ${errorText(e)}`);
-      }
-      thing.stop();
-      client.close();
-    },
-  }, () => `UIoT device ${identity.clientId} on ${host.name}, ${where}: ${client.state}, ${connects} connection(s)`, () => ({
-    clientId: identity.clientId, host: host.name, url: where, state: client.state, connects, identity, config,
-  }));
+    () => `UIoT device ${identity.clientId} on ${host.name}, ${where}: ${client.state}, ${connects} connection(s)`,
+    () => ({
+      clientId: identity.clientId,
+      host: host.name,
+      url: where,
+      state: client.state,
+      connects,
+      identity,
+      config,
+    }),
+  );
 
   thing.start();
   try {

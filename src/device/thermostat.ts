@@ -54,15 +54,24 @@ export interface Thermostat extends App {
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
-const inRange = (x: unknown, r: readonly [number, number]): x is number => typeof x === "number" && Number.isFinite(x) && x >= r[0] && x <= r[1];
+const inRange = (x: unknown, r: readonly [number, number]): x is number =>
+  typeof x === "number" && Number.isFinite(x) && x >= r[0] && x <= r[1];
 
 export function thermostat(options: ThermostatOptions = {}): Thermostat {
   const postInterval = options.postInterval ?? 10000;
   const highTemp = options.highTemp ?? 28;
   const tau = options.timeConstant ?? 120000;
-  const state: ThermostatState = { temperature: 0, humidity: 0, target: options.target ?? 21, correction: 0, posts: 0, events: 0, hot: false };
+  const state: ThermostatState = {
+    temperature: 0,
+    humidity: 0,
+    target: options.target ?? 21,
+    correction: 0,
+    posts: 0,
+    events: 0,
+    hot: false,
+  };
   let device: Device | undefined;
-  let timer: unknown ;
+  let timer: unknown;
   let room = options.temperature ?? 19; // the true air temperature; the reading adds the correction
   let last = 0;
   let t0 = 0;
@@ -81,7 +90,9 @@ export function thermostat(options: ThermostatOptions = {}): Thermostat {
     const minutes = (now - t0) / 60000;
     const ambient = 0.3 * Math.sin(minutes / 7);
     state.temperature = round1(room + ambient + state.correction);
-    state.humidity = round1(Math.min(95, Math.max(15, 45 + 8 * Math.sin(minutes / 11) - (room - 20) + (d.host.random() - 0.5))));
+    state.humidity = round1(
+      Math.min(95, Math.max(15, 45 + 8 * Math.sin(minutes / 11) - (room - 20) + (d.host.random() - 0.5))),
+    );
   };
 
   const connected = (): boolean => device !== undefined && device.client.state === "connected";
@@ -118,10 +129,9 @@ export function thermostat(options: ThermostatOptions = {}): Thermostat {
 
   const report = (): void => {
     if (!device || !connected()) return;
-    device.thing.shadow.report({ target_temperature: state.target, temp_correction: state.correction }).then(
-      undefined,
-      (e: Error) => log("warn", `the shadow report failed: ${e.message}`),
-    );
+    device.thing.shadow
+      .report({ target_temperature: state.target, temp_correction: state.correction })
+      .then(undefined, (e: Error) => log("warn", `the shadow report failed: ${e.message}`));
   };
 
   const setTarget = (value: number, by: string): void => {
@@ -146,7 +156,10 @@ export function thermostat(options: ThermostatOptions = {}): Thermostat {
           }
         const value = properties.target_temperature;
         if (!inRange(value, TARGET_RANGE)) {
-          log("warn", `the platform asked for a target of ${String(value)} °C, outside ${TARGET_RANGE[0]}..${TARGET_RANGE[1]}: answered RetCode ${RET_OUT_OF_RANGE}`);
+          log(
+            "warn",
+            `the platform asked for a target of ${String(value)} °C, outside ${TARGET_RANGE[0]}..${TARGET_RANGE[1]}: answered RetCode ${RET_OUT_OF_RANGE}`,
+          );
           return RET_OUT_OF_RANGE;
         }
         setTarget(value, "set by the platform");
@@ -158,8 +171,14 @@ export function thermostat(options: ThermostatOptions = {}): Thermostat {
       d.thing.onCommand("set_temp_correction", (input) => {
         const c = input.correction;
         if (!inRange(c, CORRECTION_RANGE)) {
-          log("warn", `set_temp_correction ${String(c)} refused: the correction must be ${CORRECTION_RANGE[0]}..${CORRECTION_RANGE[1]} °C`);
-          return { retCode: RET_OUT_OF_RANGE, output: { correction: state.correction, temperature: state.temperature } };
+          log(
+            "warn",
+            `set_temp_correction ${String(c)} refused: the correction must be ${CORRECTION_RANGE[0]}..${CORRECTION_RANGE[1]} °C`,
+          );
+          return {
+            retCode: RET_OUT_OF_RANGE,
+            output: { correction: state.correction, temperature: state.temperature },
+          };
         }
         state.correction = round1(c);
         sample();
@@ -169,10 +188,14 @@ export function thermostat(options: ThermostatOptions = {}): Thermostat {
       });
 
       d.thing.shadow.onDesired((desired): Params => {
-        if (!("target_temperature" in desired)) return { target_temperature: state.target, temp_correction: state.correction };
+        if (!("target_temperature" in desired))
+          return { target_temperature: state.target, temp_correction: state.correction };
         const value = desired.target_temperature;
         if (!inRange(value, TARGET_RANGE)) {
-          log("warn", `the shadow asked for a target of ${String(value)} °C, outside ${TARGET_RANGE[0]}..${TARGET_RANGE[1]}: reporting ${state.target} °C instead`);
+          log(
+            "warn",
+            `the shadow asked for a target of ${String(value)} °C, outside ${TARGET_RANGE[0]}..${TARGET_RANGE[1]}: reporting ${state.target} °C instead`,
+          );
           return { target_temperature: state.target, temp_correction: state.correction };
         }
         setTarget(value, "desired in the shadow");
@@ -183,7 +206,10 @@ export function thermostat(options: ThermostatOptions = {}): Thermostat {
       d.onConnect(() => {
         // What the platform should know at once: the current reading, the target and the shadow's Reported.
         sample();
-        post({ temperature: state.temperature, humidity: state.humidity, target_temperature: state.target }, "the reading");
+        post(
+          { temperature: state.temperature, humidity: state.humidity, target_temperature: state.target },
+          "the reading",
+        );
         report();
         checkHot();
       });

@@ -4,7 +4,16 @@
  * connection stayed up a while, so a broker that accepts and then kicks the client is backed off from too.
  */
 import { MqttError } from "./errors";
-import { MAX_ACKS, Session, type Message, type PublishCallback, type SessionHost, type SessionOptions, type SubscribeCallback, type UnsubscribeCallback } from "./session";
+import {
+  MAX_ACKS,
+  Session,
+  type Message,
+  type PublishCallback,
+  type SessionHost,
+  type SessionOptions,
+  type SubscribeCallback,
+  type UnsubscribeCallback,
+} from "./session";
 import { NetError, checkBrokerAnswer } from "../net/errors";
 import type { Clock, Connector, Transport, TransportHandlers } from "../host";
 import type { ConnackPacket, QoS } from "./packets";
@@ -142,8 +151,10 @@ export class Client implements SessionHost {
   /** Subscribes to one or more filters (remembered and restored after reconnects). */
   subscribe(filters: string | string[] | { topic: string; qos: QoS }[], qos: QoS = 1, cb?: SubscribeCallback): void {
     if (this.closed) throw new MqttError("CLOSED", "the client was closed");
-    const list = typeof filters === "string" ? [{ topic: filters, qos }]
-      : filters.map((f) => (typeof f === "string" ? { topic: f, qos } : f));
+    const list =
+      typeof filters === "string"
+        ? [{ topic: filters, qos }]
+        : filters.map((f) => (typeof f === "string" ? { topic: f, qos } : f));
     this.session.subscribe(list, cb, this.clock.now());
     this.arm();
   }
@@ -240,7 +251,8 @@ export class Client implements SessionHost {
    * transport's own flow control holds the broker back until they are written (see linkWritable).
    */
   linkReadable(link: Link): void {
-    const t = this.transport, s = this.session;
+    const t = this.transport,
+      s = this.session;
     if (link.gen !== this.gen || !t) return;
     let c: Uint8Array | undefined;
     // (the session's count of PUBACKs waiting, not its `reading` getter: this runs for every chunk)
@@ -269,7 +281,12 @@ export class Client implements SessionHost {
   linkError(link: Link, e: Error): void {
     if (link.gen !== this.gen) return;
     // A NetError's message already says what happened and what to do; its code stays reachable as `cause`.
-    this.lost(e instanceof MqttError ? e : new MqttError("CONNECTION_LOST", e instanceof NetError ? e.message : `connection lost: ${e.message}`, e), !(e instanceof MqttError) && (!(e instanceof NetError) || e.code === "CLOSED"));
+    this.lost(
+      e instanceof MqttError
+        ? e
+        : new MqttError("CONNECTION_LOST", e instanceof NetError ? e.message : `connection lost: ${e.message}`, e),
+      !(e instanceof MqttError) && (!(e instanceof NetError) || e.code === "CLOSED"),
+    );
   }
 
   /**
@@ -284,7 +301,9 @@ export class Client implements SessionHost {
     if (t) t.close();
     const wasConnected = this.session.isConnected;
     this.session.lost();
-    const now = this.clock.now(), o = this.options, b = o.backoff;
+    const now = this.clock.now(),
+      o = this.options,
+      b = o.backoff;
     let kicked = false;
     if (wasConnected) {
       if (now - this.connectedAt >= (b?.resetAfter ?? 60000)) {
@@ -354,7 +373,10 @@ class Link implements TransportHandlers {
   answered = false;
   /** Reading stopped while PUBACKs wait for the transport. */
   paused = false;
-  constructor(readonly client: Client, readonly gen: number) {}
+  constructor(
+    readonly client: Client,
+    readonly gen: number,
+  ) {}
   onConnect(): void {
     this.client.linkConnect(this);
   }

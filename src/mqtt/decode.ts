@@ -17,13 +17,48 @@ import { decodeUtf8 } from "./utf8";
 import { checkTopicName } from "./topic";
 import { IN_CONNACK, readProperties } from "./properties";
 import {
-  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBACK_BYTE, PUBCOMP, PUBLISH, PUBREC, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, type Packet, type ProtocolLevel, type QoS,
+  CONNACK,
+  CONNECT,
+  DISCONNECT,
+  PINGREQ,
+  PINGRESP,
+  PUBACK,
+  PUBACK_BYTE,
+  PUBCOMP,
+  PUBLISH,
+  PUBREC,
+  SUBACK,
+  SUBSCRIBE,
+  UNSUBACK,
+  UNSUBSCRIBE,
+  type Packet,
+  type ProtocolLevel,
+  type QoS,
 } from "./packets";
 import type { Allocator } from "../host";
 
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
-export const CONNACK_V5_CODES: readonly number[] = Object.freeze([0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9f]);
-const NAMES: readonly string[] = Object.freeze(["", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "", "", "", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT"]);
+export const CONNACK_V5_CODES: readonly number[] = Object.freeze([
+  0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c,
+  0x9d, 0x9f,
+]);
+const NAMES: readonly string[] = Object.freeze([
+  "",
+  "CONNECT",
+  "CONNACK",
+  "PUBLISH",
+  "PUBACK",
+  "",
+  "",
+  "",
+  "SUBSCRIBE",
+  "SUBACK",
+  "UNSUBSCRIBE",
+  "UNSUBACK",
+  "PINGREQ",
+  "PINGRESP",
+  "DISCONNECT",
+]);
 
 /** Where a decoder delivers packets without making objects for the common ones. */
 export interface PacketSink {
@@ -66,7 +101,10 @@ export interface DecoderOptions {
   parsers?: (Parser | undefined)[];
 }
 
-const HEADER = 0, LENGTH = 1, BODY = 2, SKIP = 3;
+const HEADER = 0,
+  LENGTH = 1,
+  BODY = 2,
+  SKIP = 3;
 const NONE = new Uint8Array(0);
 function ignore(): void {}
 
@@ -168,7 +206,14 @@ export class Decoder {
       switch (this.state) {
         case HEADER:
           // A whole PUBACK to the session, the one packet of a QoS 1 round trip: straight to it, no header state.
-          if (chunk[i] === PUBACK_BYTE && n - i >= 4 && chunk[i + 1] === 2 && this.sink && this.level !== 5 && this.maxPacketSize >= 4) {
+          if (
+            chunk[i] === PUBACK_BYTE &&
+            n - i >= 4 &&
+            chunk[i + 1] === 2 &&
+            this.sink &&
+            this.level !== 5 &&
+            this.maxPacketSize >= 4
+          ) {
             const id = (chunk[i + 2] << 8) | chunk[i + 3];
             if (id) {
               i += 4;
@@ -186,10 +231,13 @@ export class Decoder {
           this.rl += (d & 0x7f) << (7 * this.lenBytes); // at most 127 << 21: no overflow
           if (++this.lenBytes === 4 && d & 0x80) fail("MALFORMED_LENGTH", "remaining length is longer than 4 bytes");
           if (d & 0x80) break;
-          const rl = this.rl, total = 1 + this.lenBytes + rl;
+          const rl = this.rl,
+            total = 1 + this.lenBytes + rl;
           if (total > this.maxPacketSize) {
-            const err = new MqttError("PACKET_TOO_LARGE",
-              `a ${total}-byte ${NAMES[this.header >> 4]} exceeds the ${this.maxPacketSize}-byte maximum packet size`);
+            const err = new MqttError(
+              "PACKET_TOO_LARGE",
+              `a ${total}-byte ${NAMES[this.header >> 4]} exceeds the ${this.maxPacketSize}-byte maximum packet size`,
+            );
             if (!this.skipOversize) throw err;
             this.skipLeft = rl;
             this.state = SKIP;
@@ -233,7 +281,10 @@ export class Decoder {
   }
 
   private parse(b: Uint8Array, s: number, e: number): void {
-    const r = this.r, h = this.header, type = h >> 4, sink = this.sink;
+    const r = this.r,
+      h = this.header,
+      type = h >> 4,
+      sink = this.sink;
     r.reset(b, s, e);
     let p: Packet;
     switch (type) {
@@ -260,7 +311,8 @@ export class Decoder {
         const code = r.u8();
         // At 5.0 a CONNACK without properties may be in 3.1.1 form: a 3.1.1-only broker refuses a 5.0 CONNECT
         // with return code 1 (unacceptable protocol version), and the session must be told that, not "malformed".
-        const v5 = this.level === 5, props = v5 && r.pos < r.end;
+        const v5 = this.level === 5,
+          props = v5 && r.pos < r.end;
         if (code > 5 ? !v5 || CONNACK_V5_CODES.indexOf(code) < 0 : props && code !== 0)
           fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
         p = { type: CONNACK, sessionPresent: flags === 1, returnCode: code };
@@ -299,16 +351,27 @@ export class Decoder {
     const sink = this.sink;
     // (the payload view made inside each call: held in a variable first, V8 decodes a mixed stream at half speed)
     if (sink) sink.receivedPublish(topic, b.subarray(r.pos, e), qos, (h & 1) === 1, (h & 8) === 8, id);
-    else this.onPacket({ type: 3, topic, payload: b.subarray(r.pos, e), qos, retain: (h & 1) === 1, dup: (h & 8) === 8, id: qos ? id : undefined });
+    else
+      this.onPacket({
+        type: 3,
+        topic,
+        payload: b.subarray(r.pos, e),
+        qos,
+        retain: (h & 1) === 1,
+        dup: (h & 8) === 8,
+        id: qos ? id : undefined,
+      });
   }
 
   /** A PUBLISH topic: from the cache when its bytes match a recent one, else decoded, checked and remembered. */
   private topic(r: Reader): string {
     const n = r.u16();
     r.need(n);
-    const b = r.b, start = r.pos;
+    const b = r.b,
+      start = r.pos;
     r.pos = start + n;
-    const cache = this.cache, bytes = this.cacheBytes;
+    const cache = this.cache,
+      bytes = this.cacheBytes;
     if (cache) {
       for (let k = 0; k < cache.length; k += 3) {
         if (cache[k + 2] !== n) continue;
@@ -327,7 +390,9 @@ export class Decoder {
 
   /** Adds a topic to the cache in place of the oldest, its bytes and the others' copied into a new buffer. */
   private remember(t: string, b: Uint8Array, start: number, n: number): void {
-    const c = this.cache ?? (this.cache = []), old = this.cacheBytes, at = this.cacheNext;
+    const c = this.cache ?? (this.cache = []),
+      old = this.cacheBytes,
+      at = this.cacheNext;
     this.cacheNext = (at + 3) % (3 * this.cacheSize);
     let total = n;
     for (let k = 0; k < c.length; k += 3) if (k !== at) total += c[k + 2] as number;
@@ -335,7 +400,8 @@ export class Decoder {
     let end = 0;
     for (let k = 0; k < c.length; k += 3) {
       if (k === at) continue;
-      const o = c[k + 1] as number, len = c[k + 2] as number;
+      const o = c[k + 1] as number,
+        len = c[k + 2] as number;
       for (let i = 0; i < len; i++) bytes[end + i] = old[o + i];
       c[k + 1] = end;
       end += len;
@@ -356,19 +422,22 @@ export function checkQos(q: number): 0 | 1 {
 
 /** Checks the first byte of a packet, before anything else of it is read. */
 function checkHeader(h: number, level: ProtocolLevel, parsers: (Parser | undefined)[] | undefined): number {
-  const type = h >> 4, flags = h & 15;
+  const type = h >> 4,
+    flags = h & 15;
   if (type === 0 || type === 15) fail("UNKNOWN_PACKET", `packet type ${type} is not an MQTT 3.1/3.1.1 packet`);
-  if (type >= PUBREC && type <= PUBCOMP) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
+  if (type >= PUBREC && type <= PUBCOMP)
+    fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
   if (level === 5 && type !== CONNECT && type !== CONNACK && type !== PINGREQ && type !== PINGRESP)
     fail("UNKNOWN_PACKET", `MQTT 5.0 ${NAMES[type]} packets are not supported yet`);
   if (type === PUBLISH) {
     checkQos((flags >> 1) & 3);
-    if ((flags & 8) && !(flags & 6)) fail("RESERVED_FLAGS", "DUP must be 0 on a QoS 0 PUBLISH");
+    if (flags & 8 && !(flags & 6)) fail("RESERVED_FLAGS", "DUP must be 0 on a QoS 0 PUBLISH");
   } else {
     // Without a parser for it (a device's decoder), the same error the session gives a PINGREQ from the broker.
-    if ((type === CONNECT || type === SUBSCRIBE || type === UNSUBSCRIBE) && !(parsers?.[type]))
+    if ((type === CONNECT || type === SUBSCRIBE || type === UNSUBSCRIBE) && !parsers?.[type])
       fail("PROTOCOL_ERROR", `the broker broke the MQTT protocol: unexpected packet type ${type} from the broker`);
-    if (flags !== (type === SUBSCRIBE || type === UNSUBSCRIBE ? 2 : 0)) fail("RESERVED_FLAGS", `reserved flag bits of ${NAMES[type]} are set wrong`);
+    if (flags !== (type === SUBSCRIBE || type === UNSUBSCRIBE ? 2 : 0))
+      fail("RESERVED_FLAGS", `reserved flag bits of ${NAMES[type]} are set wrong`);
   }
   return h;
 }

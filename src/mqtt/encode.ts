@@ -8,10 +8,35 @@
 import { fail } from "./errors";
 import { checkTopicFilter, checkTopicName } from "./topic";
 import { utf8Length, writeUtf8 } from "./utf8";
-import { IN_CONNECT, IN_WILL, propertiesLength, strLen, varintSize, writeProperties, writeStr, writeVarint } from "./properties";
 import {
-  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
-  type Bytes, type Packet, type ProtocolLevel, type PublishPacket,
+  IN_CONNECT,
+  IN_WILL,
+  propertiesLength,
+  strLen,
+  varintSize,
+  writeProperties,
+  writeStr,
+  writeVarint,
+} from "./properties";
+import {
+  CONNACK,
+  CONNECT,
+  DISCONNECT,
+  PINGREQ,
+  PINGRESP,
+  PUBACK,
+  PUBCOMP,
+  PUBLISH,
+  PUBREC,
+  PUBREL,
+  SUBACK,
+  SUBSCRIBE,
+  UNSUBACK,
+  UNSUBSCRIBE,
+  type Bytes,
+  type Packet,
+  type ProtocolLevel,
+  type PublishPacket,
 } from "./packets";
 import type { Allocator } from "../host";
 
@@ -33,7 +58,10 @@ export class TopicCache {
    * `rules`: extra rules (a connection profile's) a topic must pass before it is cached, run before the codec's;
    * its checkTopic is called as a method, with `subscribe` false.
    */
-  constructor(readonly size = 4, private readonly rules?: { checkTopic?(topic: string, subscribe: boolean): void }) {}
+  constructor(
+    readonly size = 4,
+    private readonly rules?: { checkTopic?(topic: string, subscribe: boolean): void },
+  ) {}
 
   get(topic: string): Uint8Array | undefined {
     const e = this.entries;
@@ -61,7 +89,8 @@ export class TopicCache {
 
 /** Allocates the packet and writes its fixed header; the body starts at b.length - rl. */
 export function alloc(header: number, rl: number, allocate: Allocator = newBytes): Uint8Array {
-  if (!(rl <= MAX_REMAINING)) fail("INVALID_PACKET", "packet is larger than MQTT allows (256 MB), or a field has the wrong type");
+  if (!(rl <= MAX_REMAINING))
+    fail("INVALID_PACKET", "packet is larger than MQTT allows (256 MB), or a field has the wrong type");
   const b = allocate(1 + varintSize(rl) + rl);
   b[0] = header;
   writeVarint(rl, b, 1);
@@ -122,8 +151,14 @@ export function encodePublish(p: PublishPacket, topics?: TopicCache, allocate?: 
  * costs about 9 heap slots (144 bytes on a device) of garbage per publish.
  */
 export function encodePublishFields(
-  topic: string, payload: Uint8Array | string, qosField: unknown, retain: boolean | undefined, dup: boolean | undefined,
-  id: number | undefined, topics?: TopicCache, allocate?: Allocator,
+  topic: string,
+  payload: Uint8Array | string,
+  qosField: unknown,
+  retain: boolean | undefined,
+  dup: boolean | undefined,
+  id: number | undefined,
+  topics?: TopicCache,
+  allocate?: Allocator,
 ): Uint8Array {
   // (the checks' calls only when a check fails: this runs once per publish)
   const qos = qosField === 0 || qosField === 1 ? qosField : checkQos(qosField);
@@ -175,13 +210,21 @@ export function encodePublishFields(
 export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator): Uint8Array {
   const t = p.type;
   if (level === 5 && t !== CONNECT && t !== CONNACK && t !== PINGREQ && t !== PINGRESP)
-    fail("INVALID_PACKET", `MQTT 5.0 packets of type ${t} are not supported yet (only CONNECT, CONNACK, PINGREQ, PINGRESP)`);
+    fail(
+      "INVALID_PACKET",
+      `MQTT 5.0 packets of type ${t} are not supported yet (only CONNECT, CONNACK, PINGREQ, PINGRESP)`,
+    );
   switch (p.type) {
-    case PUBLISH: return encodePublish(p, undefined, allocate);
-    case PUBACK: return ack(0x40, p.id);
-    case PINGREQ: return new Uint8Array([0xc0, 0]);
-    case DISCONNECT: return new Uint8Array([0xe0, 0]);
-    case CONNECT: return encodeConnect(p);
+    case PUBLISH:
+      return encodePublish(p, undefined, allocate);
+    case PUBACK:
+      return ack(0x40, p.id);
+    case PINGREQ:
+      return new Uint8Array([0xc0, 0]);
+    case DISCONNECT:
+      return new Uint8Array([0xe0, 0]);
+    case CONNECT:
+      return encodeConnect(p);
     case SUBSCRIBE: {
       checkId(p.id);
       const subs = p.subscriptions;
@@ -192,7 +235,8 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
         checkQos(subs[i].qos);
         rl += 3 + strLen(subs[i].topic);
       }
-      const b = alloc(0x82, rl), q = b.length - rl;
+      const b = alloc(0x82, rl),
+        q = b.length - rl;
       b[q] = p.id >> 8;
       b[q + 1] = p.id & 0xff;
       let i = q + 2;
@@ -211,7 +255,8 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
         checkTopicFilter(topics[i]);
         rl += 2 + strLen(topics[i]);
       }
-      const b = alloc(0xa2, rl), q = b.length - rl;
+      const b = alloc(0xa2, rl),
+        q = b.length - rl;
       b[q] = p.id >> 8;
       b[q + 1] = p.id & 0xff;
       let i = q + 2;
@@ -220,8 +265,10 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
     }
   }
   const type = (p as { type: unknown }).type;
-  if (type === CONNACK || type === SUBACK || type === UNSUBACK || type === PINGRESP) fail("INVALID_PACKET", `packet type ${type} is sent by a broker, not by a client`);
-  if (type === PUBREC || type === PUBREL || type === PUBCOMP) fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
+  if (type === CONNACK || type === SUBACK || type === UNSUBACK || type === PINGRESP)
+    fail("INVALID_PACKET", `packet type ${type} is sent by a broker, not by a client`);
+  if (type === PUBREC || type === PUBREL || type === PUBCOMP)
+    fail("QOS2_UNSUPPORTED", "PUBREC, PUBREL and PUBCOMP belong to QoS 2, which is not supported");
   return fail("INVALID_PACKET", `unknown packet type ${String(type)}`);
 }
 
@@ -230,19 +277,26 @@ const MQTT: readonly number[] = Object.freeze([0, 4, 0x4d, 0x51, 0x54, 0x54]);
 
 function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>): Uint8Array {
   const level = p.level;
-  if (level !== 3 && level !== 4 && level !== 5) fail("PROTOCOL_MISMATCH", `protocol level ${String(level)} is not supported: use 3 (MQTT 3.1), 4 (MQTT 3.1.1) or 5`);
+  if (level !== 3 && level !== 4 && level !== 5)
+    fail(
+      "PROTOCOL_MISMATCH",
+      `protocol level ${String(level)} is not supported: use 3 (MQTT 3.1), 4 (MQTT 3.1.1) or 5`,
+    );
   const v5 = level === 5;
   // MQTT 3.1 requires a client ID; 3.1.1 allows an empty one only with a clean session [MQTT-3.1.3-7]
   if (!p.clientId && (level === 3 || (level === 4 && !p.clean)))
     fail("INVALID_PACKET", "an empty client ID needs MQTT 3.1.1 with a clean session, or MQTT 5.0");
   const ka = p.keepalive;
-  if (typeof ka !== "number" || ka < 0 || ka > 0xffff || (ka | 0) !== ka) fail("INVALID_PACKET", "keepalive must be an integer from 0 to 65535 seconds");
+  if (typeof ka !== "number" || ka < 0 || ka > 0xffff || (ka | 0) !== ka)
+    fail("INVALID_PACKET", "keepalive must be an integer from 0 to 65535 seconds");
   const name = level === 3 ? MQISDP : MQTT;
   const pl = v5 ? propertiesLength(p.properties, IN_CONNECT) : 0;
   let rl = name.length + 4 + (v5 ? varintSize(pl) + pl : 0) + 2 + strLen(p.clientId);
   let flags = p.clean ? 2 : 0;
   const will = p.will;
-  let wl = 0, wtl = 0, wpl = 0;
+  let wl = 0,
+    wtl = 0,
+    wpl = 0;
   if (will) {
     const wq = checkQos(will.qos);
     checkTopicName(will.topic);
@@ -255,19 +309,22 @@ function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>): Uint8Array
     rl += 4 + wtl + wpl;
     flags |= 4 | (wq << 3) | (will.retain ? 0x20 : 0);
   }
-  let ul = 0, pwl = 0;
+  let ul = 0,
+    pwl = 0;
   if (p.username !== undefined) {
     ul = strLen(p.username);
     rl += 2 + ul;
     flags |= 0x80;
   }
   if (p.password !== undefined) {
-    if (p.username === undefined && !v5) fail("INVALID_PACKET", "MQTT 3.1/3.1.1 do not allow a password without a user name");
+    if (p.username === undefined && !v5)
+      fail("INVALID_PACKET", "MQTT 3.1/3.1.1 do not allow a password without a user name");
     pwl = binLen(p.password);
     rl += 2 + pwl;
     flags |= 0x40;
   }
-  const b = alloc(0x10, rl), q = b.length - rl;
+  const b = alloc(0x10, rl),
+    q = b.length - rl;
   b.set(name, q);
   let i = q + name.length;
   b[i++] = level;

@@ -39,8 +39,12 @@ export type Item = Uint8Array | PublishCallback | number | undefined;
  * Each message is a record of ITEMS consecutive items of `box`: its packet, its callback and its flags (the packet
  * id in the low 16 bits, QOS1 and SENT above).
  */
-export const PACKET = 0, CALLBACK = 1, FLAGS = 2, ITEMS = 3;
-export const QOS1 = 0x10000, SENT = 0x20000;
+export const PACKET = 0,
+  CALLBACK = 1,
+  FLAGS = 2,
+  ITEMS = 3;
+export const QOS1 = 0x10000,
+  SENT = 0x20000;
 /** Records the ring starts with; it doubles as needed up to maxMessages, and shrinks back when it empties. */
 export const FIRST_RECORDS = 2;
 /** The ring of an outbox without records: never written (a message first makes a ring of its own). */
@@ -111,8 +115,14 @@ export class Outbox {
    * than it holds), oldest first.
    */
   grow(): void {
-    const records = Math.max(this.count + 1, Math.min(this.records ? this.records * 2 : FIRST_RECORDS, this.maxMessages));
-    const box: Item[] = [], old = this.box, oldKeys = this.keys, keys: number[] | null = this.store ? [] : null;
+    const records = Math.max(
+      this.count + 1,
+      Math.min(this.records ? this.records * 2 : FIRST_RECORDS, this.maxMessages),
+    );
+    const box: Item[] = [],
+      old = this.box,
+      oldKeys = this.keys,
+      keys: number[] | null = this.store ? [] : null;
     for (let i = 0; i < records; i++) {
       if (i < this.count) {
         const r = this.record(i);
@@ -144,11 +154,13 @@ export class Outbox {
    * caller fixes `flying` if it was in flight, and calls its callback.
    */
   remove(i: number, report: OutboxReport): void {
-    const box = this.box, keys = this.keys;
+    const box = this.box,
+      keys = this.keys;
     let p = this.head + i;
     if (p >= this.records) p -= this.records;
     p *= ITEMS;
-    const packet = box[p + PACKET] as Uint8Array, key = keys ? keys[p / ITEMS] : 0;
+    const packet = box[p + PACKET] as Uint8Array,
+      key = keys ? keys[p / ITEMS] : 0;
     if (i === 0) this.head = this.head + 1 === this.records ? 0 : this.head + 1;
     else if (i < this.count - 1 - i) {
       // shift the older ones up by one record
@@ -176,7 +188,13 @@ export class Outbox {
       try {
         this.store.remove(key);
       } catch (err) {
-        report.error(new MqttError("STORE_FAILED", `could not remove an acknowledged message from the persistent outbox: ${String(err)}`, err));
+        report.error(
+          new MqttError(
+            "STORE_FAILED",
+            `could not remove an acknowledged message from the persistent outbox: ${String(err)}`,
+            err,
+          ),
+        );
       }
     }
   }
@@ -194,9 +212,14 @@ export class Outbox {
    * callbacks of the messages dropped, in order, for the caller to tell (null when none was dropped).
    */
   makeRoom(n: number, qos: QoS, report: OutboxReport): (PublishCallback | undefined)[] | null {
-    let freeCount = this.maxMessages - this.count, freeBytes = this.maxBytes - this.bytes;
+    let freeCount = this.maxMessages - this.count,
+      freeBytes = this.maxBytes - this.bytes;
     if (freeCount >= 1 && freeBytes >= n) return null;
-    if (n > this.maxBytes) throw new MqttError("OUTBOX_FULL", `a ${n}-byte message is larger than the whole outbox (${this.maxBytes} bytes): raise outbox.maxBytes`);
+    if (n > this.maxBytes)
+      throw new MqttError(
+        "OUTBOX_FULL",
+        `a ${n}-byte message is larger than the whole outbox (${this.maxBytes} bytes): raise outbox.maxBytes`,
+      );
     // Would dropping queued QoS 0 messages make room? Count first, so nothing is dropped in vain.
     let last = -1;
     for (let i = this.flying; i < this.count && !(freeCount >= 1 && freeBytes >= n); i++) {
@@ -208,7 +231,10 @@ export class Outbox {
       }
     }
     if (!(freeCount >= 1 && freeBytes >= n))
-      throw new MqttError("OUTBOX_FULL", `the outbox is full (${this.count} messages, ${this.bytes} bytes) with unacknowledged QoS 1 messages: ${qos ? "this QoS 1" : "the"} message was not queued`);
+      throw new MqttError(
+        "OUTBOX_FULL",
+        `the outbox is full (${this.count} messages, ${this.bytes} bytes) with unacknowledged QoS 1 messages: ${qos ? "this QoS 1" : "the"} message was not queued`,
+      );
     // Drop the oldest queued QoS 0 messages, up to and including index `last`.
     const dropped: (PublishCallback | undefined)[] = [];
     for (let i = this.flying; i <= last; ) {
@@ -262,7 +288,8 @@ export class Outbox {
       for (let i = 0; i < requests.length; i++) held.push(requests[i].id);
       if (held.length >= 65535) throw new MqttError("OUTBOX_FULL", "all 65535 packet identifiers are in use");
       held.sort((a, b) => ((a - c + 65535) % 65535) - ((b - c + 65535) % 65535));
-      let id = c, k = 0;
+      let id = c,
+        k = 0;
       while (k < held.length && held[k] === id) {
         id = id === 65535 ? 1 : id + 1;
         k++;
@@ -310,9 +337,20 @@ export class Outbox {
         got.p = undefined;
       }
       const found = got.p as Packet | undefined;
-      if (!found || found.type !== PUBLISH || found.qos !== 1 || this.idDistance(found.id as number, NO_REQUESTS) === 0) {
-        report.error(new MqttError("STORE_FAILED", `discarded an unreadable entry (key ${key}) from the persistent outbox`));
-        try { store.remove(key); } catch { /* reported above */ }
+      if (
+        !found ||
+        found.type !== PUBLISH ||
+        found.qos !== 1 ||
+        this.idDistance(found.id as number, NO_REQUESTS) === 0
+      ) {
+        report.error(
+          new MqttError("STORE_FAILED", `discarded an unreadable entry (key ${key}) from the persistent outbox`),
+        );
+        try {
+          store.remove(key);
+        } catch {
+          /* reported above */
+        }
         continue;
       }
       this.append(packet.slice(), undefined, (found.id as number) | QOS1 | SENT, key);

@@ -116,24 +116,59 @@ export interface PublishPacket {
   id?: number;
 }
 
-export interface PubackPacket { type: 4; id: number }
+export interface PubackPacket {
+  type: 4;
+  id: number;
+}
 
-export interface Subscription { topic: string; qos: QoS }
+export interface Subscription {
+  topic: string;
+  qos: QoS;
+}
 
-export interface SubscribePacket { type: 8; id: number; subscriptions: Subscription[] }
+export interface SubscribePacket {
+  type: 8;
+  id: number;
+  subscriptions: Subscription[];
+}
 
 /** SUBACK return codes: 0, 1, 2 (granted QoS) or 0x80 (refused). */
-export interface SubackPacket { type: 9; id: number; granted: number[] }
+export interface SubackPacket {
+  type: 9;
+  id: number;
+  granted: number[];
+}
 
-export interface UnsubscribePacket { type: 10; id: number; topics: string[] }
+export interface UnsubscribePacket {
+  type: 10;
+  id: number;
+  topics: string[];
+}
 
-export interface UnsubackPacket { type: 11; id: number }
+export interface UnsubackPacket {
+  type: 11;
+  id: number;
+}
 
-export interface PingreqPacket { type: 12 }
-export interface PingrespPacket { type: 13 }
-export interface DisconnectPacket { type: 14 }
+export interface PingreqPacket {
+  type: 12;
+}
+export interface PingrespPacket {
+  type: 13;
+}
+export interface DisconnectPacket {
+  type: 14;
+}
 
 export type Packet =
-  | ConnectPacket | ConnackPacket | PublishPacket | PubackPacket
-  | SubscribePacket | SubackPacket | UnsubscribePacket | UnsubackPacket
-  | PingreqPacket | PingrespPacket | DisconnectPacket;
+  | ConnectPacket
+  | ConnackPacket
+  | PublishPacket
+  | PubackPacket
+  | SubscribePacket
+  | SubackPacket
+  | UnsubscribePacket
+  | UnsubackPacket
+  | PingreqPacket
+  | PingrespPacket
+  | DisconnectPacket;

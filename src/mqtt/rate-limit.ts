@@ -17,7 +17,10 @@ export class RateLimit {
   /** The oldest send time in the ring: the one the next send replaces. */
   at = 0;
 
-  constructor(readonly rate: number, readonly span: number) {}
+  constructor(
+    readonly rate: number,
+    readonly span: number,
+  ) {}
 
   /**
    * The ring for a send at `now`. Made with every time at now - span, long enough ago to hold nothing back. When now
@@ -27,7 +30,11 @@ export class RateLimit {
    */
   times(now: number): Uint32Array {
     if (now < this.base || now - this.base > 0xffffffff) {
-      const rate = this.rate, span = this.span, base = now - span, old = this.ring, made = old.length > 0;
+      const rate = this.rate,
+        span = this.span,
+        base = now - span,
+        old = this.ring,
+        made = old.length > 0;
       const times = made ? old : (this.ring = new Uint32Array(rate));
       for (let i = 0; i < rate; i++) times[i] = made ? Math.min(span, Math.max(0, this.base + old[i] - base)) : 0;
       this.base = base;

@@ -27,14 +27,16 @@ export class Reader {
 
   u16(): number {
     this.need(2);
-    const b = this.b, p = this.pos;
+    const b = this.b,
+      p = this.pos;
     this.pos = p + 2;
     return (b[p] << 8) | b[p + 1];
   }
 
   u32(): number {
     this.need(4);
-    const b = this.b, p = this.pos;
+    const b = this.b,
+      p = this.pos;
     this.pos = p + 4;
     return ((b[p] << 24) >>> 0) + ((b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]);
   }
@@ -47,7 +49,8 @@ export class Reader {
   }
 
   varint(): number {
-    let v = 0, mul = 1;
+    let v = 0,
+      mul = 1;
     for (let i = 0; i < 4; i++) {
       const d = this.u8();
       v += (d & 0x7f) * mul;

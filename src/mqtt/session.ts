@@ -10,17 +10,37 @@
  * PUBACK over as arguments, not as packet objects.
  */
 import { Decoder, type PacketSink } from "./decode";
-import type { Allocator, } from "../host";
+import type { Allocator } from "../host";
 import { encode, encodeAck, encodePublishFields, TopicCache } from "./encode";
 import { MqttError } from "./errors";
 import { Inbound } from "./inbound";
-import { CALLBACK, FIRST_RECORDS, FLAGS, ITEMS, Outbox, QOS1, SENT, type OutboxOptions, type PublishCallback } from "./outbox";
+import {
+  CALLBACK,
+  FIRST_RECORDS,
+  FLAGS,
+  ITEMS,
+  Outbox,
+  QOS1,
+  SENT,
+  type OutboxOptions,
+  type PublishCallback,
+} from "./outbox";
 import { GENERIC, type Profile } from "./profile";
 import { RateLimit } from "./rate-limit";
 import { checkTopicFilter } from "./topic";
 import {
-  CONNACK, PINGRESP, PUBACK, PUBACK_BYTE, SUBACK, UNSUBACK,
-  type ConnackPacket, type ConnectProperties, type Packet, type ProtocolLevel, type QoS, type Will,
+  CONNACK,
+  PINGRESP,
+  PUBACK,
+  PUBACK_BYTE,
+  SUBACK,
+  UNSUBACK,
+  type ConnackPacket,
+  type ConnectProperties,
+  type Packet,
+  type ProtocolLevel,
+  type QoS,
+  type Will,
 } from "./packets";
 
 export type { OutboxOptions, PublishCallback };
@@ -89,7 +109,10 @@ interface Request {
   cb: SubscribeCallback | UnsubscribeCallback | undefined;
 }
 
-const IDLE = 0, DIALING = 1, CONNECTING = 2, CONNECTED = 3;
+const IDLE = 0,
+  DIALING = 1,
+  CONNECTING = 2,
+  CONNECTED = 3;
 /**
  * PUBACKs that may wait for the transport before the client stops reading (256 bytes of them): a broker that floods
  * QoS 1 and does not read our answers is held back by TCP's flow control, not by our memory. One read may add the
@@ -108,12 +131,27 @@ const CONNACK_TEXT: readonly string[] = Object.freeze([
   "not authorized: the broker refused this client: check the password (some brokers, Mosquitto among them, answer a wrong one with this code) and that the client may connect (device disabled, or not allowed)",
 ]);
 const REASON_TEXT: { readonly [code: number]: string } = Object.freeze({
-  0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error", 0x83: "implementation specific error",
-  0x84: "unsupported protocol version", 0x85: "client identifier not valid", 0x86: "bad user name or password",
-  0x87: "not authorized", 0x88: "server unavailable", 0x89: "server busy", 0x8a: "banned",
-  0x8c: "bad authentication method", 0x90: "topic name invalid", 0x95: "packet too large", 0x97: "quota exceeded",
-  0x99: "payload format invalid", 0x9a: "retain not supported", 0x9b: "QoS not supported", 0x9c: "use another server",
-  0x9d: "server moved", 0x9f: "connection rate exceeded",
+  0x80: "unspecified error",
+  0x81: "malformed packet",
+  0x82: "protocol error",
+  0x83: "implementation specific error",
+  0x84: "unsupported protocol version",
+  0x85: "client identifier not valid",
+  0x86: "bad user name or password",
+  0x87: "not authorized",
+  0x88: "server unavailable",
+  0x89: "server busy",
+  0x8a: "banned",
+  0x8c: "bad authentication method",
+  0x90: "topic name invalid",
+  0x95: "packet too large",
+  0x97: "quota exceeded",
+  0x99: "payload format invalid",
+  0x9a: "retain not supported",
+  0x9b: "QoS not supported",
+  0x9c: "use another server",
+  0x9d: "server moved",
+  0x9f: "connection rate exceeded",
 });
 
 function connackMessage(code: number, level: ProtocolLevel): string {
@@ -191,11 +229,17 @@ export class Session implements PacketSink {
     this.level = options.level ?? 4;
     const ka = options.keepalive ?? 60;
     const range = profile.keepalive;
-    if (!(ka >= 0 && ka <= 65535 && (ka | 0) === ka)) throw new MqttError("INVALID_PACKET", "keepalive must be an integer from 0 to 65535 seconds");
+    if (!(ka >= 0 && ka <= 65535 && (ka | 0) === ka))
+      throw new MqttError("INVALID_PACKET", "keepalive must be an integer from 0 to 65535 seconds");
     if (range && (ka < range[0] || ka > range[1]))
-      throw new MqttError("NOT_ALLOWED", `${profile.name} requires a keepalive from ${range[0]} to ${range[1]} s, not ${ka} s`);
-    if (options.will && profile.will === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow a will message`);
-    if (options.will?.retain && profile.retain === false) throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
+      throw new MqttError(
+        "NOT_ALLOWED",
+        `${profile.name} requires a keepalive from ${range[0]} to ${range[1]} s, not ${ka} s`,
+      );
+    if (options.will && profile.will === false)
+      throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow a will message`);
+    if (options.will?.retain && profile.retain === false)
+      throw new MqttError("NOT_ALLOWED", `${profile.name} does not allow retained messages`);
     this.keepalive = ka * 1000;
     this.window = Math.max(1, options.window ?? 10);
     this.ring = new Outbox(options.outbox ?? {});
@@ -205,7 +249,12 @@ export class Session implements PacketSink {
     // The profile's topic rules run once per topic, when the topic enters the cache; a cached topic passed them.
     this.topics = new TopicCache(4, profile);
     this.fastAcks = this.level !== 5 && max >= 4;
-    this.decoder = new Decoder(this, { alloc: options.alloc, maxPacketSize: max, level: this.level, skipOversize: true });
+    this.decoder = new Decoder(this, {
+      alloc: options.alloc,
+      maxPacketSize: max,
+      level: this.level,
+      skipOversize: true,
+    });
     this.ring.restore(host);
   }
 
@@ -236,7 +285,8 @@ export class Session implements PacketSink {
 
   /** Subscriptions the broker acknowledged (restored after a reconnect without a kept session); a new map each time. */
   get subscriptions(): ReadonlyMap<string, QoS> {
-    const m = new Map<string, QoS>(), subs = this.subs;
+    const m = new Map<string, QoS>(),
+      subs = this.subs;
     for (let i = 0; i < subs.length; i++) m.set(subs[i], this.subQos(subs[i]));
     return m;
   }
@@ -258,10 +308,20 @@ export class Session implements PacketSink {
     this.pingSentAt = -1;
     this.pingQueued = false;
     this.forget();
-    this.write(encode({
-      type: 1, level: this.level, clientId: o.clientId, clean: o.clean ?? true, keepalive: this.keepalive / 1000,
-      username: o.username, password: o.password, will: o.will, properties: o.properties,
-    }), now);
+    this.write(
+      encode({
+        type: 1,
+        level: this.level,
+        clientId: o.clientId,
+        clean: o.clean ?? true,
+        keepalive: this.keepalive / 1000,
+        username: o.username,
+        password: o.password,
+        will: o.will,
+        properties: o.properties,
+      }),
+      now,
+    );
   }
 
   /**
@@ -274,7 +334,15 @@ export class Session implements PacketSink {
     const dec = this.decoder;
     // A chunk that is one PUBACK, between packets, connected: the one packet of a QoS 1 round trip, straight to
     // puback() (what the decoder would do, without its calls). A whole packet: the broker is alive.
-    if (chunk.length === 4 && chunk[0] === PUBACK_BYTE && chunk[1] === 2 && this.state === CONNECTED && this.fastAcks && dec.state === 0 && !dec.failed) {
+    if (
+      chunk.length === 4 &&
+      chunk[0] === PUBACK_BYTE &&
+      chunk[1] === 2 &&
+      this.state === CONNECTED &&
+      this.fastAcks &&
+      dec.state === 0 &&
+      !dec.failed
+    ) {
       const id = (chunk[2] << 8) | chunk[3];
       if (id) {
         this.packetsIn++;
@@ -304,7 +372,8 @@ export class Session implements PacketSink {
       this.lastRecv = now;
     }
     if (this.heldConnack || this.heldMsg) this.handOver(now);
-    if (error) this.host.drop(error instanceof MqttError ? error : new MqttError("PROTOCOL_ERROR", String(error), error));
+    if (error)
+      this.host.drop(error instanceof MqttError ? error : new MqttError("PROTOCOL_ERROR", String(error), error));
   }
 
   /**
@@ -313,7 +382,10 @@ export class Session implements PacketSink {
    * under a handler's publish, which is where the firmware's stack was deepest.
    */
   private handOver(now: number): void {
-    const losses = this.losses, connack = this.heldConnack, msg = this.heldMsg, more = this.heldMore;
+    const losses = this.losses,
+      connack = this.heldConnack,
+      msg = this.heldMsg,
+      more = this.heldMore;
     this.heldConnack = this.heldMsg = null;
     this.handing = true;
     if (connack) this.host.connected(connack);
@@ -321,7 +393,8 @@ export class Session implements PacketSink {
       this.handle(msg, this.heldId, now);
       if (more?.length) {
         this.heldMore = null; // a handler that publishes cannot add to it (only a socket callback brings messages)
-        for (let i = 0; i < more.length && this.losses === losses; i += 2) this.handle(more[i] as Message, more[i + 1] as number, now);
+        for (let i = 0; i < more.length && this.losses === losses; i += 2)
+          this.handle(more[i] as Message, more[i + 1] as number, now);
       }
     }
     if (more) {
@@ -364,8 +437,16 @@ export class Session implements PacketSink {
     // The common case, connected with nothing waiting (no refused write, no packet half read, no PINGREQ out or
     // queued, reading): the keepalive's next PINGREQ, or a rate-limited send before it. What the checks below give then.
     // (Each of blockedAt, partialAt and pingSentAt is -1 or a time, never negative: their sum is -3 when none is set.)
-    if (this.state === CONNECTED && ka && this.blockedAt + this.partialAt + this.pingSentAt === -3 && !this.pingQueued && this.ackCount < MAX_ACKS) {
-      const sent = this.lastSend, recv = this.lastRecv, wait = this.rateWait;
+    if (
+      this.state === CONNECTED &&
+      ka &&
+      this.blockedAt + this.partialAt + this.pingSentAt === -3 &&
+      !this.pingQueued &&
+      this.ackCount < MAX_ACKS
+    ) {
+      const sent = this.lastSend,
+        recv = this.lastRecv,
+        wait = this.rateWait;
       const k = (sent < recv ? sent : recv) + ka;
       return wait && wait < k ? wait : k;
     }
@@ -385,7 +466,8 @@ export class Session implements PacketSink {
             if (k < 0 || p < k) k = p;
           }
           if (ka) {
-            const recv = this.lastRecv, ping = this.pingSentAt;
+            const recv = this.lastRecv,
+              ping = this.pingSentAt;
             let t = -1;
             if (ping >= 0) {
               if (part < 0) t = (ping > recv ? ping : recv) + this.pingTimeout;
@@ -409,31 +491,62 @@ export class Session implements PacketSink {
     this.now = now;
     if (this.state === DIALING || this.state === CONNECTING) {
       if (now >= this.connectDeadline)
-        this.host.drop(new MqttError("CONNECT_TIMEOUT", `no CONNACK within ${this.options.connectTimeout ?? 10000} ms: the broker is unreachable, slow, or not an MQTT broker`));
+        this.host.drop(
+          new MqttError(
+            "CONNECT_TIMEOUT",
+            `no CONNACK within ${this.options.connectTimeout ?? 10000} ms: the broker is unreachable, slow, or not an MQTT broker`,
+          ),
+        );
       return;
     }
     if (this.state !== CONNECTED) return;
-    const ka = this.keepalive, stall = ka ? ka * 1.5 : STALL;
+    const ka = this.keepalive,
+      stall = ka ? ka * 1.5 : STALL;
     if (this.blockedAt >= 0 && now - this.blockedAt >= stall)
-      return this.host.drop(new MqttError("WRITE_STALLED", `the broker took nothing this client sent for ${stall / 1000} s${ka ? " (1.5x keepalive)" : ""}${this.ackCount ? `, with ${this.ackCount} PUBACKs waiting` : ""}: it is not reading, or the link is one-way`));
+      return this.host.drop(
+        new MqttError(
+          "WRITE_STALLED",
+          `the broker took nothing this client sent for ${stall / 1000} s${ka ? " (1.5x keepalive)" : ""}${this.ackCount ? `, with ${this.ackCount} PUBACKs waiting` : ""}: it is not reading, or the link is one-way`,
+        ),
+      );
     const part = this.partialAt;
     if (this.ackCount >= MAX_ACKS) {
       // Reading stopped until the PUBACKs are written: a PINGRESP could not be read, so the stall is the check.
     } else {
       const size = this.decoder.expected;
       if (part >= 0 && now - part >= this.packetAllowance())
-        return this.host.drop(new MqttError("PACKET_TIMEOUT", `${size ? `a ${size}-byte packet` : "a packet's fixed header"} began to arrive ${Math.round((now - this.partialAt) / 100) / 10} s ago and is still incomplete${size ? ` (${this.decoder.pending} bytes of its body so far)` : ""}: the link is too slow or the broker stalls (a packet may take ${this.packetTimeout} ms plus 1 ms per byte: packetTimeout)`));
+        return this.host.drop(
+          new MqttError(
+            "PACKET_TIMEOUT",
+            `${size ? `a ${size}-byte packet` : "a packet's fixed header"} began to arrive ${Math.round((now - this.partialAt) / 100) / 10} s ago and is still incomplete${size ? ` (${this.decoder.pending} bytes of its body so far)` : ""}: the link is too slow or the broker stalls (a packet may take ${this.packetTimeout} ms plus 1 ms per byte: packetTimeout)`,
+          ),
+        );
       // A packet under way is a sign of life with a deadline of its own: the PINGRESP queues behind it.
       const ping = this.pingSentAt;
       if (ka && ping >= 0 && part < 0 && now - Math.max(ping, this.lastRecv) >= this.pingTimeout)
-        return this.host.drop(new MqttError("PING_TIMEOUT", `no answer to PINGREQ within ${this.pingTimeout} ms: the connection is dead or half-open`));
+        return this.host.drop(
+          new MqttError(
+            "PING_TIMEOUT",
+            `no answer to PINGREQ within ${this.pingTimeout} ms: the connection is dead or half-open`,
+          ),
+        );
       // Other traffic puts off the PINGRESP (it may queue behind it on a slow link), but not past one keepalive, unless
       // a packet begun before the PINGREQ is still arriving: a broker that floods us and reads nothing we send would
       // otherwise hold the connection forever.
       if (ka && ping >= 0 && (part < 0 || part > ping) && now - ping >= Math.max(ka, this.pingTimeout))
-        return this.host.drop(new MqttError("PING_TIMEOUT", `no answer to PINGREQ within ${Math.max(ka, this.pingTimeout) / 1000} s, though the broker kept sending: it is not reading what this client sends`));
+        return this.host.drop(
+          new MqttError(
+            "PING_TIMEOUT",
+            `no answer to PINGREQ within ${Math.max(ka, this.pingTimeout) / 1000} s, though the broker kept sending: it is not reading what this client sends`,
+          ),
+        );
       if (ka && part < 0 && now - this.lastRecv >= ka * 1.5)
-        return this.host.drop(new MqttError("IDLE_TIMEOUT", `nothing received for ${(ka * 1.5) / 1000} s (1.5x keepalive): the connection is dead or half-open`));
+        return this.host.drop(
+          new MqttError(
+            "IDLE_TIMEOUT",
+            `nothing received for ${(ka * 1.5) / 1000} s (1.5x keepalive): the connection is dead or half-open`,
+          ),
+        );
       if (ka && ping < 0 && !this.pingQueued && now - Math.min(this.lastSend, this.lastRecv) >= ka) {
         this.pingQueued = true;
         this.control(PINGREQ_BYTES, now);
@@ -465,7 +578,8 @@ export class Session implements PacketSink {
       if (r >= ring.records) r -= ring.records;
       r *= ITEMS;
       const box = ring.box;
-      const packet = box[r] as Uint8Array, flags = box[r + FLAGS] as number; // PACKET, FLAGS
+      const packet = box[r] as Uint8Array,
+        flags = box[r + FLAGS] as number; // PACKET, FLAGS
       if (flags & QOS1 && ring.flying >= this.window) return;
       // (the rate limit's next() and sent() written out: this runs for every message written)
       const limit = this.limit;
@@ -480,7 +594,13 @@ export class Session implements PacketSink {
       if (this.peerMaxPacket && packet.length > this.peerMaxPacket) {
         const cb = box[r + CALLBACK] as PublishCallback | undefined;
         ring.remove(ring.flying, this.host);
-        this.done(cb, new MqttError("PACKET_TOO_LARGE", `a ${packet.length}-byte PUBLISH exceeds the broker's maximum packet size of ${this.peerMaxPacket} bytes`));
+        this.done(
+          cb,
+          new MqttError(
+            "PACKET_TOO_LARGE",
+            `a ${packet.length}-byte PUBLISH exceeds the broker's maximum packet size of ${this.peerMaxPacket} bytes`,
+          ),
+        );
         continue;
       }
       // DUP only when the broker kept the session that saw the first copy (a message never sent has it clear).
@@ -508,10 +628,18 @@ export class Session implements PacketSink {
    * profile, larger than the broker takes, or no room in the outbox (OUTBOX_FULL) or the store (STORE_FAILED).
    * `cb` is called once: QoS 1 when the broker acknowledges it, QoS 0 when written; or with an error.
    */
-  publish(topic: string, payload: Uint8Array | string, qos: QoS, retain: boolean, cb: PublishCallback | undefined, now: number): void {
+  publish(
+    topic: string,
+    payload: Uint8Array | string,
+    qos: QoS,
+    retain: boolean,
+    cb: PublishCallback | undefined,
+    now: number,
+  ): void {
     // (the profile read where needed, not kept in a local: this frame is on the deepest stack, a handler's publish)
     if (this.level === 5) this.refuseV5();
-    if (retain && this.profile.retain === false) throw new MqttError("NOT_ALLOWED", `${this.profile.name} does not allow retained messages`);
+    if (retain && this.profile.retain === false)
+      throw new MqttError("NOT_ALLOWED", `${this.profile.name} does not allow retained messages`);
     // (the outbox's takeId() and append() written out here: this runs once per publish, and a call is dear on XS)
     const ring = this.ring;
     let id = 0;
@@ -526,7 +654,9 @@ export class Session implements PacketSink {
     const tb = this.topics.get(topic);
     let packet: Uint8Array | undefined;
     if (tb && typeof payload !== "string" && (qos === 1 || qos === 0)) {
-      const tl = tb.length, pl = payload.length, rl = qos ? tl + 2 + pl : tl + pl;
+      const tl = tb.length,
+        pl = payload.length,
+        rl = qos ? tl + 2 + pl : tl + pl;
       if (rl < 128) {
         packet = this.alloc ? this.alloc(2 + rl) : new Uint8Array(2 + rl);
         packet[0] = retain ? 0x31 | (qos << 1) : 0x30 | (qos << 1);
@@ -542,11 +672,16 @@ export class Session implements PacketSink {
     if (!packet) packet = encodePublishFields(topic, payload, qos, retain, false, id, this.topics, this.alloc);
     const n = packet.length;
     const max = this.peerMaxPacket || this.profile.maxPacketSize || 0;
-    if (max && n > max) throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);
+    if (max && n > max)
+      throw new MqttError("PACKET_TOO_LARGE", `a ${n}-byte PUBLISH exceeds the maximum packet size of ${max} bytes`);
     if (ring.count >= ring.maxMessages || ring.bytes + n > ring.maxBytes) {
       const dropped = ring.makeRoom(n, qos, this.host);
       if (dropped)
-        for (let i = 0; i < dropped.length; i++) this.done(dropped[i], new MqttError("OUTBOX_FULL", "dropped from the full outbox to make room for a newer message"));
+        for (let i = 0; i < dropped.length; i++)
+          this.done(
+            dropped[i],
+            new MqttError("OUTBOX_FULL", "dropped from the full outbox to make room for a newer message"),
+          );
     }
     const store = ring.store;
     if (store) {
@@ -556,7 +691,11 @@ export class Session implements PacketSink {
         try {
           store.save(key, packet);
         } catch (err) {
-          throw new MqttError("STORE_FAILED", `could not save the message for ${topic} in the persistent outbox: ${String(err)}`, err);
+          throw new MqttError(
+            "STORE_FAILED",
+            `could not save the message for ${topic} in the persistent outbox: ${String(err)}`,
+            err,
+          );
         }
       }
       ring.append(packet, cb, qos ? id | QOS1 : 0, key);
@@ -635,14 +774,18 @@ export class Session implements PacketSink {
    * size counted up to the largest packet taken (a packet skipped for its size cannot buy more time by announcing more).
    */
   private packetAllowance(): number {
-    const size = this.decoder.expected, max = this.decoder.maxPacketSize;
+    const size = this.decoder.expected,
+      max = this.decoder.maxPacketSize;
     return this.packetTimeout + (size < max ? size : max);
   }
 
   /** MQTT 5.0 sessions connect (CONNECT/CONNACK and keepalive are complete) but the codec has no 5.0 PUBLISH yet. */
   private refuseV5(): void {
     if (this.level === 5)
-      throw new MqttError("NOT_ALLOWED", "MQTT 5.0 PUBLISH, SUBSCRIBE and UNSUBSCRIBE are not supported yet: connect with level 4 (3.1.1)");
+      throw new MqttError(
+        "NOT_ALLOWED",
+        "MQTT 5.0 PUBLISH, SUBSCRIBE and UNSUBSCRIBE are not supported yet: connect with level 4 (3.1.1)",
+      );
   }
 
   private write(bytes: Uint8Array, now: number): boolean {
@@ -701,7 +844,9 @@ export class Session implements PacketSink {
     try {
       (r.cb as SubscribeCallback)(error, granted);
     } catch (e) {
-      this.host.error(new MqttError("CALLBACK_ERROR", `a ${r.sub ? "subscribe" : "unsubscribe"} callback threw: ${String(e)}`, e));
+      this.host.error(
+        new MqttError("CALLBACK_ERROR", `a ${r.sub ? "subscribe" : "unsubscribe"} callback threw: ${String(e)}`, e),
+      );
     }
   }
 
@@ -727,7 +872,8 @@ export class Session implements PacketSink {
     if (inbound.busy(id)) return; // still with the application: its PUBACK follows when it is done
     if (msg.dup && inbound.seen(id)) return this.ack(id, now); // redelivery of one already handled
     const r = this.deliver(msg);
-    if (r && typeof (r as PromiseLike<unknown>).then === "function") this.later(r as PromiseLike<unknown>, msg.topic, id, inbound);
+    if (r && typeof (r as PromiseLike<unknown>).then === "function")
+      this.later(r as PromiseLike<unknown>, msg.topic, id, inbound);
     else this.ack(id, now);
   }
 
@@ -768,11 +914,13 @@ export class Session implements PacketSink {
 
   /** A PUBACK: the message in flight with that id is done. Nothing is made: the in-flight records are scanned. */
   private puback(id: number): void {
-    const ring = this.ring, box = ring.box;
+    const ring = this.ring,
+      box = ring.box;
     // The oldest in flight, as a broker acknowledges in order, without a persistent store: the outbox's remove()
     // written out.
     if (ring.flying && !ring.keys) {
-      const head = ring.head, r = head * ITEMS;
+      const head = ring.head,
+        r = head * ITEMS;
       if (((box[r + FLAGS] as number) & 0xffff) === id) {
         const cb = box[r + CALLBACK] as PublishCallback | undefined;
         ring.bytes -= (box[r] as Uint8Array).length; // PACKET
@@ -822,12 +970,15 @@ export class Session implements PacketSink {
     // A SUBACK has one return code per filter of its SUBSCRIBE (MQTT-3.9.3-1): another count is a broken broker, not
     // a refusal (too few) or a success (too many).
     if (granted && granted.length !== r.filters.length)
-      return this.protocol(`a SUBACK with ${granted.length} return code${granted.length === 1 ? "" : "s"} for a SUBSCRIBE of ${r.filters.length} filter${r.filters.length === 1 ? "" : "s"}`);
+      return this.protocol(
+        `a SUBACK with ${granted.length} return code${granted.length === 1 ? "" : "s"} for a SUBSCRIBE of ${r.filters.length} filter${r.filters.length === 1 ? "" : "s"}`,
+      );
     reqs.splice(k, 1);
     if (!granted) return this.answer(r, undefined, []);
     const refused: string[] = [];
     for (let i = 0; i < r.filters.length; i++) {
-      const code = granted[i] ?? 0x80, f = r.filters[i];
+      const code = granted[i] ?? 0x80,
+        f = r.filters[i];
       if (code === 0x80) {
         refused.push(f);
         continue;
@@ -837,7 +988,13 @@ export class Session implements PacketSink {
         if (this.subs0) drop(this.subs0, f);
       } else if (this.subQos(f)) (this.subs0 ??= []).push(f);
     }
-    this.answer(r, refused.length ? new MqttError("SUBSCRIBE_REFUSED", `the broker refused the subscription to ${refused.join(", ")}`) : undefined, granted);
+    this.answer(
+      r,
+      refused.length
+        ? new MqttError("SUBSCRIBE_REFUSED", `the broker refused the subscription to ${refused.join(", ")}`)
+        : undefined,
+      granted,
+    );
   }
 
   private connack(p: ConnackPacket, now: number): void {
@@ -849,7 +1006,8 @@ export class Session implements PacketSink {
     }
     // A broker cannot have kept a session this client asked it to discard (MQTT-3.2.2-1): believing it would resend
     // with DUP and skip restoring the subscriptions.
-    if (p.sessionPresent && (this.options.clean ?? true)) return this.protocol("CONNACK says a session was kept, though this client asked for a clean one");
+    if (p.sessionPresent && (this.options.clean ?? true))
+      return this.protocol("CONNACK says a session was kept, though this client asked for a clean one");
     this.state = CONNECTED;
     this.window = Math.max(1, this.options.window ?? 10);
     this.sessionPresent = p.sessionPresent;
@@ -863,12 +1021,19 @@ export class Session implements PacketSink {
     if (!p.sessionPresent) {
       if (this.inbound) this.inbound.forget();
       // The broker forgot everything: acknowledged subscriptions are restored first, pending requests re-sent.
-      const restore: { topic: string; qos: QoS }[] = [], subs = this.subs;
+      const restore: { topic: string; qos: QoS }[] = [],
+        subs = this.subs;
       for (let i = 0; i < subs.length; i++) restore.push({ topic: subs[i], qos: this.subQos(subs[i]) });
       this.resend();
       if (restore.length) {
         const id = this.ring.takeId(this.requests);
-        const r: Request = { id, packet: encode({ type: 8, id, subscriptions: restore }, this.level), filters: restore.map((s) => s.topic), sub: true, cb: undefined };
+        const r: Request = {
+          id,
+          packet: encode({ type: 8, id, subscriptions: restore }, this.level),
+          filters: restore.map((s) => s.topic),
+          sub: true,
+          cb: undefined,
+        };
         this.requests.unshift(r);
         this.ctl.unshift(r.packet);
       }

@@ -27,9 +27,13 @@ export function checkTopicFilter(f: string): void {
   for (let i = 0; i < n; i++) {
     const c = charCodeAt.call(f, i);
     if (c !== PLUS && c !== HASH) continue;
-    const alone = (i === 0 || charCodeAt.call(f, i - 1) === SLASH) && (i === n - 1 || charCodeAt.call(f, i + 1) === SLASH);
+    const alone =
+      (i === 0 || charCodeAt.call(f, i - 1) === SLASH) && (i === n - 1 || charCodeAt.call(f, i + 1) === SLASH);
     if (!alone || (c === HASH && i !== n - 1))
-      fail("INVALID_FILTER", `topic filter "${f}" is invalid: + must fill a whole level and # must be the whole last level`);
+      fail(
+        "INVALID_FILTER",
+        `topic filter "${f}" is invalid: + must fill a whole level and # must be the whole last level`,
+      );
   }
 }
 
@@ -38,9 +42,17 @@ export function checkTopicFilter(f: string): void {
  * Walks both strings in place: no split, no allocation.
  */
 export function topicMatches(f: string, t: string): boolean {
-  const fn = f.length, tn = t.length;
-  if (tn > 0 && charCodeAt.call(t, 0) === 0x24 && fn > 0 && (charCodeAt.call(f, 0) === PLUS || charCodeAt.call(f, 0) === HASH)) return false;
-  let i = 0, j = 0;
+  const fn = f.length,
+    tn = t.length;
+  if (
+    tn > 0 &&
+    charCodeAt.call(t, 0) === 0x24 &&
+    fn > 0 &&
+    (charCodeAt.call(f, 0) === PLUS || charCodeAt.call(f, 0) === HASH)
+  )
+    return false;
+  let i = 0,
+    j = 0;
   while (i < fn) {
     const c = charCodeAt.call(f, i);
     if (c === HASH) return true; // '#' matches the parent level too: "a/#" matches "a"

@@ -28,7 +28,8 @@ export function utf8Length(s: string, data?: boolean): number {
     } else if (c < 0x800) len += 1;
     else if (c >= 0xd800 && c <= 0xdfff) {
       const d = c <= 0xdbff && i + 1 < n ? charCodeAt.call(s, i + 1) : 0;
-      if (d < 0xdc00 || d > 0xdfff) fail("INVALID_STRING", "string contains a lone UTF-16 surrogate, which is not valid UTF-8");
+      if (d < 0xdc00 || d > 0xdfff)
+        fail("INVALID_STRING", "string contains a lone UTF-16 surrogate, which is not valid UTF-8");
       len += 2; // 4 bytes for 2 UTF-16 units
       i++;
     } else len += 2;
@@ -70,12 +71,15 @@ export function utf8Bytes(s: string): Uint8Array {
 function fromCodes(codes: ArrayLike<number>, start: number, end: number): string {
   if (end - start <= CHUNK) return String.fromCharCode.apply(null, sub(codes, start, end));
   let s = "";
-  for (let p = start; p < end; p += CHUNK) s += String.fromCharCode.apply(null, sub(codes, p, Math.min(end, p + CHUNK)));
+  for (let p = start; p < end; p += CHUNK)
+    s += String.fromCharCode.apply(null, sub(codes, p, Math.min(end, p + CHUNK)));
   return s;
 }
 
 function sub(codes: ArrayLike<number>, start: number, end: number): number[] {
-  return (codes instanceof Uint8Array ? codes.subarray(start, end) : (codes as number[]).slice(start, end)) as unknown as number[];
+  return (codes instanceof Uint8Array
+    ? codes.subarray(start, end)
+    : (codes as number[]).slice(start, end)) as unknown as number[];
 }
 
 function bad(): never {
@@ -102,10 +106,19 @@ export function decodeUtf8(b: Uint8Array, start: number, end: number): string {
       continue;
     }
     let cp: number, need: number, min: number;
-    if (c >= 0xc2 && c <= 0xdf) { cp = c & 0x1f; need = 1; min = 0x80; }
-    else if (c >= 0xe0 && c <= 0xef) { cp = c & 0x0f; need = 2; min = 0x800; }
-    else if (c >= 0xf0 && c <= 0xf4) { cp = c & 0x07; need = 3; min = 0x10000; }
-    else bad();
+    if (c >= 0xc2 && c <= 0xdf) {
+      cp = c & 0x1f;
+      need = 1;
+      min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      cp = c & 0x0f;
+      need = 2;
+      min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      cp = c & 0x07;
+      need = 3;
+      min = 0x10000;
+    } else bad();
     if (i + need > end) bad();
     while (need-- > 0) {
       const d = b[i++];

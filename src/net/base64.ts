@@ -38,11 +38,14 @@ export function base64Decode(text: string, what = "base64 text"): Uint8Array {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 32 || c === 9 || c === 10 || c === 13) continue;
-    if (c === 61) pad++; // =
-    else if (pad > 0 || value(c) < 0) throw new NetError("INVALID_TLS_OPTIONS", `${what} is not valid base64 (unexpected character at offset ${i})`);
+    if (c === 61)
+      pad++; // =
+    else if (pad > 0 || value(c) < 0)
+      throw new NetError("INVALID_TLS_OPTIONS", `${what} is not valid base64 (unexpected character at offset ${i})`);
     chars++;
   }
-  if (chars % 4 !== 0 || pad > 2) throw new NetError("INVALID_TLS_OPTIONS", `${what} is not valid base64 (its length is wrong: truncated?)`);
+  if (chars % 4 !== 0 || pad > 2)
+    throw new NetError("INVALID_TLS_OPTIONS", `${what} is not valid base64 (its length is wrong: truncated?)`);
   const out = new Uint8Array((chars / 4) * 3 - pad);
   let acc = 0;
   let bits = 0;

@@ -3,7 +3,12 @@ import type { Endpoint, Scheme } from "../host";
 import { NetError } from "./errors";
 
 /** Default ports, EMQX-style: 1883 plain, 8883 TLS, 8083 WebSocket, 8084 secure WebSocket. */
-export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = Object.freeze({ mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084 });
+export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = Object.freeze({
+  mqtt: 1883,
+  mqtts: 8883,
+  ws: 8083,
+  wss: 8084,
+});
 
 /** The WebSocket path when a ws:// or wss:// URL has none. */
 const DEFAULT_WS_PATH = "/mqtt";
@@ -22,7 +27,12 @@ const SCHEMES: readonly Scheme[] = Object.freeze(["mqtt", "mqtts", "ws", "wss"] 
 
 /** Schemes people write that mean one of ours, with what to write instead. */
 const ALIASES: Readonly<Record<string, string>> = Object.freeze({
-  tcp: "mqtt://", ssl: "mqtts://", tls: "mqtts://", mqtt5: "mqtt://", http: "ws://", https: "wss://",
+  tcp: "mqtt://",
+  ssl: "mqtts://",
+  tls: "mqtts://",
+  mqtt5: "mqtt://",
+  http: "ws://",
+  https: "wss://",
 });
 
 function invalid(message: string): NetError {
@@ -42,7 +52,8 @@ export function isSecure(scheme: Scheme): boolean {
 export function isLoopback(host: string): boolean {
   const h = host.toLowerCase();
   if (h === "localhost" || h === "localhost.") return true;
-  if (/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(h)) return h.split(".")[0] === "127" && h.split(".").every((p) => Number(p) <= 255);
+  if (/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(h))
+    return h.split(".")[0] === "127" && h.split(".").every((p) => Number(p) <= 255);
   if (h.indexOf(":") < 0) return false;
   // IPv6: the 8 groups, "::" expanded, an embedded IPv4 address as the last two.
   const halves = h.split("::");
@@ -55,7 +66,8 @@ export function isLoopback(host: string): boolean {
       const g = items[i];
       if (g.indexOf(".") >= 0) {
         const b = g.split(".");
-        if (i !== items.length - 1 || b.length !== 4 || b.some((x) => !/^[0-9]{1,3}$/.test(x) || Number(x) > 255)) return undefined;
+        if (i !== items.length - 1 || b.length !== 4 || b.some((x) => !/^[0-9]{1,3}$/.test(x) || Number(x) > 255))
+          return undefined;
         out.push(Number(b[0]) * 256 + Number(b[1]), Number(b[2]) * 256 + Number(b[3]));
       } else if (/^[0-9a-f]{1,4}$/.test(g)) out.push(parseInt(g, 16));
       else return undefined;
@@ -86,29 +98,39 @@ export function isWebSocket(scheme: Scheme): boolean {
  * client separately. Error messages never repeat the URL.
  */
 export function parseEndpoint(url: string, options: ParseEndpointOptions = {}): Endpoint {
-  if (typeof url !== "string") throw invalid("the broker URL must be a string, such as mqtts://broker.example.com:8883");
+  if (typeof url !== "string")
+    throw invalid("the broker URL must be a string, such as mqtts://broker.example.com:8883");
   const text = url.trim();
   if (text === "") throw invalid("the broker URL is empty: write it as mqtts://host:8883 (or mqtt://, ws://, wss://)");
   // Before anything else, so no later message can quote part of a password.
   if (text.indexOf("@") >= 0)
-    throw invalid("the broker URL contains '@': user names and passwords do not belong in the URL (it gets logged); pass them to the client as username and password (percent-encode an '@' that is part of a path as %40)");
+    throw invalid(
+      "the broker URL contains '@': user names and passwords do not belong in the URL (it gets logged); pass them to the client as username and password (percent-encode an '@' that is part of a path as %40)",
+    );
   const sep = text.indexOf("://");
   const head = sep > 0 ? text.slice(0, sep) : "";
   if (sep <= 0 || !/^[A-Za-z][A-Za-z0-9+.-]*$/.test(head))
-    throw invalid("the broker URL has no scheme: write mqtt://host:1883, mqtts://host:8883, ws://host:8083/mqtt or wss://host:8084/mqtt");
+    throw invalid(
+      "the broker URL has no scheme: write mqtt://host:1883, mqtts://host:8883, ws://host:8083/mqtt or wss://host:8084/mqtt",
+    );
   const lower = head.toLowerCase();
   if (SCHEMES.indexOf(lower as Scheme) < 0) {
     const alias = ALIASES[lower];
     if (lower === "http" || lower === "https")
-      throw invalid(`${lower}:// is a web address: for MQTT over WebSocket write ${alias}host/path (or mqtt:// or mqtts:// for MQTT over TCP)`);
-    throw invalid(`unknown scheme "${head}://"${alias ? `: write ${alias}` : ""}; the schemes are mqtt:// (TCP), mqtts:// (TLS), ws:// (WebSocket) and wss:// (WebSocket over TLS)`);
+      throw invalid(
+        `${lower}:// is a web address: for MQTT over WebSocket write ${alias}host/path (or mqtt:// or mqtts:// for MQTT over TCP)`,
+      );
+    throw invalid(
+      `unknown scheme "${head}://"${alias ? `: write ${alias}` : ""}; the schemes are mqtt:// (TCP), mqtts:// (TLS), ws:// (WebSocket) and wss:// (WebSocket over TLS)`,
+    );
   }
   const scheme = lower as Scheme;
   const rest = text.slice(sep + 3);
   let end = rest.length;
   for (let i = 0; i < rest.length; i++) {
     const c = rest.charCodeAt(i);
-    if (c === 47 || c === 63 || c === 35) { // / ? #
+    if (c === 47 || c === 63 || c === 35) {
+      // / ? #
       end = i;
       break;
     }
@@ -119,13 +141,15 @@ export function parseEndpoint(url: string, options: ParseEndpointOptions = {}): 
 
   let host: string;
   let portText: string | undefined;
-  if (authority.charCodeAt(0) === 91) { // [
+  if (authority.charCodeAt(0) === 91) {
+    // [
     const close = authority.indexOf("]");
     if (close < 0) throw invalid("the IPv6 address in the broker URL has no closing ']': write it as [2001:db8::1]");
     host = authority.slice(1, close);
     const after = authority.slice(close + 1);
     if (after !== "") {
-      if (after.charCodeAt(0) !== 58) throw invalid("unexpected text after the ']' of the IPv6 address: write [address]:port");
+      if (after.charCodeAt(0) !== 58)
+        throw invalid("unexpected text after the ']' of the IPv6 address: write [address]:port");
       portText = after.slice(1);
     }
     checkIpv6(host);
@@ -146,16 +170,19 @@ export function parseEndpoint(url: string, options: ParseEndpointOptions = {}): 
     port = Number(portText);
   } else {
     const p = options.ports?.[scheme];
-    if (p !== undefined && !validPort(p)) throw invalid(`the default port given for ${scheme}:// (${String(p)}) is not an integer from 1 to 65535`);
+    if (p !== undefined && !validPort(p))
+      throw invalid(`the default port given for ${scheme}:// (${String(p)}) is not an integer from 1 to 65535`);
     port = p ?? DEFAULT_PORTS[scheme];
   }
 
   let path = "";
   if (isWebSocket(scheme)) {
-    path = tail === "" ? options.path ?? DEFAULT_WS_PATH : tail.charCodeAt(0) === 63 ? `/${tail}` : tail;
+    path = tail === "" ? (options.path ?? DEFAULT_WS_PATH) : tail.charCodeAt(0) === 63 ? `/${tail}` : tail;
     checkPath(path);
   } else if (tail !== "" && tail !== "/") {
-    throw invalid(`${scheme}:// URLs have no path or query; for MQTT over WebSocket with a path use ${scheme === "mqtts" ? "wss" : "ws"}://`);
+    throw invalid(
+      `${scheme}:// URLs have no path or query; for MQTT over WebSocket with a path use ${scheme === "mqtts" ? "wss" : "ws"}://`,
+    );
   }
   return { scheme, host, port, path };
 }
@@ -165,14 +192,17 @@ export function parseEndpoint(url: string, options: ParseEndpointOptions = {}): 
  * Host names are lower-cased by parseEndpoint; this does not change the object.
  */
 export function checkEndpoint(e: Endpoint): void {
-  if (e === null || typeof e !== "object") throw invalid("the endpoint must be an object { scheme, host, port, path } (see parseEndpoint)");
-  if (SCHEMES.indexOf(e.scheme) < 0) throw invalid(`unknown scheme "${String(e.scheme)}": use "mqtt", "mqtts", "ws" or "wss"`);
+  if (e === null || typeof e !== "object")
+    throw invalid("the endpoint must be an object { scheme, host, port, path } (see parseEndpoint)");
+  if (SCHEMES.indexOf(e.scheme) < 0)
+    throw invalid(`unknown scheme "${String(e.scheme)}": use "mqtt", "mqtts", "ws" or "wss"`);
   if (typeof e.host !== "string" || e.host === "") throw invalid("the endpoint has no host");
   if (e.host.indexOf(":") >= 0) checkIpv6(e.host);
   else checkHostName(e.host);
   if (!validPort(e.port)) throw invalid(`the endpoint's port (${String(e.port)}) is not an integer from 1 to 65535`);
   if (isWebSocket(e.scheme)) {
-    if (typeof e.path !== "string" || e.path.charCodeAt(0) !== 47) throw invalid(`a ${e.scheme} endpoint needs a path starting with '/', such as "/mqtt"`);
+    if (typeof e.path !== "string" || e.path.charCodeAt(0) !== 47)
+      throw invalid(`a ${e.scheme} endpoint needs a path starting with '/', such as "/mqtt"`);
     checkPath(e.path);
   }
 }
@@ -194,7 +224,9 @@ function validPort(p: unknown): p is number {
 function checkHostName(host: string): string {
   for (let i = 0; i < host.length; i++) {
     if (host.charCodeAt(i) > 126)
-      throw invalid("the host name has non-ASCII characters: write an international name in its punycode form (xn--...)");
+      throw invalid(
+        "the host name has non-ASCII characters: write an international name in its punycode form (xn--...)",
+      );
   }
   if (/^[0-9.]+$/.test(host)) {
     const parts = host.split(".");
@@ -209,7 +241,9 @@ function checkHostName(host: string): string {
     // The length is checked apart: XS's RegExp accepts "a".repeat(64) for [A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?
     // (a bounded repeat inside an optional group), where V8 rightly refuses it.
     if (label.length > 63 || !/^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?$/.test(label))
-      throw invalid(`"${host.slice(0, 64)}" is not a valid host name: letters, digits, '-' and '.' only, no empty parts, none longer than 63`);
+      throw invalid(
+        `"${host.slice(0, 64)}" is not a valid host name: letters, digits, '-' and '.' only, no empty parts, none longer than 63`,
+      );
   }
   return host.toLowerCase();
 }
@@ -235,13 +269,18 @@ function checkIpv6(host: string): void {
   }
   if (double < 0 ? count !== 8 : count > 7) throw bad();
   // ':' may start or end the address only as part of '::'.
-  if ((host.charCodeAt(0) === 58 && host.charCodeAt(1) !== 58) || (host.charCodeAt(host.length - 1) === 58 && host.charCodeAt(host.length - 2) !== 58)) throw bad();
+  if (
+    (host.charCodeAt(0) === 58 && host.charCodeAt(1) !== 58) ||
+    (host.charCodeAt(host.length - 1) === 58 && host.charCodeAt(host.length - 2) !== 58)
+  )
+    throw bad();
 }
 
 function checkPath(path: string): void {
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);
     // Printable ASCII only: the path goes into the HTTP request line as it is.
-    if (c <= 32 || c > 126) throw invalid("the WebSocket path may hold printable ASCII only, without spaces: percent-encode anything else");
+    if (c <= 32 || c > 126)
+      throw invalid("the WebSocket path may hold printable ASCII only, without spaces: percent-encode anything else");
   }
 }

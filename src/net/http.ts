@@ -33,13 +33,13 @@ export interface HttpUrl {
 }
 
 export type HttpErrorCode =
-  | "INVALID_URL"   // the URL is not an http:// or https:// URL this client can use
-  | "UNREACHABLE"   // the connection could not be made (DNS, refused, TLS...: see `cause`, a NetError)
-  | "STATUS"        // the server answered with a status other than 200 / 206 (see `status`)
-  | "PROTOCOL"      // the answer is not HTTP this client can use (chunked, no length, bad head, bad range)
-  | "REDIRECTS"     // more redirects than allowed, or to a place not allowed
-  | "TIMEOUT"       // no byte for `timeout` ms
-  | "CLOSED";       // the connection ended before the whole body came (see `received`)
+  | "INVALID_URL" // the URL is not an http:// or https:// URL this client can use
+  | "UNREACHABLE" // the connection could not be made (DNS, refused, TLS...: see `cause`, a NetError)
+  | "STATUS" // the server answered with a status other than 200 / 206 (see `status`)
+  | "PROTOCOL" // the answer is not HTTP this client can use (chunked, no length, bad head, bad range)
+  | "REDIRECTS" // more redirects than allowed, or to a place not allowed
+  | "TIMEOUT" // no byte for `timeout` ms
+  | "CLOSED"; // the connection ended before the whole body came (see `received`)
 
 export class HttpError extends Error {
   // A field, defined on the instance: on XS Error.prototype is frozen, so assigning `this.name` would throw.
@@ -72,7 +72,10 @@ export function parseHttpUrl(url: string): HttpUrl {
   if (typeof url !== "string" || url === "") throw badUrl("the URL is empty");
   const sep = url.indexOf("://");
   const scheme = sep > 0 ? url.slice(0, sep).toLowerCase() : "";
-  if (scheme !== "http" && scheme !== "https") throw badUrl(`the URL must start with https:// (or http://), not ${JSON.stringify(url.slice(0, sep > 0 ? sep + 3 : 8))}`);
+  if (scheme !== "http" && scheme !== "https")
+    throw badUrl(
+      `the URL must start with https:// (or http://), not ${JSON.stringify(url.slice(0, sep > 0 ? sep + 3 : 8))}`,
+    );
   const rest = url.slice(sep + 3);
   let end = rest.length;
   for (let i = 0; i < rest.length; i++) {
@@ -90,7 +93,8 @@ export function parseHttpUrl(url: string): HttpUrl {
   else if (path.charCodeAt(0) === 63) path = "/" + path;
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);
-    if (c <= 32 || c > 126) throw badUrl("the URL's path holds a space, a control or a non-ASCII character: it must be percent-encoded");
+    if (c <= 32 || c > 126)
+      throw badUrl("the URL's path holds a space, a control or a non-ASCII character: it must be percent-encoded");
   }
   if (authority.indexOf("@") >= 0) throw badUrl("the URL holds a user name or password (before '@'): not supported");
   let host: string, portText: string | undefined;
@@ -111,12 +115,14 @@ export function parseHttpUrl(url: string): HttpUrl {
   if (host === "") throw badUrl("the URL has no host");
   for (let i = 0; i < host.length; i++) {
     const c = host.charCodeAt(i);
-    const ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95;
+    const ok =
+      (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95;
     if (!ok) throw badUrl(`the URL's host ${JSON.stringify(host.slice(0, 64))} holds a character a host name may not`);
   }
   let port = scheme === "https" ? 443 : 80;
   if (portText !== undefined && portText !== "") {
-    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) throw badUrl("the URL's port is not a number from 1 to 65535");
+    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535)
+      throw badUrl("the URL's port is not a number from 1 to 65535");
     port = Number(portText);
   }
   return { secure: scheme === "https", host: host.toLowerCase(), port, path };
@@ -166,7 +172,9 @@ export interface HttpGetOptions {
   httpsOnly?: boolean;
 }
 
-const HEAD = 0, BODY = 1, DONE = 2;
+const HEAD = 0,
+  BODY = 1,
+  DONE = 2;
 
 function ascii(s: string): Uint8Array {
   const b = new Uint8Array(s.length);
@@ -196,7 +204,10 @@ export class HttpGet implements TransportHandlers {
   private got = false;
   private finished = false;
 
-  constructor(options: HttpGetOptions, private readonly handlers: HttpHandlers) {
+  constructor(
+    options: HttpGetOptions,
+    private readonly handlers: HttpHandlers,
+  ) {
     this.clock = options.clock;
     this.open = options.open;
     this.from = options.from ?? 0;
@@ -206,7 +217,10 @@ export class HttpGet implements TransportHandlers {
     this.httpsOnly = options.httpsOnly ?? false;
     this.head = new Uint8Array(this.maxHead);
     this.url = typeof options.url === "string" ? parseHttpUrl(options.url) : options.url;
-    if (this.httpsOnly && !this.url.secure) throw badUrl("the URL is plain http://: only https:// is allowed here (the download would be neither private nor authenticated)");
+    if (this.httpsOnly && !this.url.secure)
+      throw badUrl(
+        "the URL is plain http://: only https:// is allowed here (the download would be neither private nor authenticated)",
+      );
     this.dial();
   }
 
@@ -224,7 +238,8 @@ export class HttpGet implements TransportHandlers {
     this.arm();
     const u = this.url;
     const defaultPort = u.secure ? 443 : 80;
-    const host = u.port === defaultPort ? (u.host.indexOf(":") >= 0 ? `[${u.host}]` : u.host) : hostPort(u.host, u.port);
+    const host =
+      u.port === defaultPort ? (u.host.indexOf(":") >= 0 ? `[${u.host}]` : u.host) : hostPort(u.host, u.port);
     let req = `GET ${u.path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: uiot-thing-firmware\r\nAccept-Encoding: identity\r\nConnection: close\r\n`;
     if (this.from > 0) req += `Range: bytes=${this.from}-\r\n`;
     const t = this.transport;
@@ -254,11 +269,24 @@ export class HttpGet implements TransportHandlers {
     this.transport = undefined;
     const where = describeUrl(this.url);
     if (this.state === BODY) {
-      return this.fail(new HttpError("CLOSED", `${where}: the connection ended after ${this.received} of ${this.length} body bytes (${error.message})`, error));
+      return this.fail(
+        new HttpError(
+          "CLOSED",
+          `${where}: the connection ended after ${this.received} of ${this.length} body bytes (${error.message})`,
+          error,
+        ),
+      );
     }
-    if (error instanceof NetError && error.code === "TIMEOUT") return this.fail(new HttpError("TIMEOUT", `${where}: ${error.message}`, error));
+    if (error instanceof NetError && error.code === "TIMEOUT")
+      return this.fail(new HttpError("TIMEOUT", `${where}: ${error.message}`, error));
     if (!this.opened) return this.fail(new HttpError("UNREACHABLE", `cannot reach ${where}: ${error.message}`, error));
-    return this.fail(new HttpError("CLOSED", `${where} closed the connection ${this.got ? "in the middle of its answer's head" : "without answering"} (${error.message})`, error));
+    return this.fail(
+      new HttpError(
+        "CLOSED",
+        `${where} closed the connection ${this.got ? "in the middle of its answer's head" : "without answering"} (${error.message})`,
+        error,
+      ),
+    );
   }
 
   // ---- internals ----
@@ -273,7 +301,13 @@ export class HttpGet implements TransportHandlers {
     try {
       connect = this.open(this.url);
     } catch (e) {
-      this.fail(new HttpError("UNREACHABLE", `cannot connect to ${describeUrl(this.url)}: ${e instanceof Error ? e.message : String(e)}`, e));
+      this.fail(
+        new HttpError(
+          "UNREACHABLE",
+          `cannot connect to ${describeUrl(this.url)}: ${e instanceof Error ? e.message : String(e)}`,
+          e,
+        ),
+      );
       return;
     }
     this.transport = connect(this);
@@ -288,7 +322,11 @@ export class HttpGet implements TransportHandlers {
     this.timer = undefined;
     if (this.finished) return;
     const where = describeUrl(this.url);
-    const what = !this.opened ? "the connection was not made" : this.state === HEAD ? "no answer came" : `the body stalled after ${this.received} of ${this.length} bytes`;
+    const what = !this.opened
+      ? "the connection was not made"
+      : this.state === HEAD
+        ? "no answer came"
+        : `the body stalled after ${this.received} of ${this.length} bytes`;
     this.fail(new HttpError("TIMEOUT", `${where}: ${what} within ${this.timeout} ms`));
   };
 
@@ -311,16 +349,32 @@ export class HttpGet implements TransportHandlers {
     // Find the end of the head across chunk edges; the rest of the chunk is body.
     let i = 0;
     for (; i < chunk.length; i++) {
-      if (this.headUsed >= this.maxHead) return this.fail(new HttpError("PROTOCOL", `${describeUrl(this.url)}: the answer's head is longer than ${this.maxHead} bytes`));
+      if (this.headUsed >= this.maxHead)
+        return this.fail(
+          new HttpError("PROTOCOL", `${describeUrl(this.url)}: the answer's head is longer than ${this.maxHead} bytes`),
+        );
       this.head[this.headUsed++] = chunk[i];
       const n = this.headUsed;
-      if (n >= 4 && this.head[n - 4] === 13 && this.head[n - 3] === 10 && this.head[n - 2] === 13 && this.head[n - 1] === 10) {
+      if (
+        n >= 4 &&
+        this.head[n - 4] === 13 &&
+        this.head[n - 3] === 10 &&
+        this.head[n - 2] === 13 &&
+        this.head[n - 1] === 10
+      ) {
         i++;
         break;
       }
     }
     const n = this.headUsed;
-    if (n < 4 || this.head[n - 1] !== 10 || this.head[n - 2] !== 13 || this.head[n - 3] !== 10 || this.head[n - 4] !== 13) return;
+    if (
+      n < 4 ||
+      this.head[n - 1] !== 10 ||
+      this.head[n - 2] !== 13 ||
+      this.head[n - 3] !== 10 ||
+      this.head[n - 4] !== 13
+    )
+      return;
     let text = "";
     for (let k = 0; k < n - 4; k++) text += String.fromCharCode(this.head[k]);
     if (!this.parseHead(text)) return;
@@ -333,11 +387,16 @@ export class HttpGet implements TransportHandlers {
     const lines = text.split("\r\n");
     const m = /^HTTP\/1\.[01] ([0-9]{3})/.exec(lines[0]);
     if (!m) {
-      this.fail(new HttpError("PROTOCOL", `${where} did not answer in HTTP/1.1 (${JSON.stringify(lines[0].slice(0, 40))})`));
+      this.fail(
+        new HttpError("PROTOCOL", `${where} did not answer in HTTP/1.1 (${JSON.stringify(lines[0].slice(0, 40))})`),
+      );
       return false;
     }
     const status = Number(m[1]);
-    let contentLength = -1, contentRange = "", location = "", chunked = false;
+    let contentLength = -1,
+      contentRange = "",
+      location = "",
+      chunked = false;
     for (let k = 1; k < lines.length; k++) {
       const line = lines[k];
       const colon = line.indexOf(":");
@@ -359,24 +418,40 @@ export class HttpGet implements TransportHandlers {
       return false;
     }
     if (status !== 200 && status !== 206) {
-      const e = new HttpError("STATUS", `${where} answered HTTP ${status}${status === 403 ? " (forbidden: an expired or wrong signature)" : status === 404 ? " (not found)" : status === 416 ? " (the range asked for is past the end of the file)" : ""}`);
+      const e = new HttpError(
+        "STATUS",
+        `${where} answered HTTP ${status}${status === 403 ? " (forbidden: an expired or wrong signature)" : status === 404 ? " (not found)" : status === 416 ? " (the range asked for is past the end of the file)" : ""}`,
+      );
       e.status = status;
       this.fail(e);
       return false;
     }
     if (chunked) {
-      this.fail(new HttpError("PROTOCOL", `${where} sent the file chunked (Transfer-Encoding), without a Content-Length: a download must know its length to resume and to tell a cut link from the end; serve the file with Content-Length`));
+      this.fail(
+        new HttpError(
+          "PROTOCOL",
+          `${where} sent the file chunked (Transfer-Encoding), without a Content-Length: a download must know its length to resume and to tell a cut link from the end; serve the file with Content-Length`,
+        ),
+      );
       return false;
     }
     if (contentLength < 0) {
-      this.fail(new HttpError("PROTOCOL", `${where} sent no Content-Length: a download must know its length to resume and to tell a cut link from the end`));
+      this.fail(
+        new HttpError(
+          "PROTOCOL",
+          `${where} sent no Content-Length: a download must know its length to resume and to tell a cut link from the end`,
+        ),
+      );
       return false;
     }
-    let start = 0, total = contentLength;
+    let start = 0,
+      total = contentLength;
     if (status === 206) {
       const r = /^bytes ([0-9]{1,15})-([0-9]{1,15})\/([0-9]{1,15}|\*)$/.exec(contentRange);
       if (!r || Number(r[2]) - Number(r[1]) + 1 !== contentLength) {
-        this.fail(new HttpError("PROTOCOL", `${where} answered 206 without a Content-Range that matches its Content-Length`));
+        this.fail(
+          new HttpError("PROTOCOL", `${where} answered 206 without a Content-Range that matches its Content-Length`),
+        );
         return false;
       }
       start = Number(r[1]);
@@ -399,15 +474,23 @@ export class HttpGet implements TransportHandlers {
 
   private redirect(status: number, location: string): void {
     const where = describeUrl(this.url);
-    if (location === "") return this.fail(new HttpError("PROTOCOL", `${where} answered ${status} (a redirect) without a Location`));
-    if (++this.redirects > this.maxRedirects) return this.fail(new HttpError("REDIRECTS", `${where}: more than ${this.maxRedirects} redirects`));
+    if (location === "")
+      return this.fail(new HttpError("PROTOCOL", `${where} answered ${status} (a redirect) without a Location`));
+    if (++this.redirects > this.maxRedirects)
+      return this.fail(new HttpError("REDIRECTS", `${where}: more than ${this.maxRedirects} redirects`));
     let next: HttpUrl;
     try {
-      next = location.charCodeAt(0) === 47 && location.charCodeAt(1) !== 47 ? { ...this.url, path: location } : parseHttpUrl(location);
+      next =
+        location.charCodeAt(0) === 47 && location.charCodeAt(1) !== 47
+          ? { ...this.url, path: location }
+          : parseHttpUrl(location);
     } catch (e) {
-      return this.fail(new HttpError("REDIRECTS", `${where} redirected to a URL this client cannot use: ${(e as Error).message}`));
+      return this.fail(
+        new HttpError("REDIRECTS", `${where} redirected to a URL this client cannot use: ${(e as Error).message}`),
+      );
     }
-    if (this.url.secure && !next.secure) return this.fail(new HttpError("REDIRECTS", `${where} redirected from https to plain http: refused`));
+    if (this.url.secure && !next.secure)
+      return this.fail(new HttpError("REDIRECTS", `${where} redirected from https to plain http: refused`));
     this.shut();
     this.url = next;
     // A new connection on the next turn, not from inside this one's read.

@@ -8,10 +8,8 @@
 
 /** Per-round shift amounts. */
 const S: readonly number[] = Object.freeze([
-  7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-  5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
-  4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-  6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+  7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 4,
+  11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
 ]);
 
 /** floor(abs(sin(i + 1)) * 2^32), as int32. */
@@ -65,7 +63,8 @@ export class Md5 {
     const tail = new Uint8Array(this.used < 56 ? 64 - this.used : 128 - this.used);
     tail[0] = 0x80;
     const e = tail.length;
-    const lo = bits % 4294967296, hi = Math.floor(bits / 4294967296);
+    const lo = bits % 4294967296,
+      hi = Math.floor(bits / 4294967296);
     tail[e - 8] = lo & 0xff;
     tail[e - 7] = (lo >>> 8) & 0xff;
     tail[e - 6] = (lo >>> 16) & 0xff;
@@ -95,7 +94,10 @@ export class Md5 {
       const j = at + i * 4;
       w[i] = m[j] | (m[j + 1] << 8) | (m[j + 2] << 16) | (m[j + 3] << 24);
     }
-    let a = this.a, b = this.b, c = this.c, d = this.d;
+    let a = this.a,
+      b = this.b,
+      c = this.c,
+      d = this.d;
     for (let i = 0; i < 64; i++) {
       let f: number, g: number;
       if (i < 16) {

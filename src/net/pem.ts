@@ -18,7 +18,11 @@ export function pemToDer(pem: string, label?: string, what = "the PEM text"): Ui
     const bodyStart = close + 5;
     const endMark = `-----END ${name}-----`;
     const end = pem.indexOf(endMark, bodyStart);
-    if (end < 0) throw new NetError("INVALID_TLS_OPTIONS", `${what} has "-----BEGIN ${name}-----" without its END line: is it cut short?`);
+    if (end < 0)
+      throw new NetError(
+        "INVALID_TLS_OPTIONS",
+        `${what} has "-----BEGIN ${name}-----" without its END line: is it cut short?`,
+      );
     if (label === undefined || name === label) out.push(base64Decode(pem.slice(bodyStart, end), `${what} (${name})`));
     at = end + endMark.length;
   }

@@ -16,7 +16,11 @@ export function sha1(data: Uint8Array): Uint8Array {
   m[end - 2] = (bits >>> 8) & 0xff;
   m[end - 1] = bits & 0xff;
   const w = new Int32Array(80);
-  let h0 = 0x67452301, h1 = 0xefcdab89 | 0, h2 = 0x98badcfe | 0, h3 = 0x10325476, h4 = 0xc3d2e1f0 | 0;
+  let h0 = 0x67452301,
+    h1 = 0xefcdab89 | 0,
+    h2 = 0x98badcfe | 0,
+    h3 = 0x10325476,
+    h4 = 0xc3d2e1f0 | 0;
   for (let off = 0; off < end; off += 64) {
     for (let i = 0; i < 16; i++) {
       const j = off + i * 4;
@@ -26,7 +30,11 @@ export function sha1(data: Uint8Array): Uint8Array {
       const x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16];
       w[i] = (x << 1) | (x >>> 31);
     }
-    let a = h0, b = h1, c = h2, d = h3, e = h4;
+    let a = h0,
+      b = h1,
+      c = h2,
+      d = h3,
+      e = h4;
     for (let i = 0; i < 80; i++) {
       let f: number, k: number;
       if (i < 20) {

@@ -18,11 +18,15 @@ function looksLikePath(s: string): boolean {
 function checkPemOrDer(value: unknown, what: string, marker: RegExp, kind: string): void {
   if (value instanceof Uint8Array) {
     if (value.length === 0) throw bad(`${what} is empty`);
-    if (value[0] !== 0x30) throw bad(`${what} is not DER (it does not start with an ASN.1 SEQUENCE): pass the ${kind} as PEM text or DER bytes`);
+    if (value[0] !== 0x30)
+      throw bad(
+        `${what} is not DER (it does not start with an ASN.1 SEQUENCE): pass the ${kind} as PEM text or DER bytes`,
+      );
     return;
   }
   if (typeof value !== "string") throw bad(`${what} must be PEM text or DER bytes (Uint8Array)`);
-  if (looksLikePath(value)) throw bad(`${what} looks like a file name: pass the ${kind} itself (the PEM text), not its path`);
+  if (looksLikePath(value))
+    throw bad(`${what} looks like a file name: pass the ${kind} itself (the PEM text), not its path`);
   if (!marker.test(value)) throw bad(`${what} is not a PEM ${kind} (no "-----BEGIN ..." line)`);
 }
 
@@ -37,21 +41,33 @@ export function checkTls(endpoint: Endpoint, tls: TlsOptions | undefined): void 
   if (!isSecure(endpoint.scheme)) {
     let given = false;
     for (const k in tls) if ((tls as Record<string, unknown>)[k] !== undefined) given = true;
-    if (given) throw bad(`TLS options were given for ${formatEndpoint(endpoint)}, which is not encrypted: use ${endpoint.scheme === "ws" ? "wss" : "mqtts"}:// (or drop the TLS options)`);
+    if (given)
+      throw bad(
+        `TLS options were given for ${formatEndpoint(endpoint)}, which is not encrypted: use ${endpoint.scheme === "ws" ? "wss" : "mqtts"}:// (or drop the TLS options)`,
+      );
     return;
   }
   if (tls.insecure !== undefined && typeof tls.insecure !== "boolean") throw bad("tls.insecure must be true or false");
-  if (tls.serverName !== undefined && (typeof tls.serverName !== "string" || tls.serverName === "")) throw bad("tls.serverName must be a non-empty host name");
+  if (tls.serverName !== undefined && (typeof tls.serverName !== "string" || tls.serverName === ""))
+    throw bad("tls.serverName must be a non-empty host name");
   if (tls.ca !== undefined) {
     if (!Array.isArray(tls.ca)) throw bad("tls.ca must be an array of CA certificates (PEM text or DER bytes)");
-    for (let i = 0; i < tls.ca.length; i++) checkPemOrDer(tls.ca[i], `tls.ca[${i}]`, /-----BEGIN (TRUSTED )?CERTIFICATE-----/, "certificate");
+    for (let i = 0; i < tls.ca.length; i++)
+      checkPemOrDer(tls.ca[i], `tls.ca[${i}]`, /-----BEGIN (TRUSTED )?CERTIFICATE-----/, "certificate");
   }
   if ((tls.cert === undefined) !== (tls.key === undefined))
-    throw bad(tls.cert === undefined ? "tls.key is set without tls.cert: mutual TLS needs both" : "tls.cert is set without tls.key: mutual TLS needs both");
+    throw bad(
+      tls.cert === undefined
+        ? "tls.key is set without tls.cert: mutual TLS needs both"
+        : "tls.cert is set without tls.key: mutual TLS needs both",
+    );
   if (tls.cert !== undefined) checkPemOrDer(tls.cert, "tls.cert", /-----BEGIN CERTIFICATE-----/, "certificate");
   if (tls.key !== undefined) checkPemOrDer(tls.key, "tls.key", /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/, "private key");
-  if (tls.alpn !== undefined && (!Array.isArray(tls.alpn) || tls.alpn.some((p) => typeof p !== "string" || p === "" || p.length > 255)))
-    throw bad("tls.alpn must be an array of protocol names such as [\"mqtt\"]");
+  if (
+    tls.alpn !== undefined &&
+    (!Array.isArray(tls.alpn) || tls.alpn.some((p) => typeof p !== "string" || p === "" || p.length > 255))
+  )
+    throw bad('tls.alpn must be an array of protocol names such as ["mqtt"]');
 }
 
 /** What a host logs (level "warn") on every connect with `insecure: true`. */

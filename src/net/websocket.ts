@@ -60,8 +60,17 @@ export function webSocketConnector(inner: Connector, endpoint: Endpoint, options
   const hostHeader = defaultPort ? name : hostPort(endpoint.host, endpoint.port);
   const max = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
   if (!(max >= 1 && max <= 0x7fffffff && (max | 0) === max))
-    throw new NetError("INVALID_URL", `maxFrameSize must be an integer from 1 to ${0x7fffffff}, not ${String(options.maxFrameSize)}`);
-  const config: Config = { path: endpoint.path || "/", host: hostHeader, protocol: options.protocol ?? "mqtt", random: options.random, max };
+    throw new NetError(
+      "INVALID_URL",
+      `maxFrameSize must be an integer from 1 to ${0x7fffffff}, not ${String(options.maxFrameSize)}`,
+    );
+  const config: Config = {
+    path: endpoint.path || "/",
+    host: hostHeader,
+    protocol: options.protocol ?? "mqtt",
+    random: options.random,
+    max,
+  };
   return (handlers) => new WebSocketTransport(inner, config, handlers);
 }
 
@@ -119,7 +128,11 @@ class WebSocketTransport implements Transport, TransportHandlers {
   private outBytes = 0;
   private held = false;
 
-  constructor(inner: Connector, private readonly c: Config, private readonly h: TransportHandlers) {
+  constructor(
+    inner: Connector,
+    private readonly c: Config,
+    private readonly h: TransportHandlers,
+  ) {
     try {
       this.t = inner(this);
     } catch (e) {
@@ -201,7 +214,11 @@ class WebSocketTransport implements Transport, TransportHandlers {
     if (this.phase === DEAD) return;
     let e = error;
     if (this.phase === UPGRADING && error instanceof NetError && error.code === "CLOSED")
-      e = netError("WS_HANDSHAKE_FAILED", "the server closed the connection in the middle of the WebSocket upgrade", error);
+      e = netError(
+        "WS_HANDSHAKE_FAILED",
+        "the server closed the connection in the middle of the WebSocket upgrade",
+        error,
+      );
     this.phase = DEAD;
     this.failure = e;
     this.deliver();
@@ -247,12 +264,26 @@ class WebSocketTransport implements Transport, TransportHandlers {
       this.head = new Uint8Array(MAX_HEAD);
       const b = chunk[0];
       // Not HTTP at all: say what it looks like.
-      if (b !== 0x48) { // 'H'
+      if (b !== 0x48) {
+        // 'H'
         if ((b === 0x15 || b === 0x16) && chunk[1] === 0x03)
           this.fail(netError("TLS_REQUIRED", "the server answered the WebSocket upgrade with a TLS record"), 0);
         else if (b === 0x20)
-          this.fail(netError("WS_HANDSHAKE_FAILED", "the server answered the WebSocket upgrade with an MQTT packet: this is a plain MQTT port, use mqtt:// (or mqtts://)"), 0);
-        else this.fail(netError("WS_HANDSHAKE_FAILED", `the server answered the WebSocket upgrade with ${describeBytes(chunk)}, not HTTP`), 0);
+          this.fail(
+            netError(
+              "WS_HANDSHAKE_FAILED",
+              "the server answered the WebSocket upgrade with an MQTT packet: this is a plain MQTT port, use mqtt:// (or mqtts://)",
+            ),
+            0,
+          );
+        else
+          this.fail(
+            netError(
+              "WS_HANDSHAKE_FAILED",
+              `the server answered the WebSocket upgrade with ${describeBytes(chunk)}, not HTTP`,
+            ),
+            0,
+          );
         return undefined;
       }
     }
@@ -260,7 +291,13 @@ class WebSocketTransport implements Transport, TransportHandlers {
     let len = this.headLen;
     for (let i = 0; i < chunk.length; i++) {
       if (len === MAX_HEAD) {
-        this.fail(netError("WS_HANDSHAKE_FAILED", `the server's answer to the WebSocket upgrade has no end of headers within ${MAX_HEAD} bytes`), 0);
+        this.fail(
+          netError(
+            "WS_HANDSHAKE_FAILED",
+            `the server's answer to the WebSocket upgrade has no end of headers within ${MAX_HEAD} bytes`,
+          ),
+          0,
+        );
         return undefined;
       }
       const b = chunk[i];
@@ -286,16 +323,33 @@ class WebSocketTransport implements Transport, TransportHandlers {
   private verify(text: string): NetError | null {
     const lines = text.split("\r\n");
     const status = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0]);
-    if (!status) return netError("WS_HANDSHAKE_FAILED", `the server's answer to the WebSocket upgrade is not an HTTP status line (${JSON.stringify(lines[0].slice(0, 60))})`);
+    if (!status)
+      return netError(
+        "WS_HANDSHAKE_FAILED",
+        `the server's answer to the WebSocket upgrade is not an HTTP status line (${JSON.stringify(lines[0].slice(0, 60))})`,
+      );
     const code = Number(status[1]);
     if (code !== 101) {
-      const why = code === 404 ? "; the path is wrong (EMQX and Mosquitto serve /mqtt)"
-        : code === 401 || code === 403 ? "; the server wants authentication or refuses this client"
-        : code === 200 ? "; that is a web page, not a WebSocket endpoint"
-        : code === 400 || code === 426 ? "; the server does not take this WebSocket upgrade" : "";
-      return netError("WS_HANDSHAKE_FAILED", `the server refused the WebSocket upgrade with HTTP ${code}${status[2] ? ` ${status[2].slice(0, 60)}` : ""}${why}`);
+      const why =
+        code === 404
+          ? "; the path is wrong (EMQX and Mosquitto serve /mqtt)"
+          : code === 401 || code === 403
+            ? "; the server wants authentication or refuses this client"
+            : code === 200
+              ? "; that is a web page, not a WebSocket endpoint"
+              : code === 400 || code === 426
+                ? "; the server does not take this WebSocket upgrade"
+                : "";
+      return netError(
+        "WS_HANDSHAKE_FAILED",
+        `the server refused the WebSocket upgrade with HTTP ${code}${status[2] ? ` ${status[2].slice(0, 60)}` : ""}${why}`,
+      );
     }
-    let upgrade = "", connection = "", accept = "", protocol: string | undefined, extensions: string | undefined;
+    let upgrade = "",
+      connection = "",
+      accept = "",
+      protocol: string | undefined,
+      extensions: string | undefined;
     for (let i = 1; i < lines.length; i++) {
       const colon = lines[i].indexOf(":");
       if (colon <= 0) continue;
@@ -307,17 +361,31 @@ class WebSocketTransport implements Transport, TransportHandlers {
       else if (name === "sec-websocket-protocol") protocol = protocol === undefined ? value : `${protocol}, ${value}`;
       else if (name === "sec-websocket-extensions") extensions = value;
     }
-    if (upgrade.toLowerCase() !== "websocket") return netError("WS_HANDSHAKE_FAILED", "the server's 101 answer lacks \"Upgrade: websocket\"");
-    if (!/(^|[\s,])upgrade($|[\s,])/i.test(connection)) return netError("WS_HANDSHAKE_FAILED", "the server's 101 answer lacks \"Connection: Upgrade\"");
+    if (upgrade.toLowerCase() !== "websocket")
+      return netError("WS_HANDSHAKE_FAILED", 'the server\'s 101 answer lacks "Upgrade: websocket"');
+    if (!/(^|[\s,])upgrade($|[\s,])/i.test(connection))
+      return netError("WS_HANDSHAKE_FAILED", 'the server\'s 101 answer lacks "Connection: Upgrade"');
     const expected = base64Encode(sha1(ascii(this.key + GUID)));
     if (accept !== expected)
-      return netError("WS_HANDSHAKE_FAILED", `the server's Sec-WebSocket-Accept ${accept ? "does not match our key" : "is missing"} (a proxy in the way, or not an RFC 6455 server)`);
+      return netError(
+        "WS_HANDSHAKE_FAILED",
+        `the server's Sec-WebSocket-Accept ${accept ? "does not match our key" : "is missing"} (a proxy in the way, or not an RFC 6455 server)`,
+      );
     if (protocol === undefined)
-      return netError("WS_HANDSHAKE_FAILED", `the server did not agree to the "${this.c.protocol}" subprotocol (no Sec-WebSocket-Protocol in its answer), so it may not speak MQTT over WebSocket`);
+      return netError(
+        "WS_HANDSHAKE_FAILED",
+        `the server did not agree to the "${this.c.protocol}" subprotocol (no Sec-WebSocket-Protocol in its answer), so it may not speak MQTT over WebSocket`,
+      );
     if (protocol !== this.c.protocol)
-      return netError("WS_HANDSHAKE_FAILED", `the server chose the subprotocol "${protocol.slice(0, 40)}", not "${this.c.protocol}"`);
+      return netError(
+        "WS_HANDSHAKE_FAILED",
+        `the server chose the subprotocol "${protocol.slice(0, 40)}", not "${this.c.protocol}"`,
+      );
     if (extensions !== undefined && extensions !== "")
-      return netError("WS_HANDSHAKE_FAILED", `the server turned on the WebSocket extension "${extensions.slice(0, 40)}", which this client did not ask for`);
+      return netError(
+        "WS_HANDSHAKE_FAILED",
+        `the server turned on the WebSocket extension "${extensions.slice(0, 40)}", which this client did not ask for`,
+      );
     return null;
   }
 
@@ -360,38 +428,72 @@ class WebSocketTransport implements Transport, TransportHandlers {
     const op = hdr[0] & 0x0f;
     this.hdrLen = 0;
     this.hdrNeed = 2;
-    if (hdr[0] & 0x70) return this.fail(netError("WS_PROTOCOL_ERROR", "the server set reserved bits in a frame header without a negotiated extension"));
-    if (hdr[1] & 0x80) return this.fail(netError("WS_PROTOCOL_ERROR", "the server masked a frame, which servers must not do (RFC 6455 5.1)"));
+    if (hdr[0] & 0x70)
+      return this.fail(
+        netError("WS_PROTOCOL_ERROR", "the server set reserved bits in a frame header without a negotiated extension"),
+      );
+    if (hdr[1] & 0x80)
+      return this.fail(
+        netError("WS_PROTOCOL_ERROR", "the server masked a frame, which servers must not do (RFC 6455 5.1)"),
+      );
     const len7 = hdr[1] & 0x7f;
     let len = len7;
     if (len7 === 126) len = (hdr[2] << 8) | hdr[3];
     else if (len7 === 127) {
       const high = ((hdr[2] << 24) | (hdr[3] << 16) | (hdr[4] << 8) | hdr[5]) >>> 0;
-      if (high & 0x80000000) return this.fail(netError("WS_PROTOCOL_ERROR", "the server sent a 64-bit frame length with its top bit set"));
+      if (high & 0x80000000)
+        return this.fail(netError("WS_PROTOCOL_ERROR", "the server sent a 64-bit frame length with its top bit set"));
       const low = ((hdr[6] << 24) | (hdr[7] << 16) | (hdr[8] << 8) | hdr[9]) >>> 0;
       len = high * 0x100000000 + low;
     }
     if (op === TEXT)
-      return this.fail(netError("WS_PROTOCOL_ERROR", "the server sent a text frame; MQTT over WebSocket uses binary frames only (MQTT 3.1.1 section 6)"), 1003);
+      return this.fail(
+        netError(
+          "WS_PROTOCOL_ERROR",
+          "the server sent a text frame; MQTT over WebSocket uses binary frames only (MQTT 3.1.1 section 6)",
+        ),
+        1003,
+      );
     if (op === BINARY || op === CONTINUATION) {
       if (op === CONTINUATION && !this.inMessage)
-        return this.fail(netError("WS_PROTOCOL_ERROR", "the server sent a continuation frame with no fragmented message to continue"));
+        return this.fail(
+          netError("WS_PROTOCOL_ERROR", "the server sent a continuation frame with no fragmented message to continue"),
+        );
       if (op === BINARY && this.inMessage)
-        return this.fail(netError("WS_PROTOCOL_ERROR", "the server began a new message before finishing its fragmented one"));
+        return this.fail(
+          netError("WS_PROTOCOL_ERROR", "the server began a new message before finishing its fragmented one"),
+        );
       if (op === BINARY) this.messageBytes = 0;
       if (len > this.c.max)
-        return this.fail(netError("FRAME_TOO_LARGE", `the server sent a WebSocket frame of ${len} bytes, over the limit of ${this.c.max}`), 1009);
+        return this.fail(
+          netError(
+            "FRAME_TOO_LARGE",
+            `the server sent a WebSocket frame of ${len} bytes, over the limit of ${this.c.max}`,
+          ),
+          1009,
+        );
       this.messageBytes += len;
       if (this.messageBytes > this.c.max)
-        return this.fail(netError("FRAME_TOO_LARGE", `the server sent a fragmented WebSocket message of more than ${this.c.max} bytes, over the limit`), 1009);
+        return this.fail(
+          netError(
+            "FRAME_TOO_LARGE",
+            `the server sent a fragmented WebSocket message of more than ${this.c.max} bytes, over the limit`,
+          ),
+          1009,
+        );
       this.inMessage = !fin;
     } else if (op === CLOSE || op === PING || op === PONG) {
       if (!fin) return this.fail(netError("WS_PROTOCOL_ERROR", "the server fragmented a control frame"));
-      if (len > 125) return this.fail(netError("WS_PROTOCOL_ERROR", `the server sent a control frame of ${len} bytes (at most 125 allowed)`));
+      if (len > 125)
+        return this.fail(
+          netError("WS_PROTOCOL_ERROR", `the server sent a control frame of ${len} bytes (at most 125 allowed)`),
+        );
       this.ctl ??= new Uint8Array(125);
       this.ctlLen = 0;
     } else {
-      return this.fail(netError("WS_PROTOCOL_ERROR", `the server sent a frame with the unknown opcode 0x${op.toString(16)}`));
+      return this.fail(
+        netError("WS_PROTOCOL_ERROR", `the server sent a frame with the unknown opcode 0x${op.toString(16)}`),
+      );
     }
     this.opcode = op;
     this.remaining = len;
@@ -415,7 +517,10 @@ class WebSocketTransport implements Transport, TransportHandlers {
     const reason = n > 2 ? latin1(ctl, 2, n) : "";
     this.sendControl(code ? this.frame(CLOSE, ctl, 0, 2) : this.frame(CLOSE, ctl, 0, 0));
     this.phase = DEAD;
-    this.failure = netError("CLOSED", `the server closed the WebSocket${code ? ` (code ${code}${reason ? `: ${reason}` : ""})` : ""}`);
+    this.failure = netError(
+      "CLOSED",
+      `the server closed the WebSocket${code ? ` (code ${code}${reason ? `: ${reason}` : ""})` : ""}`,
+    );
     this.t.close();
   }
 
@@ -429,7 +534,8 @@ class WebSocketTransport implements Transport, TransportHandlers {
   /** Sends a control frame now, or keeps it (only the latest) until the inner transport is writable. */
   private sendControl(frame: Uint8Array): void {
     if (this.pending === null && this.t.write(frame)) return;
-    if (this.pending === null || (frame[0] & 0x0f) === CLOSE || (this.pending[0] & 0x0f) !== CLOSE) this.pending = frame;
+    if (this.pending === null || (frame[0] & 0x0f) === CLOSE || (this.pending[0] & 0x0f) !== CLOSE)
+      this.pending = frame;
   }
 
   private flushPending(): boolean {
@@ -459,7 +565,10 @@ class WebSocketTransport implements Transport, TransportHandlers {
       f[9] = n & 0xff;
     }
     const m = (this.c.random() * 0x100000000) >>> 0;
-    const m0 = m >>> 24, m1 = (m >>> 16) & 0xff, m2 = (m >>> 8) & 0xff, m3 = m & 0xff;
+    const m0 = m >>> 24,
+      m1 = (m >>> 16) & 0xff,
+      m2 = (m >>> 8) & 0xff,
+      m3 = m & 0xff;
     const k = 2 + ext;
     f[k] = m0;
     f[k + 1] = m1;
@@ -467,7 +576,8 @@ class WebSocketTransport implements Transport, TransportHandlers {
     f[k + 3] = m3;
     let i = 0;
     for (; i + 3 < n; i += 4) {
-      const p = from + i, o = start + i;
+      const p = from + i,
+        o = start + i;
       f[o] = payload[p] ^ m0;
       f[o + 1] = payload[p + 1] ^ m1;
       f[o + 2] = payload[p + 2] ^ m2;

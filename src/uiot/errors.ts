@@ -3,21 +3,21 @@
  * for a person and says what to check. Messages never contain a secret nor a payload (a payload may carry one).
  */
 export type UiotErrorCode =
-  | "INVALID_IDENTITY"     // ProductSN, DeviceSN, a secret or the authmode does not have the documented form
-  | "INVALID_VALUE"        // a value the application gave breaks a thing-model or shadow rule (identifier, size, type)
-  | "BAD_PAYLOAD"          // a message from the platform is not JSON, or lacks a field it must have
-  | "TIMEOUT"              // no reply from the platform in time
-  | "REFUSED"              // the platform answered with a non-zero RetCode (see `retCode`)
-  | "VERSION_CONFLICT"     // the shadow version still conflicted after re-aligning and retrying once
-  | "BUSY"                 // a bounded queue or table is full: the request was not sent
-  | "SEND_FAILED"          // the MQTT client did not accept or could not deliver the message (see `cause`)
-  | "COMMAND_LATE"         // the application answered a command after the platform's 5 s
-  | "NO_HANDLER"           // the platform sent a request the application has no handler for
-  | "CALLBACK_ERROR"       // an application handler threw or its promise rejected
-  | "SECRET_EXISTS"        // a DeviceSecret is already stored: registration would overwrite it
-  | "STORE_FAILED"         // the DeviceSecret could not be stored (or read back) in the host's config store
-  | "REGISTRATION_FAILED"  // dynamic registration did not complete (see `retCode` or `cause`)
-  | "CLOSED";              // the thing layer was stopped before the request completed
+  | "INVALID_IDENTITY" // ProductSN, DeviceSN, a secret or the authmode does not have the documented form
+  | "INVALID_VALUE" // a value the application gave breaks a thing-model or shadow rule (identifier, size, type)
+  | "BAD_PAYLOAD" // a message from the platform is not JSON, or lacks a field it must have
+  | "TIMEOUT" // no reply from the platform in time
+  | "REFUSED" // the platform answered with a non-zero RetCode (see `retCode`)
+  | "VERSION_CONFLICT" // the shadow version still conflicted after re-aligning and retrying once
+  | "BUSY" // a bounded queue or table is full: the request was not sent
+  | "SEND_FAILED" // the MQTT client did not accept or could not deliver the message (see `cause`)
+  | "COMMAND_LATE" // the application answered a command after the platform's 5 s
+  | "NO_HANDLER" // the platform sent a request the application has no handler for
+  | "CALLBACK_ERROR" // an application handler threw or its promise rejected
+  | "SECRET_EXISTS" // a DeviceSecret is already stored: registration would overwrite it
+  | "STORE_FAILED" // the DeviceSecret could not be stored (or read back) in the host's config store
+  | "REGISTRATION_FAILED" // dynamic registration did not complete (see `retCode` or `cause`)
+  | "CLOSED"; // the thing layer was stopped before the request completed
 
 export class UiotError extends Error {
   // A field, defined on the instance: on XS Error.prototype is frozen, so assigning `this.name` would throw.

@@ -71,18 +71,26 @@ function invalid(message: string): never {
 }
 
 function checkProductSN(psn: unknown): string {
-  if (typeof psn !== "string" || psn.length === 0) invalid("ProductSN is missing: copy it from the product page of the UIoT Core console");
-  if (psn.length > 16) invalid(`ProductSN ${JSON.stringify(psn)} has ${psn.length} characters; UIoT Core ProductSNs have at most 16`);
+  if (typeof psn !== "string" || psn.length === 0)
+    invalid("ProductSN is missing: copy it from the product page of the UIoT Core console");
+  if (psn.length > 16)
+    invalid(`ProductSN ${JSON.stringify(psn)} has ${psn.length} characters; UIoT Core ProductSNs have at most 16`);
   for (let i = 0; i < psn.length; i++)
-    if (!isAlnum(psn.charCodeAt(i))) invalid(`ProductSN ${JSON.stringify(psn)} may contain only letters and digits (character ${i + 1} is not one)`);
+    if (!isAlnum(psn.charCodeAt(i)))
+      invalid(`ProductSN ${JSON.stringify(psn)} may contain only letters and digits (character ${i + 1} is not one)`);
   return psn;
 }
 
 function checkDeviceSN(dsn: unknown): string {
-  if (typeof dsn !== "string" || dsn.length === 0) invalid("DeviceSN is missing: copy it from the device page of the UIoT Core console");
-  if (dsn.length < 4 || dsn.length > 64) invalid(`DeviceSN ${JSON.stringify(dsn)} has ${dsn.length} characters; UIoT Core DeviceSNs have 4 to 64`);
+  if (typeof dsn !== "string" || dsn.length === 0)
+    invalid("DeviceSN is missing: copy it from the device page of the UIoT Core console");
+  if (dsn.length < 4 || dsn.length > 64)
+    invalid(`DeviceSN ${JSON.stringify(dsn)} has ${dsn.length} characters; UIoT Core DeviceSNs have 4 to 64`);
   for (let i = 0; i < dsn.length; i++)
-    if (!isSnChar(dsn.charCodeAt(i))) invalid(`DeviceSN ${JSON.stringify(dsn)} may contain only letters, digits and - _ @ : (character ${i + 1} is not one)`);
+    if (!isSnChar(dsn.charCodeAt(i)))
+      invalid(
+        `DeviceSN ${JSON.stringify(dsn)} may contain only letters, digits and - _ @ : (character ${i + 1} is not one)`,
+      );
   return dsn;
 }
 
@@ -95,8 +103,11 @@ export function checkSecret(secret: unknown, name: "DeviceSecret" | "ProductSecr
     if (c < 0x21 || c > 0x7e) bad = i;
   }
   if (bad >= 0)
-    invalid(`${name} ${redact(secret)} contains a space, control or non-ASCII character at position ${bad + 1} of ${secret.length} (a pasted newline or blank?)`);
-  if (secret.length < 16) invalid(`${name} ${redact(secret)} has ${secret.length} characters; the platform generates 16: was it cut short?`);
+    invalid(
+      `${name} ${redact(secret)} contains a space, control or non-ASCII character at position ${bad + 1} of ${secret.length} (a pasted newline or blank?)`,
+    );
+  if (secret.length < 16)
+    invalid(`${name} ${redact(secret)} has ${secret.length} characters; the platform generates 16: was it cut short?`);
   if (secret.length > 63) invalid(`${name} ${redact(secret)} has ${secret.length} characters; at most 63 are accepted`);
   return secret;
 }
@@ -108,19 +119,26 @@ export class Identity {
   #secret: string;
 
   constructor(init: IdentityInit) {
-    if (!init || typeof init !== "object") invalid("an identity needs productSN, deviceSN and deviceSecret (or productSecret)");
+    if (!init || typeof init !== "object")
+      invalid("an identity needs productSN, deviceSN and deviceSecret (or productSecret)");
     this.productSN = checkProductSN(init.productSN);
     this.deviceSN = checkDeviceSN(init.deviceSN);
-    const ds = init.deviceSecret, ps = init.productSecret;
+    const ds = init.deviceSecret,
+      ps = init.productSecret;
     if (ds !== undefined && ps !== undefined)
-      invalid("give either the DeviceSecret (static registration, authmode 1) or the ProductSecret (dynamic registration, authmode 2), not both");
+      invalid(
+        "give either the DeviceSecret (static registration, authmode 1) or the ProductSecret (dynamic registration, authmode 2), not both",
+      );
     if (ds !== undefined) {
       this.#secret = checkSecret(ds, "DeviceSecret");
       this.authmode = 1;
     } else if (ps !== undefined) {
       this.#secret = checkSecret(ps, "ProductSecret");
       this.authmode = 2;
-    } else invalid(`device ${this.productSN}.${this.deviceSN} has no secret: give its DeviceSecret, or the ProductSecret to register it dynamically`);
+    } else
+      invalid(
+        `device ${this.productSN}.${this.deviceSN} has no secret: give its DeviceSecret, or the ProductSecret to register it dynamically`,
+      );
   }
 
   /** `${ProductSN}.${DeviceSN}` */
@@ -148,7 +166,12 @@ export class Identity {
   }
 
   toJSON(): { productSN: string; deviceSN: string; authmode: AuthMode; secret: string } {
-    return { productSN: this.productSN, deviceSN: this.deviceSN, authmode: this.authmode, secret: redact(this.#secret) };
+    return {
+      productSN: this.productSN,
+      deviceSN: this.deviceSN,
+      authmode: this.authmode,
+      secret: redact(this.#secret),
+    };
   }
 
   [INSPECT](): string {
@@ -170,14 +193,19 @@ export const CONFIG_KEYS = Object.freeze({
  * ProductSecret (authmode 2: dynamic registration still to do).
  */
 export function loadIdentity(config: KeyValueStore): Identity {
-  const productSN = config.get(CONFIG_KEYS.productSN), deviceSN = config.get(CONFIG_KEYS.deviceSN);
+  const productSN = config.get(CONFIG_KEYS.productSN),
+    deviceSN = config.get(CONFIG_KEYS.deviceSN);
   const deviceSecret = config.get(CONFIG_KEYS.deviceSecret);
-  if (deviceSecret !== undefined && deviceSecret !== "") return new Identity({ productSN: productSN as string, deviceSN: deviceSN as string, deviceSecret });
+  if (deviceSecret !== undefined && deviceSecret !== "")
+    return new Identity({ productSN: productSN as string, deviceSN: deviceSN as string, deviceSecret });
   const productSecret = config.get(CONFIG_KEYS.productSecret);
-  if (productSecret !== undefined && productSecret !== "") return new Identity({ productSN: productSN as string, deviceSN: deviceSN as string, productSecret });
+  if (productSecret !== undefined && productSecret !== "")
+    return new Identity({ productSN: productSN as string, deviceSN: deviceSN as string, productSecret });
   checkProductSN(productSN);
   checkDeviceSN(deviceSN);
-  return invalid(`no ${CONFIG_KEYS.deviceSecret} nor ${CONFIG_KEYS.productSecret} in the config store: provision the device's DeviceSecret (or the ProductSecret for dynamic registration)`);
+  return invalid(
+    `no ${CONFIG_KEYS.deviceSecret} nor ${CONFIG_KEYS.productSecret} in the config store: provision the device's DeviceSecret (or the ProductSecret for dynamic registration)`,
+  );
 }
 
 /**
@@ -192,16 +220,27 @@ export function storeDeviceSecret(config: KeyValueStore, secret: string, replace
   try {
     existing = config.get(key);
   } catch (e) {
-    throw new UiotError("STORE_FAILED", `could not read ${key} from the config store before writing it: ${String(e)}`, e);
+    throw new UiotError(
+      "STORE_FAILED",
+      `could not read ${key} from the config store before writing it: ${String(e)}`,
+      e,
+    );
   }
   if (existing === secret) return;
   if (existing !== undefined && existing !== "" && !replace)
-    throw new UiotError("SECRET_EXISTS", `a DeviceSecret (${redact(existing)}) is already stored in ${key}; it is not overwritten unless replace is set explicitly, because the platform hands out a DeviceSecret only once`);
+    throw new UiotError(
+      "SECRET_EXISTS",
+      `a DeviceSecret (${redact(existing)}) is already stored in ${key}; it is not overwritten unless replace is set explicitly, because the platform hands out a DeviceSecret only once`,
+    );
   try {
     config.set(key, secret);
   } catch (e) {
     const why = scrub(String(e), secret);
-    throw new UiotError("STORE_FAILED", `could not store the DeviceSecret in ${key}: ${why}`, why === String(e) ? e : undefined);
+    throw new UiotError(
+      "STORE_FAILED",
+      `could not store the DeviceSecret in ${key}: ${why}`,
+      why === String(e) ? e : undefined,
+    );
   }
   let back: string | undefined;
   try {
@@ -209,5 +248,9 @@ export function storeDeviceSecret(config: KeyValueStore, secret: string, replace
   } catch {
     back = undefined;
   }
-  if (back !== secret) throw new UiotError("STORE_FAILED", `the DeviceSecret written to ${key} did not read back the same: the config store is not keeping it`);
+  if (back !== secret)
+    throw new UiotError(
+      "STORE_FAILED",
+      `the DeviceSecret written to ${key} did not read back the same: the config store is not keeping it`,
+    );
 }

@@ -38,15 +38,21 @@ export const MAX_PAYLOAD_DEPTH = 16;
  * character above 0x7f, so none is mistaken for one).
  */
 export function checkDepth(payload: Uint8Array, what: string, max = MAX_PAYLOAD_DEPTH): void {
-  let depth = 0, inString = false;
+  let depth = 0,
+    inString = false;
   for (let i = 0; i < payload.length; i++) {
     const c = payload[i];
     if (inString) {
-      if (c === 0x5c) i++; // backslash: the next byte is escaped
+      if (c === 0x5c)
+        i++; // backslash: the next byte is escaped
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) throw new UiotError("BAD_PAYLOAD", `${what}: the ${payload.length}-byte payload nests objects and arrays deeper than ${max} levels: not parsed`);
+      if (++depth > max)
+        throw new UiotError(
+          "BAD_PAYLOAD",
+          `${what}: the ${payload.length}-byte payload nests objects and arrays deeper than ${max} levels: not parsed`,
+        );
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
 }
@@ -65,7 +71,8 @@ export function parseObject(payload: Uint8Array, what: string): { [key: string]:
     // can hold a secret (password_reply carries the DeviceSecret).
     throw new UiotError("BAD_PAYLOAD", `${what}: the ${payload.length}-byte payload is not valid UTF-8 JSON`);
   }
-  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new UiotError("BAD_PAYLOAD", `${what}: the payload is JSON but not an object`);
+  if (v === null || typeof v !== "object" || Array.isArray(v))
+    throw new UiotError("BAD_PAYLOAD", `${what}: the payload is JSON but not an object`);
   return v as { [key: string]: unknown };
 }
 
@@ -92,11 +99,17 @@ function bad(message: string): never {
 
 /** Throws INVALID_VALUE unless `id` matches [A-Za-z_][A-Za-z0-9_]{0,31}. */
 export function checkIdentifier(id: unknown, what: string): string {
-  if (typeof id !== "string" || id.length === 0 || id.length > 32) bad(`${what} ${JSON.stringify(id)} is not a thing-model identifier: 1 to 32 characters of [A-Za-z0-9_], not starting with a digit`);
+  if (typeof id !== "string" || id.length === 0 || id.length > 32)
+    bad(
+      `${what} ${JSON.stringify(id)} is not a thing-model identifier: 1 to 32 characters of [A-Za-z0-9_], not starting with a digit`,
+    );
   for (let i = 0; i < id.length; i++) {
     const c = id.charCodeAt(i);
     const ok = c === 0x5f || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (i > 0 && c >= 0x30 && c <= 0x39);
-    if (!ok) bad(`${what} ${JSON.stringify(id)} is not a thing-model identifier: 1 to 32 characters of [A-Za-z0-9_], not starting with a digit`);
+    if (!ok)
+      bad(
+        `${what} ${JSON.stringify(id)} is not a thing-model identifier: 1 to 32 characters of [A-Za-z0-9_], not starting with a digit`,
+      );
   }
   return id;
 }
@@ -120,7 +133,8 @@ export function valueJson(v: unknown, tm: boolean, path: string, depth = 0): str
         } catch {
           bad(`${path}: the string contains a lone UTF-16 surrogate`);
         }
-        if (n > LIMITS.stringBytes) bad(`${path}: the string has ${n} bytes of UTF-8; the thing model allows at most ${LIMITS.stringBytes}`);
+        if (n > LIMITS.stringBytes)
+          bad(`${path}: the string has ${n} bytes of UTF-8; the thing model allows at most ${LIMITS.stringBytes}`);
       }
       return JSON.stringify(v);
     }
@@ -136,7 +150,8 @@ export function valueJson(v: unknown, tm: boolean, path: string, depth = 0): str
       }
       if (depth >= LIMITS.depth) bad(`${path}: nested more than ${LIMITS.depth} levels deep (a cycle?)`);
       if (Array.isArray(v)) {
-        if (tm && (v.length < 1 || v.length > LIMITS.arrayItems)) bad(`${path}: an array has 1 to ${LIMITS.arrayItems} items in the thing model, not ${v.length}`);
+        if (tm && (v.length < 1 || v.length > LIMITS.arrayItems))
+          bad(`${path}: an array has 1 to ${LIMITS.arrayItems} items in the thing model, not ${v.length}`);
         let s = "[";
         for (let i = 0; i < v.length; i++) s += (i ? "," : "") + valueJson(v[i], tm, path, depth + 1);
         return s + "]";
@@ -148,7 +163,13 @@ export function valueJson(v: unknown, tm: boolean, path: string, depth = 0): str
 }
 
 /** `{"k":v,...}`; `max` > 0 limits the number of keys. Keys are identifiers in the thing model. */
-export function objectJson(o: { [key: string]: unknown }, tm: boolean, path: string, depth: number, max: number): string {
+export function objectJson(
+  o: { [key: string]: unknown },
+  tm: boolean,
+  path: string,
+  depth: number,
+  max: number,
+): string {
   if (!isObject(o)) bad(`${path}: expected an object of identifier: value`);
   const keys = Object.keys(o);
   if (max && keys.length > max) bad(`${path}: ${keys.length} entries; at most ${max} are allowed`);
@@ -164,6 +185,7 @@ export function objectJson(o: { [key: string]: unknown }, tm: boolean, path: str
 /** A time for the payload: ms since the epoch, from a number or a Date. */
 export function timeOf(t: number | Date, what: string): number {
   const ms = t instanceof Date ? t.getTime() : t;
-  if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 0) bad(`${what}: the time must be a date or an integer of ms since 1970`);
+  if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 0)
+    bad(`${what}: the time must be a date or an integer of ms since 1970`);
   return ms;
 }

@@ -38,7 +38,11 @@ import { isObject } from "./json";
 
 const OTA_ERROR = Object.freeze({ UNREACHABLE: -1, EXPIRED: -2, TIMEOUT: -3, MD5: -4, WRITE: -5 } as const);
 const MEANING: { readonly [code: number]: string } = Object.freeze({
-  [-1]: "URL unreachable", [-2]: "URL signature expired", [-3]: "download timeout", [-4]: "MD5 mismatch", [-5]: "flash write failed",
+  [-1]: "URL unreachable",
+  [-2]: "URL signature expired",
+  [-3]: "download timeout",
+  [-4]: "MD5 mismatch",
+  [-5]: "flash write failed",
 });
 
 /** The config-store key that holds an update's state across a restart. */
@@ -74,7 +78,11 @@ export interface OtaPort {
   log(level: LogLevel, message: string): void;
 }
 
-const IDLE = 0, DOWNLOADING = 1, WAITING = 2, BURNING = 3, RESTARTING = 4;
+const IDLE = 0,
+  DOWNLOADING = 1,
+  WAITING = 2,
+  BURNING = 3,
+  RESTARTING = 4;
 
 interface Job {
   module: string;
@@ -112,7 +120,10 @@ export class OtaAgent {
   private logins = 0;
   private stopped = false;
 
-  constructor(private readonly port: OtaPort, options: OtaOptions) {
+  constructor(
+    private readonly port: OtaPort,
+    options: OtaOptions,
+  ) {
     this.firmware = options.firmware;
     this.store = options.store;
     this.open = options.open;
@@ -155,7 +166,10 @@ export class OtaAgent {
     const payload = isObject(msg.Payload) ? msg.Payload : {};
     if (method === "update_firmware") return this.update(payload);
     if (method === "cancel_update") return this.cancel(payload);
-    this.port.log("warn", `OTA: ignored a message with Method ${JSON.stringify(String(method).slice(0, 40))} on ota/downstream (update_firmware and cancel_update are the platform's)`);
+    this.port.log(
+      "warn",
+      `OTA: ignored a message with Method ${JSON.stringify(String(method).slice(0, 40))} on ota/downstream (update_firmware and cancel_update are the platform's)`,
+    );
   }
 
   /**
@@ -178,13 +192,17 @@ export class OtaAgent {
       if (text === undefined || text === "") return;
       saved = JSON.parse(text);
     } catch (e) {
-      this.port.log("warn", `OTA: the saved update state (${OTA_STATE_KEY}) cannot be read: ${errorText(e)}; it is dropped`);
+      this.port.log(
+        "warn",
+        `OTA: the saved update state (${OTA_STATE_KEY}) cannot be read: ${errorText(e)}; it is dropped`,
+      );
       this.forget();
       return;
     }
     this.forget();
     if (!isObject(saved) || typeof saved.v !== "string") return;
-    const target = saved.v, module = typeof saved.m === "string" ? saved.m : this.module;
+    const target = saved.v,
+      module = typeof saved.m === "string" ? saved.m : this.module;
     const running = this.firmware.version;
     if (saved.s === "boot") {
       if (running === target) {
@@ -195,14 +213,23 @@ export class OtaAgent {
             this.port.log("error", `OTA: could not confirm the new image ${target}: ${errorText(e)}`);
           }
         }
-        this.port.log("info", `OTA: updated to ${target} (from ${typeof saved.f === "string" ? saved.f : "?"}): reporting success`);
+        this.port.log(
+          "info",
+          `OTA: updated to ${target} (from ${typeof saved.f === "string" ? saved.f : "?"}): reporting success`,
+        );
         this.send("report_success", target, module, 1);
       } else {
-        this.port.log("error", `OTA: the device restarted into ${running}, not into the new image ${target}: the new image did not start (the bootloader went back to the previous one); reporting failure -5`);
+        this.port.log(
+          "error",
+          `OTA: the device restarted into ${running}, not into the new image ${target}: the new image did not start (the bootloader went back to the previous one); reporting failure -5`,
+        );
         this.send("report_fail", target, module, 1, OTA_ERROR.WRITE);
       }
     } else if (saved.s === "dl") {
-      this.port.log("warn", `OTA: a restart cut the download of ${target}: asking the platform for the firmware again (request_firmware)`);
+      this.port.log(
+        "warn",
+        `OTA: a restart cut the download of ${target}: asking the platform for the firmware again (request_firmware)`,
+      );
       this.send("request_firmware", running, module, 1);
     }
   }
@@ -214,13 +241,21 @@ export class OtaAgent {
     const module = typeof p.Module === "string" && p.Module !== "" ? p.Module : this.module;
     const md5 = typeof p.MD5 === "string" ? p.MD5.toLowerCase() : "";
     const size = p.Size;
-    const bad = version === "" ? "it has no Version"
-      : typeof p.URL !== "string" || p.URL === "" ? "it has no URL"
-      : !/^[0-9a-f]{32}$/.test(md5) ? "its MD5 is not 32 hex digits"
-      : typeof size !== "number" || !Number.isInteger(size) || size <= 0 ? "its Size is not a positive whole number of bytes"
-      : undefined;
+    const bad =
+      version === ""
+        ? "it has no Version"
+        : typeof p.URL !== "string" || p.URL === ""
+          ? "it has no URL"
+          : !/^[0-9a-f]{32}$/.test(md5)
+            ? "its MD5 is not 32 hex digits"
+            : typeof size !== "number" || !Number.isInteger(size) || size <= 0
+              ? "its Size is not a positive whole number of bytes"
+              : undefined;
     if (bad) {
-      this.port.log("error", `OTA: update_firmware refused: ${bad}${version ? `; reporting failure -1 for ${version}` : ""}`);
+      this.port.log(
+        "error",
+        `OTA: update_firmware refused: ${bad}${version ? `; reporting failure -1 for ${version}` : ""}`,
+      );
       if (version) this.send("report_fail", version, module, 1, OTA_ERROR.UNREACHABLE);
       return;
     }
@@ -233,10 +268,16 @@ export class OtaAgent {
       try {
         j.url = this.checkUrl(p.URL as string);
       } catch (e) {
-        this.port.log("warn", `OTA: update_firmware for ${version} again, with a URL that cannot be used (${errorText(e)}): the download goes on with the one before`);
+        this.port.log(
+          "warn",
+          `OTA: update_firmware for ${version} again, with a URL that cannot be used (${errorText(e)}): the download goes on with the one before`,
+        );
         return;
       }
-      this.port.log("info", `OTA: update_firmware for ${version} again: the same update, going on at byte ${j.received} of ${j.size} with the new URL`);
+      this.port.log(
+        "info",
+        `OTA: update_firmware for ${version} again: the same update, going on at byte ${j.received} of ${j.size} with the new URL`,
+      );
       if (this.state === WAITING) {
         this.clear();
         j.tries = 0;
@@ -246,24 +287,43 @@ export class OtaAgent {
     }
     if (j) {
       if (this.state === BURNING || this.state === RESTARTING) {
-        this.port.log("warn", `OTA: update_firmware for ${version} while the device restarts into ${j.version}: ignored (send it again after the restart)`);
+        this.port.log(
+          "warn",
+          `OTA: update_firmware for ${version} while the device restarts into ${j.version}: ignored (send it again after the restart)`,
+        );
         return;
       }
-      this.port.log("warn", `OTA: update_firmware for ${version} replaces the update to ${j.version} that was running (at byte ${j.received} of ${j.size}): that one is cancelled`);
+      this.port.log(
+        "warn",
+        `OTA: update_firmware for ${version} replaces the update to ${j.version} that was running (at byte ${j.received} of ${j.size}): that one is cancelled`,
+      );
       this.drop();
     }
     const running = this.firmware.version;
     if (version === running) {
-      this.port.log("info", `OTA: update_firmware for ${version}, the version already running: nothing to download; reporting success`);
+      this.port.log(
+        "info",
+        `OTA: update_firmware for ${version}, the version already running: nothing to download; reporting success`,
+      );
       this.send("report_success", version, module, 1);
       return;
     }
     const fw = this.firmware;
     if (fw.unsupported !== undefined || !fw.writer) {
-      return this.refuse(version, module, OTA_ERROR.WRITE, `this device cannot be updated over the air: ${fw.unsupported ?? "its host has no image writer"}`);
+      return this.refuse(
+        version,
+        module,
+        OTA_ERROR.WRITE,
+        `this device cannot be updated over the air: ${fw.unsupported ?? "its host has no image writer"}`,
+      );
     }
     if (fw.capacity !== undefined && (size as number) > fw.capacity) {
-      return this.refuse(version, module, OTA_ERROR.WRITE, `the image is ${size} bytes and the update partition holds ${fw.capacity}: it cannot fit`);
+      return this.refuse(
+        version,
+        module,
+        OTA_ERROR.WRITE,
+        `the image is ${size} bytes and the update partition holds ${fw.capacity}: it cannot fit`,
+      );
     }
     let url: HttpUrl;
     try {
@@ -276,11 +336,27 @@ export class OtaAgent {
       writer = fw.writer(version);
       writer.begin(size as number);
     } catch (e) {
-      return this.refuse(version, module, OTA_ERROR.WRITE, `the image writer could not begin an image of ${size} bytes: ${errorText(e)}`);
+      return this.refuse(
+        version,
+        module,
+        OTA_ERROR.WRITE,
+        `the image writer could not begin an image of ${size} bytes: ${errorText(e)}`,
+      );
     }
     this.job = {
-      module, version, url, md5, size: size as number, writer, hash: new Md5(), received: 0, skip: 0, tries: 0,
-      lastError: undefined, progressAt: this.port.clock.now(), percent: 0,
+      module,
+      version,
+      url,
+      md5,
+      size: size as number,
+      writer,
+      hash: new Md5(),
+      received: 0,
+      skip: 0,
+      tries: 0,
+      lastError: undefined,
+      progressAt: this.port.clock.now(),
+      percent: 0,
     };
     this.save({ s: "dl", v: version, m: module });
     this.port.log("info", `OTA: updating ${running} -> ${version}: ${size} bytes from ${describeUrl(url)}`);
@@ -290,12 +366,19 @@ export class OtaAgent {
 
   private checkUrl(text: string): HttpUrl {
     const url = parseHttpUrl(text);
-    if (!url.secure && !this.allowHttp) throw new HttpError("INVALID_URL", `the URL is plain http:// (${describeUrl(url)}): the image would travel unauthenticated; only https:// is accepted`);
+    if (!url.secure && !this.allowHttp)
+      throw new HttpError(
+        "INVALID_URL",
+        `the URL is plain http:// (${describeUrl(url)}): the image would travel unauthenticated; only https:// is accepted`,
+      );
     return url;
   }
 
   private refuse(version: string, module: string, code: number, why: string): void {
-    this.port.log("error", `OTA: update to ${version} refused (ErrCode ${code}, ${MEANING[code]}): ${why}; the running image (${this.firmware.version}) is untouched`);
+    this.port.log(
+      "error",
+      `OTA: update to ${version} refused (ErrCode ${code}, ${MEANING[code]}): ${why}; the running image (${this.firmware.version}) is untouched`,
+    );
     this.send("report_fail", version, module, 1, code);
   }
 
@@ -309,10 +392,16 @@ export class OtaAgent {
       return;
     }
     if (this.state === BURNING || this.state === RESTARTING) {
-      this.port.log("warn", `OTA: cancel_update for ${j.version} came after the image was verified and made bootable: too late, the device restarts into it`);
+      this.port.log(
+        "warn",
+        `OTA: cancel_update for ${j.version} came after the image was verified and made bootable: too late, the device restarts into it`,
+      );
       return;
     }
-    this.port.log("info", `OTA: update to ${j.version} cancelled by the platform at byte ${j.received} of ${j.size}; the running image (${this.firmware.version}) is untouched`);
+    this.port.log(
+      "info",
+      `OTA: update to ${j.version} cancelled by the platform at byte ${j.received} of ${j.size}; the running image (${this.firmware.version}) is untouched`,
+    );
     this.drop();
   }
 
@@ -323,7 +412,17 @@ export class OtaAgent {
     this.state = DOWNLOADING;
     j.skip = 0;
     try {
-      this.get = new HttpGet({ url: j.url, open: this.open, clock: this.port.clock, from: j.received, timeout: this.timeout, httpsOnly: !this.allowHttp }, this);
+      this.get = new HttpGet(
+        {
+          url: j.url,
+          open: this.open,
+          clock: this.port.clock,
+          from: j.received,
+          timeout: this.timeout,
+          httpsOnly: !this.allowHttp,
+        },
+        this,
+      );
     } catch (e) {
       this.get = null;
       this.fail(OTA_ERROR.UNREACHABLE, errorText(e));
@@ -334,12 +433,18 @@ export class OtaAgent {
   onResponse(r: HttpResponse): void {
     const j = this.job as Job;
     if (r.total >= 0 && r.total !== j.size) {
-      return this.fail(OTA_ERROR.MD5, `the server's file is ${r.total} bytes, update_firmware said Size ${j.size}: it is not the image announced`);
+      return this.fail(
+        OTA_ERROR.MD5,
+        `the server's file is ${r.total} bytes, update_firmware said Size ${j.size}: it is not the image announced`,
+      );
     }
     if (r.start !== j.received) {
       // a 200: the server ignored the Range; the bytes the device already has are dropped as they come again
       j.skip = j.received - r.start;
-      this.port.log("info", `OTA: the server ignored the range (answered ${r.status}): skipping the first ${j.skip} bytes again`);
+      this.port.log(
+        "info",
+        `OTA: the server ignored the range (answered ${r.status}): skipping the first ${j.skip} bytes again`,
+      );
     }
   }
 
@@ -359,7 +464,10 @@ export class OtaAgent {
     try {
       j.writer.write(c);
     } catch (e) {
-      return this.fail(OTA_ERROR.WRITE, `writing bytes ${j.received}..${j.received + c.length - 1} of the image failed: ${errorText(e)}`);
+      return this.fail(
+        OTA_ERROR.WRITE,
+        `writing bytes ${j.received}..${j.received + c.length - 1} of the image failed: ${errorText(e)}`,
+      );
     }
     j.hash.update(c);
     j.received += c.length;
@@ -389,7 +497,8 @@ export class OtaAgent {
   onError(e: HttpError): void {
     this.get = null;
     if (!this.job) return;
-    if (e.code === "STATUS" && e.status === 403) return this.fail(OTA_ERROR.EXPIRED, `${e.message}; the platform must send a new URL`);
+    if (e.code === "STATUS" && e.status === 403)
+      return this.fail(OTA_ERROR.EXPIRED, `${e.message}; the platform must send a new URL`);
     if (e.code === "UNREACHABLE" || e.code === "CLOSED" || e.code === "TIMEOUT") return this.retry(e);
     this.fail(OTA_ERROR.UNREACHABLE, e.message);
   }
@@ -398,13 +507,20 @@ export class OtaAgent {
     const j = this.job as Job;
     j.lastError = e;
     if (++j.tries > this.retries) {
-      const timeout = e.code === "TIMEOUT" || e.code === "CLOSED" || (e.cause as { code?: unknown } | undefined)?.code === "TIMEOUT";
-      return this.fail(timeout ? OTA_ERROR.TIMEOUT : OTA_ERROR.UNREACHABLE, `${e.message} (${this.retries + 1} attempts in a row without progress, at byte ${j.received} of ${j.size})`);
+      const timeout =
+        e.code === "TIMEOUT" || e.code === "CLOSED" || (e.cause as { code?: unknown } | undefined)?.code === "TIMEOUT";
+      return this.fail(
+        timeout ? OTA_ERROR.TIMEOUT : OTA_ERROR.UNREACHABLE,
+        `${e.message} (${this.retries + 1} attempts in a row without progress, at byte ${j.received} of ${j.size})`,
+      );
     }
     let wait = this.retryDelay;
     for (let i = 1; i < j.tries && wait < 30000; i++) wait *= 2;
     if (wait > 30000) wait = 30000;
-    this.port.log("warn", `OTA: download of ${j.version} interrupted at byte ${j.received} of ${j.size} (${e.message}); resuming from there in ${wait} ms`);
+    this.port.log(
+      "warn",
+      `OTA: download of ${j.version} interrupted at byte ${j.received} of ${j.size} (${e.message}); resuming from there in ${wait} ms`,
+    );
     this.state = WAITING;
     this.clear();
     this.timer = this.port.clock.setTimer(this.again, wait);
@@ -418,7 +534,8 @@ export class OtaAgent {
   private finish(): void {
     const j = this.job as Job;
     const digest = md5Hex(j.hash.digest());
-    if (digest !== j.md5) return this.fail(OTA_ERROR.MD5, `the image's MD5 is ${digest}, update_firmware said ${j.md5}`);
+    if (digest !== j.md5)
+      return this.fail(OTA_ERROR.MD5, `the image's MD5 is ${digest}, update_firmware said ${j.md5}`);
     this.state = BURNING;
     this.send("report_progress", j.version, j.module, 0, 0, "downloading", 100);
     this.send("report_progress", j.version, j.module, 0, 0, "burning", 0);
@@ -430,7 +547,10 @@ export class OtaAgent {
     this.save({ s: "boot", v: j.version, m: j.module, f: this.firmware.version });
     this.send("report_progress", j.version, j.module, 0, 0, "burning", 100);
     this.state = RESTARTING;
-    this.port.log("info", `OTA: ${j.version} downloaded (${j.size} bytes, MD5 ${digest}) and made bootable: restarting into it in ${this.rebootDelay} ms`);
+    this.port.log(
+      "info",
+      `OTA: ${j.version} downloaded (${j.size} bytes, MD5 ${digest}) and made bootable: restarting into it in ${this.rebootDelay} ms`,
+    );
     this.clear();
     this.timer = this.port.clock.setTimer(this.restart, this.rebootDelay);
   }
@@ -453,7 +573,10 @@ export class OtaAgent {
   private fail(code: number, why: string): void {
     const j = this.job;
     if (!j) return;
-    this.port.log("error", `OTA: update to ${j.version} failed (ErrCode ${code}, ${MEANING[code]}): ${why}; the running image (${this.firmware.version}) is untouched`);
+    this.port.log(
+      "error",
+      `OTA: update to ${j.version} failed (ErrCode ${code}, ${MEANING[code]}): ${why}; the running image (${this.firmware.version}) is untouched`,
+    );
     this.drop();
     this.send("report_fail", j.version, j.module, 1, code);
   }
@@ -486,7 +609,10 @@ export class OtaAgent {
     try {
       this.store.set(OTA_STATE_KEY, JSON.stringify(state));
     } catch (e) {
-      this.port.log("warn", `OTA: could not save the update's state (${OTA_STATE_KEY}): ${errorText(e)}; after the restart the device cannot tell the platform how the update ended`);
+      this.port.log(
+        "warn",
+        `OTA: could not save the update's state (${OTA_STATE_KEY}): ${errorText(e)}; after the restart the device cannot tell the platform how the update ended`,
+      );
     }
   }
 
@@ -498,7 +624,15 @@ export class OtaAgent {
     }
   }
 
-  private send(method: string, version: string, module: string, qos: 0 | 1, errCode = 0, state = "", percent = 0): void {
+  private send(
+    method: string,
+    version: string,
+    module: string,
+    qos: 0 | 1,
+    errCode = 0,
+    state = "",
+    percent = 0,
+  ): void {
     let p = '{"Method":"' + method + '","Payload":{';
     if (method === "report_progress") p += '"State":"' + state + '","Percent":' + String(percent) + ",";
     if (method === "report_fail") p += '"ErrCode":' + String(errCode) + ",";

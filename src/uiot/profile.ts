@@ -6,7 +6,14 @@ import { Client, type ClientOptions } from "../mqtt/client";
 import { MqttError } from "../mqtt/errors";
 import type { Profile } from "../mqtt/profile";
 import type { Identity } from "./identity";
-import { UIOT_DEFAULT_KEEPALIVE, UIOT_KEEPALIVE, UIOT_MAX_PACKET_SIZE, UIOT_MAX_SUBSCRIPTIONS, UIOT_PUBLISH_RATE, UIOT_PUBLISH_WINDOW } from "./platform";
+import {
+  UIOT_DEFAULT_KEEPALIVE,
+  UIOT_KEEPALIVE,
+  UIOT_MAX_PACKET_SIZE,
+  UIOT_MAX_SUBSCRIPTIONS,
+  UIOT_PUBLISH_RATE,
+  UIOT_PUBLISH_WINDOW,
+} from "./platform";
 import { TopicGuard } from "./topics";
 
 /**
@@ -53,7 +60,8 @@ Object.assign(UiotProfile.prototype, {
 });
 
 /** Client options without what the identity and the profile decide. */
-export interface UiotClientOptions extends Omit<ClientOptions, "clientId" | "username" | "password" | "profile" | "will" | "level" | "properties"> {
+export interface UiotClientOptions
+  extends Omit<ClientOptions, "clientId" | "username" | "password" | "profile" | "will" | "level" | "properties"> {
   /** 4 = MQTT 3.1.1 (default, what the official SDK sends) or 3 = MQTT 3.1. The platform has no 5.0. */
   level?: 3 | 4;
 }
@@ -69,7 +77,11 @@ export function uiotClient(identity: Identity, options: UiotClientOptions): Clie
   const keys = Object.keys(options) as (keyof UiotClientOptions)[];
   for (let i = 0; i < keys.length; i++) (o as unknown as Record<string, unknown>)[keys[i]] = options[keys[i]];
   const level = options.level ?? 4;
-  if (level !== 3 && level !== 4) throw new MqttError("NOT_ALLOWED", `UIoT Core speaks MQTT 3.1.1 (level 4) or 3.1 (level 3), not level ${String(level)}`);
+  if (level !== 3 && level !== 4)
+    throw new MqttError(
+      "NOT_ALLOWED",
+      `UIoT Core speaks MQTT 3.1.1 (level 4) or 3.1 (level 3), not level ${String(level)}`,
+    );
   o.level = level;
   o.keepalive = options.keepalive ?? UIOT_DEFAULT_KEEPALIVE;
   o.clientId = identity.clientId;

@@ -27,7 +27,8 @@ import { SYSTEM } from "./topics";
  */
 export type UnstoredRegistration = UiotError & { readonly identity?: Identity };
 
-export interface RegisterOptions extends Omit<UiotClientOptions, "onConnect" | "onDisconnect" | "onMessage" | "onError"> {
+export interface RegisterOptions
+  extends Omit<UiotClientOptions, "onConnect" | "onDisconnect" | "onMessage" | "onError"> {
   /** Where the DeviceSecret is kept: the host's config store (key uiot_dsecret). */
   store: KeyValueStore;
   /** Overwrite a DeviceSecret already stored. Default false: registering a device that has one is refused. */
@@ -45,9 +46,11 @@ export interface RegisterOptions extends Omit<UiotClientOptions, "onConnect" | "
 const REQUEST = '{"RequestID":"1"}';
 
 function refusedText(e: MqttError): string {
-  return `the platform refused the registration connection (${e.message}). Check the ProductSecret; that dynamic registration is switched on for the product; ` +
+  return (
+    `the platform refused the registration connection (${e.message}). Check the ProductSecret; that dynamic registration is switched on for the product; ` +
     "with pre-authentication on, that the DeviceSN is on the product's list; and that this DeviceSN has not registered before " +
-    "(registration works once: after the first login with the DeviceSecret it is refused)";
+    "(registration works once: after the first login with the DeviceSecret it is refused)"
+  );
 }
 
 /** Deletes the ProductSecret from `store` (the DeviceSecret is stored by now); a failure is logged. */
@@ -58,34 +61,63 @@ function dropProductSecret(store: KeyValueStore, productSecret: string, log: (me
     store.delete(key);
     left = store.get(key);
   } catch (e) {
-    return log(`registration: WARNING: the ProductSecret could not be deleted from the config store (${key}): ${e instanceof Error ? scrub(e.message, productSecret) : "the store failed"}; it is the secret of every device of the product: provision this device again to remove it`);
+    return log(
+      `registration: WARNING: the ProductSecret could not be deleted from the config store (${key}): ${e instanceof Error ? scrub(e.message, productSecret) : "the store failed"}; it is the secret of every device of the product: provision this device again to remove it`,
+    );
   }
   if (left !== undefined && left !== "")
-    return log(`registration: WARNING: the ProductSecret is still in the config store (${key}) after deleting it; provision this device again to remove it`);
-  log(`registration: the ProductSecret was deleted from the config store (${key}); the device logs in with its DeviceSecret from now on`);
+    return log(
+      `registration: WARNING: the ProductSecret is still in the config store (${key}) after deleting it; provision this device again to remove it`,
+    );
+  log(
+    `registration: the ProductSecret was deleted from the config store (${key}); the device logs in with its DeviceSecret from now on`,
+  );
 }
 
 /** Registers `identity` (authmode 2) and resolves with the authmode-1 identity, its DeviceSecret already stored. */
 export function register(identity: Identity, options: RegisterOptions): Promise<Identity> {
   return new Promise<Identity>((resolve, reject) => {
     if (identity.authmode !== 2)
-      return reject(new UiotError("INVALID_IDENTITY", `dynamic registration needs the ProductSecret (authmode 2); ${identity.clientId} already has a DeviceSecret`));
-    const store = options.store, replace = options.replace === true;
+      return reject(
+        new UiotError(
+          "INVALID_IDENTITY",
+          `dynamic registration needs the ProductSecret (authmode 2); ${identity.clientId} already has a DeviceSecret`,
+        ),
+      );
+    const store = options.store,
+      replace = options.replace === true;
     let existing: string | undefined;
     try {
       existing = store.get(CONFIG_KEYS.deviceSecret);
     } catch (e) {
-      return reject(new UiotError("STORE_FAILED", `could not read ${CONFIG_KEYS.deviceSecret} from the config store: ${String(e)}`, e));
+      return reject(
+        new UiotError(
+          "STORE_FAILED",
+          `could not read ${CONFIG_KEYS.deviceSecret} from the config store: ${String(e)}`,
+          e,
+        ),
+      );
     }
     if (existing !== undefined && existing !== "" && !replace)
-      return reject(new UiotError("SECRET_EXISTS", `a DeviceSecret is already stored in ${CONFIG_KEYS.deviceSecret}: connect with it (loadIdentity gives it) instead of registering again; pass replace: true only to overwrite it on purpose`));
+      return reject(
+        new UiotError(
+          "SECRET_EXISTS",
+          `a DeviceSecret is already stored in ${CONFIG_KEYS.deviceSecret}: connect with it (loadIdentity gives it) instead of registering again; pass replace: true only to overwrite it on purpose`,
+        ),
+      );
 
-    const clock = options.clock, timeout = options.timeout ?? 5000, log = options.log ?? (() => {});
+    const clock = options.clock,
+      timeout = options.timeout ?? 5000,
+      log = options.log ?? (() => {});
     const base = `/$system/${identity.productSN}/${identity.deviceSN}/`;
     const replyTopic = base + SYSTEM.passwordReply;
-    let done = false, timer: unknown , asked = false;
+    let done = false,
+      timer: unknown,
+      asked = false;
     const o = {} as RegisterOptions;
-    for (const k of Object.keys(options) as (keyof RegisterOptions)[]) if (k !== "store" && k !== "replace" && k !== "timeout" && k !== "keepProductSecret") (o as unknown as Record<string, unknown>)[k] = options[k];
+    for (const k of Object.keys(options) as (keyof RegisterOptions)[])
+      if (k !== "store" && k !== "replace" && k !== "timeout" && k !== "keepProductSecret")
+        (o as unknown as Record<string, unknown>)[k] = options[k];
 
     const finish = (error: UiotError | undefined, result?: Identity): void => {
       if (done) return;
@@ -102,18 +134,36 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
         if (asked) return;
         client.subscribe(replyTopic, 1, (error) => {
           if (done) return;
-          if (error) return finish(new UiotError("REGISTRATION_FAILED", `could not subscribe to ${replyTopic}: ${error.message}`, error));
+          if (error)
+            return finish(
+              new UiotError("REGISTRATION_FAILED", `could not subscribe to ${replyTopic}: ${error.message}`, error),
+            );
           asked = true;
-          client.publish(base + SYSTEM.password, REQUEST, { qos: 1 }, (e) => e && finish(new UiotError("REGISTRATION_FAILED", `could not send the registration request: ${e.message}`, e)));
+          client.publish(
+            base + SYSTEM.password,
+            REQUEST,
+            { qos: 1 },
+            (e) =>
+              e &&
+              finish(new UiotError("REGISTRATION_FAILED", `could not send the registration request: ${e.message}`, e)),
+          );
           timer = clock.setTimer(() => {
             timer = undefined;
-            finish(new UiotError("TIMEOUT", `no password_reply within ${timeout} ms: the platform did not answer the dynamic registration (is it switched on for the product?)`));
+            finish(
+              new UiotError(
+                "TIMEOUT",
+                `no password_reply within ${timeout} ms: the platform did not answer the dynamic registration (is it switched on for the product?)`,
+              ),
+            );
           }, timeout);
         });
       },
       onDisconnect: (error) => {
         if (done) return;
-        const text = error.code === "CONNECT_REFUSED" ? refusedText(error) : `the connection ended before the platform sent the DeviceSecret: ${error.message}`;
+        const text =
+          error.code === "CONNECT_REFUSED"
+            ? refusedText(error)
+            : `the connection ended before the platform sent the DeviceSecret: ${error.message}`;
         finish(new UiotError("REGISTRATION_FAILED", `dynamic registration of ${identity.clientId}: ${text}`, error));
       },
       onMessage: (topic, payload) => {
@@ -125,11 +175,15 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
           return finish(e as UiotError);
         }
         const id = requestIdOf(msg.RequestID);
-        if (id !== undefined && id !== "1") return log(`registration: a password_reply for RequestID ${id} was ignored`);
+        if (id !== undefined && id !== "1")
+          return log(`registration: a password_reply for RequestID ${id} was ignored`);
         const code = retCodeOf(msg.RetCode);
         if (code !== 0) {
           // The code only when it is one: nothing else of this reply is quoted (it is where the secret travels).
-          const e = new UiotError("REGISTRATION_FAILED", `dynamic registration of ${identity.clientId} refused by the platform (${code !== undefined ? `RetCode ${code}` : "no numeric RetCode"}): check that dynamic registration is on, that the DeviceSN may register, and that it has not registered before`);
+          const e = new UiotError(
+            "REGISTRATION_FAILED",
+            `dynamic registration of ${identity.clientId} refused by the platform (${code !== undefined ? `RetCode ${code}` : "no numeric RetCode"}): check that dynamic registration is on, that the DeviceSN may register, and that it has not registered before`,
+          );
           if (code !== undefined) e.retCode = code;
           return finish(e);
         }
@@ -137,15 +191,25 @@ export function register(identity: Identity, options: RegisterOptions): Promise<
         try {
           registered = identity.withDeviceSecret(checkSecret(msg.Password, "DeviceSecret"));
         } catch (e) {
-          return finish(new UiotError("REGISTRATION_FAILED", `the platform's password_reply has no usable Password: ${(e as Error).message}`, e));
+          return finish(
+            new UiotError(
+              "REGISTRATION_FAILED",
+              `the platform's password_reply has no usable Password: ${(e as Error).message}`,
+              e,
+            ),
+          );
         }
         // Persist first: nothing else may happen before the secret is safe.
         try {
           storeDeviceSecret(store, registered.revealSecret(), replace);
         } catch (e) {
           const err = e as UiotError;
-          const hard = new UiotError(err.code, `dynamic registration of ${identity.clientId} succeeded but the DeviceSecret could not be stored: ${err.message}. ` +
-            "The platform will not hand it out again: keep the device running (error.identity can still connect) and fix the config store, or the DeviceSN must be re-created in the console", err.cause);
+          const hard = new UiotError(
+            err.code,
+            `dynamic registration of ${identity.clientId} succeeded but the DeviceSecret could not be stored: ${err.message}. ` +
+              "The platform will not hand it out again: keep the device running (error.identity can still connect) and fix the config store, or the DeviceSN must be re-created in the console",
+            err.cause,
+          );
           // An UnstoredRegistration: the identity rides on the error, not enumerable.
           Object.defineProperty(hard, "identity", { value: registered, enumerable: false });
           return finish(hard);

@@ -39,15 +39,24 @@ export interface ShadowDocument {
  * reported by the platform); an object = applied these values instead (reported, and desired cleared); false or
  * nothing = not now (call shadow.accept() or shadow.report(values, { clearDesired: true }) later). */
 export type DesiredAnswer = boolean | Params | void | undefined;
-export type DesiredHandler = (desired: { [key: string]: unknown }, info: { version: number; timestamp?: number }) => DesiredAnswer | PromiseLike<DesiredAnswer>;
+export type DesiredHandler = (
+  desired: { [key: string]: unknown },
+  info: { version: number; timestamp?: number },
+) => DesiredAnswer | PromiseLike<DesiredAnswer>;
 
 export interface ShadowRequestOptions {
   /** Reply timeout for this request, ms (default: the thing's timeout). */
   timeout?: number;
 }
 
-const GET = 0, UPDATE = 1, DELETE = 2;
-const METHOD: readonly string[] = Object.freeze(['{"Method":"get"}', '{"Method":"update","State":', '{"Method":"delete","State":']);
+const GET = 0,
+  UPDATE = 1,
+  DELETE = 2;
+const METHOD: readonly string[] = Object.freeze([
+  '{"Method":"get"}',
+  '{"Method":"update","State":',
+  '{"Method":"delete","State":',
+]);
 const CONFLICT = 100026;
 
 interface Op {
@@ -136,7 +145,15 @@ export class Shadow {
    * application has not seen, and the new desired state goes to onDesired.
    */
   accept(options?: ShadowRequestOptions): Promise<number> {
-    return this.enqueue(UPDATE, '{"Desired":null}', false, "shadow update (accept desired)", options, true, this.shown) as Promise<number>;
+    return this.enqueue(
+      UPDATE,
+      '{"Desired":null}',
+      false,
+      "shadow update (accept desired)",
+      options,
+      true,
+      this.shown,
+    ) as Promise<number>;
   }
 
   /** Deletes reported keys, or (no keys) the whole reported state. Resolves with the new version. */
@@ -144,10 +161,19 @@ export class Shadow {
     let state = '{"Reported":null}';
     if (keys !== undefined) {
       const list = typeof keys === "string" ? [keys] : keys;
-      if (!Array.isArray(list) || list.length === 0) return Promise.reject(new UiotError("INVALID_VALUE", "shadow delete: give the keys to delete, or no argument to delete the whole reported state"));
+      if (!Array.isArray(list) || list.length === 0)
+        return Promise.reject(
+          new UiotError(
+            "INVALID_VALUE",
+            "shadow delete: give the keys to delete, or no argument to delete the whole reported state",
+          ),
+        );
       state = '{"Reported":{';
       for (let i = 0; i < list.length; i++) {
-        if (typeof list[i] !== "string" || list[i] === "") return Promise.reject(new UiotError("INVALID_VALUE", `shadow delete: key ${JSON.stringify(list[i])} is not a non-empty string`));
+        if (typeof list[i] !== "string" || list[i] === "")
+          return Promise.reject(
+            new UiotError("INVALID_VALUE", `shadow delete: key ${JSON.stringify(list[i])} is not a non-empty string`),
+          );
         state += (i ? "," : "") + JSON.stringify(list[i]) + ":null";
       }
       state += "}}";
@@ -181,7 +207,13 @@ export class Shadow {
   tick(now: number): void {
     const op = this.inflight;
     if (op && now >= op.deadline) {
-      this.finish(op, new UiotError("TIMEOUT", `no answer to the ${op.what} within ${op.timeout} ms: is the shadow enabled, and the device connected? (a late answer cannot be told apart from the next request's: the platform's shadow has no request id)`));
+      this.finish(
+        op,
+        new UiotError(
+          "TIMEOUT",
+          `no answer to the ${op.what} within ${op.timeout} ms: is the shadow enabled, and the device connected? (a late answer cannot be told apart from the next request's: the platform's shadow has no request id)`,
+        ),
+      );
     }
   }
 
@@ -194,13 +226,18 @@ export class Shadow {
       const op = this.inflight;
       if (!op || op.method === GET) {
         if (code !== undefined && code !== 0 && op) return this.finish(op, refused(op.what, code));
-        this.host.log("debug", `shadow: a reply (RetCode ${String(code)}) with no update or delete in flight was ignored`);
+        this.host.log(
+          "debug",
+          `shadow: a reply (RetCode ${String(code)}) with no update or delete in flight was ignored`,
+        );
         return;
       }
-      if (code === undefined) return this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the platform's reply has no RetCode`));
+      if (code === undefined)
+        return this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the platform's reply has no RetCode`));
       if (code === CONFLICT) return this.conflict(version, payload);
       if (code !== 0) return this.finish(op, refused(op.what, code));
-      if (version === undefined) return this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the platform's reply has no int32 Version`));
+      if (version === undefined)
+        return this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the platform's reply has no int32 Version`));
       this.known = version;
       if (!op.reset) this.rebase(op.sentAt, version);
       return this.finish(op, undefined, version);
@@ -208,13 +245,24 @@ export class Shadow {
     if (msg.Method === "control") {
       if (code === CONFLICT) return this.conflict(version, payload);
       if (code !== undefined && code !== 0) return this.host.report(refused("shadow control message", code));
-      if (version !== undefined && (this.known === undefined || newerVersion(version, this.known))) this.known = version;
+      if (version !== undefined && (this.known === undefined || newerVersion(version, this.known)))
+        this.known = version;
       const state = payload && isObject(payload.State) ? payload.State : undefined;
-      if (!state || !isObject(state.Desired)) return this.host.report(new UiotError("BAD_PAYLOAD", "shadow control message without Payload.State.Desired"));
-      this.desired(state.Desired, version ?? this.known ?? 0, typeof msg.Timestamp === "number" ? msg.Timestamp : undefined);
+      if (!state || !isObject(state.Desired))
+        return this.host.report(new UiotError("BAD_PAYLOAD", "shadow control message without Payload.State.Desired"));
+      this.desired(
+        state.Desired,
+        version ?? this.known ?? 0,
+        typeof msg.Timestamp === "number" ? msg.Timestamp : undefined,
+      );
       return;
     }
-    this.host.report(new UiotError("BAD_PAYLOAD", `shadow/downstream message with Method ${JSON.stringify(msg.Method)}: expected "reply" or "control"`));
+    this.host.report(
+      new UiotError(
+        "BAD_PAYLOAD",
+        `shadow/downstream message with Method ${JSON.stringify(msg.Method)}: expected "reply" or "control"`,
+      ),
+    );
   }
 
   /** The document on shadow/get_reply. */
@@ -241,7 +289,10 @@ export class Shadow {
     const doc: ShadowDocument = {
       reported: isObject(state.Reported) ? state.Reported : {},
       desired: isObject(state.Desired) ? state.Desired : {},
-      metadata: { reported: isObject(meta.Reported) ? meta.Reported : {}, desired: isObject(meta.Desired) ? meta.Desired : {} },
+      metadata: {
+        reported: isObject(meta.Reported) ? meta.Reported : {},
+        desired: isObject(meta.Desired) ? meta.Desired : {},
+      },
       timestamp: typeof msg.Timestamp === "number" ? msg.Timestamp : 0,
       version,
     };
@@ -260,26 +311,60 @@ export class Shadow {
 
   // ---- internals ----
 
-  private reportAccepting(reported: Params, options: ShadowRequestOptions | undefined, clears: boolean, accepts: Seen | undefined): Promise<number> {
+  private reportAccepting(
+    reported: Params,
+    options: ShadowRequestOptions | undefined,
+    clears: boolean,
+    accepts: Seen | undefined,
+  ): Promise<number> {
     let state: string;
     try {
-      state = '{"Reported":' + objectJson(reported as { [key: string]: unknown }, false, "shadow report", 1, 0) + (clears ? ',"Desired":null}' : "}");
-      if (state.startsWith('{"Reported":{}')) throw new UiotError("INVALID_VALUE", "shadow report: nothing to report (an empty object)");
+      state =
+        '{"Reported":' +
+        objectJson(reported as { [key: string]: unknown }, false, "shadow report", 1, 0) +
+        (clears ? ',"Desired":null}' : "}");
+      if (state.startsWith('{"Reported":{}'))
+        throw new UiotError("INVALID_VALUE", "shadow report: nothing to report (an empty object)");
     } catch (e) {
       return Promise.reject(e);
     }
     return this.enqueue(UPDATE, state, false, "shadow update", options, clears, accepts) as Promise<number>;
   }
 
-  private enqueue(method: number, state: string, reset: boolean, what: string, options: ShadowRequestOptions | undefined,
-    clears = false, accepts?: Seen): Promise<unknown> {
+  private enqueue(
+    method: number,
+    state: string,
+    reset: boolean,
+    what: string,
+    options: ShadowRequestOptions | undefined,
+    clears = false,
+    accepts?: Seen,
+  ): Promise<unknown> {
     if (this.closed) return Promise.reject(this.closed);
     if (this.inflight && this.queue.length >= this.max)
-      return Promise.reject(new UiotError("BUSY", `${what}: ${this.queue.length} shadow requests already wait behind the one in flight (the platform's shadow takes one at a time): wait for them, or raise shadowQueue`));
+      return Promise.reject(
+        new UiotError(
+          "BUSY",
+          `${what}: ${this.queue.length} shadow requests already wait behind the one in flight (the platform's shadow takes one at a time): wait for them, or raise shadowQueue`,
+        ),
+      );
     const timeout = options?.timeout ?? this.host.timeout;
     let op: Op | undefined;
     const promise = new Promise((resolve, reject) => {
-      op = { method, state, reset, what, retried: false, clears, accepts, sentAt: 0, timeout, deadline: 0, resolve, reject };
+      op = {
+        method,
+        state,
+        reset,
+        what,
+        retried: false,
+        clears,
+        accepts,
+        sentAt: 0,
+        timeout,
+        deadline: 0,
+        resolve,
+        reject,
+      };
     });
     // sent after the Promise's executor has returned: two frames less on the XS stack under the publish
     if (this.inflight) this.queue.push(op as Op);
@@ -290,14 +375,15 @@ export class Shadow {
   private send(op: Op): void {
     this.inflight = op;
     op.deadline = this.host.now() + op.timeout;
-    let payload: string, topic = this.host.shadowUpstream;
+    let payload: string,
+      topic = this.host.shadowUpstream;
     if (op.method === GET) {
       payload = METHOD[GET];
       topic = this.host.shadowGet;
     } else {
       // An acceptance goes first with the version its desired state had when the application saw it, so that the
       // platform refuses it (100026) if the desired state changed since; a retry goes with the version re-aligned to.
-      op.sentAt = op.reset ? -1 : op.accepts && !op.retried ? op.accepts.version : this.known ?? 0;
+      op.sentAt = op.reset ? -1 : op.accepts && !op.retried ? op.accepts.version : (this.known ?? 0);
       payload = METHOD[op.method] + op.state + ',"Version":' + String(op.sentAt) + "}";
     }
     this.host.changed();
@@ -311,25 +397,47 @@ export class Shadow {
     const op = this.inflight;
     const state = payload && isObject(payload.State) ? payload.State : undefined;
     if (op && op.method !== GET) {
-      if (version === undefined) this.finish(op, new UiotError("BAD_PAYLOAD", `${op.what}: the version-conflict answer has no int32 Version to re-align to`));
+      if (version === undefined)
+        this.finish(
+          op,
+          new UiotError("BAD_PAYLOAD", `${op.what}: the version-conflict answer has no int32 Version to re-align to`),
+        );
       else if (op.clears && op.accepts && !(state && sameJson(state.Desired, op.accepts.desired))) {
         // Retrying would clear (and have the platform copy into Reported) desired values the application never accepted.
-        const e = new UiotError("VERSION_CONFLICT", `${op.what}: the desired state changed on the platform (now version ${version}) while this device was accepting it: not retried, so desired values the application has not seen are not cleared; the new desired state goes to shadow.onDesired`);
+        const e = new UiotError(
+          "VERSION_CONFLICT",
+          `${op.what}: the desired state changed on the platform (now version ${version}) while this device was accepting it: not retried, so desired values the application has not seen are not cleared; the new desired state goes to shadow.onDesired`,
+        );
         e.retCode = CONFLICT;
         this.finish(op, e);
       } else if (!op.retried) {
         op.retried = true;
-        this.host.log("info", `${op.what}: version conflict, re-aligned to the platform's version ${version} and retrying once`);
+        this.host.log(
+          "info",
+          `${op.what}: version conflict, re-aligned to the platform's version ${version} and retrying once`,
+        );
         this.send(op);
       } else {
-        const e = new UiotError("VERSION_CONFLICT", `${op.what}: the shadow changed on the platform again while retrying (now version ${version}): get the shadow and decide again`);
+        const e = new UiotError(
+          "VERSION_CONFLICT",
+          `${op.what}: the shadow changed on the platform again while retrying (now version ${version}): get the shadow and decide again`,
+        );
         e.retCode = CONFLICT;
         this.finish(op, e);
       }
-    } else this.host.log("debug", `shadow: a version conflict answer with nothing in flight: re-aligned to version ${String(version)}`);
+    } else
+      this.host.log(
+        "debug",
+        `shadow: a version conflict answer with nothing in flight: re-aligned to version ${String(version)}`,
+      );
     // The full state came along: desired values the device has not seen yet go to the application too.
     const v = this.known ?? 0;
-    if (state && isObject(state.Desired) && Object.keys(state.Desired).length && (this.desiredSeen === undefined || newerVersion(v, this.desiredSeen)))
+    if (
+      state &&
+      isObject(state.Desired) &&
+      Object.keys(state.Desired).length &&
+      (this.desiredSeen === undefined || newerVersion(v, this.desiredSeen))
+    )
       this.desired(state.Desired, v, undefined);
   }
 
@@ -337,7 +445,12 @@ export class Shadow {
     this.desiredSeen = version;
     const h = this.handler;
     if (!h) {
-      this.host.report(new UiotError("NO_HANDLER", "desired shadow values arrived but no shadow.onDesired handler is set: they stay desired on the platform"));
+      this.host.report(
+        new UiotError(
+          "NO_HANDLER",
+          "desired shadow values arrived but no shadow.onDesired handler is set: they stay desired on the platform",
+        ),
+      );
       return;
     }
     this.shown = { desired, version };
@@ -349,7 +462,11 @@ export class Shadow {
       return;
     }
     if (r && typeof (r as PromiseLike<DesiredAnswer>).then === "function")
-      (r as PromiseLike<DesiredAnswer>).then((a) => this.answer(a, { desired, version }), (e: unknown) => this.host.report(new UiotError("CALLBACK_ERROR", `the shadow.onDesired handler failed: ${String(e)}`, e)));
+      (r as PromiseLike<DesiredAnswer>).then(
+        (a) => this.answer(a, { desired, version }),
+        (e: unknown) =>
+          this.host.report(new UiotError("CALLBACK_ERROR", `the shadow.onDesired handler failed: ${String(e)}`, e)),
+      );
     else this.answer(r as DesiredAnswer, { desired, version });
   }
 
@@ -393,10 +510,19 @@ function sameJson(a: unknown, b: unknown): boolean {
   // (MAX_PAYLOAD_DEPTH), but each level of recursion would cost XS stack a board does not have.
   const pairs: unknown[] = [a, b];
   while (pairs.length) {
-    const y = pairs.pop(), x = pairs.pop();
+    const y = pairs.pop(),
+      x = pairs.pop();
     if (x === y) continue;
-    if (typeof x !== "object" || typeof y !== "object" || x === null || y === null || Array.isArray(x) !== Array.isArray(y)) return false;
-    const p = x as { [key: string]: unknown }, q = y as { [key: string]: unknown };
+    if (
+      typeof x !== "object" ||
+      typeof y !== "object" ||
+      x === null ||
+      y === null ||
+      Array.isArray(x) !== Array.isArray(y)
+    )
+      return false;
+    const p = x as { [key: string]: unknown },
+      q = y as { [key: string]: unknown };
     const keys = Object.keys(p);
     if (keys.length !== Object.keys(q).length) return false;
     for (let i = 0; i < keys.length; i++) {

@@ -13,7 +13,18 @@ import { MqttError } from "../mqtt/errors";
 import type { Message } from "../mqtt/session";
 import type { Clock, LogLevel } from "../host";
 import { UiotError, refused } from "./errors";
-import { checkIdentifier, isObject, LIMITS, objectJson, parseObject, requestIdOf, retCodeOf, timeOf, valueJson, type Params } from "./json";
+import {
+  checkIdentifier,
+  isObject,
+  LIMITS,
+  objectJson,
+  parseObject,
+  requestIdOf,
+  retCodeOf,
+  timeOf,
+  valueJson,
+  type Params,
+} from "./json";
 import { OtaAgent, type OtaOptions, type OtaPort } from "./ota";
 import { UIOT_COMMAND_WINDOW } from "./platform";
 import { Shadow, type ShadowHost } from "./shadow";
@@ -54,13 +65,20 @@ export interface PostOptions extends RequestOptions {
 /** RetCode for the platform; 0 = success. Anything else is a failure the platform shows to the caller. */
 export type RetCode = number;
 /** A property set from the platform: plain values (booleans arrive as 0/1, dates as ms). Return the RetCode. */
-export type SetHandler = (properties: { [identifier: string]: unknown }, requestId: string) => RetCode | void | PromiseLike<RetCode | void>;
+export type SetHandler = (
+  properties: { [identifier: string]: unknown },
+  requestId: string,
+) => RetCode | void | PromiseLike<RetCode | void>;
 export interface CommandResult {
   /** Default 0. */
   retCode?: RetCode;
   output?: Params;
 }
-export type CommandHandler = (input: { [identifier: string]: unknown }, requestId: string, identifier: string) => CommandResult | void | PromiseLike<CommandResult | void>;
+export type CommandHandler = (
+  input: { [identifier: string]: unknown },
+  requestId: string,
+  identifier: string,
+) => CommandResult | void | PromiseLike<CommandResult | void>;
 
 export interface Restored {
   /** ms since 1970, when the platform last got the properties. */
@@ -73,8 +91,21 @@ export type DesiredValues = { [identifier: string]: { value: unknown; version: n
 export const FAILED: RetCode = -1;
 
 const Q1 = Object.freeze({ qos: 1 as const });
-const POST = 1, RESTORE = 2, DESIRED_GET = 3, DESIRED_DELETE = 4, EVENT = 5, TEMPLATE = 6;
-const WHAT: readonly string[] = Object.freeze(["", "property post", "property restore", "desired get", "desired delete", "event post", "template get"]);
+const POST = 1,
+  RESTORE = 2,
+  DESIRED_GET = 3,
+  DESIRED_DELETE = 4,
+  EVENT = 5,
+  TEMPLATE = 6;
+const WHAT: readonly string[] = Object.freeze([
+  "",
+  "property post",
+  "property restore",
+  "desired get",
+  "desired delete",
+  "event post",
+  "template get",
+]);
 
 interface Pending {
   kind: number;
@@ -92,7 +123,11 @@ interface Running {
 }
 
 /** The system topics the thing reads: thing-model replies route to their request kind (1..6). */
-const R_SHADOW = 7, R_SHADOW_GET = 8, R_SET = 9, R_COMMAND = 10, R_OTA = 11;
+const R_SHADOW = 7,
+  R_SHADOW_GET = 8,
+  R_SET = 9,
+  R_COMMAND = 10,
+  R_OTA = 11;
 const ROUTES: ReadonlyMap<string, number> = new Map([
   [S.shadowDownstream, R_SHADOW],
   [S.shadowGetReply, R_SHADOW_GET],
@@ -147,7 +182,11 @@ export class Thing {
   private started = false;
   private closed = false;
 
-  constructor(client: Client, identity: { readonly productSN: string; readonly deviceSN: string }, options: ThingOptions) {
+  constructor(
+    client: Client,
+    identity: { readonly productSN: string; readonly deviceSN: string },
+    options: ThingOptions,
+  ) {
     this.client = client;
     this.clock = options.clock;
     this.timeout = options.timeout ?? 5000;
@@ -182,7 +221,17 @@ export class Thing {
     const f: string[] = [];
     if (this.subscribeShadow) f.push(this.base + S.shadowDownstream, this.base + S.shadowGetReply);
     if (this.subscribeModel)
-      for (const s of [S.postReply, S.set, S.restoreReply, S.desiredGetReply, S.desiredDeleteReply, S.eventReply, S.command, S.templateReply]) f.push(this.base + s);
+      for (const s of [
+        S.postReply,
+        S.set,
+        S.restoreReply,
+        S.desiredGetReply,
+        S.desiredDeleteReply,
+        S.eventReply,
+        S.command,
+        S.templateReply,
+      ])
+        f.push(this.base + s);
     if (this.ota) f.push(this.base + S.otaDownstream);
     return f;
   }
@@ -218,8 +267,13 @@ export class Thing {
   post(properties: Params, options?: PostOptions): Promise<void> {
     return this.request(POST, S.post, options, (id) => {
       const keys = Object.keys(properties ?? {});
-      if (!isObject(properties) || keys.length === 0) throw new UiotError("INVALID_VALUE", "property post: give at least one property");
-      if (keys.length > LIMITS.properties) throw new UiotError("INVALID_VALUE", `property post: ${keys.length} properties; a product has at most ${LIMITS.properties}`);
+      if (!isObject(properties) || keys.length === 0)
+        throw new UiotError("INVALID_VALUE", "property post: give at least one property");
+      if (keys.length > LIMITS.properties)
+        throw new UiotError(
+          "INVALID_VALUE",
+          `property post: ${keys.length} properties; a product has at most ${LIMITS.properties}`,
+        );
       const time = options?.time !== undefined ? ',"Time":' + String(timeOf(options.time, "property post")) + "}" : "}";
       let s = '{"RequestID":' + JSON.stringify(id) + ',"Property":{';
       for (let i = 0; i < keys.length; i++) {
@@ -234,7 +288,13 @@ export class Thing {
   event(identifier: string, output: Params = {}, options?: PostOptions): Promise<void> {
     return this.request(EVENT, S.event, options, (id) => {
       checkIdentifier(identifier, "event");
-      let s = '{"RequestID":' + JSON.stringify(id) + ',"Identifier":"' + identifier + '","Output":' + paramsJson(output, `event ${identifier} output`);
+      let s =
+        '{"RequestID":' +
+        JSON.stringify(id) +
+        ',"Identifier":"' +
+        identifier +
+        '","Output":' +
+        paramsJson(output, `event ${identifier} output`);
       if (options?.time !== undefined) s += ',"Time":' + String(timeOf(options.time, `event ${identifier}`));
       return s + "}";
     }) as Promise<void>;
@@ -251,7 +311,8 @@ export class Thing {
       if (!Array.isArray(identifiers) || identifiers.length === 0 || identifiers.length > LIMITS.properties)
         throw new UiotError("INVALID_VALUE", `desired get: give 1 to ${LIMITS.properties} property identifiers`);
       let s = '{"RequestID":' + JSON.stringify(id) + ',"Require":[';
-      for (let i = 0; i < identifiers.length; i++) s += (i ? "," : "") + '"' + checkIdentifier(identifiers[i], "property") + '"';
+      for (let i = 0; i < identifiers.length; i++)
+        s += (i ? "," : "") + '"' + checkIdentifier(identifiers[i], "property") + '"';
       return s + "]}";
     }) as Promise<DesiredValues>;
   }
@@ -260,11 +321,20 @@ export class Thing {
   deleteDesired(versions: { readonly [identifier: string]: number }, options?: RequestOptions): Promise<void> {
     return this.request(DESIRED_DELETE, S.desiredDelete, options, (id) => {
       const keys = isObject(versions) ? Object.keys(versions) : [];
-      if (keys.length === 0 || keys.length > LIMITS.properties) throw new UiotError("INVALID_VALUE", `desired delete: give 1 to ${LIMITS.properties} identifier: version pairs`);
+      if (keys.length === 0 || keys.length > LIMITS.properties)
+        throw new UiotError(
+          "INVALID_VALUE",
+          `desired delete: give 1 to ${LIMITS.properties} identifier: version pairs`,
+        );
       let s = '{"RequestID":' + JSON.stringify(id) + ',"Delete":{';
       for (let i = 0; i < keys.length; i++) {
-        const k = checkIdentifier(keys[i], "property"), v = versions[k];
-        if (!Number.isInteger(v)) throw new UiotError("INVALID_VALUE", `desired delete: the version of ${k} must be an integer (from thing.desired())`);
+        const k = checkIdentifier(keys[i], "property"),
+          v = versions[k];
+        if (!Number.isInteger(v))
+          throw new UiotError(
+            "INVALID_VALUE",
+            `desired delete: the version of ${k} must be an integer (from thing.desired())`,
+          );
         s += (i ? "," : "") + '"' + k + '":{"Version":' + String(v) + "}";
       }
       return s + "}}";
@@ -292,7 +362,11 @@ export class Thing {
 
   /** Requests waiting for the platform (thing model) and commands being handled. */
   get busy(): { pending: number; commands: number; shadowQueued: number } {
-    return { pending: this.pending ? this.pending.size : 0, commands: this.running ? this.running.size : 0, shadowQueued: this.shadow.queued };
+    return {
+      pending: this.pending ? this.pending.size : 0,
+      commands: this.running ? this.running.size : 0,
+      shadowQueued: this.shadow.queued,
+    };
   }
 
   // ---- internals ----
@@ -324,12 +398,22 @@ export class Thing {
     }
   }
 
-  private request(kind: number, suffix: string, options: RequestOptions | undefined, build: (id: string) => string): Promise<unknown> {
+  private request(
+    kind: number,
+    suffix: string,
+    options: RequestOptions | undefined,
+    build: (id: string) => string,
+  ): Promise<unknown> {
     const what = WHAT[kind];
     if (this.closed) return Promise.reject(new UiotError("CLOSED", `${what}: the thing was stopped`));
     const pending = this.pending ?? (this.pending = new Map());
     if (pending.size >= this.maxPending)
-      return Promise.reject(new UiotError("BUSY", `${what}: ${pending.size} requests already await the platform's reply: wait for some, or raise maxPending`));
+      return Promise.reject(
+        new UiotError(
+          "BUSY",
+          `${what}: ${pending.size} requests already await the platform's reply: wait for some, or raise maxPending`,
+        ),
+      );
     const id = this.nextId();
     let payload: string;
     try {
@@ -365,29 +449,39 @@ export class Thing {
 
   // The two functions the thing hands out (the client's onMessage, the clock's timer callback) are closures that
   // only call methods: a closure costs heap slots per instance, its body nothing more when it is this short.
-  private handle = (topic: string, payload: Uint8Array, message: Message): unknown => this.route(topic, payload, message);
+  private handle = (topic: string, payload: Uint8Array, message: Message): unknown =>
+    this.route(topic, payload, message);
   private tick = (): void => this.expire();
 
   private route(topic: string, payload: Uint8Array, message: Message): unknown {
     const suffix = startsWith.call(topic, this.base) ? substring.call(topic, this.baseLength) : undefined;
     const route = suffix === undefined ? undefined : ROUTES.get(suffix);
     // ota/downstream is the thing's only when it updates firmware; otherwise the application's, like any topic
-    if (route === undefined || (route === R_OTA && !this.ota)) return this.previous ? this.previous(topic, payload, message) : undefined;
+    if (route === undefined || (route === R_OTA && !this.ota))
+      return this.previous ? this.previous(topic, payload, message) : undefined;
     let msg: { [key: string]: unknown };
     try {
       msg = parseObject(payload, suffix as string);
     } catch (e) {
       this.report(e as UiotError);
       if (route === R_SET || route === R_COMMAND)
-        this.logger("warn", `an unreadable ${route === R_SET ? "property set" : "command"} (${payload.length} bytes) was not answered: it has no RequestID the device could read`);
+        this.logger(
+          "warn",
+          `an unreadable ${route === R_SET ? "property set" : "command"} (${payload.length} bytes) was not answered: it has no RequestID the device could read`,
+        );
       return undefined;
     }
     switch (route) {
-      case R_SHADOW: return this.shadow.downstream(msg);
-      case R_SHADOW_GET: return this.shadow.getReply(msg);
-      case R_SET: return this.set(msg);
-      case R_COMMAND: return this.command(msg);
-      case R_OTA: return this.ota ? this.ota.downstream(msg) : undefined;
+      case R_SHADOW:
+        return this.shadow.downstream(msg);
+      case R_SHADOW_GET:
+        return this.shadow.getReply(msg);
+      case R_SET:
+        return this.set(msg);
+      case R_COMMAND:
+        return this.command(msg);
+      case R_OTA:
+        return this.ota ? this.ota.downstream(msg) : undefined;
     }
     return this.reply(route, msg);
   }
@@ -396,7 +490,10 @@ export class Thing {
     const id = requestIdOf(msg.RequestID);
     const p = id !== undefined && this.pending ? this.pending.get(id) : undefined;
     if (!p || p.kind !== kind) {
-      this.logger("debug", `${WHAT[kind]} reply for RequestID ${String(id)} matches no request waiting (timed out, or not ours)`);
+      this.logger(
+        "debug",
+        `${WHAT[kind]} reply for RequestID ${String(id)} matches no request waiting (timed out, or not ours)`,
+      );
       return;
     }
     (this.pending as Map<string, Pending>).delete(id as string);
@@ -414,9 +511,14 @@ export class Thing {
         const src = isObject(msg.Property) ? msg.Property : {};
         for (const k of Object.keys(src)) {
           const v = src[k];
-          props[k] = isObject(v) ? { value: v.Value, time: typeof v.Time === "number" ? v.Time : undefined } : { value: v };
+          props[k] = isObject(v)
+            ? { value: v.Value, time: typeof v.Time === "number" ? v.Time : undefined }
+            : { value: v };
         }
-        return p.resolve({ latestUpdateTime: typeof msg.LatestUpdateTime === "number" ? msg.LatestUpdateTime : undefined, properties: props });
+        return p.resolve({
+          latestUpdateTime: typeof msg.LatestUpdateTime === "number" ? msg.LatestUpdateTime : undefined,
+          properties: props,
+        });
       }
       case DESIRED_GET: {
         const out: DesiredValues = {};
@@ -435,29 +537,52 @@ export class Thing {
 
   private set(msg: { [key: string]: unknown }): unknown {
     const id = requestIdOf(msg.RequestID);
-    if (id === undefined) return this.report(new UiotError("BAD_PAYLOAD", "property set without a RequestID: not answered"));
+    if (id === undefined)
+      return this.report(new UiotError("BAD_PAYLOAD", "property set without a RequestID: not answered"));
     const h = this.setHandler;
     if (!isObject(msg.Property)) {
-      this.report(new UiotError("BAD_PAYLOAD", `property set ${id} without a Property object: answered RetCode ${FAILED}`));
+      this.report(
+        new UiotError("BAD_PAYLOAD", `property set ${id} without a Property object: answered RetCode ${FAILED}`),
+      );
       return this.setReply(id, FAILED);
     }
     if (!h) {
-      this.report(new UiotError("NO_HANDLER", `property set ${id} arrived but no onSet handler is set: answered RetCode ${FAILED}`));
+      this.report(
+        new UiotError(
+          "NO_HANDLER",
+          `property set ${id} arrived but no onSet handler is set: answered RetCode ${FAILED}`,
+        ),
+      );
       return this.setReply(id, FAILED);
     }
     let r: RetCode | void | PromiseLike<RetCode | void>;
     try {
       r = h(msg.Property, id);
     } catch (e) {
-      this.report(new UiotError("CALLBACK_ERROR", `the onSet handler threw for property set ${id}: ${String(e)}; answered RetCode ${FAILED}`, e));
+      this.report(
+        new UiotError(
+          "CALLBACK_ERROR",
+          `the onSet handler threw for property set ${id}: ${String(e)}; answered RetCode ${FAILED}`,
+          e,
+        ),
+      );
       return this.setReply(id, FAILED);
     }
     if (r && typeof (r as PromiseLike<RetCode>).then === "function") {
       // Returned to the client: the PUBACK waits until the answer is queued.
-      return (r as PromiseLike<RetCode | void>).then((code) => this.setReply(id, this.retCode(code, "onSet")), (e: unknown) => {
-        this.report(new UiotError("CALLBACK_ERROR", `the onSet handler failed for property set ${id}: ${String(e)}; answered RetCode ${FAILED}`, e));
-        this.setReply(id, FAILED);
-      });
+      return (r as PromiseLike<RetCode | void>).then(
+        (code) => this.setReply(id, this.retCode(code, "onSet")),
+        (e: unknown) => {
+          this.report(
+            new UiotError(
+              "CALLBACK_ERROR",
+              `the onSet handler failed for property set ${id}: ${String(e)}; answered RetCode ${FAILED}`,
+              e,
+            ),
+          );
+          this.setReply(id, FAILED);
+        },
+      );
     }
     this.setReply(id, this.retCode(r as RetCode | void, "onSet"));
     return undefined;
@@ -465,13 +590,22 @@ export class Thing {
 
   private setReply(id: string, code: RetCode): void {
     if (this.closed) return;
-    this.publish(this.base + S.setReply, '{"RequestID":' + JSON.stringify(id) + ',"RetCode":' + String(code) + "}", (e) => this.report(e));
+    this.publish(
+      this.base + S.setReply,
+      '{"RequestID":' + JSON.stringify(id) + ',"RetCode":' + String(code) + "}",
+      (e) => this.report(e),
+    );
   }
 
   private retCode(code: unknown, handler: string): RetCode {
     if (code === undefined) return 0;
     if (typeof code === "number" && Number.isInteger(code)) return code;
-    this.report(new UiotError("CALLBACK_ERROR", `the ${handler} handler returned ${JSON.stringify(code)}, not an integer RetCode: answered ${FAILED}`));
+    this.report(
+      new UiotError(
+        "CALLBACK_ERROR",
+        `the ${handler} handler returned ${JSON.stringify(code)}, not an integer RetCode: answered ${FAILED}`,
+      ),
+    );
     return FAILED;
   }
 
@@ -480,15 +614,25 @@ export class Thing {
     if (id === undefined) return this.report(new UiotError("BAD_PAYLOAD", "command without a RequestID: not answered"));
     const identifier = typeof msg.Identifier === "string" ? msg.Identifier : "";
     const input = isObject(msg.Input) ? msg.Input : {};
-    const h = this.commands ? this.commands.get(identifier) ?? this.commands.get("*") : undefined;
+    const h = this.commands ? (this.commands.get(identifier) ?? this.commands.get("*")) : undefined;
     const received = this.clock.now();
     if (!h) {
-      this.report(new UiotError("NO_HANDLER", `command ${JSON.stringify(identifier)} (RequestID ${id}) has no onCommand handler: answered RetCode ${FAILED}`));
+      this.report(
+        new UiotError(
+          "NO_HANDLER",
+          `command ${JSON.stringify(identifier)} (RequestID ${id}) has no onCommand handler: answered RetCode ${FAILED}`,
+        ),
+      );
       return this.commandReply(id, identifier, received, { retCode: FAILED });
     }
     const running = this.running ?? (this.running = new Map());
     if (running.size >= this.maxCommands) {
-      this.report(new UiotError("BUSY", `command ${JSON.stringify(identifier)} (RequestID ${id}): ${running.size} commands are still being handled: answered RetCode ${FAILED}`));
+      this.report(
+        new UiotError(
+          "BUSY",
+          `command ${JSON.stringify(identifier)} (RequestID ${id}): ${running.size} commands are still being handled: answered RetCode ${FAILED}`,
+        ),
+      );
       return this.commandReply(id, identifier, received, { retCode: FAILED });
     }
     running.set(id, { identifier, received, deadline: received + UIOT_COMMAND_WINDOW });
@@ -497,14 +641,29 @@ export class Thing {
     try {
       r = h(input, id, identifier);
     } catch (e) {
-      this.report(new UiotError("CALLBACK_ERROR", `the onCommand handler threw for ${JSON.stringify(identifier)} (RequestID ${id}): ${String(e)}; answered RetCode ${FAILED}`, e));
+      this.report(
+        new UiotError(
+          "CALLBACK_ERROR",
+          `the onCommand handler threw for ${JSON.stringify(identifier)} (RequestID ${id}): ${String(e)}; answered RetCode ${FAILED}`,
+          e,
+        ),
+      );
       return this.commandReply(id, identifier, received, { retCode: FAILED });
     }
     if (r && typeof (r as PromiseLike<CommandResult>).then === "function") {
-      return (r as PromiseLike<CommandResult | void>).then((res) => this.commandReply(id, identifier, received, res), (e: unknown) => {
-        this.report(new UiotError("CALLBACK_ERROR", `the onCommand handler failed for ${JSON.stringify(identifier)} (RequestID ${id}): ${String(e)}; answered RetCode ${FAILED}`, e));
-        this.commandReply(id, identifier, received, { retCode: FAILED });
-      });
+      return (r as PromiseLike<CommandResult | void>).then(
+        (res) => this.commandReply(id, identifier, received, res),
+        (e: unknown) => {
+          this.report(
+            new UiotError(
+              "CALLBACK_ERROR",
+              `the onCommand handler failed for ${JSON.stringify(identifier)} (RequestID ${id}): ${String(e)}; answered RetCode ${FAILED}`,
+              e,
+            ),
+          );
+          this.commandReply(id, identifier, received, { retCode: FAILED });
+        },
+      );
     }
     this.commandReply(id, identifier, received, r as CommandResult | void);
     return undefined;
@@ -529,7 +688,16 @@ export class Thing {
         code = FAILED;
       }
     }
-    const payload = '{"RetCode":' + String(code) + ',"RequestID":' + JSON.stringify(id) + ',"Identifier":' + JSON.stringify(identifier) + ',"Output":' + output + "}";
+    const payload =
+      '{"RetCode":' +
+      String(code) +
+      ',"RequestID":' +
+      JSON.stringify(id) +
+      ',"Identifier":' +
+      JSON.stringify(identifier) +
+      ',"Output":' +
+      output +
+      "}";
     this.publish(this.base + S.commandReply + id, payload, (e) => this.report(e));
   }
 
@@ -540,7 +708,12 @@ export class Thing {
   }
 
   private late(id: string, identifier: string, elapsed: number): void {
-    this.report(new UiotError("COMMAND_LATE", `command ${JSON.stringify(identifier)} (RequestID ${id}) was not answered within the platform's ${UIOT_COMMAND_WINDOW} ms (${elapsed} ms so far): the platform has already told the caller "Command timeout" (RetCode 100040). The answer is still sent when the handler finishes, for asynchronous commands; answer synchronous commands faster, or answer at once and report the outcome as an event`));
+    this.report(
+      new UiotError(
+        "COMMAND_LATE",
+        `command ${JSON.stringify(identifier)} (RequestID ${id}) was not answered within the platform's ${UIOT_COMMAND_WINDOW} ms (${elapsed} ms so far): the platform has already told the caller "Command timeout" (RetCode 100040). The answer is still sent when the handler finishes, for asynchronous commands; answer synchronous commands faster, or answer at once and report the outcome as an event`,
+      ),
+    );
   }
 
   /** @internal Deadlines changed: the timer is armed for the earliest. */
@@ -563,22 +736,32 @@ export class Thing {
     this.timerAt = -1;
     if (this.closed) return;
     const now = this.clock.now();
-    const pending = this.pending, running = this.running;
-    if (pending?.size) for (const [id, p] of pending) {
-      if (now < p.deadline) continue;
-      pending.delete(id);
-      const state = this.client.state;
-      p.reject(new UiotError("TIMEOUT", `no ${p.what} reply from the platform within ${p.timeout} ms (RequestID ${id})` +
-        (state === "connected" ? "" : `; the client is ${state}: the request waits in the outbox and may still be sent, but its reply will be ignored`)));
-    }
-    if (running?.size) for (const [id, r] of running) {
-      if (now < r.deadline) continue;
-      running.delete(id);
-      const late = this.lateIds ?? (this.lateIds = []);
-      if (late.length >= this.maxCommands) late.shift();
-      late.push(id);
-      this.late(id, r.identifier, now - r.received);
-    }
+    const pending = this.pending,
+      running = this.running;
+    if (pending?.size)
+      for (const [id, p] of pending) {
+        if (now < p.deadline) continue;
+        pending.delete(id);
+        const state = this.client.state;
+        p.reject(
+          new UiotError(
+            "TIMEOUT",
+            `no ${p.what} reply from the platform within ${p.timeout} ms (RequestID ${id})` +
+              (state === "connected"
+                ? ""
+                : `; the client is ${state}: the request waits in the outbox and may still be sent, but its reply will be ignored`),
+          ),
+        );
+      }
+    if (running?.size)
+      for (const [id, r] of running) {
+        if (now < r.deadline) continue;
+        running.delete(id);
+        const late = this.lateIds ?? (this.lateIds = []);
+        if (late.length >= this.maxCommands) late.shift();
+        late.push(id);
+        this.late(id, r.identifier, now - r.received);
+      }
     this.shadow.tick(now);
     this.arm();
   }

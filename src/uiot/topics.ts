@@ -111,15 +111,20 @@ export class TopicGuard {
     if (topic.startsWith(this.custom)) {
       this.checkLevels(topic, this.custom.length, subscribe);
       const rest = topic.length - this.custom.length;
-      if (subscribe && rest === 6 && topic.endsWith("upload")) refuse(`${topic} is for publishing (device to cloud): the device may not subscribe to it`);
-      if (!subscribe && rest === 3 && topic.endsWith("set")) refuse(`${topic} is for subscribing (cloud to device): the device may not publish to it`);
+      if (subscribe && rest === 6 && topic.endsWith("upload"))
+        refuse(`${topic} is for publishing (device to cloud): the device may not subscribe to it`);
+      if (!subscribe && rest === 3 && topic.endsWith("set"))
+        refuse(`${topic} is for subscribing (cloud to device): the device may not publish to it`);
       return;
     }
     if (topic.startsWith(this.broadcast)) {
-      if (!subscribe) refuse(`broadcast topics (${this.broadcast}...) are subscribe-only: the device may not publish to ${topic}`);
+      if (!subscribe)
+        refuse(`broadcast topics (${this.broadcast}...) are subscribe-only: the device may not publish to ${topic}`);
       return this.checkLevels(topic, this.broadcast.length, subscribe);
     }
-    refuse(`"${topic}" is outside this device's topics: a device may use only ${this.custom}..., ${this.system}... and (subscribe only) ${this.broadcast}...`);
+    refuse(
+      `"${topic}" is outside this device's topics: a device may use only ${this.custom}..., ${this.system}... and (subscribe only) ${this.broadcast}...`,
+    );
   }
 
   private checkSystem(topic: string, subscribe: boolean): void {
@@ -129,25 +134,30 @@ export class TopicGuard {
     let dir = SYSTEM_TOPICS.get(suffix);
     if (dir === undefined && suffix.startsWith(COMMAND_REPLY)) {
       const id = suffix.length - COMMAND_REPLY.length;
-      if (id === 0 || suffix.indexOf("/", COMMAND_REPLY.length) >= 0) refuse(`a command reply topic ends with exactly one RequestID level, not "${topic}"`);
+      if (id === 0 || suffix.indexOf("/", COMMAND_REPLY.length) >= 0)
+        refuse(`a command reply topic ends with exactly one RequestID level, not "${topic}"`);
       dir = PUB;
     }
     if (dir === undefined) return; // a system topic this table does not know: the platform decides
     if (dir === NEVER) refuse(`${suffix} is for the platform's rule engine only: a device may not use ${topic}`);
-    if (subscribe && dir !== SUB) refuse(`${topic} is publish-only for the device (device to cloud): it may not subscribe to it`);
-    if (!subscribe && dir !== PUB) refuse(`${topic} is subscribe-only for the device (cloud to device): it may not publish to it`);
+    if (subscribe && dir !== SUB)
+      refuse(`${topic} is publish-only for the device (device to cloud): it may not subscribe to it`);
+    if (!subscribe && dir !== PUB)
+      refuse(`${topic} is subscribe-only for the device (cloud to device): it may not publish to it`);
   }
 
   /** Custom topic levels after the prefix: 1..5 levels of 1..64 [A-Za-z0-9-_@:], + and # when subscribing. */
   private checkLevels(topic: string, start: number, subscribe: boolean): void {
     const n = topic.length;
     if (start >= n) refuse(`"${topic}" names no topic level after ${topic.substring(0, start)}`);
-    let levels = 1, len = 0;
+    let levels = 1,
+      len = 0;
     for (let i = start; i <= n; i++) {
       const c = i < n ? topic.charCodeAt(i) : 0x2f;
       if (c === 0x2f) {
         if (len === 0) refuse(`"${topic}" has an empty topic level`);
-        if (i < n && ++levels > MAX_LEVELS) refuse(`"${topic}" has more than ${MAX_LEVELS} levels after ${topic.substring(0, start)}`);
+        if (i < n && ++levels > MAX_LEVELS)
+          refuse(`"${topic}" has more than ${MAX_LEVELS} levels after ${topic.substring(0, start)}`);
         len = 0;
         continue;
       }
@@ -156,7 +166,10 @@ export class TopicGuard {
         if (!subscribe) refuse(`"${topic}" contains a wildcard (+ or #): wildcards are for subscribing only`);
         continue; // placement checked by the MQTT filter rules
       }
-      if (!isSnChar(c)) refuse(`"${topic}" has a character a custom topic level may not contain: allowed are letters, digits and - _ @ : (+ and # when subscribing)`);
+      if (!isSnChar(c))
+        refuse(
+          `"${topic}" has a character a custom topic level may not contain: allowed are letters, digits and - _ @ : (+ and # when subscribing)`,
+        );
     }
   }
 }

@@ -32,9 +32,21 @@ describe("bench statistics", () => {
 
 describe("bench rows", () => {
   it("reports medians, IQRs and the median of the paired per-round ratios for rates", () => {
-    const r = toRow("rate", { what: "one line", ours: [10, 20, 30], peer: [5, 10, 30], unit: "packets/s", extraField: 7 });
+    const r = toRow("rate", {
+      what: "one line",
+      ours: [10, 20, 30],
+      peer: [5, 10, 30],
+      unit: "packets/s",
+      extraField: 7,
+    });
     expect(r).toEqual({
-      name: "rate", what: "one line", ours: 20, peer: 10, ratio: 2, unit: "packets/s", extraField: 7,
+      name: "rate",
+      what: "one line",
+      ours: 20,
+      peer: 10,
+      ratio: 2,
+      unit: "packets/s",
+      extraField: 7,
       spread: { measure: "IQR", rounds: 3, ours: [15, 25], peer: [7.5, 20], ratio: [1.5, 2] },
     });
   });
@@ -47,14 +59,30 @@ describe("bench rows", () => {
   });
 
   it("gives one figure no spread", () => {
-    expect(toRow("size", { what: "bytes", ours: 400, peer: 1000, unit: "bytes", better: "lower" }))
-      .toEqual({ name: "size", what: "bytes", ours: 400, peer: 1000, ratio: 2.5, unit: "bytes", better: "lower", spread: null });
-    expect(toRow("xs", { what: "slots", ours: 7, unit: "slots", better: "lower" }))
-      .toEqual({ name: "xs", what: "slots", ours: 7, unit: "slots", better: "lower", spread: null });
+    expect(toRow("size", { what: "bytes", ours: 400, peer: 1000, unit: "bytes", better: "lower" })).toEqual({
+      name: "size",
+      what: "bytes",
+      ours: 400,
+      peer: 1000,
+      ratio: 2.5,
+      unit: "bytes",
+      better: "lower",
+      spread: null,
+    });
+    expect(toRow("xs", { what: "slots", ours: 7, unit: "slots", better: "lower" })).toEqual({
+      name: "xs",
+      what: "slots",
+      ours: 7,
+      unit: "slots",
+      better: "lower",
+      spread: null,
+    });
   });
 
   it("refuses figures it cannot make a row of", () => {
-    expect(() => toRow("x", { what: "w", ours: [1, 2, 3], peer: [1, 2] })).toThrow(/3 rounds of ours but 2 of the peer/);
+    expect(() => toRow("x", { what: "w", ours: [1, 2, 3], peer: [1, 2] })).toThrow(
+      /3 rounds of ours but 2 of the peer/,
+    );
     expect(() => toRow("x", { what: "w", ours: [1, Number.NaN], peer: [1, 2] })).toThrow(/not a finite number/);
     expect(() => toRow("x", { what: "w", ours: [] })).toThrow(/no rounds/);
     expect(() => toRow("x", { what: "", ours: 1 })).toThrow(/one-line description/);
@@ -64,16 +92,31 @@ describe("bench rows", () => {
 
 describe("npm run bench -- --json --quick", () => {
   it("prints one JSON report of well-formed rows", async () => {
-    const { stdout } = await promisify(execFile)(join(ROOT, "node_modules", ".bin", "tsx"),
-      ["bench/run.ts", "--json", "--quick", "encode PUBLISH QoS 1, 64 B", "chunks, 4 KB", "codec size", "QoS 1 publish→receive latency"],
-      { cwd: ROOT, maxBuffer: 1 << 24 });
+    const { stdout } = await promisify(execFile)(
+      join(ROOT, "node_modules", ".bin", "tsx"),
+      [
+        "bench/run.ts",
+        "--json",
+        "--quick",
+        "encode PUBLISH QoS 1, 64 B",
+        "chunks, 4 KB",
+        "codec size",
+        "QoS 1 publish→receive latency",
+      ],
+      { cwd: ROOT, maxBuffer: 1 << 24 },
+    );
     const report = JSON.parse(stdout) as Report;
     expect(report.quick).toBe(true);
     expect(report.node).toBe(process.version);
     const names = report.rows.map((r) => r.name);
-    expect(names).toEqual(expect.arrayContaining([
-      "encode PUBLISH QoS 1, 64 B payload", "decode in 1,460-byte chunks, 4 KB packets", "codec size (minified bytes)", "codec size (gzip bytes)",
-    ]));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "encode PUBLISH QoS 1, 64 B payload",
+        "decode in 1,460-byte chunks, 4 KB packets",
+        "codec size (minified bytes)",
+        "codec size (gzip bytes)",
+      ]),
+    );
     const pair = (p: unknown): [number, number] => {
       expect(Array.isArray(p) && p.length === 2 && p.every(Number.isFinite) && p[0] <= p[1]).toBe(true);
       return p as [number, number];
@@ -81,7 +124,9 @@ describe("npm run bench -- --json --quick", () => {
     for (const r of report.rows as Row[]) {
       expect(typeof r.what === "string" && r.what.length > 0 && !r.what.includes("\n")).toBe(true);
       expect(Number.isFinite(r.ours) && typeof r.unit === "string").toBe(true);
-      expect(typeof r.peer === "number" && Number.isFinite(r.peer) && typeof r.ratio === "number" && r.ratio > 0).toBe(true);
+      expect(typeof r.peer === "number" && Number.isFinite(r.peer) && typeof r.ratio === "number" && r.ratio > 0).toBe(
+        true,
+      );
       if (r.name.startsWith("codec size")) expect(r.spread).toBeNull();
       else {
         const s = r.spread!;
@@ -89,7 +134,8 @@ describe("npm run bench -- --json --quick", () => {
         expect(s.rounds).toBeGreaterThanOrEqual(3);
         const [lo, hi] = pair(s.ratio);
         expect(lo <= r.ratio! && r.ratio! <= hi).toBe(true);
-        const [olo, ohi] = pair(s.ours), [plo, phi] = pair(s.peer);
+        const [olo, ohi] = pair(s.ours),
+          [plo, phi] = pair(s.peer);
         expect(olo <= r.ours && r.ours <= ohi && plo <= r.peer! && r.peer! <= phi).toBe(true);
       }
     }

@@ -39,7 +39,8 @@ function printed(x: unknown): string {
   } catch (e) {
     forms.push(`JSON.stringify threw: ${(e as Error).message}`);
   }
-  if (x instanceof Error) forms.push(x.message, x.stack ?? "", inspect(x.cause, { depth: 10, showHidden: true }), String(x.cause));
+  if (x instanceof Error)
+    forms.push(x.message, x.stack ?? "", inspect(x.cause, { depth: 10, showHidden: true }), String(x.cause));
   return forms.join("\n");
 }
 
@@ -47,7 +48,8 @@ function printed(x: unknown): string {
 function expectClean(text: string, secrets: string[]): void {
   for (const s of secrets) {
     expect(text).not.toContain(s);
-    for (let i = 0; i + 6 <= s.length; i++) expect(text, `a piece of a secret: "${s.slice(i, i + 6)}"`).not.toContain(s.slice(i, i + 6));
+    for (let i = 0; i + 6 <= s.length; i++)
+      expect(text, `a piece of a secret: "${s.slice(i, i + 6)}"`).not.toContain(s.slice(i, i + 6));
   }
 }
 
@@ -64,17 +66,32 @@ describe("objects that hold secrets print them as ****", () => {
     for (let i = 0; i < 400 && device!.connects === 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(device!.connects).toBe(1);
 
-    for (const x of [device, device!.config, device!.config.wifi, device!.config.identity, device!.host, device!.host.config, device!.client])
+    for (const x of [
+      device,
+      device!.config,
+      device!.config.wifi,
+      device!.config.identity,
+      device!.host,
+      device!.host.config,
+      device!.client,
+    ])
       expectClean(printed(x), [DEVICE_SECRET, WIFI_PASSWORD]);
     expectClean(printed({ nested: { deeper: { device } } }), [DEVICE_SECRET, WIFI_PASSWORD]);
 
     // What the summaries say instead.
-    expect(String(device)).toMatch(new RegExp(`^UIoT device ${PSN}\\.${DSN} on node, mqtt://127\\.0\\.0\\.1:\\d+: connected, 1 connection`));
-    const json = JSON.parse(JSON.stringify(device)) as { identity: { secret: string }; config: { wifi: { ssid: string; password: string } } };
+    expect(String(device)).toMatch(
+      new RegExp(`^UIoT device ${PSN}\\.${DSN} on node, mqtt://127\\.0\\.0\\.1:\\d+: connected, 1 connection`),
+    );
+    const json = JSON.parse(JSON.stringify(device)) as {
+      identity: { secret: string };
+      config: { wifi: { ssid: string; password: string } };
+    };
     expect(json.identity.secret).toBe("****7R");
     expect(json.config.wifi).toEqual({ ssid: "office", password: "****Lk" });
     expect(inspect(device!.config.wifi)).toBe('Wi-Fi "office" (password ****Lk)');
-    expect(inspect(device!.host.config)).toMatch(/^FileConfigStore \S+config\.json \(keys: uiot_psn, uiot_dsn, uiot_dsecret, uiot_url, wifi\.ssid, wifi\.password; values not shown\)$/);
+    expect(inspect(device!.host.config)).toMatch(
+      /^FileConfigStore \S+config\.json \(keys: uiot_psn, uiot_dsn, uiot_dsecret, uiot_url, wifi\.ssid, wifi\.password; values not shown\)$/,
+    );
     // The secrets are still there for the code that needs them.
     expect(device!.config.wifi!.password).toBe(WIFI_PASSWORD);
     expect(device!.identity.revealSecret()).toBe(DEVICE_SECRET);
@@ -82,15 +99,31 @@ describe("objects that hold secrets print them as ****", () => {
 
   it("a loaded config with the ProductSecret, a provisioning plan, a Wi-Fi link", () => {
     const store = new MemoryStore();
-    for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.productSecret, PRODUCT_SECRET], [CONFIG_KEYS.brokerUrl, "mqtts://localhost:8883"], [CONFIG_KEYS.wifiSsid, "office"], [CONFIG_KEYS.wifiPassword, WIFI_PASSWORD]])
+    for (const [k, v] of [
+      [CONFIG_KEYS.productSN, PSN],
+      [CONFIG_KEYS.deviceSN, DSN],
+      [CONFIG_KEYS.productSecret, PRODUCT_SECRET],
+      [CONFIG_KEYS.brokerUrl, "mqtts://localhost:8883"],
+      [CONFIG_KEYS.wifiSsid, "office"],
+      [CONFIG_KEYS.wifiPassword, WIFI_PASSWORD],
+    ])
       store.set(k, v);
     const loaded = loadDeviceConfig(store);
     expect(loaded.ok).toBe(true);
     if (!loaded.ok) return;
     expectClean(printed(loaded), [PRODUCT_SECRET, WIFI_PASSWORD]);
-    expect(String(loaded.config)).toBe(`device config: UIoT device ${PSN}.${DSN} (authmode 2, ProductSecret ****0S), broker mqtts://localhost:8883, Wi-Fi "office" (password ****Lk)`);
+    expect(String(loaded.config)).toBe(
+      `device config: UIoT device ${PSN}.${DSN} (authmode 2, ProductSecret ****0S), broker mqtts://localhost:8883, Wi-Fi "office" (password ****Lk)`,
+    );
 
-    const plan = planProvisioning({ productSN: PSN, deviceSN: DSN, deviceSecret: DEVICE_SECRET, url: "mqtts://localhost:8883", wifiSsid: "office", wifiPassword: WIFI_PASSWORD });
+    const plan = planProvisioning({
+      productSN: PSN,
+      deviceSN: DSN,
+      deviceSecret: DEVICE_SECRET,
+      url: "mqtts://localhost:8883",
+      wifiSsid: "office",
+      wifiPassword: WIFI_PASSWORD,
+    });
     expectClean(printed(plan), [DEVICE_SECRET, WIFI_PASSWORD]);
 
     const clock = new FakeClock();
@@ -100,7 +133,14 @@ describe("objects that hold secrets print them as ****", () => {
       disconnect(): void {}
       close(): void {}
     } as unknown as WiFiConstructor;
-    const link = new WiFiLink({ WiFi, ssid: "office", password: WIFI_PASSWORD, clock, random: () => 0.5, log: () => undefined });
+    const link = new WiFiLink({
+      WiFi,
+      ssid: "office",
+      password: WIFI_PASSWORD,
+      clock,
+      random: () => 0.5,
+      log: () => undefined,
+    });
     expectClean(printed(link), [WIFI_PASSWORD]);
     expect(String(link)).toBe('Wi-Fi link "office" (down; password ****Lk)');
   });
@@ -117,7 +157,10 @@ describe("no error quotes input that can hold a secret", () => {
     } catch (e) {
       error = e;
     }
-    expect(error).toMatchObject({ code: "BAD_PAYLOAD", message: `password_reply: the ${bad.length}-byte payload is not valid UTF-8 JSON` });
+    expect(error).toMatchObject({
+      code: "BAD_PAYLOAD",
+      message: `password_reply: the ${bad.length}-byte payload is not valid UTF-8 JSON`,
+    });
     expectClean(printed(error), [DEVICE_SECRET]);
 
     // The same through dynamic registration, the client playing against a scripted platform.
@@ -133,7 +176,15 @@ describe("no error quotes input that can hold a secret", () => {
     c.open();
     c.connack();
     c.send({ type: 9, id: c.of(8)[0].id, granted: [1] });
-    c.send({ type: 3, topic: `/$system/${PSN}/${DSN}/password_reply`, payload: bad, qos: 1, id: 7, retain: false, dup: false });
+    c.send({
+      type: 3,
+      topic: `/$system/${PSN}/${DSN}/password_reply`,
+      payload: bad,
+      qos: 1,
+      id: 7,
+      retain: false,
+      dup: false,
+    });
     const e = await outcome;
     expect(e).toMatchObject({ code: "BAD_PAYLOAD" });
     expectClean(printed(e), [DEVICE_SECRET, PRODUCT_SECRET]);
@@ -144,14 +195,33 @@ describe("no error quotes input that can hold a secret", () => {
     const clock = new FakeClock();
     const net = new ScriptedNetwork();
     const identity = new Identity({ productSN: PSN, deviceSN: DSN, productSecret: PRODUCT_SECRET });
-    const outcome = register(identity, { connect: net.connect, clock, random: () => 0.5, store: new MemoryStore() }).then(() => undefined, (e: unknown) => e);
+    const outcome = register(identity, {
+      connect: net.connect,
+      clock,
+      random: () => 0.5,
+      store: new MemoryStore(),
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     const c = net.last;
     c.open();
     c.connack();
     c.send({ type: 9, id: c.of(8)[0].id, granted: [1] });
-    c.send({ type: 3, topic: `/$system/${PSN}/${DSN}/password_reply`, payload: `{"RequestID":"1","RetCode":"${DEVICE_SECRET}"}`, qos: 1, id: 7, retain: false, dup: false });
+    c.send({
+      type: 3,
+      topic: `/$system/${PSN}/${DSN}/password_reply`,
+      payload: `{"RequestID":"1","RetCode":"${DEVICE_SECRET}"}`,
+      qos: 1,
+      id: 7,
+      retain: false,
+      dup: false,
+    });
     const e = await outcome;
-    expect(e).toMatchObject({ code: "REGISTRATION_FAILED", message: expect.stringMatching(/refused by the platform \(no numeric RetCode\)/) });
+    expect(e).toMatchObject({
+      code: "REGISTRATION_FAILED",
+      message: expect.stringMatching(/refused by the platform \(no numeric RetCode\)/),
+    });
     expectClean(printed(e), [DEVICE_SECRET]);
   });
 
@@ -168,7 +238,10 @@ describe("no error quotes input that can hold a secret", () => {
     } catch (e) {
       error = e;
     }
-    expect(error).toMatchObject({ code: "CORRUPT", message: expect.stringMatching(/is not valid JSON: repair it or move it away/) });
+    expect(error).toMatchObject({
+      code: "CORRUPT",
+      message: expect.stringMatching(/is not valid JSON: repair it or move it away/),
+    });
     expectClean(printed(error), [DEVICE_SECRET, WIFI_PASSWORD]);
   });
 });

@@ -28,24 +28,44 @@ describe("device layer against the emulated UIoT Core, in real time", () => {
     const started = Date.now();
     const late = cloud.sendCommand(PSN, DSN, "calibrate", { seconds: 9 });
     // A command answered in time meanwhile: the slow one holds nothing up.
-    expect(await cloud.sendCommand(PSN, DSN, "ping")).toMatchObject({ RetCode: 0, Identifier: "ping", Output: { pong: 1 } });
+    expect(await cloud.sendCommand(PSN, DSN, "ping")).toMatchObject({
+      RetCode: 0,
+      Identifier: "ping",
+      Output: { pong: 1 },
+    });
     expect(d.errorsOf("COMMAND_LATE")).toEqual([]);
 
     const reply = await late;
     expect(Date.now() - started).toBeGreaterThanOrEqual(4900);
-    expect(reply).toEqual({ RequestID: reply.RequestID, Identifier: "calibrate", RetCode: 100040, Message: "Command timeout" });
+    expect(reply).toEqual({
+      RequestID: reply.RequestID,
+      Identifier: "calibrate",
+      RetCode: 100040,
+      Message: "Command timeout",
+    });
     // The device tells the application at its own 5 s mark, before the handler has finished.
     await waitFor(() => d.errorsOf("COMMAND_LATE").length === 1, { message: "COMMAND_LATE on the device" });
     const [error] = d.errorsOf("COMMAND_LATE");
-    expect(error.message).toMatch(new RegExp(`^command "calibrate" \\(RequestID ${reply.RequestID}\\) was not answered within the platform's 5000 ms`));
+    expect(error.message).toMatch(
+      new RegExp(
+        `^command "calibrate" \\(RequestID ${reply.RequestID}\\) was not answered within the platform's 5000 ms`,
+      ),
+    );
     expect(error.message).toContain('the platform has already told the caller "Command timeout" (RetCode 100040)');
 
     // The answer still goes out when the handler finishes; the cloud logs it and keeps the timeout it gave.
     release.resolve();
     const replyTopic = `${SYS}tmodel/command_reply/${reply.RequestID}`;
-    await waitFor(() => cloud.log().some((e) => e.topic === replyTopic), { message: "the late answer reached the cloud" });
-    expect(cloud.log().find((e) => e.topic === replyTopic)?.payload).toBe(`{"RetCode":0,"RequestID":"${reply.RequestID}","Identifier":"calibrate","Output":{"done":1}}`);
-    expect(commands.map((c) => [c.Identifier, c.reply.RetCode])).toEqual([["ping", 0], ["calibrate", 100040]]);
+    await waitFor(() => cloud.log().some((e) => e.topic === replyTopic), {
+      message: "the late answer reached the cloud",
+    });
+    expect(cloud.log().find((e) => e.topic === replyTopic)?.payload).toBe(
+      `{"RetCode":0,"RequestID":"${reply.RequestID}","Identifier":"calibrate","Output":{"done":1}}`,
+    );
+    expect(commands.map((c) => [c.Identifier, c.reply.RetCode])).toEqual([
+      ["ping", 0],
+      ["calibrate", 100040],
+    ]);
     expect(d.errorsOf("COMMAND_LATE")).toHaveLength(1);
     expect(d.errors.filter((e) => e.code !== "COMMAND_LATE")).toEqual([]);
   });
@@ -60,14 +80,20 @@ describe("device layer against the emulated UIoT Core, in real time", () => {
     const topic = `/${PSN}/${DSN}/upload`;
     const sent: Promise<void>[] = [];
     for (let i = 0; i < 100; i++) {
-      sent.push(new Promise((resolve, reject) => d.client.publish(topic, `{"n":${i}}`, { qos: i % 2 === 0 ? 1 : 0 }, (e) => (e ? reject(e) : resolve()))));
+      sent.push(
+        new Promise((resolve, reject) =>
+          d.client.publish(topic, `{"n":${i}}`, { qos: i % 2 === 0 ? 1 : 0 }, (e) => (e ? reject(e) : resolve())),
+        ),
+      );
     }
     await Promise.all(sent);
     await waitFor(() => cloud.log().length === 100, { message: "100 messages at the cloud" });
     const log = cloud.log();
     // In order per QoS (MQTT orders messages of one QoS; the broker may pass a QoS 0 message before a QoS 1 one).
     for (const qos of [0, 1]) {
-      expect(log.filter((e) => e.qos === qos).map((e) => e.payload)).toEqual(Array.from({ length: 50 }, (_, i) => `{"n":${2 * i + 1 - qos}}`));
+      expect(log.filter((e) => e.qos === qos).map((e) => e.payload)).toEqual(
+        Array.from({ length: 50 }, (_, i) => `{"n":${2 * i + 1 - qos}}`),
+      );
     }
     // 30 per window: the last 10 cannot arrive before 3 windows after the first (a little slack for the loopback).
     expect(log[99].time - log[0].time).toBeGreaterThanOrEqual(3 * UIOT_PUBLISH_WINDOW - 50);
@@ -81,8 +107,13 @@ describe("device layer against the emulated UIoT Core, in real time", () => {
     // The same burst from a client without the UIoT profile's pacing: the cloud closes the connection.
     const identity = staticIdentity();
     const plain = new Client({
-      clientId: identity.clientId, username: identity.username, password: identity.revealSecret(), keepalive: 300,
-      connect: tcpConnector({ host: "127.0.0.1", port: cloud.port }), clock: nodeClock, backoff: { min: 60000, max: 60000 },
+      clientId: identity.clientId,
+      username: identity.username,
+      password: identity.revealSecret(),
+      keepalive: 300,
+      connect: tcpConnector({ host: "127.0.0.1", port: cloud.port }),
+      clock: nodeClock,
+      backoff: { min: 60000, max: 60000 },
       outbox: { maxMessages: 128, maxBytes: 64 * 1024 },
     });
     await onCurrentTestEnd(() => plain.close());
@@ -102,7 +133,9 @@ describe("device layer against the emulated UIoT Core, in real time", () => {
     proxy.setFaults({ stall: { probability: 0.1, maxMs: 100 }, directions: "up" });
     const topic = `/${PSN}/${DSN}/upload`;
     for (let i = 0; i < 100; i++) d.client.publish(topic, `{"n":${i}}`, { qos: 0 });
-    await waitFor(() => cloud.log().length === 100 || offline.length > 0, { message: "100 messages at the cloud, or a kick" });
+    await waitFor(() => cloud.log().length === 100 || offline.length > 0, {
+      message: "100 messages at the cloud, or a kick",
+    });
     expect(offline, `fault proxy seed ${proxy.seed}`).toEqual([]);
     expect(cloud.log().map((e) => e.payload)).toEqual(Array.from({ length: 100 }, (_, i) => `{"n":${i}}`));
     expect(d.disconnects).toEqual([]);

@@ -20,7 +20,22 @@ import { register } from "../../src/uiot/register";
 import { getTestCerts } from "../helpers/certs";
 import { onCurrentTestEnd } from "../helpers/cleanup";
 import { sleep, waitFor } from "../helpers/wait";
-import { deferred, device, DSN, e2eCloud, FAST, online, PRODUCT_SECRET, PSN, PSN_DYN, SECRET, staticIdentity, SYS, TEMPLATE, THING_TOPICS } from "./rig";
+import {
+  deferred,
+  device,
+  DSN,
+  e2eCloud,
+  FAST,
+  online,
+  PRODUCT_SECRET,
+  PSN,
+  PSN_DYN,
+  SECRET,
+  staticIdentity,
+  SYS,
+  TEMPLATE,
+  THING_TOPICS,
+} from "./rig";
 
 /** 2019-07-12T04:03:32Z, the spec's first shadow timestamp. */
 const NOW = 1562904212000;
@@ -28,7 +43,9 @@ const T = NOW / 1000;
 
 /** The cloud's log as [direction, topic (suffix for the device's system topics), payload]. */
 function wire(entries: LogEntry[], filter: (e: LogEntry) => boolean = () => true): [string, string, string][] {
-  return entries.filter(filter).map((e) => [e.direction, e.topic.startsWith(SYS) ? e.topic.slice(SYS.length) : e.topic, e.payload]);
+  return entries
+    .filter(filter)
+    .map((e) => [e.direction, e.topic.startsWith(SYS) ? e.topic.slice(SYS.length) : e.topic, e.payload]);
 }
 const on = (suffix: string) => (e: LogEntry) => e.topic === SYS + suffix;
 const shadowTraffic = (e: LogEntry) => e.topic.startsWith(SYS + "shadow/");
@@ -51,7 +68,9 @@ describe("device layer against the emulated UIoT Core", () => {
     cloud.on("denied", (e) => denied.push(e));
     for (const level of [4, 3] as const) {
       const d = await online(cloud.port, { client: { level } });
-      expect(cloud.online()).toEqual([{ productSN: PSN, deviceSN: DSN, clientId: `${PSN}.${DSN}`, authmode: 1, since: NOW, address: "127.0.0.1" }]);
+      expect(cloud.online()).toEqual([
+        { productSN: PSN, deviceSN: DSN, clientId: `${PSN}.${DSN}`, authmode: 1, since: NOW, address: "127.0.0.1" },
+      ]);
       expect([...d.client.session.subscriptions.keys()].sort()).toEqual(THING_TOPICS.map((t) => SYS + t).sort());
       expect(d.errors).toEqual([]);
       expect(d.disconnects).toEqual([]);
@@ -67,10 +86,17 @@ describe("device layer against the emulated UIoT Core", () => {
     const d = await online(cloud.port);
     const measured = 1700000000000;
     await d.thing.post({ temperature: 21.5, on: true }, { time: measured });
-    expect(cloud.properties(PSN, DSN)).toEqual({ temperature: { Value: 21.5, Time: measured }, on: { Value: 1, Time: measured } });
+    expect(cloud.properties(PSN, DSN)).toEqual({
+      temperature: { Value: 21.5, Time: measured },
+      on: { Value: 1, Time: measured },
+    });
     await d.thing.post({ temperature: 22 }); // no Time: the platform stamps it
     expect(wire(cloud.log())).toEqual([
-      ["in", "tmodel/property/post", `{"RequestID":"1","Property":{"temperature":{"Value":21.5,"Time":${measured}},"on":{"Value":1,"Time":${measured}}}}`],
+      [
+        "in",
+        "tmodel/property/post",
+        `{"RequestID":"1","Property":{"temperature":{"Value":21.5,"Time":${measured}},"on":{"Value":1,"Time":${measured}}}}`,
+      ],
       ["out", "tmodel/property/post_reply", '{"RequestID":"1","RetCode":0,"Message":"success"}'],
       ["in", "tmodel/property/post", '{"RequestID":"2","Property":{"temperature":{"Value":22}}}'],
       ["out", "tmodel/property/post_reply", '{"RequestID":"2","RetCode":0,"Message":"success"}'],
@@ -93,7 +119,11 @@ describe("device layer against the emulated UIoT Core", () => {
     // The console sets properties the moment the device's shadow update reaches the cloud, before the cloud answers
     // it: the set reaches the device first, with the update still waiting for its reply.
     let setReply: Promise<unknown> | undefined;
-    beforeServing(cloud, "shadow/upstream", () => (setReply = cloud.setProperties(PSN, DSN, { on: true, target: 22.5 })));
+    beforeServing(
+      cloud,
+      "shadow/upstream",
+      () => (setReply = cloud.setProperties(PSN, DSN, { on: true, target: 22.5 })),
+    );
     expect(await d.thing.shadow.report({ temperature: 21 })).toBe(1);
     expect(await setReply).toEqual({ RequestID: "1", RetCode: 0 });
     expect(sets).toEqual([{ properties: { on: 1, target: 22.5 }, requestId: "1", shadowInFlight: true }]);
@@ -119,7 +149,11 @@ describe("device layer against the emulated UIoT Core", () => {
       { RequestID: "2", Identifier: "high_temp", Output: { temperature: 81 }, Time: NOW },
     ]);
     expect(wire(cloud.log(), on("tmodel/event/post"))).toEqual([
-      ["in", "tmodel/event/post", '{"RequestID":"1","Identifier":"high_temp","Output":{"temperature":80,"alarm":1},"Time":1524448723000}'],
+      [
+        "in",
+        "tmodel/event/post",
+        '{"RequestID":"1","Identifier":"high_temp","Output":{"temperature":80,"alarm":1},"Time":1524448723000}',
+      ],
       ["in", "tmodel/event/post", '{"RequestID":"2","Identifier":"high_temp","Output":{"temperature":81}}'],
     ]);
     expect(d.errors).toEqual([]);
@@ -134,8 +168,17 @@ describe("device layer against the emulated UIoT Core", () => {
     });
     d.thing.onCommand("selftest", () => ({ retCode: 7 }));
     const reply = await cloud.sendCommand(PSN, DSN, "reboot", { delay: 3 });
-    expect(reply).toEqual({ RetCode: 0, RequestID: reply.RequestID, Identifier: "reboot", Output: { accepted: 1, delay: 3 } });
-    expect(await cloud.sendCommand(PSN, DSN, "selftest")).toMatchObject({ RetCode: 7, Identifier: "selftest", Output: {} });
+    expect(reply).toEqual({
+      RetCode: 0,
+      RequestID: reply.RequestID,
+      Identifier: "reboot",
+      Output: { accepted: 1, delay: 3 },
+    });
+    expect(await cloud.sendCommand(PSN, DSN, "selftest")).toMatchObject({
+      RetCode: 7,
+      Identifier: "selftest",
+      Output: {},
+    });
     expect(await cloud.sendCommand(PSN, DSN, "format")).toMatchObject({ RetCode: -1, Identifier: "format" });
     expect(d.errors.map((e) => e.code)).toEqual(["NO_HANDLER"]);
     expect(d.errors[0].message).toContain('command "format"');
@@ -153,7 +196,10 @@ describe("device layer against the emulated UIoT Core", () => {
     const d = await online(cloud.port);
     cloud.setDesired(PSN, DSN, { target: 22, mode: "eco" });
     cloud.setDesired(PSN, DSN, { target: 23 });
-    expect(await d.thing.desired(["target", "mode", "fan"])).toEqual({ target: { value: 23, version: 2 }, mode: { value: "eco", version: 1 } });
+    expect(await d.thing.desired(["target", "mode", "fan"])).toEqual({
+      target: { value: 23, version: 2 },
+      mode: { value: "eco", version: 1 },
+    });
     await d.thing.deleteDesired({ target: 1 }); // stale: no effect
     expect(Object.keys(cloud.desired(PSN, DSN)).sort()).toEqual(["mode", "target"]);
     await d.thing.deleteDesired({ target: 2 });
@@ -171,13 +217,18 @@ describe("device layer against the emulated UIoT Core", () => {
   it("runs the shadow: get, report, desired pushed from the console (accepted, applied otherwise, later), delete one and all, reset", async () => {
     const cloud = await e2eCloud({
       now: () => NOW,
-      devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET, shadow: { reported: { temperature: 20 }, version: 5 } }],
+      devices: [
+        { productSN: PSN, deviceSN: DSN, deviceSecret: SECRET, shadow: { reported: { temperature: 20 }, version: 5 } },
+      ],
     });
     const d = await online(cloud.port);
     const shadow = d.thing.shadow;
     expect(await shadow.get()).toEqual({
-      reported: { temperature: 20 }, desired: {},
-      metadata: { reported: { temperature: { Timestamp: T } }, desired: {} }, timestamp: T, version: 5,
+      reported: { temperature: 20 },
+      desired: {},
+      metadata: { reported: { temperature: { Timestamp: T } }, desired: {} },
+      timestamp: T,
+      version: 5,
     });
     expect(await shadow.report({ temperature: 21, humidity: 57 })).toBe(6);
 
@@ -216,12 +267,24 @@ describe("device layer against the emulated UIoT Core", () => {
 
     expect(wire(cloud.log(), (e) => e.direction === "in")).toEqual([
       ["in", "shadow/get", '{"Method":"get"}'],
-      ["in", "shadow/upstream", '{"Method":"update","State":{"Reported":{"temperature":21,"humidity":57}},"Version":5}'],
+      [
+        "in",
+        "shadow/upstream",
+        '{"Method":"update","State":{"Reported":{"temperature":21,"humidity":57}},"Version":5}',
+      ],
       ["in", "shadow/upstream", '{"Method":"update","State":{"Desired":null},"Version":7}'],
-      ["in", "shadow/upstream", '{"Method":"update","State":{"Reported":{"temperature":18},"Desired":null},"Version":9}'],
+      [
+        "in",
+        "shadow/upstream",
+        '{"Method":"update","State":{"Reported":{"temperature":18},"Desired":null},"Version":9}',
+      ],
       ["in", "shadow/upstream", '{"Method":"update","State":{"Desired":null},"Version":11}'],
       ["in", "shadow/upstream", '{"Method":"delete","State":{"Reported":{"humidity":null}},"Version":12}'],
-      ["in", "shadow/upstream", '{"Method":"update","State":{"Reported":{"a":1,"b":[1,2],"c":{"d":true}}},"Version":13}'],
+      [
+        "in",
+        "shadow/upstream",
+        '{"Method":"update","State":{"Reported":{"a":1,"b":[1,2],"c":{"d":true}}},"Version":13}',
+      ],
       ["in", "shadow/upstream", '{"Method":"delete","State":{"Reported":{"a":null,"b":null}},"Version":14}'],
       ["in", "shadow/upstream", '{"Method":"delete","State":{"Reported":null},"Version":15}'],
       ["in", "shadow/upstream", '{"Method":"update","State":{"Reported":{"temperature":19}},"Version":-1}'],
@@ -231,7 +294,9 @@ describe("device layer against the emulated UIoT Core", () => {
   });
 
   it("follows the shadow version across the int32 wrap-around", async () => {
-    const cloud = await e2eCloud({ devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET, shadow: { version: 2147483646 } }] });
+    const cloud = await e2eCloud({
+      devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET, shadow: { version: 2147483646 } }],
+    });
     const d = await online(cloud.port);
     expect((await d.thing.shadow.get()).version).toBe(2147483646);
     expect(await d.thing.shadow.report({ n: 1 })).toBe(2147483647);
@@ -250,7 +315,9 @@ describe("device layer against the emulated UIoT Core", () => {
     for (const request of [d.thing.shadow.report({ t: 1 }), d.thing.shadow.get()]) {
       const error = await request.catch((e: unknown) => e);
       expect(error).toMatchObject({ code: "REFUSED", retCode: 100027 });
-      expect((error as Error).message).toContain("the device shadow is disabled for this product: enable it in the UIoT Core console");
+      expect((error as Error).message).toContain(
+        "the device shadow is disabled for this product: enable it in the UIoT Core console",
+      );
     }
     await d.thing.post({ t: 1 }); // the thing model is not affected
   });
@@ -267,9 +334,21 @@ describe("device layer against the emulated UIoT Core", () => {
     beforeServing(cloud, "shadow/upstream", () => cloud.setShadowDesired(PSN, DSN, { temperature: 17 }));
     expect(await shadow.report({ temperature: 22 })).toBe(3);
     expect(pushed).toEqual([{ desired: { temperature: 17 }, version: 2 }]);
-    const conflict = JSON.parse(cloud.log().filter(on("shadow/downstream")).map((e) => e.payload).find((p) => p.includes("100026"))!);
-    expect(conflict).toMatchObject({ Method: "control", Payload: { RetCode: 100026, State: { Reported: { temperature: 21 }, Desired: { temperature: 17 } } }, Version: 2 });
-    expect(d.logs).toContain("info: shadow update: version conflict, re-aligned to the platform's version 2 and retrying once");
+    const conflict = JSON.parse(
+      cloud
+        .log()
+        .filter(on("shadow/downstream"))
+        .map((e) => e.payload)
+        .find((p) => p.includes("100026"))!,
+    );
+    expect(conflict).toMatchObject({
+      Method: "control",
+      Payload: { RetCode: 100026, State: { Reported: { temperature: 21 }, Desired: { temperature: 17 } } },
+      Version: 2,
+    });
+    expect(d.logs).toContain(
+      "info: shadow update: version conflict, re-aligned to the platform's version 2 and retrying once",
+    );
 
     // 2. Desired changed while the device was offline (no push reached it): its next update conflicts, the desired
     //    values come with the conflict answer, and the retry succeeds.
@@ -278,7 +357,10 @@ describe("device layer against the emulated UIoT Core", () => {
     await cloud.start();
     await waitFor(() => d.connects === 2 && d.client.state === "connected", { message: "the device reconnected" });
     expect(await shadow.report({ temperature: 23 })).toBe(5);
-    expect(pushed).toEqual([{ desired: { temperature: 17 }, version: 2 }, { desired: { temperature: 16 }, version: 4 }]);
+    expect(pushed).toEqual([
+      { desired: { temperature: 17 }, version: 2 },
+      { desired: { temperature: 16 }, version: 4 },
+    ]);
 
     // 3. It moves again during the retry: VERSION_CONFLICT, after exactly one retry; the next update goes through.
     beforeServing(cloud, "shadow/upstream", () => cloud.setShadowDesired(PSN, DSN, { temperature: 15 }), 2);
@@ -288,7 +370,9 @@ describe("device layer against the emulated UIoT Core", () => {
     expect((error as Error).message).toContain("now version 7");
     expect(await shadow.report({ temperature: 24 })).toBe(8);
 
-    expect(wire(cloud.log(), (e) => shadowTraffic(e) && e.direction === "in").map(([, , p]) => JSON.parse(p).Version)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(
+      wire(cloud.log(), (e) => shadowTraffic(e) && e.direction === "in").map(([, , p]) => JSON.parse(p).Version),
+    ).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(d.errors).toEqual([]);
   });
 
@@ -308,9 +392,13 @@ describe("device layer against the emulated UIoT Core", () => {
     // The platform must not believe the device applied humidity 40: it is still desired, not reported.
     expect(cloud.shadow(PSN, DSN).State).toEqual({ Reported: {}, Desired: { temperature: 17, humidity: 40 } });
     // The acceptance of { temperature: 17 } was not retried over the new state, and the device says so.
-    expect(wire(cloud.log(), on("shadow/upstream")).map(([, , p]) => p)).toEqual(['{"Method":"update","State":{"Desired":null},"Version":1}']);
+    expect(wire(cloud.log(), on("shadow/upstream")).map(([, , p]) => p)).toEqual([
+      '{"Method":"update","State":{"Desired":null},"Version":1}',
+    ]);
     expect(d.errors.map((e) => e.code)).toEqual(["VERSION_CONFLICT"]);
-    expect(d.errors[0].message).toContain("the desired state changed on the platform (now version 2) while this device was accepting it: not retried");
+    expect(d.errors[0].message).toContain(
+      "the desired state changed on the platform (now version 2) while this device was accepting it: not retried",
+    );
   });
 
   it("accepts a desired state at the version it was shown with, when the answer comes after a newer push", async () => {
@@ -325,7 +413,9 @@ describe("device layer against the emulated UIoT Core", () => {
     await waitFor(() => d.errors.length > 0, { message: "the answer to the first state settled" });
     answers[1](false); // humidity 40: not now
     await d.thing.shadow.get(); // a barrier
-    expect(wire(cloud.log(), on("shadow/upstream")).map(([, , p]) => p)).toEqual(['{"Method":"update","State":{"Desired":null},"Version":1}']);
+    expect(wire(cloud.log(), on("shadow/upstream")).map(([, , p]) => p)).toEqual([
+      '{"Method":"update","State":{"Desired":null},"Version":1}',
+    ]);
     expect(d.errors.map((e) => e.code)).toEqual(["VERSION_CONFLICT"]);
     expect(cloud.shadow(PSN, DSN).State).toEqual({ Reported: {}, Desired: { temperature: 17, humidity: 40 } });
   });
@@ -365,7 +455,8 @@ describe("device layer against the emulated UIoT Core", () => {
     // What is on disk when the cloud sees the registration connection end.
     const onDiskAtOffline: (string | undefined)[] = [];
     cloud.on("offline", (e) => {
-      if (e.authmode === 2) onDiskAtOffline.push(`${e.reason}: ${new FileConfigStore(file).get(CONFIG_KEYS.deviceSecret)}`);
+      if (e.authmode === 2)
+        onDiskAtOffline.push(`${e.reason}: ${new FileConfigStore(file).get(CONFIG_KEYS.deviceSecret)}`);
     });
 
     const boot = loadIdentity(store);
@@ -373,7 +464,9 @@ describe("device layer against the emulated UIoT Core", () => {
     const registered = await register(boot, { store, connect, clock: nodeClock, backoff: FAST });
     const secret = cloud.device(PSN_DYN, dsn)?.deviceSecret as string;
     expect(secret).toMatch(/^[a-z0-9]{16}$/);
-    expect(registered.toString()).toBe(`UIoT device ${PSN_DYN}.${dsn} (authmode 1, DeviceSecret ****${secret.slice(-2)})`);
+    expect(registered.toString()).toBe(
+      `UIoT device ${PSN_DYN}.${dsn} (authmode 1, DeviceSecret ****${secret.slice(-2)})`,
+    );
     await waitFor(() => onDiskAtOffline.length === 1, { message: "the registration connection ended" });
     expect(onDiskAtOffline).toEqual([`DISCONNECT: ${secret}`]);
     expect(cloud.device(PSN_DYN, dsn)).toMatchObject({ registered: true, activated: false });
@@ -391,19 +484,29 @@ describe("device layer against the emulated UIoT Core", () => {
     expect(local).toMatchObject({ code: "SECRET_EXISTS" });
     // The secret lost (a blank store): the cloud refuses (once only) and the device says why; the online one stays.
     const lost = new FileConfigStore(join(dir, "blank.json"));
-    const remote = await register(again, { store: lost, connect, clock: nodeClock, backoff: FAST }).catch((e: unknown) => e);
+    const remote = await register(again, { store: lost, connect, clock: nodeClock, backoff: FAST }).catch(
+      (e: unknown) => e,
+    );
     expect(remote).toBeInstanceOf(UiotError);
     expect(remote).toMatchObject({ code: "REGISTRATION_FAILED", cause: { code: "CONNECT_REFUSED", returnCode: 5 } });
-    expect((remote as Error).message).toContain("registration works once: after the first login with the DeviceSecret it is refused");
+    expect((remote as Error).message).toContain(
+      "registration works once: after the first login with the DeviceSecret it is refused",
+    );
     expect(lost.get(CONFIG_KEYS.deviceSecret)).toBeUndefined();
-    expect(refused).toEqual([{
-      clientId: `${PSN_DYN}.${dsn}`, username: `${PSN_DYN}|${dsn}|2`, returnCode: 5,
-      reason: "the device has logged in with its DeviceSecret: dynamic registration works once only",
-    }]);
+    expect(refused).toEqual([
+      {
+        clientId: `${PSN_DYN}.${dsn}`,
+        username: `${PSN_DYN}|${dsn}|2`,
+        returnCode: 5,
+        reason: "the device has logged in with its DeviceSecret: dynamic registration works once only",
+      },
+    ]);
     expect(new FileConfigStore(file).get(CONFIG_KEYS.deviceSecret)).toBe(secret);
     // A product with dynamic registration off: refused at CONNECT, and the device says what to check.
     const off = new Identity({ productSN: PSN, deviceSN: "sensor-43", productSecret: PRODUCT_SECRET });
-    const switchedOff = await register(off, { store: lost, connect, clock: nodeClock, backoff: FAST }).catch((e: unknown) => e);
+    const switchedOff = await register(off, { store: lost, connect, clock: nodeClock, backoff: FAST }).catch(
+      (e: unknown) => e,
+    );
     expect(switchedOff).toMatchObject({ code: "REGISTRATION_FAILED", cause: { returnCode: 5 } });
     expect((switchedOff as Error).message).toContain("that dynamic registration is switched on for the product");
     expect(refused.at(-1)?.reason).toBe("dynamic registration is off for this product");
@@ -436,8 +539,15 @@ describe("device layer against the emulated UIoT Core", () => {
     cloud.on("denied", (e) => denied.push(e));
     const d = await online(cloud.port);
     const publishes = [
-      `/${PSN}/other-device/upload`, `/otherproduct0001/${DSN}/upload`, `/$system/${PSN}/other-device/shadow/upstream`,
-      "/devices/thermostat", "upload", `${SYS}tmodel/property/set`, `${SYS}shadow/document`, `/${PSN}/${DSN}/set`, `/${PSN}/$broadcast/all`,
+      `/${PSN}/other-device/upload`,
+      `/otherproduct0001/${DSN}/upload`,
+      `/$system/${PSN}/other-device/shadow/upstream`,
+      "/devices/thermostat",
+      "upload",
+      `${SYS}tmodel/property/set`,
+      `${SYS}shadow/document`,
+      `/${PSN}/${DSN}/set`,
+      `/${PSN}/$broadcast/all`,
     ];
     for (const topic of publishes) {
       const error = (() => {
@@ -450,16 +560,29 @@ describe("device layer against the emulated UIoT Core", () => {
       expect(error, topic).toBeInstanceOf(MqttError);
       expect(error, topic).toMatchObject({ code: "NOT_ALLOWED", message: expect.stringMatching(/^UIoT Core: /) });
     }
-    const filters = [`/${PSN}/other-device/set`, `/${PSN}/+/set`, "#", `/$system/${PSN}/${DSN}/#`, `/$system/${PSN}/other-device/tmodel/command`, `${SYS}shadow/upstream`, `/${PSN}/${DSN}/upload`];
-    for (const filter of filters) expect(() => d.client.subscribe(filter, 1), filter).toThrow(expect.objectContaining({ code: "NOT_ALLOWED" }));
-    expect(() => d.client.publish(`/${PSN}/${DSN}/upload`, "x", { qos: 1, retain: true })).toThrow("UIoT Core does not allow retained messages");
+    const filters = [
+      `/${PSN}/other-device/set`,
+      `/${PSN}/+/set`,
+      "#",
+      `/$system/${PSN}/${DSN}/#`,
+      `/$system/${PSN}/other-device/tmodel/command`,
+      `${SYS}shadow/upstream`,
+      `/${PSN}/${DSN}/upload`,
+    ];
+    for (const filter of filters)
+      expect(() => d.client.subscribe(filter, 1), filter).toThrow(expect.objectContaining({ code: "NOT_ALLOWED" }));
+    expect(() => d.client.publish(`/${PSN}/${DSN}/upload`, "x", { qos: 1, retain: true })).toThrow(
+      "UIoT Core does not allow retained messages",
+    );
     expect(() => d.client.publish(`/${PSN}/${DSN}/upload`, "x", { qos: 2 as 1 })).toThrow(MqttError);
 
     // The connection carries on: an own topic still works, and it is the only message the cloud ever saw.
     const sent = deferred<unknown>();
     d.client.publish(`/${PSN}/${DSN}/upload`, '{"ok":1}', { qos: 1 }, (e) => sent.resolve(e));
     expect(await sent.promise).toBeUndefined();
-    expect(cloud.log().map((e) => [e.direction, e.topic, e.payload])).toEqual([["in", `/${PSN}/${DSN}/upload`, '{"ok":1}']]);
+    expect(cloud.log().map((e) => [e.direction, e.topic, e.payload])).toEqual([
+      ["in", `/${PSN}/${DSN}/upload`, '{"ok":1}'],
+    ]);
     expect(denied).toEqual([]);
     expect(d.disconnects).toEqual([]);
     expect(d.client.state).toBe("connected");
@@ -473,8 +596,15 @@ describe("device layer against the emulated UIoT Core", () => {
     await waitFor(() => d.disconnects.length >= 1, { message: "the refusal" });
     const [error] = d.disconnects;
     expect(error).toMatchObject({ code: "CONNECT_REFUSED", returnCode: 4 });
-    expect(error.message).toBe("connection refused (code 4): bad user name or password: check the credentials (for UIoT Core, the DeviceSecret and the authmode in the user name)");
-    expect(refused[0]).toEqual({ clientId: `${PSN}.${DSN}`, username: `${PSN}|${DSN}|1`, returnCode: 4, reason: "wrong DeviceSecret" });
+    expect(error.message).toBe(
+      "connection refused (code 4): bad user name or password: check the credentials (for UIoT Core, the DeviceSecret and the authmode in the user name)",
+    );
+    expect(refused[0]).toEqual({
+      clientId: `${PSN}.${DSN}`,
+      username: `${PSN}|${DSN}|1`,
+      returnCode: 4,
+      reason: "wrong DeviceSecret",
+    });
     expect(d.connects).toBe(0);
     // An unknown DeviceSN is refused the same way.
     const stranger = await device(cloud.port, { identity: staticIdentity("nobody-01") });
@@ -492,8 +622,9 @@ describe("device layer against the emulated UIoT Core", () => {
     const tcp = tcpConnector({ host: "127.0.0.1", port: cloud.port });
     const connect: typeof tcp = (h) => (dials++, tcp(h));
     for (const keepalive of [0, 10, 29, 1201, 3600]) {
-      expect(() => uiotClient(staticIdentity(), { connect, clock: nodeClock, keepalive }), String(keepalive))
-        .toThrow(new MqttError("NOT_ALLOWED", `UIoT Core requires a keepalive from 30 to 1200 s, not ${keepalive} s`));
+      expect(() => uiotClient(staticIdentity(), { connect, clock: nodeClock, keepalive }), String(keepalive)).toThrow(
+        new MqttError("NOT_ALLOWED", `UIoT Core requires a keepalive from 30 to 1200 s, not ${keepalive} s`),
+      );
     }
     expect(dials).toBe(0);
     for (const keepalive of [30, 1200]) {
@@ -523,12 +654,19 @@ describe("device layer against the emulated UIoT Core", () => {
     cloud.on("offline", (e) => offline.push(e));
     const first = await online(cloud.port);
     const second = await device(cloud.port);
-    await waitFor(() => first.errorsOf("KICKED").length > 0 && second.errorsOf("KICKED").length > 0, { timeoutMs: 15000, message: "KICKED on both devices" });
+    await waitFor(() => first.errorsOf("KICKED").length > 0 && second.errorsOf("KICKED").length > 0, {
+      timeoutMs: 15000,
+      message: "KICKED on both devices",
+    });
     for (const d of [first, second]) {
       const [kicked] = d.errorsOf("KICKED");
-      expect(kicked.message).toBe("kicked 3 times within a minute of connecting: is another device using this DeviceSN?");
+      expect(kicked.message).toBe(
+        "kicked 3 times within a minute of connecting: is another device using this DeviceSN?",
+      );
       expect(kicked.cause).toMatchObject({ code: "CONNECTION_LOST" });
     }
-    expect(offline.filter((e) => e.reason === "kicked: the same device logged in on another connection").length).toBeGreaterThanOrEqual(6);
+    expect(
+      offline.filter((e) => e.reason === "kicked: the same device logged in on another connection").length,
+    ).toBeGreaterThanOrEqual(6);
   });
 });

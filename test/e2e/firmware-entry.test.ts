@@ -12,7 +12,18 @@ import { CONFIG_KEYS } from "../../src/device/config-keys";
 import type { Host, OutboxStore } from "../../src/host";
 import { thermostat, type ThermostatOptions } from "../../src/device/thermostat";
 import { hasXsnap, xsnapBinary } from "../../tools/xsnap/worker";
-import { cloudWith as cloudWith_, DEVICE_SECRET, DSN, hostOn, PRODUCT_SECRET, provision, PSN, tlsCloudWith, tmpDir as tmpDir_, type Cleanups } from "../helpers/device-rig";
+import {
+  cloudWith as cloudWith_,
+  DEVICE_SECRET,
+  DSN,
+  hostOn,
+  PRODUCT_SECRET,
+  provision,
+  PSN,
+  tlsCloudWith,
+  tmpDir as tmpDir_,
+  type Cleanups,
+} from "../helpers/device-rig";
 import { sleep, waitFor } from "../helpers/wait";
 
 const xsBuilt = hasXsnap();
@@ -75,138 +86,178 @@ const XS: Engine = {
   },
 };
 
-describe.each([["V8", V8], ["XS", XS]] as const)("the firmware entry on %s against the emulated UIoT Core", (_, engine) => {
+describe.each([
+  ["V8", V8],
+  ["XS", XS],
+] as const)("the firmware entry on %s against the emulated UIoT Core", (_, engine) => {
   const { boot } = engine;
 
-  it.skipIf(!engine.available)("logs one error naming what to run when the device is not provisioned, and does not start", async () => {
-    const { host, logs } = hostOn(tmpDir());
-    const device = await boot(host);
-    expect(await device.started).toBe(false);
-    expect(logs).toHaveLength(1);
-    expect(logs[0][0]).toBe("error");
-    expect(logs[0][1]).toMatch(/not provisioned.*npm run provision/);
-    if (engine.name === "XS") expect(device.state).toBe("stopped"); // the engine has quit
-  });
+  it.skipIf(!engine.available)(
+    "logs one error naming what to run when the device is not provisioned, and does not start",
+    async () => {
+      const { host, logs } = hostOn(tmpDir());
+      const device = await boot(host);
+      expect(await device.started).toBe(false);
+      expect(logs).toHaveLength(1);
+      expect(logs[0][0]).toBe("error");
+      expect(logs[0][1]).toMatch(/not provisioned.*npm run provision/);
+      if (engine.name === "XS") expect(device.state).toBe("stopped"); // the engine has quit
+    },
+  );
 
-  it.skipIf(!engine.available)("registers dynamically once, stores the DeviceSecret, then connects with it; a restart uses the stored secret", async () => {
-    const cloud = await cloudWith({});
-    const dir = tmpDir();
-    const { host } = hostOn(dir);
-    provision(host, cloud.url, { product: PRODUCT_SECRET });
-    let registrations = 0;
-    cloud.on("registered", () => registrations++);
-    const device = await boot(host);
-    expect(await device.started).toBe(true);
-    const stored = host.config.get(CONFIG_KEYS.deviceSecret);
-    expect(stored).toBe(cloud.device(PSN, DSN)!.deviceSecret);
-    expect(host.config.get(CONFIG_KEYS.productSecret)).toBeUndefined(); // deleted once the DeviceSecret was stored
-    await waitFor(() => cloud.device(PSN, DSN)?.online, { message: "the device online" });
-    await waitFor(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), { message: "a property post" });
-    await engine.stop(device);
+  it.skipIf(!engine.available)(
+    "registers dynamically once, stores the DeviceSecret, then connects with it; a restart uses the stored secret",
+    async () => {
+      const cloud = await cloudWith({});
+      const dir = tmpDir();
+      const { host } = hostOn(dir);
+      provision(host, cloud.url, { product: PRODUCT_SECRET });
+      let registrations = 0;
+      cloud.on("registered", () => registrations++);
+      const device = await boot(host);
+      expect(await device.started).toBe(true);
+      const stored = host.config.get(CONFIG_KEYS.deviceSecret);
+      expect(stored).toBe(cloud.device(PSN, DSN)!.deviceSecret);
+      expect(host.config.get(CONFIG_KEYS.productSecret)).toBeUndefined(); // deleted once the DeviceSecret was stored
+      await waitFor(() => cloud.device(PSN, DSN)?.online, { message: "the device online" });
+      await waitFor(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), {
+        message: "a property post",
+      });
+      await engine.stop(device);
 
-    // A restart uses the stored secret: no second registration, and the secret is not touched.
-    const again = hostOn(dir);
-    const second = await boot(again.host);
-    expect(await second.started).toBe(true);
-    await waitFor(() => second.connects === 1, { message: "connected again" });
-    await waitFor(() => cloud.device(PSN, DSN)?.online, { message: "the device online again" });
-    expect(registrations).toBe(1);
-    expect(again.host.config.get(CONFIG_KEYS.deviceSecret)).toBe(stored);
-  });
+      // A restart uses the stored secret: no second registration, and the secret is not touched.
+      const again = hostOn(dir);
+      const second = await boot(again.host);
+      expect(await second.started).toBe(true);
+      await waitFor(() => second.connects === 1, { message: "connected again" });
+      await waitFor(() => cloud.device(PSN, DSN)?.online, { message: "the device online again" });
+      expect(registrations).toBe(1);
+      expect(again.host.config.get(CONFIG_KEYS.deviceSecret)).toBe(stored);
+    },
+  );
 
-  it.skipIf(!engine.available)("the thermostat answers the console: set, command and shadow desired, with range checks; posts are confirmed", async () => {
-    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
-    const { host } = hostOn(tmpDir());
-    provision(host, cloud.url, { device: DEVICE_SECRET });
-    const device = await boot(host);
-    await waitFor(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, { message: "the first shadow report" });
+  it.skipIf(!engine.available)(
+    "the thermostat answers the console: set, command and shadow desired, with range checks; posts are confirmed",
+    async () => {
+      const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+      const { host } = hostOn(tmpDir());
+      provision(host, cloud.url, { device: DEVICE_SECRET });
+      const device = await boot(host);
+      await waitFor(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, {
+        message: "the first shadow report",
+      });
 
-    expect((await cloud.setProperties(PSN, DSN, { target_temperature: 25 }))?.RetCode).toBe(0);
-    expect((await cloud.setProperties(PSN, DSN, { target_temperature: 99 }))?.RetCode).toBe(1);
-    expect((await cloud.setProperties(PSN, DSN, { humidity: 10 }))?.RetCode).toBe(2);
-    await waitFor(() => cloud.properties(PSN, DSN).target_temperature?.Value === 25, { message: "the new target posted" });
+      expect((await cloud.setProperties(PSN, DSN, { target_temperature: 25 }))?.RetCode).toBe(0);
+      expect((await cloud.setProperties(PSN, DSN, { target_temperature: 99 }))?.RetCode).toBe(1);
+      expect((await cloud.setProperties(PSN, DSN, { humidity: 10 }))?.RetCode).toBe(2);
+      await waitFor(() => cloud.properties(PSN, DSN).target_temperature?.Value === 25, {
+        message: "the new target posted",
+      });
 
-    const ok = await cloud.sendCommand(PSN, DSN, "set_temp_correction", { correction: -1.5 });
-    expect(ok.RetCode).toBe(0);
-    expect((ok.Output as { correction: number }).correction).toBe(-1.5);
-    expect((await cloud.sendCommand(PSN, DSN, "set_temp_correction", { correction: 8 })).RetCode).toBe(1);
+      const ok = await cloud.sendCommand(PSN, DSN, "set_temp_correction", { correction: -1.5 });
+      expect(ok.RetCode).toBe(0);
+      expect((ok.Output as { correction: number }).correction).toBe(-1.5);
+      expect((await cloud.sendCommand(PSN, DSN, "set_temp_correction", { correction: 8 })).RetCode).toBe(1);
 
-    cloud.setShadowDesired(PSN, DSN, { target_temperature: 18 });
-    await waitFor(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 18 && Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0, { message: "the desired target applied" });
-    cloud.setShadowDesired(PSN, DSN, { target_temperature: 50 });
-    await waitFor(() => Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0, { message: "the bad desired value answered" });
-    expect(cloud.shadow(PSN, DSN).State.Reported.target_temperature).toBe(18);
+      cloud.setShadowDesired(PSN, DSN, { target_temperature: 18 });
+      await waitFor(
+        () =>
+          cloud.shadow(PSN, DSN).State.Reported.target_temperature === 18 &&
+          Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0,
+        { message: "the desired target applied" },
+      );
+      cloud.setShadowDesired(PSN, DSN, { target_temperature: 50 });
+      await waitFor(() => Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0, {
+        message: "the bad desired value answered",
+      });
+      expect(cloud.shadow(PSN, DSN).State.Reported.target_temperature).toBe(18);
 
-    // What the view shows is the engine's own state
-    await waitFor(() => device.thermostat.posts >= 2, { message: "confirmed posts" });
-    await device.sync?.();
-    expect(device.thermostat).toMatchObject({ target: 18, correction: -1.5 });
-    expect(device.state).toBe("connected");
-  });
+      // What the view shows is the engine's own state
+      await waitFor(() => device.thermostat.posts >= 2, { message: "confirmed posts" });
+      await device.sync?.();
+      expect(device.thermostat).toMatchObject({ target: 18, correction: -1.5 });
+      expect(device.state).toBe("connected");
+    },
+  );
 
-  it.skipIf(!engine.available)("survives a broker restart: the lost connection is a drop, the refused redials are counted apart, the posts go on", async () => {
-    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
-    const { host, saw } = hostOn(tmpDir());
-    provision(host, cloud.url, { device: DEVICE_SECRET });
-    const device = await boot(host);
-    expect(await device.started).toBe(true);
-    await waitFor(() => device.connects === 1, { message: "connected" });
-    expect([device.drops, device.failedDials]).toEqual([0, 0]);
-    await cloud.stop();
-    // One connection lost; the redials refused while the broker is down are counted apart, not as drops.
-    await waitFor(() => device.failedDials >= 2 && device.state !== "connected", { message: "the drop and two refused redials", timeoutMs: 20000 });
-    expect(device.drops).toBe(1);
-    expect(device.problem).not.toBe("");
-    await sleep(300);
-    await cloud.start();
-    await waitFor(() => device.connects === 2, { message: "the reconnect", timeoutMs: 20000 });
-    expect(device.problem).toBe("");
-    expect(device.drops).toBe(1);
-    const posts = device.thermostat.posts;
-    await waitFor(() => device.thermostat.posts > posts + 1, { message: "posts after the restart" });
-    expect(saw(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as TESTPRODUCT00001\.thermostat-42 \(reconnect 1\)/)).toBe(true);
-  }, 60000);
+  it.skipIf(!engine.available)(
+    "survives a broker restart: the lost connection is a drop, the refused redials are counted apart, the posts go on",
+    async () => {
+      const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+      const { host, saw } = hostOn(tmpDir());
+      provision(host, cloud.url, { device: DEVICE_SECRET });
+      const device = await boot(host);
+      expect(await device.started).toBe(true);
+      await waitFor(() => device.connects === 1, { message: "connected" });
+      expect([device.drops, device.failedDials]).toEqual([0, 0]);
+      await cloud.stop();
+      // One connection lost; the redials refused while the broker is down are counted apart, not as drops.
+      await waitFor(() => device.failedDials >= 2 && device.state !== "connected", {
+        message: "the drop and two refused redials",
+        timeoutMs: 20000,
+      });
+      expect(device.drops).toBe(1);
+      expect(device.problem).not.toBe("");
+      await sleep(300);
+      await cloud.start();
+      await waitFor(() => device.connects === 2, { message: "the reconnect", timeoutMs: 20000 });
+      expect(device.problem).toBe("");
+      expect(device.drops).toBe(1);
+      const posts = device.thermostat.posts;
+      await waitFor(() => device.thermostat.posts > posts + 1, { message: "posts after the restart" });
+      expect(saw(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as TESTPRODUCT00001\.thermostat-42 \(reconnect 1\)/)).toBe(
+        true,
+      );
+    },
+    60000,
+  );
 
-  it.skipIf(!engine.available)("does not dial while the link is down, and connects at once when it comes up", async () => {
-    const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
-    const { host } = hostOn(tmpDir());
-    provision(host, cloud.url, { device: DEVICE_SECRET });
-    host.link.down();
-    const device = await boot(host);
-    await sleep(300);
-    await device.sync?.();
-    expect(device.state).toBe("waiting");
-    expect(device.connects).toBe(0);
-    host.link.up();
-    await waitFor(() => device.connects === 1, { message: "the first connection", timeoutMs: 2000 });
+  it.skipIf(!engine.available)(
+    "does not dial while the link is down, and connects at once when it comes up",
+    async () => {
+      const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
+      const { host } = hostOn(tmpDir());
+      provision(host, cloud.url, { device: DEVICE_SECRET });
+      host.link.down();
+      const device = await boot(host);
+      await sleep(300);
+      await device.sync?.();
+      expect(device.state).toBe("waiting");
+      expect(device.connects).toBe(0);
+      host.link.up();
+      await waitFor(() => device.connects === 1, { message: "the first connection", timeoutMs: 2000 });
 
-    // Down while connected: dropped, no retries while down; up: back within a moment, not after the backoff.
-    host.link.down();
-    await waitFor(() => device.state === "waiting", { message: "the drop" });
-    await sleep(1500);
-    await device.sync?.();
-    expect(device.state).toBe("waiting");
-    const t = Date.now();
-    host.link.up();
-    await waitFor(() => device.connects === 2, { message: "the reconnect", timeoutMs: 2000 });
-    expect(Date.now() - t).toBeLessThan(1000);
-  });
+      // Down while connected: dropped, no retries while down; up: back within a moment, not after the backoff.
+      host.link.down();
+      await waitFor(() => device.state === "waiting", { message: "the drop" });
+      await sleep(1500);
+      await device.sync?.();
+      expect(device.state).toBe("waiting");
+      const t = Date.now();
+      host.link.up();
+      await waitFor(() => device.connects === 2, { message: "the reconnect", timeoutMs: 2000 });
+      expect(Date.now() - t).toBeLessThan(1000);
+    },
+  );
 
-  it.skipIf(!engine.available)("verifies TLS by default: an unknown CA is refused, the provisioned CA connects", async () => {
-    const { url, ca } = await tlsCloudWith(cleanups);
+  it.skipIf(!engine.available)(
+    "verifies TLS by default: an unknown CA is refused, the provisioned CA connects",
+    async () => {
+      const { url, ca } = await tlsCloudWith(cleanups);
 
-    const untrusted = hostOn(tmpDir());
-    provision(untrusted.host, url, { device: DEVICE_SECRET });
-    const refused = await boot(untrusted.host);
-    await waitFor(() => untrusted.saw(/not signed by a trusted CA/), { message: "the TLS refusal" });
-    expect(refused.connects).toBe(0);
-    await engine.stop(refused);
+      const untrusted = hostOn(tmpDir());
+      provision(untrusted.host, url, { device: DEVICE_SECRET });
+      const refused = await boot(untrusted.host);
+      await waitFor(() => untrusted.saw(/not signed by a trusted CA/), { message: "the TLS refusal" });
+      expect(refused.connects).toBe(0);
+      await engine.stop(refused);
 
-    const trusted = hostOn(tmpDir());
-    provision(trusted.host, url, { device: DEVICE_SECRET }, ca);
-    const device = await boot(trusted.host);
-    await waitFor(() => device.connects === 1, { message: "a verified TLS connection" });
-  });
+      const trusted = hostOn(tmpDir());
+      provision(trusted.host, url, { device: DEVICE_SECRET }, ca);
+      const device = await boot(trusted.host);
+      await waitFor(() => device.connects === 1, { message: "a verified TLS connection" });
+    },
+  );
 
   it.skipIf(!engine.available)("keeps its QoS 1 messages in the host's outbox store until acknowledged", async () => {
     const cloud = await cloudWith({ deviceSecret: DEVICE_SECRET });
@@ -233,7 +284,9 @@ describe.each([["V8", V8], ["XS", XS]] as const)("the firmware entry on %s again
     const { host } = hostOn(tmpDir());
     provision(host, cloud.url, { device: DEVICE_SECRET });
     const device = await boot(host, { postInterval: 100, temperature: 29.5, target: 29.5, highTemp: 28 });
-    const event = await waitFor(() => cloud.thingEvents(PSN, DSN).find((e) => e.Identifier === "high_temp"), { message: "the high_temp event" });
+    const event = await waitFor(() => cloud.thingEvents(PSN, DSN).find((e) => e.Identifier === "high_temp"), {
+      message: "the high_temp event",
+    });
     expect(JSON.stringify(event)).toMatch(/threshold/);
     await waitFor(() => device.thermostat.events === 1, { message: "the event confirmed" });
     expect(device.thermostat.hot).toBe(true);
@@ -247,11 +300,18 @@ describe("the firmware entry on V8 with a host's maxPacketSize", () => {
     const { host, logs } = hostOn(tmpDir());
     provision(host, cloud.url, { device: DEVICE_SECRET });
     await V8.boot({ ...host, maxPacketSize: 1024 });
-    await waitFor(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, { message: "the first shadow report" });
+    await waitFor(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, {
+      message: "the first shadow report",
+    });
     const big = cloud.setProperties(PSN, DSN, { target_temperature: 25, note: "x".repeat(1500) });
-    await waitFor(() => logs.find(([level, m]) => level === "warn" && /PUBLISH exceeds the 1024-byte maximum packet size/.test(m)), { message: "the warning" });
+    await waitFor(
+      () => logs.find(([level, m]) => level === "warn" && /PUBLISH exceeds the 1024-byte maximum packet size/.test(m)),
+      { message: "the warning" },
+    );
     expect((await cloud.setProperties(PSN, DSN, { target_temperature: 23 }))?.RetCode).toBe(0);
-    await waitFor(() => cloud.properties(PSN, DSN).target_temperature?.Value === 23, { message: "the next set applied" });
+    await waitFor(() => cloud.properties(PSN, DSN).target_temperature?.Value === 23, {
+      message: "the next set applied",
+    });
     void big.catch(() => undefined);
   });
 });

@@ -28,14 +28,29 @@ const BACKEND = { username: "uiot-backend", password: "backendsecret001" };
 /** The spec's table of system topics (docs/uiot-platform.md, "Topics"), as Mosquitto access: the device reads
  * (subscribes) or writes (publishes). `password*` belong to dynamic registration, which this stand-in has not. */
 const SYSTEM: [string, "read" | "write"][] = [
-  ["device/status", "read"], ["shadow/upstream", "write"], ["shadow/downstream", "read"], ["shadow/get", "write"],
-  ["shadow/get_reply", "read"], ["tmodel/template/get", "write"], ["tmodel/template/get_reply", "read"],
-  ["tmodel/property/post", "write"], ["tmodel/property/post_reply", "read"], ["tmodel/property/set", "read"],
-  ["tmodel/property/set_reply", "write"], ["tmodel/property/restore", "write"], ["tmodel/property/restore_reply", "read"],
-  ["tmodel/property/desired/get", "write"], ["tmodel/property/desired/get_reply", "read"],
-  ["tmodel/property/desired/delete", "write"], ["tmodel/property/desired/delete_reply", "read"],
-  ["tmodel/event/post", "write"], ["tmodel/event/post_reply", "read"], ["tmodel/command", "read"],
-  ["tmodel/command_reply/+", "write"], ["ota/upstream", "write"], ["ota/downstream", "read"],
+  ["device/status", "read"],
+  ["shadow/upstream", "write"],
+  ["shadow/downstream", "read"],
+  ["shadow/get", "write"],
+  ["shadow/get_reply", "read"],
+  ["tmodel/template/get", "write"],
+  ["tmodel/template/get_reply", "read"],
+  ["tmodel/property/post", "write"],
+  ["tmodel/property/post_reply", "read"],
+  ["tmodel/property/set", "read"],
+  ["tmodel/property/set_reply", "write"],
+  ["tmodel/property/restore", "write"],
+  ["tmodel/property/restore_reply", "read"],
+  ["tmodel/property/desired/get", "write"],
+  ["tmodel/property/desired/get_reply", "read"],
+  ["tmodel/property/desired/delete", "write"],
+  ["tmodel/property/desired/delete_reply", "read"],
+  ["tmodel/event/post", "write"],
+  ["tmodel/event/post_reply", "read"],
+  ["tmodel/command", "read"],
+  ["tmodel/command_reply/+", "write"],
+  ["ota/upstream", "write"],
+  ["ota/downstream", "read"],
 ];
 
 function deviceAcl(dsn: string): AclRule[] {
@@ -48,7 +63,8 @@ function deviceAcl(dsn: string): AclRule[] {
   ];
 }
 
-const identity = (i: number) => new Identity({ productSN: PSN, deviceSN: DEVICES[i].deviceSN, deviceSecret: DEVICES[i].secret });
+const identity = (i: number) =>
+  new Identity({ productSN: PSN, deviceSN: DEVICES[i].deviceSN, deviceSecret: DEVICES[i].secret });
 const sys = (i: number) => `/$system/${PSN}/${DEVICES[i].deviceSN}/`;
 
 let broker: MosquittoBroker;
@@ -74,7 +90,12 @@ describe("device layer against Mosquitto as a stand-in platform", () => {
   it("logs in with the password file's UIoT user name and gets every system subscription", async () => {
     const mark = broker.logMark();
     const d = await online(broker.port, { identity: identity(0) });
-    await broker.waitForLog(new RegExp(`New client connected from 127\\.0\\.0\\.1:\\d+ as ${PSN}\\.thermostat-01 \\(p2, c1, k300, u'${PSN}\\|thermostat-01\\|1'\\)`), { since: mark });
+    await broker.waitForLog(
+      new RegExp(
+        `New client connected from 127\\.0\\.0\\.1:\\d+ as ${PSN}\\.thermostat-01 \\(p2, c1, k300, u'${PSN}\\|thermostat-01\\|1'\\)`,
+      ),
+      { since: mark },
+    );
     expect([...d.client.session.subscriptions.keys()].sort()).toEqual(THING_TOPICS.map((t) => sys(0) + t).sort());
     expect(d.errors).toEqual([]);
     expect(d.disconnects).toEqual([]);
@@ -110,7 +131,9 @@ describe("device layer against Mosquitto as a stand-in platform", () => {
     d.thing.shadow.onDesired((desired, { version }) => (pushed.push({ desired, version }), true));
     const v = platform.shadow(PSN, "thermostat-03").version;
     platform.pushDesired(PSN, "thermostat-03", { temperature: 17 });
-    await waitFor(() => platform.shadow(PSN, "thermostat-03").version === v + 2, { message: "the device accepted the desired state" });
+    await waitFor(() => platform.shadow(PSN, "thermostat-03").version === v + 2, {
+      message: "the device accepted the desired state",
+    });
     expect(pushed).toEqual([{ desired: { temperature: 17 }, version: v + 1 }]);
     expect(platform.shadow(PSN, "thermostat-03")).toMatchObject({ reported: { temperature: 17 }, desired: {} });
     expect(d.errors).toEqual([]);
@@ -122,7 +145,12 @@ describe("device layer against Mosquitto as a stand-in platform", () => {
     const sets: unknown[] = [];
     d.thing.onSet((properties) => void sets.push(properties));
     const reply = await platform.sendCommand(PSN, "thermostat-01", "reboot", { delay: 3 });
-    expect(reply).toEqual({ RetCode: 0, RequestID: reply.RequestID, Identifier: "reboot", Output: { delay: 3, accepted: 1 } });
+    expect(reply).toEqual({
+      RetCode: 0,
+      RequestID: reply.RequestID,
+      Identifier: "reboot",
+      Output: { delay: 3, accepted: 1 },
+    });
     const set = await platform.setProperties(PSN, "thermostat-01", { on: 1, target: 22.5 });
     expect(set).toEqual({ RequestID: set?.RequestID, RetCode: 0 });
     expect(sets).toEqual([{ on: 1, target: 22.5 }]);
@@ -133,7 +161,9 @@ describe("device layer against Mosquitto as a stand-in platform", () => {
     const d = await online(broker.port, { identity: identity(0) });
     const other = sys(1);
     for (const topic of [`${other}shadow/upstream`, `/${PSN}/thermostat-02/upload`, `${sys(0)}tmodel/command`]) {
-      expect(() => d.client.publish(topic, '{"Method":"get"}', { qos: 1 }), topic).toThrow(expect.objectContaining({ code: "NOT_ALLOWED" }));
+      expect(() => d.client.publish(topic, '{"Method":"get"}', { qos: 1 }), topic).toThrow(
+        expect.objectContaining({ code: "NOT_ALLOWED" }),
+      );
     }
     for (const filter of [`${other}tmodel/command`, `/${PSN}/+/set`, `${sys(0)}shadow/upstream`]) {
       expect(() => d.client.subscribe(filter, 1), filter).toThrow(MqttError);
@@ -146,17 +176,30 @@ describe("device layer against Mosquitto as a stand-in platform", () => {
     // What the guard saves the device from: a client without it, logged in as thermostat-01, gets PUBACK for a
     // publish to thermostat-02's topics and a granted SUBSCRIBE to them, yet nothing moves either way.
     const raw = mqtt.connect(broker.url, {
-      clientId: `${PSN}.thermostat-01`, username: `${PSN}|thermostat-01|1`, password: DEVICES[0].secret,
-      protocolVersion: 4, keepalive: 300, reconnectPeriod: 0, connectTimeout: 10000,
+      clientId: `${PSN}.thermostat-01`,
+      username: `${PSN}|thermostat-01|1`,
+      password: DEVICES[0].secret,
+      protocolVersion: 4,
+      keepalive: 300,
+      reconnectPeriod: 0,
+      connectTimeout: 10000,
     });
     try {
-      await withTimeout(new Promise((resolve, reject) => raw.once("connect", resolve).once("error", reject)), 15000, "CONNACK");
+      await withTimeout(
+        new Promise((resolve, reject) => raw.once("connect", resolve).once("error", reject)),
+        15000,
+        "CONNACK",
+      );
       const snooped: string[] = [];
       raw.on("message", (topic) => snooped.push(topic));
       const granted = await raw.subscribeAsync(`${other}tmodel/command`, { qos: 1 });
       expect(granted.map((g) => g.qos)).toEqual([1]); // "granted", silently never delivered
       const before = platform.received.length;
-      await raw.publishAsync(`${other}shadow/upstream`, '{"Method":"update","State":{"Reported":{"evil":1}},"Version":0}', { qos: 1 }); // PUBACK
+      await raw.publishAsync(
+        `${other}shadow/upstream`,
+        '{"Method":"update","State":{"Reported":{"evil":1}},"Version":0}',
+        { qos: 1 },
+      ); // PUBACK
       await raw.publishAsync(`${sys(0)}shadow/get`, '{"Method":"get"}', { qos: 1 }); // an allowed one, as a barrier
       await waitFor(() => platform.received.length > before, { message: "the allowed message at the backend" });
       expect(platform.received.slice(before).map((m) => m.topic)).toEqual([`${sys(0)}shadow/get`]);
@@ -179,7 +222,9 @@ describe("device layer against Mosquitto as a stand-in platform", () => {
     const tcp = tcpConnector({ host: "127.0.0.1", port: broker.port });
     const connect: typeof tcp = (h) => (dials++, tcp(h));
     for (const keepalive of [10, 29, 1201]) {
-      expect(() => uiotClient(identity(0), { connect, clock: nodeClock, keepalive })).toThrow(`UIoT Core requires a keepalive from 30 to 1200 s, not ${keepalive} s`);
+      expect(() => uiotClient(identity(0), { connect, clock: nodeClock, keepalive })).toThrow(
+        `UIoT Core requires a keepalive from 30 to 1200 s, not ${keepalive} s`,
+      );
     }
     expect(dials).toBe(0);
     await online(broker.port, { identity: identity(0), client: { keepalive: 1200 } });
@@ -188,7 +233,9 @@ describe("device layer against Mosquitto as a stand-in platform", () => {
   });
 
   it("reports a wrong DeviceSecret as CONNECT_REFUSED (Mosquitto answers 5 under 3.1.1)", async () => {
-    const d = await device(broker.port, { identity: new Identity({ productSN: PSN, deviceSN: "thermostat-01", deviceSecret: "wrongsecret00001" }) });
+    const d = await device(broker.port, {
+      identity: new Identity({ productSN: PSN, deviceSN: "thermostat-01", deviceSecret: "wrongsecret00001" }),
+    });
     await waitFor(() => d.disconnects.length > 0, { message: "the refusal" });
     expect(d.disconnects[0]).toMatchObject({ code: "CONNECT_REFUSED", returnCode: 5 });
     expect(d.disconnects[0].message).toMatch(/^connection refused \(code 5\): not authorized: .*check the password/);

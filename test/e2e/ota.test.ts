@@ -50,20 +50,33 @@ async function otaRig(ota: StartOptions["ota"] = {}): Promise<Rig> {
   const boots: string[] = [];
   const boot = async (): Promise<void> => {
     host = createNodeHost({
-      dir, persistOutbox: false,
+      dir,
+      persistOutbox: false,
       log: (level, message) => void logs.push([level, message]),
-      firmware: { restart: () => { device?.stop(); void boot(); } },
+      firmware: {
+        restart: () => {
+          device?.stop();
+          void boot();
+        },
+      },
     });
     if (boots.length === 0) provision(host, url, { device: DEVICE_SECRET }, ca);
     boots.push(host.firmware!.version);
-    device = await start(host, QUIET, { ota: { timeout: 1500, retries: 2, retryDelay: 150, rebootDelay: 50, progressInterval: 0, ...ota } });
+    device = await start(host, QUIET, {
+      ota: { timeout: 1500, retries: 2, retryDelay: 150, rebootDelay: 50, progressInterval: 0, ...ota },
+    });
     if (!device) throw new Error(`the device did not start: ${logs.map((l) => l[1]).join("\n")}`);
   };
   cleanups.push(() => device?.stop());
   await boot();
   await waitFor(() => cloud.ota.status(PSN, DSN).version === "1.0.0", { message: "report_version 1.0.0" });
   return {
-    cloud, dir, logs, events, boots, boot,
+    cloud,
+    dir,
+    logs,
+    events,
+    boots,
+    boot,
     device: () => device!,
     host: () => host!,
     saw: (re) => logs.some(([, m]) => re.test(m)),
@@ -71,7 +84,10 @@ async function otaRig(ota: StartOptions["ota"] = {}): Promise<Rig> {
 }
 
 const slot = (r: Rig, name: string) => path.join(r.dir, "firmware", name);
-const methods = (r: Rig) => r.events.map((e) => (e.method === "report_progress" ? `${e.payload.State}` : e.method)).filter((m, i, a) => m !== a[i - 1]);
+const methods = (r: Rig) =>
+  r.events
+    .map((e) => (e.method === "report_progress" ? `${e.payload.State}` : e.method))
+    .filter((m, i, a) => m !== a[i - 1]);
 
 function untouched(r: Rig) {
   expect(fs.existsSync(slot(r, "boot.json"))).toBe(false);
@@ -84,12 +100,22 @@ describe("OTA end to end (Node host, emulated cloud over TLS)", () => {
   it("updates: download, MD5, burn, restart as the new version, report_success", async () => {
     const r = await otaRig();
     r.cloud.ota.update(PSN, DSN, "2.0.0");
-    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", { message: "report_success", timeoutMs: 15000 });
+    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", {
+      message: "report_success",
+      timeoutMs: 15000,
+    });
     expect(r.boots).toEqual(["1.0.0", "2.0.0"]);
     expect(fs.readFileSync(slot(r, "image.bin")).equals(IMAGE)).toBe(true);
-    expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({ version: "2.0.0", target: "2.0.0", state: "success", downloads: [{ from: 0, status: 200 }] });
+    expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({
+      version: "2.0.0",
+      target: "2.0.0",
+      state: "success",
+      downloads: [{ from: 0, status: 200 }],
+    });
     expect(methods(r)).toEqual(["report_version", "downloading", "burning", "report_success", "report_version"]);
-    expect(r.events.filter((e) => e.method === "report_success")).toEqual([{ productSN: PSN, deviceSN: DSN, method: "report_success", payload: { Module: "default", Version: "2.0.0" } }]);
+    expect(r.events.filter((e) => e.method === "report_success")).toEqual([
+      { productSN: PSN, deviceSN: DSN, method: "report_success", payload: { Module: "default", Version: "2.0.0" } },
+    ]);
     expect(r.saw(/OTA: updated to 2\.0\.0 \(from 1\.0\.0\): reporting success/)).toBe(true);
     // the progress went out at QoS 0, the reports at QoS 1
     const up = r.cloud.log().filter((e) => e.topic.endsWith("/ota/upstream"));
@@ -105,8 +131,14 @@ describe("OTA end to end (Node host, emulated cloud over TLS)", () => {
     r.host().link.down();
     await new Promise((res) => setTimeout(res, 100));
     r.host().link.up();
-    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", { message: "report_success", timeoutMs: 15000 });
-    expect(r.cloud.ota.status(PSN, DSN).downloads).toEqual([{ from: 0, status: 200 }, { from: 100000, status: 206 }]);
+    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", {
+      message: "report_success",
+      timeoutMs: 15000,
+    });
+    expect(r.cloud.ota.status(PSN, DSN).downloads).toEqual([
+      { from: 0, status: 200 },
+      { from: 100000, status: 206 },
+    ]);
     expect(fs.readFileSync(slot(r, "image.bin")).equals(IMAGE)).toBe(true);
     expect(r.saw(/interrupted at byte 100000 of 262144 .*resuming from there/)).toBe(true);
   });
@@ -115,8 +147,14 @@ describe("OTA end to end (Node host, emulated cloud over TLS)", () => {
     const r = await otaRig();
     r.cloud.ota.faults.push({ dropAfter: 50000 });
     r.cloud.ota.update(PSN, DSN, "2.0.0");
-    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", { message: "report_success", timeoutMs: 15000 });
-    expect(r.cloud.ota.status(PSN, DSN).downloads).toEqual([{ from: 0, status: 200 }, { from: 50000, status: 206 }]);
+    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", {
+      message: "report_success",
+      timeoutMs: 15000,
+    });
+    expect(r.cloud.ota.status(PSN, DSN).downloads).toEqual([
+      { from: 0, status: 200 },
+      { from: 50000, status: 206 },
+    ]);
     expect(fs.readFileSync(slot(r, "image.bin")).equals(IMAGE)).toBe(true);
   });
 
@@ -143,7 +181,14 @@ describe("OTA end to end (Node host, emulated cloud over TLS)", () => {
     r.cloud.ota.faults.push({ stallAfter: 1000 }, { stallAfter: 0 }, { stallAfter: 0 });
     r.cloud.ota.update(PSN, DSN, "2.0.0");
     await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "failed", { message: "report_fail", timeoutMs: 15000 });
-    expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({ errCode: -3, downloads: [{ from: 0, status: 200 }, { from: 1000, status: 206 }, { from: 1000, status: 206 }] });
+    expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({
+      errCode: -3,
+      downloads: [
+        { from: 0, status: 200 },
+        { from: 1000, status: 206 },
+        { from: 1000, status: 206 },
+      ],
+    });
     untouched(r);
   });
 
@@ -176,7 +221,10 @@ describe("OTA end to end (Node host, emulated cloud over TLS)", () => {
     expect(fs.existsSync(slot(r, "boot.json"))).toBe(false);
     await r.boot();
     expect(r.boots).toEqual(["1.0.0", "1.0.0"]);
-    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", { message: "report_success", timeoutMs: 15000 });
+    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", {
+      message: "report_success",
+      timeoutMs: 15000,
+    });
     expect(r.boots).toEqual(["1.0.0", "1.0.0", "2.0.0"]);
     expect(r.events.map((e) => e.method)).toContain("request_firmware");
     expect(fs.readFileSync(slot(r, "image.bin")).equals(IMAGE)).toBe(true);

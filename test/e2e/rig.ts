@@ -34,8 +34,15 @@ export const TEMPLATE: JsonObject = {
 
 /** The system topics a started Thing subscribes to (shadow and thing model). */
 export const THING_TOPICS = [
-  "shadow/downstream", "shadow/get_reply", "tmodel/property/post_reply", "tmodel/property/set", "tmodel/property/restore_reply",
-  "tmodel/property/desired/get_reply", "tmodel/property/desired/delete_reply", "tmodel/event/post_reply", "tmodel/command",
+  "shadow/downstream",
+  "shadow/get_reply",
+  "tmodel/property/post_reply",
+  "tmodel/property/set",
+  "tmodel/property/restore_reply",
+  "tmodel/property/desired/get_reply",
+  "tmodel/property/desired/delete_reply",
+  "tmodel/event/post_reply",
+  "tmodel/command",
   "tmodel/template/get_reply",
 ];
 
@@ -56,7 +63,8 @@ export async function e2eCloud(options: CloudOptions = {}): Promise<Cloud> {
   return cloud;
 }
 
-export const staticIdentity = (deviceSN = DSN, deviceSecret = SECRET) => new Identity({ productSN: PSN, deviceSN, deviceSecret });
+export const staticIdentity = (deviceSN = DSN, deviceSecret = SECRET) =>
+  new Identity({ productSN: PSN, deviceSN, deviceSecret });
 
 export interface Device {
   identity: Identity;
@@ -113,11 +121,20 @@ export async function device(target: number | Connector, options: DeviceOptions 
   const base = `/$system/${identity.productSN}/${identity.deviceSN}/`;
   const subscriptions = THING_TOPICS.map((t) => base + t);
   Object.assign(d, {
-    identity, client, thing, errors, disconnects, connects: 0, logs,
+    identity,
+    client,
+    thing,
+    errors,
+    disconnects,
+    connects: 0,
+    logs,
     ready: async () => {
-      await waitFor(() => client.state === "connected" && subscriptions.every((f) => client.session.subscriptions.has(f)), {
-        message: `${identity.clientId} connected and subscribed`,
-      });
+      await waitFor(
+        () => client.state === "connected" && subscriptions.every((f) => client.session.subscriptions.has(f)),
+        {
+          message: `${identity.clientId} connected and subscribed`,
+        },
+      );
     },
     errorsOf: (code: string) => errors.filter((e) => e.code === code),
     close: () => {

@@ -22,7 +22,12 @@ export interface StandInReply {
 
 /** The backend's subscriptions: every device's requests and answers. */
 const REQUESTS = [
-  "shadow/get", "shadow/upstream", "tmodel/property/post", "tmodel/event/post", "tmodel/property/set_reply", "tmodel/command_reply/+",
+  "shadow/get",
+  "shadow/upstream",
+  "tmodel/property/post",
+  "tmodel/event/post",
+  "tmodel/property/set_reply",
+  "tmodel/command_reply/+",
 ];
 
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -36,19 +41,41 @@ export class StandInPlatform {
   private readonly waiting = new Map<string, (reply: StandInReply) => void>();
   private seq = 0;
 
-  private constructor(readonly client: MqttClient, private readonly now: () => number) {
+  private constructor(
+    readonly client: MqttClient,
+    private readonly now: () => number,
+  ) {
     client.on("message", (topic, payload) => this.handle(topic, payload.toString("utf8")));
   }
 
   /** Connects as `username` (which must be allowed every device's system topics) and subscribes. */
-  static async start(url: string, username: string, password: string, now: () => number = Date.now): Promise<StandInPlatform> {
-    const client = mqtt.connect(url, { clientId: `backend-${process.pid}`, username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10000 });
-    await withTimeout(new Promise<void>((resolve, reject) => {
-      client.once("connect", () => resolve());
-      client.once("error", reject);
-    }), 15000, "the backend's CONNACK");
-    const granted = await client.subscribeAsync(REQUESTS.map((s) => `/$system/+/+/${s}`).concat("/+/+/upload"), { qos: 1 });
-    if (granted.some((g) => g.qos !== 1)) throw new Error(`the backend's subscriptions were refused: ${JSON.stringify(granted)}`);
+  static async start(
+    url: string,
+    username: string,
+    password: string,
+    now: () => number = Date.now,
+  ): Promise<StandInPlatform> {
+    const client = mqtt.connect(url, {
+      clientId: `backend-${process.pid}`,
+      username,
+      password,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 10000,
+    });
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        client.once("connect", () => resolve());
+        client.once("error", reject);
+      }),
+      15000,
+      "the backend's CONNACK",
+    );
+    const granted = await client.subscribeAsync(REQUESTS.map((s) => `/$system/+/+/${s}`).concat("/+/+/upload"), {
+      qos: 1,
+    });
+    if (granted.some((g) => g.qos !== 1))
+      throw new Error(`the backend's subscriptions were refused: ${JSON.stringify(granted)}`);
     return new StandInPlatform(client, now);
   }
 
@@ -69,7 +96,12 @@ export class StandInPlatform {
     const t = this.seconds();
     const meta: Obj = {};
     for (const k of Object.keys(s.desired)) meta[k] = { Timestamp: t };
-    this.send(psn, dsn, "shadow/downstream", { Method: "control", Payload: { RetCode: 0, State: { Desired: s.desired }, Metadata: { Desired: meta } }, Version: s.version, Timestamp: t });
+    this.send(psn, dsn, "shadow/downstream", {
+      Method: "control",
+      Payload: { RetCode: 0, State: { Desired: s.desired }, Metadata: { Desired: meta } },
+      Version: s.version,
+      Timestamp: t,
+    });
   }
 
   /** A property set (plain values); resolves with the device's set_reply, or undefined after 5 s. */
@@ -81,7 +113,9 @@ export class StandInPlatform {
   /** A command; resolves with the device's reply, or the platform's 100040 after 5 s. */
   async sendCommand(psn: string, dsn: string, identifier: string, input: Obj): Promise<StandInReply> {
     const id = this.requestId();
-    const reply = await this.await(id, () => this.send(psn, dsn, "tmodel/command", { RequestID: id, Identifier: identifier, Input: input }));
+    const reply = await this.await(id, () =>
+      this.send(psn, dsn, "tmodel/command", { RequestID: id, Identifier: identifier, Input: input }),
+    );
     return reply ?? { RequestID: id, Identifier: identifier, RetCode: 100040, Message: "Command timeout" };
   }
 
@@ -115,14 +149,23 @@ export class StandInPlatform {
         const props = this.properties.get(key) ?? {};
         if (isObj(msg.Property)) for (const [k, v] of Object.entries(msg.Property)) props[k] = isObj(v) ? v.Value : v;
         this.properties.set(key, props);
-        return this.send(psn, dsn, "tmodel/property/post_reply", { RequestID: msg.RequestID, RetCode: 0, Message: "success" });
+        return this.send(psn, dsn, "tmodel/property/post_reply", {
+          RequestID: msg.RequestID,
+          RetCode: 0,
+          Message: "success",
+        });
       }
       case "tmodel/event/post":
-        return this.send(psn, dsn, "tmodel/event/post_reply", { RequestID: msg.RequestID, RetCode: 0, Message: "success" });
+        return this.send(psn, dsn, "tmodel/event/post_reply", {
+          RequestID: msg.RequestID,
+          RetCode: 0,
+          Message: "success",
+        });
       case "tmodel/property/set_reply":
         return this.settle(msg);
     }
-    if (suffix.startsWith("tmodel/command_reply/")) this.settle({ ...msg, RequestID: suffix.slice("tmodel/command_reply/".length) });
+    if (suffix.startsWith("tmodel/command_reply/"))
+      this.settle({ ...msg, RequestID: suffix.slice("tmodel/command_reply/".length) });
   }
 
   private upstream(psn: string, dsn: string, msg: Obj): Obj {
@@ -134,7 +177,16 @@ export class StandInPlatform {
     }
     const reset = msg.Method === "update" && msg.Version === -1;
     if (!reset && msg.Version !== s.version) {
-      return { Method: "control", Payload: { RetCode: 100026, State: { Reported: s.reported, Desired: s.desired }, Metadata: { Reported: {}, Desired: {} } }, Version: s.version, Timestamp: t };
+      return {
+        Method: "control",
+        Payload: {
+          RetCode: 100026,
+          State: { Reported: s.reported, Desired: s.desired },
+          Metadata: { Reported: {}, Desired: {} },
+        },
+        Version: s.version,
+        Timestamp: t,
+      };
     }
     if (msg.Method === "update") {
       if (state.Desired === null) {
@@ -151,7 +203,12 @@ export class StandInPlatform {
 
   private document(psn: string, dsn: string): Obj {
     const s = this.state(psn, dsn);
-    return { State: { Reported: s.reported, Desired: s.desired }, Metadata: { Reported: {}, Desired: {} }, Timestamp: this.seconds(), Version: s.version };
+    return {
+      State: { Reported: s.reported, Desired: s.desired },
+      Metadata: { Reported: {}, Desired: {} },
+      Timestamp: this.seconds(),
+      Version: s.version,
+    };
   }
 
   private settle(msg: Obj): void {

@@ -68,7 +68,8 @@ async function xsOtaRig(refuseAt?: number): Promise<Rig> {
   let stopping = false;
   const boot = async (): Promise<void> => {
     const host = createNodeHost({
-      dir, persistOutbox: false,
+      dir,
+      persistOutbox: false,
       log: (level, message) => void logs.push([level, message]),
       // The restart: this engine stops (its DISCONNECT goes out), a new one starts on the same folder.
       firmware: { restart: () => void engines[engines.length - 1].stop().then(() => (stopping ? undefined : boot())) },
@@ -94,7 +95,9 @@ async function xsOtaRig(refuseAt?: number): Promise<Rig> {
       },
     };
     const device = await startXsDevice({
-      host: { ...host, firmware: bridged }, thermostat: { postInterval: 1000 }, onFailure: (e) => void failures.push(e),
+      host: { ...host, firmware: bridged },
+      thermostat: { postInterval: 1000 },
+      onFailure: (e) => void failures.push(e),
       ota: { timeout: 3000, retries: 2, retryDelay: 150, rebootDelay: 50, progressInterval: 0 },
     });
     engines.push(device);
@@ -103,59 +106,92 @@ async function xsOtaRig(refuseAt?: number): Promise<Rig> {
   cleanups.push(async () => {
     stopping = true;
     for (const e of engines) await e.stop();
-    expect(engines.every((e) => gone(e.pid)), "no engine process left").toBe(true);
+    expect(
+      engines.every((e) => gone(e.pid)),
+      "no engine process left",
+    ).toBe(true);
     expect(failures).toEqual([]);
   });
   await boot();
-  await waitFor(() => cloud.ota.status(PSN, DSN).version === "1.0.0", { message: "report_version 1.0.0", timeoutMs: 15000 });
+  await waitFor(() => cloud.ota.status(PSN, DSN).version === "1.0.0", {
+    message: "report_version 1.0.0",
+    timeoutMs: 15000,
+  });
   return { cloud, dir, logs, events, boots, engines, chunks, saw: (re) => logs.some(([, m]) => re.test(m)) };
 }
 
 const slot = (r: Rig, name: string) => path.join(r.dir, "firmware", name);
-const methods = (r: Rig) => r.events.map((e) => (e.method === "report_progress" ? `${e.payload.State}` : e.method)).filter((m, i, a) => m !== a[i - 1]);
+const methods = (r: Rig) =>
+  r.events
+    .map((e) => (e.method === "report_progress" ? `${e.payload.State}` : e.method))
+    .filter((m, i, a) => m !== a[i - 1]);
 
-describe.skipIf(!available)("OTA end to end with the firmware on XS (the Node host's writer through the bridge)", () => {
-  it("updates: download and MD5 in XS, the image written by Node, restart as the new version, report_success", async () => {
-    const r = await xsOtaRig();
-    r.cloud.ota.update(PSN, DSN, "2.0.0");
-    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", { message: "report_success", timeoutMs: 30000 });
-    expect(r.boots).toEqual(["1.0.0", "2.0.0"]);
-    expect(r.engines).toHaveLength(2);
-    expect(gone(r.engines[0].pid), "the first engine stopped").toBe(true);
-    expect(fs.readFileSync(slot(r, "image.bin")).equals(IMAGE)).toBe(true);
-    // written as the download handed the bytes over, never the whole image in one message
-    expect(r.chunks.reduce((a, b) => a + b, 0)).toBe(IMAGE.length);
-    expect(Math.max(...r.chunks)).toBeLessThanOrEqual(64 * 1024);
-    expect(JSON.parse(fs.readFileSync(slot(r, "boot.json"), "utf8"))).toMatchObject({ version: "2.0.0", size: IMAGE.length });
-    expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({ version: "2.0.0", target: "2.0.0", state: "success", downloads: [{ from: 0, status: 200 }] });
-    expect(methods(r)).toEqual(["report_version", "downloading", "burning", "report_success", "report_version"]);
-    expect(r.events.filter((e) => e.method === "report_success")).toEqual([{ productSN: PSN, deviceSN: DSN, method: "report_success", payload: { Module: "default", Version: "2.0.0" } }]);
-    expect(r.saw(/OTA: 2\.0\.0 downloaded \(262144 bytes, MD5 [0-9a-f]{32}\) and made bootable/)).toBe(true);
-    expect(r.saw(/OTA: updated to 2\.0\.0 \(from 1\.0\.0\): reporting success/)).toBe(true);
-  }, 60000);
+describe.skipIf(!available)(
+  "OTA end to end with the firmware on XS (the Node host's writer through the bridge)",
+  () => {
+    it("updates: download and MD5 in XS, the image written by Node, restart as the new version, report_success", async () => {
+      const r = await xsOtaRig();
+      r.cloud.ota.update(PSN, DSN, "2.0.0");
+      await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "success", {
+        message: "report_success",
+        timeoutMs: 30000,
+      });
+      expect(r.boots).toEqual(["1.0.0", "2.0.0"]);
+      expect(r.engines).toHaveLength(2);
+      expect(gone(r.engines[0].pid), "the first engine stopped").toBe(true);
+      expect(fs.readFileSync(slot(r, "image.bin")).equals(IMAGE)).toBe(true);
+      // written as the download handed the bytes over, never the whole image in one message
+      expect(r.chunks.reduce((a, b) => a + b, 0)).toBe(IMAGE.length);
+      expect(Math.max(...r.chunks)).toBeLessThanOrEqual(64 * 1024);
+      expect(JSON.parse(fs.readFileSync(slot(r, "boot.json"), "utf8"))).toMatchObject({
+        version: "2.0.0",
+        size: IMAGE.length,
+      });
+      expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({
+        version: "2.0.0",
+        target: "2.0.0",
+        state: "success",
+        downloads: [{ from: 0, status: 200 }],
+      });
+      expect(methods(r)).toEqual(["report_version", "downloading", "burning", "report_success", "report_version"]);
+      expect(r.events.filter((e) => e.method === "report_success")).toEqual([
+        { productSN: PSN, deviceSN: DSN, method: "report_success", payload: { Module: "default", Version: "2.0.0" } },
+      ]);
+      expect(r.saw(/OTA: 2\.0\.0 downloaded \(262144 bytes, MD5 [0-9a-f]{32}\) and made bootable/)).toBe(true);
+      expect(r.saw(/OTA: updated to 2\.0\.0 \(from 1\.0\.0\): reporting success/)).toBe(true);
+    }, 60000);
 
-  it("an MD5 mismatch: report_fail -4 from XS, nothing made bootable, the old version still running", async () => {
-    const r = await xsOtaRig();
-    r.cloud.ota.update(PSN, DSN, "2.0.0", { md5: "00112233445566778899aabbccddeeff" });
-    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "failed", { message: "report_fail", timeoutMs: 30000 });
-    expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({ version: "1.0.0", errCode: -4 });
-    expect(r.saw(/OTA: update to 2\.0\.0 failed \(ErrCode -4, MD5 mismatch\).*the running image \(1\.0\.0\) is untouched/)).toBe(true);
-    expect(fs.existsSync(slot(r, "boot.json"))).toBe(false);
-    expect(fs.existsSync(slot(r, "incoming.part"))).toBe(false); // the Node writer was cancelled through the bridge
-    expect(r.boots).toEqual(["1.0.0"]);
-    expect(r.engines).toHaveLength(1);
-    await r.engines[0].sync!();
-    expect(r.engines[0].state).toBe("connected");
-  }, 60000);
+    it("an MD5 mismatch: report_fail -4 from XS, nothing made bootable, the old version still running", async () => {
+      const r = await xsOtaRig();
+      r.cloud.ota.update(PSN, DSN, "2.0.0", { md5: "00112233445566778899aabbccddeeff" });
+      await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "failed", {
+        message: "report_fail",
+        timeoutMs: 30000,
+      });
+      expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({ version: "1.0.0", errCode: -4 });
+      expect(
+        r.saw(/OTA: update to 2\.0\.0 failed \(ErrCode -4, MD5 mismatch\).*the running image \(1\.0\.0\) is untouched/),
+      ).toBe(true);
+      expect(fs.existsSync(slot(r, "boot.json"))).toBe(false);
+      expect(fs.existsSync(slot(r, "incoming.part"))).toBe(false); // the Node writer was cancelled through the bridge
+      expect(r.boots).toEqual(["1.0.0"]);
+      expect(r.engines).toHaveLength(1);
+      await r.engines[0].sync!();
+      expect(r.engines[0].state).toBe("connected");
+    }, 60000);
 
-  it("the Node host's writer refusing a chunk: its error reaches XS, report_fail -5, the old version still running", async () => {
-    const r = await xsOtaRig(3);
-    r.cloud.ota.update(PSN, DSN, "2.0.0");
-    await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "failed", { message: "report_fail", timeoutMs: 30000 });
-    expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({ version: "1.0.0", errCode: -5 });
-    expect(r.saw(/ErrCode -5, flash write failed\).*no space left on the device \(ENOSPC\)/)).toBe(true);
-    expect(fs.existsSync(slot(r, "boot.json"))).toBe(false);
-    expect(fs.existsSync(slot(r, "incoming.part"))).toBe(false);
-    expect(r.boots).toEqual(["1.0.0"]);
-  }, 60000);
-});
+    it("the Node host's writer refusing a chunk: its error reaches XS, report_fail -5, the old version still running", async () => {
+      const r = await xsOtaRig(3);
+      r.cloud.ota.update(PSN, DSN, "2.0.0");
+      await waitFor(() => r.cloud.ota.status(PSN, DSN).state === "failed", {
+        message: "report_fail",
+        timeoutMs: 30000,
+      });
+      expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({ version: "1.0.0", errCode: -5 });
+      expect(r.saw(/ErrCode -5, flash write failed\).*no space left on the device \(ENOSPC\)/)).toBe(true);
+      expect(fs.existsSync(slot(r, "boot.json"))).toBe(false);
+      expect(fs.existsSync(slot(r, "incoming.part"))).toBe(false);
+      expect(r.boots).toEqual(["1.0.0"]);
+    }, 60000);
+  },
+);

@@ -12,7 +12,14 @@ import fc from "fast-check";
 import { DEFAULT_MAX_PACKET_SIZE, encode, type Packet, type ProtocolLevel } from "../../src/mqtt/codec.ts";
 import * as arb from "../helpers/arbitraries.ts";
 import { hex, same } from "../helpers/canon.ts";
-import { chunk, mutate, oracleMismatch, runDecoder, type DecodeOptions, type Mutation } from "../helpers/decode-check.ts";
+import {
+  chunk,
+  mutate,
+  oracleMismatch,
+  runDecoder,
+  type DecodeOptions,
+  type Mutation,
+} from "../helpers/decode-check.ts";
 
 const count = Number(process.argv[2] ?? 1_000_000);
 const seed = (process.argv[3] !== undefined ? Number(process.argv[3]) : Date.now()) >>> 0;
@@ -38,10 +45,18 @@ const LEVELS: ProtocolLevel[] = [3, 4, 5];
 const POOL = 3000;
 const pools = new Map<ProtocolLevel, { packet: Packet; bytes: Uint8Array }[]>();
 for (const level of LEVELS) {
-  pools.set(level, fc.sample(arb.packet(level), { numRuns: POOL, seed: seed + level }).map((packet) => ({ packet, bytes: encode(packet, level) })));
+  pools.set(
+    level,
+    fc
+      .sample(arb.packet(level), { numRuns: POOL, seed: seed + level })
+      .map((packet) => ({ packet, bytes: encode(packet, level) })),
+  );
 }
 
-const HEADERS = [0x10, 0x20, 0x30, 0x31, 0x32, 0x33, 0x38, 0x3b, 0x40, 0x50, 0x62, 0x82, 0x90, 0xa2, 0xb0, 0xc0, 0xd0, 0xe0, 0xf0, 0x00];
+const HEADERS = [
+  0x10, 0x20, 0x30, 0x31, 0x32, 0x33, 0x38, 0x3b, 0x40, 0x50, 0x62, 0x82, 0x90, 0xa2, 0xb0, 0xc0, 0xd0, 0xe0, 0xf0,
+  0x00,
+];
 
 const concat = (parts: Uint8Array[]): Uint8Array => concatBytes(...parts);
 
@@ -66,7 +81,12 @@ function maxSize(stream: number): number {
 }
 
 type Mode = "valid" | "mutated" | "random" | "random-body";
-interface Case { mode: Mode; input: Uint8Array; options: DecodeOptions; expect?: Packet[] }
+interface Case {
+  mode: Mode;
+  input: Uint8Array;
+  options: DecodeOptions;
+  expect?: Packet[];
+}
 
 function makeCase(): Case {
   const r = rnd();
@@ -76,28 +96,52 @@ function makeCase(): Case {
     const items = Array.from({ length: 1 + int(4) }, () => pick(pool));
     const input = concat(items.map((x) => x.bytes));
     const largest = Math.max(...items.map((x) => x.bytes.length));
-    return { mode: "valid", input, expect: items.map((x) => x.packet), options: { level, maxPacketSize: largest + int(64), skipOversize: rnd() < 0.5 } };
+    return {
+      mode: "valid",
+      input,
+      expect: items.map((x) => x.packet),
+      options: { level, maxPacketSize: largest + int(64), skipOversize: rnd() < 0.5 },
+    };
   }
   if (r < 0.65) {
     const input0 = concat(Array.from({ length: 1 + int(3) }, () => pick(pool).bytes));
-    const ms: Mutation[] = Array.from({ length: 1 + int(4) }, () => ({ op: int(9), pos: int(1 << 20), val: int(256), len: 1 + int(8) }));
+    const ms: Mutation[] = Array.from({ length: 1 + int(4) }, () => ({
+      op: int(9),
+      pos: int(1 << 20),
+      val: int(256),
+      len: 1 + int(8),
+    }));
     const input = mutate(input0, ms);
-    return { mode: "mutated", input, options: { level, maxPacketSize: maxSize(input.length), skipOversize: rnd() < 0.5 } };
+    return {
+      mode: "mutated",
+      input,
+      options: { level, maxPacketSize: maxSize(input.length), skipOversize: rnd() < 0.5 },
+    };
   }
   if (r < 0.85) {
     const input = randomBytes(int(65));
     if (input.length && rnd() < 0.5) input[0] = pick(HEADERS);
-    return { mode: "random", input, options: { level, maxPacketSize: maxSize(input.length), skipOversize: rnd() < 0.5 } };
+    return {
+      mode: "random",
+      input,
+      options: { level, maxPacketSize: maxSize(input.length), skipOversize: rnd() < 0.5 },
+    };
   }
   const body = randomBytes(int(100));
   const input = Uint8Array.from([pick(HEADERS), body.length, ...body]);
-  return { mode: "random-body", input, options: { level, maxPacketSize: maxSize(input.length), skipOversize: rnd() < 0.5 } };
+  return {
+    mode: "random-body",
+    input,
+    options: { level, maxPacketSize: maxSize(input.length), skipOversize: rnd() < 0.5 },
+  };
 }
 
 const failures: string[] = [];
 const codes = new Map<string, number>();
 const modes = new Map<Mode, number>();
-let packets = 0, skipped = 0, bytes = 0;
+let packets = 0,
+  skipped = 0,
+  bytes = 0;
 const t0 = performance.now();
 let lastReport = t0;
 
@@ -121,11 +165,13 @@ for (let i = 0; i < count && failures.length < 10; i++) {
     failure = `the harness caught ${String(e)}`;
   }
   if (failure) {
-    failures.push([
-      `FAILURE #${failures.length + 1} at input ${i} (seed ${seed}), ${c.mode}: ${failure}`,
-      `  options ${JSON.stringify(c.options)}, chunks ${chunks.map((x) => x.length).join(",")}`,
-      `  input ${hex(c.input)}`,
-    ].join("\n"));
+    failures.push(
+      [
+        `FAILURE #${failures.length + 1} at input ${i} (seed ${seed}), ${c.mode}: ${failure}`,
+        `  options ${JSON.stringify(c.options)}, chunks ${chunks.map((x) => x.length).join(",")}`,
+        `  input ${hex(c.input)}`,
+      ].join("\n"),
+    );
     console.error(failures[failures.length - 1]);
     continue;
   }
@@ -145,11 +191,18 @@ for (let i = 0; i < count && failures.length < 10; i++) {
 
 const seconds = (performance.now() - t0) / 1000;
 const done = [...modes.values()].reduce((a, b) => a + b, 0) + failures.length;
-console.log(`codec fuzz: ${done} inputs in ${seconds.toFixed(1)} s (${(done / seconds).toFixed(0)} inputs/s, `
-  + `${(bytes / seconds / 1e6).toFixed(2)} MB/s), seed ${seed}`);
+console.log(
+  `codec fuzz: ${done} inputs in ${seconds.toFixed(1)} s (${(done / seconds).toFixed(0)} inputs/s, ` +
+    `${(bytes / seconds / 1e6).toFixed(2)} MB/s), seed ${seed}`,
+);
 console.log(`  by kind: ${[...modes].map(([m, n]) => `${m} ${n}`).join(", ")}`);
 console.log(`  ${packets} packets decoded (each re-encoded and decoded again), ${skipped} oversize packets skipped`);
-console.log(`  outcomes: ${[...codes].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(", ")}`);
+console.log(
+  `  outcomes: ${[...codes]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ")}`,
+);
 if (failures.length) {
   console.error(`${failures.length} failure(s): see above`);
   process.exit(1);

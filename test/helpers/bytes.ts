@@ -69,6 +69,11 @@ export const MQTT = str("MQTT");
 export const MQISDP = str("MQIsdp");
 
 /** CONNECT body: protocol name and level, flags, keepalive, then the rest. */
-export function connectBody(level: number, flags: number, rest: number[] = str("c"), name = level === 3 ? MQISDP : MQTT): number[] {
+export function connectBody(
+  level: number,
+  flags: number,
+  rest: number[] = str("c"),
+  name = level === 3 ? MQISDP : MQTT,
+): number[] {
   return [...name, level, flags, 0, 60, ...rest];
 }

@@ -15,7 +15,17 @@
 
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -111,15 +121,48 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 
 async function selfSigned(dir: string, name: string, cn: string): Promise<void> {
   await openssl(
-    ["req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650", "-subj", `/CN=${cn}`,
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-      "-keyout", `${name}.key`, "-out", `${name}.crt`],
+    [
+      "req",
+      "-x509",
+      "-new",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-sha256",
+      "-days",
+      "3650",
+      "-subj",
+      `/CN=${cn}`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.crt`,
+    ],
     dir,
   );
 }
 
 async function request(dir: string, name: string, cn: string): Promise<void> {
-  await openssl(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`, "-keyout", `${name}.key`, "-out", `${name}.csr`], dir);
+  await openssl(
+    [
+      "req",
+      "-new",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      `/CN=${cn}`,
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+    ],
+    dir,
+  );
 }
 
 /** Signs NAME.csr with CA.crt/CA.key using extension section `ext`; one at a time (shared index.txt/serial). */
@@ -132,9 +175,29 @@ async function sign(dir: string, name: string, ca: string, ext: string, start: D
     writeFileSync(join(caDir, "ca.cnf"), caConfig(caDir));
   }
   await openssl(
-    ["ca", "-batch", "-notext", "-config", join(caDir, "ca.cnf"), "-cert", `${ca}.crt`, "-keyfile", `${ca}.key`,
-      "-in", `${name}.csr`, "-out", `${name}.crt`, "-extfile", "extensions.cnf", "-extensions", ext,
-      "-startdate", stamp(start), "-enddate", stamp(end)],
+    [
+      "ca",
+      "-batch",
+      "-notext",
+      "-config",
+      join(caDir, "ca.cnf"),
+      "-cert",
+      `${ca}.crt`,
+      "-keyfile",
+      `${ca}.key`,
+      "-in",
+      `${name}.csr`,
+      "-out",
+      `${name}.crt`,
+      "-extfile",
+      "extensions.cnf",
+      "-extensions",
+      ext,
+      "-startdate",
+      stamp(start),
+      "-enddate",
+      stamp(end),
+    ],
     dir,
   );
 }

@@ -4,7 +4,14 @@
 // - every packet it decodes re-encodes, and the re-encoding decodes to an equal packet.
 import { CONNACK, CONNECT, Decoder, encode, MqttError, type Packet, type ProtocolLevel } from "../../src/mqtt/codec.ts";
 import { hex, same } from "./canon.ts";
-import { groupedUserProperties, mqttPacket, mqttPacketLosesUserProperty, toModel, Unsupported, type Loose } from "./mqtt-packet-fixtures.ts";
+import {
+  groupedUserProperties,
+  mqttPacket,
+  mqttPacketLosesUserProperty,
+  toModel,
+  Unsupported,
+  type Loose,
+} from "./mqtt-packet-fixtures.ts";
 
 export interface DecodeOptions {
   level: ProtocolLevel;
@@ -22,7 +29,12 @@ export interface DecodeRun {
   failure?: string;
 }
 
-export interface Mutation { op: number; pos: number; val: number; len: number }
+export interface Mutation {
+  op: number;
+  pos: number;
+  val: number;
+  len: number;
+}
 
 const INTERESTING = [0x00, 0x01, 0x02, 0x7f, 0x80, 0xff, 0x30, 0x32, 0x82, 0x10, 0x20, 0xc0];
 
@@ -33,15 +45,32 @@ export function mutate(input: Uint8Array, ms: Mutation[]): Uint8Array {
     const n = b.length;
     const at = n ? pos % n : 0;
     switch (op) {
-      case 0: if (n) b[at] ^= 1 << (val & 7); break;
-      case 1: if (n) b[at] = val; break;
-      case 2: if (n) b[at] = INTERESTING[val % INTERESTING.length]; break;
-      case 3: b.splice(at, 0, ...Array.from({ length: len }, (_, i) => (val + i * 31) & 0xff)); break;
-      case 4: b.splice(at, len); break;
-      case 5: b = b.slice(0, at); break;
-      case 6: b.splice((at + val) % (n + 1), 0, ...b.slice(at, at + len)); break;
-      case 7: if (n) b[0] = val; break;
-      default: if (n > 1) b[1] = val; // the first remaining length byte
+      case 0:
+        if (n) b[at] ^= 1 << (val & 7);
+        break;
+      case 1:
+        if (n) b[at] = val;
+        break;
+      case 2:
+        if (n) b[at] = INTERESTING[val % INTERESTING.length];
+        break;
+      case 3:
+        b.splice(at, 0, ...Array.from({ length: len }, (_, i) => (val + i * 31) & 0xff));
+        break;
+      case 4:
+        b.splice(at, len);
+        break;
+      case 5:
+        b = b.slice(0, at);
+        break;
+      case 6:
+        b.splice((at + val) % (n + 1), 0, ...b.slice(at, at + len));
+        break;
+      case 7:
+        if (n) b[0] = val;
+        break;
+      default:
+        if (n > 1) b[1] = val; // the first remaining length byte
     }
   }
   return Uint8Array.from(b);
@@ -104,7 +133,10 @@ export function replacer(_k: string, v: unknown): unknown {
 export function runDecoder(chunks: Uint8Array[], o: DecodeOptions): DecodeRun {
   const run: DecodeRun = { packets: [], skipped: 0 };
   const d = new Decoder((p) => run.packets.push({ packet: p, level: d.level }), {
-    level: o.level, maxPacketSize: o.maxPacketSize, skipOversize: o.skipOversize, onSkip: () => run.skipped++,
+    level: o.level,
+    maxPacketSize: o.maxPacketSize,
+    skipOversize: o.skipOversize,
+    onSkip: () => run.skipped++,
   });
   const broke = (why: string) => ((run.failure = why), run);
   for (let i = 0; i < chunks.length && !run.error; i++) {
@@ -120,10 +152,12 @@ export function runDecoder(chunks: Uint8Array[], o: DecodeOptions): DecodeRun {
         if (again !== e) return broke(`after an error, push threw a different error: ${String(again)}`);
       }
     }
-    if (!(d.pending >= 0 && d.pending <= o.maxPacketSize)) return broke(`pending ${d.pending} over maxPacketSize ${o.maxPacketSize}`);
+    if (!(d.pending >= 0 && d.pending <= o.maxPacketSize))
+      return broke(`pending ${d.pending} over maxPacketSize ${o.maxPacketSize}`);
     // White box: the body buffer the decoder allocated, which is what memory it really holds (header >= 2 bytes).
     const body = (d as unknown as { body: Uint8Array | null }).body;
-    if (body && body.length + 2 > o.maxPacketSize) return broke(`a ${body.length}-byte body buffer with maxPacketSize ${o.maxPacketSize}`);
+    if (body && body.length + 2 > o.maxPacketSize)
+      return broke(`a ${body.length}-byte body buffer with maxPacketSize ${o.maxPacketSize}`);
   }
   if (!run.error) {
     try {
@@ -166,12 +200,14 @@ export function oracleMismatch(input: Uint8Array, run: DecodeRun, level: Protoco
     // packet as its properties (20 02 01 00 | 03 21 00 01 gives receiveMaximum 1), so it cannot be compared.
     if (ours.type === CONNACK && run.packets[k].level === 5 && !ours.properties) return undefined;
     const t = theirs[k];
-    if (t === undefined) return `mqtt-packet did not read packet #${k} that we decoded: ${JSON.stringify(ours, replacer)}`;
+    if (t === undefined)
+      return `mqtt-packet did not read packet #${k} that we decoded: ${JSON.stringify(ours, replacer)}`;
     let adapted: Packet;
     try {
       adapted = toModel(t, { level }).packet;
     } catch (e) {
-      if (e instanceof Unsupported) return `mqtt-packet read packet #${k} as ${t.cmd} (${e.message}); we read ${JSON.stringify(ours, replacer)}`;
+      if (e instanceof Unsupported)
+        return `mqtt-packet read packet #${k} as ${t.cmd} (${e.message}); we read ${JSON.stringify(ours, replacer)}`;
       throw e;
     }
     if (!same(groupedUserProperties(adapted), groupedUserProperties(ours)))

@@ -11,8 +11,10 @@ import { CONFIG_KEYS } from "../../src/device/config-keys";
 import type { LogLevel } from "../../src/host";
 import { getTestCerts } from "./certs";
 
-export const PSN = "TESTPRODUCT00001", DSN = "thermostat-42";
-export const PRODUCT_SECRET = "productsecret123", DEVICE_SECRET = "devicesecret4567";
+export const PSN = "TESTPRODUCT00001",
+  DSN = "thermostat-42";
+export const PRODUCT_SECRET = "productsecret123",
+  DEVICE_SECRET = "devicesecret4567";
 
 export type Cleanups = (() => unknown)[];
 
@@ -31,7 +33,12 @@ export function hostOn(dir: string) {
 }
 
 /** Stores the test device's identity, one of its secrets, the broker URL and, for TLS, the CA. */
-export function provision(host: NodeHost, url: string, secret: { device?: string; product?: string }, ca?: string): void {
+export function provision(
+  host: NodeHost,
+  url: string,
+  secret: { device?: string; product?: string },
+  ca?: string,
+): void {
   host.config.set(CONFIG_KEYS.productSN, PSN);
   host.config.set(CONFIG_KEYS.deviceSN, DSN);
   if (secret.device) host.config.set(CONFIG_KEYS.deviceSecret, secret.device);

@@ -31,7 +31,8 @@ export class FakeClock implements Clock {
     for (let guard = 0; ; guard++) {
       if (guard > 100000) throw new Error("timer loop: a timer keeps re-arming at the same time");
       let next: [number, { at: number; cb: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at || (e[1].at === next[1].at && e[0] < next[0]))) next = e;
+      for (const e of this.timers)
+        if (e[1].at <= end && (!next || e[1].at < next[1].at || (e[1].at === next[1].at && e[0] < next[0]))) next = e;
       if (!next) break;
       this.timers.delete(next[0]);
       this.t = Math.max(this.t, next[1].at);

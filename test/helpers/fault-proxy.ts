@@ -36,7 +36,13 @@ export interface Faults {
    * in flight may then be discarded by the receiving kernel). Offset 0 cuts when the first byte arrives.
    * Decided when a connection is accepted, from the faults set at that moment.
    */
-  drop?: { probability?: number; minBytes?: number; maxBytes: number; direction?: Direction | "both"; mode?: "close" | "reset" };
+  drop?: {
+    probability?: number;
+    minBytes?: number;
+    maxBytes: number;
+    direction?: Direction | "both";
+    mode?: "close" | "reset";
+  };
   /** Cut the stream into pieces of 1..maxBytes bytes, each written on its own (with a turn of the event loop between). */
   split?: { maxBytes: number };
   /** After data arrives, wait windowMs for more and write everything gathered (up to maxBytes) as one write. */
@@ -167,7 +173,8 @@ export function checkFaults(f: Faults): void {
     }
     probability(f.drop.probability, "drop.probability");
   }
-  if (f.split && !(Number.isInteger(f.split.maxBytes) && f.split.maxBytes >= 1)) bad(`split.maxBytes must be an integer >= 1`);
+  if (f.split && !(Number.isInteger(f.split.maxBytes) && f.split.maxBytes >= 1))
+    bad(`split.maxBytes must be an integer >= 1`);
   if (f.coalesce && !(f.coalesce.windowMs >= 0)) bad(`coalesce.windowMs must be >= 0`);
   if (f.coalesce?.maxBytes !== undefined && !(f.coalesce.maxBytes >= 1)) bad(`coalesce.maxBytes must be >= 1`);
   if (f.stall) {
@@ -214,12 +221,24 @@ class ProxyServer {
   /** Every socket still open, both sides, whatever its state: what close() destroys. */
   readonly sockets = new Set<net.Socket>();
   readonly counters: FaultProxyStats = {
-    connections: 0, active: 0, drops: 0, droppedByCall: 0, frozen: 0,
-    bytesUp: 0, bytesDown: 0, writesUp: 0, writesDown: 0, stalls: 0,
+    connections: 0,
+    active: 0,
+    drops: 0,
+    droppedByCall: 0,
+    frozen: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    writesUp: 0,
+    writesDown: 0,
+    stalls: 0,
   };
   readonly dropLog: DropRecord[] = [];
 
-  constructor(readonly seed: number, faults: Faults, target: { host?: string; port: number }) {
+  constructor(
+    readonly seed: number,
+    faults: Faults,
+    target: { host?: string; port: number },
+  ) {
     checkFaults(faults);
     this.faults = { ...faults };
     this.target = { host: target.host ?? "127.0.0.1", port: target.port };
@@ -290,7 +309,11 @@ class Link {
   readonly down: Pipe;
   private socketsClosed = 0;
 
-  constructor(readonly proxy: ProxyServer, readonly index: number, readonly client: net.Socket) {
+  constructor(
+    readonly proxy: ProxyServer,
+    readonly index: number,
+    readonly client: net.Socket,
+  ) {
     const { host, port } = proxy.target;
     this.upstream = net.connect({ host, port, allowHalfOpen: true });
     proxy.own(this.upstream);
@@ -302,7 +325,8 @@ class Link {
     const drop = proxy.faults.drop;
     const rng = createRng(mixSeed(proxy.seed, index));
     if (drop && rng.next() < (drop.probability ?? 1)) {
-      const dir = drop.direction === "up" || drop.direction === "down" ? drop.direction : rng.next() < 0.5 ? "up" : "down";
+      const dir =
+        drop.direction === "up" || drop.direction === "down" ? drop.direction : rng.next() < 0.5 ? "up" : "down";
       const offset = rng.int(drop.minBytes ?? 0, drop.maxBytes);
       (dir === "up" ? this.up : this.down).dropAt = offset;
       this.dropMode = drop.mode ?? "close";
@@ -375,7 +399,12 @@ class Pipe {
   /** Cut the connection once this many bytes went this way (the drop fault). */
   dropAt: number | undefined;
 
-  constructor(private readonly link: Link, readonly dir: Direction, private readonly src: net.Socket, private readonly dst: net.Socket) {
+  constructor(
+    private readonly link: Link,
+    readonly dir: Direction,
+    private readonly src: net.Socket,
+    private readonly dst: net.Socket,
+  ) {
     this.rng = createRng(mixSeed(link.proxy.seed, link.index, dir === "up" ? 1 : 2));
     src.on("data", (chunk: Buffer) => this.push(chunk));
     src.on("end", () => {
@@ -473,7 +502,8 @@ class Pipe {
       if (on && faults.coalesce?.maxBytes) n = Math.min(n, faults.coalesce.maxBytes);
       if (this.dropAt !== undefined) n = Math.min(n, this.dropAt - this.forwarded);
       if (on && faults.split) {
-        if (this.nextCut <= this.forwarded) this.nextCut = this.forwarded + this.rng.int(1, Math.max(1, faults.split.maxBytes));
+        if (this.nextCut <= this.forwarded)
+          this.nextCut = this.forwarded + this.rng.int(1, Math.max(1, faults.split.maxBytes));
         n = Math.min(n, this.nextCut - this.forwarded);
       }
       if (n > 0) {

@@ -28,7 +28,10 @@ export class HostileConnection {
   private waiters: { cmd: string; resolve: (p: mqttPacket.Packet) => void }[] = [];
   private parser = mqttPacket.parser({ protocolVersion: 4 });
 
-  constructor(readonly socket: net.Socket, readonly index: number) {
+  constructor(
+    readonly socket: net.Socket,
+    readonly index: number,
+  ) {
     this.parser.on("packet", (p: mqttPacket.Packet) => {
       this.counts[p.cmd] = (this.counts[p.cmd] ?? 0) + 1;
       if (!this.keep) return;

@@ -14,7 +14,9 @@ export class LinPreferenceFile implements Preferences {
   constructor(readonly path: string) {}
 
   private load(): Record<string, Record<string, Entry>> {
-    return existsSync(this.path) ? (JSON.parse(readFileSync(this.path, "utf8")) as Record<string, Record<string, Entry>>) : {};
+    return existsSync(this.path)
+      ? (JSON.parse(readFileSync(this.path, "utf8")) as Record<string, Record<string, Entry>>)
+      : {};
   }
 
   get(domain: string, key: string): unknown {
@@ -44,7 +46,11 @@ export class LinPreferenceFile implements Preferences {
 
 /** The firmware's config store in the preference file at `path`, with `chip`'s limits (what hosts/moddable/host.ts reads). */
 export function linConfigStore(path: string, chip: ChipProfile): PreferenceStore {
-  return new PreferenceStore(new LinPreferenceFile(path), { domain: PREFERENCE_DOMAIN, limits: chip.preference, maxValueBytes: chip.maxConfigValue });
+  return new PreferenceStore(new LinPreferenceFile(path), {
+    domain: PREFERENCE_DOMAIN,
+    limits: chip.preference,
+    maxValueBytes: chip.maxConfigValue,
+  });
 }
 
 export interface Provisioning {

@@ -86,15 +86,31 @@ export function buildFirmware(sdk: string, chip: Chip): Build {
     // The lin preference file is config.file.root + "modpreferences.json": relative, so each run (its own working
     // folder) has its own file.
     // the chip's TLS settings too (the ESP8266 build leaves out the ECDHE key exchanges)
-    config: { file: { root: "./" }, chip, ...(manifestOf(join(ROOT, SOURCES[chip].ours)).config?.tls ? { tls: manifestOf(join(ROOT, SOURCES[chip].ours)).config?.tls } : {}) },
+    config: {
+      file: { root: "./" },
+      chip,
+      ...(manifestOf(join(ROOT, SOURCES[chip].ours)).config?.tls
+        ? { tls: manifestOf(join(ROOT, SOURCES[chip].ours)).config?.tls }
+        : {}),
+    },
   };
   writeFileSync(join(dir, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
   const r = spawnSync("mcconfig", ["-i", "-m", "-t", "build", "-o", join(dir, "out"), join(dir, "manifest.json")], {
-    cwd: ROOT, env: sdkEnv(sdk), encoding: "utf8", maxBuffer: 64 << 20,
+    cwd: ROOT,
+    env: sdkEnv(sdk),
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
   });
   const log = `${r.stdout ?? ""}${r.stderr ?? ""}`;
   if (r.error) throw new Error(`could not run mcconfig: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`mcconfig failed for ${chip} (exit ${r.status}):\n${log.split("\n").filter((l) => !/^# /.test(l)).slice(-40).join("\n")}`);
+  if (r.status !== 0)
+    throw new Error(
+      `mcconfig failed for ${chip} (exit ${r.status}):\n${log
+        .split("\n")
+        .filter((l) => !/^# /.test(l))
+        .slice(-40)
+        .join("\n")}`,
+    );
   const library = join(dir, "out", "bin", "lin", "mc", "instrument", chip, "mc.so");
   if (!existsSync(library)) throw new Error(`mcconfig did not build ${library}:\n${log.slice(-4000)}`);
   return { chip, creation, library, sdk, log };
@@ -102,7 +118,10 @@ export function buildFirmware(sdk: string, chip: Chip): Build {
 
 /** xsl's "not frozen" warnings for our own modules (src/, hosts/), from a build's log. */
 export function notFrozen(log: string): string[] {
-  return log.split("\n").filter((l) => /### warning: (src|hosts)\//.test(l) && /not frozen/.test(l)).map((l) => l.replace("### warning: ", ""));
+  return log
+    .split("\n")
+    .filter((l) => /### warning: (src|hosts)\//.test(l) && /not frozen/.test(l))
+    .map((l) => l.replace("### warning: ", ""));
 }
 
 // ---- the display ----
@@ -119,8 +138,13 @@ export async function startXvfb(): Promise<Display> {
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
   let err = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (err += d));
-  const spawnError = new Promise<never>((_, reject) => child.once("error", (e) => reject(new Error(`could not start Xvfb (apt-get install xvfb): ${e.message}`))));
-  const n = await Promise.race([waitFor(() => /^\d+\n/.exec(out)?.[0].trim(), { timeoutMs: 20000, message: `Xvfb to start: ${err}` }), spawnError]);
+  const spawnError = new Promise<never>((_, reject) =>
+    child.once("error", (e) => reject(new Error(`could not start Xvfb (apt-get install xvfb): ${e.message}`))),
+  );
+  const n = await Promise.race([
+    waitFor(() => /^\d+\n/.exec(out)?.[0].trim(), { timeoutMs: 20000, message: `Xvfb to start: ${err}` }),
+    spawnError,
+  ]);
   return { name: `:${n}`, stop: () => stopChild(child) };
 }
 
@@ -184,7 +208,10 @@ export function runFirmware(build: Build, dir: string, display: Display): Run {
   const args = [mcsim, join(build.sdk, "build", "simulators"), build.library];
   // UIOT_MCSIM_GDB=1: under gdb, which prints the native stack if mcsim crashes
   const child = process.env.UIOT_MCSIM_GDB
-    ? spawnTied("stdbuf", ["-o0", "-e0", "gdb", "-batch", "-ex", "run", "-ex", "bt 40", "--args", ...args], { cwd: dir, env })
+    ? spawnTied("stdbuf", ["-o0", "-e0", "gdb", "-batch", "-ex", "run", "-ex", "bt 40", "--args", ...args], {
+        cwd: dir,
+        env,
+      })
     : spawnTied("stdbuf", ["-o0", "-e0", ...args], { cwd: dir, env });
   const lines: string[] = [];
   const samples: Sample[] = [];
@@ -201,8 +228,11 @@ export function runFirmware(build: Build, dir: string, display: Display): Run {
       const at = (name: string) => v[columns.indexOf(name)];
       const slotSize = at("Stack available") / build.creation.stack;
       samples.push({
-        stack: Math.round(at("Stack used") / slotSize), slots: Math.round(at("Slot used") / slotSize), chunks: at("Chunk used"),
-        slotsReserved: Math.round(at("Slot available") / slotSize), chunksReserved: at("Chunk available"),
+        stack: Math.round(at("Stack used") / slotSize),
+        slots: Math.round(at("Slot used") / slotSize),
+        chunks: at("Chunk used"),
+        slotsReserved: Math.round(at("Slot available") / slotSize),
+        chunksReserved: at("Chunk available"),
       });
       for (const w of sampleWaiters.splice(0)) w();
     } else if (line.startsWith("XS abort")) abort ??= line;
@@ -226,14 +256,24 @@ export function runFirmware(build: Build, dir: string, display: Display): Run {
     deepest: () => samples.reduce((m, s) => Math.max(m, s.stack), 0),
     aborted: () => abort,
     async waitFor(pattern, timeoutMs = 20000) {
-      return waitFor(() => {
-        if (abort) throw new Error(abort);
-        const hit = log().find((l) => pattern.test(l));
-        if (hit) return hit;
-        if (exited) throw new Error(`mcsim ended (${exited})`);
-        return undefined;
-      }, { timeoutMs, message: `the firmware to log ${pattern}; it logged:\n${lines.filter((l) => !l.startsWith("instruments")).join("\n")}` }).catch((e: Error) => {
-        throw e.cause instanceof Error ? new Error(`${e.cause.message}; the firmware logged:\n${lines.filter((l) => !l.startsWith("instruments")).join("\n")}`) : e;
+      return waitFor(
+        () => {
+          if (abort) throw new Error(abort);
+          const hit = log().find((l) => pattern.test(l));
+          if (hit) return hit;
+          if (exited) throw new Error(`mcsim ended (${exited})`);
+          return undefined;
+        },
+        {
+          timeoutMs,
+          message: `the firmware to log ${pattern}; it logged:\n${lines.filter((l) => !l.startsWith("instruments")).join("\n")}`,
+        },
+      ).catch((e: Error) => {
+        throw e.cause instanceof Error
+          ? new Error(
+              `${e.cause.message}; the firmware logged:\n${lines.filter((l) => !l.startsWith("instruments")).join("\n")}`,
+            )
+          : e;
       });
     },
     nextSample: () => new Promise<void>((resolve) => sampleWaiters.push(resolve)),

@@ -30,9 +30,14 @@ export const SDK_REQUIRED = !!process.env.MODDABLE_REQUIRED;
 
 /** The environment the SDK's tools run in: $MODDABLE, its tools and this project's tsc first on PATH. */
 export function sdkEnv(sdk: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const path = [join(sdk, "build", "bin", "lin", "release"), join(ROOT, "node_modules", ".bin"), process.env.PATH ?? ""].join(delimiter);
+  const path = [
+    join(sdk, "build", "bin", "lin", "release"),
+    join(ROOT, "node_modules", ".bin"),
+    process.env.PATH ?? "",
+  ].join(delimiter);
   return { ...process.env, MODDABLE: sdk, PATH: path, ...extra };
 }
 
 /** The message a test fails with when the SDK is required but missing. */
-export const NO_SDK = "no built Moddable SDK: run `bash tools/moddable/sdk.sh` (it builds one from ../shared/moddable) or set $MODDABLE to a built SDK";
+export const NO_SDK =
+  "no built Moddable SDK: run `bash tools/moddable/sdk.sh` (it builds one from ../shared/moddable) or set $MODDABLE to a built SDK";

@@ -209,14 +209,22 @@ async function writeConfig(dir: string, options: MosquittoOptions, ports: number
     "per_listener_settings false",
     `allow_anonymous ${options.allowAnonymous ?? options.users === undefined}`,
     "log_dest stderr",
-    ...(options.verbose ? ["log_type all"] : ["log_type error", "log_type warning", "log_type notice", "log_type information"]),
+    ...(options.verbose
+      ? ["log_type all"]
+      : ["log_type error", "log_type warning", "log_type notice", "log_type information"]),
     "log_timestamp true",
     "connection_messages true",
   ];
   if (process.getuid?.() === 0) lines.push("user root");
   if (options.users) {
     const file = join(dir, "passwords");
-    writeFileSync(file, Object.entries(options.users).map(([u, p]) => passwordLine(u, p)).join("\n") + "\n", { mode: 0o600 });
+    writeFileSync(
+      file,
+      Object.entries(options.users)
+        .map(([u, p]) => passwordLine(u, p))
+        .join("\n") + "\n",
+      { mode: 0o600 },
+    );
     lines.push(`password_file ${file}`);
   }
   if (options.acl !== undefined) {
@@ -254,7 +262,12 @@ async function writeConfig(dir: string, options: MosquittoOptions, ports: number
   }
   if (ports.length > listeners.length) {
     // mosquitto 2.0 exits with "Unable to start any listening sockets" when all listeners are websockets.
-    lines.push("", "# not websockets: mosquitto 2.0 needs one such listener to start", `listener ${ports[listeners.length]} 127.0.0.1`, "socket_domain ipv4");
+    lines.push(
+      "",
+      "# not websockets: mosquitto 2.0 needs one such listener to start",
+      `listener ${ports[listeners.length]} 127.0.0.1`,
+      "socket_domain ipv4",
+    );
   }
   const file = join(dir, "mosquitto.conf");
   writeFileSync(file, lines.join("\n") + "\n");
@@ -362,7 +375,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
       if (Date.now() > deadline) {
         proc.kill("SIGKILL");
         await exited;
-        throw new Error(`mosquitto did not accept connections on ${ports.join(", ")} within ${timeoutMs} ms:\n${since()}`);
+        throw new Error(
+          `mosquitto did not accept connections on ${ports.join(", ")} within ${timeoutMs} ms:\n${since()}`,
+        );
       }
       await sleep(25);
     }
@@ -407,7 +422,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     throw error;
   }
 
-  const infos = (): ListenerInfo[] => specs.map((s, i) => ({ protocol: s.protocol, port: ports[i], url: listenerUrl(s.protocol, ports[i]) }));
+  const infos = (): ListenerInfo[] =>
+    specs.map((s, i) => ({ protocol: s.protocol, port: ports[i], url: listenerUrl(s.protocol, ports[i]) }));
   const firstOf = <T>(pick: (l: ListenerInfo) => T): Partial<Record<ListenerProtocol, T>> => {
     const out: Partial<Record<ListenerProtocol, T>> = {};
     for (const l of infos()) if (!(l.protocol in out)) out[l.protocol] = pick(l);

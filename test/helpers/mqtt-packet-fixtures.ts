@@ -9,8 +9,23 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type * as MqttPacketModule from "mqtt-packet";
 import {
-  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
-  type Packet, type ProtocolLevel, type UserProperty,
+  CONNACK,
+  CONNECT,
+  DISCONNECT,
+  PINGREQ,
+  PINGRESP,
+  PUBACK,
+  PUBCOMP,
+  PUBLISH,
+  PUBREC,
+  PUBREL,
+  SUBACK,
+  SUBSCRIBE,
+  UNSUBACK,
+  UNSUBSCRIBE,
+  type Packet,
+  type ProtocolLevel,
+  type UserProperty,
 } from "../../src/mqtt/packets.ts";
 
 const require = createRequire(import.meta.url);
@@ -93,7 +108,11 @@ export function loadFixtures(): Fixture[] {
     if (id === "readable-stream") return { Writable: function Writable() {} };
     return require(id);
   };
-  const run = new Function("require", "Buffer", "__rec", source + OVERRIDES) as (r: unknown, b: unknown, rec: (f: Fixture) => void) => void;
+  const run = new Function("require", "Buffer", "__rec", source + OVERRIDES) as (
+    r: unknown,
+    b: unknown,
+    rec: (f: Fixture) => void,
+  ) => void;
   run(stubRequire, lazyBuffer(), (f) => out.push(f));
   cache = out;
   return out;
@@ -104,9 +123,11 @@ export function loadFixtures(): Fixture[] {
 
 export const REASON = {
   QOS2: "QoS 2 is not supported, by design (README: QoS 2 and PUBREC/PUBREL/PUBCOMP are a QOS2_UNSUPPORTED error)",
-  BRIDGE: "MQTT bridge mode (protocol level | 0x80, a Mosquitto extension) is not part of MQTT 3.1/3.1.1/5.0: not supported",
+  BRIDGE:
+    "MQTT bridge mode (protocol level | 0x80, a Mosquitto extension) is not part of MQTT 3.1/3.1.1/5.0: not supported",
   V5_SCOPE: "MQTT 5.0 packets other than CONNECT/CONNACK (and PINGREQ/PINGRESP) are not in scope yet",
-  PROTOCOL_ID: "a protocol name other than the level's own cannot be expressed: the model derives it from the level (3 = MQIsdp, 4/5 = MQTT)",
+  PROTOCOL_ID:
+    "a protocol name other than the level's own cannot be expressed: the model derives it from the level (3 = MQIsdp, 4/5 = MQTT)",
 } as const;
 
 /** Turns an excluded fixture into a close variant we do support: the same change to its object and its bytes. */
@@ -119,7 +140,8 @@ export interface Derivation {
 /** `b` with the only occurrence of `from` replaced by `to` (fails if there is not exactly one). */
 function replaceOnce(b: Buffer, from: number[], to: number[]): Buffer {
   const at = b.indexOf(Buffer.from(from));
-  if (at < 0 || b.indexOf(Buffer.from(from), at + 1) >= 0) throw new Error(`expected one ${Buffer.from(from).toString("hex")}`);
+  if (at < 0 || b.indexOf(Buffer.from(from), at + 1) >= 0)
+    throw new Error(`expected one ${Buffer.from(from).toString("hex")}`);
   const out = Buffer.from(b);
   out.set(to, at);
   return out;
@@ -132,16 +154,17 @@ const MAXIMUM_QOS_1: Derivation = {
 };
 
 const MAXIMUM_QOS =
-  "mqtt-packet sends and accepts Maximum QoS 2 in a 5.0 CONNACK; MQTT 5.0 3.2.2.3.4 allows only 0 or 1 (\"It is a "
-  + "Protocol Error to ... have a value other than 0 or 1\"; a server that supports QoS 2 leaves it out). We refuse it "
-  + "both ways (INVALID_PROPERTY)";
+  'mqtt-packet sends and accepts Maximum QoS 2 in a 5.0 CONNACK; MQTT 5.0 3.2.2.3.4 allows only 0 or 1 ("It is a ' +
+  'Protocol Error to ... have a value other than 0 or 1"; a server that supports QoS 2 leaves it out). We refuse it ' +
+  "both ways (INVALID_PROPERTY)";
 
 /** Fixtures mqtt-packet accepts but the spec forbids; our codec refuses them (the test checks it does). */
 export const STRICTER: Record<string, { reason: string; derive?: Derivation }> = {
   "Version 5 CONNACK test 1": {
-    reason: "mqtt-packet accepts a 5.0 CONNACK without its Connect Reason Code (remaining length 1); MQTT 5.0 section 3.2.2 "
-      + "requires the reason code: only PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT and AUTH may omit theirs "
-      + "(MQTT 5.0 3.4.2.1, 3.14.2.1). We throw TRUNCATED",
+    reason:
+      "mqtt-packet accepts a 5.0 CONNACK without its Connect Reason Code (remaining length 1); MQTT 5.0 section 3.2.2 " +
+      "requires the reason code: only PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT and AUTH may omit theirs " +
+      "(MQTT 5.0 3.4.2.1, 3.14.2.1). We throw TRUNCATED",
   },
   "connack MQTT 5 with properties": { reason: MAXIMUM_QOS, derive: MAXIMUM_QOS_1 },
   "connack MQTT 5 with properties and doubled user properties": { reason: MAXIMUM_QOS, derive: MAXIMUM_QOS_1 },
@@ -211,9 +234,21 @@ function props(p: Loose): Loose {
 const AUTH = 15;
 
 const CMDS: Record<string, number> = {
-  connect: CONNECT, connack: CONNACK, publish: PUBLISH, puback: PUBACK, pubrec: PUBREC, pubrel: PUBREL, pubcomp: PUBCOMP,
-  subscribe: SUBSCRIBE, suback: SUBACK, unsubscribe: UNSUBSCRIBE, unsuback: UNSUBACK, pingreq: PINGREQ, pingresp: PINGRESP,
-  disconnect: DISCONNECT, auth: AUTH,
+  connect: CONNECT,
+  connack: CONNACK,
+  publish: PUBLISH,
+  puback: PUBACK,
+  pubrec: PUBREC,
+  pubrel: PUBREL,
+  pubcomp: PUBCOMP,
+  subscribe: SUBSCRIBE,
+  suback: SUBACK,
+  unsubscribe: UNSUBSCRIBE,
+  unsuback: UNSUBACK,
+  pingreq: PINGREQ,
+  pingresp: PINGRESP,
+  disconnect: DISCONNECT,
+  auth: AUTH,
 };
 
 /** mqtt-packet object -> our packet model. Throws Unsupported with a reason for what the model cannot carry. */
@@ -224,7 +259,8 @@ export function toModel(m: Loose, o: AdaptOptions): { packet: Packet; level: Pro
     level = (m.protocolVersion ?? 4) as ProtocolLevel;
     if (m.bridgeMode) throw new Unsupported(REASON.BRIDGE);
     const pid = m.protocolId ?? "MQTT";
-    if ((level === 3 || level === 4 || level === 5) && pid !== (level === 3 ? "MQIsdp" : "MQTT")) throw new Unsupported(REASON.PROTOCOL_ID);
+    if ((level === 3 || level === 4 || level === 5) && pid !== (level === 3 ? "MQIsdp" : "MQTT"))
+      throw new Unsupported(REASON.PROTOCOL_ID);
   } else if (level === 5 && type !== CONNACK && type !== PINGREQ && type !== PINGRESP) {
     throw new Unsupported(REASON.V5_SCOPE);
   }
@@ -241,7 +277,12 @@ export function toModel(m: Loose, o: AdaptOptions): { packet: Packet; level: Pro
         const w = m.will;
         if (typeof w !== "object") p.will = w;
         else {
-          p.will = { topic: text(w.topic), payload: bytes(w.payload ?? new Uint8Array(0)), qos: qosOf(w.qos ?? 0, o), retain: !!w.retain };
+          p.will = {
+            topic: text(w.topic),
+            payload: bytes(w.payload ?? new Uint8Array(0)),
+            qos: qosOf(w.qos ?? 0, o),
+            retain: !!w.retain,
+          };
           if (level === 5 && w.properties !== undefined) p.will.properties = props(w.properties);
         }
       }
@@ -250,25 +291,57 @@ export function toModel(m: Loose, o: AdaptOptions): { packet: Packet; level: Pro
       break;
     }
     case CONNACK:
-      p = { type, sessionPresent: !!m.sessionPresent, returnCode: (level === 5 ? m.reasonCode ?? m.returnCode : m.returnCode ?? m.reasonCode) };
+      p = {
+        type,
+        sessionPresent: !!m.sessionPresent,
+        returnCode: level === 5 ? (m.reasonCode ?? m.returnCode) : (m.returnCode ?? m.reasonCode),
+      };
       if (level === 5 && m.properties !== undefined) p.properties = props(m.properties);
       break;
     case PUBLISH: {
       const qos = qosOf(m.qos ?? 0, o);
-      p = { type, topic: text(m.topic), payload: bytes(m.payload ?? new Uint8Array(0)), qos, retain: !!m.retain, dup: !!m.dup };
+      p = {
+        type,
+        topic: text(m.topic),
+        payload: bytes(m.payload ?? new Uint8Array(0)),
+        qos,
+        retain: !!m.retain,
+        dup: !!m.dup,
+      };
       if (qos) p.id = m.messageId;
       break;
     }
-    case PUBACK: case UNSUBACK: p = { type, id: m.messageId }; break;
-    case PUBREC: case PUBREL: case PUBCOMP: p = { type, id: m.messageId }; break;
-    case SUBSCRIBE:
-      p = { type, id: m.messageId, subscriptions: Array.isArray(m.subscriptions)
-        ? m.subscriptions.map((s: Loose) => ({ topic: text(s.topic), qos: qosOf(s.qos, o) })) : m.subscriptions };
+    case PUBACK:
+    case UNSUBACK:
+      p = { type, id: m.messageId };
       break;
-    case SUBACK: p = { type, id: m.messageId, granted: m.granted }; break;
-    case UNSUBSCRIBE: p = { type, id: m.messageId, topics: m.unsubscriptions }; break;
-    case PINGREQ: case PINGRESP: case DISCONNECT: p = { type }; break;
-    default: p = { type: m?.cmd }; // unknown command: the encoder must refuse it
+    case PUBREC:
+    case PUBREL:
+    case PUBCOMP:
+      p = { type, id: m.messageId };
+      break;
+    case SUBSCRIBE:
+      p = {
+        type,
+        id: m.messageId,
+        subscriptions: Array.isArray(m.subscriptions)
+          ? m.subscriptions.map((s: Loose) => ({ topic: text(s.topic), qos: qosOf(s.qos, o) }))
+          : m.subscriptions,
+      };
+      break;
+    case SUBACK:
+      p = { type, id: m.messageId, granted: m.granted };
+      break;
+    case UNSUBSCRIBE:
+      p = { type, id: m.messageId, topics: m.unsubscriptions };
+      break;
+    case PINGREQ:
+    case PINGRESP:
+    case DISCONNECT:
+      p = { type };
+      break;
+    default:
+      p = { type: m?.cmd }; // unknown command: the encoder must refuse it
   }
   return { packet: p as Packet, level };
 }
@@ -289,8 +362,13 @@ export function mqttPacketPairOrder(pairs: UserProperty[]): UserProperty[] {
 }
 
 const BOOLEAN_PROPS = new Set([
-  "requestResponseInformation", "requestProblemInformation", "payloadFormatIndicator", "retainAvailable",
-  "wildcardSubscriptionAvailable", "subscriptionIdentifiersAvailable", "sharedSubscriptionAvailable",
+  "requestResponseInformation",
+  "requestProblemInformation",
+  "payloadFormatIndicator",
+  "retainAvailable",
+  "wildcardSubscriptionAvailable",
+  "subscriptionIdentifiersAvailable",
+  "sharedSubscriptionAvailable",
 ]);
 
 function mpProps(p: Loose): Loose {
@@ -315,7 +393,14 @@ export function fromModel(p: Packet, level: ProtocolLevel): { object: Loose; opt
   const cmd = NAMES[p.type - 1];
   switch (p.type) {
     case CONNECT: {
-      const o: Loose = { cmd, protocolId: p.level === 3 ? "MQIsdp" : "MQTT", protocolVersion: p.level, clean: p.clean, keepalive: p.keepalive, clientId: p.clientId };
+      const o: Loose = {
+        cmd,
+        protocolId: p.level === 3 ? "MQIsdp" : "MQTT",
+        protocolVersion: p.level,
+        clean: p.clean,
+        keepalive: p.keepalive,
+        clientId: p.clientId,
+      };
       if (p.properties) o.properties = mpProps(p.properties);
       if (p.will) {
         o.will = { topic: p.will.topic, payload: buf(p.will.payload), qos: p.will.qos, retain: p.will.retain };
@@ -337,11 +422,20 @@ export function fromModel(p: Packet, level: ProtocolLevel): { object: Loose; opt
       if (p.qos) o.messageId = p.id;
       return { object: o, opts };
     }
-    case PUBACK: case UNSUBACK: return { object: { cmd, messageId: p.id }, opts };
-    case SUBSCRIBE: return { object: { cmd, messageId: p.id, subscriptions: p.subscriptions.map((s) => ({ topic: s.topic, qos: s.qos })) }, opts };
-    case SUBACK: return { object: { cmd, messageId: p.id, granted: [...p.granted] }, opts };
-    case UNSUBSCRIBE: return { object: { cmd, messageId: p.id, unsubscriptions: [...p.topics] }, opts };
-    default: return { object: { cmd }, opts };
+    case PUBACK:
+    case UNSUBACK:
+      return { object: { cmd, messageId: p.id }, opts };
+    case SUBSCRIBE:
+      return {
+        object: { cmd, messageId: p.id, subscriptions: p.subscriptions.map((s) => ({ topic: s.topic, qos: s.qos })) },
+        opts,
+      };
+    case SUBACK:
+      return { object: { cmd, messageId: p.id, granted: [...p.granted] }, opts };
+    case UNSUBSCRIBE:
+      return { object: { cmd, messageId: p.id, unsubscriptions: [...p.topics] }, opts };
+    default:
+      return { object: { cmd }, opts };
   }
 }
 
@@ -358,7 +452,7 @@ export function downgradeBytes(b: Buffer): Buffer {
     if (((out[f] >> 3) & 3) === 2) out[f] = (out[f] & ~0x18) | 0x08;
   }
   if (type === SUBSCRIBE) {
-    for (let p = i + 2; p < out.length;) {
+    for (let p = i + 2; p < out.length; ) {
       p += 2 + ((out[p] << 8) | out[p + 1]);
       if ((out[p] & 3) === 2) out[p] = (out[p] & ~3) | 1;
       p++;
@@ -372,7 +466,8 @@ export function hasQos2(m: Loose): boolean {
   if (!m) return false;
   if (m.cmd === "publish" && m.qos === 2) return true;
   if (m.cmd === "connect" && m.will && m.will.qos === 2) return true;
-  if (m.cmd === "subscribe" && Array.isArray(m.subscriptions) && m.subscriptions.some((s: Loose) => s.qos === 2)) return true;
+  if (m.cmd === "subscribe" && Array.isArray(m.subscriptions) && m.subscriptions.some((s: Loose) => s.qos === 2))
+    return true;
   return false;
 }
 
@@ -391,14 +486,19 @@ export function downgradeObject(m: Loose): Loose {
  * already holds for truthiness), so it cannot read such a packet back correctly.
  */
 export function mqttPacketLosesUserProperty(p: Packet): boolean {
-  const lists = p.type === CONNECT ? [p.properties?.userProperties, p.will?.properties?.userProperties]
-    : p.type === CONNACK ? [p.properties?.userProperties] : [];
+  const lists =
+    p.type === CONNECT
+      ? [p.properties?.userProperties, p.will?.properties?.userProperties]
+      : p.type === CONNACK
+        ? [p.properties?.userProperties]
+        : [];
   return lists.some((l) => l?.some(([k, v], i) => v === "" && l.slice(i + 1).some(([k2]) => k2 === k)));
 }
 
 /** `p` with its user properties in the order mqtt-packet's objects keep them (grouped by name). */
 export function groupedUserProperties(p: Packet): Packet {
-  const group = (props: Loose) => (props?.userProperties ? { ...props, userProperties: mqttPacketPairOrder(props.userProperties) } : props);
+  const group = (props: Loose) =>
+    props?.userProperties ? { ...props, userProperties: mqttPacketPairOrder(props.userProperties) } : props;
   if (p.type === CONNACK && p.properties) return { ...p, properties: group(p.properties) };
   if (p.type === CONNECT) {
     const q: Loose = { ...p };

@@ -132,7 +132,10 @@ export function fakeSntp(): { SNTP: SntpConstructor; made: FakeSntp[] } {
   const made: FakeSntp[] = [];
   class SNTP implements FakeSntp {
     closed = false;
-    constructor(readonly options: { host: string }, readonly cb: (message: number, value?: unknown) => unknown) {
+    constructor(
+      readonly options: { host: string },
+      readonly cb: (message: number, value?: unknown) => unknown,
+    ) {
       made.push(this);
     }
     close(): void {

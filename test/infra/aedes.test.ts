@@ -29,8 +29,10 @@ describe("aedes helper", () => {
 
   it("takes authenticate / authorizePublish / authorizeSubscribe hooks", async () => {
     const aedes = await startAedes({
-      authenticate: (_client, username, password, done) => done(null, username === "dev" && password?.toString() === "pw"),
-      authorizePublish: (_client, packet, done) => done(packet.topic.startsWith("dev/") ? null : new Error("not yours")),
+      authenticate: (_client, username, password, done) =>
+        done(null, username === "dev" && password?.toString() === "pw"),
+      authorizePublish: (_client, packet, done) =>
+        done(packet.topic.startsWith("dev/") ? null : new Error("not yours")),
       authorizeSubscribe: (_client, sub, done) => done(null, sub.topic.startsWith("dev/") ? sub : null),
     });
     await expect(connect(aedes.url, { username: "dev", password: "nope" })).rejects.toMatchObject({ code: 5 });

@@ -83,7 +83,10 @@ describe("fault proxy over raw TCP", () => {
   it("passes a megabyte each way intact, in order, when faults are off", async () => {
     const down = randomBytes(1 << 20);
     // Half-open peers: each side ends its own direction when done, so FINs cross the proxy independently.
-    const target = await startTarget((peer) => void writeInPieces(peer.socket, down, 70000, 2).then(() => peer.socket.end()), true);
+    const target = await startTarget(
+      (peer) => void writeInPieces(peer.socket, down, 70000, 2).then(() => peer.socket.end()),
+      true,
+    );
     const proxy = await startFaultProxy({ target: { port: target.port }, seed: 1 });
     const client = await dial(proxy.port, true);
     const up = randomBytes(1 << 20);
@@ -118,7 +121,11 @@ describe("fault proxy over raw TCP", () => {
 
   it("coalesces a burst of small writes into one", async () => {
     const target = await startTarget();
-    const proxy = await startFaultProxy({ target: { port: target.port }, seed: 3, faults: { coalesce: { windowMs: 300 } } });
+    const proxy = await startFaultProxy({
+      target: { port: target.port },
+      seed: 3,
+      faults: { coalesce: { windowMs: 300 } },
+    });
     const client = await dial(proxy.port);
     const parts = Array.from({ length: 10 }, (_, i) => Buffer.from(`part-${i};`));
     for (const part of parts) {
@@ -134,7 +141,11 @@ describe("fault proxy over raw TCP", () => {
 
   it("stalls a stream for a while, then delivers it intact", async () => {
     const target = await startTarget();
-    const proxy = await startFaultProxy({ target: { port: target.port }, seed: 5, faults: { stall: { probability: 1, minMs: 300, maxMs: 300 } } });
+    const proxy = await startFaultProxy({
+      target: { port: target.port },
+      seed: 5,
+      faults: { stall: { probability: 1, minMs: 300, maxMs: 300 } },
+    });
     const client = await dial(proxy.port);
     const started = Date.now();
     client.socket.write("late");
@@ -147,7 +158,11 @@ describe("fault proxy over raw TCP", () => {
 
   it("drops a connection after exactly the planned number of bytes, mid-write, either direction", async () => {
     const target = await startTarget((peer) => peer.socket.write(Buffer.alloc(5000, 0x42)));
-    const proxy = await startFaultProxy({ target: { port: target.port }, seed: 11, faults: { drop: { minBytes: 123, maxBytes: 123, direction: "up" } } });
+    const proxy = await startFaultProxy({
+      target: { port: target.port },
+      seed: 11,
+      faults: { drop: { minBytes: 123, maxBytes: 123, direction: "up" } },
+    });
     const client = await dial(proxy.port);
     const up = randomBytes(4000);
     client.socket.write(up);
@@ -167,7 +182,11 @@ describe("fault proxy over raw TCP", () => {
 
   it("with mode reset, ends both sides with an error (RST)", async () => {
     const target = await startTarget();
-    const proxy = await startFaultProxy({ target: { port: target.port }, seed: 1, faults: { drop: { minBytes: 10, maxBytes: 10, direction: "up", mode: "reset" } } });
+    const proxy = await startFaultProxy({
+      target: { port: target.port },
+      seed: 1,
+      faults: { drop: { minBytes: 10, maxBytes: 10, direction: "up", mode: "reset" } },
+    });
     const client = await dial(proxy.port);
     const errors: string[] = [];
     client.socket.on("error", (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
@@ -181,7 +200,11 @@ describe("fault proxy over raw TCP", () => {
   it("draws the same drop offsets from the same seed, different ones from another seed", async () => {
     const target = await startTarget((peer) => peer.socket.write(Buffer.alloc(3000, 1)));
     const run = async (seed: number) => {
-      const proxy = await startFaultProxy({ target: { port: target.port }, seed, faults: { drop: { probability: 0.7, minBytes: 0, maxBytes: 2500 } } });
+      const proxy = await startFaultProxy({
+        target: { port: target.port },
+        seed,
+        faults: { drop: { probability: 0.7, minBytes: 0, maxBytes: 2500 } },
+      });
       for (let i = 0; i < 12; i++) {
         const c = await dial(proxy.port);
         c.socket.write(Buffer.alloc(3000, 2));
@@ -249,7 +272,9 @@ describe("fault proxy over raw TCP", () => {
     expect(() => proxy.setFaults({ drop: { minBytes: 10, maxBytes: 5 } })).toThrow(/minBytes <= maxBytes/);
     expect(() => proxy.setFaults({ split: { maxBytes: 0 } })).toThrow(/split.maxBytes/);
     expect(() => proxy.setFaults({ stall: { probability: 2, maxMs: 5 } })).toThrow(/stall.probability/);
-    await expect(startFaultProxy({ target: { port: target.port }, faults: { drop: { maxBytes: -1 } } })).rejects.toThrow(/drop/);
+    await expect(
+      startFaultProxy({ target: { port: target.port }, faults: { drop: { maxBytes: -1 } } }),
+    ).rejects.toThrow(/drop/);
     await proxy.close();
     await target.close();
   });

@@ -239,7 +239,9 @@ describe("mosquitto helper", () => {
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    const pid = Number((await waitFor(() => /PID (\d+)/.exec(out), { timeoutMs: 30000, message: `broker pid; output: ${out}` }))[1]);
+    const pid = Number(
+      (await waitFor(() => /PID (\d+)/.exec(out), { timeoutMs: 30000, message: `broker pid; output: ${out}` }))[1],
+    );
     expect(alive(pid)).toBe(true);
     child.kill("SIGKILL");
     await waitFor(() => !alive(pid), { message: `mosquitto ${pid} dies with its parent` });

@@ -28,7 +28,9 @@ function mqttOverTls(port: number, options: tls.ConnectionOptions): Promise<stri
   return new Promise((resolve) => {
     const socket = tls.connect({ host: "127.0.0.1", port, ...options });
     // CONNECT, MQTT 3.1.1, clean session, keepalive 10, client id "t"
-    const connect = Buffer.from([0x10, 0x0d, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x0a, 0x00, 0x01, 0x74]);
+    const connect = Buffer.from([
+      0x10, 0x0d, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x0a, 0x00, 0x01, 0x74,
+    ]);
     socket.once("secureConnect", () => socket.write(connect));
     socket.once("data", (d: Buffer) => {
       socket.destroy();
@@ -71,14 +73,14 @@ describe("Mosquitto TLS listeners with the test certificates", () => {
   let wrongHost: MosquittoBroker;
   let expired: MosquittoBroker;
   beforeAll(async () => {
-    const files = (pair: { certFile: string; keyFile: string }) => ({ cafile: certs.ca.certFile, certfile: pair.certFile, keyfile: pair.keyFile });
+    const files = (pair: { certFile: string; keyFile: string }) => ({
+      cafile: certs.ca.certFile,
+      certfile: pair.certFile,
+      keyfile: pair.keyFile,
+    });
     [broker, wrongHost, expired] = await Promise.all([
       startMosquitto({
-        listeners: [
-          { protocol: "mqtts" },
-          { protocol: "mqtts", requireCertificate: true },
-          { protocol: "wss" },
-        ],
+        listeners: [{ protocol: "mqtts" }, { protocol: "mqtts", requireCertificate: true }, { protocol: "wss" }],
       }),
       startMosquitto({ listeners: [{ protocol: "mqtts", tls: files(certs.wrongHost) }] }),
       startMosquitto({ listeners: [{ protocol: "mqtts", tls: files(certs.expired) }] }),
@@ -104,9 +106,13 @@ describe("Mosquitto TLS listeners with the test certificates", () => {
 
   it("mutual TLS: our client certificate in, none or an unknown CA's out", async () => {
     const port = broker.listeners[1].port;
-    expect(await mqttOverTls(port, { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key })).toBe("connack 0");
+    expect(await mqttOverTls(port, { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key })).toBe(
+      "connack 0",
+    );
     expect(await mqttOverTls(port, { ca: certs.ca.cert })).not.toMatch(/^connack/);
-    expect(await mqttOverTls(port, { ca: certs.ca.cert, cert: certs.unknownClient.cert, key: certs.unknownClient.key })).not.toMatch(/^connack/);
+    expect(
+      await mqttOverTls(port, { ca: certs.ca.cert, cert: certs.unknownClient.cert, key: certs.unknownClient.key }),
+    ).not.toMatch(/^connack/);
     // The one-way listener does not ask for a certificate at all.
     expect(await mqttOverTls(broker.ports.mqtts!, { ca: certs.ca.cert })).toBe("connack 0");
   });

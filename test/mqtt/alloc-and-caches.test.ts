@@ -13,19 +13,25 @@ const dirty = (n: number) => new Uint8Array(n).fill(0xa5);
 describe("allocators", () => {
   for (const level of [3, 4, 5] as ProtocolLevel[]) {
     it(`every byte of every level ${level} packet is written (dirty memory changes nothing)`, () => {
-      fc.assert(fc.property(packet(level), (p) => {
-        expect(encode(p, level, dirty)).toEqual(encode(p, level));
-      }), { numRuns: 300 });
+      fc.assert(
+        fc.property(packet(level), (p) => {
+          expect(encode(p, level, dirty)).toEqual(encode(p, level));
+        }),
+        { numRuns: 300 },
+      );
     });
   }
 
   it("the Node host's slab allocator gives the same bytes, and packets do not overlap", () => {
     const out: Uint8Array[] = [];
-    fc.assert(fc.property(publish, (p) => {
-      const b = encodePublish(p, undefined, nodeAlloc);
-      expect(b).toEqual(encode(p));
-      out.push(b);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(publish, (p) => {
+        const b = encodePublish(p, undefined, nodeAlloc);
+        expect(b).toEqual(encode(p));
+        out.push(b);
+      }),
+      { numRuns: 500 },
+    );
     // Earlier packets are intact after later allocations.
     const again = out.map((b) => b.slice());
     for (let i = 0; i < 2000; i++) nodeAlloc(100).fill(0xff);
@@ -36,28 +42,40 @@ describe("allocators", () => {
 describe("topic caches", () => {
   it("an encoder TopicCache gives the same bytes and still refuses invalid topics", () => {
     const cache = new TopicCache(2);
-    fc.assert(fc.property(publish, (p) => {
-      expect(encodePublish(p, cache)).toEqual(encode(p));
-      expect(encodePublish(p, cache)).toEqual(encode(p)); // now from the cache
-    }), { numRuns: 500 });
-    expect(() => encodePublish({ type: 3, topic: "a/#", payload: "", qos: 0, retain: false, dup: false }, cache)).toThrow(/wildcard/);
-    expect(() => encodePublish({ type: 3, topic: "", payload: "", qos: 0, retain: false, dup: false }, cache)).toThrow(/empty/);
+    fc.assert(
+      fc.property(publish, (p) => {
+        expect(encodePublish(p, cache)).toEqual(encode(p));
+        expect(encodePublish(p, cache)).toEqual(encode(p)); // now from the cache
+      }),
+      { numRuns: 500 },
+    );
+    expect(() =>
+      encodePublish({ type: 3, topic: "a/#", payload: "", qos: 0, retain: false, dup: false }, cache),
+    ).toThrow(/wildcard/);
+    expect(() => encodePublish({ type: 3, topic: "", payload: "", qos: 0, retain: false, dup: false }, cache)).toThrow(
+      /empty/,
+    );
   });
 
   it("the decoder's topic cache returns the same topics as no cache, over many topics", () => {
-    fc.assert(fc.property(fc.array(publish, { minLength: 1, maxLength: 40 }), (ps) => {
-      const stream = ps.flatMap((p) => Array.from(encode(p)));
-      const a: Packet[] = [], b: Packet[] = [];
-      new Decoder((p) => a.push(p), { topicCache: 0 }).push(Uint8Array.from(stream));
-      new Decoder((p) => b.push(p), { topicCache: 3 }).push(Uint8Array.from(stream));
-      expect(b).toEqual(a);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.array(publish, { minLength: 1, maxLength: 40 }), (ps) => {
+        const stream = ps.flatMap((p) => Array.from(encode(p)));
+        const a: Packet[] = [],
+          b: Packet[] = [];
+        new Decoder((p) => a.push(p), { topicCache: 0 }).push(Uint8Array.from(stream));
+        new Decoder((p) => b.push(p), { topicCache: 3 }).push(Uint8Array.from(stream));
+        expect(b).toEqual(a);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("a cached topic is not confused with another of the same length", () => {
     const got: string[] = [];
     const d = new Decoder((p) => p.type === PUBLISH && got.push(p.topic));
-    for (const t of ["a/b/c1", "a/b/c2", "x/b/c1", "a/b/c1"]) d.push(encode({ type: 3, topic: t, payload: "", qos: 0, retain: false, dup: false }));
+    for (const t of ["a/b/c1", "a/b/c2", "x/b/c1", "a/b/c1"])
+      d.push(encode({ type: 3, topic: t, payload: "", qos: 0, retain: false, dup: false }));
     expect(got).toEqual(["a/b/c1", "a/b/c2", "x/b/c1", "a/b/c1"]);
   });
 

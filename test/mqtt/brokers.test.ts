@@ -32,7 +32,8 @@ function probe(port: number, options: Partial<ClientOptions> = {}): Probe {
     onConnect: () => p.connects++,
     onDisconnect: (e) => p.downs.push(e),
     onError: (e) => p.errors.push(e),
-    onMessage: (topic, payload, m) => void p.received.push({ topic, payload: new TextDecoder().decode(payload), qos: m.qos, dup: m.dup }),
+    onMessage: (topic, payload, m) =>
+      void p.received.push({ topic, payload: new TextDecoder().decode(payload), qos: m.qos, dup: m.dup }),
     ...options,
   });
   clients.push(p.client);
@@ -64,7 +65,11 @@ for (const [name, start] of brokers) {
         await published(p.client, "rt/b", "one", 1);
         await published(p.client, "rt/c", "ünïcødé ✓", 1);
         await waitFor(() => p.received.length === 3);
-        expect(p.received.map((m) => [m.topic, m.payload])).toEqual([["rt/a", "zero"], ["rt/b", "one"], ["rt/c", "ünïcødé ✓"]]);
+        expect(p.received.map((m) => [m.topic, m.payload])).toEqual([
+          ["rt/a", "zero"],
+          ["rt/b", "one"],
+          ["rt/c", "ünïcødé ✓"],
+        ]);
         expect(p.downs).toEqual([]);
       });
     }
@@ -122,7 +127,9 @@ describe("authentication (Mosquitto password file)", () => {
     });
     const p = probe(broker.port);
     p.client.start();
-    const result = await new Promise<[string | undefined, number[]]>((r) => p.client.subscribe(["mine/x", "theirs/x"], 1, (e, g) => r([e?.code, g])));
+    const result = await new Promise<[string | undefined, number[]]>((r) =>
+      p.client.subscribe(["mine/x", "theirs/x"], 1, (e, g) => r([e?.code, g])),
+    );
     expect(result).toEqual(["SUBSCRIBE_REFUSED", [1, 0x80]]);
     expect([...p.client.session.subscriptions.keys()]).toEqual(["mine/x"]);
   });
@@ -134,7 +141,11 @@ describe("faults with a real broker", () => {
     const sub = probe(broker.port, { clientId: "restart-sub", clean: false });
     sub.client.start();
     await subscribed(sub.client, "stream");
-    const pub = probe(broker.port, { clientId: "restart-pub", clean: false, outbox: { maxMessages: 400, maxBytes: 1 << 20 } });
+    const pub = probe(broker.port, {
+      clientId: "restart-pub",
+      clean: false,
+      outbox: { maxMessages: 400, maxBytes: 1 << 20 },
+    });
     pub.client.start();
     await waitFor(() => pub.connects === 1);
     const acks: Promise<void>[] = [];
@@ -159,9 +170,13 @@ describe("faults with a real broker", () => {
     a.client.start();
     await waitFor(() => a.connects === 1);
     b.client.start();
-    await waitFor(() => a.errors.some((e) => e.code === "KICKED") || b.errors.some((e) => e.code === "KICKED"), { timeoutMs: 15000 });
+    await waitFor(() => a.errors.some((e) => e.code === "KICKED") || b.errors.some((e) => e.code === "KICKED"), {
+      timeoutMs: 15000,
+    });
     const kicked = [...a.errors, ...b.errors].find((e) => e.code === "KICKED")!;
-    expect(kicked.message).toMatch(/kicked \d+ times within a minute of connecting: is another client using the same client id\?/);
+    expect(kicked.message).toMatch(
+      /kicked \d+ times within a minute of connecting: is another client using the same client id\?/,
+    );
     b.client.close();
     await waitFor(() => a.client.state === "connected");
   });

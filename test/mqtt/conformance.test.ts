@@ -7,7 +7,17 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Decoder, encode, MqttError, type Packet, type ProtocolLevel } from "../../src/mqtt/codec.ts";
 import { canon, fromHex, hex } from "../helpers/canon.ts";
 import {
-  fixtureLevel, hasQos2, loadFixtures, mqttPacket, QOS2_TO_1, REASON, STRICTER, toModel, Unsupported, type Fixture, type Loose,
+  fixtureLevel,
+  hasQos2,
+  loadFixtures,
+  mqttPacket,
+  QOS2_TO_1,
+  REASON,
+  STRICTER,
+  toModel,
+  Unsupported,
+  type Fixture,
+  type Loose,
 } from "../helpers/mqtt-packet-fixtures.ts";
 
 const fixtures = loadFixtures();
@@ -31,7 +41,12 @@ function sameBytes(ours: Uint8Array, theirs: Uint8Array): void {
   if (ours.length < 4096 && theirs.length < 4096) expect(hex(ours)).toBe(hex(theirs));
   else {
     expect(ours.length).toBe(theirs.length);
-    expect(Buffer.compare(Buffer.from(ours.buffer, ours.byteOffset, ours.length), Buffer.from(theirs.buffer, theirs.byteOffset, theirs.length))).toBe(0);
+    expect(
+      Buffer.compare(
+        Buffer.from(ours.buffer, ours.byteOffset, ours.length),
+        Buffer.from(theirs.buffer, theirs.byteOffset, theirs.length),
+      ),
+    ).toBe(0);
   }
 }
 
@@ -103,8 +118,11 @@ describe("mqtt-packet fixtures", () => {
         }
         outcomes.push({ name: f.name, kind: f.kind, status: "excluded", reason });
       });
-      const derive = STRICTER[f.name]?.derive
-        ?? (reason === REASON.QOS2 && (hasQos2(f.object) || hasQos2(f.parsed)) && f.kind !== "parseError" ? QOS2_TO_1 : undefined);
+      const derive =
+        STRICTER[f.name]?.derive ??
+        (reason === REASON.QOS2 && (hasQos2(f.object) || hasQos2(f.parsed)) && f.kind !== "parseError"
+          ? QOS2_TO_1
+          : undefined);
       if (derive && f.buffer) {
         it(`${title} (derived: ${derive.what})`, () => {
           const obj = f.object && derive.object(f.object);
@@ -136,7 +154,10 @@ describe("mqtt-packet fixtures", () => {
             thrown = e;
           }
           expect(thrown, "encoder accepted it").toBeInstanceOf(MqttError);
-          rejectCodes.set(`encode:${(thrown as MqttError).code}`, (rejectCodes.get(`encode:${(thrown as MqttError).code}`) ?? 0) + 1);
+          rejectCodes.set(
+            `encode:${(thrown as MqttError).code}`,
+            (rejectCodes.get(`encode:${(thrown as MqttError).code}`) ?? 0) + 1,
+          );
           break;
         }
         default:
@@ -159,7 +180,8 @@ describe("mqtt-packet fixtures", () => {
     const original = outcomes.filter((o) => !o.derived);
     const count = (m: Map<string, number>) => [...m].map(([c, n]) => `${c} ${n}`).join(", ");
     const byReason = new Map<string, number>();
-    for (const o of original) if (o.status === "excluded") byReason.set(o.reason as string, (byReason.get(o.reason as string) ?? 0) + 1);
+    for (const o of original)
+      if (o.status === "excluded") byReason.set(o.reason as string, (byReason.get(o.reason as string) ?? 0) + 1);
     const byKind = new Map<string, string>();
     for (const k of ["parseGenerate", "parseOnly", "generateOnly", "parseError", "generateError"]) {
       const of = original.filter((o) => o.kind === k);
@@ -167,52 +189,82 @@ describe("mqtt-packet fixtures", () => {
     }
     const passed = original.filter((o) => o.status === "passed").length;
     const derived = outcomes.filter((o) => o.derived).length;
-    console.log([
-      `mqtt-packet fixtures: ${fixtures.length} loaded, ${original.length} ran, ${passed} passed, ${original.length - passed} excluded;`
-        + ` ${derived} derived variants of excluded fixtures passed (QoS 2 -> 1, Maximum QoS 2 -> 1)`,
-      `  passed by kind: ${count(byKind as unknown as Map<string, number>)}`,
-      ...[...byReason].map(([r, n]) => `  excluded ${n}: ${r}`),
-      `  how we refuse the error fixtures: ${count(rejectCodes)}`,
-      `  how our decoder refuses the bytes of excluded fixtures: ${count(excludedCodes)}`,
-    ].join("\n"));
+    console.log(
+      [
+        `mqtt-packet fixtures: ${fixtures.length} loaded, ${original.length} ran, ${passed} passed, ${original.length - passed} excluded;` +
+          ` ${derived} derived variants of excluded fixtures passed (QoS 2 -> 1, Maximum QoS 2 -> 1)`,
+        `  passed by kind: ${count(byKind as unknown as Map<string, number>)}`,
+        ...[...byReason].map(([r, n]) => `  excluded ${n}: ${r}`),
+        `  how we refuse the error fixtures: ${count(rejectCodes)}`,
+        `  how our decoder refuses the bytes of excluded fixtures: ${count(excludedCodes)}`,
+      ].join("\n"),
+    );
   });
 });
 
 describe("captured MQTT 5.0 vectors (MQTTX CLI against EMQX, docs/brokers.md)", () => {
-  const CONNECT = "10 2f 00 04 4d 51 54 54 05 c2 00 3c 05 11 00 00 01 2c 00 0e 6d 71 74 74 78 5f 30 63 36 36 38 64 30 64 00 05 61 64 6d 69 6e 00 06 70 75 62 6c 69 63";
+  const CONNECT =
+    "10 2f 00 04 4d 51 54 54 05 c2 00 3c 05 11 00 00 01 2c 00 0e 6d 71 74 74 78 5f 30 63 36 36 38 64 30 64 00 05 61 64 6d 69 6e 00 06 70 75 62 6c 69 63";
   const CONNACK = "20 13 00 00 10 27 00 10 00 00 25 01 2a 01 29 01 22 ff ff 28 01";
 
   it("decodes the CONNECT to its fields and re-encodes it byte for byte", () => {
     const bytes = fromHex(CONNECT);
     const [p] = decodeAll(bytes, 4);
-    expect(canon(p)).toStrictEqual(canon({
-      type: 1, level: 5, clean: true, keepalive: 60, properties: { sessionExpiryInterval: 300 },
-      clientId: "mqttx_0c668d0d", username: "admin", password: new TextEncoder().encode("public"),
-    }));
+    expect(canon(p)).toStrictEqual(
+      canon({
+        type: 1,
+        level: 5,
+        clean: true,
+        keepalive: 60,
+        properties: { sessionExpiryInterval: 300 },
+        clientId: "mqttx_0c668d0d",
+        username: "admin",
+        password: new TextEncoder().encode("public"),
+      }),
+    );
     expect(hex(encode(p))).toBe(hex(bytes));
     // mqtt-packet reads the same fields
     let theirs: Loose;
-    mqttPacket.parser({ protocolVersion: 5 }).on("packet", (x) => (theirs = x)).parse(Buffer.from(bytes));
+    mqttPacket
+      .parser({ protocolVersion: 5 })
+      .on("packet", (x) => (theirs = x))
+      .parse(Buffer.from(bytes));
     expect(canon(toModel(theirs, { level: 5 }).packet)).toStrictEqual(canon(p));
   });
 
   it("decodes the CONNACK to its fields and re-encodes it byte for byte", () => {
     const bytes = fromHex(CONNACK);
     const [p] = decodeAll(bytes, 5);
-    expect(canon(p)).toStrictEqual(canon({
-      type: 2, sessionPresent: false, returnCode: 0, properties: {
-        maximumPacketSize: 1048576, retainAvailable: 1, sharedSubscriptionAvailable: 1,
-        subscriptionIdentifiersAvailable: 1, topicAliasMaximum: 65535, wildcardSubscriptionAvailable: 1,
-      },
-    }));
+    expect(canon(p)).toStrictEqual(
+      canon({
+        type: 2,
+        sessionPresent: false,
+        returnCode: 0,
+        properties: {
+          maximumPacketSize: 1048576,
+          retainAvailable: 1,
+          sharedSubscriptionAvailable: 1,
+          subscriptionIdentifiersAvailable: 1,
+          topicAliasMaximum: 65535,
+          wildcardSubscriptionAvailable: 1,
+        },
+      }),
+    );
     // wire order of the properties is kept, so re-encoding is byte-exact
     expect(Object.keys((p as { properties: object }).properties)).toEqual([
-      "maximumPacketSize", "retainAvailable", "sharedSubscriptionAvailable", "subscriptionIdentifiersAvailable",
-      "topicAliasMaximum", "wildcardSubscriptionAvailable",
+      "maximumPacketSize",
+      "retainAvailable",
+      "sharedSubscriptionAvailable",
+      "subscriptionIdentifiersAvailable",
+      "topicAliasMaximum",
+      "wildcardSubscriptionAvailable",
     ]);
     expect(hex(encode(p, 5))).toBe(hex(bytes));
     let theirs: Loose;
-    mqttPacket.parser({ protocolVersion: 5 }).on("packet", (x) => (theirs = x)).parse(Buffer.from(bytes));
+    mqttPacket
+      .parser({ protocolVersion: 5 })
+      .on("packet", (x) => (theirs = x))
+      .parse(Buffer.from(bytes));
     expect(canon(toModel(theirs, { level: 5 }).packet)).toStrictEqual(canon(p));
   });
 });

@@ -8,7 +8,13 @@ import { concat, connectBody, frame, str } from "../helpers/bytes.ts";
 import { canon } from "../helpers/canon.ts";
 
 const publish = (payload: number, id?: number): PublishPacket => ({
-  type: 3, topic: "t/x", payload: new Uint8Array(payload).fill(7), qos: id ? 1 : 0, retain: false, dup: false, id,
+  type: 3,
+  topic: "t/x",
+  payload: new Uint8Array(payload).fill(7),
+  qos: id ? 1 : 0,
+  retain: false,
+  dup: false,
+  id,
 });
 
 function collect(options: ConstructorParameters<typeof Decoder>[1] = {}) {
@@ -62,7 +68,11 @@ describe("oversize packets", () => {
     const stream = concat(before, big, after, before);
     const bounds = [before.length, before.length + big.length, before.length + big.length + after.length];
     const plans: number[][] = [
-      [], bounds, bounds.map((b) => b + 1), bounds.map((b) => b - 1), [before.length + 2, before.length + 3],
+      [],
+      bounds,
+      bounds.map((b) => b + 1),
+      bounds.map((b) => b - 1),
+      [before.length + 2, before.length + 3],
       [before.length + 1, before.length + 4000, before.length + big.length + 1],
       Array.from({ length: stream.length }, (_, i) => i), // one byte at a time
     ];
@@ -94,7 +104,9 @@ describe("oversize packets", () => {
 
   it("skipOversize does not skip malformed packets", () => {
     const { d } = collect({ maxPacketSize: 64, skipOversize: true });
-    expect(() => d.push(new Uint8Array([0x30, 0xff, 0xff, 0xff, 0xff]))).toThrow(expect.objectContaining({ code: "MALFORMED_LENGTH" }));
+    expect(() => d.push(new Uint8Array([0x30, 0xff, 0xff, 0xff, 0xff]))).toThrow(
+      expect.objectContaining({ code: "MALFORMED_LENGTH" }),
+    );
   });
 
   it("maxPacketSize must be from 2 to 268435460", () => {
@@ -127,8 +139,16 @@ describe("payload views", () => {
   });
 
   it("binary fields of CONNECT are views too", () => {
-    const chunk = encode({ type: 1, level: 4, clientId: "c", clean: true, keepalive: 0, username: "u", password: new Uint8Array([1, 2]),
-      will: { topic: "w", payload: new Uint8Array([3]), qos: 1, retain: true } });
+    const chunk = encode({
+      type: 1,
+      level: 4,
+      clientId: "c",
+      clean: true,
+      keepalive: 0,
+      username: "u",
+      password: new Uint8Array([1, 2]),
+      will: { topic: "w", payload: new Uint8Array([3]), qos: 1, retain: true },
+    });
     const { d, packets } = collect();
     d.push(chunk);
     const p = packets[0] as { password: Uint8Array; will: { payload: Uint8Array } };
@@ -210,7 +230,9 @@ describe("protocol level", () => {
     d.push(concat(v5connect, encode({ type: 12 })));
     expect(d.level).toBe(5);
     expect(packets).toHaveLength(2);
-    expect(() => d.push(frame(0x82, [0, 1, ...str("a"), 0]))).toThrow(expect.objectContaining({ code: "UNKNOWN_PACKET" }));
+    expect(() => d.push(frame(0x82, [0, 1, ...str("a"), 0]))).toThrow(
+      expect.objectContaining({ code: "UNKNOWN_PACKET" }),
+    );
   });
 
   it("a 3.1 CONNECT is decoded", () => {
@@ -225,9 +247,23 @@ describe("chunking", () => {
   it("the same packets whatever the chunking: whole, one byte at a time, every two-way split", () => {
     const packets: Packet[] = [
       { type: 1, level: 4, clientId: "dev", clean: true, keepalive: 30, username: "u", password: new Uint8Array([1]) },
-      { type: 8, id: 1, subscriptions: [{ topic: "a/+", qos: 1 }, { topic: "#", qos: 0 }] },
-      publish(130, 2), publish(0), { type: 9, id: 1, granted: [1, 0x80] }, { type: 10, id: 3, topics: ["a/+"] },
-      { type: 11, id: 3 }, { type: 4, id: 2 }, { type: 12 }, { type: 13 }, { type: 14 },
+      {
+        type: 8,
+        id: 1,
+        subscriptions: [
+          { topic: "a/+", qos: 1 },
+          { topic: "#", qos: 0 },
+        ],
+      },
+      publish(130, 2),
+      publish(0),
+      { type: 9, id: 1, granted: [1, 0x80] },
+      { type: 10, id: 3, topics: ["a/+"] },
+      { type: 11, id: 3 },
+      { type: 4, id: 2 },
+      { type: 12 },
+      { type: 13 },
+      { type: 14 },
     ];
     const stream = concat(...packets.map((p) => encode(p)));
     const want = canon(packets);
@@ -238,7 +274,14 @@ describe("chunking", () => {
       return canon(got);
     };
     expect(run([stream])).toEqual(want);
-    expect(run(split(stream, Array.from({ length: stream.length }, (_, i) => i)))).toEqual(want);
+    expect(
+      run(
+        split(
+          stream,
+          Array.from({ length: stream.length }, (_, i) => i),
+        ),
+      ),
+    ).toEqual(want);
     for (let i = 1; i < stream.length; i++) expect(run(split(stream, [i]))).toEqual(want);
   });
 
@@ -273,7 +316,8 @@ describe("a PacketSink", () => {
       received: (p) => packets.push(p),
       receivedPublish: (topic, payload, qos, retain, dup, id) =>
         packets.push({ type: 3, topic, payload, qos, retain, dup, id: qos ? id : undefined }),
-      receivedBare: (type, id) => packets.push((type === PUBACK || type === UNSUBACK ? { type, id } : { type }) as Packet),
+      receivedBare: (type, id) =>
+        packets.push((type === PUBACK || type === UNSUBACK ? { type, id } : { type }) as Packet),
       skipped: (e) => skipped.push(e),
     };
     return { d: new Decoder(sink, options), packets, skipped };
@@ -282,27 +326,55 @@ describe("a PacketSink", () => {
   const id = fc.integer({ min: 1, max: 65535 });
   // The packets a client gets, a few a broker must not send, topics that repeat (ASCII or not), some too large.
   const anyPacket: fc.Arbitrary<Packet> = fc.oneof(
-    fc.record({
-      type: fc.constant(3 as const), topic: fc.constantFrom("a/b", "a/c", "dev/ç/x", "z"), payload: fc.uint8Array({ maxLength: 300 }),
-      qos: fc.constantFrom(0 as const, 1 as const), retain: fc.boolean(), dup: fc.constant(false), id,
-    }).map((p) => (p.qos ? p : { ...p, id: undefined })),
+    fc
+      .record({
+        type: fc.constant(3 as const),
+        topic: fc.constantFrom("a/b", "a/c", "dev/ç/x", "z"),
+        payload: fc.uint8Array({ maxLength: 300 }),
+        qos: fc.constantFrom(0 as const, 1 as const),
+        retain: fc.boolean(),
+        dup: fc.constant(false),
+        id,
+      })
+      .map((p) => (p.qos ? p : { ...p, id: undefined })),
     fc.record({ type: fc.constantFrom(4 as const, 11 as const), id }),
-    fc.record({ type: fc.constant(9 as const), id, granted: fc.array(fc.constantFrom(0, 1, 0x80), { minLength: 1, maxLength: 3 }) }),
-    fc.record({ type: fc.constant(2 as const), sessionPresent: fc.boolean(), returnCode: fc.integer({ min: 0, max: 5 }) }),
-    fc.constantFrom<Packet>({ type: 12 }, { type: 13 }, { type: 14 }, { type: 8, id: 3, subscriptions: [{ topic: "a/#", qos: 1 }] }),
+    fc.record({
+      type: fc.constant(9 as const),
+      id,
+      granted: fc.array(fc.constantFrom(0, 1, 0x80), { minLength: 1, maxLength: 3 }),
+    }),
+    fc.record({
+      type: fc.constant(2 as const),
+      sessionPresent: fc.boolean(),
+      returnCode: fc.integer({ min: 0, max: 5 }),
+    }),
+    fc.constantFrom<Packet>(
+      { type: 12 },
+      { type: 13 },
+      { type: 14 },
+      { type: 8, id: 3, subscriptions: [{ topic: "a/#", qos: 1 }] },
+    ),
   );
 
   it("is handed the same packets as a callback, whatever the stream and its chunking", () => {
-    fc.assert(fc.property(fc.array(anyPacket, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 12 }), (ps, at) => {
-      const stream = concat(...ps.map((p) => encode(p, 4)));
-      const a = collect({ maxPacketSize: 200, skipOversize: true }), b = sinkDecoder({ maxPacketSize: 200, skipOversize: true });
-      for (const c of split(stream, at)) {
-        a.d.push(c);
-        b.d.push(c);
-      }
-      expect(canon(b.packets)).toEqual(canon(a.packets));
-      expect(b.skipped.map((e) => e.message)).toEqual(a.skipped.map((e) => e.message));
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(
+        fc.array(anyPacket, { minLength: 1, maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        (ps, at) => {
+          const stream = concat(...ps.map((p) => encode(p, 4)));
+          const a = collect({ maxPacketSize: 200, skipOversize: true }),
+            b = sinkDecoder({ maxPacketSize: 200, skipOversize: true });
+          for (const c of split(stream, at)) {
+            a.d.push(c);
+            b.d.push(c);
+          }
+          expect(canon(b.packets)).toEqual(canon(a.packets));
+          expect(b.skipped.map((e) => e.message)).toEqual(a.skipped.map((e) => e.message));
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it("gets topics seen before from the cache, ASCII or not, and tells same-length topics apart", () => {
@@ -331,11 +403,19 @@ describe("the client's decoder and encoder (what a device imports) against the f
 
   it("parses every packet a client receives as the full codec does", () => {
     const clientSide: Packet[] = [
-      { type: 2, sessionPresent: true, returnCode: 0 }, publish(3, 5), { type: 4, id: 5 }, { type: 9, id: 2, granted: [0, 1, 0x80] },
-      { type: 11, id: 3 }, { type: 12 }, { type: 13 }, { type: 14 },
+      { type: 2, sessionPresent: true, returnCode: 0 },
+      publish(3, 5),
+      { type: 4, id: 5 },
+      { type: 9, id: 2, granted: [0, 1, 0x80] },
+      { type: 11, id: 3 },
+      { type: 12 },
+      { type: 13 },
+      { type: 14 },
     ];
-    const a: Packet[] = [], b: Packet[] = [];
-    const client = new ClientDecoder((p) => a.push(p)), full = new Decoder((p) => b.push(p));
+    const a: Packet[] = [],
+      b: Packet[] = [];
+    const client = new ClientDecoder((p) => a.push(p)),
+      full = new Decoder((p) => b.push(p));
     for (const p of clientSide) {
       client.push(encode(p));
       full.push(encode(p));
@@ -348,7 +428,10 @@ describe("the client's decoder and encoder (what a device imports) against the f
     for (const p of brokerOnly) {
       const d = new ClientDecoder(() => {});
       const e = thrown(() => d.push(encode(p).subarray(0, 1)));
-      expect([e.code, e.message]).toEqual(["PROTOCOL_ERROR", `the broker broke the MQTT protocol: unexpected packet type ${p.type} from the broker`]);
+      expect([e.code, e.message]).toEqual([
+        "PROTOCOL_ERROR",
+        `the broker broke the MQTT protocol: unexpected packet type ${p.type} from the broker`,
+      ]);
       expect(d.pending).toBe(0);
       const got: Packet[] = [];
       new Decoder((q) => got.push(q)).push(encode(p));
@@ -357,9 +440,17 @@ describe("the client's decoder and encoder (what a device imports) against the f
   });
 
   it("the client's encoder refuses the packets only a broker sends; the full codec makes them", () => {
-    for (const p of [{ type: 2, sessionPresent: false, returnCode: 0 }, { type: 9, id: 1, granted: [0] }, { type: 11, id: 1 }, { type: 13 }] as Packet[]) {
+    for (const p of [
+      { type: 2, sessionPresent: false, returnCode: 0 },
+      { type: 9, id: 1, granted: [0] },
+      { type: 11, id: 1 },
+      { type: 13 },
+    ] as Packet[]) {
       const e = thrown(() => encodeClient(p));
-      expect([e.code, e.message]).toEqual(["INVALID_PACKET", `packet type ${p.type} is sent by a broker, not by a client`]);
+      expect([e.code, e.message]).toEqual([
+        "INVALID_PACKET",
+        `packet type ${p.type} is sent by a broker, not by a client`,
+      ]);
       expect(encode(p).length).toBeGreaterThan(1);
     }
     for (const p of brokerOnly) expect(encodeClient(p)).toEqual(encode(p));

@@ -29,10 +29,17 @@ describe("MALFORMED_LENGTH", () => {
 
 describe("RESERVED_FLAGS", () => {
   it.each([
-    ["CONNECT", 0x12, connectBody(4, 2)], ["CONNACK", 0x21, [0, 0]], ["PUBACK", 0x41, [0, 1]],
-    ["SUBSCRIBE", 0x80, [0, 1, ...str("a"), 0]], ["SUBSCRIBE", 0x83, [0, 1, ...str("a"), 0]], ["SUBACK", 0x92, [0, 1, 0]],
-    ["UNSUBSCRIBE", 0xa0, [0, 1, ...str("a")]], ["UNSUBACK", 0xb8, [0, 1]], ["PINGREQ", 0xc1, []],
-    ["PINGRESP", 0xd4, []], ["DISCONNECT", 0xe2, []],
+    ["CONNECT", 0x12, connectBody(4, 2)],
+    ["CONNACK", 0x21, [0, 0]],
+    ["PUBACK", 0x41, [0, 1]],
+    ["SUBSCRIBE", 0x80, [0, 1, ...str("a"), 0]],
+    ["SUBSCRIBE", 0x83, [0, 1, ...str("a"), 0]],
+    ["SUBACK", 0x92, [0, 1, 0]],
+    ["UNSUBSCRIBE", 0xa0, [0, 1, ...str("a")]],
+    ["UNSUBACK", 0xb8, [0, 1]],
+    ["PINGREQ", 0xc1, []],
+    ["PINGRESP", 0xd4, []],
+    ["DISCONNECT", 0xe2, []],
   ])("fixed header flags of %s (0x%s)", (_n, h, body) => {
     expect(decodeError(frame(h as number, body as number[]))).toBe("RESERVED_FLAGS");
   });
@@ -94,7 +101,9 @@ describe("QOS2_UNSUPPORTED", () => {
     expect(decodeError(frame(0x82, [0, 1, ...str("a"), 2]))).toBe("QOS2_UNSUPPORTED");
   });
   it("will QoS 2", () => {
-    expect(decodeError(frame(0x10, connectBody(4, 0x16, [...str("c"), ...str("w"), ...str("x")])))).toBe("QOS2_UNSUPPORTED");
+    expect(decodeError(frame(0x10, connectBody(4, 0x16, [...str("c"), ...str("w"), ...str("x")])))).toBe(
+      "QOS2_UNSUPPORTED",
+    );
   });
   it("encoder refuses QoS 2 everywhere", () => {
     expect(enc(pub({ qos: 2, id: 1 }))).toBe("QOS2_UNSUPPORTED");
@@ -162,7 +171,9 @@ describe("INVALID_STRING", () => {
   it("encoder: U+0000 in a string payload or password is data, not an error", () => {
     expect([...encode(pub({ payload: "a\u0000b" }))].slice(-3)).toEqual([0x61, 0, 0x62]);
     expect([...encode(conn({ username: "u", password: "\u0000" }))].slice(-3)).toEqual([0, 1, 0]);
-    expect([...encode(conn({ will: { topic: "w", payload: "\u0000", qos: 0, retain: false } }))].slice(-3)).toEqual([0, 1, 0]);
+    expect([...encode(conn({ will: { topic: "w", payload: "\u0000", qos: 0, retain: false } }))].slice(-3)).toEqual([
+      0, 1, 0,
+    ]);
   });
   it("encoder: a lone surrogate in a string payload cannot be UTF-8", () => {
     expect(enc(pub({ payload: "\ud800" }))).toBe("INVALID_STRING");
@@ -178,7 +189,9 @@ describe("INVALID_TOPIC", () => {
   });
   it("decoder: empty or wildcard will topic", () => {
     expect(decodeError(frame(0x10, connectBody(4, 6, [...str("c"), ...str(""), ...str("x")])))).toBe("INVALID_TOPIC");
-    expect(decodeError(frame(0x10, connectBody(4, 6, [...str("c"), ...str("w/#"), ...str("x")])))).toBe("INVALID_TOPIC");
+    expect(decodeError(frame(0x10, connectBody(4, 6, [...str("c"), ...str("w/#"), ...str("x")])))).toBe(
+      "INVALID_TOPIC",
+    );
   });
   it("encoder: empty, missing or wildcard topic", () => {
     expect(enc(pub({ topic: "" }))).toBe("INVALID_TOPIC");
@@ -198,11 +211,22 @@ describe("INVALID_FILTER", () => {
     expect(decodeError(frame(0xa2, [0, 1, ...str(f)]))).toBe("INVALID_FILTER");
   });
   it.each(bad)("encoder: SUBSCRIBE and UNSUBSCRIBE refuse %j", (f) => {
-    expect(enc({ type: 8, id: 1, subscriptions: [{ topic: "ok", qos: 0 }, { topic: f, qos: 0 }] })).toBe("INVALID_FILTER");
+    expect(
+      enc({
+        type: 8,
+        id: 1,
+        subscriptions: [
+          { topic: "ok", qos: 0 },
+          { topic: f, qos: 0 },
+        ],
+      }),
+    ).toBe("INVALID_FILTER");
     expect(enc({ type: 10, id: 1, topics: ["ok", f] })).toBe("INVALID_FILTER");
   });
   it.each(good)("both sides accept %j", (f) => {
-    expect(decode(encode({ type: 8, id: 1, subscriptions: [{ topic: f, qos: 1 }] }))).toEqual([{ type: 8, id: 1, subscriptions: [{ topic: f, qos: 1 }] }]);
+    expect(decode(encode({ type: 8, id: 1, subscriptions: [{ topic: f, qos: 1 }] }))).toEqual([
+      { type: 8, id: 1, subscriptions: [{ topic: f, qos: 1 }] },
+    ]);
     expect(decode(encode({ type: 10, id: 1, topics: [f] }))).toEqual([{ type: 10, id: 1, topics: [f] }]);
   });
 });
@@ -231,7 +255,9 @@ describe("BAD_RETURN_CODE", () => {
   });
   it("a 5.0 connection accepts a CONNACK in 3.1.1 form (how a 3.1.1-only broker refuses a 5.0 CONNECT)", () => {
     expect(decode(frame(0x20, [0, 1]), { level: 5 })).toEqual([{ type: 2, sessionPresent: false, returnCode: 1 }]);
-    expect(decode(frame(0x20, [0, 0x84]), { level: 5 })).toEqual([{ type: 2, sessionPresent: false, returnCode: 0x84 }]);
+    expect(decode(frame(0x20, [0, 0x84]), { level: 5 })).toEqual([
+      { type: 2, sessionPresent: false, returnCode: 0x84 },
+    ]);
     expect(decodeError(frame(0x20, [0, 6]), { level: 5 })).toBe("BAD_RETURN_CODE");
     expect(decodeError(frame(0x20, [0, 0x8b]), { level: 5 })).toBe("BAD_RETURN_CODE");
   });
@@ -280,7 +306,8 @@ describe("UNKNOWN_PACKET", () => {
     expect(decodeError(new Uint8Array([0xf0, 0]))).toBe("UNKNOWN_PACKET");
   });
   it("5.0 packets this codec does not have yet", () => {
-    for (const h of [0x30, 0x40, 0x82, 0x90, 0xa2, 0xb0, 0xe0]) expect(decodeError(frame(h, [0, 1]), { level: 5 })).toBe("UNKNOWN_PACKET");
+    for (const h of [0x30, 0x40, 0x82, 0x90, 0xa2, 0xb0, 0xe0])
+      expect(decodeError(frame(h, [0, 1]), { level: 5 })).toBe("UNKNOWN_PACKET");
     expect(decode(frame(0xc0), { level: 5 })).toEqual([{ type: 12 }]);
     expect(decode(frame(0xd0), { level: 5 })).toEqual([{ type: 13 }]);
   });
@@ -294,10 +321,18 @@ describe("UNKNOWN_PACKET", () => {
 
 describe("PROTOCOL_MISMATCH", () => {
   it.each([
-    ["MQTT level 3", MQTT, 3], ["MQIsdp level 4", MQISDP, 4], ["MQIsdp level 5", MQISDP, 5], ["MQTT level 6", MQTT, 6],
-    ["MQTT level 2", MQTT, 2], ["lower case mqtt", str("mqtt"), 4], ["bridge mode 0x84", MQTT, 0x84], ["empty name", str(""), 4],
+    ["MQTT level 3", MQTT, 3],
+    ["MQIsdp level 4", MQISDP, 4],
+    ["MQIsdp level 5", MQISDP, 5],
+    ["MQTT level 6", MQTT, 6],
+    ["MQTT level 2", MQTT, 2],
+    ["lower case mqtt", str("mqtt"), 4],
+    ["bridge mode 0x84", MQTT, 0x84],
+    ["empty name", str(""), 4],
   ])("%s", (_n, name, level) => {
-    expect(decodeError(frame(0x10, connectBody(level as number, 2, str("c"), name as number[])))).toBe("PROTOCOL_MISMATCH");
+    expect(decodeError(frame(0x10, connectBody(level as number, 2, str("c"), name as number[])))).toBe(
+      "PROTOCOL_MISMATCH",
+    );
   });
   it("encoder: unsupported level", () => {
     expect(enc(conn({ level: 6 }))).toBe("PROTOCOL_MISMATCH");
@@ -315,7 +350,9 @@ describe("INVALID_PROPERTY", () => {
     expect(decodeError(props([0x24, 1]))).toBe("INVALID_PROPERTY"); // Maximum QoS is a CONNACK property
     expect(decodeError(props([0x23, 0, 1]))).toBe("INVALID_PROPERTY"); // Topic Alias is a PUBLISH property
     expect(decodeError(frame(0x20, [0, 0, 2, 0x19, 1]), { level: 5 })).toBe("INVALID_PROPERTY"); // Request Response Information
-    expect(decodeError(frame(0x10, connectBody(5, 6, [0, ...str("c"), 2, 0x11, 0, ...str("w"), ...str("x")])))).toBe("INVALID_PROPERTY");
+    expect(decodeError(frame(0x10, connectBody(5, 6, [0, ...str("c"), 2, 0x11, 0, ...str("w"), ...str("x")])))).toBe(
+      "INVALID_PROPERTY",
+    );
   });
   it("a property twice (user properties may repeat)", () => {
     expect(decodeError(props([0x21, 0, 1, 0x21, 0, 2]))).toBe("INVALID_PROPERTY");
@@ -329,7 +366,9 @@ describe("INVALID_PROPERTY", () => {
       expect(decodeError(frame(0x20, [0, 0, 2, id, 2]), { level: 5 })).toBe("INVALID_PROPERTY");
       expect(decodeError(frame(0x20, [0, 0, 2, id, 1]), { level: 5 })).toBeNull();
     }
-    expect(decodeError(frame(0x10, connectBody(5, 6, [0, ...str("c"), 2, 0x01, 2, ...str("w"), ...str("x")])))).toBe("INVALID_PROPERTY");
+    expect(decodeError(frame(0x10, connectBody(5, 6, [0, ...str("c"), 2, 0x01, 2, ...str("w"), ...str("x")])))).toBe(
+      "INVALID_PROPERTY",
+    );
   });
   it("a property running past the declared property length", () => {
     // declared 3 bytes, but Session Expiry Interval needs 5
@@ -344,11 +383,28 @@ describe("INVALID_PROPERTY", () => {
     expect(c5({ sessionExpiryInterval: 1.5 })).toBe("INVALID_PROPERTY");
     expect(c5({ requestProblemInformation: true })).toBe("INVALID_PROPERTY");
     expect(c5({ requestProblemInformation: 2 })).toBe("INVALID_PROPERTY");
-    expect(enc({ type: 2, sessionPresent: false, returnCode: 0, properties: { maximumQoS: 2 } }, 5)).toBe("INVALID_PROPERTY");
+    expect(enc({ type: 2, sessionPresent: false, returnCode: 0, properties: { maximumQoS: 2 } }, 5)).toBe(
+      "INVALID_PROPERTY",
+    );
     expect(c5({ authenticationData: new Uint8Array(65536) })).toBe("INVALID_PROPERTY");
     expect(c5({ authenticationData: new Uint8Array(65535) })).toBeNull();
-    expect(enc({ type: 2, sessionPresent: false, returnCode: 0, properties: { requestProblemInformation: 1 } as object }, 5)).toBe("INVALID_PROPERTY");
-    expect(enc(conn({ level: 5, will: { topic: "w", payload: "", qos: 0, retain: false, properties: { correlationData: new Uint8Array(70000) } } }))).toBe("INVALID_PROPERTY");
+    expect(
+      enc({ type: 2, sessionPresent: false, returnCode: 0, properties: { requestProblemInformation: 1 } as object }, 5),
+    ).toBe("INVALID_PROPERTY");
+    expect(
+      enc(
+        conn({
+          level: 5,
+          will: {
+            topic: "w",
+            payload: "",
+            qos: 0,
+            retain: false,
+            properties: { correlationData: new Uint8Array(70000) },
+          },
+        }),
+      ),
+    ).toBe("INVALID_PROPERTY");
   });
 });
 

@@ -16,8 +16,13 @@ function setup(opts: Partial<ClientOptions> = {}) {
   const errors: string[] = [];
   const retry = { in: 0 };
   const client = new Client({
-    clientId: "dev1", connect: net.connect, clock, random: () => 0.5, onError: (e) => errors.push(e.code),
-    onDisconnect: (_e, ms) => (retry.in = ms), ...opts,
+    clientId: "dev1",
+    connect: net.connect,
+    clock,
+    random: () => 0.5,
+    onError: (e) => errors.push(e.code),
+    onDisconnect: (_e, ms) => (retry.in = ms),
+    ...opts,
   });
   return { clock, net, client, errors, retry };
 }
@@ -35,7 +40,8 @@ function up(s: S, sessionPresent = false): ScriptedConnection {
 
 const publishes = (c: ScriptedConnection) => c.of(3) as PublishPacket[];
 const text = (p: PublishPacket) => new TextDecoder().decode(p.payload as Uint8Array);
-const sent = (c: ScriptedConnection) => publishes(c).map((p) => `${text(p)}${p.qos ? `#${p.id}${p.dup ? "d" : ""}` : ""}`);
+const sent = (c: ScriptedConnection) =>
+  publishes(c).map((p) => `${text(p)}${p.qos ? `#${p.id}${p.dup ? "d" : ""}` : ""}`);
 const ack = (c: ScriptedConnection, ...ids: number[]) => c.send(...ids.map((id) => ({ type: 4 as const, id })));
 /** The ring's capacity, in records: how much the outbox holds on to. */
 const records = (s: S) => s.client.session.ring.records;
@@ -168,7 +174,11 @@ describe("packet ids without a map", () => {
       if (id > 5 || id === 4) ack(c, id);
     }
     for (let i = 0; i < 3; i++) s.client.publish("t", "after", { qos: 1 });
-    expect(publishes(c).slice(-3).map((p) => p.id)).toEqual([4, 6, 7]);
+    expect(
+      publishes(c)
+        .slice(-3)
+        .map((p) => p.id),
+    ).toEqual([4, 6, 7]);
     expect(s.client.outbox.inflight).toBe(7);
   });
 });
@@ -187,7 +197,8 @@ describe("the persistent store", () => {
       this.saved.delete(key);
     }
   }
-  const pub = (topic: string, id: number, payload: string) => encode({ type: 3, topic, payload, qos: 1, id, retain: false, dup: false });
+  const pub = (topic: string, id: number, payload: string) =>
+    encode({ type: 3, topic, payload, qos: 1, id, retain: false, dup: false });
 
   it("reloads in key order, resends with the stored ids, and gives new messages ids and keys after them", () => {
     const store = new MemoryOutbox();
@@ -263,10 +274,18 @@ describe("subscriptions without a map", () => {
     const c = up(s);
     s.client.subscribe(["a", "b", "c"], 1);
     c.send({ type: 9, id: c.of(8)[0].id, granted: [1, 0, 2] });
-    expect([...s.client.session.subscriptions]).toEqual([["a", 1], ["b", 0], ["c", 1]]);
+    expect([...s.client.session.subscriptions]).toEqual([
+      ["a", 1],
+      ["b", 0],
+      ["c", 1],
+    ]);
     s.client.subscribe(["b", "a"], 1);
     c.send({ type: 9, id: c.of(8)[1].id, granted: [1, 0] });
-    expect([...s.client.session.subscriptions]).toEqual([["a", 0], ["b", 1], ["c", 1]]);
+    expect([...s.client.session.subscriptions]).toEqual([
+      ["a", 0],
+      ["b", 1],
+      ["c", 1],
+    ]);
     s.client.unsubscribe(["a", "c"]);
     expect([...s.client.session.subscriptions]).toEqual([["b", 1]]);
     c.fail();
@@ -329,7 +348,8 @@ describe("the Outbox unit", () => {
       names.set(f, name);
       return f;
     };
-    const labels = (cbs: (PublishCallback | undefined)[] | null) => (cbs === null ? null : cbs.map((f) => names.get(f)));
+    const labels = (cbs: (PublishCallback | undefined)[] | null) =>
+      cbs === null ? null : cbs.map((f) => names.get(f));
     o.append(bytes(10), cb("q1"), 1 | QOS1, 0);
     o.append(bytes(10), cb("a"), 0, 0);
     o.append(bytes(10), cb("q2"), 2 | QOS1, 0);
@@ -359,7 +379,8 @@ describe("the Outbox unit", () => {
     };
     const o = new Outbox({ store });
     for (let id = 1; id <= 3; id++) {
-      const p = bytes(4), key = o.nextKey++;
+      const p = bytes(4),
+        key = o.nextKey++;
       store.save(key, p);
       o.append(p, undefined, id | QOS1, key);
     }

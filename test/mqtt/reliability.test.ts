@@ -90,7 +90,8 @@ describe("reliability under faults", () => {
     for (let i = 0; i < N; i++) backend.publish("down/cmd", `d${i}`, { qos: 1 });
 
     // Upstream: the device publishes N messages, never more than its outbox holds (publish throws when full).
-    let next = 0, acked = 0;
+    let next = 0,
+      acked = 0;
     const pump = () => {
       while (next < N && device.outbox.messages < OUTBOX) {
         const i = next++;
@@ -112,7 +113,8 @@ describe("reliability under faults", () => {
     });
 
     const stats = proxy.stats();
-    const upDups = atBackend.length - N, downDups = atDevice.length - N;
+    const upDups = atBackend.length - N,
+      downDups = atDevice.length - N;
     console.log(
       `reliability: ${stats.connections} connections, ${stats.drops} forced drops, ${downs.length} disconnects seen by the device; ` +
         `up: ${N} published, ${sentByDevice.length} PUBLISH writes (${sentByDevice.filter((s) => s.dup).length} with DUP), ${atBackend.length} received (${upDups} duplicates); ` +

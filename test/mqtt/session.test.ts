@@ -98,7 +98,9 @@ describe("connect", () => {
     s.client.start();
     s.net.last.open();
     s.net.last.connack(false, 5);
-    expect(errs[0].message).toBe("connection refused (code 5): not authorized: the broker refused this client: check the password (some brokers, Mosquitto among them, answer a wrong one with this code) and that the client may connect (device disabled, or not allowed)");
+    expect(errs[0].message).toBe(
+      "connection refused (code 5): not authorized: the broker refused this client: check the password (some brokers, Mosquitto among them, answer a wrong one with this code) and that the client may connect (device disabled, or not allowed)",
+    );
     expect(errs[0].message).not.toMatch(/credentials are valid/);
   });
 
@@ -119,7 +121,9 @@ describe("connect", () => {
   it("validates the keepalive against the profile before connecting, and refuses a will the profile forbids", () => {
     const profile = { name: "UIoT Core", keepalive: [30, 1200] as [number, number], will: false, retain: false };
     expect(() => setup({ keepalive: 10, profile })).toThrow(/keepalive from 30 to 1200 s, not 10 s/);
-    expect(() => setup({ keepalive: 300, profile, will: { topic: "a", payload: "x", qos: 0, retain: false } })).toThrow(/does not allow a will/);
+    expect(() => setup({ keepalive: 300, profile, will: { topic: "a", payload: "x", qos: 0, retain: false } })).toThrow(
+      /does not allow a will/,
+    );
     const s = setup({ keepalive: 300, profile });
     expect(() => s.client.publish("a/b", "x", { retain: true })).toThrow(/does not allow retained/);
   });
@@ -143,8 +147,10 @@ describe("keepalive", () => {
   it("does not re-arm the host timer for each packet: traffic only moves the keepalive deadline later", () => {
     const s = setup({ keepalive: 60 });
     const c = up(s);
-    let sets = 0, clears = 0;
-    const setTimer = s.clock.setTimer.bind(s.clock), clearTimer = s.clock.clearTimer.bind(s.clock);
+    let sets = 0,
+      clears = 0;
+    const setTimer = s.clock.setTimer.bind(s.clock),
+      clearTimer = s.clock.clearTimer.bind(s.clock);
     s.clock.setTimer = (cb, ms) => (sets++, setTimer(cb, ms));
     s.clock.clearTimer = (t) => (clears++, clearTimer(t));
     for (let i = 0; i < 100; i++) {
@@ -312,7 +318,15 @@ describe("a broker that misbehaves: bounded memory, bounded time", () => {
   it("lets a large message through a slow link: 30 KB at 1 KB a second, longer than 1.5x keepalive, without a ping or idle timeout", () => {
     const s = setup({ keepalive: 10, maxPacketSize: 32 * 1024 });
     const c = up(s);
-    const b = encode({ type: 3, topic: "in", payload: "y".repeat(30 * 1024), qos: 1, id: 9, retain: false, dup: false });
+    const b = encode({
+      type: 3,
+      topic: "in",
+      payload: "y".repeat(30 * 1024),
+      qos: 1,
+      id: 9,
+      retain: false,
+      dup: false,
+    });
     for (let at = 0; at < b.length; at += 1024) {
       c.bytes(b.subarray(at, at + 1024));
       s.clock.advance(1000);
@@ -384,7 +398,10 @@ describe("QoS 1 out", () => {
     s.clock.advance(500);
     const c2 = up(s, true);
     expect(publishes(c2).map((p) => [text(p), p.id, p.dup])).toEqual([
-      ["m0", 1, true], ["m2", 3, true], ["m3", 4, true], ["m4", 5, false],
+      ["m0", 1, true],
+      ["m2", 3, true],
+      ["m3", 4, true],
+      ["m4", 5, false],
     ]);
   });
 
@@ -396,7 +413,10 @@ describe("QoS 1 out", () => {
     c1.fail();
     s.clock.advance(500);
     const c2 = up(s, false);
-    expect(publishes(c2).map((p) => [text(p), p.dup])).toEqual([["a", false], ["b", false]]);
+    expect(publishes(c2).map((p) => [text(p), p.dup])).toEqual([
+      ["a", false],
+      ["b", false],
+    ]);
   });
 
   it("never resends on a live connection (no timed retransmission)", () => {
@@ -477,7 +497,7 @@ describe("the outbox", () => {
     const s = setup();
     const c = up(s);
     c.blocked = true;
-    for (let i = 0; i < 5; i++) s.client.publish("t", `m${i}`, { qos: i % 2 as 0 | 1 });
+    for (let i = 0; i < 5; i++) s.client.publish("t", `m${i}`, { qos: (i % 2) as 0 | 1 });
     expect(publishes(c)).toHaveLength(0);
     c.unblock();
     expect(publishes(c).map(text)).toEqual(["m0", "m1", "m2", "m3", "m4"]);
@@ -506,7 +526,13 @@ describe("the outbox", () => {
   });
 
   it("fails a QoS 1 publish clearly when the store cannot save it", () => {
-    const store: OutboxStore = { load: () => [], save: () => { throw new Error("flash full"); }, remove: () => {} };
+    const store: OutboxStore = {
+      load: () => [],
+      save: () => {
+        throw new Error("flash full");
+      },
+      remove: () => {},
+    };
     const s = setup({ outbox: { store } });
     expect(() => s.client.publish("t", "x", { qos: 1 })).toThrow(/could not save .* flash full/);
     expect(s.client.outbox.messages).toBe(0);
@@ -527,7 +553,10 @@ function publishTimes(s: S, c: ScriptedConnection): number[] {
 
 describe("rate limit", () => {
   it("never sends more than the profile's messages per second; the rest wait in the outbox", () => {
-    const s = setup({ profile: { name: "UIoT Core", publishRate: 30 }, outbox: { maxMessages: 200, maxBytes: 100000 } });
+    const s = setup({
+      profile: { name: "UIoT Core", publishRate: 30 },
+      outbox: { maxMessages: 200, maxBytes: 100000 },
+    });
     const c = up(s);
     const at = publishTimes(s, c);
     for (let i = 0; i < 100; i++) s.client.publish("t", `m${i}`);
@@ -539,7 +568,10 @@ describe("rate limit", () => {
   });
 
   it("keeps to the profile's publishWindow: at most publishRate messages in any window that long", () => {
-    const s = setup({ profile: { name: "UIoT Core", publishRate: 30, publishWindow: 1250 }, outbox: { maxMessages: 200, maxBytes: 100000 } });
+    const s = setup({
+      profile: { name: "UIoT Core", publishRate: 30, publishWindow: 1250 },
+      outbox: { maxMessages: 200, maxBytes: 100000 },
+    });
     const c = up(s);
     const at = publishTimes(s, c);
     for (let i = 0; i < 100; i++) s.client.publish("t", `m${i}`);
@@ -556,7 +588,15 @@ describe("rate limit", () => {
 });
 
 describe("QoS 1 in", () => {
-  const pub = (id: number, dup = false, payload = `p${id}`): Packet => ({ type: 3, topic: "in", payload, qos: 1, id, retain: false, dup });
+  const pub = (id: number, dup = false, payload = `p${id}`): Packet => ({
+    type: 3,
+    topic: "in",
+    payload,
+    qos: 1,
+    id,
+    retain: false,
+    dup,
+  });
 
   it("acknowledges after the handler returns", () => {
     const s = setup();
@@ -632,7 +672,12 @@ describe("QoS 1 in", () => {
       expect(c.closed).toBe(true);
       got.push([error?.code ?? "", error?.message ?? ""]);
     }
-    expect(got).toEqual([12, 1, 8, 10].map((t) => ["PROTOCOL_ERROR", `the broker broke the MQTT protocol: unexpected packet type ${t} from the broker`]));
+    expect(got).toEqual(
+      [12, 1, 8, 10].map((t) => [
+        "PROTOCOL_ERROR",
+        `the broker broke the MQTT protocol: unexpected packet type ${t} from the broker`,
+      ]),
+    );
   });
 
   it("skips an oversize message with a clear error and goes on with the next", () => {
@@ -653,7 +698,10 @@ describe("subscriptions", () => {
     let result: [string | undefined, number[]] | undefined;
     s.client.subscribe(["a/#", "b/+"], 1, (e, g) => (result = [e?.message, g]));
     const [sub] = c.of(8);
-    expect(sub.subscriptions).toEqual([{ topic: "a/#", qos: 1 }, { topic: "b/+", qos: 1 }]);
+    expect(sub.subscriptions).toEqual([
+      { topic: "a/#", qos: 1 },
+      { topic: "b/+", qos: 1 },
+    ]);
     c.send({ type: 9, id: sub.id, granted: [1, 0x80] });
     expect(result).toEqual(["the broker refused the subscription to b/+", [1, 0x80]]);
     expect([...s.client.session.subscriptions.keys()]).toEqual(["a/#"]);
@@ -743,7 +791,10 @@ describe("reconnect and backoff", () => {
   });
 
   it("backs off from a broker that accepts then kicks the client, and says why", () => {
-    const s = setup({ random: () => 0.999, profile: { name: "UIoT Core", kickHint: "is another device using this DeviceSN?" } });
+    const s = setup({
+      random: () => 0.999,
+      profile: { name: "UIoT Core", kickHint: "is another device using this DeviceSN?" },
+    });
     const delays: number[] = [];
     const errors: string[] = [];
     s.client.onDisconnect = (_e, d) => delays.push(d);
@@ -829,7 +880,10 @@ describe("application callbacks", () => {
     });
     c.send({ type: 4, id: 1 });
     const codes = s.events.filter((e) => e[0] === "error").map((e) => e[2]);
-    expect(codes).toEqual(["the application's onConnect handler threw: Error: boom", "a publish callback threw: Error: cb bug"]);
+    expect(codes).toEqual([
+      "the application's onConnect handler threw: Error: boom",
+      "a publish callback threw: Error: cb bug",
+    ]);
     expect(s.client.state).toBe("connected");
   });
 

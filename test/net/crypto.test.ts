@@ -16,9 +16,13 @@ describe("sha1", () => {
   it("matches the FIPS 180 and RFC 6455 examples", () => {
     expect(hex(sha1(new Uint8Array(0)))).toBe("da39a3ee5e6b4b0d3255bfef95601890afd80709");
     expect(hex(sha1(Buffer.from("abc")))).toBe("a9993e364706816aba3e25717850c26c9cd0d89d");
-    expect(hex(sha1(Buffer.from("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")))).toBe("84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+    expect(hex(sha1(Buffer.from("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")))).toBe(
+      "84983e441c3bd26ebaae4aa1f95129e5e54670f1",
+    );
     // RFC 6455 1.3: key "dGhlIHNhbXBsZSBub25jZQ==" gives accept "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-    expect(base64Encode(sha1(Buffer.from("dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11")))).toBe("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    expect(base64Encode(sha1(Buffer.from("dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11")))).toBe(
+      "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+    );
   });
 
   it("matches node:crypto on every length around the block boundaries and on random input", () => {
@@ -26,7 +30,12 @@ describe("sha1", () => {
       const data = Uint8Array.from({ length: n }, (_, i) => (i * 31 + n) & 0xff);
       expect(hex(sha1(data)), `length ${n}`).toBe(createHash("sha1").update(data).digest("hex"));
     }
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 3000 }), (data) => hex(sha1(data)) === createHash("sha1").update(data).digest("hex")));
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 3000 }),
+        (data) => hex(sha1(data)) === createHash("sha1").update(data).digest("hex"),
+      ),
+    );
   });
 });
 
@@ -79,14 +88,18 @@ describe("PEM", () => {
     const bundle = `${again}junk between\n${derToPem(new Uint8Array([0x30, 1, 2]), "PRIVATE KEY")}`;
     expect(pemToDer(bundle)).toHaveLength(2);
     expect(pemToDer(bundle, "PRIVATE KEY").map(hex)).toEqual(["300102"]);
-    expect(() => pemToDer("-----BEGIN CERTIFICATE-----\nMIIB", "CERTIFICATE", "tls.ca[0]")).toThrow(/tls\.ca\[0\] has "-----BEGIN CERTIFICATE-----" without its END line/);
+    expect(() => pemToDer("-----BEGIN CERTIFICATE-----\nMIIB", "CERTIFICATE", "tls.ca[0]")).toThrow(
+      /tls\.ca\[0\] has "-----BEGIN CERTIFICATE-----" without its END line/,
+    );
   });
 });
 
 describe("the UIoT Core root CA", () => {
   it("is the platform's published root, byte for byte", () => {
     const cert = new X509Certificate(UIOT_ROOT_CA_PEM);
-    expect(cert.fingerprint256).toBe("27:4A:C9:13:A8:91:7B:F0:1A:D7:05:EA:0A:51:77:33:0C:47:56:01:E0:82:DA:5B:38:F9:51:12:B7:91:33:8B");
+    expect(cert.fingerprint256).toBe(
+      "27:4A:C9:13:A8:91:7B:F0:1A:D7:05:EA:0A:51:77:33:0C:47:56:01:E0:82:DA:5B:38:F9:51:12:B7:91:33:8B",
+    );
     expect(cert.subject).toMatch(/CN=www\.ucloud\.cn/);
     // The fingerprint pins the certificate; a clone of the repo alone must be able to check it (no ../shared here).
     expect(UIOT_ROOT_CA_PEM).toMatch(/^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n$/);
@@ -94,7 +107,10 @@ describe("the UIoT Core root CA", () => {
 
   it("is the default CA of uiotTls for TLS schemes only; a CA of the caller's wins", () => {
     expect(uiotTls(parseEndpoint("mqtts://mqtt-cn-sh2.iot.ucloud.cn"))).toEqual({ ca: [UIOT_ROOT_CA_PEM] });
-    expect(uiotTls(parseEndpoint("wss://mqtt-cn-sh2.iot.ucloud.cn"), { alpn: ["mqtt"] })).toEqual({ alpn: ["mqtt"], ca: [UIOT_ROOT_CA_PEM] });
+    expect(uiotTls(parseEndpoint("wss://mqtt-cn-sh2.iot.ucloud.cn"), { alpn: ["mqtt"] })).toEqual({
+      alpn: ["mqtt"],
+      ca: [UIOT_ROOT_CA_PEM],
+    });
     expect(uiotTls(parseEndpoint("mqtts://h"), { ca: ["mine"] })).toEqual({ ca: ["mine"] });
     expect(uiotTls(parseEndpoint("mqtt://h"), { ca: ["mine"] })).toBeUndefined();
   });

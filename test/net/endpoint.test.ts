@@ -18,10 +18,30 @@ function refused(url: string, options?: Parameters<typeof parseEndpoint>[1]): Ne
 
 describe("parseEndpoint", () => {
   it("takes each scheme with its default port and, for WebSocket, the default path", () => {
-    expect(parseEndpoint("mqtt://broker.example.com")).toEqual({ scheme: "mqtt", host: "broker.example.com", port: 1883, path: "" });
-    expect(parseEndpoint("mqtts://broker.example.com")).toEqual({ scheme: "mqtts", host: "broker.example.com", port: 8883, path: "" });
-    expect(parseEndpoint("ws://broker.example.com")).toEqual({ scheme: "ws", host: "broker.example.com", port: 8083, path: "/mqtt" });
-    expect(parseEndpoint("wss://broker.example.com")).toEqual({ scheme: "wss", host: "broker.example.com", port: 8084, path: "/mqtt" });
+    expect(parseEndpoint("mqtt://broker.example.com")).toEqual({
+      scheme: "mqtt",
+      host: "broker.example.com",
+      port: 1883,
+      path: "",
+    });
+    expect(parseEndpoint("mqtts://broker.example.com")).toEqual({
+      scheme: "mqtts",
+      host: "broker.example.com",
+      port: 8883,
+      path: "",
+    });
+    expect(parseEndpoint("ws://broker.example.com")).toEqual({
+      scheme: "ws",
+      host: "broker.example.com",
+      port: 8083,
+      path: "/mqtt",
+    });
+    expect(parseEndpoint("wss://broker.example.com")).toEqual({
+      scheme: "wss",
+      host: "broker.example.com",
+      port: 8084,
+      path: "/mqtt",
+    });
     expect(DEFAULT_PORTS).toEqual({ mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084 });
   });
 
@@ -31,7 +51,12 @@ describe("parseEndpoint", () => {
     expect(parseEndpoint("mqtts://[2001:db8::42]")).toMatchObject({ host: "2001:db8::42", port: 8883 });
     expect(parseEndpoint("mqtt://[::ffff:192.0.2.1]")).toMatchObject({ host: "::ffff:192.0.2.1" });
     expect(parseEndpoint("mqtt://[1:2:3:4:5:6:7:8]:1")).toMatchObject({ host: "1:2:3:4:5:6:7:8", port: 1 });
-    expect(parseEndpoint("wss://mqtt-cn-sh2.iot.ucloud.cn:443/mqtt")).toEqual({ scheme: "wss", host: "mqtt-cn-sh2.iot.ucloud.cn", port: 443, path: "/mqtt" });
+    expect(parseEndpoint("wss://mqtt-cn-sh2.iot.ucloud.cn:443/mqtt")).toEqual({
+      scheme: "wss",
+      host: "mqtt-cn-sh2.iot.ucloud.cn",
+      port: 443,
+      path: "/mqtt",
+    });
     expect(parseEndpoint("ws://h/custom/path?x=1")).toMatchObject({ path: "/custom/path?x=1" });
     expect(parseEndpoint("ws://h:9001/")).toMatchObject({ port: 9001, path: "/" });
     expect(parseEndpoint("ws://h?x=1")).toMatchObject({ path: "/?x=1" });
@@ -40,12 +65,20 @@ describe("parseEndpoint", () => {
   });
 
   it("is forgiving about case and surrounding space, and lower-cases host names", () => {
-    expect(parseEndpoint("  MQTTS://Broker.Example.COM:8883 ")).toEqual({ scheme: "mqtts", host: "broker.example.com", port: 8883, path: "" });
+    expect(parseEndpoint("  MQTTS://Broker.Example.COM:8883 ")).toEqual({
+      scheme: "mqtts",
+      host: "broker.example.com",
+      port: 8883,
+      path: "",
+    });
     expect(parseEndpoint("mqtt://[2001:DB8::1]")).toMatchObject({ host: "2001:DB8::1" });
   });
 
   it("lets a profile override default ports, but a port in the URL always wins", () => {
-    expect(parseEndpoint("wss://mqtt-cn-sh2.iot.ucloud.cn", { ports: UIOT_PORTS })).toMatchObject({ port: 443, path: "/mqtt" });
+    expect(parseEndpoint("wss://mqtt-cn-sh2.iot.ucloud.cn", { ports: UIOT_PORTS })).toMatchObject({
+      port: 443,
+      path: "/mqtt",
+    });
     expect(parseEndpoint("ws://mqtt-cn-sh2.iot.ucloud.cn", { ports: UIOT_PORTS })).toMatchObject({ port: 80 });
     expect(parseEndpoint("mqtts://mqtt-cn-sh2.iot.ucloud.cn", { ports: UIOT_PORTS })).toMatchObject({ port: 8883 });
     expect(parseEndpoint("wss://h:8084", { ports: UIOT_PORTS })).toMatchObject({ port: 8084 });
@@ -67,7 +100,8 @@ describe("parseEndpoint", () => {
   it("refuses a missing host, bad ports and bad host names", () => {
     expect(refused("mqtt://").message).toMatch(/no host/);
     expect(refused("mqtt://:1883").message).toMatch(/no host/);
-    for (const port of ["0", "65536", "-1", "18a3", "", "99999999"]) expect(refused(`mqtt://h:${port}`).message).toMatch(/is not a number from 1 to 65535/);
+    for (const port of ["0", "65536", "-1", "18a3", "", "99999999"])
+      expect(refused(`mqtt://h:${port}`).message).toMatch(/is not a number from 1 to 65535/);
     expect(refused("mqtt://256.1.1.1").message).toMatch(/not a valid IPv4/);
     expect(refused("mqtt://1.2.3").message).toMatch(/not a valid IPv4/);
     expect(refused("mqtt://bad_host!.com").message).toMatch(/not a valid host name/);
@@ -79,11 +113,17 @@ describe("parseEndpoint", () => {
     expect(refused("mqtt://[::1").message).toMatch(/no closing/);
     expect(refused("mqtt://[::1]x").message).toMatch(/after the '\]'/);
     expect(refused("mqtt://[fe80::1%eth0]").message).toMatch(/zone/);
-    for (const v6 of ["1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3", ":1::", "g::1", "1:2:3:4:5:6:7:8::"]) expect(refused(`mqtt://[${v6}]`).message).toMatch(/not a valid IPv6/);
+    for (const v6 of ["1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3", ":1::", "g::1", "1:2:3:4:5:6:7:8::"])
+      expect(refused(`mqtt://[${v6}]`).message).toMatch(/not a valid IPv6/);
   });
 
   it("refuses credentials in the URL without repeating them", () => {
-    for (const url of ["mqtt://user:hunter2@broker:1883", "mqtts://hunter2@broker", "ws://u:p/ss@broker/mqtt", "wss://broker/mqtt?token=a@hunter2"]) {
+    for (const url of [
+      "mqtt://user:hunter2@broker:1883",
+      "mqtts://hunter2@broker",
+      "ws://u:p/ss@broker/mqtt",
+      "wss://broker/mqtt?token=a@hunter2",
+    ]) {
       const e = refused(url);
       expect(e.message).toMatch(/user names and passwords do not belong in the URL.*pass them to the client/);
       expect(e.message).not.toMatch(/hunter2|ss@|user:/);
@@ -103,7 +143,8 @@ describe("parseEndpoint", () => {
 
 describe("formatEndpoint and checkEndpoint", () => {
   it("format back to a URL, IPv6 in brackets, the path only for WebSocket", () => {
-    for (const url of ["mqtt://h:1883", "mqtts://[::1]:8883", "ws://10.0.0.1:80/mqtt", "wss://a.b:443/x?y=1"]) expect(formatEndpoint(parseEndpoint(url))).toBe(url);
+    for (const url of ["mqtt://h:1883", "mqtts://[::1]:8883", "ws://10.0.0.1:80/mqtt", "wss://a.b:443/x?y=1"])
+      expect(formatEndpoint(parseEndpoint(url))).toBe(url);
   });
 
   it("check hand-made endpoints with the same rules", () => {
@@ -137,10 +178,36 @@ describe("formatEndpoint and checkEndpoint", () => {
 describe("isLoopback", () => {
   it("is true for localhost, 127.0.0.0/8 and ::1 (also written out, or IPv4-mapped), false for everything else", () => {
     const host = (url: string) => parseEndpoint(url).host;
-    for (const url of ["mqtt://localhost", "mqtt://LOCALHOST:1", "mqtt://localhost.", "mqtt://127.0.0.1", "mqtt://127.255.3.4", "ws://[::1]", "ws://[0:0:0:0:0:0:0:1]", "ws://[::0:1]", "mqtt://[::ffff:127.0.0.1]", "mqtt://[::ffff:7f00:1]"])
+    for (const url of [
+      "mqtt://localhost",
+      "mqtt://LOCALHOST:1",
+      "mqtt://localhost.",
+      "mqtt://127.0.0.1",
+      "mqtt://127.255.3.4",
+      "ws://[::1]",
+      "ws://[0:0:0:0:0:0:0:1]",
+      "ws://[::0:1]",
+      "mqtt://[::ffff:127.0.0.1]",
+      "mqtt://[::ffff:7f00:1]",
+    ])
       expect(isLoopback(host(url)), url).toBe(true);
-    for (const url of ["mqtt://broker.example.com", "mqtt://localhost.example.com", "mqtt://mylocalhost", "mqtt://128.0.0.1", "mqtt://10.0.0.1", "mqtt://0.0.0.0", "mqtt://1.127.0.0",
-      "ws://[::2]", "ws://[::]", "ws://[1::1]", "ws://[::1:0]", "mqtt://[::ffff:10.0.0.1]", "mqtt://[::127.0.0.1]", "mqtt://[2001:db8::1]", "mqtt://[fe80::1]"])
+    for (const url of [
+      "mqtt://broker.example.com",
+      "mqtt://localhost.example.com",
+      "mqtt://mylocalhost",
+      "mqtt://128.0.0.1",
+      "mqtt://10.0.0.1",
+      "mqtt://0.0.0.0",
+      "mqtt://1.127.0.0",
+      "ws://[::2]",
+      "ws://[::]",
+      "ws://[1::1]",
+      "ws://[::1:0]",
+      "mqtt://[::ffff:10.0.0.1]",
+      "mqtt://[::127.0.0.1]",
+      "mqtt://[2001:db8::1]",
+      "mqtt://[fe80::1]",
+    ])
       expect(isLoopback(host(url)), url).toBe(false);
     expect(isLoopback("")).toBe(false);
   });

@@ -25,14 +25,20 @@ describe("checkTls", () => {
     expect(() => checkTls(tlsEp, undefined)).not.toThrow();
     expect(() => checkTls(tlsEp, {})).not.toThrow();
     expect(() => checkTls(tlsEp, { ca: [UIOT_ROOT_CA_PEM, pemToDer(UIOT_ROOT_CA_PEM)[0]] })).not.toThrow();
-    expect(() => checkTls(tlsEp, { cert: UIOT_ROOT_CA_PEM, key: KEY, alpn: ["mqtt"], serverName: "broker" })).not.toThrow();
-    expect(() => checkTls(tlsEp, { cert: pemToDer(UIOT_ROOT_CA_PEM)[0], key: new Uint8Array([0x30, 0]) })).not.toThrow();
+    expect(() =>
+      checkTls(tlsEp, { cert: UIOT_ROOT_CA_PEM, key: KEY, alpn: ["mqtt"], serverName: "broker" }),
+    ).not.toThrow();
+    expect(() =>
+      checkTls(tlsEp, { cert: pemToDer(UIOT_ROOT_CA_PEM)[0], key: new Uint8Array([0x30, 0]) }),
+    ).not.toThrow();
     expect(() => checkTls(tlsEp, { insecure: true })).not.toThrow();
     expect(() => checkTls(parseEndpoint("mqtt://h"), { ca: undefined })).not.toThrow();
   });
 
   it("refuses TLS options on a plain scheme, rather than silently not encrypting", () => {
-    expect(refusal(() => checkTls(parseEndpoint("mqtt://h"), { ca: [UIOT_ROOT_CA_PEM] })).message).toMatch(/mqtt:\/\/h:1883, which is not encrypted: use mqtts:\/\//);
+    expect(refusal(() => checkTls(parseEndpoint("mqtt://h"), { ca: [UIOT_ROOT_CA_PEM] })).message).toMatch(
+      /mqtt:\/\/h:1883, which is not encrypted: use mqtts:\/\//,
+    );
     expect(refusal(() => checkTls(parseEndpoint("ws://h"), { insecure: false })).message).toMatch(/use wss:\/\//);
   });
 
@@ -63,6 +69,8 @@ describe("checkTls", () => {
   });
 
   it("has one loud warning for insecure connections", () => {
-    expect(insecureWarning(tlsEp)).toMatch(/^TLS CERTIFICATE VERIFICATION IS OFF for mqtts:\/\/broker\.example\.com:8883.*never ship this/);
+    expect(insecureWarning(tlsEp)).toMatch(
+      /^TLS CERTIFICATE VERIFICATION IS OFF for mqtts:\/\/broker\.example\.com:8883.*never ship this/,
+    );
   });
 });

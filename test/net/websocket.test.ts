@@ -58,14 +58,22 @@ class Server implements Transport {
     return { line, headers, length: end + 4 };
   }
   acceptKey(): string {
-    return createHash("sha1").update(this.request().headers["sec-websocket-key"] + GUID).digest("base64");
+    return createHash("sha1")
+      .update(this.request().headers["sec-websocket-key"] + GUID)
+      .digest("base64");
   }
   /** A correct 101 answer, with headers replaced or removed (null). */
   answer(over: Record<string, string | null> = {}, status = "HTTP/1.1 101 Switching Protocols"): Uint8Array {
     const headers: Record<string, string | null> = {
-      Upgrade: "websocket", Connection: "Upgrade", "Sec-WebSocket-Accept": this.acceptKey(), "Sec-WebSocket-Protocol": "mqtt", ...over,
+      Upgrade: "websocket",
+      Connection: "Upgrade",
+      "Sec-WebSocket-Accept": this.acceptKey(),
+      "Sec-WebSocket-Protocol": "mqtt",
+      ...over,
     };
-    const lines = Object.entries(headers).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}`);
+    const lines = Object.entries(headers)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => `${k}: ${v}`);
     return enc(`${status}\r\n${lines.join("\r\n")}\r\n\r\n`);
   }
   /** The frames the client wrote after its request, checked for masking and unmasked. */
@@ -92,7 +100,14 @@ class Server implements Transport {
       const mask = b.subarray(p, p + 4);
       p += 4;
       const payload = Buffer.from(b.subarray(p, p + len)).map((x, k) => x ^ mask[k & 3]);
-      out.push({ fin, op, masked, mask: Buffer.from(mask).toString("hex"), lengthBytes, payload: new Uint8Array(payload) });
+      out.push({
+        fin,
+        op,
+        masked,
+        mask: Buffer.from(mask).toString("hex"),
+        lengthBytes,
+        payload: new Uint8Array(payload),
+      });
       i = p + len;
     }
     return out;
@@ -109,7 +124,11 @@ interface ClientFrame {
 }
 
 /** A frame as a server sends it. */
-function frame(op: number, payload: Uint8Array | number[] = [], o: { fin?: boolean; ext?: 16 | 64; mask?: boolean; rsv?: number; len?: number } = {}): Uint8Array {
+function frame(
+  op: number,
+  payload: Uint8Array | number[] = [],
+  o: { fin?: boolean; ext?: 16 | 64; mask?: boolean; rsv?: number; len?: number } = {},
+): Uint8Array {
   const data = Uint8Array.from(payload);
   const n = o.len ?? data.length;
   const head: number[] = [(o.fin === false ? 0 : 0x80) | ((o.rsv ?? 0) << 4) | op];
@@ -136,13 +155,20 @@ interface Probe {
   views: Uint8Array[];
 }
 
-function dial(url = "ws://broker.example.com:8083/mqtt", options: { maxFrameSize?: number; random?: () => number } = {}): Probe {
+function dial(
+  url = "ws://broker.example.com:8083/mqtt",
+  options: { maxFrameSize?: number; random?: () => number } = {},
+): Probe {
   const server = new Server();
   const p = { server, events: [], data: Buffer.alloc(0), errors: [], views: [] } as unknown as Probe;
-  const connect = webSocketConnector((h) => {
-    server.h = h;
-    return server;
-  }, parseEndpoint(url), { random: options.random ?? Math.random, maxFrameSize: options.maxFrameSize });
+  const connect = webSocketConnector(
+    (h) => {
+      server.h = h;
+      return server;
+    },
+    parseEndpoint(url),
+    { random: options.random ?? Math.random, maxFrameSize: options.maxFrameSize },
+  );
   p.ws = connect({
     onConnect: () => p.events.push("connect"),
     onReadable: (n) => {
@@ -186,7 +212,13 @@ describe("the upgrade", () => {
     p.server.open();
     const r = p.server.request();
     expect(r.line).toBe("GET /mqtt?x=1 HTTP/1.1");
-    expect(r.headers).toMatchObject({ host: "broker.example.com:8083", upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13", "sec-websocket-protocol": "mqtt" });
+    expect(r.headers).toMatchObject({
+      host: "broker.example.com:8083",
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-version": "13",
+      "sec-websocket-protocol": "mqtt",
+    });
     expect(Buffer.from(r.headers["sec-websocket-key"], "base64")).toHaveLength(16);
     const q = dial("ws://broker.example.com:8083/mqtt");
     q.server.open();
@@ -227,21 +259,81 @@ describe("the upgrade", () => {
   });
 
   const refusals: [string, (s: Server) => Uint8Array, string, RegExp][] = [
-    ["HTTP 404", (s) => s.answer({}, "HTTP/1.1 404 Not Found"), "WS_HANDSHAKE_FAILED", /refused the WebSocket upgrade with HTTP 404 Not Found; the path is wrong.*\/mqtt/],
-    ["HTTP 200 (a web page)", (s) => s.answer({}, "HTTP/1.1 200 OK"), "WS_HANDSHAKE_FAILED", /HTTP 200 OK; that is a web page/],
+    [
+      "HTTP 404",
+      (s) => s.answer({}, "HTTP/1.1 404 Not Found"),
+      "WS_HANDSHAKE_FAILED",
+      /refused the WebSocket upgrade with HTTP 404 Not Found; the path is wrong.*\/mqtt/,
+    ],
+    [
+      "HTTP 200 (a web page)",
+      (s) => s.answer({}, "HTTP/1.1 200 OK"),
+      "WS_HANDSHAKE_FAILED",
+      /HTTP 200 OK; that is a web page/,
+    ],
     ["HTTP 401", (s) => s.answer({}, "HTTP/1.1 401 Unauthorized"), "WS_HANDSHAKE_FAILED", /wants authentication/],
     ["a garbled status line", () => enc("HTTP/9 what\r\n\r\n"), "WS_HANDSHAKE_FAILED", /not an HTTP status line/],
-    ["a wrong Sec-WebSocket-Accept", (s) => s.answer({ "Sec-WebSocket-Accept": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" }), "WS_HANDSHAKE_FAILED", /Sec-WebSocket-Accept does not match our key/],
-    ["no Sec-WebSocket-Accept", (s) => s.answer({ "Sec-WebSocket-Accept": null }), "WS_HANDSHAKE_FAILED", /Sec-WebSocket-Accept is missing/],
-    ["no subprotocol", (s) => s.answer({ "Sec-WebSocket-Protocol": null }), "WS_HANDSHAKE_FAILED", /did not agree to the "mqtt" subprotocol/],
-    ["another subprotocol", (s) => s.answer({ "Sec-WebSocket-Protocol": "mqttv5" }), "WS_HANDSHAKE_FAILED", /chose the subprotocol "mqttv5"/],
+    [
+      "a wrong Sec-WebSocket-Accept",
+      (s) => s.answer({ "Sec-WebSocket-Accept": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" }),
+      "WS_HANDSHAKE_FAILED",
+      /Sec-WebSocket-Accept does not match our key/,
+    ],
+    [
+      "no Sec-WebSocket-Accept",
+      (s) => s.answer({ "Sec-WebSocket-Accept": null }),
+      "WS_HANDSHAKE_FAILED",
+      /Sec-WebSocket-Accept is missing/,
+    ],
+    [
+      "no subprotocol",
+      (s) => s.answer({ "Sec-WebSocket-Protocol": null }),
+      "WS_HANDSHAKE_FAILED",
+      /did not agree to the "mqtt" subprotocol/,
+    ],
+    [
+      "another subprotocol",
+      (s) => s.answer({ "Sec-WebSocket-Protocol": "mqttv5" }),
+      "WS_HANDSHAKE_FAILED",
+      /chose the subprotocol "mqttv5"/,
+    ],
     ["no Upgrade header", (s) => s.answer({ Upgrade: null }), "WS_HANDSHAKE_FAILED", /lacks "Upgrade: websocket"/],
-    ["no Connection: Upgrade", (s) => s.answer({ Connection: "keep-alive" }), "WS_HANDSHAKE_FAILED", /lacks "Connection: Upgrade"/],
-    ["an extension nobody asked for", (s) => s.answer({ "Sec-WebSocket-Extensions": "permessage-deflate" }), "WS_HANDSHAKE_FAILED", /extension "permessage-deflate"/],
-    ["a CONNACK (a plain MQTT port)", () => Uint8Array.from([0x20, 2, 0, 0]), "WS_HANDSHAKE_FAILED", /plain MQTT port, use mqtt:\/\//],
-    ["a TLS alert (a TLS port)", () => Uint8Array.from([0x15, 3, 1, 0, 2, 2, 0x46]), "TLS_REQUIRED", /TLS record: this port expects TLS: use mqtts:\/\/ \(8883\) or wss:\/\//],
-    ["something else", () => enc("SSH-2.0-OpenSSH_9.2\r\n"), "WS_HANDSHAKE_FAILED", /answered the WebSocket upgrade with "SSH-2\.0-OpenSSH_9\.2", not HTTP/],
-    ["endless headers", () => enc(`HTTP/1.1 101 OK\r\n${"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(200)}`), "WS_HANDSHAKE_FAILED", /no end of headers within 4096 bytes/],
+    [
+      "no Connection: Upgrade",
+      (s) => s.answer({ Connection: "keep-alive" }),
+      "WS_HANDSHAKE_FAILED",
+      /lacks "Connection: Upgrade"/,
+    ],
+    [
+      "an extension nobody asked for",
+      (s) => s.answer({ "Sec-WebSocket-Extensions": "permessage-deflate" }),
+      "WS_HANDSHAKE_FAILED",
+      /extension "permessage-deflate"/,
+    ],
+    [
+      "a CONNACK (a plain MQTT port)",
+      () => Uint8Array.from([0x20, 2, 0, 0]),
+      "WS_HANDSHAKE_FAILED",
+      /plain MQTT port, use mqtt:\/\//,
+    ],
+    [
+      "a TLS alert (a TLS port)",
+      () => Uint8Array.from([0x15, 3, 1, 0, 2, 2, 0x46]),
+      "TLS_REQUIRED",
+      /TLS record: this port expects TLS: use mqtts:\/\/ \(8883\) or wss:\/\//,
+    ],
+    [
+      "something else",
+      () => enc("SSH-2.0-OpenSSH_9.2\r\n"),
+      "WS_HANDSHAKE_FAILED",
+      /answered the WebSocket upgrade with "SSH-2\.0-OpenSSH_9\.2", not HTTP/,
+    ],
+    [
+      "endless headers",
+      () => enc(`HTTP/1.1 101 OK\r\n${"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(200)}`),
+      "WS_HANDSHAKE_FAILED",
+      /no end of headers within 4096 bytes/,
+    ],
   ];
   for (const [what, answer, code, message] of refusals) {
     it(`fails on ${what}, closing the connection`, () => {
@@ -271,7 +363,7 @@ describe("the upgrade", () => {
 describe("frames from the client", () => {
   it("are binary, final and masked with a fresh key each, and leave the caller's bytes alone", () => {
     let seed = 1;
-    const p = opened(undefined, { random: () => ((seed = (seed * 48271) % 2147483647) / 2147483647) });
+    const p = opened(undefined, { random: () => (seed = (seed * 48271) % 2147483647) / 2147483647 });
     const data = Uint8Array.from([0x10, 0x0c, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     const copy = data.slice();
     expect(p.ws.write(data)).toBe(true);
@@ -317,7 +409,9 @@ describe("frames from the client", () => {
     const p = opened();
     p.ws.close();
     expect(p.server.closed).toBe(true);
-    expect(p.server.frames()).toEqual([expect.objectContaining({ op: 8, masked: true, payload: Uint8Array.from([0x03, 0xe8]) })]);
+    expect(p.server.frames()).toEqual([
+      expect.objectContaining({ op: 8, masked: true, payload: Uint8Array.from([0x03, 0xe8]) }),
+    ]);
     p.server.h.onError(new Error("late"));
     expect(p.events).toEqual(["connect"]);
     p.ws.close();
@@ -340,13 +434,24 @@ describe("frames from the server", () => {
   it("16-bit and 64-bit lengths, also in their non-minimal forms", () => {
     const p = opened();
     const big = Uint8Array.from({ length: 70000 }, (_, i) => (i * 7) & 0xff);
-    p.server.send(frame(2, big.subarray(0, 200)), frame(2, big), frame(2, [1, 2, 3], { ext: 16 }), frame(2, [4], { ext: 64 }));
+    p.server.send(
+      frame(2, big.subarray(0, 200)),
+      frame(2, big),
+      frame(2, [1, 2, 3], { ext: 16 }),
+      frame(2, [4], { ext: 64 }),
+    );
     expect(p.data.equals(Buffer.concat([big.subarray(0, 200), big, Buffer.from([1, 2, 3, 4])]))).toBe(true);
   });
 
   it("fragmented messages are reassembled in order, with control frames between fragments", () => {
     const p = opened();
-    p.server.send(frame(2, [1, 2], { fin: false }), frame(0, [3], { fin: false }), frame(9, [7, 7]), frame(0, [], { fin: false }), frame(0, [4, 5]));
+    p.server.send(
+      frame(2, [1, 2], { fin: false }),
+      frame(0, [3], { fin: false }),
+      frame(9, [7, 7]),
+      frame(0, [], { fin: false }),
+      frame(0, [4, 5]),
+    );
     expect([...p.data]).toEqual([1, 2, 3, 4, 5]);
     expect(p.server.frames()).toEqual([expect.objectContaining({ op: 0xa, payload: Uint8Array.from([7, 7]) })]);
     p.server.send(frame(2, [6])); // a new message after the fragmented one ended
@@ -381,7 +486,9 @@ describe("frames from the server", () => {
     expect([...p.data]).toEqual([0x30, 0]);
     expect(p.events).toEqual(["connect", "readable 2", "error CLOSED"]);
     failed(p, "CLOSED", /the server closed the WebSocket \(code 1001: going away\)/);
-    expect(p.server.frames()).toEqual([expect.objectContaining({ op: 8, masked: true, payload: Uint8Array.from([0x03, 0xe9]) })]);
+    expect(p.server.frames()).toEqual([
+      expect.objectContaining({ op: 8, masked: true, payload: Uint8Array.from([0x03, 0xe9]) }),
+    ]);
     const q = opened();
     q.server.send(frame(8));
     failed(q, "CLOSED", /the server closed the WebSocket:/);
@@ -389,16 +496,58 @@ describe("frames from the server", () => {
   });
 
   const violations: [string, () => Uint8Array, string, RegExp, number][] = [
-    ["a text frame", () => frame(1, enc("{}")), "WS_PROTOCOL_ERROR", /text frame; MQTT over WebSocket uses binary frames only/, 1003],
+    [
+      "a text frame",
+      () => frame(1, enc("{}")),
+      "WS_PROTOCOL_ERROR",
+      /text frame; MQTT over WebSocket uses binary frames only/,
+      1003,
+    ],
     ["a masked frame", () => frame(2, [1], { mask: true }), "WS_PROTOCOL_ERROR", /masked a frame/, 1002],
     ["reserved bits", () => frame(2, [1], { rsv: 4 }), "WS_PROTOCOL_ERROR", /reserved bits/, 1002],
     ["an unknown opcode", () => frame(3, [1]), "WS_PROTOCOL_ERROR", /unknown opcode 0x3/, 1002],
-    ["a continuation with nothing to continue", () => frame(0, [1]), "WS_PROTOCOL_ERROR", /continuation frame with no fragmented message/, 1002],
-    ["a new message inside a fragmented one", () => cat(frame(2, [1], { fin: false }), frame(2, [2])), "WS_PROTOCOL_ERROR", /new message before finishing/, 1002],
-    ["a fragmented control frame", () => frame(9, [1], { fin: false }), "WS_PROTOCOL_ERROR", /fragmented a control frame/, 1002],
-    ["a control frame over 125 bytes", () => frame(9, new Uint8Array(126)), "WS_PROTOCOL_ERROR", /control frame of 126 bytes/, 1002],
-    ["a close frame with a 1-byte body", () => frame(8, [3]), "WS_PROTOCOL_ERROR", /close frame with a 1-byte body/, 1002],
-    ["a 64-bit length with its top bit set", () => Uint8Array.from([0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1]), "WS_PROTOCOL_ERROR", /top bit set/, 1002],
+    [
+      "a continuation with nothing to continue",
+      () => frame(0, [1]),
+      "WS_PROTOCOL_ERROR",
+      /continuation frame with no fragmented message/,
+      1002,
+    ],
+    [
+      "a new message inside a fragmented one",
+      () => cat(frame(2, [1], { fin: false }), frame(2, [2])),
+      "WS_PROTOCOL_ERROR",
+      /new message before finishing/,
+      1002,
+    ],
+    [
+      "a fragmented control frame",
+      () => frame(9, [1], { fin: false }),
+      "WS_PROTOCOL_ERROR",
+      /fragmented a control frame/,
+      1002,
+    ],
+    [
+      "a control frame over 125 bytes",
+      () => frame(9, new Uint8Array(126)),
+      "WS_PROTOCOL_ERROR",
+      /control frame of 126 bytes/,
+      1002,
+    ],
+    [
+      "a close frame with a 1-byte body",
+      () => frame(8, [3]),
+      "WS_PROTOCOL_ERROR",
+      /close frame with a 1-byte body/,
+      1002,
+    ],
+    [
+      "a 64-bit length with its top bit set",
+      () => Uint8Array.from([0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1]),
+      "WS_PROTOCOL_ERROR",
+      /top bit set/,
+      1002,
+    ],
   ];
   for (const [what, bytes, code, message, closeCode] of violations) {
     it(`${what} is ${code}: a close frame ${closeCode}, the connection closed`, () => {
@@ -459,47 +608,52 @@ describe("random chunking of the server's bytes", () => {
       fc.uint8Array({ minLength: 70000, maxLength: 70010 }).map((d) => ({ kind: "binary" as const, parts: [d] })),
     );
     fc.assert(
-      fc.property(fc.array(item, { maxLength: 12 }), fc.boolean(), fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 50 }), (items, closeAtEnd, cuts) => {
-        const p = dial();
-        p.server.open();
-        const stream: Uint8Array[] = [p.server.answer()];
-        const expectedData: number[] = [];
-        const expectedPongs: number[][] = [];
-        for (const it of items) {
-          if (it.kind === "ping") {
-            stream.push(frame(9, it.parts[0]));
-            expectedPongs.push([...it.parts[0]]);
-          } else if (it.kind === "pong") stream.push(frame(0xa, it.parts[0]));
-          else {
-            // Fragments, with a ping slipped between the first two when there are several.
-            it.parts.forEach((d, i) => {
-              if (i === 1) {
-                stream.push(frame(9, [0xab, i]));
-                expectedPongs.push([0xab, i]);
-              }
-              stream.push(frame(i === 0 ? 2 : 0, d, { fin: i === it.parts.length - 1 }));
-              for (const x of d) expectedData.push(x); // not push(...d): 70,000 arguments overflow XS's stack
-            });
+      fc.property(
+        fc.array(item, { maxLength: 12 }),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 50 }),
+        (items, closeAtEnd, cuts) => {
+          const p = dial();
+          p.server.open();
+          const stream: Uint8Array[] = [p.server.answer()];
+          const expectedData: number[] = [];
+          const expectedPongs: number[][] = [];
+          for (const it of items) {
+            if (it.kind === "ping") {
+              stream.push(frame(9, it.parts[0]));
+              expectedPongs.push([...it.parts[0]]);
+            } else if (it.kind === "pong") stream.push(frame(0xa, it.parts[0]));
+            else {
+              // Fragments, with a ping slipped between the first two when there are several.
+              it.parts.forEach((d, i) => {
+                if (i === 1) {
+                  stream.push(frame(9, [0xab, i]));
+                  expectedPongs.push([0xab, i]);
+                }
+                stream.push(frame(i === 0 ? 2 : 0, d, { fin: i === it.parts.length - 1 }));
+                for (const x of d) expectedData.push(x); // not push(...d): 70,000 arguments overflow XS's stack
+              });
+            }
           }
-        }
-        if (closeAtEnd) stream.push(frame(8, [0x03, 0xe8]));
-        const all = cat(...stream);
-        // Cut `all` at the drawn sizes, cycling through them.
-        for (let at = 0, k = 0; at < all.length; k++) {
-          const n = cuts[k % cuts.length];
-          p.server.send(all.slice(at, at + n));
-          at += n;
-        }
-        expect(p.events[0]).toBe("connect");
-        expect(Buffer.compare(p.data, Buffer.from(expectedData))).toBe(0);
-        const frames = p.server.frames();
-        expect(frames.every((f) => f.masked && f.fin)).toBe(true);
-        expect(frames.filter((f) => f.op === 0xa).map((f) => [...f.payload])).toEqual(expectedPongs);
-        if (closeAtEnd) {
-          expect(p.events[p.events.length - 1]).toBe("error CLOSED");
-          expect(frames[frames.length - 1].op).toBe(8);
-        } else expect(p.errors).toEqual([]);
-      }),
+          if (closeAtEnd) stream.push(frame(8, [0x03, 0xe8]));
+          const all = cat(...stream);
+          // Cut `all` at the drawn sizes, cycling through them.
+          for (let at = 0, k = 0; at < all.length; k++) {
+            const n = cuts[k % cuts.length];
+            p.server.send(all.slice(at, at + n));
+            at += n;
+          }
+          expect(p.events[0]).toBe("connect");
+          expect(Buffer.compare(p.data, Buffer.from(expectedData))).toBe(0);
+          const frames = p.server.frames();
+          expect(frames.every((f) => f.masked && f.fin)).toBe(true);
+          expect(frames.filter((f) => f.op === 0xa).map((f) => [...f.payload])).toEqual(expectedPongs);
+          if (closeAtEnd) {
+            expect(p.events[p.events.length - 1]).toBe("error CLOSED");
+            expect(frames[frames.length - 1].op).toBe(8);
+          } else expect(p.errors).toEqual([]);
+        },
+      ),
       { numRuns: 200 },
     );
     // 200 runs with 70 KB frames: about 14 s of CPU on an idle machine, several times that on a loaded one

@@ -20,16 +20,22 @@ describe("the thing layer against aedes with a tiny platform responder", () => {
     const aedes = await startAedes({
       authenticate: (client, username, password, done) => {
         const pw = password?.toString();
-        const ok = client.id === `${PSN}.${DSN}` &&
-          ((username === `${PSN}|${DSN}|2` && pw === PRODUCT_SECRET && !registered) || (username === `${PSN}|${DSN}|1` && pw === SECRET));
+        const ok =
+          client.id === `${PSN}.${DSN}` &&
+          ((username === `${PSN}|${DSN}|2` && pw === PRODUCT_SECRET && !registered) ||
+            (username === `${PSN}|${DSN}|1` && pw === SECRET));
         done(null, ok);
       },
     });
     const send = (suffix: string, json: string) =>
-      aedes.broker.publish({ cmd: "publish", topic: SYS + suffix, payload: Buffer.from(json), qos: 1, retain: false, dup: false }, () => {});
+      aedes.broker.publish(
+        { cmd: "publish", topic: SYS + suffix, payload: Buffer.from(json), qos: 1, retain: false, dup: false },
+        () => {},
+      );
     aedes.broker.on("publish", (packet, client) => {
       if (!client || !packet.topic.startsWith(SYS)) return;
-      const suffix = packet.topic.slice(SYS.length), json = packet.payload.toString();
+      const suffix = packet.topic.slice(SYS.length),
+        json = packet.payload.toString();
       seen.push({ topic: suffix, json });
       const msg = JSON.parse(json);
       switch (suffix) {
@@ -40,9 +46,15 @@ describe("the thing layer against aedes with a tiny platform responder", () => {
           return send("tmodel/property/post_reply", `{"RequestID":"${msg.RequestID}","RetCode":0,"Message":"success"}`);
         case "shadow/upstream":
           if (msg.Version !== shadowVersion)
-            return send("shadow/downstream", `{"Method":"control","Payload":{"RetCode":100026,"State":{"Reported":{},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}}},"Version":${shadowVersion},"Timestamp":1562917504}`);
+            return send(
+              "shadow/downstream",
+              `{"Method":"control","Payload":{"RetCode":100026,"State":{"Reported":{},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}}},"Version":${shadowVersion},"Timestamp":1562917504}`,
+            );
           shadowVersion++;
-          return send("shadow/downstream", `{"Method":"reply","Payload":{"RetCode":0},"Version":${shadowVersion},"Timestamp":1562909435}`);
+          return send(
+            "shadow/downstream",
+            `{"Method":"reply","Payload":{"RetCode":0},"Version":${shadowVersion},"Timestamp":1562909435}`,
+          );
       }
     });
     const connect = tcpConnector({ host: "127.0.0.1", port: aedes.port });
@@ -50,7 +62,12 @@ describe("the thing layer against aedes with a tiny platform responder", () => {
 
     // 1. Dynamic registration: the secret is stored, the registration connection is gone.
     const store = new MemoryStore();
-    const identity = await register(new Identity({ productSN: PSN, deviceSN: DSN, productSecret: PRODUCT_SECRET }), { connect, clock: nodeClock, store, backoff });
+    const identity = await register(new Identity({ productSN: PSN, deviceSN: DSN, productSecret: PRODUCT_SECRET }), {
+      connect,
+      clock: nodeClock,
+      store,
+      backoff,
+    });
     expect(store.map.get(CONFIG_KEYS.deviceSecret)).toBe(SECRET);
     expect(identity.authmode).toBe(1);
 
@@ -67,7 +84,9 @@ describe("the thing layer against aedes with a tiny platform responder", () => {
       await waitFor(() => client!.session.subscriptions.size === 10, { message: "the thing's subscriptions" });
 
       await thing.post({ temperature: 21.5, on: true });
-      expect(seen.find((s) => s.topic === "tmodel/property/post")?.json).toBe('{"RequestID":"1","Property":{"temperature":{"Value":21.5},"on":{"Value":1}}}');
+      expect(seen.find((s) => s.topic === "tmodel/property/post")?.json).toBe(
+        '{"RequestID":"1","Property":{"temperature":{"Value":21.5},"on":{"Value":1}}}',
+      );
 
       // The device starts at version 0; the responder is at 3: conflict, re-align, retry once.
       expect(await thing.shadow.report({ temperature: 21.5 })).toBe(4);
@@ -75,9 +94,15 @@ describe("the thing layer against aedes with a tiny platform responder", () => {
 
       send("tmodel/property/set", '{"RequestID":"100","Property":{"p1":"v1","p2":"v2"}}');
       send("tmodel/command", '{"RequestID":"432542341234","Identifier":"cmd","Input":{"input1":"v"}}');
-      await waitFor(() => seen.some((s) => s.topic === "tmodel/command_reply/432542341234") && seen.some((s) => s.topic === "tmodel/property/set_reply"));
+      await waitFor(
+        () =>
+          seen.some((s) => s.topic === "tmodel/command_reply/432542341234") &&
+          seen.some((s) => s.topic === "tmodel/property/set_reply"),
+      );
       expect(seen.find((s) => s.topic === "tmodel/property/set_reply")?.json).toBe('{"RequestID":"100","RetCode":0}');
-      expect(seen.find((s) => s.topic === "tmodel/command_reply/432542341234")?.json).toBe('{"RetCode":0,"RequestID":"432542341234","Identifier":"cmd","Output":{"o1":"v"}}');
+      expect(seen.find((s) => s.topic === "tmodel/command_reply/432542341234")?.json).toBe(
+        '{"RetCode":0,"RequestID":"432542341234","Identifier":"cmd","Output":{"o1":"v"}}',
+      );
       expect(errors).toEqual([]);
       thing.stop();
     } finally {

@@ -69,7 +69,12 @@ export function rig(options: Partial<ThingOptions> = {}, clientOptions: Partial<
   const errors: (UiotError | MqttError)[] = [];
   const logs: string[] = [];
   const client = uiotClient(identity(), { connect: net.connect, clock, random: () => 0.5, ...clientOptions });
-  const thing = new Thing(client, identity(), { clock, onError: (e) => errors.push(e), log: (l, m) => logs.push(`${l}: ${m}`), ...options });
+  const thing = new Thing(client, identity(), {
+    clock,
+    onError: (e) => errors.push(e),
+    log: (l, m) => logs.push(`${l}: ${m}`),
+    ...options,
+  });
   thing.start();
   client.start();
   const c = net.last;
@@ -79,10 +84,19 @@ export function rig(options: Partial<ThingOptions> = {}, clientOptions: Partial<
   if (sub) c.send({ type: 9, id: sub.id, granted: sub.subscriptions.map(() => 1) });
   let acked = 0;
   const r: Rig = {
-    clock, net, client, thing, errors, logs, c,
+    clock,
+    net,
+    client,
+    thing,
+    errors,
+    logs,
+    c,
     sent(from = 0) {
       return (r.c.of(3) as PublishPacket[]).slice(from).map((p) => ({
-        topic: p.topic.startsWith(SYS) ? p.topic.slice(SYS.length) : p.topic, json: text(p), id: p.id ?? 0, qos: p.qos,
+        topic: p.topic.startsWith(SYS) ? p.topic.slice(SYS.length) : p.topic,
+        json: text(p),
+        id: p.id ?? 0,
+        qos: p.qos,
       }));
     },
     last(suffix) {
@@ -91,7 +105,15 @@ export function rig(options: Partial<ThingOptions> = {}, clientOptions: Partial<
       return all[all.length - 1].json;
     },
     push(suffix, json, qos = 1) {
-      r.c.send({ type: 3, topic: SYS + suffix, payload: json, qos, id: qos ? ++packetId : undefined, retain: false, dup: false } as PublishPacket);
+      r.c.send({
+        type: 3,
+        topic: SYS + suffix,
+        payload: json,
+        qos,
+        id: qos ? ++packetId : undefined,
+        retain: false,
+        dup: false,
+      } as PublishPacket);
     },
     ackAll() {
       const all = r.c.of(3) as PublishPacket[];

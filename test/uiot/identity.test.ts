@@ -52,13 +52,15 @@ describe("identity", () => {
   });
 
   it("accepts ProductSNs of 1..16 letters and digits only", () => {
-    const id = (productSN: unknown) => () => new Identity({ productSN: productSN as string, deviceSN: DSN, deviceSecret: SECRET });
+    const id = (productSN: unknown) => () =>
+      new Identity({ productSN: productSN as string, deviceSN: DSN, deviceSecret: SECRET });
     expect(code(id("A"))).toBeUndefined();
     expect(code(id("abcdefghijklmnop"))).toBeUndefined();
     expect(message(id("abcdefghijklmnopq"))).toMatch(/has 17 characters; UIoT Core ProductSNs have at most 16/);
     expect(message(id(""))).toMatch(/ProductSN is missing/);
     expect(message(id(undefined))).toMatch(/ProductSN is missing/);
-    for (const bad of ["ab.c", "ab|c", "ab/c", "a+b", "a#b", "a$b", "a-b", "a b", "ä"]) expect(code(id(bad)), bad).toBe("INVALID_IDENTITY");
+    for (const bad of ["ab.c", "ab|c", "ab/c", "a+b", "a#b", "a$b", "a-b", "a b", "ä"])
+      expect(code(id(bad)), bad).toBe("INVALID_IDENTITY");
     expect(message(id("ab/c"))).toMatch(/only letters and digits \(character 3/);
   });
 
@@ -67,7 +69,8 @@ describe("identity", () => {
     for (const ok of ["abcd", "A-b_c@d:e", "x".repeat(64), "0000"]) expect(code(id(ok)), ok).toBeUndefined();
     expect(message(id("abc"))).toMatch(/has 3 characters; UIoT Core DeviceSNs have 4 to 64/);
     expect(message(id("x".repeat(65)))).toMatch(/has 65 characters/);
-    for (const bad of ["dev.1", "dev|1", "dev/1", "dev+1", "dev#1", "dev 1", "dev$1", "dév1"]) expect(code(id(bad)), bad).toBe("INVALID_IDENTITY");
+    for (const bad of ["dev.1", "dev|1", "dev/1", "dev+1", "dev#1", "dev 1", "dev$1", "dév1"])
+      expect(code(id(bad)), bad).toBe("INVALID_IDENTITY");
     expect(message(id("dev/1"))).toMatch(/letters, digits and - _ @ : \(character 4/);
   });
 
@@ -78,7 +81,10 @@ describe("identity", () => {
     const cases: [string, RegExp][] = [
       ["", /DeviceSecret is missing/],
       [SECRET.slice(0, 15), /has 15 characters; the platform generates 16: was it cut short\?/],
-      [SECRET + "\n", /contains a space, control or non-ASCII character at position 17 of 17 \(a pasted newline or blank\?\)/],
+      [
+        SECRET + "\n",
+        /contains a space, control or non-ASCII character at position 17 of 17 \(a pasted newline or blank\?\)/,
+      ],
       [" " + SECRET, /position 1 of 17/],
       ["a".repeat(64), /has 64 characters; at most 63/],
       [SECRET.slice(0, 8) + "é" + SECRET.slice(9), /non-ASCII/],
@@ -91,8 +97,14 @@ describe("identity", () => {
   });
 
   it("wants exactly one secret", () => {
-    expect(message(() => new Identity({ productSN: PSN, deviceSN: DSN }))).toMatch(/has no secret: give its DeviceSecret, or the ProductSecret/);
-    expect(message(() => new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET, productSecret: PRODUCT_SECRET }))).toMatch(/not both/);
+    expect(message(() => new Identity({ productSN: PSN, deviceSN: DSN }))).toMatch(
+      /has no secret: give its DeviceSecret, or the ProductSecret/,
+    );
+    expect(
+      message(
+        () => new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET, productSecret: PRODUCT_SECRET }),
+      ),
+    ).toMatch(/not both/);
   });
 });
 
@@ -114,7 +126,9 @@ describe("redaction", () => {
       expect(all).toContain(PSN);
       expect(all).toContain("****");
     }
-    expect(String(new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }))).toBe(`UIoT device ${PSN}.${DSN} (authmode 1, DeviceSecret ****d2)`);
+    expect(String(new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }))).toBe(
+      `UIoT device ${PSN}.${DSN} (authmode 1, DeviceSecret ****d2)`,
+    );
     expect(JSON.stringify(new Identity({ productSN: PSN, deviceSN: DSN, productSecret: PRODUCT_SECRET }))).toBe(
       `{"productSN":"${PSN}","deviceSN":"${DSN}","authmode":2,"secret":"****3x"}`,
     );
@@ -134,7 +148,10 @@ describe("redaction", () => {
   });
 
   it("keeps the password out of the client's options: not enumerable, so neither inspect nor JSON shows it", () => {
-    const client = uiotClient(new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }), { connect: new ScriptedNetwork().connect, clock: new FakeClock() });
+    const client = uiotClient(new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }), {
+      connect: new ScriptedNetwork().connect,
+      clock: new FakeClock(),
+    });
     expect(inspect(client, { depth: 6 })).not.toContain(SECRET);
     expect(JSON.stringify(client.session.options)).not.toContain(SECRET);
     expect(client.session.options.password).toBe(SECRET);
@@ -171,7 +188,8 @@ describe("stored credentials", () => {
   it("never overwrites a stored secret with nothing, nor with another one unless told", () => {
     const s = new MemoryStore();
     s.map.set(CONFIG_KEYS.deviceSecret, SECRET);
-    for (const nothing of ["", undefined as unknown as string, "   "]) expect(code(() => storeDeviceSecret(s, nothing, true))).toBe("INVALID_IDENTITY");
+    for (const nothing of ["", undefined as unknown as string, "   "])
+      expect(code(() => storeDeviceSecret(s, nothing, true))).toBe("INVALID_IDENTITY");
     const other = "abcdefghijklmnop";
     let err: UiotError | undefined;
     try {
@@ -180,7 +198,9 @@ describe("stored credentials", () => {
       err = e as UiotError;
     }
     expect(err?.code).toBe("SECRET_EXISTS");
-    expect(err?.message).toMatch(/already stored in uiot_dsecret; it is not overwritten unless replace is set explicitly/);
+    expect(err?.message).toMatch(
+      /already stored in uiot_dsecret; it is not overwritten unless replace is set explicitly/,
+    );
     expect(printed(err)).not.toContain(SECRET);
     expect(s.map.get(CONFIG_KEYS.deviceSecret)).toBe(SECRET);
     expect(s.writes).toEqual([]);
@@ -198,7 +218,9 @@ describe("stored credentials", () => {
       err = e as UiotError;
     }
     expect(err?.code).toBe("STORE_FAILED");
-    expect(err?.message).toMatch(/could not store the DeviceSecret in uiot_dsecret: Error: flash full while writing uiot_dsecret=\*\*\*\*d2/);
+    expect(err?.message).toMatch(
+      /could not store the DeviceSecret in uiot_dsecret: Error: flash full while writing uiot_dsecret=\*\*\*\*d2/,
+    );
     expect(printed(err)).not.toContain(SECRET);
     const liar = new MemoryStore();
     liar.lie = true;

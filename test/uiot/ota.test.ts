@@ -47,16 +47,27 @@ class FakeServer {
   requests: { host: string; path: string; head: string }[] = [];
   behave: Behaviour = {};
   open = 0;
-  constructor(public file: Uint8Array, private clock: () => Clock) {}
+  constructor(
+    public file: Uint8Array,
+    private clock: () => Clock,
+  ) {}
 
-  connector = (url: HttpUrl): Connector => (h: TransportHandlers): Transport => new FakeConn(this, url, h, this.clock());
+  connector =
+    (url: HttpUrl): Connector =>
+    (h: TransportHandlers): Transport =>
+      new FakeConn(this, url, h, this.clock());
 }
 
 class FakeConn implements Transport {
   private inbox: Uint8Array[] = [];
   private timer: unknown = undefined;
   private closed = false;
-  constructor(private srv: FakeServer, private url: HttpUrl, private h: TransportHandlers, private clock: Clock) {
+  constructor(
+    private srv: FakeServer,
+    private url: HttpUrl,
+    private h: TransportHandlers,
+    private clock: Clock,
+  ) {
     srv.open++;
     this.later(() => {
       if (srv.behave.refuse) return this.fail(new NetError(srv.behave.refuse, `scripted ${srv.behave.refuse}`));
@@ -70,9 +81,11 @@ class FakeConn implements Transport {
     const head = text(data);
     const path = head.split(" ")[1];
     this.srv.requests.push({ host: `${this.url.host}:${this.url.port}`, path, head });
-    const b = this.srv.behave, file = this.srv.file;
-    if (b.redirectTo && path !== b.redirectTo) return this.answer(`HTTP/1.1 302 Found\r\nLocation: ${b.redirectTo}\r\nContent-Length: 0\r\n\r\n`), true;
-    if (b.status) return this.answer(`HTTP/1.1 ${b.status} Nope\r\nContent-Length: 0\r\n\r\n`), true;
+    const b = this.srv.behave,
+      file = this.srv.file;
+    if (b.redirectTo && path !== b.redirectTo)
+      return (this.answer(`HTTP/1.1 302 Found\r\nLocation: ${b.redirectTo}\r\nContent-Length: 0\r\n\r\n`), true);
+    if (b.status) return (this.answer(`HTTP/1.1 ${b.status} Nope\r\nContent-Length: 0\r\n\r\n`), true);
     const total = b.fileSize ?? file.length;
     const m = /\r\nRange: bytes=(\d+)-\r\n/.exec(head);
     const from = m && !b.ignoreRange ? Number(m[1]) : 0;
@@ -81,7 +94,11 @@ class FakeConn implements Transport {
       return true;
     }
     const length = total - from;
-    this.answer(from > 0 ? `HTTP/1.1 206 Partial Content\r\nContent-Length: ${length}\r\nContent-Range: bytes ${from}-${total - 1}/${total}\r\n\r\n` : `HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\n\r\n`);
+    this.answer(
+      from > 0
+        ? `HTTP/1.1 206 Partial Content\r\nContent-Length: ${length}\r\nContent-Range: bytes ${from}-${total - 1}/${total}\r\n\r\n`
+        : `HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\n\r\n`,
+    );
     this.stream(from, Math.min(total, file.length));
     return true;
   }
@@ -163,7 +180,15 @@ interface OtaRig extends Rig {
 const FILE = image(10000);
 const MD5 = md5Hex(md5(FILE));
 
-function otaRig(options: { version?: string; store?: MemoryStore; firmware?: Partial<Firmware>; ota?: Partial<OtaOptions>; file?: Uint8Array } = {}): OtaRig {
+function otaRig(
+  options: {
+    version?: string;
+    store?: MemoryStore;
+    firmware?: Partial<Firmware>;
+    ota?: Partial<OtaOptions>;
+    file?: Uint8Array;
+  } = {},
+): OtaRig {
   const store = options.store ?? new MemoryStore();
   const writer = new MemoryWriter();
   let r: OtaRig;
@@ -178,15 +203,45 @@ function otaRig(options: { version?: string; store?: MemoryStore; firmware?: Par
   };
   const base = rig({ ota: { firmware, store, open: srv.connector, retries: 2, timeout: 5000, ...options.ota } });
   r = Object.assign(base, {
-    srv, writer, store, restarts: 0, confirms: 0,
-    ota: () => base.sent().filter((p) => p.topic === "ota/upstream").map((p) => ({ ...(JSON.parse(p.json) as { Method: string; Payload: { [k: string]: unknown } }), qos: p.qos })),
+    srv,
+    writer,
+    store,
+    restarts: 0,
+    confirms: 0,
+    ota: () =>
+      base
+        .sent()
+        .filter((p) => p.topic === "ota/upstream")
+        .map((p) => ({ ...(JSON.parse(p.json) as { Method: string; Payload: { [k: string]: unknown } }), qos: p.qos })),
     update: (version: string, extra: { [k: string]: unknown } = {}) =>
-      base.push("ota/downstream", JSON.stringify({ Method: "update_firmware", Payload: { Module: "default", Version: version, URL: "https://files.example.com/fw/2.0.bin?Expires=1&Signature=abc", MD5, Size: FILE.length, ...extra } })),
+      base.push(
+        "ota/downstream",
+        JSON.stringify({
+          Method: "update_firmware",
+          Payload: {
+            Module: "default",
+            Version: version,
+            URL: "https://files.example.com/fw/2.0.bin?Expires=1&Signature=abc",
+            MD5,
+            Size: FILE.length,
+            ...extra,
+          },
+        }),
+      ),
   });
   return r;
 }
 
-const methods = (r: OtaRig) => r.ota().map((m) => (m.Method === "report_progress" ? `${m.Payload.State} ${m.Payload.Percent}` : m.Method === "report_fail" ? `fail ${m.Payload.ErrCode}` : m.Method));
+const methods = (r: OtaRig) =>
+  r
+    .ota()
+    .map((m) =>
+      m.Method === "report_progress"
+        ? `${m.Payload.State} ${m.Payload.Percent}`
+        : m.Method === "report_fail"
+          ? `fail ${m.Payload.ErrCode}`
+          : m.Method,
+    );
 const logged = (r: OtaRig, re: RegExp) => r.logs.some((l) => re.test(l));
 
 describe("OTA: versions", () => {
@@ -221,7 +276,9 @@ describe("OTA: a successful update", () => {
     expect(store.map.get(OTA_STATE_KEY)).toBe('{"s":"dl","v":"2.0.0","m":"default"}');
     r.clock.advance(5000);
     expect(r.srv.requests.length).toBe(1);
-    expect(r.srv.requests[0].head).toMatch(/^GET \/fw\/2\.0\.bin\?Expires=1&Signature=abc HTTP\/1\.1\r\nHost: files\.example\.com\r\n/);
+    expect(r.srv.requests[0].head).toMatch(
+      /^GET \/fw\/2\.0\.bin\?Expires=1&Signature=abc HTTP\/1\.1\r\nHost: files\.example\.com\r\n/,
+    );
     expect(r.srv.requests[0].head).not.toMatch(/Range/);
     expect(r.writer.size).toBe(FILE.length);
     expect(r.writer.bytes.length).toBe(FILE.length);
@@ -233,7 +290,12 @@ describe("OTA: a successful update", () => {
     expect(m.slice(-3)).toEqual(["downloading 100", "burning 0", "burning 100"]);
     // 10 reads 10 ms apart: no more than one report a second (1000 ms) besides the changes of state
     expect(m.filter((x) => x.startsWith("downloading")).length).toBe(2);
-    expect(r.ota().filter((x) => x.Method === "report_progress").every((x) => x.qos === 0 && x.Payload.Version === "2.0.0")).toBe(true);
+    expect(
+      r
+        .ota()
+        .filter((x) => x.Method === "report_progress")
+        .every((x) => x.qos === 0 && x.Payload.Version === "2.0.0"),
+    ).toBe(true);
     expect(JSON.parse(store.map.get(OTA_STATE_KEY)!)).toEqual({ s: "boot", v: "2.0.0", m: "default", f: "1.0.0" });
     expect(r.restarts).toBe(1);
 
@@ -255,10 +317,13 @@ describe("OTA: a successful update", () => {
     r.srv.behave = { chunk: 100, every: 200 }; // 100 reads, 20 s
     r.update("2.0.0");
     r.clock.advance(30000);
-    const down = methods(r).filter((x) => x.startsWith("downloading")).map((x) => Number(x.split(" ")[1]));
+    const down = methods(r)
+      .filter((x) => x.startsWith("downloading"))
+      .map((x) => Number(x.split(" ")[1]));
     expect(down.length).toBeGreaterThan(5);
     expect(down.length).toBeLessThanOrEqual(22);
-    for (let i = 1; i < down.length; i++) expect(down[i]).toBeGreaterThanOrEqual(down[i - 1] + (down[i] === 100 ? 0 : 5));
+    for (let i = 1; i < down.length; i++)
+      expect(down[i]).toBeGreaterThanOrEqual(down[i - 1] + (down[i] === 100 ? 0 : 5));
     expect(r.writer.completed).toBe(true);
   });
 
@@ -318,7 +383,10 @@ describe("OTA: a dropped link resumes where it stopped", () => {
     expect(r.thing.ota!.running).toEqual({ version: "2.0.0", received: 5000, size: 10000 });
     r.update("2.0.0", { URL: "https://files.example.com/fw/2.0.bin?Expires=2&Signature=new" });
     r.clock.advance(1000);
-    expect(r.srv.requests.map((q) => q.path)).toEqual(["/fw/2.0.bin?Expires=1&Signature=abc", "/fw/2.0.bin?Expires=2&Signature=new"]);
+    expect(r.srv.requests.map((q) => q.path)).toEqual([
+      "/fw/2.0.bin?Expires=1&Signature=abc",
+      "/fw/2.0.bin?Expires=2&Signature=new",
+    ]);
     expect(r.srv.requests[1].head).toMatch(/Range: bytes=5000-/);
     expect(r.writer.completed).toBe(true);
   });
@@ -341,7 +409,12 @@ describe("OTA: failures map to the platform's codes and leave the running image 
     r.clock.advance(60000);
     expect(r.srv.open).toBe(3);
     failed(r, -1);
-    expect(logged(r, /error: OTA: update to 2\.0\.0 failed \(ErrCode -1, URL unreachable\): .*scripted CONNECTION_REFUSED \(3 attempts in a row without progress, at byte 0 of 10000\); the running image \(1\.0\.0\) is untouched/)).toBe(true);
+    expect(
+      logged(
+        r,
+        /error: OTA: update to 2\.0\.0 failed \(ErrCode -1, URL unreachable\): .*scripted CONNECTION_REFUSED \(3 attempts in a row without progress, at byte 0 of 10000\); the running image \(1\.0\.0\) is untouched/,
+      ),
+    ).toBe(true);
   });
 
   it("-1: HTTP 404, at once", () => {
@@ -374,7 +447,9 @@ describe("OTA: failures map to the platform's codes and leave the running image 
     expect(r.srv.requests.length).toBe(3);
     expect(r.srv.requests[1].head).toMatch(/Range: bytes=6144-/);
     failed(r, -3);
-    expect(logged(r, /ErrCode -3, download timeout\): .*the body stalled after 0 of 3856 bytes within 5000 ms/)).toBe(true);
+    expect(logged(r, /ErrCode -3, download timeout\): .*the body stalled after 0 of 3856 bytes within 5000 ms/)).toBe(
+      true,
+    );
   });
 
   it("-3: the link keeps failing with timeouts", () => {
@@ -391,7 +466,9 @@ describe("OTA: failures map to the platform's codes and leave the running image 
     r.clock.advance(5000);
     failed(r, -4);
     expect(r.writer.cancelled).toBe(1);
-    expect(logged(r, new RegExp(`the image's MD5 is ${MD5}, update_firmware said 0123456789abcdef0123456789abcdef`))).toBe(true);
+    expect(
+      logged(r, new RegExp(`the image's MD5 is ${MD5}, update_firmware said 0123456789abcdef0123456789abcdef`)),
+    ).toBe(true);
   });
 
   it("-4: the server's file is not Size bytes", () => {
@@ -420,7 +497,12 @@ describe("OTA: failures map to the platform's codes and leave the running image 
     r.clock.advance(5000);
     failed(r, -5);
     expect(r.writer.cancelled).toBe(1);
-    expect(logged(r, /ErrCode -5, flash write failed\): writing bytes 4096\.\.5119 of the image failed: flash write error 0x105/)).toBe(true);
+    expect(
+      logged(
+        r,
+        /ErrCode -5, flash write failed\): writing bytes 4096\.\.5119 of the image failed: flash write error 0x105/,
+      ),
+    ).toBe(true);
   });
 
   it("-5: a Size the update partition cannot hold, before any download", () => {

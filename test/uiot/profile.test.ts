@@ -27,8 +27,15 @@ describe("UIoT profile", () => {
   it("states the documented limits", () => {
     const p = uiotProfile(PSN, DSN);
     expect(p).toMatchObject({
-      name: "UIoT Core", keepalive: [30, 1200], will: false, retain: false, maxSubscriptions: 100, publishRate: 30,
-      publishWindow: 1250, maxPacketSize: 256 * 1024, kickHint: "is another device using this DeviceSN?",
+      name: "UIoT Core",
+      keepalive: [30, 1200],
+      will: false,
+      retain: false,
+      maxSubscriptions: 100,
+      publishRate: 30,
+      publishWindow: 1250,
+      maxPacketSize: 256 * 1024,
+      kickHint: "is another device using this DeviceSN?",
     });
   });
 
@@ -38,7 +45,13 @@ describe("UIoT profile", () => {
     client.start();
     net.last.open();
     const [c] = net.last.of(1);
-    expect(c).toMatchObject({ level: 4, clientId: `${PSN}.${DSN}`, username: `${PSN}|${DSN}|1`, keepalive: 300, clean: true });
+    expect(c).toMatchObject({
+      level: 4,
+      clientId: `${PSN}.${DSN}`,
+      username: `${PSN}|${DSN}|1`,
+      keepalive: 300,
+      clean: true,
+    });
     expect(new TextDecoder().decode(c.password as Uint8Array)).toBe(SECRET);
     expect(c.will).toBeUndefined();
   });
@@ -48,11 +61,14 @@ describe("UIoT profile", () => {
     uiotClient(identity(), { connect: net.connect, clock: new FakeClock(), level: 3 }).start();
     net.last.open();
     expect(net.last.of(1)[0].level).toBe(3);
-    expect(() => uiotClient(identity(), { connect: net.connect, clock: new FakeClock(), level: 5 as 4 })).toThrow(/MQTT 3.1.1 \(level 4\) or 3.1 \(level 3\), not level 5/);
+    expect(() => uiotClient(identity(), { connect: net.connect, clock: new FakeClock(), level: 5 as 4 })).toThrow(
+      /MQTT 3.1.1 \(level 4\) or 3.1 \(level 3\), not level 5/,
+    );
   });
 
   it("refuses a keepalive outside 30..1200 s before connecting", () => {
-    const make = (keepalive: number) => () => uiotClient(identity(), { connect: new ScriptedNetwork().connect, clock: new FakeClock(), keepalive });
+    const make = (keepalive: number) => () =>
+      uiotClient(identity(), { connect: new ScriptedNetwork().connect, clock: new FakeClock(), keepalive });
     expect(make(29)).toThrow(/UIoT Core requires a keepalive from 30 to 1200 s, not 29 s/);
     expect(make(1201)).toThrow(/not 1201 s/);
     expect(make(0)).toThrow(/not 0 s/);
@@ -108,8 +124,12 @@ describe("own-topic guard", () => {
   });
 
   it("knows upload is publish-only and set subscribe-only", () => {
-    expect(verdict(`${C}upload`, true)).toMatch(/is for publishing \(device to cloud\): the device may not subscribe to it/);
-    expect(verdict(`${C}set`, false)).toMatch(/is for subscribing \(cloud to device\): the device may not publish to it/);
+    expect(verdict(`${C}upload`, true)).toMatch(
+      /is for publishing \(device to cloud\): the device may not subscribe to it/,
+    );
+    expect(verdict(`${C}set`, false)).toMatch(
+      /is for subscribing \(cloud to device\): the device may not publish to it/,
+    );
     expect(verdict(`${C}setx`, false)).toBe("ok");
   });
 
@@ -143,7 +163,8 @@ describe("own-topic guard", () => {
 
   it("follows the system topic table in both directions", () => {
     for (const [suffix, dir] of SYSTEM_TOPICS) {
-      const pub = verdict(SYS + suffix, false), sub = verdict(SYS + suffix, true);
+      const pub = verdict(SYS + suffix, false),
+        sub = verdict(SYS + suffix, true);
       if (dir === 0) {
         expect(pub, suffix).toMatch(/for the platform's rule engine only/);
         expect(sub, suffix).toMatch(/for the platform's rule engine only/);

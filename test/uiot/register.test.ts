@@ -20,7 +20,15 @@ function start(options: Partial<RegisterOptions> = {}) {
   const logs: string[] = [];
   const outcome: { identity?: Identity; error?: UiotError } = {};
   const run = (o: Partial<RegisterOptions> = {}) =>
-    register(dynamic(), { connect: net.connect, clock, random: () => 0.5, store, log: (m) => logs.push(m), ...options, ...o }).then(
+    register(dynamic(), {
+      connect: net.connect,
+      clock,
+      random: () => 0.5,
+      store,
+      log: (m) => logs.push(m),
+      ...options,
+      ...o,
+    }).then(
       (identity) => void (outcome.identity = identity),
       (error: UiotError) => void (outcome.error = error),
     );
@@ -40,7 +48,7 @@ function reply(c: ScriptedConnection, json: string): void {
 }
 
 describe("dynamic registration", () => {
-  it("connects with authmode 2 and the ProductSecret, subscribes password_reply (QoS 1), asks with {\"RequestID\":\"1\"}", async () => {
+  it('connects with authmode 2 and the ProductSecret, subscribes password_reply (QoS 1), asks with {"RequestID":"1"}', async () => {
     const s = start();
     void s.run();
     const c = s.net.last;
@@ -73,7 +81,11 @@ describe("dynamic registration", () => {
     expect(s.store.map.get(CONFIG_KEYS.deviceSecret)).toBe(SECRET);
     expect(packetsAtStore).toBeGreaterThan(0);
     // After the store: DISCONNECT, then nothing else on that connection.
-    expect(c().sent.slice(packetsAtStore).map((p) => p.type)).toEqual([14]);
+    expect(
+      c()
+        .sent.slice(packetsAtStore)
+        .map((p) => p.type),
+    ).toEqual([14]);
     expect(c().closed).toBe(true);
     const id = s.outcome.identity!;
     expect([id.authmode, id.username, id.revealSecret()]).toEqual([1, `${PSN}|${DSN}|1`, SECRET]);
@@ -94,7 +106,9 @@ describe("dynamic registration", () => {
     const order: string[] = [];
     const del = s.store.delete.bind(s.store);
     s.store.delete = (k) => {
-      order.push(`delete ${k} (DeviceSecret ${s.store.map.get(CONFIG_KEYS.deviceSecret) === SECRET ? "stored" : "not stored"})`);
+      order.push(
+        `delete ${k} (DeviceSecret ${s.store.map.get(CONFIG_KEYS.deviceSecret) === SECRET ? "stored" : "not stored"})`,
+      );
       del(k);
     };
     const done = s.run();
@@ -127,7 +141,9 @@ describe("dynamic registration", () => {
     await done;
     expect(s.outcome.identity?.revealSecret()).toBe(SECRET);
     const log = s.logs.join("\n");
-    expect(log).toMatch(/WARNING: the ProductSecret could not be deleted from the config store \(uiot_psecret\): flash full .*provision this device again to remove it/);
+    expect(log).toMatch(
+      /WARNING: the ProductSecret could not be deleted from the config store \(uiot_psecret\): flash full .*provision this device again to remove it/,
+    );
     expect(log).not.toContain(PRODUCT_SECRET);
   });
 
@@ -145,7 +161,9 @@ describe("dynamic registration", () => {
     s.store.map.set(CONFIG_KEYS.deviceSecret, "oldsecret0123456");
     await s.run();
     expect(s.outcome.error?.code).toBe("SECRET_EXISTS");
-    expect(s.outcome.error?.message).toMatch(/already stored in uiot_dsecret: connect with it \(loadIdentity gives it\)/);
+    expect(s.outcome.error?.message).toMatch(
+      /already stored in uiot_dsecret: connect with it \(loadIdentity gives it\)/,
+    );
     expect(s.net.connections).toHaveLength(0);
     expect(s.store.writes).toEqual([]);
     const done = s.run({ replace: true });
@@ -164,7 +182,9 @@ describe("dynamic registration", () => {
     await done;
     const e = s.outcome.error! as UnstoredRegistration;
     expect(e.code).toBe("STORE_FAILED");
-    expect(e.message).toMatch(/succeeded but the DeviceSecret could not be stored: .*The platform will not hand it out again/);
+    expect(e.message).toMatch(
+      /succeeded but the DeviceSecret could not be stored: .*The platform will not hand it out again/,
+    );
     expect(e.identity?.revealSecret()).toBe(SECRET);
     expect(Object.keys(e)).not.toContain("identity");
     const printed = [String(e), e.stack, inspect(e, { depth: 10 }), JSON.stringify(e), inspect(e.identity)].join("\n");
@@ -208,7 +228,9 @@ describe("dynamic registration", () => {
     s.net.last.connack(false, 4);
     await done;
     expect(s.outcome.error?.code).toBe("REGISTRATION_FAILED");
-    expect(s.outcome.error?.message).toMatch(/refused the registration connection .*ProductSecret.*dynamic registration is switched on.*has not registered before \(registration works once/);
+    expect(s.outcome.error?.message).toMatch(
+      /refused the registration connection .*ProductSecret.*dynamic registration is switched on.*has not registered before \(registration works once/,
+    );
     expect(s.outcome.error?.message).not.toContain(PRODUCT_SECRET);
   });
 
@@ -216,7 +238,10 @@ describe("dynamic registration", () => {
     for (const [json, re] of [
       ["{not json", /password_reply: the 9-byte payload is not valid UTF-8 JSON/],
       ['{"RetCode":"0","RequestID":"1"}', /no usable Password: DeviceSecret is missing/],
-      ['{"RetCode":"0","RequestID":"1","Password":"short"}', /no usable Password: DeviceSecret \*\*\*\* has 5 characters/],
+      [
+        '{"RetCode":"0","RequestID":"1","Password":"short"}',
+        /no usable Password: DeviceSecret \*\*\*\* has 5 characters/,
+      ],
     ] as const) {
       const s = start();
       const done = s.run();
@@ -243,7 +268,11 @@ describe("dynamic registration", () => {
 
   it("wants the ProductSecret identity", async () => {
     const s = start();
-    const e = await register(new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }), { connect: s.net.connect, clock: s.clock, store: s.store }).catch((x: UiotError) => x);
+    const e = await register(new Identity({ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }), {
+      connect: s.net.connect,
+      clock: s.clock,
+      store: s.store,
+    }).catch((x: UiotError) => x);
     expect((e as UiotError).code).toBe("INVALID_IDENTITY");
   });
 });

@@ -5,7 +5,8 @@ import { UiotError } from "../../src/uiot/errors";
 import { newerVersion } from "../../src/uiot/shadow";
 import { rig, settle } from "./harness";
 
-const reply = (version: number, code = 0) => `{"Method":"reply","Payload":{"RetCode":${code}},"Version":${version},"Timestamp":1562909435}`;
+const reply = (version: number, code = 0) =>
+  `{"Method":"reply","Payload":{"RetCode":${code}},"Version":${version},"Timestamp":1562909435}`;
 const conflict = (version: number, desired = "{}") =>
   `{"Method":"control","Payload":{"RetCode":100026,"State":{"Reported":{"temperature":20},"Desired":${desired}},"Metadata":{"Reported":{},"Desired":{}}},"Version":${version},"Timestamp":1562917504}`;
 const push = (version: number, desired: string) =>
@@ -26,11 +27,18 @@ describe("one shadow request at a time", () => {
     expect(r.thing.shadow.queued).toBe(2);
     r.push("shadow/downstream", reply(1));
     expect(await a).toBe(1);
-    expect(ups().map((p) => p.json).at(-1)).toBe('{"Method":"update","State":{"Reported":{"b":2}},"Version":1}');
+    expect(
+      ups()
+        .map((p) => p.json)
+        .at(-1),
+    ).toBe('{"Method":"update","State":{"Reported":{"b":2}},"Version":1}');
     r.push("shadow/downstream", reply(2));
     expect(await b).toBe(2);
     expect(ups().at(-1)).toMatchObject({ topic: "shadow/get", json: '{"Method":"get"}' });
-    r.push("shadow/get_reply", '{"State":{"Reported":{"a":1,"b":2},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":1,"Version":2}');
+    r.push(
+      "shadow/get_reply",
+      '{"State":{"Reported":{"a":1,"b":2},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":1,"Version":2}',
+    );
     expect((await g).reported).toEqual({ a: 1, b: 2 });
   });
 
@@ -52,7 +60,8 @@ describe("one shadow request at a time", () => {
     const depths: number[] = [];
     // V8 shows the whole stack with a larger limit; XS (whose Error is frozen) shows it whole anyway
     const E = Error as { stackTraceLimit?: number };
-    const limit = E.stackTraceLimit, settable = Object.isExtensible(Error) && typeof limit === "number";
+    const limit = E.stackTraceLimit,
+      settable = Object.isExtensible(Error) && typeof limit === "number";
     if (settable) E.stackTraceLimit = 10000;
     r.client.publish = () => {
       depths.push((new Error().stack ?? "").split("\n").length);
@@ -79,7 +88,9 @@ describe("one shadow request at a time", () => {
     r.clock.advance(1);
     const e = (await a) as UiotError;
     expect(e.code).toBe("TIMEOUT");
-    expect(e.message).toMatch(/no answer to the shadow update within 5000 ms: is the shadow enabled, and the device connected\?/);
+    expect(e.message).toMatch(
+      /no answer to the shadow update within 5000 ms: is the shadow enabled, and the device connected\?/,
+    );
     expect(r.last("shadow/upstream")).toBe('{"Method":"update","State":{"Reported":{"b":1}},"Version":0}');
     r.clock.advance(1000);
     expect(((await outcome(b)) as UiotError).code).toBe("TIMEOUT");
@@ -110,10 +121,15 @@ describe("versions", () => {
     const e = (await p) as UiotError;
     expect(e.code).toBe("VERSION_CONFLICT");
     expect(e.retCode).toBe(100026);
-    expect(e.message).toMatch(/changed on the platform again while retrying \(now version 6\): get the shadow and decide again/);
+    expect(e.message).toMatch(
+      /changed on the platform again while retrying \(now version 6\): get the shadow and decide again/,
+    );
     expect(r.sent().filter((s) => s.topic === "shadow/upstream")).toHaveLength(2);
     expect(r.sent().at(-1)!.topic).toBe("shadow/get");
-    r.push("shadow/get_reply", '{"State":{"Reported":{},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":1,"Version":6}');
+    r.push(
+      "shadow/get_reply",
+      '{"State":{"Reported":{},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":1,"Version":6}',
+    );
     expect((await next).version).toBe(6);
   });
 
@@ -129,7 +145,10 @@ describe("versions", () => {
   it("follows the int32 version across the wrap-around, and a stale push does not move it back", async () => {
     const r = rig();
     const g = r.thing.shadow.get();
-    r.push("shadow/get_reply", '{"State":{"Reported":{},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":1,"Version":2147483647}');
+    r.push(
+      "shadow/get_reply",
+      '{"State":{"Reported":{},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":1,"Version":2147483647}',
+    );
     await g;
     const a = r.thing.shadow.report({ n: 1 });
     expect(r.last("shadow/upstream")).toBe('{"Method":"update","State":{"Reported":{"n":1}},"Version":2147483647}');
@@ -163,7 +182,10 @@ describe("versions", () => {
 
 describe("return codes", () => {
   for (const [code, re] of [
-    [230, /RetCode 230\): the platform could not parse the request \(bad JSON, or Method, State or Desired missing, or a non-numeric Version\)/],
+    [
+      230,
+      /RetCode 230\): the platform could not parse the request \(bad JSON, or Method, State or Desired missing, or a non-numeric Version\)/,
+    ],
     [130, /RetCode 130\): server error on the platform: try again later/],
     [100027, /RetCode 100027\): the device shadow is disabled for this product: enable it in the UIoT Core console/],
     [4242, /RetCode 4242\): see the UIoT Core documentation/],
@@ -227,7 +249,13 @@ describe("desired values", () => {
     r.push("shadow/downstream", "{]");
     r.push("shadow/downstream", '{"Method":"control","Payload":{"RetCode":0},"Version":4}');
     r.push("shadow/downstream", '{"Method":"dance"}');
-    expect(r.errors.map((e) => e.code)).toEqual(["NO_HANDLER", "CALLBACK_ERROR", "BAD_PAYLOAD", "BAD_PAYLOAD", "BAD_PAYLOAD"]);
+    expect(r.errors.map((e) => e.code)).toEqual([
+      "NO_HANDLER",
+      "CALLBACK_ERROR",
+      "BAD_PAYLOAD",
+      "BAD_PAYLOAD",
+      "BAD_PAYLOAD",
+    ]);
     expect(r.errors[1].message).toMatch(/onDesired handler threw: Error: boom/);
     expect(r.errors[2].message).toMatch(/shadow\/downstream: the 2-byte payload is not valid UTF-8 JSON/);
     expect(r.client.state).toBe("connected");
@@ -254,7 +282,11 @@ describe("desired values", () => {
 });
 
 describe("accepting desired values across a version conflict", () => {
-  const upstream = (r: ReturnType<typeof rig>) => r.sent().filter((p) => p.topic === "shadow/upstream").map((p) => p.json);
+  const upstream = (r: ReturnType<typeof rig>) =>
+    r
+      .sent()
+      .filter((p) => p.topic === "shadow/upstream")
+      .map((p) => p.json);
 
   it("does not retry an acceptance when the desired state changed: values the application declined stay desired", async () => {
     const r = rig();
@@ -267,7 +299,9 @@ describe("accepting desired values across a version conflict", () => {
     await settle();
     expect(upstream(r)).toHaveLength(1); // a retry would have cleared humidity 40 and had it copied into Reported
     expect(r.errors.map((e) => e.code)).toEqual(["VERSION_CONFLICT"]);
-    expect(r.errors[0].message).toMatch(/the desired state changed on the platform \(now version 2\) while this device was accepting it: not retried/);
+    expect(r.errors[0].message).toMatch(
+      /the desired state changed on the platform \(now version 2\) while this device was accepting it: not retried/,
+    );
     expect((r.errors[0] as UiotError).retCode).toBe(100026);
   });
 
@@ -276,7 +310,10 @@ describe("accepting desired values across a version conflict", () => {
     r.thing.shadow.onDesired(() => true);
     r.push("shadow/downstream", push(1, '{"a":1,"b":{"c":[1,2]}}'));
     r.push("shadow/downstream", conflict(3, '{"b":{"c":[1,2]},"a":1}'));
-    expect(upstream(r)).toEqual(['{"Method":"update","State":{"Desired":null},"Version":1}', '{"Method":"update","State":{"Desired":null},"Version":3}']);
+    expect(upstream(r)).toEqual([
+      '{"Method":"update","State":{"Desired":null},"Version":1}',
+      '{"Method":"update","State":{"Desired":null},"Version":3}',
+    ]);
     r.push("shadow/downstream", reply(4));
     await settle();
     expect(r.errors).toEqual([]);
@@ -287,7 +324,10 @@ describe("accepting desired values across a version conflict", () => {
     const shown: unknown[] = [];
     r.thing.shadow.onDesired((d) => void shown.push(d)); // not now
     const g = r.thing.shadow.get();
-    r.push("shadow/get_reply", '{"State":{"Reported":{},"Desired":{"t":17}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":1,"Version":4}');
+    r.push(
+      "shadow/get_reply",
+      '{"State":{"Reported":{},"Desired":{"t":17}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":1,"Version":4}',
+    );
     expect((await g).desired).toEqual({ t: 17 });
     const a = outcome(r.thing.shadow.report({ t: 18 }, { clearDesired: true }));
     r.push("shadow/downstream", conflict(5, '{"t":16}'));
@@ -336,7 +376,10 @@ describe("accepting desired values across a version conflict", () => {
     const r = rig();
     const a = r.thing.shadow.accept();
     r.push("shadow/downstream", conflict(2, '{"t":1}'));
-    expect(upstream(r)).toEqual(['{"Method":"update","State":{"Desired":null},"Version":0}', '{"Method":"update","State":{"Desired":null},"Version":2}']);
+    expect(upstream(r)).toEqual([
+      '{"Method":"update","State":{"Desired":null},"Version":0}',
+      '{"Method":"update","State":{"Desired":null},"Version":2}',
+    ]);
     r.push("shadow/downstream", reply(3));
     expect(await a).toBe(3);
   });
@@ -356,7 +399,9 @@ describe("what the application gives", () => {
   it("shadow values are plain JSON: booleans stay true/false, null is allowed, dates are ms", async () => {
     const r = rig();
     void r.thing.shadow.report({ on: true, x: null, at: new Date(5), nested: { list: [1, "a", false] } });
-    expect(r.last("shadow/upstream")).toBe('{"Method":"update","State":{"Reported":{"on":true,"x":null,"at":5,"nested":{"list":[1,"a",false]}}},"Version":0}');
+    expect(r.last("shadow/upstream")).toBe(
+      '{"Method":"update","State":{"Reported":{"on":true,"x":null,"at":5,"nested":{"list":[1,"a",false]}}},"Version":0}',
+    );
   });
 
   it("a property set from the platform is answered while a shadow update is in flight", async () => {

@@ -43,7 +43,9 @@ describe("requests and replies", () => {
     const e = (await p) as UiotError;
     expect(e.code).toBe("REFUSED");
     expect(e.retCode).toBe(160001);
-    expect(e.message).toMatch(/^property post refused by the platform \(RetCode 160001\).*\(platform says: property a not in template\)$/);
+    expect(e.message).toMatch(
+      /^property post refused by the platform \(RetCode 160001\).*\(platform says: property a not in template\)$/,
+    );
   });
 
   it("each request has its own timeout (default 5 s)", async () => {
@@ -61,7 +63,9 @@ describe("requests and replies", () => {
     await settle();
     expect(r.thing.busy.pending).toBe(1);
     r.clock.advance(1);
-    expect(((await a) as UiotError).message).toBe("no property post reply from the platform within 5000 ms (RequestID 1)");
+    expect(((await a) as UiotError).message).toBe(
+      "no property post reply from the platform within 5000 ms (RequestID 1)",
+    );
     // A reply after the timeout matches nothing.
     r.push("tmodel/property/post_reply", ok("1"));
     expect(r.errors).toEqual([]);
@@ -73,13 +77,23 @@ describe("requests and replies", () => {
     const p = outcome(r.thing.post({ a: 1 }));
     r.clock.advance(5000);
     const e = (await p) as UiotError;
-    expect(e.message).toMatch(/the client is (waiting|connecting): the request waits in the outbox and may still be sent, but its reply will be ignored/);
+    expect(e.message).toMatch(
+      /the client is (waiting|connecting): the request waits in the outbox and may still be sent, but its reply will be ignored/,
+    );
     const q = r.thing.post({ b: 2 });
     r.net.last.open();
     r.net.last.connack();
     const sent = r.net.last.of(3) as PublishPacket[];
     expect(sent.map((s) => s.topic)).toEqual([`${SYS}tmodel/property/post`, `${SYS}tmodel/property/post`]);
-    r.net.last.send({ type: 3, topic: `${SYS}tmodel/property/post_reply`, payload: ok("2"), qos: 1, id: 9, retain: false, dup: false });
+    r.net.last.send({
+      type: 3,
+      topic: `${SYS}tmodel/property/post_reply`,
+      payload: ok("2"),
+      qos: 1,
+      id: 9,
+      retain: false,
+      dup: false,
+    });
     await expect(q).resolves.toBeUndefined();
   });
 
@@ -123,12 +137,20 @@ describe("requests and replies", () => {
     const seen: string[] = [];
     r.client.onMessage = (t, p) => void seen.push(`${t} ${new TextDecoder().decode(p)}`);
     const errors: unknown[] = [];
-    const t = new Thing(r.client, { productSN: PSN, deviceSN: DSN }, { clock: r.clock, onError: (e) => errors.push(e) });
+    const t = new Thing(
+      r.client,
+      { productSN: PSN, deviceSN: DSN },
+      { clock: r.clock, onError: (e) => errors.push(e) },
+    );
     t.start();
     r.c.send({ type: 3, topic: `/${PSN}/${DSN}/set`, payload: "hello", qos: 0, retain: false, dup: false });
     r.push("ota/downstream", "{}", 0);
     r.push("device/status", "not JSON: not the thing's business", 0);
-    expect(seen).toEqual([`/${PSN}/${DSN}/set hello`, `${SYS}ota/downstream {}`, `${SYS}device/status not JSON: not the thing's business`]);
+    expect(seen).toEqual([
+      `/${PSN}/${DSN}/set hello`,
+      `${SYS}ota/downstream {}`,
+      `${SYS}device/status not JSON: not the thing's business`,
+    ]);
     expect(errors).toEqual([]);
     r.push("shadow/downstream", "not JSON", 0);
     expect(errors).toHaveLength(1);
@@ -137,20 +159,40 @@ describe("requests and replies", () => {
 
 describe("the thing-model rules, checked before sending", () => {
   const cases: [string, (r: ReturnType<typeof rig>) => Promise<unknown>, RegExp][] = [
-    ["identifier starting with a digit", (r) => r.thing.post({ "1a": 1 }), /property "1a" is not a thing-model identifier/],
+    [
+      "identifier starting with a digit",
+      (r) => r.thing.post({ "1a": 1 }),
+      /property "1a" is not a thing-model identifier/,
+    ],
     ["identifier of 33 characters", (r) => r.thing.post({ ["a".repeat(33)]: 1 }), /not a thing-model identifier/],
     ["identifier with a dash", (r) => r.thing.post({ "a-b": 1 }), /not a thing-model identifier/],
-    ["string over 2048 bytes", (r) => r.thing.post({ s: "é".repeat(1025) }), /property s: the string has 2050 bytes of UTF-8; the thing model allows at most 2048/],
+    [
+      "string over 2048 bytes",
+      (r) => r.thing.post({ s: "é".repeat(1025) }),
+      /property s: the string has 2050 bytes of UTF-8; the thing model allows at most 2048/,
+    ],
     ["NaN", (r) => r.thing.post({ n: NaN }), /JSON has no NaN or Infinity/],
     ["null", (r) => r.thing.post({ n: null }), /null is not a thing-model value/],
     ["empty array", (r) => r.thing.post({ a: [] }), /an array has 1 to 128 items in the thing model, not 0/],
     ["129 items", (r) => r.thing.post({ a: Array(129).fill(1) }), /not 129/],
-    ["struct key", (r) => r.thing.post({ s: { "bad key": 1 } }), /property s: key "bad key" is not a thing-model identifier/],
+    [
+      "struct key",
+      (r) => r.thing.post({ s: { "bad key": 1 } }),
+      /property s: key "bad key" is not a thing-model identifier/,
+    ],
     ["no properties", (r) => r.thing.post({}), /give at least one property/],
-    ["101 properties", (r) => r.thing.post(Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`p${i}`, i]))), /101 properties; a product has at most 100/],
+    [
+      "101 properties",
+      (r) => r.thing.post(Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`p${i}`, i]))),
+      /101 properties; a product has at most 100/,
+    ],
     ["bad time", (r) => r.thing.post({ a: 1 }, { time: -1 }), /the time must be a date or an integer of ms/],
     ["event identifier", (r) => r.thing.event("high temp", {}), /event "high temp" is not a thing-model identifier/],
-    ["21 event params", (r) => r.thing.event("e", Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`o${i}`, i]))), /event e output: 21 entries; at most 20 are allowed/],
+    [
+      "21 event params",
+      (r) => r.thing.event("e", Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`o${i}`, i]))),
+      /event e output: 21 entries; at most 20 are allowed/,
+    ],
     ["desired of nothing", (r) => r.thing.desired([]), /give 1 to 100 property identifiers/],
     ["desired identifier", (r) => r.thing.desired(["ok", "not ok"]), /not a thing-model identifier/],
     ["desired delete version", (r) => r.thing.deleteDesired({ p1: 1.5 }), /the version of p1 must be an integer/],
@@ -170,7 +212,12 @@ describe("the thing-model rules, checked before sending", () => {
 
   it("accepts the largest legal values", async () => {
     const r = rig();
-    void r.thing.post({ s: "x".repeat(2048), a: Array(128).fill(true), st: { in_ner: { deep: [1] } }, ["_" + "a".repeat(31)]: 0 });
+    void r.thing.post({
+      s: "x".repeat(2048),
+      a: Array(128).fill(true),
+      st: { in_ner: { deep: [1] } },
+      ["_" + "a".repeat(31)]: 0,
+    });
     void r.thing.event("e", Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`o${i}`, i])));
     expect(r.sent()).toHaveLength(2);
     expect(r.sent()[0].json).toContain('"a":{"Value":[1,1,1');
@@ -213,9 +260,19 @@ describe("property set from the platform", () => {
     r.thing.onSet(() => "yes" as never);
     r.push("tmodel/property/set", '{"RequestID":"4","Property":{"p":1}}');
     r.push("tmodel/property/set", '{"RequestID":"5"}');
-    expect(r.sent().map((s) => s.json)).toEqual(["1", "2", "3", "4", "5"].map((id) => `{"RequestID":"${id}","RetCode":-1}`));
-    expect(r.errors.map((e) => e.code)).toEqual(["NO_HANDLER", "CALLBACK_ERROR", "CALLBACK_ERROR", "CALLBACK_ERROR", "BAD_PAYLOAD"]);
-    expect(r.errors[1].message).toMatch(/the onSet handler threw for property set 2: Error: relay stuck; answered RetCode -1/);
+    expect(r.sent().map((s) => s.json)).toEqual(
+      ["1", "2", "3", "4", "5"].map((id) => `{"RequestID":"${id}","RetCode":-1}`),
+    );
+    expect(r.errors.map((e) => e.code)).toEqual([
+      "NO_HANDLER",
+      "CALLBACK_ERROR",
+      "CALLBACK_ERROR",
+      "CALLBACK_ERROR",
+      "BAD_PAYLOAD",
+    ]);
+    expect(r.errors[1].message).toMatch(
+      /the onSet handler threw for property set 2: Error: relay stuck; answered RetCode -1/,
+    );
   });
 
   it("garbage from the platform is reported, acknowledged and survived", async () => {
@@ -225,7 +282,15 @@ describe("property set from the platform", () => {
     r.push("tmodel/property/set", "not json at all");
     r.push("tmodel/property/set", "[1,2]");
     r.push("tmodel/property/set", '{"Property":{"p":1}}');
-    r.c.send({ type: 3, topic: `${SYS}tmodel/property/set`, payload: new Uint8Array([0x7b, 0xff, 0x7d]), qos: 1, id: 4242, retain: false, dup: false });
+    r.c.send({
+      type: 3,
+      topic: `${SYS}tmodel/property/set`,
+      payload: new Uint8Array([0x7b, 0xff, 0x7d]),
+      qos: 1,
+      id: 4242,
+      retain: false,
+      dup: false,
+    });
     expect(r.errors.map((e) => [e.code, e.message])).toEqual([
       ["BAD_PAYLOAD", expect.stringMatching(/^tmodel\/property\/set: the 15-byte payload is not valid UTF-8 JSON/)],
       ["BAD_PAYLOAD", "tmodel/property/set: the payload is JSON but not an object"],
@@ -245,7 +310,9 @@ describe("commands", () => {
     r.push("tmodel/command", '{"RequestID":"c1","Identifier":"reboot","Input":{}}');
     r.clock.advance(4000);
     await settle();
-    expect(r.last("tmodel/command_reply/c1")).toBe('{"RetCode":0,"RequestID":"c1","Identifier":"reboot","Output":{"delay":3}}');
+    expect(r.last("tmodel/command_reply/c1")).toBe(
+      '{"RetCode":0,"RequestID":"c1","Identifier":"reboot","Output":{"delay":3}}',
+    );
     r.clock.advance(2000);
     expect(r.errors).toEqual([]);
   });
@@ -259,11 +326,15 @@ describe("commands", () => {
     expect(r.errors).toEqual([]);
     r.clock.advance(1);
     expect(r.errors.map((e) => e.code)).toEqual(["COMMAND_LATE"]);
-    expect(r.errors[0].message).toMatch(/command "calibrate" \(RequestID 432542341234\) was not answered within the platform's 5000 ms \(5000 ms so far\): the platform has already told the caller "Command timeout" \(RetCode 100040\)/);
+    expect(r.errors[0].message).toMatch(
+      /command "calibrate" \(RequestID 432542341234\) was not answered within the platform's 5000 ms \(5000 ms so far\): the platform has already told the caller "Command timeout" \(RetCode 100040\)/,
+    );
     r.clock.advance(1200);
     answer({ retCode: 0 });
     await settle();
-    expect(r.last("tmodel/command_reply/432542341234")).toBe('{"RetCode":0,"RequestID":"432542341234","Identifier":"calibrate","Output":{}}');
+    expect(r.last("tmodel/command_reply/432542341234")).toBe(
+      '{"RetCode":0,"RequestID":"432542341234","Identifier":"calibrate","Output":{}}',
+    );
     expect(r.errors).toHaveLength(1);
     expect(r.logs.join("\n")).toMatch(/command "calibrate" \(RequestID 432542341234\) answered after 6200 ms/);
     expect(r.thing.busy.commands).toBe(0);
@@ -282,7 +353,7 @@ describe("commands", () => {
     expect(r.thing.busy.commands).toBe(1);
   });
 
-  it("per-identifier handlers, with \"*\" for the rest; an unknown command is answered -1", async () => {
+  it('per-identifier handlers, with "*" for the rest; an unknown command is answered -1', async () => {
     const r = rig();
     r.thing.onCommand("a", () => ({ retCode: 0 }));
     r.push("tmodel/command", '{"RequestID":"1","Identifier":"b","Input":{}}');
@@ -290,7 +361,9 @@ describe("commands", () => {
     expect(r.errors.map((e) => e.code)).toEqual(["NO_HANDLER"]);
     r.thing.onCommand("*", (_input, _id, identifier) => ({ retCode: 7, output: { echo: identifier } }));
     r.push("tmodel/command", '{"RequestID":"2","Identifier":"b"}');
-    expect(r.last("tmodel/command_reply/2")).toBe('{"RetCode":7,"RequestID":"2","Identifier":"b","Output":{"echo":"b"}}');
+    expect(r.last("tmodel/command_reply/2")).toBe(
+      '{"RetCode":7,"RequestID":"2","Identifier":"b","Output":{"echo":"b"}}',
+    );
     r.push("tmodel/command", '{"RequestID":"3","Identifier":"a","Input":{}}');
     expect(r.last("tmodel/command_reply/3")).toBe('{"RetCode":0,"RequestID":"3","Identifier":"a","Output":{}}');
     expect(() => r.thing.onCommand("not valid", () => undefined)).toThrow(/not a thing-model identifier/);
@@ -317,6 +390,8 @@ describe("commands", () => {
     r.push("tmodel/command", '{"RequestID":"a/b","Identifier":"x","Input":{}}');
     expect(r.sent()).toHaveLength(0);
     expect(r.errors[0].code).toBe("SEND_FAILED");
-    expect(r.errors[0].message).toMatch(/NOT_ALLOWED: UIoT Core: a command reply topic ends with exactly one RequestID level/);
+    expect(r.errors[0].message).toMatch(
+      /NOT_ALLOWED: UIoT Core: a command reply topic ends with exactly one RequestID level/,
+    );
   });
 });

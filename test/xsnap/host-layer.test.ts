@@ -34,8 +34,11 @@ describe.skipIf(!available)("the Moddable host layer on XS", () => {
   }, 120_000);
 
   const layer = (op: string, what: "slots" | "compute"): number => {
-    const h = host.ops[op], b = bare.ops[op];
-    return what === "slots" ? h.slots - h.fakeSlots - (b.slots - b.fakeSlots) : h.compute - h.fakeCompute - (b.compute - b.fakeCompute);
+    const h = host.ops[op],
+      b = bare.ops[op];
+    return what === "slots"
+      ? h.slots - h.fakeSlots - (b.slots - b.fakeSlots)
+      : h.compute - h.fakeCompute - (b.compute - b.fakeCompute);
   };
 
   it("a QoS 1 publish round trip: the write and the timer re-arm allocate nothing; the PUBACK's read only its bytes", () => {

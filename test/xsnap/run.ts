@@ -4,7 +4,12 @@ import { bundleForXs, PRELUDE } from "../../tools/xsnap/bundle.ts";
 import { startXs, type Meters } from "../../tools/xsnap/worker.ts";
 import { codecVectors } from "./vectors.ts";
 
-export interface Outcome { name: string; ok: boolean; error?: string; ms?: number; }
+export interface Outcome {
+  name: string;
+  ok: boolean;
+  error?: string;
+  ms?: number;
+}
 
 export const SUITE_BUNDLE = {
   alias: { vitest: "test/xsnap/shim/vitest.ts", "node:crypto": "test/xsnap/shim/node-crypto.ts" },
@@ -20,7 +25,10 @@ export const SLOW: Record<string, string> = {
     "over 100 s on XS even at 10 runs (frames of up to 70 KB, fed in chunks of up to 400 bytes)",
 };
 
-export async function runXsSuite(filter = "", skip: string[] = process.env.XS_FULL ? [] : Object.keys(SLOW)): Promise<{ outcomes: Outcome[]; meters: Meters; output: string }> {
+export async function runXsSuite(
+  filter = "",
+  skip: string[] = process.env.XS_FULL ? [] : Object.keys(SLOW),
+): Promise<{ outcomes: Outcome[]; meters: Meters; output: string }> {
   const code = await bundleForXs("test/xsnap/suite/entry.ts", SUITE_BUNDLE);
   const vectors = codecVectors();
   let last = "";
@@ -42,8 +50,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const started = Date.now();
   const { outcomes, meters } = await runXsSuite(process.argv[2] ?? "");
   const bad = outcomes.filter((o) => !o.ok);
-  for (const o of outcomes.filter((x) => (x.ms ?? 0) > 500).sort((a, b) => (b.ms ?? 0) - (a.ms ?? 0))) console.log(`${o.ms} ms  ${o.name}`);
+  for (const o of outcomes.filter((x) => (x.ms ?? 0) > 500).sort((a, b) => (b.ms ?? 0) - (a.ms ?? 0)))
+    console.log(`${o.ms} ms  ${o.name}`);
   for (const b of bad) console.log(`FAIL ${b.name}\n  ${b.error}`);
-  console.log(`${outcomes.length} checks in XS, ${bad.length} failed, ${Date.now() - started} ms, ${meters.compute} compute units`);
+  console.log(
+    `${outcomes.length} checks in XS, ${bad.length} failed, ${Date.now() - started} ms, ${meters.compute} compute units`,
+  );
   process.exitCode = bad.length ? 1 : 0;
 }

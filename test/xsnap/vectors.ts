@@ -32,7 +32,11 @@ function decoded(bytes: Uint8Array, level: ProtocolLevel): Vector["decoded"] {
   }
 }
 
-function modelOf(obj: unknown, level: ProtocolLevel, downgrade: boolean): { packet: Packet; level: ProtocolLevel } | undefined {
+function modelOf(
+  obj: unknown,
+  level: ProtocolLevel,
+  downgrade: boolean,
+): { packet: Packet; level: ProtocolLevel } | undefined {
   try {
     return toModel(obj, { level, downgrade });
   } catch (e) {
@@ -70,7 +74,10 @@ export function randomVectors(perLevel = 150, seed = 0x5eed): Vector[] {
   const out: Vector[] = [];
   for (const level of [3, 4, 5] as const) {
     const packets = fc.sample(arb.packet(level), { numRuns: perLevel, seed: seed + level });
-    const edits = fc.sample(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), { numRuns: perLevel, seed: seed + 10 + level });
+    const edits = fc.sample(
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+      { numRuns: perLevel, seed: seed + 10 + level },
+    );
     packets.forEach((p, i) => {
       const enc = encoded(p, level);
       const v: Vector = { name: `random level ${level} #${i} type ${p.type}`, level, packet: tag(p), encoded: enc };

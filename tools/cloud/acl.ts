@@ -21,7 +21,8 @@ export interface TopicLimits {
   topicSlashes: number;
 }
 
-const P = "publish", S = "subscribe";
+const P = "publish",
+  S = "subscribe";
 
 /** The system topic table: suffix after `/$system/${PSN}/${DSN}/` -> what the device may do with it. */
 export const SYSTEM_TOPICS: Readonly<Record<string, Direction>> = {
@@ -59,7 +60,12 @@ const LEVEL = /^[A-Za-z0-9\-_@:]{1,64}$/;
 const MAX_CUSTOM_LEVELS = 5;
 
 /** Why `owner` may not `direction` `topic` (a filter when subscribing), or undefined when it may. */
-export function topicDenied(owner: TopicOwner, topic: string, direction: Direction, limits: TopicLimits): string | undefined {
+export function topicDenied(
+  owner: TopicOwner,
+  topic: string,
+  direction: Direction,
+  limits: TopicLimits,
+): string | undefined {
   const bytes = Buffer.byteLength(topic, "utf8");
   if (bytes > limits.topicBytes) return `topic is ${bytes} bytes, more than ${limits.topicBytes}`;
   const slashes = topic.split("/").length - 1;
@@ -68,7 +74,8 @@ export function topicDenied(owner: TopicOwner, topic: string, direction: Directi
   const { productSN: psn, deviceSN: dsn } = owner;
   const system = `/$system/${psn}/${dsn}/`;
   if (topic.startsWith(system)) return systemDenied(owner, topic.slice(system.length), direction);
-  if (owner.authmode === 2) return "a dynamic-registration (authmode 2) connection may only use password and password_reply";
+  if (owner.authmode === 2)
+    return "a dynamic-registration (authmode 2) connection may only use password and password_reply";
   const broadcast = `/${psn}/$broadcast/`;
   if (topic.startsWith(broadcast)) {
     if (direction === P) return "broadcast topics are subscribe-only";

@@ -18,11 +18,27 @@ import { Registry, type Device, type DeviceOptions, type ProductOptions } from "
 import { Requests } from "./requests";
 import { serveDevicePublish, type ServiceContext } from "./services";
 import { isObject, type Json, type ShadowDocument } from "./shadow";
-import { COMMAND_TIMEOUT, commandPayload, propertySetPayload, type DesiredValue, type PropertyValue, type ThingEvent } from "./thing-model";
+import {
+  COMMAND_TIMEOUT,
+  commandPayload,
+  propertySetPayload,
+  type DesiredValue,
+  type PropertyValue,
+  type ThingEvent,
+} from "./thing-model";
 import { PacketSizeGuard } from "./wire";
-import { UIOT_LIMITS, type CloudLimits, type CloudTls, type CloudOptions, type DeviceInfo, type OnlineDevice, type LogEntry, type Reply, type CloudEvents } from "./types";
-import { CloudOta, } from "./ota";
-
+import {
+  UIOT_LIMITS,
+  type CloudLimits,
+  type CloudTls,
+  type CloudOptions,
+  type DeviceInfo,
+  type OnlineDevice,
+  type LogEntry,
+  type Reply,
+  type CloudEvents,
+} from "./types";
+import { CloudOta } from "./ota";
 
 export { maskSecrets } from "./message-log";
 
@@ -69,7 +85,9 @@ export class Cloud extends EventEmitter<CloudEvents> {
     for (const p of options.products ?? []) this.registry.addProduct(p);
     for (const d of options.devices ?? []) this.registry.addDevice(d);
     this.connections = new Connections(this.registry, this.limits, this.now, this);
-    this.requests = new Requests(this.limits.commandTimeoutMs, (device, suffix, payload) => this.send(device, suffix, payload));
+    this.requests = new Requests(this.limits.commandTimeoutMs, (device, suffix, payload) =>
+      this.send(device, suffix, payload),
+    );
     this.messages = new MessageLog(options.logSize ?? 1000, this.now, (entry) => this.emit("message", entry));
     this.ota = this.otaService(options.tls);
     this.services = {
@@ -88,7 +106,8 @@ export class Cloud extends EventEmitter<CloudEvents> {
     return new CloudOta(
       {
         now: this.now,
-        send: (productSN, deviceSN, suffix, payload) => this.deliver(`/$system/${productSN}/${deviceSN}/${suffix}`, payload, productSN, deviceSN),
+        send: (productSN, deviceSN, suffix, payload) =>
+          this.deliver(`/$system/${productSN}/${deviceSN}/${suffix}`, payload, productSN, deviceSN),
         emit: (event) => this.emit("ota", event),
         online: (productSN, deviceSN) => this.connections.isOnline(productSN, deviceSN),
       },
@@ -165,7 +184,8 @@ export class Cloud extends EventEmitter<CloudEvents> {
   /** The console changes the shadow's Desired state (null deletes a key) and pushes `control` to the device. */
   setShadowDesired(productSN: string, deviceSN: string, desired: Record<string, unknown>): ShadowDocument {
     const device = this.registry.need(productSN, deviceSN);
-    if (!this.registry.product(productSN)?.shadow) throw new Error(`the shadow service is off for product ${productSN}`);
+    if (!this.registry.product(productSN)?.shadow)
+      throw new Error(`the shadow service is off for product ${productSN}`);
     const values = JSON.parse(JSON.stringify(desired)) as Json;
     if (!isObject(values)) throw new Error("desired must be an object");
     this.send(device, "shadow/downstream", device.shadow.setDesired(values, this.now()));
@@ -198,7 +218,11 @@ export class Cloud extends EventEmitter<CloudEvents> {
    * Pushes a property set (plain values, booleans as 0/1) and resolves with the device's set_reply, or undefined
    * when none came within commandTimeoutMs. Rejects at once when the device is offline.
    */
-  async setProperties(productSN: string, deviceSN: string, values: Record<string, unknown>): Promise<Reply | undefined> {
+  async setProperties(
+    productSN: string,
+    deviceSN: string,
+    values: Record<string, unknown>,
+  ): Promise<Reply | undefined> {
     const device = this.onlineDevice(productSN, deviceSN);
     const id = this.requests.nextId();
     const payload = propertySetPayload(id, values);
@@ -210,12 +234,21 @@ export class Cloud extends EventEmitter<CloudEvents> {
    * within commandTimeoutMs (5 s), with `{"RequestID","Identifier","RetCode":100040,"Message":"Command timeout"}`.
    * Rejects at once when the device is offline.
    */
-  async sendCommand(productSN: string, deviceSN: string, identifier: string, input: Record<string, unknown> = {}): Promise<Reply> {
+  async sendCommand(
+    productSN: string,
+    deviceSN: string,
+    identifier: string,
+    input: Record<string, unknown> = {},
+  ): Promise<Reply> {
     const device = this.onlineDevice(productSN, deviceSN);
     const id = this.requests.nextId();
     const payload = commandPayload(id, identifier, input);
-    const reply = (await this.requests.request(device, "command", id, "tmodel/command", payload))
-      ?? { RequestID: id, Identifier: identifier, RetCode: COMMAND_TIMEOUT, Message: "Command timeout" };
+    const reply = (await this.requests.request(device, "command", id, "tmodel/command", payload)) ?? {
+      RequestID: id,
+      Identifier: identifier,
+      RetCode: COMMAND_TIMEOUT,
+      Message: "Command timeout",
+    };
     this.emit("command", { productSN, deviceSN, RequestID: id, Identifier: identifier, reply });
     return reply;
   }
@@ -251,7 +284,8 @@ export class Cloud extends EventEmitter<CloudEvents> {
         this.connections.preConnect(client, packet);
         done(null, true);
       },
-      authenticate: (client, username, password, done) => this.connections.authenticate(client, username, password, done),
+      authenticate: (client, username, password, done) =>
+        this.connections.authenticate(client, username, password, done),
       authorizePublish: (client, packet, done) => this.connections.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => this.connections.authorizeSubscribe(client, sub, done),
     });
@@ -261,7 +295,14 @@ export class Cloud extends EventEmitter<CloudEvents> {
     broker.on("unsubscribe", (topics, client) => this.connections.onUnsubscribe(topics, client));
     broker.on("publish", (packet, client) => {
       const s = this.connections.of(client);
-      if (s) this.onDevicePublish(s.productSN, s.deviceSN, packet.topic, packet.payload.toString("utf8"), packet.qos === 0 ? 0 : 1);
+      if (s)
+        this.onDevicePublish(
+          s.productSN,
+          s.deviceSN,
+          packet.topic,
+          packet.payload.toString("utf8"),
+          packet.qos === 0 ? 0 : 1,
+        );
     });
     (broker as EventEmitter).on("error", () => {}); // aedes' persistence errors: nothing the emulator can do
     this.broker = broker;
@@ -271,7 +312,9 @@ export class Cloud extends EventEmitter<CloudEvents> {
       this.plainPort = await this.listen(plain, this.plainPort);
       if (this.tlsOptions) {
         const { cert, key, ca, requestCert = false } = this.tlsOptions;
-        const secure = tls.createServer({ cert, key, ca, requestCert, rejectUnauthorized: requestCert }, (socket) => this.accept(broker, socket));
+        const secure = tls.createServer({ cert, key, ca, requestCert, rejectUnauthorized: requestCert }, (socket) =>
+          this.accept(broker, socket),
+        );
         this.securePort = await this.listen(secure, this.securePort);
       }
     } catch (error) {
@@ -328,13 +371,20 @@ export class Cloud extends EventEmitter<CloudEvents> {
   }
 
   private send(device: Device, suffix: string, payload: string): void {
-    this.deliver(`/$system/${device.productSN}/${device.deviceSN}/${suffix}`, payload, device.productSN, device.deviceSN);
+    this.deliver(
+      `/$system/${device.productSN}/${device.deviceSN}/${suffix}`,
+      payload,
+      device.productSN,
+      device.deviceSN,
+    );
   }
 
   private deliver(topic: string, payload: string, productSN: string, deviceSN: string | undefined): void {
     const bytes = Buffer.from(payload, "utf8");
     if (bytes.length + Buffer.byteLength(topic) + 16 > this.limits.maxPacketSize) {
-      throw new Error(`a message over ${this.limits.maxPacketSize} bytes would be refused by the device's platform limit`);
+      throw new Error(
+        `a message over ${this.limits.maxPacketSize} bytes would be refused by the device's platform limit`,
+      );
     }
     this.messages.record("out", topic, payload, 1, productSN, deviceSN);
     this.broker?.publish({ cmd: "publish", topic, payload: bytes, qos: 1, retain: false, dup: false }, () => {});

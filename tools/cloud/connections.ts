@@ -28,7 +28,14 @@ export function deviceKey(productSN: string, deviceSN: string): string {
 }
 
 function onlineDevice(s: Connection): OnlineDevice {
-  return { productSN: s.productSN, deviceSN: s.deviceSN, clientId: s.clientId, authmode: s.authmode, since: s.since, address: s.address };
+  return {
+    productSN: s.productSN,
+    deviceSN: s.deviceSN,
+    clientId: s.clientId,
+    authmode: s.authmode,
+    since: s.since,
+    address: s.address,
+  };
 }
 
 export class Connections {
@@ -100,11 +107,22 @@ export class Connections {
     const packet = this.connects.get(client);
     this.connects.delete(client);
     const decision = this.registry.decide(
-      { clientId: client.id, username, password, keepalive: packet?.keepalive ?? 0, will: packet?.will !== undefined && packet?.will !== null },
+      {
+        clientId: client.id,
+        username,
+        password,
+        keepalive: packet?.keepalive ?? 0,
+        will: packet?.will !== undefined && packet?.will !== null,
+      },
       this.limits.keepalive,
     );
     if (!decision.ok) {
-      this.events.emit("refused", { clientId: client.id, username, returnCode: decision.returnCode, reason: decision.reason });
+      this.events.emit("refused", {
+        clientId: client.id,
+        username,
+        returnCode: decision.returnCode,
+        reason: decision.reason,
+      });
       done(Object.assign(new Error(decision.reason), { returnCode: decision.returnCode }) as AuthenticateError, false);
       return;
     }
@@ -132,27 +150,49 @@ export class Connections {
     const s = this.of(client);
     if (!s) return done(new Error("not logged in")); // a will: none is ever accepted
     const why =
-      packet.qos === 2 ? "QoS 2 is not supported"
-      : packet.retain ? "retained messages are not supported"
-      : !this.takeToken(s) ? `more than ${this.limits.publishRate} messages per second`
-      : topicDenied(s, packet.topic, "publish", this.limits);
+      packet.qos === 2
+        ? "QoS 2 is not supported"
+        : packet.retain
+          ? "retained messages are not supported"
+          : !this.takeToken(s)
+            ? `more than ${this.limits.publishRate} messages per second`
+            : topicDenied(s, packet.topic, "publish", this.limits);
     if (!why) return done(null);
     s.reason = `closed: publish to ${packet.topic}: ${why}`;
-    this.events.emit("denied", { productSN: s.productSN, deviceSN: s.deviceSN, direction: "publish", topic: packet.topic, reason: why, closed: true });
+    this.events.emit("denied", {
+      productSN: s.productSN,
+      deviceSN: s.deviceSN,
+      direction: "publish",
+      topic: packet.topic,
+      reason: why,
+      closed: true,
+    });
     done(new Error(why));
   }
 
-  authorizeSubscribe(client: Client, sub: Subscription, done: (error: Error | null, sub?: Subscription | null) => void): void {
+  authorizeSubscribe(
+    client: Client,
+    sub: Subscription,
+    done: (error: Error | null, sub?: Subscription | null) => void,
+  ): void {
     const s = this.connections.get(client);
     if (!s) return done(null, null);
     const why =
-      sub.qos === 2 ? "QoS 2 is not supported"
-      : topicDenied(s, sub.topic, "subscribe", this.limits)
-        ?? (!s.subscriptions.has(sub.topic) && s.subscriptions.size >= this.limits.maxSubscriptions
-          ? `more than ${this.limits.maxSubscriptions} subscriptions`
-          : undefined);
+      sub.qos === 2
+        ? "QoS 2 is not supported"
+        : (topicDenied(s, sub.topic, "subscribe", this.limits) ??
+          (!s.subscriptions.has(sub.topic) && s.subscriptions.size >= this.limits.maxSubscriptions
+            ? `more than ${this.limits.maxSubscriptions} subscriptions`
+            : undefined));
     if (why) {
-      this.events.emit("denied", { productSN: s.productSN, deviceSN: s.deviceSN, direction: "subscribe", topic: sub.topic, reason: why, closed: false });
+      this.events.emit("denied", {
+        productSN: s.productSN,
+        deviceSN: s.deviceSN,
+        direction: "subscribe",
+        topic: sub.topic,
+        reason: why,
+        closed: false,
+      });
       return done(null, null);
     }
     s.subscriptions.add(sub.topic);
@@ -183,8 +223,15 @@ export class Connections {
     const key = deviceKey(s.productSN, s.deviceSN);
     if (this.connected.get(key) === client) this.connected.delete(key);
     const disconnected = (client as unknown as { _disconnected?: boolean })._disconnected; // aedes: a DISCONNECT came
-    const reason = s.reason ?? (this.stopping ? "the cloud stopped" : disconnected ? "DISCONNECT" : "connection closed");
-    this.events.emit("offline", { productSN: s.productSN, deviceSN: s.deviceSN, clientId: s.clientId, authmode: s.authmode, reason });
+    const reason =
+      s.reason ?? (this.stopping ? "the cloud stopped" : disconnected ? "DISCONNECT" : "connection closed");
+    this.events.emit("offline", {
+      productSN: s.productSN,
+      deviceSN: s.deviceSN,
+      clientId: s.clientId,
+      authmode: s.authmode,
+      reason,
+    });
   }
 
   onClientError(client: Client, error: Error): void {

@@ -21,7 +21,14 @@ export class MessageLog {
     private readonly onEntry: (entry: LogEntry) => void,
   ) {}
 
-  record(direction: "in" | "out", topic: string, payload: string, qos: 0 | 1, productSN: string, deviceSN: string | undefined): void {
+  record(
+    direction: "in" | "out",
+    topic: string,
+    payload: string,
+    qos: 0 | 1,
+    productSN: string,
+    deviceSN: string | undefined,
+  ): void {
     let text = maskSecrets(payload);
     if (text.length > MAX_LOG_PAYLOAD) text = `${text.slice(0, MAX_LOG_PAYLOAD)}… (${payload.length} characters)`;
     const entry: LogEntry = { seq: ++this.seq, time: this.now(), direction, productSN, topic, qos, payload: text };

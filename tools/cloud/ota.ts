@@ -52,7 +52,11 @@ export interface OtaEvent {
 }
 
 export const OTA_ERRORS: Readonly<Record<number, string>> = Object.freeze({
-  [-1]: "URL unreachable", [-2]: "URL signature expired", [-3]: "download timeout", [-4]: "MD5 mismatch", [-5]: "flash write failed",
+  [-1]: "URL unreachable",
+  [-2]: "URL signature expired",
+  [-3]: "download timeout",
+  [-4]: "MD5 mismatch",
+  [-5]: "flash write failed",
 });
 
 /** URLs are valid a day, as on the platform. */
@@ -78,13 +82,17 @@ export class CloudOta {
   private port = 0;
   private readonly sockets = new Set<net.Socket>();
 
-  constructor(private readonly hooks: OtaHooks, private readonly defaultTls?: { cert: string | Buffer; key: string | Buffer }) {}
+  constructor(
+    private readonly hooks: OtaHooks,
+    private readonly defaultTls?: { cert: string | Buffer; key: string | Buffer },
+  ) {}
 
   /** Starts the HTTPS file server on 127.0.0.1 (default: the cloud's TLS certificate, a free port). */
   async listen(tls?: { cert: string | Buffer; key: string | Buffer; port?: number }): Promise<number> {
     if (this.server) return this.port;
     const t = tls ?? this.defaultTls;
-    if (!t) throw new Error("the firmware server needs a TLS certificate: pass { cert, key } or start the cloud with tls");
+    if (!t)
+      throw new Error("the firmware server needs a TLS certificate: pass { cert, key } or start the cloud with tls");
     const server = https.createServer({ cert: t.cert, key: t.key }, (req, res) => this.serve(req, res));
     server.on("connection", (s: net.Socket) => {
       this.sockets.add(s);
@@ -112,7 +120,12 @@ export class CloudOta {
     if (!release.version) throw new Error("a firmware needs a version");
     const data = release.data ? Buffer.from(release.data) : release.file ? fs.readFileSync(release.file) : undefined;
     if (!data || data.length === 0) throw new Error("a firmware needs its image: data or file");
-    const r: FirmwareRelease = { version: release.version, size: data.length, md5: createHash("md5").update(data).digest("hex"), data };
+    const r: FirmwareRelease = {
+      version: release.version,
+      size: data.length,
+      md5: createHash("md5").update(data).digest("hex"),
+      data,
+    };
     let m = this.releases.get(productSN);
     if (!m) this.releases.set(productSN, (m = new Map()));
     m.set(release.version, r);
@@ -136,7 +149,12 @@ export class CloudOta {
    * Sends update_firmware for a published release to an online device. `md5` / `size` override what is sent (to
    * test the device's checks); `ttlMs` the URL's validity.
    */
-  update(productSN: string, deviceSN: string, version: string, options: { ttlMs?: number; md5?: string; size?: number; url?: string } = {}): void {
+  update(
+    productSN: string,
+    deviceSN: string,
+    version: string,
+    options: { ttlMs?: number; md5?: string; size?: number; url?: string } = {},
+  ): void {
     const r = this.releases.get(productSN)?.get(version);
     if (!r) throw new Error(`no firmware ${version} is published for product ${productSN}`);
     if (!this.hooks.online(productSN, deviceSN)) throw new Error(`device ${productSN}/${deviceSN} is offline`);
@@ -146,13 +164,29 @@ export class CloudOta {
     s.state = "sent";
     s.percent = 0;
     delete s.errCode;
-    const payload = { Module: "default", Version: version, URL: url, MD5: options.md5 ?? r.md5, Size: options.size ?? r.size };
-    this.hooks.send(productSN, deviceSN, "ota/downstream", JSON.stringify({ Method: "update_firmware", Payload: payload }));
+    const payload = {
+      Module: "default",
+      Version: version,
+      URL: url,
+      MD5: options.md5 ?? r.md5,
+      Size: options.size ?? r.size,
+    };
+    this.hooks.send(
+      productSN,
+      deviceSN,
+      "ota/downstream",
+      JSON.stringify({ Method: "update_firmware", Payload: payload }),
+    );
   }
 
   cancel(productSN: string, deviceSN: string): void {
     const s = this.statusOf(productSN, deviceSN);
-    this.hooks.send(productSN, deviceSN, "ota/downstream", JSON.stringify({ Method: "cancel_update", Payload: { Module: "default", Version: s.target ?? "" } }));
+    this.hooks.send(
+      productSN,
+      deviceSN,
+      "ota/downstream",
+      JSON.stringify({ Method: "cancel_update", Payload: { Module: "default", Version: s.target ?? "" } }),
+    );
     s.state = "cancelled";
   }
 
@@ -182,7 +216,11 @@ export class CloudOta {
       case "request_firmware": {
         s.version = version;
         // the device lost an update to a restart: send the one that was going on again, with a fresh URL
-        if (s.target && s.target !== version && (s.state === "sent" || s.state === "downloading" || s.state === "burning")) {
+        if (
+          s.target &&
+          s.target !== version &&
+          (s.state === "sent" || s.state === "downloading" || s.state === "burning")
+        ) {
           setImmediate(() => {
             try {
               this.update(productSN, deviceSN, s.target as string);
@@ -231,7 +269,8 @@ export class CloudOta {
     };
     const m = /^\/ota\/([^/]+)\/([^/]+)\/firmware\.bin$/.exec(url.pathname);
     if (req.method !== "GET" || !m) return end(404, "not found");
-    const productSN = decodeURIComponent(m[1]), version = decodeURIComponent(m[2]);
+    const productSN = decodeURIComponent(m[1]),
+      version = decodeURIComponent(m[2]);
     const deviceSN = url.searchParams.get("Device") ?? "";
     const sig = url.searchParams.get("Signature") ?? "";
     const q = (req.url ?? "").split("?")[1]?.replace(/&Signature=[^&]*$/, "") ?? "";
@@ -264,7 +303,11 @@ export class CloudOta {
     const body = r.data.subarray(from, last + 1);
     const code = range ? 206 : 200;
     record(code);
-    const headers: Record<string, string | number> = { "Content-Type": "application/octet-stream", "Content-Length": body.length, "Accept-Ranges": "bytes" };
+    const headers: Record<string, string | number> = {
+      "Content-Type": "application/octet-stream",
+      "Content-Length": body.length,
+      "Accept-Ranges": "bytes",
+    };
     if (range) headers["Content-Range"] = `bytes ${from}-${last}/${r.size}`;
     res.writeHead(code, headers);
     if (fault.dropAfter !== undefined) {

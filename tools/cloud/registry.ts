@@ -105,7 +105,8 @@ export class Registry {
 
   addDevice(options: DeviceOptions): Device {
     if (!this.products.has(options.productSN)) throw new Error(`unknown product ${options.productSN}: add it first`);
-    if (!DEVICE_SN.test(options.deviceSN)) throw new Error(`not a DeviceSN (4..64 of [A-Za-z0-9-_@:]): ${JSON.stringify(options.deviceSN)}`);
+    if (!DEVICE_SN.test(options.deviceSN))
+      throw new Error(`not a DeviceSN (4..64 of [A-Za-z0-9-_@:]): ${JSON.stringify(options.deviceSN)}`);
     const device: Device = {
       productSN: options.productSN,
       deviceSN: options.deviceSN,
@@ -169,7 +170,8 @@ export class Registry {
     if (product.preAuthentication && !product.whitelist.has(deviceSN)) {
       return refuse(5, "pre-authentication is on and this DeviceSN is not whitelisted");
     }
-    if (device?.activated) return refuse(5, "the device has logged in with its DeviceSecret: dynamic registration works once only");
+    if (device?.activated)
+      return refuse(5, "the device has logged in with its DeviceSecret: dynamic registration works once only");
     return { ok: true, productSN, deviceSN, authmode };
   }
 }

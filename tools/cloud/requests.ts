@@ -58,7 +58,11 @@ export class Requests {
     p.settle(
       isObject(msg) && typeof msg.RetCode === "number"
         ? ({ ...msg, RequestID: id } as Reply)
-        : { RequestID: id, RetCode: TMODEL_BAD_REQUEST, Message: "the device's reply is not a JSON object with a numeric RetCode" },
+        : {
+            RequestID: id,
+            RetCode: TMODEL_BAD_REQUEST,
+            Message: "the device's reply is not a JSON object with a numeric RetCode",
+          },
     );
   }
 

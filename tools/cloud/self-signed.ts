@@ -6,7 +6,14 @@ import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 
 function der(tag: number, content: Uint8Array): Buffer {
   const n = content.length;
-  const length = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+  const length =
+    n < 0x80
+      ? [n]
+      : n < 0x100
+        ? [0x81, n]
+        : n < 0x10000
+          ? [0x82, n >> 8, n & 0xff]
+          : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
   return Buffer.concat([Buffer.from([tag, ...length]), content]);
 }
 const seq = (...parts: Uint8Array[]) => der(0x30, Buffer.concat(parts));
@@ -32,17 +39,23 @@ function time(d: Date): Buffer {
 const ECDSA_SHA256 = seq(oid("1.2.840.10045.4.3.2"));
 
 /** A certificate and key (PEM) for `localhost` and 127.0.0.1, valid from an hour ago for `days` days. */
-export function selfSignedCertificate(commonName = "uiot emulated cloud (localhost)", days = 30): { cert: string; key: string } {
+export function selfSignedCertificate(
+  commonName = "uiot emulated cloud (localhost)",
+  days = 30,
+): { cert: string; key: string } {
   const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
   const name = seq(der(0x31, seq(oid("2.5.4.3"), der(0x0c, Buffer.from(commonName, "utf8")))));
   const serial = randomBytes(16);
   serial[0] = (serial[0] & 0x7f) | 0x01; // positive, and no leading zero byte
   const now = Date.now();
   const altNames = seq(der(0x82, Buffer.from("localhost", "ascii")), der(0x87, Buffer.from([127, 0, 0, 1])));
-  const extensions = der(0xa3, seq(
-    seq(oid("2.5.29.19"), der(0x01, Buffer.from([0xff])), der(0x04, seq(der(0x01, Buffer.from([0xff]))))), // basicConstraints: critical, CA
-    seq(oid("2.5.29.17"), der(0x04, altNames)), // subjectAltName: DNS localhost, IP 127.0.0.1
-  ));
+  const extensions = der(
+    0xa3,
+    seq(
+      seq(oid("2.5.29.19"), der(0x01, Buffer.from([0xff])), der(0x04, seq(der(0x01, Buffer.from([0xff]))))), // basicConstraints: critical, CA
+      seq(oid("2.5.29.17"), der(0x04, altNames)), // subjectAltName: DNS localhost, IP 127.0.0.1
+    ),
+  );
   const tbs = seq(
     der(0xa0, der(0x02, Buffer.from([2]))), // v3
     der(0x02, serial),

@@ -21,7 +21,13 @@ export interface ServiceContext {
 }
 
 /** A device's publish (already logged and allowed by the ACL), handed to the service its system topic names. */
-export function serveDevicePublish(ctx: ServiceContext, productSN: string, deviceSN: string, topic: string, payload: string): void {
+export function serveDevicePublish(
+  ctx: ServiceContext,
+  productSN: string,
+  deviceSN: string,
+  topic: string,
+  payload: string,
+): void {
   const prefix = `/$system/${productSN}/${deviceSN}/`;
   if (!topic.startsWith(prefix)) return; // custom topics: only logged
   const suffix = topic.slice(prefix.length);
@@ -36,7 +42,8 @@ export function serveDevicePublish(ctx: ServiceContext, productSN: string, devic
     if (isObject(msg) && typeof msg.RequestID === "string") ctx.requests.settle(device, "set", msg.RequestID, payload);
     return;
   }
-  if (suffix.startsWith("tmodel/command_reply/")) return ctx.requests.settle(device, "command", suffix.slice("tmodel/command_reply/".length), payload);
+  if (suffix.startsWith("tmodel/command_reply/"))
+    return ctx.requests.settle(device, "command", suffix.slice("tmodel/command_reply/".length), payload);
   const replySuffix = TMODEL_REPLIES[suffix];
   if (replySuffix) {
     const template = ctx.registry.product(productSN)?.template ?? {};
@@ -45,12 +52,20 @@ export function serveDevicePublish(ctx: ServiceContext, productSN: string, devic
 }
 
 /** shadow/get and shadow/upstream, answered on get_reply and downstream (an error when the product has no shadow). */
-function shadow(ctx: ServiceContext, device: Device, suffix: "shadow/get" | "shadow/upstream", payload: string, now: number): void {
+function shadow(
+  ctx: ServiceContext,
+  device: Device,
+  suffix: "shadow/get" | "shadow/upstream",
+  payload: string,
+  now: number,
+): void {
   const enabled = ctx.registry.product(device.productSN)?.shadow;
   const replyTopic = suffix === "shadow/get" ? "shadow/get_reply" : "shadow/downstream";
-  const reply = !enabled ? device.shadow.reply(SHADOW_DISABLED, now)
-    : suffix === "shadow/get" ? device.shadow.get(payload, now)
-    : device.shadow.upstream(payload, now);
+  const reply = !enabled
+    ? device.shadow.reply(SHADOW_DISABLED, now)
+    : suffix === "shadow/get"
+      ? device.shadow.get(payload, now)
+      : device.shadow.upstream(payload, now);
   ctx.send(device, replyTopic, reply);
 }
 
@@ -59,10 +74,20 @@ function registration(ctx: ServiceContext, productSN: string, deviceSN: string, 
   const msg = parse(payload);
   const topic = `/$system/${productSN}/${deviceSN}/password_reply`;
   if (!isObject(msg) || typeof msg.RequestID !== "string") {
-    return ctx.deliver(topic, JSON.stringify({ RetCode: String(TMODEL_BAD_REQUEST), RequestID: echoId(msg) }), productSN, deviceSN);
+    return ctx.deliver(
+      topic,
+      JSON.stringify({ RetCode: String(TMODEL_BAD_REQUEST), RequestID: echoId(msg) }),
+      productSN,
+      deviceSN,
+    );
   }
   const fresh = ctx.registry.device(productSN, deviceSN)?.deviceSecret === undefined;
   const device = ctx.registry.register(productSN, deviceSN);
   if (fresh) ctx.registered(productSN, deviceSN);
-  ctx.deliver(topic, JSON.stringify({ RetCode: "0", RequestID: msg.RequestID, Password: device.deviceSecret ?? "" }), productSN, deviceSN);
+  ctx.deliver(
+    topic,
+    JSON.stringify({ RetCode: "0", RequestID: msg.RequestID, Password: device.deviceSecret ?? "" }),
+    productSN,
+    deviceSN,
+  );
 }

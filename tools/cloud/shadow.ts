@@ -36,7 +36,8 @@ export function isObject(v: unknown): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-const isInt32 = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= -1 - INT32_MAX && v <= INT32_MAX;
+const isInt32 = (v: unknown): v is number =>
+  typeof v === "number" && Number.isInteger(v) && v >= -1 - INT32_MAX && v <= INT32_MAX;
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
 export interface InitialShadow {
@@ -80,13 +81,15 @@ export class Shadow {
   /** shadow/upstream (update or delete) -> the shadow/downstream payload. */
   upstream(payload: string, nowMs: number): string {
     const msg = parse(payload);
-    if (!isObject(msg) || (msg.Method !== "update" && msg.Method !== "delete")) return this.reply(SHADOW_BAD_REQUEST, nowMs);
+    if (!isObject(msg) || (msg.Method !== "update" && msg.Method !== "delete"))
+      return this.reply(SHADOW_BAD_REQUEST, nowMs);
     const state = msg.State;
     const version = "Version" in msg ? msg.Version : msg.version; // the docs write "version" for delete-all
     if (!isObject(state) || !isInt32(version)) return this.reply(SHADOW_BAD_REQUEST, nowMs);
     const { Reported: reported, Desired: desired } = state;
     if (reported === undefined && desired === undefined) return this.reply(SHADOW_BAD_REQUEST, nowMs);
-    if (!(reported === undefined || reported === null || isObject(reported))) return this.reply(SHADOW_BAD_REQUEST, nowMs);
+    if (!(reported === undefined || reported === null || isObject(reported)))
+      return this.reply(SHADOW_BAD_REQUEST, nowMs);
     if (!(desired === undefined || desired === null || isObject(desired))) return this.reply(SHADOW_BAD_REQUEST, nowMs);
 
     const reset = msg.Method === "update" && version === -1;
@@ -103,7 +106,10 @@ export class Shadow {
       if (reported === null) this.clear("Reported");
       else if (reported) this.merge("Reported", reported, t);
     } else {
-      for (const [side, keys] of [["Reported", reported], ["Desired", desired]] as const) {
+      for (const [side, keys] of [
+        ["Reported", reported],
+        ["Desired", desired],
+      ] as const) {
         if (keys === null) this.clear(side);
         else if (keys) this.remove(side, Object.keys(keys));
       }
@@ -122,7 +128,12 @@ export class Shadow {
 
   /** The answer for a request the product cannot serve (shadow disabled): on downstream or get_reply. */
   reply(retCode: number, nowMs: number): string {
-    return JSON.stringify({ Method: "reply", Payload: { RetCode: retCode }, Version: this.doc.Version, Timestamp: seconds(nowMs) });
+    return JSON.stringify({
+      Method: "reply",
+      Payload: { RetCode: retCode },
+      Version: this.doc.Version,
+      Timestamp: seconds(nowMs),
+    });
   }
 
   private control(retCode: number, nowMs: number, full: boolean): string {
@@ -130,7 +141,12 @@ export class Shadow {
     const payload = full
       ? { RetCode: retCode, State, Metadata }
       : { RetCode: retCode, State: { Desired: State.Desired }, Metadata: { Desired: Metadata.Desired } };
-    return JSON.stringify({ Method: "control", Payload: payload, Version: this.doc.Version, Timestamp: seconds(nowMs) });
+    return JSON.stringify({
+      Method: "control",
+      Payload: payload,
+      Version: this.doc.Version,
+      Timestamp: seconds(nowMs),
+    });
   }
 
   private merge(side: "Reported" | "Desired", values: JsonObject, t: number): void {
@@ -158,7 +174,7 @@ export class Shadow {
 
   private changed(t: number, version?: number): void {
     this.doc.Timestamp = t;
-    this.doc.Version = version ?? ((this.doc.Version + 1) | 0);
+    this.doc.Version = version ?? (this.doc.Version + 1) | 0;
   }
 }
 

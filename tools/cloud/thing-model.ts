@@ -73,7 +73,12 @@ export class ThingModel {
           this.post(msg.Property, nowMs);
           return success(id);
         case "tmodel/property/restore":
-          return JSON.stringify({ RetCode: TMODEL_OK, RequestID: id, LatestUpdateTime: this.lastPost, Property: this.properties() });
+          return JSON.stringify({
+            RetCode: TMODEL_OK,
+            RequestID: id,
+            LatestUpdateTime: this.lastPost,
+            Property: this.properties(),
+          });
         case "tmodel/property/desired/get":
           return JSON.stringify({ RetCode: TMODEL_OK, RequestID: id, Desired: this.desiredFor(msg.Require) });
         case "tmodel/property/desired/delete":
@@ -134,7 +139,8 @@ export class ThingModel {
     const values: [string, PropertyValue][] = [];
     for (const [k, entry] of entries) {
       identifier(k);
-      if (!isObject(entry) || entry.Value === undefined) throw new BadRequest(`Property.${k} must be {"Value": ..., "Time": ms}`);
+      if (!isObject(entry) || entry.Value === undefined)
+        throw new BadRequest(`Property.${k} must be {"Value": ..., "Time": ms}`);
       badValue(entry.Value, `Property.${k}.Value`);
       values.push([k, { Value: entry.Value, Time: time(entry.Time, `Property.${k}.Time`) ?? nowMs }]);
     }
@@ -150,7 +156,13 @@ export class ThingModel {
     const out: Record<string, DesiredValue> = {};
     for (const k of require as string[]) {
       const v = this.desiredValues.get(k);
-      if (v) Object.defineProperty(out, k, { value: structuredClone(v), enumerable: true, writable: true, configurable: true });
+      if (v)
+        Object.defineProperty(out, k, {
+          value: structuredClone(v),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
     }
     return out;
   }
@@ -208,7 +220,8 @@ function success(id: string): string {
 }
 
 function identifier(k: string): void {
-  if (!IDENTIFIER.test(k)) throw new BadRequest(`${JSON.stringify(k)} is not an identifier ([A-Za-z_][A-Za-z0-9_]{0,31})`);
+  if (!IDENTIFIER.test(k))
+    throw new BadRequest(`${JSON.stringify(k)} is not an identifier ([A-Za-z_][A-Za-z0-9_]{0,31})`);
 }
 
 function time(v: Json | undefined, what: string): number | undefined {
@@ -232,10 +245,13 @@ function valueProblem(v: Json, path: string): string | undefined {
   if (v === null) return `${path} is null: not a thing-model value`;
   if (typeof v === "boolean") return `${path} is a JSON boolean: bool travels as 0/1`;
   if (typeof v === "string") {
-    return Buffer.byteLength(v, "utf8") > MAX_STRING_BYTES ? `${path} is a string over ${MAX_STRING_BYTES} bytes` : undefined;
+    return Buffer.byteLength(v, "utf8") > MAX_STRING_BYTES
+      ? `${path} is a string over ${MAX_STRING_BYTES} bytes`
+      : undefined;
   }
   if (Array.isArray(v)) {
-    if (v.length < 1 || v.length > MAX_ARRAY) return `${path} is an array of ${v.length} items: 1..${MAX_ARRAY} allowed`;
+    if (v.length < 1 || v.length > MAX_ARRAY)
+      return `${path} is an array of ${v.length} items: 1..${MAX_ARRAY} allowed`;
     for (const [i, item] of v.entries()) {
       const p = valueProblem(item, `${path}[${i}]`);
       if (p) return p;
@@ -257,7 +273,8 @@ export function toWire(v: unknown): Json {
   if (Array.isArray(v)) return v.map(toWire);
   if (typeof v === "object" && v !== null) {
     const out: JsonObject = {};
-    for (const [k, item] of Object.entries(v)) Object.defineProperty(out, k, { value: toWire(item), enumerable: true, writable: true, configurable: true });
+    for (const [k, item] of Object.entries(v))
+      Object.defineProperty(out, k, { value: toWire(item), enumerable: true, writable: true, configurable: true });
     return out;
   }
   if (v === undefined || typeof v === "function" || typeof v === "symbol" || typeof v === "bigint") {

@@ -51,7 +51,9 @@ function readPem(file: string, what: string): string {
   try {
     return fs.readFileSync(file, "utf8");
   } catch (e) {
-    throw new UsageError(`cannot read the ${what} file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new UsageError(
+      `cannot read the ${what} file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
 }
 
@@ -62,30 +64,33 @@ function int(text: string | undefined, name: string): number | undefined {
 }
 
 const DOCTOR_OPTIONS = {
-    username: { type: "string", short: "u" },
-    password: { type: "string", short: "P" },
-    "client-id": { type: "string", short: "i" },
-    keepalive: { type: "string", short: "k" },
-    "product-sn": { type: "string" },
-    "device-sn": { type: "string" },
-    "device-secret": { type: "string" },
-    "product-secret": { type: "string" },
-    device: { type: "string" },
-    ca: { type: "string", multiple: true },
-    cert: { type: "string" },
-    key: { type: "string" },
-    "server-name": { type: "string" },
-    insecure: { type: "boolean" },
-    topic: { type: "string" },
-    "check-kick": { type: "boolean" },
-    watch: { type: "string" },
-    timeout: { type: "string" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
+  username: { type: "string", short: "u" },
+  password: { type: "string", short: "P" },
+  "client-id": { type: "string", short: "i" },
+  keepalive: { type: "string", short: "k" },
+  "product-sn": { type: "string" },
+  "device-sn": { type: "string" },
+  "device-secret": { type: "string" },
+  "product-secret": { type: "string" },
+  device: { type: "string" },
+  ca: { type: "string", multiple: true },
+  cert: { type: "string" },
+  key: { type: "string" },
+  "server-name": { type: "string" },
+  insecure: { type: "boolean" },
+  topic: { type: "string" },
+  "check-kick": { type: "boolean" },
+  watch: { type: "string" },
+  timeout: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
 } as const;
 
 /** Doctor options from the command line (throws UsageError). */
-export function doctorOptions(argv: string[], env: Record<string, string | undefined> = {}): { options: DoctorOptions; json: boolean; help: boolean } {
+export function doctorOptions(
+  argv: string[],
+  env: Record<string, string | undefined> = {},
+): { options: DoctorOptions; json: boolean; help: boolean } {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof DOCTOR_OPTIONS }>>;
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: DOCTOR_OPTIONS });
@@ -95,7 +100,8 @@ export function doctorOptions(argv: string[], env: Record<string, string | undef
   }
   const v = parsed.values;
   if (v.help) return { options: { url: "" }, json: false, help: true };
-  if (parsed.positionals.length > 1) throw new UsageError(`one broker URL expected, got ${parsed.positionals.length} arguments`);
+  if (parsed.positionals.length > 1)
+    throw new UsageError(`one broker URL expected, got ${parsed.positionals.length} arguments`);
   let url = parsed.positionals[0];
   const options: DoctorOptions = { url: url ?? "" };
   let ca = (v.ca ?? []).map((f) => readPem(f, "CA"));
@@ -103,25 +109,42 @@ export function doctorOptions(argv: string[], env: Record<string, string | undef
   if (v.device !== undefined) {
     let file = v.device;
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, "config.json");
-    if (!fs.existsSync(file)) throw new UsageError(`no device config store at ${file}: run npm run provision first (it writes .simulator/config.json)`);
+    if (!fs.existsSync(file))
+      throw new UsageError(
+        `no device config store at ${file}: run npm run provision first (it writes .simulator/config.json)`,
+      );
     const loaded = loadDeviceConfig(new FileConfigStore(file));
     if (!loaded.ok) throw new UsageError(`the device config store ${file}: ${loaded.message}`);
     options.identity = loaded.config.identity;
     url = url ?? loaded.config.url;
-    if (ca.length === 0 && loaded.config.tls?.ca) ca = loaded.config.tls.ca.map((c) => (typeof c === "string" ? c : Buffer.from(c).toString("utf8")));
+    if (ca.length === 0 && loaded.config.tls?.ca)
+      ca = loaded.config.tls.ca.map((c) => (typeof c === "string" ? c : Buffer.from(c).toString("utf8")));
   }
-  const uiotFlags = v["product-sn"] !== undefined || v["device-sn"] !== undefined || v["device-secret"] !== undefined || v["product-secret"] !== undefined;
+  const uiotFlags =
+    v["product-sn"] !== undefined ||
+    v["device-sn"] !== undefined ||
+    v["device-secret"] !== undefined ||
+    v["product-secret"] !== undefined;
   if (uiotFlags) {
-    if (options.identity) throw new UsageError("give either --device <store> or --product-sn/--device-sn/--device-secret, not both");
+    if (options.identity)
+      throw new UsageError("give either --device <store> or --product-sn/--device-sn/--device-secret, not both");
     try {
-      options.identity = new Identity({ productSN: v["product-sn"]!, deviceSN: v["device-sn"]!, deviceSecret: v["device-secret"], productSecret: v["product-secret"] });
+      options.identity = new Identity({
+        productSN: v["product-sn"]!,
+        deviceSN: v["device-sn"]!,
+        deviceSecret: v["device-secret"],
+        productSecret: v["product-secret"],
+      });
     } catch (e) {
       throw new UsageError((e as Error).message); // identity messages never show the secret
     }
   }
   if (options.identity && (v.username !== undefined || v.password !== undefined || v["client-id"] !== undefined))
-    throw new UsageError("a UIoT device's user name, password and client id come from its identity: drop --username/--password/--client-id");
-  if (url === undefined) throw new UsageError("no broker URL: npm run doctor -- mqtts://host:8883 [options] (see --help)");
+    throw new UsageError(
+      "a UIoT device's user name, password and client id come from its identity: drop --username/--password/--client-id",
+    );
+  if (url === undefined)
+    throw new UsageError("no broker URL: npm run doctor -- mqtts://host:8883 [options] (see --help)");
   options.url = url;
   if (v.username !== undefined) options.username = v.username;
   const password = v.password ?? env.DOCTOR_PASSWORD;
@@ -180,7 +203,9 @@ export async function doctorCli(argv: string[], io: CliIo): Promise<number> {
   // Through npm without -s, npm's own lines come first on stdout and the JSON alone does not parse.
   const env = io.env ?? {};
   if (parsed.json && env.npm_lifecycle_event === "doctor" && env.npm_config_loglevel !== "silent")
-    io.err("doctor: npm printed its own lines on stdout before this JSON: use `npm run -s doctor -- --json` for the JSON alone\n");
+    io.err(
+      "doctor: npm printed its own lines on stdout before this JSON: use `npm run -s doctor -- --json` for the JSON alone\n",
+    );
   const report: Report = await runDoctor({ ...parsed.options, ...io.extra });
   const text = parsed.json ? reportJson(report) + "\n" : reportText(report);
   io.out(mask(text, secrets(parsed.options)));

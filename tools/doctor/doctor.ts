@@ -18,7 +18,13 @@ import type { Endpoint, Scheme, TlsOptions } from "../../src/host";
 import { DEFAULT_PORTS, formatEndpoint, hostPort, isSecure, isWebSocket, parseEndpoint } from "../../src/net/endpoint";
 import { NetError, netHint, type NetErrorCode } from "../../src/net/errors";
 import { redact, type Identity } from "../../src/uiot/identity";
-import { isUiotHost, UIOT_DEFAULT_KEEPALIVE, UIOT_KEEPALIVE, UIOT_PORTS, UIOT_ROOT_CA_PEM } from "../../src/uiot/platform";
+import {
+  isUiotHost,
+  UIOT_DEFAULT_KEEPALIVE,
+  UIOT_KEEPALIVE,
+  UIOT_PORTS,
+  UIOT_ROOT_CA_PEM,
+} from "../../src/uiot/platform";
 import { uiotProfile } from "../../src/uiot/profile";
 
 export type Verdict = "ok" | "warn" | "fail" | "skipped";
@@ -133,7 +139,12 @@ interface ClientSetup {
 }
 
 class StepResult {
-  constructor(readonly verdict: Verdict, readonly detail: string, readonly fix?: string, readonly code?: string) {}
+  constructor(
+    readonly verdict: Verdict,
+    readonly detail: string,
+    readonly fix?: string,
+    readonly code?: string,
+  ) {}
 }
 const ok = (detail: string) => new StepResult("ok", detail);
 const warn = (detail: string, fix: string, code?: string) => new StepResult("warn", detail, fix, code);
@@ -163,32 +174,66 @@ export async function runDoctor(options: DoctorOptions): Promise<Report> {
     try {
       r = await f();
     } catch (e) {
-      r = fail(`the doctor itself failed here: ${e instanceof Error ? e.message : String(e)}`, "please report this with the output above", "DOCTOR_ERROR");
+      r = fail(
+        `the doctor itself failed here: ${e instanceof Error ? e.message : String(e)}`,
+        "please report this with the output above",
+        "DOCTOR_ERROR",
+      );
     }
-    const step: Step = { name, title: TITLES[name], verdict: r.verdict, ms: r.verdict === "skipped" ? 0 : elapsed(start, now), detail: r.detail };
+    const step: Step = {
+      name,
+      title: TITLES[name],
+      verdict: r.verdict,
+      ms: r.verdict === "skipped" ? 0 : elapsed(start, now),
+      detail: r.detail,
+    };
     if (r.fix !== undefined) step.fix = r.fix;
     if (r.code !== undefined) step.code = r.code;
     steps.push(step);
     return step;
   };
-  const blocked = (f: () => Promise<StepResult> | StepResult) => () => (ctx.blocked ? skip(`not tried: ${ctx.blocked}`) : f());
+  const blocked = (f: () => Promise<StepResult> | StepResult) => () =>
+    ctx.blocked ? skip(`not tried: ${ctx.blocked}`) : f();
 
   await run("url", () => stepUrl(ctx));
-  await run("dns", blocked(() => stepDns(ctx)));
+  await run(
+    "dns",
+    blocked(() => stepDns(ctx)),
+  );
   await run("port", () => (ctx.endpoint ? stepPort(ctx) : skip("not tried: the URL does not parse")));
-  await run("tcp", blocked(() => stepTcp(ctx)));
-  await run("tls", blocked(() => stepTls(ctx)));
+  await run(
+    "tcp",
+    blocked(() => stepTcp(ctx)),
+  );
+  await run(
+    "tls",
+    blocked(() => stepTls(ctx)),
+  );
   // The credentials are checked even when the network is broken: a local refusal is worth knowing either way.
   await run("credentials", () => stepCredentials(ctx));
   const mqtt = new MqttSteps(ctx);
-  await run("mqtt", blocked(() => mqtt.connect()));
-  await run("round-trip", blocked(() => mqtt.roundTrip()));
-  await run("kick", blocked(() => mqtt.watch()));
+  await run(
+    "mqtt",
+    blocked(() => mqtt.connect()),
+  );
+  await run(
+    "round-trip",
+    blocked(() => mqtt.roundTrip()),
+  );
+  await run(
+    "kick",
+    blocked(() => mqtt.watch()),
+  );
   mqtt.close();
 
   const url = ctx.endpoint ? formatEndpoint(ctx.endpoint) : options.url.replace(/\/\/[^/@]*@/, "//****@");
   const insecure = options.insecure === true && ctx.endpoint !== undefined && isSecure(ctx.endpoint.scheme);
-  const report: Report = { ok: !insecure && !steps.some((s) => s.verdict === "fail"), url, profile: ctx.uiot ? "UIoT Core" : "generic", steps };
+  const report: Report = {
+    ok: !insecure && !steps.some((s) => s.verdict === "fail"),
+    url,
+    profile: ctx.uiot ? "UIoT Core" : "generic",
+    steps,
+  };
   if (insecure) report.insecure = true;
   return report;
 }
@@ -211,7 +256,13 @@ function stepUrl(ctx: Ctx): StepResult {
   ctx.endpoint = e;
   const parts = [`scheme ${e.scheme}`, `host ${e.host}`, `port ${e.port}`];
   if (isWebSocket(e.scheme)) parts.push(`path ${e.path}`);
-  const kind = isSecure(e.scheme) ? (isWebSocket(e.scheme) ? "MQTT over WebSocket over TLS" : "MQTT over TLS") : isWebSocket(e.scheme) ? "MQTT over WebSocket" : "MQTT over plain TCP";
+  const kind = isSecure(e.scheme)
+    ? isWebSocket(e.scheme)
+      ? "MQTT over WebSocket over TLS"
+      : "MQTT over TLS"
+    : isWebSocket(e.scheme)
+      ? "MQTT over WebSocket"
+      : "MQTT over plain TCP";
   return ok(`${parts.join(", ")} (${kind}${isUiotHost(e.host) ? ", a UIoT Core host" : ""})`);
 }
 
@@ -226,7 +277,9 @@ async function stepDns(ctx: Ctx): Promise<StepResult> {
   const lookup = ctx.o.lookup ?? dns.lookup;
   try {
     const addresses = await withTimeout(
-      new Promise<dns.LookupAddress[]>((resolve, reject) => lookup(host, { all: true }, (err, list) => (err ? reject(err) : resolve(list as dns.LookupAddress[])))),
+      new Promise<dns.LookupAddress[]>((resolve, reject) =>
+        lookup(host, { all: true }, (err, list) => (err ? reject(err) : resolve(list as dns.LookupAddress[]))),
+      ),
       ctx.timeout,
       () => Object.assign(new Error("timeout"), { code: "EAI_AGAIN" }),
     );
@@ -237,9 +290,10 @@ async function stepDns(ctx: Ctx): Promise<StepResult> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "";
     ctx.blocked = `${host} does not resolve`;
-    const fix = host.endsWith(".invalid") || host.endsWith(".example") || host.endsWith(".test")
-      ? `"${host}" ends in a name reserved never to resolve: write the broker's real host name (the deployment's address from its console)`
-      : `${netHint("DNS_FAILED")}; compare with the address the broker's console shows`;
+    const fix =
+      host.endsWith(".invalid") || host.endsWith(".example") || host.endsWith(".test")
+        ? `"${host}" ends in a name reserved never to resolve: write the broker's real host name (the deployment's address from its console)`
+        : `${netHint("DNS_FAILED")}; compare with the address the broker's console shows`;
     return fail(`cannot resolve the host name "${host}"${code ? ` (${code})` : ""}`, fix, "DNS_FAILED");
   }
 }
@@ -265,7 +319,11 @@ function stepPort(ctx: Ctx): StepResult {
         ? `${e.port} is normally a TLS port (${owner}), but ${e.scheme}:// is not encrypted`
         : `${e.port} is normally a plain port (${owner}), but ${e.scheme}:// speaks TLS`
       : `${e.port} is normally the ${owner}:// port`;
-    return warn(`${what}; ${usual}`, `if the broker uses the usual ports, write ${right} or ${e.scheme}://${hostPort(e.host, expected)}${isWebSocket(e.scheme) ? e.path : ""}`, "PORT_MISMATCH");
+    return warn(
+      `${what}; ${usual}`,
+      `if the broker uses the usual ports, write ${right} or ${e.scheme}://${hostPort(e.host, expected)}${isWebSocket(e.scheme) ? e.path : ""}`,
+      "PORT_MISMATCH",
+    );
   }
   return ok(`${e.port} is not a standard port (${usual}): fine if the broker was set up that way`);
 }
@@ -292,21 +350,38 @@ async function stepTcp(ctx: Ctx): Promise<StepResult> {
   ctx.blocked = `no TCP connection to ${hostPort(e.host, e.port)}`;
   const tried = candidates.length > 1 ? ` (${candidates.length} addresses tried, none connected)` : "";
   if (timeout)
-    return fail(`no answer from ${where} within ${ctx.timeout} ms${tried} (telnet would hang at "Trying ${candidates[0]}...")`, netHint("TIMEOUT"), "TIMEOUT");
+    return fail(
+      `no answer from ${where} within ${ctx.timeout} ms${tried} (telnet would hang at "Trying ${candidates[0]}...")`,
+      netHint("TIMEOUT"),
+      "TIMEOUT",
+    );
   const code = error!.code ?? "";
   if (code === "ECONNREFUSED")
-    return fail(`${where} refused the connection after ${ms} ms${tried} (telnet: "Connection refused")`, netHint("CONNECTION_REFUSED"), "CONNECTION_REFUSED");
+    return fail(
+      `${where} refused the connection after ${ms} ms${tried} (telnet: "Connection refused")`,
+      netHint("CONNECTION_REFUSED"),
+      "CONNECTION_REFUSED",
+    );
   if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ENETDOWN" || code === "EHOSTDOWN")
     return fail(`${where} is unreachable (${code})${tried}`, netHint("UNREACHABLE"), "UNREACHABLE");
   return fail(`cannot connect to ${where}: ${error!.message}${tried}`, netHint("TIMEOUT"), code || "TCP_FAILED");
 }
 
-function tcpProbe(host: string, port: number, timeoutMs: number): Promise<{ error?: NodeJS.ErrnoException; timeout?: boolean }> {
+function tcpProbe(
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<{ error?: NodeJS.ErrnoException; timeout?: boolean }> {
   const socket = net.connect({ host, port });
-  return probeSocket<{ error?: NodeJS.ErrnoException; timeout?: boolean }>(socket, timeoutMs, { timeout: true }, (settle) => {
-    socket.once("connect", () => settle({}));
-    socket.once("error", (error) => settle({ error }));
-  });
+  return probeSocket<{ error?: NodeJS.ErrnoException; timeout?: boolean }>(
+    socket,
+    timeoutMs,
+    { timeout: true },
+    (settle) => {
+      socket.once("connect", () => settle({}));
+      socket.once("error", (error) => settle({ error }));
+    },
+  );
 }
 
 /**
@@ -314,7 +389,12 @@ function tcpProbe(host: string, port: number, timeoutMs: number): Promise<{ erro
  * `timeoutMs` it settles with `timedOut`. Settling stops the timer, leaves an error sink on the socket and destroys
  * it, unless the settler keeps it (the TLS step reads the certificate of the socket it kept, then destroys it).
  */
-function probeSocket<T>(socket: net.Socket, timeoutMs: number, timedOut: T, wire: (settle: (value: T, keep?: boolean) => void) => void): Promise<T> {
+function probeSocket<T>(
+  socket: net.Socket,
+  timeoutMs: number,
+  timedOut: T,
+  wire: (settle: (value: T, keep?: boolean) => void) => void,
+): Promise<T> {
   return new Promise((resolve) => {
     let settled = false;
     const settle = (value: T, keep = false): void => {
@@ -334,7 +414,12 @@ function probeSocket<T>(socket: net.Socket, timeoutMs: number, timedOut: T, wire
 /** A TLS connection to the endpoint that checks no certificate (the TLS step did), for the probes below. */
 function unverifiedTls(ctx: Ctx): tls.TLSSocket {
   const e = ctx.endpoint!;
-  return tls.connect({ host: ctx.address ?? e.host, port: e.port, rejectUnauthorized: false, servername: ctx.tls?.serverName ?? (net.isIP(e.host) ? undefined : e.host) });
+  return tls.connect({
+    host: ctx.address ?? e.host,
+    port: e.port,
+    rejectUnauthorized: false,
+    servername: ctx.tls?.serverName ?? (net.isIP(e.host) ? undefined : e.host),
+  });
 }
 
 // ---- 5. TLS ----
@@ -354,7 +439,11 @@ function dn(name: Record<string, string | string[]> | undefined): string {
   const v = (k: string) => (Array.isArray(name[k]) ? (name[k] as string[]).join("+") : name[k]);
   const parts: string[] = [];
   for (const k of ["CN", "O", "OU"]) if (name[k] !== undefined) parts.push(`${k}=${v(k)}`);
-  return parts.length ? parts.join(", ") : Object.keys(name).map((k) => `${k}=${v(k)}`).join(", ");
+  return parts.length
+    ? parts.join(", ")
+    : Object.keys(name)
+        .map((k) => `${k}=${v(k)}`)
+        .join(", ");
 }
 
 /** The TLS options the MQTT steps use (and this step checks with). */
@@ -396,9 +485,17 @@ async function stepTls(ctx: Ctx): Promise<StepResult> {
     if (err) return certificateRefused(ctx, err, cert, facts, t.insecure === true);
     if (t.insecure) facts.push("the certificate passed verification, though --insecure was given");
     if (protocol !== "TLSv1.2" && protocol !== "TLSv1.3")
-      return warn(facts.join("; "), "the server negotiated an outdated TLS version: a device (and UIoT Core) uses TLS 1.2; update the broker's TLS settings", "TLS_OLD_VERSION");
+      return warn(
+        facts.join("; "),
+        "the server negotiated an outdated TLS version: a device (and UIoT Core) uses TLS 1.2; update the broker's TLS settings",
+        "TLS_OLD_VERSION",
+      );
     if (days < 30)
-      return warn(facts.join("; "), `the certificate expires in ${days} days: renew it on the broker before devices start failing`, "TLS_EXPIRES_SOON");
+      return warn(
+        facts.join("; "),
+        `the certificate expires in ${days} days: renew it on the broker before devices start failing`,
+        "TLS_EXPIRES_SOON",
+      );
     return ok(facts.join("; "));
   } finally {
     socket.destroy();
@@ -433,14 +530,22 @@ function handshakeFailed(ctx: Ctx, outcome: Handshake, dial: Dial): StepResult {
   const e = ctx.endpoint!;
   if (outcome.timeout) {
     ctx.blocked = "the TLS handshake did not complete";
-    return fail(`no TLS handshake with ${hostPort(e.host, e.port)} within ${ctx.timeout} ms`, netHint("TIMEOUT"), "TIMEOUT");
+    return fail(
+      `no TLS handshake with ${hostPort(e.host, e.port)} within ${ctx.timeout} ms`,
+      netHint("TIMEOUT"),
+      "TIMEOUT",
+    );
   }
   const err = describeEnd(outcome.end!, dial, false, false);
   ctx.blocked = "the TLS handshake failed";
   const p = netParts(err);
   if (err.code === "NOT_TLS") {
     const plain = e.scheme === "wss" ? "ws" : "mqtt";
-    return fail(`${p.detail}: the port answers, but not in TLS (TLS to a plain port)`, `this port does not speak TLS: use ${plain}://${hostPort(e.host, e.port)}${e.scheme === "wss" ? e.path : ""}, or the broker's TLS port (usually mqtts 8883, wss 8084)`, err.code);
+    return fail(
+      `${p.detail}: the port answers, but not in TLS (TLS to a plain port)`,
+      `this port does not speak TLS: use ${plain}://${hostPort(e.host, e.port)}${e.scheme === "wss" ? e.path : ""}, or the broker's TLS port (usually mqtts 8883, wss 8084)`,
+      err.code,
+    );
   }
   return fail(p.detail, p.fix, err.code);
 }
@@ -464,9 +569,14 @@ function certificateFacts(ctx: Ctx, cert: PeerCert, protocol: string, days: numb
 
 /** Why a device would refuse the server's certificate (as `checkName`), or undefined when it would accept it. */
 function certificateProblem(socket: tls.TLSSocket, checkName: string, dial: Dial): NetError | undefined {
-  const problem = (code: string): NetError => describeEnd({ kind: "error", error: Object.assign(new Error(code), { code }) }, dial, true, false);
+  const problem = (code: string): NetError =>
+    describeEnd({ kind: "error", error: Object.assign(new Error(code), { code }) }, dial, true, false);
   const authError = socket.authorizationError as unknown as string | Error | null;
-  const authCode = authError ? (typeof authError === "string" ? authError : ((authError as NodeJS.ErrnoException).code ?? authError.message)) : "";
+  const authCode = authError
+    ? typeof authError === "string"
+      ? authError
+      : ((authError as NodeJS.ErrnoException).code ?? authError.message)
+    : "";
   if (authCode && authCode !== "ERR_TLS_CERT_ALTNAME_INVALID") return problem(authCode);
   // Node records only the code of a name mismatch: ask again for the reason (which names the certificate has).
   const nameError = tls.checkServerIdentity(checkName, socket.getPeerCertificate() as tls.PeerCertificate);
@@ -479,7 +589,12 @@ function certificateRefused(ctx: Ctx, err: NetError, cert: PeerCert, facts: stri
   const p = netParts(err);
   const fix = certificateFix(ctx, err, cert) ?? p.fix;
   const detail = `${p.detail}; ${facts.join("; ")}`;
-  if (insecure) return warn(`${detail} (ignored: --insecure; a device would refuse this certificate)`, `${fix}; never ship with verification off`, err.code);
+  if (insecure)
+    return warn(
+      `${detail} (ignored: --insecure; a device would refuse this certificate)`,
+      `${fix}; never ship with verification off`,
+      err.code,
+    );
   ctx.blocked = "the server's certificate is not accepted";
   return fail(detail, fix, err.code);
 }
@@ -524,23 +639,47 @@ function stepCredentials(ctx: Ctx): StepResult {
   const id = o.identity;
   if (id) {
     const keepalive = o.keepalive ?? UIOT_DEFAULT_KEEPALIVE;
-    const facts = [`client id ${id.clientId}`, `user name ${id.username} (authmode ${id.authmode}: ${id.authmode === 1 ? "DeviceSecret" : "ProductSecret, dynamic registration only"})`, `password ${redact(id.revealSecret())}`, `keepalive ${keepalive} s`];
+    const facts = [
+      `client id ${id.clientId}`,
+      `user name ${id.username} (authmode ${id.authmode}: ${id.authmode === 1 ? "DeviceSecret" : "ProductSecret, dynamic registration only"})`,
+      `password ${redact(id.revealSecret())}`,
+      `keepalive ${keepalive} s`,
+    ];
     const [min, max] = UIOT_KEEPALIVE;
     if (!Number.isInteger(keepalive) || keepalive < min || keepalive > max) {
       ctx.blocked = ctx.blocked ?? "refused locally: the settings break UIoT Core's rules";
-      return fail(`${facts.join("; ")}: keepalive ${keepalive} s is outside UIoT Core's ${min}..${max} s, so the platform would refuse the connection; refused here, before connecting`,
-        `use a keepalive from ${min} to ${max} s (${UIOT_DEFAULT_KEEPALIVE} or more recommended): --keepalive ${UIOT_DEFAULT_KEEPALIVE}`, "KEEPALIVE_RANGE");
+      return fail(
+        `${facts.join("; ")}: keepalive ${keepalive} s is outside UIoT Core's ${min}..${max} s, so the platform would refuse the connection; refused here, before connecting`,
+        `use a keepalive from ${min} to ${max} s (${UIOT_DEFAULT_KEEPALIVE} or more recommended): --keepalive ${UIOT_DEFAULT_KEEPALIVE}`,
+        "KEEPALIVE_RANGE",
+      );
     }
-    ctx.client = { clientId: id.clientId, username: id.username, password: id.revealSecret(), keepalive, profile: uiotProfile(id.productSN, id.deviceSN) };
+    ctx.client = {
+      clientId: id.clientId,
+      username: id.username,
+      password: id.revealSecret(),
+      keepalive,
+      profile: uiotProfile(id.productSN, id.deviceSN),
+    };
     if (id.authmode === 2)
-      return warn(`${facts.join("; ")}`, "authmode 2 (the ProductSecret) may only fetch the DeviceSecret once (npm run provision / dynamic registration): check the device with its DeviceSecret", "AUTHMODE_2");
-    if (keepalive < 300) return warn(facts.join("; "), `UIoT Core recommends a keepalive of 300 s or more: --keepalive ${UIOT_DEFAULT_KEEPALIVE}`, "KEEPALIVE_LOW");
+      return warn(
+        `${facts.join("; ")}`,
+        "authmode 2 (the ProductSecret) may only fetch the DeviceSecret once (npm run provision / dynamic registration): check the device with its DeviceSecret",
+        "AUTHMODE_2",
+      );
+    if (keepalive < 300)
+      return warn(
+        facts.join("; "),
+        `UIoT Core recommends a keepalive of 300 s or more: --keepalive ${UIOT_DEFAULT_KEEPALIVE}`,
+        "KEEPALIVE_LOW",
+      );
     return ok(`${facts.join("; ")} (UIoT Core: keepalive within ${min}..${max} s)`);
   }
   const keepalive = o.keepalive ?? 60;
   const clientId = o.clientId ?? `doctor-${Math.random().toString(36).slice(2, 10)}`;
   const facts = [`client id ${clientId}`];
-  if (o.username !== undefined) facts.push(`user name ${o.username}`, `password ${o.password === undefined ? "none" : redact(o.password)}`);
+  if (o.username !== undefined)
+    facts.push(`user name ${o.username}`, `password ${o.password === undefined ? "none" : redact(o.password)}`);
   else facts.push("no user name (anonymous login)");
   facts.push(`keepalive ${keepalive} s`);
   if (!Number.isInteger(keepalive) || keepalive < 0 || keepalive > 65535) {
@@ -549,11 +688,19 @@ function stepCredentials(ctx: Ctx): StepResult {
   }
   if (clientId === "" || Buffer.byteLength(clientId) > 65535) {
     ctx.blocked = ctx.blocked ?? "refused locally: the client id is not valid";
-    return fail(`${facts.join("; ")}: the client id is empty or too long`, "give --client-id with 1..23 letters and digits", "CLIENT_ID");
+    return fail(
+      `${facts.join("; ")}: the client id is empty or too long`,
+      "give --client-id with 1..23 letters and digits",
+      "CLIENT_ID",
+    );
   }
   ctx.client = { clientId, username: o.username, password: o.password, keepalive, profile: GENERIC };
   if (o.password !== undefined && o.username === undefined)
-    return warn(facts.join("; "), "a password without a user name is not sent by MQTT 3.1.1: give --username too", "PASSWORD_WITHOUT_USER");
+    return warn(
+      facts.join("; "),
+      "a password without a user name is not sent by MQTT 3.1.1: give --username too",
+      "PASSWORD_WITHOUT_USER",
+    );
   return ok(facts.join("; "));
 }
 
@@ -597,7 +744,8 @@ class Conn {
         this.poke();
       },
     };
-    if (setup.password !== undefined) Object.defineProperty(options, "password", { value: setup.password, enumerable: false });
+    if (setup.password !== undefined)
+      Object.defineProperty(options, "password", { value: setup.password, enumerable: false });
     this.client = new Client(options);
   }
 
@@ -657,10 +805,18 @@ class MqttSteps {
       conn.client.close();
       const http = isWebSocket(e.scheme) ? undefined : await httpAnswer(ctx);
       if (http)
-        return fail(`no CONNACK within ${ctx.timeout} ms, and the port answers an HTTP request (${http}): not an MQTT broker: it looks like HTTP (a web server)`,
-          `${netHint("NOT_MQTT")}; for MQTT over WebSocket use ${isSecure(e.scheme) ? "wss" : "ws"}:// with the broker's path (often /mqtt)`, "NOT_MQTT");
+        return fail(
+          `no CONNACK within ${ctx.timeout} ms, and the port answers an HTTP request (${http}): not an MQTT broker: it looks like HTTP (a web server)`,
+          `${netHint("NOT_MQTT")}; for MQTT over WebSocket use ${isSecure(e.scheme) ? "wss" : "ws"}:// with the broker's path (often /mqtt)`,
+          "NOT_MQTT",
+        );
     }
-    if (!err) return fail(`no CONNACK within ${ctx.timeout} ms`, "the server accepted the connection but did not answer CONNECT: is it an MQTT broker? check the port, the scheme (TLS or not) and the broker's log", "CONNECT_TIMEOUT");
+    if (!err)
+      return fail(
+        `no CONNACK within ${ctx.timeout} ms`,
+        "the server accepted the connection but did not answer CONNECT: is it an MQTT broker? check the port, the scheme (TLS or not) and the broker's log",
+        "CONNECT_TIMEOUT",
+      );
     if (err.code === "CONNECT_REFUSED") {
       const rc = err.returnCode ?? -1;
       let fix = CONNACK_FIX[rc] ?? "see the broker's documentation for this return code";
@@ -674,7 +830,11 @@ class MqttSteps {
       return fail(`${err.message}`, fix, `CONNACK_${rc}`);
     }
     if (err.code === "CONNECT_TIMEOUT")
-      return fail(`no CONNACK within ${ctx.timeout} ms`, "the server accepted the connection but did not answer CONNECT: is it an MQTT broker (and not, say, a WebSocket or TLS port)? check the scheme and port", err.code);
+      return fail(
+        `no CONNACK within ${ctx.timeout} ms`,
+        "the server accepted the connection but did not answer CONNECT: is it an MQTT broker (and not, say, a WebSocket or TLS port)? check the scheme and port",
+        err.code,
+      );
     const cause = err.cause instanceof NetError ? err.cause : undefined;
     if (cause) {
       const p = netParts(cause);
@@ -682,11 +842,15 @@ class MqttSteps {
         // Plain to a TLS port? Ask the port in TLS.
         if (await speaksTls(ctx)) {
           const tlsScheme = e.scheme === "ws" ? "wss" : "mqtts";
-          return fail(`${p.detail}, and the port answers a TLS handshake: plain ${e.scheme}:// to a TLS port`,
-            `use ${tlsScheme}://${hostPort(e.host, e.port)}${e.scheme === "ws" ? e.path : ""} (with --ca when the broker's CA is private)`, "TLS_REQUIRED");
+          return fail(
+            `${p.detail}, and the port answers a TLS handshake: plain ${e.scheme}:// to a TLS port`,
+            `use ${tlsScheme}://${hostPort(e.host, e.port)}${e.scheme === "ws" ? e.path : ""} (with --ca when the broker's CA is private)`,
+            "TLS_REQUIRED",
+          );
         }
       }
-      if (cause.code === "NOT_MQTT" || cause.code === "WS_HANDSHAKE_FAILED") return fail(`${p.detail}: not an MQTT broker`, p.fix, cause.code);
+      if (cause.code === "NOT_MQTT" || cause.code === "WS_HANDSHAKE_FAILED")
+        return fail(`${p.detail}: not an MQTT broker`, p.fix, cause.code);
       return fail(p.detail, p.fix, cause.code as NetErrorCode);
     }
     return fail(err.message, "check the broker's log", err.code);
@@ -698,7 +862,11 @@ class MqttSteps {
     if (!conn || !this.connected) return skip("not tried: no MQTT connection");
     const id = ctx.o.identity;
     const requestId = `doctor-${Date.now().toString(36)}`;
-    let subTopic: string, pubTopic: string, payload: string, match: (m: { topic: string; payload: string }) => boolean, what: string;
+    let subTopic: string,
+      pubTopic: string,
+      payload: string,
+      match: (m: { topic: string; payload: string }) => boolean,
+      what: string;
     if (id) {
       const base = `/$system/${id.productSN}/${id.deviceSN}/tmodel/template/`;
       subTopic = `${base}get_reply`;
@@ -723,8 +891,20 @@ class MqttSteps {
     if (subscribed.error || !subscribed.granted || subscribed.granted[0] === 0x80) {
       if (conn.down) return this.lostDuring("the subscription");
       if (subscribed.error && subscribed.error.code !== "SUBSCRIBE_REFUSED")
-        return fail(`SUBSCRIBE ${subTopic}: ${subscribed.error.message}`, subscribed.error.code === "NOT_ALLOWED" ? "use a topic the platform allows this device" : "check the broker's log", subscribed.error.code);
-      return fail(`SUBSCRIBE ${subTopic} refused (SUBACK 0x80)`, id ? "the platform refused the device's own topic: check the ProductSN/DeviceSN and the product's topic permissions" : "the broker's ACL does not let this user read that topic: grant it, or pick one with --topic", "SUBACK_0x80");
+        return fail(
+          `SUBSCRIBE ${subTopic}: ${subscribed.error.message}`,
+          subscribed.error.code === "NOT_ALLOWED"
+            ? "use a topic the platform allows this device"
+            : "check the broker's log",
+          subscribed.error.code,
+        );
+      return fail(
+        `SUBSCRIBE ${subTopic} refused (SUBACK 0x80)`,
+        id
+          ? "the platform refused the device's own topic: check the ProductSN/DeviceSN and the product's topic permissions"
+          : "the broker's ACL does not let this user read that topic: grant it, or pick one with --topic",
+        "SUBACK_0x80",
+      );
     }
     const start = ctx.now();
     const published = await new Promise<MqttError | undefined>((resolve) => {
@@ -740,10 +920,13 @@ class MqttSteps {
     const got = await conn.until(() => conn.messages.some(match) || conn.down !== undefined, ctx.timeout);
     if (conn.down) return this.lostDuring("the round trip");
     if (!got || !conn.messages.some(match)) {
-      return fail(`${what}: PUBACK came, but no answer within ${ctx.timeout} ms`,
-        id ? "the platform did not answer on the device's reply topic: check the product's thing model service and the device's topic permissions"
+      return fail(
+        `${what}: PUBACK came, but no answer within ${ctx.timeout} ms`,
+        id
+          ? "the platform did not answer on the device's reply topic: check the product's thing model service and the device's topic permissions"
           : "the broker accepted the publish but did not deliver it back: its ACL probably denies publishing (Mosquitto drops denied publishes silently) or reading that topic; grant it, or pick one with --topic",
-        "NO_ROUND_TRIP");
+        "NO_ROUND_TRIP",
+      );
     }
     const reply = conn.messages.find(match)!;
     let extra = "";
@@ -752,7 +935,11 @@ class MqttSteps {
         const r = JSON.parse(reply.payload) as { RetCode?: unknown };
         extra = `, RetCode ${String(r.RetCode)}`;
         if (r.RetCode !== 0 && r.RetCode !== "0")
-          return warn(`${what}: answered in ${elapsed(start, ctx.now)} ms${extra}`, "the platform answered with an error: check the product's thing model", "RETCODE");
+          return warn(
+            `${what}: answered in ${elapsed(start, ctx.now)} ms${extra}`,
+            "the platform answered with an error: check the product's thing model",
+            "RETCODE",
+          );
       } catch {
         extra = ", answer not JSON";
       }
@@ -763,7 +950,11 @@ class MqttSteps {
   private lostDuring(what: string): StepResult {
     const conn = this.conn!;
     const after = conn.downAt - conn.connectedAt;
-    return fail(`the broker closed the connection during ${what}, ${after} ms after CONNACK (${conn.down!.message})`, this.kickFix(), "CONNECTION_LOST");
+    return fail(
+      `the broker closed the connection during ${what}, ${after} ms after CONNACK (${conn.down!.message})`,
+      this.kickFix(),
+      "CONNECTION_LOST",
+    );
   }
 
   private kickFix(): string {
@@ -777,27 +968,48 @@ class MqttSteps {
     const conn = this.conn;
     if (!conn || !this.connected) return skip("not tried: no MQTT connection");
     if (conn.down) {
-      return fail(`the connection was closed ${conn.downAt - conn.connectedAt} ms after CONNACK (${conn.down.message}): most likely a second login with the same client id kicked it`, this.kickFix(), "KICKED");
+      return fail(
+        `the connection was closed ${conn.downAt - conn.connectedAt} ms after CONNACK (${conn.down.message}): most likely a second login with the same client id kicked it`,
+        this.kickFix(),
+        "KICKED",
+      );
     }
     const watchMs = ctx.o.watchMs ?? 2000;
     await conn.until(() => conn.down !== undefined, watchMs);
     const down = conn.down as MqttError | undefined;
     if (down)
-      return fail(`the broker closed the connection ${conn.downAt - conn.connectedAt} ms after CONNACK (${down.message}), with nothing sent that it could refuse: a second login with the same client id kicked it`, this.kickFix(), "KICKED");
+      return fail(
+        `the broker closed the connection ${conn.downAt - conn.connectedAt} ms after CONNACK (${down.message}), with nothing sent that it could refuse: a second login with the same client id kicked it`,
+        this.kickFix(),
+        "KICKED",
+      );
     const upFor = Math.round(ctx.now() - conn.connectedAt);
     if (!ctx.o.checkKick)
-      return ok(`still connected ${upFor} ms after CONNACK: nobody else logged in with this client id meanwhile (--check-kick opens a second login to see the broker kick the first)`);
+      return ok(
+        `still connected ${upFor} ms after CONNACK: nobody else logged in with this client id meanwhile (--check-kick opens a second login to see the broker kick the first)`,
+      );
     // --check-kick: a second login with the same client id; the broker should keep only the newest.
     const second = new Conn(ctx, ctx.client!);
     const start = ctx.now();
     second.client.start();
     try {
       await second.until(() => second.connectedAt >= 0 || second.down !== undefined, ctx.timeout + 1000);
-      if (second.connectedAt < 0) return warn(`the second login was not accepted (${second.down?.message ?? "no CONNACK"})`, "the broker refuses a second login with a client id in use instead of kicking the first: fine, but a restarted device then waits for its old session to time out", "SECOND_LOGIN_REFUSED");
+      if (second.connectedAt < 0)
+        return warn(
+          `the second login was not accepted (${second.down?.message ?? "no CONNACK"})`,
+          "the broker refuses a second login with a client id in use instead of kicking the first: fine, but a restarted device then waits for its old session to time out",
+          "SECOND_LOGIN_REFUSED",
+        );
       const kicked = await conn.until(() => conn.down !== undefined, Math.min(ctx.timeout, 3000));
       if (kicked)
-        return ok(`--check-kick: a second login with client id ${ctx.client!.clientId} kicked the first ${Math.round(conn.downAt - start)} ms after it began, as it should: one connection per client id${ctx.uiot ? " (per DeviceSN)" : ""}. A device kicked again and again right after CONNACK therefore has a duplicate`);
-      return warn(`--check-kick: a second login with client id ${ctx.client!.clientId} was accepted and the first stayed connected`, "the broker lets two clients share a client id (MQTT says the first must be closed): messages may go to either; give every client its own id", "NO_KICK");
+        return ok(
+          `--check-kick: a second login with client id ${ctx.client!.clientId} kicked the first ${Math.round(conn.downAt - start)} ms after it began, as it should: one connection per client id${ctx.uiot ? " (per DeviceSN)" : ""}. A device kicked again and again right after CONNACK therefore has a duplicate`,
+        );
+      return warn(
+        `--check-kick: a second login with client id ${ctx.client!.clientId} was accepted and the first stayed connected`,
+        "the broker lets two clients share a client id (MQTT says the first must be closed): messages may go to either; give every client its own id",
+        "NO_KICK",
+      );
     } finally {
       second.client.close();
     }
@@ -810,11 +1022,15 @@ class MqttSteps {
  */
 function httpAnswer(ctx: Ctx): Promise<string | undefined> {
   const e = ctx.endpoint!;
-  const socket: net.Socket = isSecure(e.scheme) ? unverifiedTls(ctx) : net.connect({ host: ctx.address ?? e.host, port: e.port });
+  const socket: net.Socket = isSecure(e.scheme)
+    ? unverifiedTls(ctx)
+    : net.connect({ host: ctx.address ?? e.host, port: e.port });
   let head = "";
   return probeSocket<string | undefined>(socket, ctx.timeout, undefined, (done) => {
     socket.once(isSecure(e.scheme) ? "secureConnect" : "connect", () => {
-      socket.write(`GET / HTTP/1.0\r\nHost: ${hostPort(e.host, e.port)}\r\nUser-Agent: uiot-doctor\r\nConnection: close\r\n\r\n`);
+      socket.write(
+        `GET / HTTP/1.0\r\nHost: ${hostPort(e.host, e.port)}\r\nUser-Agent: uiot-doctor\r\nConnection: close\r\n\r\n`,
+      );
     });
     socket.on("data", (chunk: Buffer) => {
       head += chunk.toString("latin1");
@@ -844,12 +1060,15 @@ function speaksTls(ctx: Ctx): Promise<boolean> {
 function withTimeout<T>(p: Promise<T>, ms: number, error: () => Error): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(error()), ms);
-    p.then((v) => {
-      clearTimeout(timer);
-      resolve(v);
-    }, (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
   });
 }

@@ -9,12 +9,18 @@ export function reportJson(report: Report): string {
 }
 
 function indent(text: string, pad: string): string {
-  return text.split("\n").map((l) => pad + l).join("\n");
+  return text
+    .split("\n")
+    .map((l) => pad + l)
+    .join("\n");
 }
 
 /** The report as lines of text, one block per step, then a summary line. */
 export function reportText(report: Report): string {
-  const lines: string[] = [`Connection doctor: ${report.url} (${report.profile === "generic" ? "generic MQTT broker" : "UIoT Core device"})`, ""];
+  const lines: string[] = [
+    `Connection doctor: ${report.url} (${report.profile === "generic" ? "generic MQTT broker" : "UIoT Core device"})`,
+    "",
+  ];
   report.steps.forEach((s: Step, i: number) => {
     lines.push(`[${MARK[s.verdict]}] ${i + 1}. ${s.title}${s.verdict === "skipped" ? "" : ` (${s.ms} ms)`}`);
     lines.push(indent(s.detail, "         "));
@@ -25,13 +31,21 @@ export function reportText(report: Report): string {
   const warned = report.steps.filter((s) => s.verdict === "warn");
   if (failed.length) {
     const first = failed[0];
-    lines.push(`Result: FAILED at step ${report.steps.indexOf(first) + 1} (${first.name}${first.code ? `, ${first.code}` : ""})${failed.length > 1 ? ` and ${failed.length - 1} more` : ""}.`);
-    lines.push("For a support request, include this output (secrets are masked), the client type and version, and the broker's log.");
+    lines.push(
+      `Result: FAILED at step ${report.steps.indexOf(first) + 1} (${first.name}${first.code ? `, ${first.code}` : ""})${failed.length > 1 ? ` and ${failed.length - 1} more` : ""}.`,
+    );
+    lines.push(
+      "For a support request, include this output (secrets are masked), the client type and version, and the broker's log.",
+    );
   } else if (report.insecure) {
-    lines.push("Result: NOT PROVEN: TLS certificate verification was off (--insecure). A device verifies the broker's certificate,");
+    lines.push(
+      "Result: NOT PROVEN: TLS certificate verification was off (--insecure). A device verifies the broker's certificate,",
+    );
     lines.push("so this run does not show that one can connect; run again without --insecure.");
   } else {
-    lines.push(`Result: OK${warned.length ? ` with ${warned.length} warning${warned.length > 1 ? "s" : ""} (${warned.map((w) => w.name).join(", ")})` : ""}.`);
+    lines.push(
+      `Result: OK${warned.length ? ` with ${warned.length} warning${warned.length > 1 ? "s" : ""} (${warned.map((w) => w.name).join(", ")})` : ""}.`,
+    );
   }
   return lines.join("\n") + "\n";
 }

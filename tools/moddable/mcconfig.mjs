@@ -36,13 +36,20 @@ export function checkSdkVersion(moddable) {
   try {
     text = readFileSync(file, "utf8").trim();
   } catch {
-    return { error: `cannot tell the Moddable SDK's version: ${file} is missing (an SDK older than 3.2.1, or not a whole SDK). This firmware needs ${MIN_SDK} or newer, whose TLS checks the server's name; update the SDK (xs-dev update, or git pull in $MODDABLE and rebuild its tools)` };
+    return {
+      error: `cannot tell the Moddable SDK's version: ${file} is missing (an SDK older than 3.2.1, or not a whole SDK). This firmware needs ${MIN_SDK} or newer, whose TLS checks the server's name; update the SDK (xs-dev update, or git pull in $MODDABLE and rebuild its tools)`,
+    };
   }
   const m = /^(\d+)\.(\d+)\.(\d+)/.exec(text);
-  if (!m) return { error: `cannot read the Moddable SDK's version from ${file} ("${text.slice(0, 20)}"): this firmware needs ${MIN_SDK} or newer` };
+  if (!m)
+    return {
+      error: `cannot read the Moddable SDK's version from ${file} ("${text.slice(0, 20)}"): this firmware needs ${MIN_SDK} or newer`,
+    };
   const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
   const found = `${major}.${minor}.${patch}`;
-  const old = (why) => ({ error: `the Moddable SDK in $MODDABLE is ${found}${why}; this firmware needs ${MIN_SDK} or newer: before it, the SDK's TLS does not check that the server's certificate is for the host name dialled, so any certificate signed by the CA would be accepted. Update the SDK (xs-dev update, or git pull in $MODDABLE and rebuild its tools)` });
+  const old = (why) => ({
+    error: `the Moddable SDK in $MODDABLE is ${found}${why}; this firmware needs ${MIN_SDK} or newer: before it, the SDK's TLS does not check that the server's certificate is for the host name dialled, so any certificate signed by the CA would be accepted. Update the SDK (xs-dev update, or git pull in $MODDABLE and rebuild its tools)`,
+  });
   if (major < 5 || (major === 5 && minor < 3)) return old("");
   if (major === 5 && minor === 3) {
     let tls = "";
@@ -51,7 +58,10 @@ export function checkSdkVersion(moddable) {
     } catch {
       // no TLS code to look at: counted as the old one
     }
-    if (!/decodeSAN/.test(tls)) return old(` (tools/VERSION says ${text}, which 5.3.0 to 5.3.3 all say, and modules/crypt/ssl/ssl_cert.js has no subjectAltName check: 5.3.0 or 5.3.1)`);
+    if (!/decodeSAN/.test(tls))
+      return old(
+        ` (tools/VERSION says ${text}, which 5.3.0 to 5.3.3 all say, and modules/crypt/ssl/ssl_cert.js has no subjectAltName check: 5.3.0 or 5.3.1)`,
+      );
   }
   return { version: found };
 }
@@ -101,8 +111,11 @@ function which(name, path) {
 export function plan(argv, env) {
   const [target, action = "build", ...rest] = argv;
   if (!(target in PLATFORMS) || !ACTIONS.includes(action))
-    return { error: "usage: node tools/moddable/mcconfig.mjs esp32|esp8266|desktop build|flash|run [mcconfig arguments ...]" };
-  if (target !== "desktop" && action === "run") return { error: `"run" is for the desktop simulator; on a board use "flash"` };
+    return {
+      error: "usage: node tools/moddable/mcconfig.mjs esp32|esp8266|desktop build|flash|run [mcconfig arguments ...]",
+    };
+  if (target !== "desktop" && action === "run")
+    return { error: `"run" is for the desktop simulator; on a board use "flash"` };
   if (target === "desktop" && action === "flash") return { error: `the desktop simulator is not flashed: use "run"` };
   if (!env.MODDABLE) return { error: `The Moddable SDK is not set up: $MODDABLE is not set.\n${INSTALL}` };
   if (!existsSync(join(env.MODDABLE, "tools", "mcconfig")) && !existsSync(join(env.MODDABLE, "xs")))
@@ -111,8 +124,12 @@ export function plan(argv, env) {
   // compiles the TypeScript with this project's TypeScript (6 or newer, as mcconfig's tsconfig needs).
   const path = [join(root, "node_modules", ".bin"), env.PATH ?? ""].join(delimiter);
   const mcconfig = which("mcconfig", path);
-  if (!mcconfig) return { error: `mcconfig is not on PATH (add $MODDABLE/build/bin/<your OS>/release to PATH).\n${INSTALL}` };
-  if (!which("tsc", path)) return { error: "tsc is not on PATH: run npm install in this project first (mcconfig compiles the .ts modules with it)" };
+  if (!mcconfig)
+    return { error: `mcconfig is not on PATH (add $MODDABLE/build/bin/<your OS>/release to PATH).\n${INSTALL}` };
+  if (!which("tsc", path))
+    return {
+      error: "tsc is not on PATH: run npm install in this project first (mcconfig compiles the .ts modules with it)",
+    };
   const sdk = checkSdkVersion(env.MODDABLE);
   if (sdk.error) return { error: sdk.error };
   let platform = PLATFORMS[target];
@@ -120,16 +137,29 @@ export function plan(argv, env) {
   let debug = false;
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === "--debug" || rest[i] === "-d") debug = true;
-    else if (rest[i] === "--release") debug = false; // the default; accepted as before
+    else if (rest[i] === "--release")
+      debug = false; // the default; accepted as before
     else if (rest[i] === "-p" && i + 1 < rest.length) platform = rest[++i];
     else args.push(rest[i]);
   }
   if (target === "esp32" && !env.IDF_PATH)
-    return { error: `ESP-IDF is not set up for this shell: $IDF_PATH is not set. Run xs-dev setup --device esp32 (then open a new shell), or source $IDF_PATH/export.sh.` };
+    return {
+      error: `ESP-IDF is not set up for this shell: $IDF_PATH is not set. Run xs-dev setup --device esp32 (then open a new shell), or source $IDF_PATH/export.sh.`,
+    };
   if (target === "esp8266" && !existsSync(env.ESP_BASE ?? join(env.HOME ?? env.USERPROFILE ?? "", "esp")))
-    return { error: `The ESP8266 toolchain is not installed ($ESP_BASE, default ~/esp, is missing). Run xs-dev setup --device esp8266.` };
-  const command = [...(debug ? ["-d"] : []), "-m", ...(action === "build" ? ["-t", "build"] : []), "-o", join(root, "build"),
-    ...(platform ? ["-p", platform] : []), ...args, join(root, "manifest.json")];
+    return {
+      error: `The ESP8266 toolchain is not installed ($ESP_BASE, default ~/esp, is missing). Run xs-dev setup --device esp8266.`,
+    };
+  const command = [
+    ...(debug ? ["-d"] : []),
+    "-m",
+    ...(action === "build" ? ["-t", "build"] : []),
+    "-o",
+    join(root, "build"),
+    ...(platform ? ["-p", platform] : []),
+    ...args,
+    join(root, "manifest.json"),
+  ];
   return { mcconfig, command, path, debug, sdk: sdk.version };
 }
 
@@ -138,8 +168,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   if (p.error) fail(p.error);
   mkdirSync(join(root, "build"), { recursive: true });
   const ts = JSON.parse(readFileSync(join(root, "node_modules", "typescript", "package.json"), "utf8")).version;
-  if (Number(ts.split(".")[0]) < 6) fail(`mcconfig needs TypeScript 6 or newer; this project has ${ts}: run npm install`);
-  process.stdout.write(`Moddable SDK ${p.sdk}; ${p.debug ? "debug build (--debug: waits for xsbug at start-up)" : "release build (--debug for a debug build with xsbug)"}\n`);
+  if (Number(ts.split(".")[0]) < 6)
+    fail(`mcconfig needs TypeScript 6 or newer; this project has ${ts}: run npm install`);
+  process.stdout.write(
+    `Moddable SDK ${p.sdk}; ${p.debug ? "debug build (--debug: waits for xsbug at start-up)" : "release build (--debug for a debug build with xsbug)"}\n`,
+  );
   process.stdout.write(`mcconfig ${maskSecrets(p.command).join(" ")}\n`);
   const r = spawnSync(p.mcconfig, p.command, { cwd: root, stdio: "inherit", env: { ...process.env, PATH: p.path } });
   if (r.error) fail(`could not run mcconfig: ${r.error.message}`);

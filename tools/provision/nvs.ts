@@ -50,8 +50,16 @@ const CHUNK_ANY = 0xff;
 
 /** ESP-IDF ItemType codes. */
 export const NvsType = {
-  U8: 0x01, I8: 0x11, U16: 0x02, I16: 0x12, U32: 0x04, I32: 0x14,
-  SZ: 0x21, BLOB: 0x41, BLOB_DATA: 0x42, BLOB_IDX: 0x48,
+  U8: 0x01,
+  I8: 0x11,
+  U16: 0x02,
+  I16: 0x12,
+  U32: 0x04,
+  I32: 0x14,
+  SZ: 0x21,
+  BLOB: 0x41,
+  BLOB_DATA: 0x42,
+  BLOB_IDX: 0x48,
 } as const;
 
 export type NvsIntType = "u8" | "i8" | "u16" | "i16" | "u32" | "i32";
@@ -86,7 +94,14 @@ export interface NvsImage {
   namespaces: Map<string, number>;
 }
 
-export type NvsErrorCode = "INVALID_NAME" | "INVALID_VALUE" | "VALUE_TOO_LARGE" | "DUPLICATE_KEY" | "TOO_MANY_NAMESPACES" | "PARTITION_FULL" | "INVALID_SIZE";
+export type NvsErrorCode =
+  | "INVALID_NAME"
+  | "INVALID_VALUE"
+  | "VALUE_TOO_LARGE"
+  | "DUPLICATE_KEY"
+  | "TOO_MANY_NAMESPACES"
+  | "PARTITION_FULL"
+  | "INVALID_SIZE";
 
 export class NvsError extends Error {
   readonly code: NvsErrorCode;
@@ -119,13 +134,21 @@ export function crc32le(crc: number, bytes: Uint8Array, from = 0, to = bytes.len
 // ---- names and values ----
 
 function checkName(name: unknown, what: string): Uint8Array {
-  if (typeof name !== "string" || name.length === 0) throw new NvsError("INVALID_NAME", `an NVS ${what} must be a non-empty string`);
+  if (typeof name !== "string" || name.length === 0)
+    throw new NvsError("INVALID_NAME", `an NVS ${what} must be a non-empty string`);
   if (name.length > NVS_MAX_KEY_LENGTH)
-    throw new NvsError("INVALID_NAME", `the NVS ${what} "${name}" has ${name.length} characters; NVS allows at most ${NVS_MAX_KEY_LENGTH}`);
+    throw new NvsError(
+      "INVALID_NAME",
+      `the NVS ${what} "${name}" has ${name.length} characters; NVS allows at most ${NVS_MAX_KEY_LENGTH}`,
+    );
   const out = new Uint8Array(name.length);
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
-    if (c < 0x21 || c > 0x7e) throw new NvsError("INVALID_NAME", `the NVS ${what} ${JSON.stringify(name)} must be printable ASCII without spaces (character ${i + 1} is not)`);
+    if (c < 0x21 || c > 0x7e)
+      throw new NvsError(
+        "INVALID_NAME",
+        `the NVS ${what} ${JSON.stringify(name)} must be printable ASCII without spaces (character ${i + 1} is not)`,
+      );
     out[i] = c;
   }
   return out;
@@ -152,8 +175,10 @@ function utf8(text: string, where: string): Uint8Array {
         i++;
       }
     }
-    if (c >= 0xd800 && c <= 0xdfff) throw new NvsError("INVALID_VALUE", `the string ${where} is not valid text (a lone UTF-16 surrogate)`);
-    if (c === 0) throw new NvsError("INVALID_VALUE", `the string ${where} contains a NUL character, which ends an NVS string`);
+    if (c >= 0xd800 && c <= 0xdfff)
+      throw new NvsError("INVALID_VALUE", `the string ${where} is not valid text (a lone UTF-16 surrogate)`);
+    if (c === 0)
+      throw new NvsError("INVALID_VALUE", `the string ${where} contains a NUL character, which ends an NVS string`);
     if (c < 0x80) out.push(c);
     else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 0x3f));
     else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f));
@@ -193,7 +218,14 @@ class PageWriter {
 }
 
 /** An item header entry (32 bytes) with its CRC; `data` fills bytes 24..31. */
-function itemHeader(ns: number, type: number, span: number, chunk: number, key: Uint8Array, data: Uint8Array): Uint8Array {
+function itemHeader(
+  ns: number,
+  type: number,
+  span: number,
+  chunk: number,
+  key: Uint8Array,
+  data: Uint8Array,
+): Uint8Array {
   const e = new Uint8Array(NVS_ENTRY_SIZE).fill(0xff);
   e[0] = ns;
   e[1] = type;
@@ -226,7 +258,10 @@ class ImageWriter {
   readonly seen = new Set<string>();
   entries = 0;
 
-  constructor(readonly maxPages: number, readonly maxBlob: number) {
+  constructor(
+    readonly maxPages: number,
+    readonly maxBlob: number,
+  ) {
     this.pages.push(new PageWriter(0));
   }
 
@@ -236,7 +271,10 @@ class ImageWriter {
 
   private newPage(what: string): PageWriter {
     if (this.pages.length >= this.maxPages)
-      throw new NvsError("PARTITION_FULL", `the NVS image is full at ${what}: ${this.maxPages} page(s) of ${NVS_PAGE_SIZE} bytes may be used (the rest must stay erased for NVS to start); store less or use a larger partition`);
+      throw new NvsError(
+        "PARTITION_FULL",
+        `the NVS image is full at ${what}: ${this.maxPages} page(s) of ${NVS_PAGE_SIZE} bytes may be used (the rest must stay erased for NVS to start); store less or use a larger partition`,
+      );
     const p = new PageWriter(this.pages.length);
     this.pages.push(p);
     return p;
@@ -272,7 +310,8 @@ class ImageWriter {
   }
 
   add(item: NvsItem): void {
-    if (!item || typeof item !== "object") throw new NvsError("INVALID_VALUE", "an NVS item must be { namespace, key, value }");
+    if (!item || typeof item !== "object")
+      throw new NvsError("INVALID_VALUE", "an NVS item must be { namespace, key, value }");
     const where = `"${String(item.namespace)}/${String(item.key)}"`;
     const key = checkName(item.key, "key");
     checkName(item.namespace, "namespace");
@@ -281,14 +320,22 @@ class ImageWriter {
     this.seen.add(id);
     const ns = this.namespaceIndex(item.namespace);
     const v = item.value;
-    if (!v || typeof v !== "object") throw new NvsError("INVALID_VALUE", `the value of ${where} must be { type, value }`);
+    if (!v || typeof v !== "object")
+      throw new NvsError("INVALID_VALUE", `the value of ${where} must be { type, value }`);
     if (v.type === "string") return this.addString(ns, key, v.value, where);
     if (v.type === "blob") return this.addBlob(ns, key, v.value, where);
     const range = INT_RANGE[v.type as NvsIntType];
-    if (!range) throw new NvsError("INVALID_VALUE", `the value of ${where} has an unknown type ${JSON.stringify(String((v as { type: unknown }).type))}`);
+    if (!range)
+      throw new NvsError(
+        "INVALID_VALUE",
+        `the value of ${where} has an unknown type ${JSON.stringify(String((v as { type: unknown }).type))}`,
+      );
     const [code, size, min, max] = range;
     if (!Number.isInteger(v.value) || v.value < min || v.value > max)
-      throw new NvsError("INVALID_VALUE", `the value of ${where} is not a ${v.type} (an integer from ${min} to ${max})`);
+      throw new NvsError(
+        "INVALID_VALUE",
+        `the value of ${where} is not a ${v.type} (an integer from ${min} to ${max})`,
+      );
     const data = new Uint8Array(8).fill(0xff);
     const dv = new DataView(data.buffer);
     if (size === 1) data[0] = v.value & 0xff;
@@ -304,7 +351,10 @@ class ImageWriter {
     const bytes = new Uint8Array(body.length + 1); // and the NUL
     bytes.set(body);
     if (bytes.length > NVS_MAX_STRING_BYTES)
-      throw new NvsError("VALUE_TOO_LARGE", `the string ${where} is ${bytes.length} bytes with its NUL, over NVS's limit of ${NVS_MAX_STRING_BYTES}`);
+      throw new NvsError(
+        "VALUE_TOO_LARGE",
+        `the string ${where} is ${bytes.length} bytes with its NUL, over NVS's limit of ${NVS_MAX_STRING_BYTES}`,
+      );
     const span = 1 + entriesFor(bytes.length);
     const page = this.room(span, `key ${where}`);
     page.put(itemHeader(ns, NvsType.SZ, span, CHUNK_ANY, key, varLength(bytes, 0, bytes.length)));
@@ -313,9 +363,13 @@ class ImageWriter {
   }
 
   private addBlob(ns: number, key: Uint8Array, bytes: unknown, where: string): void {
-    if (!(bytes instanceof Uint8Array)) throw new NvsError("INVALID_VALUE", `the value of ${where} must be bytes (Uint8Array)`);
+    if (!(bytes instanceof Uint8Array))
+      throw new NvsError("INVALID_VALUE", `the value of ${where} must be bytes (Uint8Array)`);
     if (bytes.length > this.maxBlob)
-      throw new NvsError("VALUE_TOO_LARGE", `the blob ${where} is ${bytes.length} bytes, over the limit of ${this.maxBlob} (Moddable's preference values on ESP32 hold at most ${CONFIG_VALUE_MAX_BYTES})`);
+      throw new NvsError(
+        "VALUE_TOO_LARGE",
+        `the blob ${where} is ${bytes.length} bytes, over the limit of ${this.maxBlob} (Moddable's preference values on ESP32 hold at most ${CONFIG_VALUE_MAX_BYTES})`,
+      );
     let chunks = 0;
     let at = 0;
     do {
@@ -351,12 +405,21 @@ export function buildNvsImage(items: readonly NvsItem[], options: NvsImageOption
   const size = options.size ?? MODDABLE_ESP32_NVS.size;
   const freePages = options.freePages ?? 1;
   if (!Number.isInteger(size) || size <= 0 || size % NVS_PAGE_SIZE !== 0)
-    throw new NvsError("INVALID_SIZE", `the NVS partition size must be a positive multiple of ${NVS_PAGE_SIZE} bytes, not ${String(size)}`);
+    throw new NvsError(
+      "INVALID_SIZE",
+      `the NVS partition size must be a positive multiple of ${NVS_PAGE_SIZE} bytes, not ${String(size)}`,
+    );
   if (!Number.isInteger(freePages) || freePages < 1)
-    throw new NvsError("INVALID_SIZE", "at least one NVS page must stay erased: ESP-IDF cannot start without a free page");
+    throw new NvsError(
+      "INVALID_SIZE",
+      "at least one NVS page must stay erased: ESP-IDF cannot start without a free page",
+    );
   const pageCount = size / NVS_PAGE_SIZE;
   if (pageCount - freePages < 1)
-    throw new NvsError("INVALID_SIZE", `a partition of ${pageCount} page(s) leaves no page for data once ${freePages} stay erased (ESP-IDF wants at least 0x3000 bytes)`);
+    throw new NvsError(
+      "INVALID_SIZE",
+      `a partition of ${pageCount} page(s) leaves no page for data once ${freePages} stay erased (ESP-IDF wants at least 0x3000 bytes)`,
+    );
   const w = new ImageWriter(pageCount - freePages, options.maxBlobBytes ?? CONFIG_VALUE_MAX_BYTES);
   for (const item of items) w.add(item);
 

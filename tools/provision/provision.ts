@@ -5,8 +5,23 @@
 // written with Moddable's `preference` module. Nothing here ever prints, logs or throws a secret: summaries and
 // messages show `****` and at most the last two characters.
 import * as path from "node:path";
-import { CA_MAX_PARTS, CONFIG_KEYS, CONFIG_VALUE_MAX_BYTES, PREFERENCE_DOMAIN, caPartKey } from "../../src/device/config-keys";
-import { caParts, checkBrokerUrl, checkCaPem, checkWifiPassword, checkWifiSsid, ConfigError, sendsSecretsInClear, wifiConfig } from "../../src/device/config";
+import {
+  CA_MAX_PARTS,
+  CONFIG_KEYS,
+  CONFIG_VALUE_MAX_BYTES,
+  PREFERENCE_DOMAIN,
+  caPartKey,
+} from "../../src/device/config-keys";
+import {
+  caParts,
+  checkBrokerUrl,
+  checkCaPem,
+  checkWifiPassword,
+  checkWifiSsid,
+  ConfigError,
+  sendsSecretsInClear,
+  wifiConfig,
+} from "../../src/device/config";
 import type { Endpoint, KeyValueStore } from "../../src/host";
 import { isSecure } from "../../src/net/endpoint";
 import { UiotError } from "../../src/uiot/errors";
@@ -36,7 +51,11 @@ export const FIELD_OPTION: Record<string, string> = {
 
 /** Why provisioning stopped. `option` names the command-line option at fault, when one is. Never holds a secret. */
 export class ProvisionError extends Error {
-  constructor(message: string, readonly option?: string, readonly exitCode = 2) {
+  constructor(
+    message: string,
+    readonly option?: string,
+    readonly exitCode = 2,
+  ) {
     super(message);
     this.name = "ProvisionError";
   }
@@ -82,23 +101,39 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
   let identity: Identity;
   try {
     if (input.deviceSecret !== undefined && input.productSecret !== undefined)
-      throw new ProvisionError("give either the DeviceSecret (static registration, authmode 1) or the ProductSecret (dynamic registration, authmode 2), not both", "--device-secret");
-    identity = new Identity({ productSN: input.productSN as string, deviceSN: input.deviceSN as string, deviceSecret: input.deviceSecret, productSecret: input.productSecret });
+      throw new ProvisionError(
+        "give either the DeviceSecret (static registration, authmode 1) or the ProductSecret (dynamic registration, authmode 2), not both",
+        "--device-secret",
+      );
+    identity = new Identity({
+      productSN: input.productSN as string,
+      deviceSN: input.deviceSN as string,
+      deviceSecret: input.deviceSecret,
+      productSecret: input.productSecret,
+    });
   } catch (e) {
     if (e instanceof ProvisionError) throw e;
     const message = e instanceof Error ? scrub(e.message, secret ?? "") : "invalid identity";
-    const field = ["ProductSN", "DeviceSN", "DeviceSecret", "ProductSecret"].find((f) => message.startsWith(f)) ?? (/no secret/.test(message) ? "DeviceSecret" : "ProductSN");
+    const field =
+      ["ProductSN", "DeviceSN", "DeviceSecret", "ProductSecret"].find((f) => message.startsWith(f)) ??
+      (/no secret/.test(message) ? "DeviceSecret" : "ProductSN");
     throw new ProvisionError(message, FIELD_OPTION[field]);
   }
 
   try {
     const { url, endpoint } = checkBrokerUrl(input.url);
     if (input.keepProductSecret && identity.authmode !== 2)
-      throw new ProvisionError("--keep-product-secret is for dynamic registration (a ProductSecret); this device has its DeviceSecret", "--keep-product-secret");
+      throw new ProvisionError(
+        "--keep-product-secret is for dynamic registration (a ProductSecret); this device has its DeviceSecret",
+        "--keep-product-secret",
+      );
     let caCerts: string[] = [];
     if (input.ca) {
       if (!isSecure(endpoint.scheme))
-        throw new ConfigError("CA", `a CA was given but ${url} does not use TLS: use mqtts:// or wss://, or leave out --ca`);
+        throw new ConfigError(
+          "CA",
+          `a CA was given but ${url} does not use TLS: use mqtts:// or wss://, or leave out --ca`,
+        );
       try {
         caCerts = checkCaPem(input.ca.text);
       } catch (e) {
@@ -107,11 +142,16 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
       }
     }
     if (!input.allowPlaintext && sendsSecretsInClear(endpoint))
-      throw new ProvisionError(`${url} is plain ${endpoint.scheme}:// to a host that is not this machine: the ${identity.authmode === 1 ? "DeviceSecret" : "ProductSecret"} would cross the network in clear, and the device refuses to boot with it. Use mqtts:// or wss:// (the broker's TLS port), or, only on a network you trust, give --allow-plaintext`, "--url");
+      throw new ProvisionError(
+        `${url} is plain ${endpoint.scheme}:// to a host that is not this machine: the ${identity.authmode === 1 ? "DeviceSecret" : "ProductSecret"} would cross the network in clear, and the device refuses to boot with it. Use mqtts:// or wss:// (the broker's TLS port), or, only on a network you trust, give --allow-plaintext`,
+        "--url",
+      );
     const parts = caCerts.length ? caParts(caCerts) : [];
     let wifi: ProvisionPlan["wifi"];
-    if (input.wifiSsid !== undefined) wifi = wifiConfig(checkWifiSsid(input.wifiSsid), checkWifiPassword(input.wifiPassword ?? ""));
-    else if (input.wifiPassword !== undefined) throw new ConfigError("Wi-Fi password", "a Wi-Fi password was given without --wifi-ssid");
+    if (input.wifiSsid !== undefined)
+      wifi = wifiConfig(checkWifiSsid(input.wifiSsid), checkWifiPassword(input.wifiPassword ?? ""));
+    else if (input.wifiPassword !== undefined)
+      throw new ConfigError("Wi-Fi password", "a Wi-Fi password was given without --wifi-ssid");
 
     const K = CONFIG_KEYS;
     const values: [string, string][] = [
@@ -125,10 +165,26 @@ export function planProvisioning(input: ProvisionInput): ProvisionPlan {
     if (input.allowPlaintext) values.push([K.allowPlaintext, "1"]);
     if (input.keepProductSecret) values.push([K.keepProductSecret, "1"]);
     for (const [key, value] of values)
-      if (Buffer.byteLength(value, "utf8") > CONFIG_VALUE_MAX_BYTES) throw new ProvisionError(`the value of ${key} is over ${CONFIG_VALUE_MAX_BYTES} bytes`);
-    const plan: ProvisionPlan = { identity, url, endpoint, caCerts, values, allowPlaintext: input.allowPlaintext === true, keepProductSecret: input.keepProductSecret === true };
+      if (Buffer.byteLength(value, "utf8") > CONFIG_VALUE_MAX_BYTES)
+        throw new ProvisionError(`the value of ${key} is over ${CONFIG_VALUE_MAX_BYTES} bytes`);
+    const plan: ProvisionPlan = {
+      identity,
+      url,
+      endpoint,
+      caCerts,
+      values,
+      allowPlaintext: input.allowPlaintext === true,
+      keepProductSecret: input.keepProductSecret === true,
+    };
     if (wifi) plan.wifi = wifi;
-    return printsAs(plan, () => `provisioning plan: ${describePlan(plan).map((l) => l.replace(/ +/g, " ")).join("; ")}`, () => ({ summary: describePlan(plan) }));
+    return printsAs(
+      plan,
+      () =>
+        `provisioning plan: ${describePlan(plan)
+          .map((l) => l.replace(/ +/g, " "))
+          .join("; ")}`,
+      () => ({ summary: describePlan(plan) }),
+    );
   } catch (e) {
     if (e instanceof ConfigError) throw new ProvisionError(e.message, FIELD_OPTION[e.field]);
     throw e;
@@ -146,13 +202,24 @@ export function describePlan(plan: ProvisionPlan): string[] {
       : `ProductSecret  ${redact(id.revealSecret())} (authmode 2: the device registers once and keeps the DeviceSecret it gets)`,
     `broker         ${plan.url}`,
   ];
-  if (plan.caCerts.length) lines.push(`CA             ${plan.caCerts.length} certificate(s), ${plan.caCerts.join("").length} bytes of PEM`);
-  else if (isSecure(plan.endpoint.scheme)) lines.push("CA             none given: the platform's root (UIoT Core) or the host's trust store");
-  if (plan.wifi) lines.push(`Wi-Fi          "${plan.wifi.ssid}", password ${plan.wifi.password === "" ? "none (open network)" : redact(plan.wifi.password)}`);
+  if (plan.caCerts.length)
+    lines.push(`CA             ${plan.caCerts.length} certificate(s), ${plan.caCerts.join("").length} bytes of PEM`);
+  else if (isSecure(plan.endpoint.scheme))
+    lines.push("CA             none given: the platform's root (UIoT Core) or the host's trust store");
+  if (plan.wifi)
+    lines.push(
+      `Wi-Fi          "${plan.wifi.ssid}", password ${plan.wifi.password === "" ? "none (open network)" : redact(plan.wifi.password)}`,
+    );
   if (plan.allowPlaintext)
-    lines.push(`plain text     allowed (--allow-plaintext)${sendsSecretsInClear(plan.endpoint) ? `: the ${id.authmode === 1 ? "DeviceSecret" : "ProductSecret"} crosses the network in clear` : ""}`);
+    lines.push(
+      `plain text     allowed (--allow-plaintext)${sendsSecretsInClear(plan.endpoint) ? `: the ${id.authmode === 1 ? "DeviceSecret" : "ProductSecret"} crosses the network in clear` : ""}`,
+    );
   if (id.authmode === 2)
-    lines.push(plan.keepProductSecret ? "ProductSecret  kept on the device after registration (--keep-product-secret)" : "ProductSecret  deleted from the device once it has registered and stored its DeviceSecret");
+    lines.push(
+      plan.keepProductSecret
+        ? "ProductSecret  kept on the device after registration (--keep-product-secret)"
+        : "ProductSecret  deleted from the device once it has registered and stored its DeviceSecret",
+    );
   return lines;
 }
 
@@ -179,7 +246,11 @@ export function provisionSimulator(plan: ProvisionPlan, file: string, options: S
   try {
     store = new FileConfigStore(file);
   } catch (e) {
-    throw new ProvisionError(`cannot open the simulator's config store: ${e instanceof Error ? e.message : String(e)}`, "--store", 1);
+    throw new ProvisionError(
+      `cannot open the simulator's config store: ${e instanceof Error ? e.message : String(e)}`,
+      "--store",
+      1,
+    );
   }
   try {
     store.checkWritable(); // a JSON file that is not a store of ours: refused before anything else is said about it
@@ -205,23 +276,34 @@ export function provisionSimulator(plan: ProvisionPlan, file: string, options: S
     if (id.authmode === 1 && stored !== id.revealSecret())
       notes.push(`the stored DeviceSecret (${redact(stored)}) was replaced (--replace)`);
     if (id.authmode === 2 && sameDevice && !options.replace)
-      notes.push(`a DeviceSecret (${redact(stored)}) from an earlier registration is kept: the device connects with it and does not register again (--replace deletes it)`);
+      notes.push(
+        `a DeviceSecret (${redact(stored)}) from an earlier registration is kept: the device connects with it and does not register again (--replace deletes it)`,
+      );
   }
 
   // The whole configuration in one atomic write: a crash leaves the old store or the new one, never a mix.
   try {
     store.update((draft) => {
       for (const [key, value] of plan.values) {
-        if (key === K.deviceSecret) storeDeviceSecret(draft, value, true); // conflicts were settled above
+        if (key === K.deviceSecret)
+          storeDeviceSecret(draft, value, true); // conflicts were settled above
         else draft.set(key, value);
       }
       if (id.authmode === 1) draft.delete(K.productSecret);
       else if (stored !== undefined && options.replace) {
         draft.delete(K.deviceSecret);
-        notes.push(`the stored DeviceSecret (${redact(stored)}) was deleted: the device registers again, which UIoT Core refuses for a device that has already logged in with its DeviceSecret`);
+        notes.push(
+          `the stored DeviceSecret (${redact(stored)}) was deleted: the device registers again, which UIoT Core refuses for a device that has already logged in with its DeviceSecret`,
+        );
       }
       const given = new Set(plan.values.map(([k]) => k));
-      const stale = [K.wifiSsid, K.wifiPassword, K.allowPlaintext, K.keepProductSecret, ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i))].filter((k) => !given.has(k) && draft.get(k) !== undefined);
+      const stale = [
+        K.wifiSsid,
+        K.wifiPassword,
+        K.allowPlaintext,
+        K.keepProductSecret,
+        ...Array.from({ length: CA_MAX_PARTS }, (_, i) => caPartKey(i)),
+      ].filter((k) => !given.has(k) && draft.get(k) !== undefined);
       for (const k of stale) draft.delete(k);
       if (stale.length) notes.push(`removed settings not given this time: ${stale.join(", ")}`);
     });
@@ -262,11 +344,17 @@ class RecordingPreferences implements Preferences {
  */
 export function esp32PreferenceItems(values: readonly [string, string][]): NvsItem[] {
   const prefs = new RecordingPreferences();
-  const store = new PreferenceStore(prefs, { domain: PREFERENCE_DOMAIN, limits: ESP32.preference, maxValueBytes: ESP32.maxConfigValue });
+  const store = new PreferenceStore(prefs, {
+    domain: PREFERENCE_DOMAIN,
+    limits: ESP32.preference,
+    maxValueBytes: ESP32.maxConfigValue,
+  });
   for (const [key, value] of values) store.set(key, value);
   const items: NvsItem[] = [];
   for (const domain of [...prefs.domains.keys()].sort())
-    for (const [key, value] of [...(prefs.domains.get(domain) as Map<string, ArrayBuffer>).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    for (const [key, value] of [...(prefs.domains.get(domain) as Map<string, ArrayBuffer>).entries()].sort(
+      ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0),
+    ))
       items.push({ namespace: domain, key, value: { type: "blob", value: new Uint8Array(value) } });
   return items;
 }
@@ -293,9 +381,17 @@ export function esp32Image(plan: ProvisionPlan, options: Esp32ImageOptions = {})
     // registers; a changed value is written whole before the old copy goes), so two stay erased when possible.
     built = buildNvsImage(items, { size, freePages: size / 4096 >= 4 ? 2 : 1 });
   } catch (e) {
-    throw new ProvisionError(`cannot build the NVS image: ${e instanceof Error ? e.message : String(e)}`, e instanceof NvsError && e.code === "INVALID_SIZE" ? "--size" : undefined);
+    throw new ProvisionError(
+      `cannot build the NVS image: ${e instanceof Error ? e.message : String(e)}`,
+      e instanceof NvsError && e.code === "INVALID_SIZE" ? "--size" : undefined,
+    );
   }
-  return { image: built.image, pagesUsed: built.pagesUsed, entriesUsed: built.entriesUsed, namespaces: [...built.namespaces.keys()] };
+  return {
+    image: built.image,
+    pagesUsed: built.pagesUsed,
+    entriesUsed: built.entriesUsed,
+    namespaces: [...built.namespaces.keys()],
+  };
 }
 
 /**
@@ -309,13 +405,18 @@ export function writePrivateFile(file: string, bytes: Uint8Array, options: { for
     writeFileAtomic(file, bytes, { mode: 0o600, overwrite: options.force === true });
   } catch (e) {
     if (e instanceof TargetExistsError) {
-      if (e.kind === "directory") throw new ProvisionError(`${file} is a directory: give a file name for the image`, "--out");
+      if (e.kind === "directory")
+        throw new ProvisionError(`${file} is a directory: give a file name for the image`, "--out");
       throw new ProvisionError(
         `${file} already exists${e.kind === "file" ? "" : ` (a ${e.kind})`} and is kept: it may be another device's image or a file you need. Choose another file, or pass --force to replace it`,
         "--out",
       );
     }
-    throw new ProvisionError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, "--out", 1);
+    throw new ProvisionError(
+      `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      "--out",
+      1,
+    );
   }
 }
 

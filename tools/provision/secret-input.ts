@@ -25,7 +25,9 @@ export interface PromptOutput {
  */
 export function readHidden(prompt: string, input: SecretInput, output: PromptOutput): Promise<string> {
   if (!input.isTTY || typeof input.setRawMode !== "function")
-    return Promise.reject(new ProvisionError("cannot prompt for a secret: standard input is not a terminal; pipe it with --secret-stdin"));
+    return Promise.reject(
+      new ProvisionError("cannot prompt for a secret: standard input is not a terminal; pipe it with --secret-stdin"),
+    );
   input.setRawMode(true); // before the prompt: nothing typed after it can be echoed
   output.write(prompt);
   input.resume();
@@ -55,7 +57,8 @@ export function readHidden(prompt: string, input: SecretInput, output: PromptOut
           else finish();
         } else if (c === "\u007f" || c === "\b") value = value.slice(0, -1);
         else if (c === "\u0015") value = "";
-        else if (c === "\u001b") break; // an escape sequence: the rest of this chunk is its tail
+        else if (c === "\u001b")
+          break; // an escape sequence: the rest of this chunk is its tail
         else if (c >= " ") value += c;
       }
     };
@@ -80,7 +83,12 @@ export function readAll(input: SecretInput, limit = 64 * 1024): Promise<string> 
       if (size > limit) {
         cleanup();
         input.pause();
-        reject(new ProvisionError(`standard input has more than ${limit} bytes: --secret-stdin expects the secret on one line (and the Wi-Fi password on the next)`, "--secret-stdin"));
+        reject(
+          new ProvisionError(
+            `standard input has more than ${limit} bytes: --secret-stdin expects the secret on one line (and the Wi-Fi password on the next)`,
+            "--secret-stdin",
+          ),
+        );
         return;
       }
       parts.push(b);

@@ -29,7 +29,10 @@ function commandsOf(run: Run): string {
 }
 
 function needCloud(run: Run): Cloud {
-  if (!run.cloud) throw new Error(`there is no console against a real broker: use the platform's console (here only ${DEVICE_COMMANDS} work)`);
+  if (!run.cloud)
+    throw new Error(
+      `there is no console against a real broker: use the platform's console (here only ${DEVICE_COMMANDS} work)`,
+    );
   return run.cloud;
 }
 
@@ -40,7 +43,10 @@ function number(arg: string | undefined, what: string): number {
 }
 
 /** The device's next shadow report (its answer to a desired value), or undefined after ANSWER_WAIT_MS. */
-function shadowReport(run: Run, c: Cloud): { promise: Promise<Record<string, unknown> | undefined>; cancel: () => void } {
+function shadowReport(
+  run: Run,
+  c: Cloud,
+): { promise: Promise<Record<string, unknown> | undefined>; cancel: () => void } {
   const topic = `${run.systemPrefix}shadow/upstream`;
   let done!: (v: Record<string, unknown> | undefined) => void;
   const promise = new Promise<Record<string, unknown> | undefined>((r) => (done = r));
@@ -76,21 +82,34 @@ async function desired(run: Run, v: number): Promise<void> {
   }
   run.recent("console", `shadow desired target_temperature = ${v} …`);
   const reported = await report.promise;
-  run.recent("console", reported
-    ? `shadow desired target_temperature = ${v}: the device reported ${json(reported)}`
-    : `shadow desired target_temperature = ${v}: no report from the device within ${ANSWER_WAIT_MS / 1000} s`);
+  run.recent(
+    "console",
+    reported
+      ? `shadow desired target_temperature = ${v}: the device reported ${json(reported)}`
+      : `shadow desired target_temperature = ${v}: no report from the device within ${ANSWER_WAIT_MS / 1000} s`,
+  );
 }
 
 async function setProperty(run: Run, v: number): Promise<void> {
   run.recent("console", `property set target_temperature = ${v} …`);
   const reply = await needCloud(run).setProperties(run.place.psn, run.place.dsn, { target_temperature: v });
-  run.recent("console", reply ? `property set target_temperature = ${v}: RetCode ${reply.RetCode}` : `property set target_temperature = ${v}: no answer within 5 s`);
+  run.recent(
+    "console",
+    reply
+      ? `property set target_temperature = ${v}: RetCode ${reply.RetCode}`
+      : `property set target_temperature = ${v}: no answer within 5 s`,
+  );
 }
 
 async function sendCommand(run: Run, v: number): Promise<void> {
   run.recent("console", `command set_temp_correction { correction: ${v} } …`);
-  const reply = await needCloud(run).sendCommand(run.place.psn, run.place.dsn, "set_temp_correction", { correction: v });
-  run.recent("console", `command set_temp_correction: RetCode ${reply.RetCode}${reply.Output ? ` Output ${json(reply.Output)}` : ""}${reply.Message ? ` (${reply.Message})` : ""}`);
+  const reply = await needCloud(run).sendCommand(run.place.psn, run.place.dsn, "set_temp_correction", {
+    correction: v,
+  });
+  run.recent(
+    "console",
+    `command set_temp_correction: RetCode ${reply.RetCode}${reply.Output ? ` Output ${json(reply.Output)}` : ""}${reply.Message ? ` (${reply.Message})` : ""}`,
+  );
 }
 
 /** The version after `version`: its last number plus one ("0.1.0" -> "0.1.1"), or ".1" appended. */
@@ -128,7 +147,8 @@ function updater(run: Run): (arg: string | undefined) => Promise<void> {
     const { psn, dsn } = run.place;
     const running = c.ota.status(psn, dsn).version ?? run.host.firmware?.version ?? "0.0.0";
     const version = arg ?? nextVersion(running);
-    if (!/^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$/.test(version)) throw new Error(`update takes a version such as ${nextVersion(running)} (letters, digits, . _ -; 32 at most)`);
+    if (!/^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$/.test(version))
+      throw new Error(`update takes a version such as ${nextVersion(running)} (letters, digits, . _ -; 32 at most)`);
     waiting = version;
     try {
       await update(run, c, version, running);
@@ -143,17 +163,28 @@ async function update(run: Run, c: Cloud, version: string, running: string): Pro
   await fileServer(run, c);
   const release = c.ota.publish(psn, { version, data: demoImage(version) });
   c.ota.update(psn, dsn, version); // throws when the device is offline
-  run.recent("console", `firmware ${version} published (${release.size} bytes, MD5 ${release.md5}); update_firmware sent to the device (running ${running}) …`);
+  run.recent(
+    "console",
+    `firmware ${version} published (${release.size} bytes, MD5 ${release.md5}); update_firmware sent to the device (running ${running}) …`,
+  );
   const end = Date.now() + UPDATE_WAIT_MS;
   for (;;) {
     await new Promise((r) => setTimeout(r, 100));
     const s = c.ota.status(psn, dsn);
     if (run.stopping || s.target !== version) return;
-    if (s.state === "success") return run.recent("console", `firmware update to ${version}: done, the device runs ${s.version ?? version}`);
+    if (s.state === "success")
+      return run.recent("console", `firmware update to ${version}: done, the device runs ${s.version ?? version}`);
     if (s.state === "failed")
-      return run.recent("console", `firmware update to ${version}: report_fail ErrCode ${s.errCode} (${OTA_ERRORS[s.errCode ?? 0] ?? "unknown"}), the device runs ${s.version ?? running}`);
+      return run.recent(
+        "console",
+        `firmware update to ${version}: report_fail ErrCode ${s.errCode} (${OTA_ERRORS[s.errCode ?? 0] ?? "unknown"}), the device runs ${s.version ?? running}`,
+      );
     if (s.state === "cancelled") return run.recent("console", `firmware update to ${version}: cancelled`);
-    if (Date.now() > end) return run.recent("console", `firmware update to ${version}: no report_success or report_fail within ${UPDATE_WAIT_MS / 1000} s (${s.state} ${s.percent} %)`);
+    if (Date.now() > end)
+      return run.recent(
+        "console",
+        `firmware update to ${version}: no report_success or report_fail within ${UPDATE_WAIT_MS / 1000} s (${s.state} ${s.percent} %)`,
+      );
   }
 }
 
@@ -169,7 +200,8 @@ async function status(run: Run): Promise<void> {
   const view = run.view;
   if (view.sync) await view.sync(); // XS: the status after every event so far (a link change just made)
   const st = view.thermostat;
-  const line = `status: link ${run.host.link.isUp ? "up" : "down"}, ${view.state}, connections ${view.connects}, drops ${view.drops}, failed dials ${view.failedDials}, ` +
+  const line =
+    `status: link ${run.host.link.isUp ? "up" : "down"}, ${view.state}, connections ${view.connects}, drops ${view.drops}, failed dials ${view.failedDials}, ` +
     `${st.temperature} °C ${st.humidity} %RH target ${st.target} correction ${st.correction}, posts ${st.posts}, events ${st.events}` +
     `${run.host.firmware ? `, firmware ${run.host.firmware.version}` : ""}`;
   if (!run.tty) run.out.write(`${line}\n`);
@@ -266,7 +298,10 @@ export function consoleKeys(run: Run, command: Command): (k: string) => void {
       case "=":
       case "-": {
         const doc = run.cloud?.shadow(run.place.psn, run.place.dsn);
-        const base = typeof doc?.State.Desired.target_temperature === "number" ? doc.State.Desired.target_temperature : run.view.thermostat.target;
+        const base =
+          typeof doc?.State.Desired.target_temperature === "number"
+            ? doc.State.Desired.target_temperature
+            : run.view.thermostat.target;
         void command(`desired ${base + (k === "-" ? -1 : 1)}`);
         return;
       }
@@ -336,9 +371,15 @@ export function scriptLines(run: Run, command: Command): (line: string) => Promi
       return run.stop();
     }
     // What needs the device: the console's commands (with the emulated cloud), the link and the status.
-    const needsDevice = ["link", "status"].includes(verb) || (run.cloud !== undefined && ["desired", "set", "command", "update", "restart"].includes(verb));
+    const needsDevice =
+      ["link", "status"].includes(verb) ||
+      (run.cloud !== undefined && ["desired", "set", "command", "update", "restart"].includes(verb));
     if (needsDevice && !(await deviceReady())) {
-      if (!run.stopping) run.recent("error", `not run: ${line.trim().slice(0, 60)}: the device has not connected within ${READY_WAIT_MS / 1000} s (see the errors above)`);
+      if (!run.stopping)
+        run.recent(
+          "error",
+          `not run: ${line.trim().slice(0, 60)}: the device has not connected within ${READY_WAIT_MS / 1000} s (see the errors above)`,
+        );
       return;
     }
     if (run.stopping) return;

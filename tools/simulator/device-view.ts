@@ -38,7 +38,10 @@ export interface DeviceView {
 /** The firmware entry in this process, on `host`, with `app`. */
 export function nodeDevice(host: Host, app: Thermostat, trace: Trace): DeviceView {
   let device: Device | undefined;
-  let drops = 0, failedDials = 0, problem = "", up = false;
+  let drops = 0,
+    failedDials = 0,
+    problem = "",
+    up = false;
   const observe = (d: Device): void => {
     const client = d.client;
     const inner = client.onMessage;

@@ -42,7 +42,11 @@ export class Run {
   lastIn: Traced | undefined;
   lastOut: Traced | undefined;
   /** The shadow as the device's own messages tell it (what the screen shows without the emulated cloud). */
-  readonly deviceShadow = { reported: {} as Record<string, unknown>, desired: {} as Record<string, unknown>, version: undefined as number | undefined };
+  readonly deviceShadow = {
+    reported: {} as Record<string, unknown>,
+    desired: {} as Record<string, unknown>,
+    version: undefined as number | undefined,
+  };
   /** The last firmware update, as the device's own OTA messages tell it (update_firmware in, its reports out). */
   firmwareUpdate: FirmwareUpdate | undefined;
   /** The emulated cloud's firmware file server, once started (the `update` command): its port and certificate. */
@@ -69,7 +73,11 @@ export class Run {
   /** What stop() undoes before the device stops: the input's listener, a script's wait. */
   readonly releases: (() => void)[] = [];
 
-  constructor(readonly io: SimulatorIo, plain: boolean | undefined, readonly engine: "node" | "xs") {
+  constructor(
+    readonly io: SimulatorIo,
+    plain: boolean | undefined,
+    readonly engine: "node" | "xs",
+  ) {
     this.out = io.stdout;
     this.tty = io.tty && !plain;
     this.ready = new Promise<void>((r) => (this.setReady = r));
@@ -101,9 +109,14 @@ export class Run {
   /** Every message through the client's API (the device view's Trace). */
   readonly trace = (direction: "in" | "out", topic: string, payload: Uint8Array | string): void => {
     const prefix = this.systemPrefix;
-    const t: Traced = { at: Date.now(), topic: topic.startsWith(prefix) ? topic.slice(prefix.length) : topic, text: utf8(payload) };
+    const t: Traced = {
+      at: Date.now(),
+      topic: topic.startsWith(prefix) ? topic.slice(prefix.length) : topic,
+      text: utf8(payload),
+    };
     // A firmware URL's signature lets anyone download the image until it expires: shown as "…", as the device logs it.
-    if (direction === "in" && topic.endsWith("ota/downstream")) t.text = t.text.replace(/([?&]Signature=)[^&"]*/g, "$1…");
+    if (direction === "in" && topic.endsWith("ota/downstream"))
+      t.text = t.text.replace(/([?&]Signature=)[^&"]*/g, "$1…");
     // The first answer from the broker comes after the device's subscriptions are in place: console commands
     // of a script wait for it (a command published before the SUBSCRIBE is handled would reach nobody).
     if (direction === "in") this.setReady();
@@ -118,9 +131,16 @@ export class Run {
   private traceShadow(direction: "in" | "out", topic: string, text: string): void {
     const deviceShadow = this.deviceShadow;
     try {
-      const m = JSON.parse(text) as { Method?: string; State?: { Reported?: Record<string, unknown> }; Payload?: { State?: { Desired?: Record<string, unknown> } }; Version?: number };
-      if (direction === "out" && topic.endsWith("shadow/upstream") && m.State?.Reported) Object.assign(deviceShadow.reported, m.State.Reported);
-      if (direction === "out" && topic.endsWith("shadow/upstream") && m.State && "Desired" in m.State) deviceShadow.desired = {};
+      const m = JSON.parse(text) as {
+        Method?: string;
+        State?: { Reported?: Record<string, unknown> };
+        Payload?: { State?: { Desired?: Record<string, unknown> } };
+        Version?: number;
+      };
+      if (direction === "out" && topic.endsWith("shadow/upstream") && m.State?.Reported)
+        Object.assign(deviceShadow.reported, m.State.Reported);
+      if (direction === "out" && topic.endsWith("shadow/upstream") && m.State && "Desired" in m.State)
+        deviceShadow.desired = {};
       if (direction === "in" && topic.endsWith("shadow/downstream")) {
         if (typeof m.Version === "number") deviceShadow.version = m.Version;
         if (m.Method === "control" && m.Payload?.State?.Desired) deviceShadow.desired = m.Payload.State.Desired;
@@ -148,13 +168,22 @@ export class Run {
         if (u) u.state = "cancelled";
         break;
       case "report_progress":
-        this.firmwareUpdate = { target, state: m.Payload?.State === "burning" ? "burning" : "downloading", percent: Number(m.Payload?.Percent) || 0 };
+        this.firmwareUpdate = {
+          target,
+          state: m.Payload?.State === "burning" ? "burning" : "downloading",
+          percent: Number(m.Payload?.Percent) || 0,
+        };
         break;
       case "report_success":
         this.firmwareUpdate = { target, state: "success", percent: 100 };
         break;
       case "report_fail":
-        this.firmwareUpdate = { target, state: "failed", percent: u?.percent ?? 0, errCode: Number(m.Payload?.ErrCode) };
+        this.firmwareUpdate = {
+          target,
+          state: "failed",
+          percent: u?.percent ?? 0,
+          errCode: Number(m.Payload?.ErrCode),
+        };
         break;
     }
   }
@@ -181,14 +210,29 @@ export class Run {
         // the device is not known yet
       }
     }
-    const lines = renderScreen({
-      device: `${psn}.${dsn}`, brokerUrl, engine: this.engine,
-      brokerRunning: cloud ? cloud.running : undefined,
-      linkUp: this.host.link.isUp, connection: view.state,
-      connects: view.connects, drops: view.drops, failedDials: view.failedDials, problem: view.problem,
-      outbox: view.outbox, thermostat: view.thermostat, shadow, lastIn: this.lastIn, lastOut: this.lastOut, logs: this.logs, typing: this.typing,
-      firmware: this.host.firmware ? { version: this.host.firmware.version, update: this.firmwareUpdate } : undefined,
-    }, { columns: this.io.columns?.() ?? 100, rows: this.io.rows?.() ?? 24 });
+    const lines = renderScreen(
+      {
+        device: `${psn}.${dsn}`,
+        brokerUrl,
+        engine: this.engine,
+        brokerRunning: cloud ? cloud.running : undefined,
+        linkUp: this.host.link.isUp,
+        connection: view.state,
+        connects: view.connects,
+        drops: view.drops,
+        failedDials: view.failedDials,
+        problem: view.problem,
+        outbox: view.outbox,
+        thermostat: view.thermostat,
+        shadow,
+        lastIn: this.lastIn,
+        lastOut: this.lastOut,
+        logs: this.logs,
+        typing: this.typing,
+        firmware: this.host.firmware ? { version: this.host.firmware.version, update: this.firmwareUpdate } : undefined,
+      },
+      { columns: this.io.columns?.() ?? 100, rows: this.io.rows?.() ?? 24 },
+    );
     this.out.write(screenFrame(lines));
   }
 
@@ -227,7 +271,12 @@ export class Run {
       }
       this.closed = true;
       // On a terminal the screen held the engine's error, and it is gone now: say it again.
-      const how = this.engineFailure !== undefined ? `the XS engine failed${this.tty ? ` (${this.engineFailure})` : ""}` : this.failed ? "the firmware did not start" : "the device disconnected";
+      const how =
+        this.engineFailure !== undefined
+          ? `the XS engine failed${this.tty ? ` (${this.engineFailure})` : ""}`
+          : this.failed
+            ? "the firmware did not start"
+            : "the device disconnected";
       this.out.write(`${clock(Date.now())} stopped: ${how}${cloud ? " and the emulated cloud closed" : ""}\n`);
       this.resolveStopped();
     })();

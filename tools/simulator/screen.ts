@@ -26,7 +26,13 @@ export interface FirmwareUpdate {
   errCode?: number;
 }
 
-const OTA_ERRORS: Record<number, string> = { [-1]: "URL unreachable", [-2]: "URL signature expired", [-3]: "download timeout", [-4]: "MD5 mismatch", [-5]: "flash write failed" };
+const OTA_ERRORS: Record<number, string> = {
+  [-1]: "URL unreachable",
+  [-2]: "URL signature expired",
+  [-3]: "download timeout",
+  [-4]: "MD5 mismatch",
+  [-5]: "flash write failed",
+};
 
 export interface ScreenState {
   /** ProductSN.DeviceSN. */
@@ -82,9 +88,15 @@ export function oneLine(text: string): string {
 /** Columns a code point takes on a terminal: 2 for East Asian wide and fullwidth characters and emoji, else 1. */
 function columnsOf(cp: number): number {
   if (cp < 0x1100) return 1;
-  return (cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf && cp !== 0x303f) || (cp >= 0xac00 && cp <= 0xd7a3) ||
-    (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
-    (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1faff) || (cp >= 0x20000 && cp <= 0x3fffd)
+  return cp <= 0x115f ||
+    (cp >= 0x2e80 && cp <= 0xa4cf && cp !== 0x303f) ||
+    (cp >= 0xac00 && cp <= 0xd7a3) ||
+    (cp >= 0xf900 && cp <= 0xfaff) ||
+    (cp >= 0xfe30 && cp <= 0xfe4f) ||
+    (cp >= 0xff00 && cp <= 0xff60) ||
+    (cp >= 0xffe0 && cp <= 0xffe6) ||
+    (cp >= 0x1f300 && cp <= 0x1faff) ||
+    (cp >= 0x20000 && cp <= 0x3fffd)
     ? 2
     : 1;
 }
@@ -136,7 +148,8 @@ function json(value: unknown): string {
 
 /** The key legend: only the keys that work here. */
 function legend(s: ScreenState): string {
-  if (s.typing !== undefined) return `: ${oneLine(s.typing)}█   (Enter runs it, Esc cancels: ${s.brokerRunning === undefined ? DEVICE_COMMANDS : CONSOLE_COMMANDS})`;
+  if (s.typing !== undefined)
+    return `: ${oneLine(s.typing)}█   (Enter runs it, Esc cancels: ${s.brokerRunning === undefined ? DEVICE_COMMANDS : CONSOLE_COMMANDS})`;
   return s.brokerRunning === undefined
     ? `${ESC}2mKeys: l link down/up   : type a command (${DEVICE_COMMANDS})   q quit${ESC}0m`
     : `${ESC}2mKeys: +/- desired  s set  c command  u update  l link  r broker  : type  q quit${ESC}0m`;
@@ -146,10 +159,14 @@ function legend(s: ScreenState): string {
 function firmwareLine(f: NonNullable<ScreenState["firmware"]>): string {
   const u = f.update;
   if (!u) return `Firmware     ${oneLine(f.version)}`;
-  const how = u.state === "downloading" || u.state === "burning" ? `${u.state} ${u.percent} %`
-    : u.state === "success" ? `${ESC}32mdone${ESC}0m`
-    : u.state === "failed" ? `${ESC}31mfailed, ErrCode ${u.errCode} (${OTA_ERRORS[u.errCode ?? 0] ?? "unknown"})${ESC}0m`
-    : u.state;
+  const how =
+    u.state === "downloading" || u.state === "burning"
+      ? `${u.state} ${u.percent} %`
+      : u.state === "success"
+        ? `${ESC}32mdone${ESC}0m`
+        : u.state === "failed"
+          ? `${ESC}31mfailed, ErrCode ${u.errCode} (${OTA_ERRORS[u.errCode ?? 0] ?? "unknown"})${ESC}0m`
+          : u.state;
   return `Firmware     ${oneLine(f.version)}   update to ${oneLine(u.target)}: ${how}`;
 }
 
@@ -164,7 +181,8 @@ export function renderScreen(s: ScreenState, size: TerminalSize): string[] {
   const cloud = s.brokerRunning !== undefined;
   const link = s.linkUp ? `${ESC}32mup${ESC}0m` : `${ESC}31mDOWN${ESC}0m`;
   const conn = s.connection === "connected" ? `${ESC}32m${s.connection}${ESC}0m` : `${ESC}33m${s.connection}${ESC}0m`;
-  const broker = s.brokerRunning === undefined ? "" : `   broker ${s.brokerRunning ? "running" : `${ESC}31mSTOPPED${ESC}0m`}`;
+  const broker =
+    s.brokerRunning === undefined ? "" : `   broker ${s.brokerRunning ? "running" : `${ESC}31mSTOPPED${ESC}0m`}`;
   const traced = (t: Traced | undefined) => (t ? oneLine(`${clock(t.at)} ${t.topic} ${t.text}`) : "-");
   const head = [
     `${ESC}1mUIoT thermostat simulator${ESC}0m  ${cloud ? "emulated UIoT Core" : "real broker"}${s.engine === "xs" ? ", engine XS" : ""}`,
@@ -187,7 +205,10 @@ export function renderScreen(s: ScreenState, size: TerminalSize): string[] {
   const room = rows - head.length - tail.length;
   if (room >= 0) {
     const logs = room === 0 ? [] : s.logs.slice(-room);
-    const shown = logs.map((l) => `${ESC}${COLOR[l.level] ?? "0"}m${clock(l.at)} ${l.level === "info" ? "" : `${l.level}: `}${oneLine(l.text)}${ESC}0m`);
+    const shown = logs.map(
+      (l) =>
+        `${ESC}${COLOR[l.level] ?? "0"}m${clock(l.at)} ${l.level === "info" ? "" : `${l.level}: `}${oneLine(l.text)}${ESC}0m`,
+    );
     lines = [...head, ...shown, ...tail];
   } else {
     // A very small terminal: the top of the state, then the keys.

@@ -125,17 +125,24 @@ export function parseSimulatorArgs(args: string[]): SimulatorOptions & { help: b
   if (values.plain) o.plain = true;
   if (values["allow-plaintext"]) o.allowPlaintext = true;
   if (values.engine !== undefined) {
-    if (values.engine !== "node" && values.engine !== "xs") throw new Error(`--engine is node or xs, not "${values.engine.slice(0, 20)}"`);
+    if (values.engine !== "node" && values.engine !== "xs")
+      throw new Error(`--engine is node or xs, not "${values.engine.slice(0, 20)}"`);
     o.engine = values.engine;
   }
   if (values.interval !== undefined) {
     const n = Number(values.interval);
-    if (!Number.isInteger(n) || n < 200 || n > 3600000) throw new Error("--interval takes milliseconds, 200 to 3600000");
+    if (!Number.isInteger(n) || n < 200 || n > 3600000)
+      throw new Error("--interval takes milliseconds, 200 to 3600000");
     o.interval = n;
   }
-  if (o.device !== undefined && o.broker === undefined) throw new Error("--device needs --broker: without it the simulator runs its own demo device against the emulated cloud");
-  if (o.dir !== undefined && o.broker !== undefined) throw new Error("--dir is for the demo device; with --broker use --device");
-  if (o.allowPlaintext && o.broker === undefined) throw new Error("--allow-plaintext goes with --broker (the emulated cloud is on this machine and needs no opt-in)");
+  if (o.device !== undefined && o.broker === undefined)
+    throw new Error(
+      "--device needs --broker: without it the simulator runs its own demo device against the emulated cloud",
+    );
+  if (o.dir !== undefined && o.broker !== undefined)
+    throw new Error("--dir is for the demo device; with --broker use --device");
+  if (o.allowPlaintext && o.broker === undefined)
+    throw new Error("--allow-plaintext goes with --broker (the emulated cloud is on this machine and needs no opt-in)");
   return o;
 }
 
@@ -155,7 +162,8 @@ export function deviceDir(device: string | undefined): string {
 export function demoDirProblem(dir: string): string | undefined {
   let entries: string[];
   try {
-    if (!fs.statSync(dir).isDirectory()) return `${dir} is not a folder: give --dir a folder for the demo device (default ${path.join(SIMULATOR_DIR, "demo")})`;
+    if (!fs.statSync(dir).isDirectory())
+      return `${dir} is not a folder: give --dir a folder for the demo device (default ${path.join(SIMULATOR_DIR, "demo")})`;
     entries = fs.readdirSync(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
@@ -166,13 +174,17 @@ export function demoDirProblem(dir: string): string | undefined {
     let data: Record<string, unknown> | undefined;
     try {
       const parsed: unknown = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
-      if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) data = parsed as Record<string, unknown>;
+      if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed))
+        data = parsed as Record<string, unknown>;
     } catch {
       // neither readable nor JSON (the text is not quoted: it may hold secrets)
     }
-    if (data === undefined) return `${path.join(dir, "config.json")} is not a device store the simulator can read, so it may be someone's device: ${leave}`;
+    if (data === undefined)
+      return `${path.join(dir, "config.json")} is not a device store the simulator can read, so it may be someone's device: ${leave}`;
     const str = (k: string): string | undefined => (typeof data[k] === "string" ? (data[k] as string) : undefined);
-    const psn = str(CONFIG_KEYS.productSN), dsn = str(CONFIG_KEYS.deviceSN), url = str(CONFIG_KEYS.brokerUrl);
+    const psn = str(CONFIG_KEYS.productSN),
+      dsn = str(CONFIG_KEYS.deviceSN),
+      url = str(CONFIG_KEYS.brokerUrl);
     let loopback = false;
     try {
       loopback = url !== undefined && isLoopback(parseEndpoint(url).host);
@@ -180,10 +192,16 @@ export function demoDirProblem(dir: string): string | undefined {
       // not a URL: not the demo's
     }
     if (psn === DEMO_PRODUCT_SN && dsn === DEMO_DEVICE_SN && loopback) return undefined;
-    const secret = str(CONFIG_KEYS.deviceSecret) ? "its DeviceSecret" : str(CONFIG_KEYS.productSecret) ? "its ProductSecret" : "its settings";
-    return `${dir} holds the device ${psn ?? "?"}.${dsn ?? "?"} (config.json with ${secret}), not the simulator's demo device: ` +
+    const secret = str(CONFIG_KEYS.deviceSecret)
+      ? "its DeviceSecret"
+      : str(CONFIG_KEYS.productSecret)
+        ? "its ProductSecret"
+        : "its settings";
+    return (
+      `${dir} holds the device ${psn ?? "?"}.${dsn ?? "?"} (config.json with ${secret}), not the simulator's demo device: ` +
       `the demo would overwrite its secret (UIoT Core hands a DeviceSecret out once) and delete its outbox, so ${leave}. ` +
-      `To run that device: npm start -- --broker ${url ?? "<its broker URL>"} --device ${dir}`;
+      `To run that device: npm start -- --broker ${url ?? "<its broker URL>"} --device ${dir}`
+    );
   }
   const other = entries.filter((e) => e !== "outbox");
   if (other.length > 0)
@@ -196,14 +214,16 @@ export function demoDirProblem(dir: string): string | undefined {
     // not a folder we can read: counted as holding something
     queued = 1;
   }
-  if (queued > 0) return `${path.join(dir, "outbox")} holds messages but ${dir} has no config.json: they may be another device's, so ${leave}`;
+  if (queued > 0)
+    return `${path.join(dir, "outbox")} holds messages but ${dir} has no config.json: they may be another device's, so ${leave}`;
   return undefined;
 }
 
 /** The device's store with the broker URL from --broker in place of the stored one (nothing is written). */
 function withBroker(store: KeyValueStore, url: string, allowPlaintext: boolean): KeyValueStore {
   return {
-    get: (key) => (key === CONFIG_KEYS.brokerUrl ? url : key === CONFIG_KEYS.allowPlaintext && allowPlaintext ? "1" : store.get(key)),
+    get: (key) =>
+      key === CONFIG_KEYS.brokerUrl ? url : key === CONFIG_KEYS.allowPlaintext && allowPlaintext ? "1" : store.get(key),
     set: (key, value) => store.set(key, value),
     delete: (key) => store.delete(key),
   };
@@ -230,7 +250,12 @@ export async function runSimulator(options: SimulatorOptions, io: SimulatorIo): 
   const command = consoleCommands(run, USAGE);
   listenToInput(run, consoleKeys(run, command), scriptLines(run, command));
   return {
-    cloud: run.cloud, host: run.host, device, command, stop: () => run.stop(), stopped: run.stopped,
+    cloud: run.cloud,
+    host: run.host,
+    device,
+    command,
+    stop: () => run.stop(),
+    stopped: run.stopped,
     get failed() {
       return run.failed || run.engineFailure !== undefined;
     },
@@ -252,7 +277,8 @@ async function placeDemo(options: SimulatorOptions): Promise<Place> {
   const dir = options.dir ?? path.join(SIMULATOR_DIR, "demo");
   const problem = demoDirProblem(dir);
   if (problem !== undefined) throw new Error(problem);
-  const psn = DEMO_PRODUCT_SN, dsn = DEMO_DEVICE_SN;
+  const psn = DEMO_PRODUCT_SN,
+    dsn = DEMO_DEVICE_SN;
   const productSecret = demoSecret();
   const cloud = await startCloud({
     products: [{ productSN: psn, productSecret, dynamicRegistration: true }],
@@ -263,7 +289,11 @@ async function placeDemo(options: SimulatorOptions): Promise<Place> {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   fs.rmSync(path.join(dir, "outbox"), { recursive: true, force: true });
   fs.rmSync(path.join(dir, "firmware"), { recursive: true, force: true }); // it boots as demoFirmwareVersion()
-  provisionSimulator(planProvisioning({ productSN: psn, deviceSN: dsn, productSecret, url: cloud.url }), path.join(dir, "config.json"), { replace: true });
+  provisionSimulator(
+    planProvisioning({ productSN: psn, deviceSN: dsn, productSecret, url: cloud.url }),
+    path.join(dir, "config.json"),
+    { replace: true },
+  );
   return { dir, cloud, psn, dsn, brokerUrl: cloud.url };
 }
 
@@ -272,15 +302,20 @@ function placeProvisioned(options: SimulatorOptions, broker: string): Place {
   const dir = deviceDir(options.device);
   const brokerUrl = checkBrokerUrl(broker).url; // throws ConfigError with the rule
   if (!fs.existsSync(path.join(dir, "config.json")))
-    throw new Error(`no provisioned device in ${dir} (no config.json): run \`npm run provision -- --product-sn ... --device-sn ... --url ${brokerUrl}${dir === SIMULATOR_DIR ? "" : ` --store ${path.join(dir, "config.json")}`}\` first`);
+    throw new Error(
+      `no provisioned device in ${dir} (no config.json): run \`npm run provision -- --product-sn ... --device-sn ... --url ${brokerUrl}${dir === SIMULATOR_DIR ? "" : ` --store ${path.join(dir, "config.json")}`}\` first`,
+    );
   return { dir, cloud: undefined, psn: DEMO_PRODUCT_SN, dsn: DEMO_DEVICE_SN, brokerUrl };
 }
 
 /** The firmware version the demo device starts as: the one manifest.json gives a board's build. */
 export function demoFirmwareVersion(): string {
   try {
-    const manifest = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, "..", "..", "manifest.json"), "utf8")) as { config?: { firmware?: unknown } };
-    if (typeof manifest.config?.firmware === "string" && manifest.config.firmware !== "") return manifest.config.firmware;
+    const manifest = JSON.parse(
+      fs.readFileSync(path.join(import.meta.dirname, "..", "..", "manifest.json"), "utf8"),
+    ) as { config?: { firmware?: unknown } };
+    if (typeof manifest.config?.firmware === "string" && manifest.config.firmware !== "")
+      return manifest.config.firmware;
   } catch {
     // not readable: the default below
   }
@@ -299,7 +334,8 @@ function hostFor(run: Run, options: SimulatorOptions, restart: () => void): Host
     log: (level, message) => (level === "debug" ? undefined : run.recent(level, message)),
     firmware: { version: options.broker === undefined ? demoFirmwareVersion() : undefined, restart },
   }));
-  if (options.broker === undefined) return { ...host, connector: (endpoint, tls) => host.connector(endpoint, tls ?? fileServerTls(run, endpoint)) };
+  if (options.broker === undefined)
+    return { ...host, connector: (endpoint, tls) => host.connector(endpoint, tls ?? fileServerTls(run, endpoint)) };
   run.place.psn = host.config.get(CONFIG_KEYS.productSN) ?? "?";
   run.place.dsn = host.config.get(CONFIG_KEYS.deviceSN) ?? "?";
   return { ...host, config: withBroker(host.config, run.place.brokerUrl, options.allowPlaintext === true) };
@@ -308,7 +344,8 @@ function hostFor(run: Run, options: SimulatorOptions, restart: () => void): Host
 /** TLS for a download from the emulated cloud's file server (its self-signed certificate), else undefined. */
 function fileServerTls(run: Run, endpoint: Endpoint): TlsOptions | undefined {
   const server = run.fileServer;
-  if (!server || endpoint.scheme !== "mqtts" || endpoint.port !== server.port || !isLoopback(endpoint.host)) return undefined;
+  if (!server || endpoint.scheme !== "mqtts" || endpoint.port !== server.port || !isLoopback(endpoint.host))
+    return undefined;
   return { ca: [server.cert] };
 }
 
@@ -317,7 +354,11 @@ function fileServerTls(run: Run, endpoint: Endpoint): TlsOptions | undefined {
  * stops and starts again on a new host over the same folder, which boots as the new version. The link and the
  * screen stay; the thermostat starts afresh, as on a board.
  */
-function restartFirmware(run: Run, newHost: () => Host, thermostatOptions: { postInterval: number; timeConstant: number }): void {
+function restartFirmware(
+  run: Run,
+  newHost: () => Host,
+  thermostatOptions: { postInterval: number; timeConstant: number },
+): void {
   if (run.stopping || run.restarting) return;
   if (run.firmwareUpdate) run.firmwareUpdate = { ...run.firmwareUpdate, state: "restarting" };
   run.recent("console", "the device restarts into its new firmware");
@@ -338,18 +379,36 @@ function restartFirmware(run: Run, newHost: () => Host, thermostatOptions: { pos
 
 /** What the emulated cloud refuses, denies, registers and sees go offline, under Recent. */
 function reportCloudEvents(run: Run, c: Cloud): void {
-  c.on("refused", (e) => run.recent("console", `the cloud refused ${e.clientId}: ${e.reason} (CONNACK ${e.returnCode})`));
-  c.on("denied", (e) => run.recent("console", `the cloud denied ${e.direction === "publish" ? "a publish to" : "a subscription to"} ${e.topic}: ${e.reason}`));
-  c.on("registered", (e) => run.recent("console", `the cloud registered ${e.productSN}.${e.deviceSN} (dynamic registration)`));
-  c.on("offline", (e) => e.authmode === 1 && run.recent("console", `the cloud sees ${e.deviceSN} offline: ${e.reason}`));
+  c.on("refused", (e) =>
+    run.recent("console", `the cloud refused ${e.clientId}: ${e.reason} (CONNACK ${e.returnCode})`),
+  );
+  c.on("denied", (e) =>
+    run.recent(
+      "console",
+      `the cloud denied ${e.direction === "publish" ? "a publish to" : "a subscription to"} ${e.topic}: ${e.reason}`,
+    ),
+  );
+  c.on("registered", (e) =>
+    run.recent("console", `the cloud registered ${e.productSN}.${e.deviceSN} (dynamic registration)`),
+  );
+  c.on(
+    "offline",
+    (e) => e.authmode === 1 && run.recent("console", `the cloud sees ${e.deviceSN} offline: ${e.reason}`),
+  );
 }
 
 /** The firmware, on V8 here or on XS in a child process; the view reads the same things of either. */
-async function startFirmware(run: Run, host: Host, thermostatOptions: { postInterval: number; timeConstant: number }): Promise<DeviceView> {
+async function startFirmware(
+  run: Run,
+  host: Host,
+  thermostatOptions: { postInterval: number; timeConstant: number },
+): Promise<DeviceView> {
   if (run.engine === "node") return nodeDevice(host, thermostat(thermostatOptions), run.trace);
   try {
     const xs = await startXsDevice({
-      host, thermostat: thermostatOptions, trace: run.trace,
+      host,
+      thermostat: thermostatOptions,
+      trace: run.trace,
       onFailure: (e) => {
         run.engineFailure = e.message;
         run.recent("error", e.message);

@@ -23,8 +23,25 @@ import type { Connector, Host, ImageWriter, Transport, TransportHandlers } from 
 import type { ThermostatState } from "../../src/device/thermostat";
 import { NetError } from "../../src/net/errors";
 import {
-  answer, answerNumber, E, ERROR, frame, HEADER, idOf, LEVELS, NONE, OK, packEntries, Q, textBytes, u32, withBytes, withText, withU32,
-  type DeviceStatus, type StartOptions,
+  answer,
+  answerNumber,
+  E,
+  ERROR,
+  frame,
+  HEADER,
+  idOf,
+  LEVELS,
+  NONE,
+  OK,
+  packEntries,
+  Q,
+  textBytes,
+  u32,
+  withBytes,
+  withText,
+  withU32,
+  type DeviceStatus,
+  type StartOptions,
 } from "../../hosts/xsnap/wire";
 import { bundleForXs, PRELUDE } from "../xsnap/bundle";
 import { startXs, xsnapBinary } from "../xsnap/worker";
@@ -78,16 +95,31 @@ function bundle(entry: string): Promise<string> {
   return b;
 }
 
-const INITIAL: ThermostatState = { temperature: 0, humidity: 0, target: 0, correction: 0, posts: 0, events: 0, hot: false };
+const INITIAL: ThermostatState = {
+  temperature: 0,
+  humidity: 0,
+  target: 0,
+  correction: 0,
+  posts: 0,
+  events: 0,
+  hot: false,
+};
 
 /** What an error is, for XS to rebuild it (hosts/xsnap/host.ts): a NetError keeps its code. */
 function errorJson(e: unknown): string {
   if (e instanceof NetError) return JSON.stringify({ name: "NetError", code: e.code, message: e.message });
   const err = e as Error & { code?: unknown };
-  return JSON.stringify({ name: err?.name, code: typeof err?.code === "string" ? err.code : undefined, message: err?.message ?? String(e) });
+  return JSON.stringify({
+    name: err?.name,
+    code: typeof err?.code === "string" ? err.code : undefined,
+    message: err?.message ?? String(e),
+  });
 }
 
-const OK_ANSWER = answer(OK), NONE_ANSWER = answer(NONE), TAKEN = answer(OK, Uint8Array.of(1)), REFUSED = answer(OK, Uint8Array.of(0));
+const OK_ANSWER = answer(OK),
+  NONE_ANSWER = answer(NONE),
+  TAKEN = answer(OK, Uint8Array.of(1)),
+  REFUSED = answer(OK, Uint8Array.of(0));
 const text = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8");
 
 /** Starts the firmware in XS; resolves once the engine has its START (see `started` for the device itself). */
@@ -101,7 +133,15 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
   const timers = new Map<number, unknown>();
   /** The images being written, by the writer id XS gave them. */
   const writers = new Map<number, ImageWriter>();
-  let status: DeviceStatus = { state: "starting", connects: 0, drops: 0, failedDials: 0, problem: "", outbox: 0, thermostat: INITIAL };
+  let status: DeviceStatus = {
+    state: "starting",
+    connects: 0,
+    drops: 0,
+    failedDials: 0,
+    problem: "",
+    outbox: 0,
+    thermostat: INITIAL,
+  };
   let failure: Error | undefined;
   let closed = false;
   /** The firmware is loaded: from here on a failure is reported to onFailure (before, startXsDevice rejects). */
@@ -158,7 +198,8 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
   };
   const writer = (id: number): ImageWriter => {
     const w = writers.get(id);
-    if (!w) throw new Error(`XS wrote to image writer ${id}, which it never began (or which was completed or cancelled)`);
+    if (!w)
+      throw new Error(`XS wrote to image writer ${id}, which it never began (or which was completed or cancelled)`);
     return w;
   };
   const outbox = () => {
@@ -166,17 +207,24 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
     return host.outbox;
   };
   const serve = (m: Uint8Array): Uint8Array => {
-    const id = idOf(m), body = m.subarray(HEADER);
+    const id = idOf(m),
+      body = m.subarray(HEADER);
     switch (m[0]) {
       case Q.NOW:
         return answerNumber(host.clock.now());
       case Q.RANDOM:
         return answerNumber(host.random());
       case Q.TIMER_SET:
-        timers.set(id, host.clock.setTimer(() => {
-          timers.delete(id);
-          void post(frame(E.TIMER, id, 0));
-        }, u32(m, HEADER)));
+        timers.set(
+          id,
+          host.clock.setTimer(
+            () => {
+              timers.delete(id);
+              void post(frame(E.TIMER, id, 0));
+            },
+            u32(m, HEADER),
+          ),
+        );
         return OK_ANSWER;
       case Q.TIMER_CLEAR: {
         const t = timers.get(id);
@@ -185,7 +233,10 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
         return OK_ANSWER;
       }
       case Q.CONNECTOR: {
-        const { endpoint, tls } = JSON.parse(text(body)) as { endpoint: Parameters<Host["connector"]>[0]; tls?: Parameters<Host["connector"]>[1] };
+        const { endpoint, tls } = JSON.parse(text(body)) as {
+          endpoint: Parameters<Host["connector"]>[0];
+          tls?: Parameters<Host["connector"]>[1];
+        };
         connectors.set(id, host.connector(endpoint, tls));
         return OK_ANSWER;
       }
@@ -339,9 +390,16 @@ export async function startXsDevice(options: XsDeviceOptions): Promise<XsDevice>
   }
   loaded = true;
   const start: StartOptions = {
-    up: network.up, outbox: host.outbox !== undefined, thermostat: options.thermostat, keepalive: options.keepalive,
-    trace: options.trace !== undefined, app: options.app, ota: options.ota,
-    firmware: host.firmware ? { version: host.firmware.version, capacity: host.firmware.capacity, unsupported: host.firmware.unsupported } : undefined,
+    up: network.up,
+    outbox: host.outbox !== undefined,
+    thermostat: options.thermostat,
+    keepalive: options.keepalive,
+    trace: options.trace !== undefined,
+    app: options.app,
+    ota: options.ota,
+    firmware: host.firmware
+      ? { version: host.firmware.version, capacity: host.firmware.capacity, unsupported: host.firmware.unsupported }
+      : undefined,
   };
   queue.push({ message: withText(E.START, 0, JSON.stringify(start)), done: () => undefined });
   // From here on the link's changes reach XS, after START (the queue keeps the order).

@@ -16,7 +16,10 @@ if (!existsSync(pkg)) {
 }
 if (!existsSync(bin)) {
   console.error("build:xs: building XS (npm rebuild @agoric/xsnap)");
-  execFileSync("npm", ["rebuild", "@agoric/xsnap", "--foreground-scripts"], { stdio: "inherit", cwd: join(import.meta.dirname, "..", "..") });
+  execFileSync("npm", ["rebuild", "@agoric/xsnap", "--foreground-scripts"], {
+    stdio: "inherit",
+    cwd: join(import.meta.dirname, "..", ".."),
+  });
 }
 if (!existsSync(bin)) {
   console.error(`build:xs: ${bin} is still missing`);

@@ -45,7 +45,10 @@ export interface XsFigures {
 }
 
 const OPS: [op: keyof XsFigures["ops"], small: number, big: number][] = [
-  ["publish", 100, 1100], ["packet", 100, 1100], ["incoming", 100, 1100], ["shadow", 20, 220],
+  ["publish", 100, 1100],
+  ["packet", 100, 1100],
+  ["incoming", 100, 1100],
+  ["shadow", 20, 220],
 ];
 
 export async function meterXs(): Promise<XsFigures> {
@@ -87,7 +90,8 @@ export async function meterXs(): Promise<XsFigures> {
       await cmd("prepare", big);
       const g1 = await cmd("gc");
       const b = await cmd(op, big);
-      const da = a.meters.currentHeapCount - g0.meters.currentHeapCount, db = b.meters.currentHeapCount - g1.meters.currentHeapCount;
+      const da = a.meters.currentHeapCount - g0.meters.currentHeapCount,
+        db = b.meters.currentHeapCount - g1.meters.currentHeapCount;
       ops[op] = { compute: (b.meters.compute - a.meters.compute) / (big - small), slots: (db - da) / (big - small) };
     }
     return { rest, restAfterTraffic, ops, noop };

@@ -127,7 +127,10 @@ export function startXs(options: XsOptions = {}): XsWorker {
       if (kind === 0x2e) {
         const sep = msg.indexOf(1, 1);
         const m = JSON.parse(msg.subarray(1, sep).toString()) as Meters;
-        w.resolve({ reply: new Uint8Array(msg.subarray(sep + 1)), meters: { compute: m.compute, currentHeapCount: m.currentHeapCount, allocate: m.allocate } });
+        w.resolve({
+          reply: new Uint8Array(msg.subarray(sep + 1)),
+          meters: { compute: m.compute, currentHeapCount: m.currentHeapCount, allocate: m.allocate },
+        });
       } else if (kind === 0x21) {
         w.reject(new Error(`uncaught exception in XS: ${msg.subarray(1).toString()}`));
       } else {

@@ -34,7 +34,8 @@ describe("board-link: reading the build's output", () => {
       "### warning: src/uiot/profile: UIOT_HOSTS: not frozen",
     ].join("\n");
     expect(parseLink(log)).toEqual({
-      instances: 2163, keys: 2267,
+      instances: 2163,
+      keys: 2267,
       notFrozen: ["hosts/moddable/chips: ESP32.preference", "src/uiot/profile: UIOT_HOSTS"],
       notFrozenSdk: ["embedded:io/socket/tcp/tls: default() Session() cacheManager"],
     });
@@ -45,10 +46,15 @@ describe("board-link: reading the build's output", () => {
     const errors = [
       "src/net/base64.ts(62,14): error TS2322: Type 'string' is not assignable to type 'number'.",
       "# typescript compile failure",
-      "### ReferenceError: module \"preference\" not found!",
+      '### ReferenceError: module "preference" not found!',
       "make: *** [makefile:810: mc.xs.c] Error 22",
     ];
-    const log = ["# xsc ssl/error.xsb", "# tsc errors.ts", "listener.js:26: warning: cannot optimize native!", ...errors].join("\n");
+    const log = [
+      "# xsc ssl/error.xsb",
+      "# tsc errors.ts",
+      "listener.js:26: warning: cannot optimize native!",
+      ...errors,
+    ].join("\n");
     expect(buildErrors(log)).toEqual(errors);
   });
 });
@@ -71,7 +77,10 @@ describe.runIf(sdk !== undefined)("board images link with the Moddable SDK's too
       }, LINK_TIMEOUT);
 
       it("tsc, xsc and xsl succeed and every import of our modules is in the image", () => {
-        expect(report.errors, `${chip}:\n${report.errors.join("\n")}\n--- log (end) ---\n${report.log.slice(-4000)}`).toEqual([]);
+        expect(
+          report.errors,
+          `${chip}:\n${report.errors.join("\n")}\n--- log (end) ---\n${report.log.slice(-4000)}`,
+        ).toEqual([]);
         expect(report.ok).toBe(true);
         expect(report.instances).toBeGreaterThan(0);
         expect(report.keys).toBeGreaterThan(0);
@@ -83,7 +92,10 @@ describe.runIf(sdk !== undefined)("board images link with the Moddable SDK's too
       // progress elsewhere): xsl keeps an object in flash alone only when it is frozen. The goal is zero; a warning
       // that has to stay gets a comment beside its object saying why, and an explicit entry in this assertion.
       it("leaves no object of our preloaded modules unfrozen (xsl: 'not frozen')", () => {
-        expect(report.notFrozen, `${chip}: ${report.notFrozen.length} "not frozen" warnings from src/ and hosts/:\n${report.notFrozen.join("\n")}`).toEqual([]);
+        expect(
+          report.notFrozen,
+          `${chip}: ${report.notFrozen.length} "not frozen" warnings from src/ and hosts/:\n${report.notFrozen.join("\n")}`,
+        ).toEqual([]);
       });
     });
   }

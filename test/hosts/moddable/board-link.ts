@@ -16,7 +16,17 @@
 // (tools/xsnap/platforms/mc/xsHosts.c, fxFindModule: a relative specifier against the importer's name like a path, ".js"
 // stripped).
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { delimiter, join, posix } from "node:path";
 import { moddableSdk, NO_SDK, ROOT, sdkEnv } from "../../helpers/moddable-sdk";
@@ -80,9 +90,19 @@ function placeholders(chip: BoardChip, dir: string): Record<string, string> {
     // make.esp32.mk: $IDF_PATH set, and `git describe` in it gives a version (IDF_VERSION).
     const idf = join(dir, "esp-idf");
     mkdirSync(idf, { recursive: true });
-    const git = { ...process.env, GIT_CONFIG_GLOBAL: "/dev/null", GIT_CONFIG_NOSYSTEM: "1",
-      GIT_AUTHOR_NAME: "placeholder", GIT_AUTHOR_EMAIL: "placeholder@invalid", GIT_COMMITTER_NAME: "placeholder", GIT_COMMITTER_EMAIL: "placeholder@invalid" };
-    for (const args of [["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "placeholder: not ESP-IDF"]]) {
+    const git = {
+      ...process.env,
+      GIT_CONFIG_GLOBAL: "/dev/null",
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_AUTHOR_NAME: "placeholder",
+      GIT_AUTHOR_EMAIL: "placeholder@invalid",
+      GIT_COMMITTER_NAME: "placeholder",
+      GIT_COMMITTER_EMAIL: "placeholder@invalid",
+    };
+    for (const args of [
+      ["init", "-q"],
+      ["commit", "-q", "--allow-empty", "-m", "placeholder: not ESP-IDF"],
+    ]) {
       const r = run("git", args, idf, git);
       if (r.status !== 0) throw new Error(`placeholder ESP-IDF: git ${args.join(" ")} failed: ${output(r)}`);
     }
@@ -92,17 +112,35 @@ function placeholders(chip: BoardChip, dir: string): Record<string, string> {
   // $ESP_BASE/ESP8266_RTOS_SDK, $ESP_BASE/toolchain/<uname>, and a `python` on PATH.
   const esp = join(dir, "esp");
   const uname = run("uname", [], dir, process.env).stdout.trim() || "Linux";
-  for (const d of ["esp8266-2.3.0", "ESP8266_RTOS_SDK", join("toolchain", uname)]) mkdirSync(join(esp, d), { recursive: true });
+  for (const d of ["esp8266-2.3.0", "ESP8266_RTOS_SDK", join("toolchain", uname)])
+    mkdirSync(join(esp, d), { recursive: true });
   writeFileSync(join(esp, "esp8266-2.3.0", "platform.txt"), "");
   // Last on PATH: a real python wins. This one only answers `which python` and refuses to run.
-  writeFileSync(join(bin, "python"), "#!/bin/sh\necho 'placeholder python (test/hosts/moddable/board-link.ts): not for a real build' >&2\nexit 1\n");
+  writeFileSync(
+    join(bin, "python"),
+    "#!/bin/sh\necho 'placeholder python (test/hosts/moddable/board-link.ts): not for a real build' >&2\nexit 1\n",
+  );
   chmodSync(join(bin, "python"), 0o755);
   return { ESP_BASE: esp };
 }
 
 /** The value of a variable of the generated makefile, as make expands it. */
 function makeVar(makefile: string, name: string, cwd: string, env: NodeJS.ProcessEnv, extra: string[]): string {
-  const r = run("make", ["-s", "--no-print-directory", "-f", makefile, ...extra, "--eval", `uiot-print-var: ; @echo '$(${name})'`, "uiot-print-var"], cwd, env);
+  const r = run(
+    "make",
+    [
+      "-s",
+      "--no-print-directory",
+      "-f",
+      makefile,
+      ...extra,
+      "--eval",
+      `uiot-print-var: ; @echo '$(${name})'`,
+      "uiot-print-var",
+    ],
+    cwd,
+    env,
+  );
   if (r.status !== 0) throw new Error(`make could not read ${name} from ${makefile}:\n${output(r)}`);
   return r.stdout.trim().split("\n").at(-1) ?? "";
 }
@@ -116,7 +154,8 @@ function imageModules(makefile: string, tmp: string): Map<string, string | undef
   const block = /^MODULES =\\\n((?:\t.*\\?\n)*)/m.exec(text);
   if (!block) throw new Error(`no MODULES list in ${makefile}`);
   const sources = new Map<string, string>();
-  for (const m of text.matchAll(/^\$\(MODULES_DIR\)\/(.+?)\.xsb: (\S+)/gm)) sources.set(m[1], m[2].replace("$(TMP_DIR)", tmp));
+  for (const m of text.matchAll(/^\$\(MODULES_DIR\)\/(.+?)\.xsb: (\S+)/gm))
+    sources.set(m[1], m[2].replace("$(TMP_DIR)", tmp));
   const out = new Map<string, string | undefined>();
   for (const m of block[1].matchAll(/\$\(MODULES_DIR\)\/(.+?)\.xsb/g)) {
     const source = sources.get(m[1]);
@@ -126,15 +165,20 @@ function imageModules(makefile: string, tmp: string): Map<string, string | undef
 }
 
 function specifiers(js: string): string[] {
-  return [...js.matchAll(/^\s*(?:import|export)\s[^"';]*?from\s*["']([^"']+)["']|\bimport\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm)]
-    .map((m) => m[1] ?? m[2] ?? m[3]);
+  return [
+    ...js.matchAll(
+      /^\s*(?:import|export)\s[^"';]*?from\s*["']([^"']+)["']|\bimport\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm,
+    ),
+  ].map((m) => m[1] ?? m[2] ?? m[3]);
 }
 
 const ours = (module: string): boolean => module.startsWith("src/") || module.startsWith("hosts/");
 
 /** Errors in the output of tsc, xsc, xsl and make (the "# xsc name.xsb" step banners aside). */
 export function buildErrors(log: string): string[] {
-  return log.split("\n").filter((line) => !/^# (xsc|tsc|xsid|xsl|mcrez) /.test(line) && !/: not frozen$/.test(line))
+  return log
+    .split("\n")
+    .filter((line) => !/^# (xsc|tsc|xsid|xsl|mcrez) /.test(line) && !/: not frozen$/.test(line))
     .filter((line) => /\berror\b|Error\b|failure|^make(\[\d+\])?: \*\*\*|^fatal:/i.test(line));
 }
 
@@ -143,8 +187,14 @@ export function parseLink(log: string): Pick<BoardLinkReport, "instances" | "key
   const summary = /^### (\d+) instances, (\d+) keys/m.exec(log);
   const notFrozen: string[] = [];
   const notFrozenSdk: string[] = [];
-  for (const m of log.matchAll(/^### warning: (.+?): (.+): not frozen$/gm)) (ours(m[1]) ? notFrozen : notFrozenSdk).push(`${m[1]}: ${m[2]}`);
-  return { instances: summary ? Number(summary[1]) : undefined, keys: summary ? Number(summary[2]) : undefined, notFrozen, notFrozenSdk };
+  for (const m of log.matchAll(/^### warning: (.+?): (.+): not frozen$/gm))
+    (ours(m[1]) ? notFrozen : notFrozenSdk).push(`${m[1]}: ${m[2]}`);
+  return {
+    instances: summary ? Number(summary[1]) : undefined,
+    keys: summary ? Number(summary[2]) : undefined,
+    notFrozen,
+    notFrozenSdk,
+  };
 }
 
 /** The children's user + system time from sh's `times` (its second line: "1m3.508s 0m4.044s"). */
@@ -167,7 +217,15 @@ export function linkBoard(chip: BoardChip, options: LinkOptions = {}): BoardLink
     const text = log.join("");
     const errors = [...buildErrors(text), ...(fields.errors ?? [])];
     const r: BoardLinkReport = {
-      chip, ok: false, bytecode: { ours: 0, perModule: {} }, cpuSeconds: undefined, ...parseLink(text), ...fields, errors, seconds: Math.round((performance.now() - started) / 100) / 10, log: text,
+      chip,
+      ok: false,
+      bytecode: { ours: 0, perModule: {} },
+      cpuSeconds: undefined,
+      ...parseLink(text),
+      ...fields,
+      errors,
+      seconds: Math.round((performance.now() - started) / 100) / 10,
+      log: text,
     };
     r.ok = fields.ok === true && errors.length === 0;
     if (options.keep) r.dir = dir;
@@ -201,16 +259,26 @@ export function linkBoard(chip: BoardChip, options: LinkOptions = {}): BoardLink
       log.push(output(dry));
       return report({ errors: [`make -n ${target} failed`] });
     }
-    const foreign = dry.stdout.split("\n").map((l) => l.trim().split(/\s+/)[0]).filter((w) => w && !ALLOWED.has(w));
-    if (foreign.length) return report({ errors: [`the mc.xs.c target would run more than the SDK's host tools: ${[...new Set(foreign)].join(", ")}`] });
+    const foreign = dry.stdout
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/)[0])
+      .filter((w) => w && !ALLOWED.has(w));
+    if (foreign.length)
+      return report({
+        errors: [`the mc.xs.c target would run more than the SDK's host tools: ${[...new Set(foreign)].join(", ")}`],
+      });
     const jobs = options.jobs ?? availableParallelism();
     log.push(`$ make -j${jobs} -f ${makefile} ${extra.join(" ")} ${target}\n`);
     // sh's `times` on fd 3: the CPU time of make and its children.
-    const made = spawnSync("sh", ["-c", 'make "$@"; s=$?; times >&3; exit $s', "sh", `-j${jobs}`, "-f", makefile, ...extra, target],
-      { cwd: root, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe", "pipe"] });
+    const made = spawnSync(
+      "sh",
+      ["-c", 'make "$@"; s=$?; times >&3; exit $s', "sh", `-j${jobs}`, "-f", makefile, ...extra, target],
+      { cwd: root, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe", "pipe"] },
+    );
     log.push(output(made));
     const cpuSeconds = childCpu(String(made.output[3] ?? ""));
-    if (made.status !== 0 || !existsSync(target)) return report({ cpuSeconds, errors: [`make ${target} exited with ${made.status}`] });
+    if (made.status !== 0 || !existsSync(target))
+      return report({ cpuSeconds, errors: [`make ${target} exited with ${made.status}`] });
 
     // Our modules' bytecode, and every import reachable from them resolved against the image.
     const modules = imageModules(makefile, tmp);
@@ -229,7 +297,10 @@ export function linkBoard(chip: BoardChip, options: LinkOptions = {}): BoardLink
       if (!js || !existsSync(js)) continue;
       for (const spec of specifiers(readFileSync(js, "utf8"))) {
         const target = spec.startsWith(".") ? posix.join(posix.dirname(module), spec).replace(/\.js$/, "") : spec;
-        if (!modules.has(target)) errors.push(`${module} imports "${spec}" (module "${target}"), which the ${chip} image does not hold: it fails at start-up`);
+        if (!modules.has(target))
+          errors.push(
+            `${module} imports "${spec}" (module "${target}"), which the ${chip} image does not hold: it fails at start-up`,
+          );
         else if (!seen.has(target)) {
           seen.add(target);
           queue.push(target);
@@ -246,7 +317,10 @@ export function linkBoard(chip: BoardChip, options: LinkOptions = {}): BoardLink
 /** One line for a CI log. */
 export function describeLink(r: BoardLinkReport): string {
   const kb = (r.bytecode.ours / 1024).toFixed(1);
-  return `${r.chip}: ${r.ok ? "links" : "FAILS"} in ${r.seconds} s (${r.cpuSeconds ?? "?"} s CPU); ${r.instances ?? "?"} instances, ${r.keys ?? "?"} keys; ` +
+  return (
+    `${r.chip}: ${r.ok ? "links" : "FAILS"} in ${r.seconds} s (${r.cpuSeconds ?? "?"} s CPU); ${r.instances ?? "?"} instances, ${r.keys ?? "?"} keys; ` +
     `our bytecode ${r.bytecode.ours} bytes (${kb} KB, ${Object.keys(r.bytecode.perModule).length} modules); ` +
-    `not frozen: ${r.notFrozen.length} ours, ${r.notFrozenSdk.length} SDK` + (r.errors.length ? `; errors: ${r.errors.length}` : "");
+    `not frozen: ${r.notFrozen.length} ours, ${r.notFrozenSdk.length} SDK` +
+    (r.errors.length ? `; errors: ${r.errors.length}` : "")
+  );
 }

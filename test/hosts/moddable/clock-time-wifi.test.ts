@@ -12,7 +12,11 @@ import { fakeSntp } from "../../helpers/sdk-fakes";
  * xsmcGetHostDataValidate does); schedule() without a delay unschedules; delays over 2^31 - 1 are refused (int32).
  */
 function timers(clock: FakeClock): TimerApi & { longest: number; made: number; live: number } {
-  interface Box { id: unknown; repeat: number; dead: boolean }
+  interface Box {
+    id: unknown;
+    repeat: number;
+    dead: boolean;
+  }
   const check = (delay: number): void => {
     if (delay > 0x7fffffff || delay < 0) throw new Error("int32 overflow");
     api.longest = Math.max(api.longest, delay);
@@ -71,7 +75,7 @@ function timers(clock: FakeClock): TimerApi & { longest: number; made: number; l
 describe("ModdableClock", () => {
   it("stays monotonic across the 32-bit tick wrap (int32 negative, then back to 0)", () => {
     const fake = new FakeClock();
-    const ticks = () => fake.now() + 0x7fff0000 | 0; // what xsmcSetInteger(modMilliseconds()) gives
+    const ticks = () => (fake.now() + 0x7fff0000) | 0; // what xsmcSetInteger(modMilliseconds()) gives
     const c = new ModdableClock(ticks, timers(fake), () => {});
     let last = c.now();
     for (let i = 0; i < 120; i++) {
@@ -85,10 +89,14 @@ describe("ModdableClock", () => {
   it("chains delays over 24.8 days and can clear them", () => {
     const fake = new FakeClock();
     const t = timers(fake);
-    const c = new ModdableClock(() => fake.now(), t, () => {});
+    const c = new ModdableClock(
+      () => fake.now(),
+      t,
+      () => {},
+    );
     let fired = 0;
     c.setTimer(() => fired++, 40 * 86400 * 1000);
-    const cleared = c.setTimer(() => fired += 100, 40 * 86400 * 1000);
+    const cleared = c.setTimer(() => (fired += 100), 40 * 86400 * 1000);
     c.clearTimer(cleared);
     fake.advance(40 * 86400 * 1000 - 1);
     expect(fired).toBe(0);
@@ -100,7 +108,11 @@ describe("ModdableClock", () => {
   it("reports a callback that throws instead of letting it reach the native timer", () => {
     const fake = new FakeClock();
     const errors: unknown[] = [];
-    const c = new ModdableClock(() => fake.now(), timers(fake), (e) => errors.push(e));
+    const c = new ModdableClock(
+      () => fake.now(),
+      timers(fake),
+      (e) => errors.push(e),
+    );
     c.setTimer(() => {
       throw new Error("boom");
     }, 5);
@@ -117,11 +129,15 @@ describe("ModdableClock", () => {
   it("re-arms without making native timers: a pool of entries rescheduled with Timer.schedule", () => {
     const fake = new FakeClock();
     const t = timers(fake);
-    const c = new ModdableClock(() => fake.now(), t, () => {});
+    const c = new ModdableClock(
+      () => fake.now(),
+      t,
+      () => {},
+    );
     const made = t.made; // the refresh timer
     let fired = 0;
     // what the client does on every packet: clear its timer and set it again, and re-arm from its own callback
-    let handle: unknown ;
+    let handle: unknown;
     const tick = (): void => {
       fired++;
       handle = c.setTimer(tick, 1000);
@@ -148,7 +164,11 @@ describe("ModdableClock", () => {
 
   it("a handle kept after its timer fired or was cleared never touches the entry's next use", () => {
     const fake = new FakeClock();
-    const c = new ModdableClock(() => fake.now(), timers(fake), () => {});
+    const c = new ModdableClock(
+      () => fake.now(),
+      timers(fake),
+      () => {},
+    );
     const log: string[] = [];
     const a = c.setTimer(() => log.push("a"), 10);
     fake.advance(10);
@@ -169,9 +189,13 @@ describe("ModdableClock", () => {
 
   it("fires several pending timers in the order they are due; a callback may clear another", () => {
     const fake = new FakeClock();
-    const c = new ModdableClock(() => fake.now(), timers(fake), () => {});
+    const c = new ModdableClock(
+      () => fake.now(),
+      timers(fake),
+      () => {},
+    );
     const log: string[] = [];
-    let late: unknown ;
+    let late: unknown;
     c.setTimer(() => log.push("30"), 30);
     c.setTimer(() => (log.push("10"), c.clearTimer(late)), 10);
     late = c.setTimer(() => log.push("20"), 20);
@@ -185,7 +209,13 @@ describe("TimeSync", () => {
   function sync(now: { t: number }, hosts = ["pool.ntp.org", "time.cloudflare.com"]) {
     const { SNTP, made } = fakeSntp();
     const logs: string[] = [];
-    const s = new TimeSync({ SNTP, setTime: (sec) => (now.t = sec * 1000), now: () => now.t, hosts, log: (_l, m) => logs.push(m) });
+    const s = new TimeSync({
+      SNTP,
+      setTime: (sec) => (now.t = sec * 1000),
+      now: () => now.t,
+      hosts,
+      log: (_l, m) => logs.push(m),
+    });
     return { s, logs, made };
   }
 
@@ -259,7 +289,14 @@ describe("WiFiLink", () => {
     const clock = new FakeClock();
     const logs: string[] = [];
     const changes: boolean[] = [];
-    const l = new WiFiLink({ WiFi: FakeWiFi as unknown as WiFiConstructor, ssid, password: "pw", clock, random: () => 0.999, log: (lvl, m) => logs.push(`${lvl} ${m}`) });
+    const l = new WiFiLink({
+      WiFi: FakeWiFi as unknown as WiFiConstructor,
+      ssid,
+      password: "pw",
+      clock,
+      random: () => 0.999,
+      log: (lvl, m) => logs.push(`${lvl} ${m}`),
+    });
     l.onChange = (up) => changes.push(up);
     l.start();
     return { l, clock, logs, changes, w: () => FakeWiFi.last };

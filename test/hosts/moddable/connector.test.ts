@@ -5,7 +5,13 @@ import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { moddableConnector, type ModdableNet } from "../../../hosts/moddable/connector";
 import { tcpOpener, tlsOpener } from "../../../hosts/moddable/openers";
-import { describeTlsException, type ByteSocket, type Probe, type SocketCallbacks, type SocketTarget } from "../../../hosts/moddable/socket";
+import {
+  describeTlsException,
+  type ByteSocket,
+  type Probe,
+  type SocketCallbacks,
+  type SocketTarget,
+} from "../../../hosts/moddable/socket";
 import { TimeSync, VALID_AFTER } from "../../../hosts/moddable/time-sync";
 import { checkPrivateKey, moddableTls, type ModdableTls } from "../../../hosts/moddable/tls-options";
 import type { TlsOptions, TransportHandlers } from "../../../src/host";
@@ -23,7 +29,13 @@ class FakeSocket implements ByteSocket {
   closed = false;
   room: number;
   throwOnWrite: Error | undefined;
-  constructor(readonly address: string, readonly port: number, readonly cb: SocketCallbacks, readonly probe: Probe, room: number) {
+  constructor(
+    readonly address: string,
+    readonly port: number,
+    readonly cb: SocketCallbacks,
+    readonly probe: Probe,
+    room: number,
+  ) {
     this.room = room;
   }
   read(): ArrayBuffer | undefined {
@@ -59,7 +71,13 @@ function setup(options: { up?: boolean; now?: number; room?: number; maxFragment
   const logs: string[] = [];
   const clock = { t: options.now ?? VALID_AFTER + 1 };
   const { SNTP, made: sntp } = fakeSntp();
-  const time = new TimeSync({ SNTP, setTime: (s) => (clock.t = s * 1000), now: () => clock.t, hosts: ["pool.ntp.org"], log: () => {} });
+  const time = new TimeSync({
+    SNTP,
+    setTime: (s) => (clock.t = s * 1000),
+    now: () => clock.t,
+    hosts: ["pool.ntp.org"],
+    log: () => {},
+  });
   const open = (address: string, port: number, target: SocketTarget) => {
     const s = new FakeSocket(address, port, target, target, options.room ?? 1000);
     sockets.push(s);
@@ -385,11 +403,19 @@ describe("Moddable connector: TLS", () => {
   it("waits for the clock (SNTP) before it dials, then passes DER options once converted", () => {
     const f = setup({ now: 0, maxFragment: 2048 });
     const { h, events } = handlers();
-    const connect = moddableConnector(parseEndpoint("mqtts://mqtt-cn-sh2.iot.ucloud.cn"), { ca, alpn: ["mqtt"] }, f.net);
+    const connect = moddableConnector(
+      parseEndpoint("mqtts://mqtt-cn-sh2.iot.ucloud.cn"),
+      { ca, alpn: ["mqtt"] },
+      f.net,
+    );
     expect(f.tlsSeen.length).toBe(1);
     const secure = f.tlsSeen[0].secure;
     expect(new Uint8Array(secure.certificate!)).toEqual(pemToDer(UIOT_ROOT_CA_PEM)[0]);
-    expect(secure).toMatchObject({ verify: true, applicationLayerProtocolNegotiation: ["mqtt"], tls_max_fragment_length: 2048 });
+    expect(secure).toMatchObject({
+      verify: true,
+      applicationLayerProtocolNegotiation: ["mqtt"],
+      tls_max_fragment_length: 2048,
+    });
     expect(f.tlsSeen[0].serverName).toBe("mqtt-cn-sh2.iot.ucloud.cn");
     connect(h);
     expect(f.lookups.length).toBe(0);
@@ -426,7 +452,10 @@ describe("Moddable connector: TLS", () => {
   });
 
   it("a TLS port that hangs up during the handshake is NOT_TLS; a refused TCP connection is CONNECTION_REFUSED", () => {
-    for (const [opened, expected] of [[true, "NOT_TLS"], [false, "CONNECTION_REFUSED"]] as const) {
+    for (const [opened, expected] of [
+      [true, "NOT_TLS"],
+      [false, "CONNECTION_REFUSED"],
+    ] as const) {
       const f = setup();
       const { h, errors } = handlers();
       moddableConnector(parseEndpoint("mqtts://10.0.0.1"), { ca }, f.net)(h);
@@ -477,23 +506,44 @@ describe("TLS options for the Moddable TLS socket", () => {
     expect(t.serverName).toBe("other.example.com");
     expect(t.secure.clientCertificates!.length).toBe(1);
     expect(new Uint8Array(t.secure.clientKey!)).toEqual(pemToDer(pkcs8)[0]);
-    expect(moddableTls(ep, { ca: [pemToDer(UIOT_ROOT_CA_PEM)[0]] }, 0)!.secure.certificate!.byteLength).toBeGreaterThan(500);
+    expect(moddableTls(ep, { ca: [pemToDer(UIOT_ROOT_CA_PEM)[0]] }, 0)!.secure.certificate!.byteLength).toBeGreaterThan(
+      500,
+    );
     expect(moddableTls(parseEndpoint("mqtt://broker"), undefined, 0)).toBeUndefined();
   });
 
   it("refuses what this TLS stack cannot do, saying what to do instead", () => {
     expect(bad({})).toMatch(/^INVALID_TLS_OPTIONS: tls\.ca is required/);
     expect(bad({ ca: [UIOT_ROOT_CA_PEM + UIOT_ROOT_CA_PEM] })).toMatch(/exactly one CA/);
-    expect(bad({ ca, cert: UIOT_ROOT_CA_PEM, key: rsa.privateKey.export({ type: "pkcs1", format: "pem" }) as string })).toMatch(/PKCS#1.*openssl pkcs8 -topk8 -nocrypt/);
-    expect(bad({ ca, cert: UIOT_ROOT_CA_PEM, key: rsa.privateKey.export({ type: "pkcs1", format: "der" }) as unknown as Uint8Array })).toMatch(/PKCS#1/);
-    expect(bad({ ca, cert: UIOT_ROOT_CA_PEM, key: ec.privateKey.export({ type: "pkcs8", format: "pem" }) as string })).toMatch(/RSA keys only/);
-    expect(bad({ ca, cert: UIOT_ROOT_CA_PEM, key: ec.privateKey.export({ type: "sec1", format: "pem" }) as string })).toMatch(/EC key/);
+    expect(
+      bad({ ca, cert: UIOT_ROOT_CA_PEM, key: rsa.privateKey.export({ type: "pkcs1", format: "pem" }) as string }),
+    ).toMatch(/PKCS#1.*openssl pkcs8 -topk8 -nocrypt/);
+    expect(
+      bad({
+        ca,
+        cert: UIOT_ROOT_CA_PEM,
+        key: rsa.privateKey.export({ type: "pkcs1", format: "der" }) as unknown as Uint8Array,
+      }),
+    ).toMatch(/PKCS#1/);
+    expect(
+      bad({ ca, cert: UIOT_ROOT_CA_PEM, key: ec.privateKey.export({ type: "pkcs8", format: "pem" }) as string }),
+    ).toMatch(/RSA keys only/);
+    expect(
+      bad({ ca, cert: UIOT_ROOT_CA_PEM, key: ec.privateKey.export({ type: "sec1", format: "pem" }) as string }),
+    ).toMatch(/EC key/);
     expect(() => checkPrivateKey(new Uint8Array([0x04, 0x00]))).toThrow(/not a DER private key/);
   });
 });
 
 describe("describeTlsException", () => {
-  const f = { endpoint: parseEndpoint("mqtts://b.example.com"), serverName: "b.example.com", open: false, clientCert: false, now: VALID_AFTER + 1, clockValid: true };
+  const f = {
+    endpoint: parseEndpoint("mqtts://b.example.com"),
+    serverName: "b.example.com",
+    open: false,
+    clientCert: false,
+    now: VALID_AFTER + 1,
+    clockValid: true,
+  };
   const cases: [string, Partial<typeof f>, string][] = [
     ["certificate: auth err", {}, "TLS_UNKNOWN_CA"],
     ["certificate: auth err", { clockValid: false }, "TLS_EXPIRED"],
@@ -517,10 +567,21 @@ describe("describeTlsException", () => {
   it("names the alert it parsed, and the cause it recognised, in the message", () => {
     expect(describeTlsException(new Error("alert: 2, 40"), f).message).toMatch(/\(alert 40\b/);
     expect(describeTlsException(new Error("alert: 2, 112"), f).message).toMatch(/does not serve the name.*alert 112/);
-    expect(describeTlsException(new Error("alert: x, y"), f).message).toMatch(/^TLS with b\.example\.com:8883 failed: alert: x, y: /);
-    for (const m of ["handshake: unsuppoorted cipher", "handshake: unsupported cipher", "unsuported cipher 0x1301", "unsupported compression"])
-      expect(describeTlsException(new Error(m), f).message, m).toMatch(/chose a cipher suite this build does not offer/);
+    expect(describeTlsException(new Error("alert: x, y"), f).message).toMatch(
+      /^TLS with b\.example\.com:8883 failed: alert: x, y: /,
+    );
+    for (const m of [
+      "handshake: unsuppoorted cipher",
+      "handshake: unsupported cipher",
+      "unsuported cipher 0x1301",
+      "unsupported compression",
+    ])
+      expect(describeTlsException(new Error(m), f).message, m).toMatch(
+        /chose a cipher suite this build does not offer/,
+      );
     for (const m of ["unsupported curve", "invalid curve", "unsupported algorithm: sha3", "unimplemented"])
-      expect(describeTlsException(new Error(m), f).message, m).toMatch(/uses an algorithm the device's TLS stack lacks/);
+      expect(describeTlsException(new Error(m), f).message, m).toMatch(
+        /uses an algorithm the device's TLS stack lacks/,
+      );
   });
 });

@@ -10,11 +10,29 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DESKTOP, ESP32, ESP8266, type ChipProfile } from "../../../hosts/moddable/chips";
 import { CONFIG_KEYS } from "../../../src/device/config-keys";
 import { getTestCerts } from "../../helpers/certs";
-import { cloudWith, DEVICE_SECRET, DSN, PRODUCT_SECRET, PSN, tlsCloudWith, tmpDir, type Cleanups } from "../../helpers/device-rig";
+import {
+  cloudWith,
+  DEVICE_SECRET,
+  DSN,
+  PRODUCT_SECRET,
+  PSN,
+  tlsCloudWith,
+  tmpDir,
+  type Cleanups,
+} from "../../helpers/device-rig";
 import { startFaultProxy } from "../../helpers/fault-proxy";
 import { startMosquitto } from "../../helpers/mosquitto";
 import { waitFor } from "../../helpers/wait";
-import { buildFirmware, notFrozen, runFirmware, startXvfb, type Build, type Chip, type Display, type Run } from "../../helpers/moddable-firmware";
+import {
+  buildFirmware,
+  notFrozen,
+  runFirmware,
+  startXvfb,
+  type Build,
+  type Chip,
+  type Display,
+  type Run,
+} from "../../helpers/moddable-firmware";
 import { linConfigStore, provisionLin, type Provisioning } from "../../helpers/lin-preferences";
 import { moddableSdk, NO_SDK, ROOT, SDK_REQUIRED } from "../../helpers/moddable-sdk";
 
@@ -60,8 +78,12 @@ export function firmwareSuite(chip: Chip): void {
       const dir = join(ROOT, "build", "moddable-test");
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, `report-${chip}.json`), `${JSON.stringify(report, null, 2)}\n`);
-      const rows = Object.entries(report.deepest).map(([k, v]) => `${k} ${v}`).join(", ");
-      console.log(`[${chip}] stack ${report.stack} slots; deepest per scenario: ${rows}; connected: ${report.connected?.slots} slots, ${report.connected?.chunks} chunk bytes`);
+      const rows = Object.entries(report.deepest)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ");
+      console.log(
+        `[${chip}] stack ${report.stack} slots; deepest per scenario: ${rows}; connected: ${report.connected?.slots} slots, ${report.connected?.chunks} chunk bytes`,
+      );
     });
 
     /** A run of the firmware provisioned with `p`, stopped (and checked for no XS abort) when the test ends. */
@@ -83,22 +105,27 @@ export function firmwareSuite(chip: Chip): void {
       const deepest = run.deepest();
       report.deepest[name] = Math.max(report.deepest[name] ?? 0, deepest);
       // a tenth of the stack free: what a board's slightly different call-in depth may take
-      expect(deepest, `${name}: deepest XS stack ${deepest} of ${build.creation.stack} slots`).toBeLessThanOrEqual(Math.floor(build.creation.stack * 0.9));
+      expect(deepest, `${name}: deepest XS stack ${deepest} of ${build.creation.stack} slots`).toBeLessThanOrEqual(
+        Math.floor(build.creation.stack * 0.9),
+      );
     }
 
     const identity = { productSN: PSN, deviceSN: DSN };
 
     /** The preference file's text once it is there and whole (it parses as JSON). */
     const wholePreferences = (path: string): Promise<string> =>
-      waitFor(() => {
-        try {
-          const text = readFileSync(path, "utf8");
-          JSON.parse(text);
-          return text;
-        } catch {
-          return undefined;
-        }
-      }, { message: `${path} whole` });
+      waitFor(
+        () => {
+          try {
+            const text = readFileSync(path, "utf8");
+            JSON.parse(text);
+            return text;
+          } catch {
+            return undefined;
+          }
+        },
+        { message: `${path} whole` },
+      );
 
     it("links with no 'not frozen' object of ours, and boots on the chip's creation settings", () => {
       expect(report.notFrozen).toEqual([]);
@@ -113,7 +140,10 @@ export function firmwareSuite(chip: Chip): void {
       await first.run.waitFor(/connected to mqtt:\/\/127\.0\.0\.1:\d+ as TESTPRODUCT00001\.thermostat-42/, 60_000);
       const secret = cloud.device(PSN, DSN)!.deviceSecret;
       expect(secret).toBeTruthy();
-      await waitFor(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), { message: "a property post", timeoutMs: 20_000 });
+      await waitFor(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), {
+        message: "a property post",
+        timeoutMs: 20_000,
+      });
       // The SDK's desktop `preference` rewrites modpreferences.json whole at every change (delete, then write: the
       // persistent outbox changes it at each QoS 1 post), so it is read while whole, and copied before the stop,
       // which could land between the delete and the write.
@@ -141,15 +171,26 @@ export function firmwareSuite(chip: Chip): void {
       const cloud = await cloudWith(cleanups, { deviceSecret: DEVICE_SECRET });
       const { run } = start({ ...identity, deviceSecret: DEVICE_SECRET, url: cloud.url }, "console");
       await run.waitFor(/connected to/, 60_000);
-      await waitFor(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, { message: "the first shadow report", timeoutMs: 20_000 });
+      await waitFor(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 21, {
+        message: "the first shadow report",
+        timeoutMs: 20_000,
+      });
       expect((await cloud.setProperties(PSN, DSN, { target_temperature: 25 }))?.RetCode).toBe(0);
       expect((await cloud.setProperties(PSN, DSN, { target_temperature: 99 }))?.RetCode).toBe(1);
-      await waitFor(() => cloud.properties(PSN, DSN).target_temperature?.Value === 25, { message: "the new target posted", timeoutMs: 20_000 });
+      await waitFor(() => cloud.properties(PSN, DSN).target_temperature?.Value === 25, {
+        message: "the new target posted",
+        timeoutMs: 20_000,
+      });
       const ok = await cloud.sendCommand(PSN, DSN, "set_temp_correction", { correction: -1.5 });
       expect(ok.RetCode).toBe(0);
       expect((ok.Output as { correction: number }).correction).toBe(-1.5);
       cloud.setShadowDesired(PSN, DSN, { target_temperature: 18 });
-      await waitFor(() => cloud.shadow(PSN, DSN).State.Reported.target_temperature === 18 && Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0, { message: "the desired target applied", timeoutMs: 20_000 });
+      await waitFor(
+        () =>
+          cloud.shadow(PSN, DSN).State.Reported.target_temperature === 18 &&
+          Object.keys(cloud.shadow(PSN, DSN).State.Desired).length === 0,
+        { message: "the desired target applied", timeoutMs: 20_000 },
+      );
       await run.waitFor(/target temperature 18 °C \(desired in the shadow\)/);
       await run.nextSample();
       const s = run.samples[run.samples.length - 1];
@@ -161,7 +202,10 @@ export function firmwareSuite(chip: Chip): void {
       const { cloud, url, ca } = await tlsCloudWith(cleanups);
       const { run } = start({ ...identity, deviceSecret: DEVICE_SECRET, url, ca }, "TLS");
       await run.waitFor(/connected to mqtts:\/\/localhost:\d+/, 60_000);
-      await waitFor(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), { message: "a property post over TLS", timeoutMs: 20_000 });
+      await waitFor(() => Object.keys(cloud.properties(PSN, DSN)).includes("temperature"), {
+        message: "a property post over TLS",
+        timeoutMs: 20_000,
+      });
       await run.stop();
 
       const wrong = start({ ...identity, deviceSecret: DEVICE_SECRET, url, ca: certs.unknownCa.cert }, "TLS refused");
@@ -175,7 +219,11 @@ export function firmwareSuite(chip: Chip): void {
       const broker = await startMosquitto({ persistence: true });
       const proxy = await startFaultProxy({ target: { port: broker.port } });
       const seen = new Set<number>();
-      const sub = await mqtt.connectAsync(broker.url, { clientId: `watch-${chip}`, clean: false, reconnectPeriod: 200 });
+      const sub = await mqtt.connectAsync(broker.url, {
+        clientId: `watch-${chip}`,
+        clean: false,
+        reconnectPeriod: 200,
+      });
       cleanups.push(() => sub.endAsync(true));
       sub.on("message", (_topic, payload) => {
         for (const m of payload.toString().matchAll(/"RequestID":"(\d+)"/g)) seen.add(Number(m[1]));
@@ -194,7 +242,13 @@ export function firmwareSuite(chip: Chip): void {
       proxy.setFaults({ halfOpen: true });
       const from = run.log().length;
       await run.waitFor(/no answer to PINGREQ within/, 90_000);
-      expect(run.log().slice(from).some((l) => /nothing received for/.test(l)), "the PINGREQ went first, not the idle check").toBe(false);
+      expect(
+        run
+          .log()
+          .slice(from)
+          .some((l) => /nothing received for/.test(l)),
+        "the PINGREQ went first, not the idle check",
+      ).toBe(false);
 
       // and the broker restarts before the device gets through again
       await broker.restart({ downMs: 1500 });
@@ -202,11 +256,14 @@ export function firmwareSuite(chip: Chip): void {
       proxy.dropAll();
       await run.waitFor(/\(reconnect \d+\)/, 60_000);
       // Every post has arrived: those sent into the dead link (three or more in 35 s) and those after, no gap.
-      await waitFor(() => Math.max(...seen) >= before + 4, { message: `posts after the reconnect (seen ${[...seen]})`, timeoutMs: 40_000 });
-      const last = Math.max(...seen), missing: number[] = [];
+      await waitFor(() => Math.max(...seen) >= before + 4, {
+        message: `posts after the reconnect (seen ${[...seen]})`,
+        timeoutMs: 40_000,
+      });
+      const last = Math.max(...seen),
+        missing: number[] = [];
       for (let i = Math.min(...seen); i <= last; i++) if (!seen.has(i)) missing.push(i);
       expect(missing, `RequestIDs the broker never delivered (seen ${[...seen].sort((x, y) => x - y)})`).toEqual([]);
     }, 240_000);
   });
 }
-

@@ -62,17 +62,30 @@ function runtimeClosure(entries: string[]): Set<string> {
     const name = stack.pop()!;
     if (seen.has(name)) continue;
     seen.add(name);
-    for (const spec of specifiers(emitted(`${name}.ts`))) if (spec.startsWith(".")) stack.push(posix.join(posix.dirname(name), spec).replace(/\.js$/, ""));
+    for (const spec of specifiers(emitted(`${name}.ts`)))
+      if (spec.startsWith(".")) stack.push(posix.join(posix.dirname(name), spec).replace(/\.js$/, ""));
   }
   return seen;
 }
 
 function specifiers(text: string): string[] {
-  return [...text.matchAll(/^[ \t]*(?:import|export)\s(?!type\s)[^"';]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/gm)]
-    .map((m) => m[1] ?? m[2] ?? m[3]);
+  return [
+    ...text.matchAll(
+      /^[ \t]*(?:import|export)\s(?!type\s)[^"';]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/gm,
+    ),
+  ].map((m) => m[1] ?? m[2] ?? m[3]);
 }
 
-const SDK = ["timer", "time", "preference", "net", "sntp", "mc/config", "embedded:io/socket/tcp", "embedded:io/socket/tcp/tls"];
+const SDK = [
+  "timer",
+  "time",
+  "preference",
+  "net",
+  "sntp",
+  "mc/config",
+  "embedded:io/socket/tcp",
+  "embedded:io/socket/tcp/tls",
+];
 const PLATFORMS: [string, string[]][] = [
   ["esp32", [...SDK, "embedded:network/interface/wifi", "ota", "system"]],
   ["esp", [...SDK, "embedded:network/interface/wifi"]],
@@ -86,7 +99,10 @@ describe("manifest.json", () => {
   const common = modules(top, ".");
 
   it("lists every module by name, and knows no platform but the three", () => {
-    expect(Object.keys(top.modules ?? {}).every((name) => !name.includes("*")), "no wildcard").toBe(true);
+    expect(
+      Object.keys(top.modules ?? {}).every((name) => !name.includes("*")),
+      "no wildcard",
+    ).toBe(true);
     expect(top.platforms?.["..."]?.error).toMatch(/-p esp32.*-p esp/);
   });
 
@@ -107,8 +123,14 @@ describe("manifest.json", () => {
       const sub = read(include);
       const mapped = new Set([...common.keys(), ...modules(sub, dirname(include)).keys()]);
       const used = runtimeClosure([sub.creation!.main!, ...(top.preload ?? [])]);
-      expect([...mapped].filter((m) => !used.has(m)), "compiled into the image but imported by nothing").toEqual([]);
-      expect([...used].filter((m) => !mapped.has(m)), "imported but not in the manifest").toEqual([]);
+      expect(
+        [...mapped].filter((m) => !used.has(m)),
+        "compiled into the image but imported by nothing",
+      ).toEqual([]);
+      expect(
+        [...used].filter((m) => !mapped.has(m)),
+        "imported but not in the manifest",
+      ).toEqual([]);
     }, 120_000); // TypeScript's compiler loads and emits every module once: seconds on a loaded machine
 
     it(`${platform}: main, preloads and every import resolve`, () => {
@@ -122,11 +144,15 @@ describe("manifest.json", () => {
       for (const [name, file] of all) {
         const source = readFileSync(join(root, file), "utf8");
         for (const spec of specifiers(source))
-          if (spec.startsWith(".")) expect(spec.endsWith(".ts"), `${file} imports "${spec}" with .ts, which XS does not strip`).toBe(false);
+          if (spec.startsWith("."))
+            expect(spec.endsWith(".ts"), `${file} imports "${spec}" with .ts, which XS does not strip`).toBe(false);
         for (const spec of specifiers(emitted(file))) {
           if (spec.startsWith(".")) {
             const target = posix.join(posix.dirname(name), spec).replace(/\.js$/, "");
-            expect(all.has(target), `${file}: "${spec}" resolves to module "${target}", which ${platform} does not map`).toBe(true);
+            expect(
+              all.has(target),
+              `${file}: "${spec}" resolves to module "${target}", which ${platform} does not map`,
+            ).toBe(true);
           } else expect(sdk, `${file} imports "${spec}", not part of the ${platform} build`).toContain(spec);
         }
       }

@@ -141,7 +141,9 @@ describe("PreferenceOutboxStore", () => {
       expect(o.load()).toEqual([]);
       const size = Math.floor(bounds.maxBytes / bounds.maxMessages);
       for (let k = 0; k < bounds.maxMessages; k++) o.save(1000 + k, packet(k, size));
-      const loaded = open(prefs).load().sort((a, b) => a.key - b.key);
+      const loaded = open(prefs)
+        .load()
+        .sort((a, b) => a.key - b.key);
       expect(loaded.map((e) => e.key)).toEqual([...Array(bounds.maxMessages).keys()].map((k) => 1000 + k));
       for (const [k, e] of loaded.entries()) expect(e.packet).toEqual(packet(k, size));
       const again = open(prefs);
@@ -189,7 +191,8 @@ describe("PreferenceOutboxStore", () => {
     });
 
     it(`${name}: a damaged message (one flipped bit) is reported by the client as STORE_FAILED, not dropped silently`, () => {
-      const pub = (id: number, payload: string) => encode({ type: 3, topic: "t/up", payload, qos: 1, id, retain: false, dup: false });
+      const pub = (id: number, payload: string) =>
+        encode({ type: 3, topic: "t/up", payload, qos: 1, id, retain: false, dup: false });
       // The bit flipped in each entry of the damaged message in turn: its header entry, then each later chunk.
       const damaged = pub(2, "second, to be damaged " + "x".repeat(Math.min(200, bounds.maxBytes - 80)));
       const chunks = Math.ceil((damaged.length + 6) / limits.maxEntryBytes);
@@ -206,16 +209,33 @@ describe("PreferenceOutboxStore", () => {
         // A reboot: a new client loads the outbox.
         const errors: MqttError[] = [];
         const net = new ScriptedNetwork();
-        const client = new Client({ clientId: "dev1", connect: net.connect, clock: new FakeClock(), random: () => 0.5, clean: false, outbox: { store: open(prefs) }, onError: (e) => errors.push(e) });
-        expect(errors.map((e) => `${e.code}: ${e.message}`)).toEqual(["STORE_FAILED: discarded an unreadable entry (key 2) from the persistent outbox"]);
+        const client = new Client({
+          clientId: "dev1",
+          connect: net.connect,
+          clock: new FakeClock(),
+          random: () => 0.5,
+          clean: false,
+          outbox: { store: open(prefs) },
+          onError: (e) => errors.push(e),
+        });
+        expect(errors.map((e) => `${e.code}: ${e.message}`)).toEqual([
+          "STORE_FAILED: discarded an unreadable entry (key 2) from the persistent outbox",
+        ]);
         client.start();
         net.last.open();
         net.last.connack(true);
-        const resent = (net.last.sent.filter((p) => p.type === PUBLISH) as PublishPacket[]).map((p) => new TextDecoder().decode(p.payload as Uint8Array));
+        const resent = (net.last.sent.filter((p) => p.type === PUBLISH) as PublishPacket[]).map((p) =>
+          new TextDecoder().decode(p.payload as Uint8Array),
+        );
         expect(resent).toEqual(["first", "third"]); // the others go out; nothing of the damaged one does
         client.close();
         expect([...prefs.map.keys()].some((k) => k.endsWith("\u00002"))).toBe(false); // its entries are gone
-        expect(open(prefs).load().map((e) => e.key).sort()).toEqual([1, 3]);
+        expect(
+          open(prefs)
+            .load()
+            .map((e) => e.key)
+            .sort(),
+        ).toEqual([1, 3]);
       }
     });
 
@@ -223,8 +243,13 @@ describe("PreferenceOutboxStore", () => {
       const prefs = new FakePreferences(fake);
       open(prefs).save(1, new Uint8Array([0x32, 5, 0, 1, 0x74, 0, 1]));
       prefs.set("obx0", "Zz", new Uint8Array([1, 2, 3]).buffer);
-      const loaded = open(prefs).load().sort((a, b) => a.key - b.key);
-      expect(loaded).toEqual([{ key: -1, packet: new Uint8Array(0) }, { key: 1, packet: new Uint8Array([0x32, 5, 0, 1, 0x74, 0, 1]) }]);
+      const loaded = open(prefs)
+        .load()
+        .sort((a, b) => a.key - b.key);
+      expect(loaded).toEqual([
+        { key: -1, packet: new Uint8Array(0) },
+        { key: 1, packet: new Uint8Array([0x32, 5, 0, 1, 0x74, 0, 1]) },
+      ]);
       expect(prefs.keys("obx0")).toEqual(["1"]);
     });
   }

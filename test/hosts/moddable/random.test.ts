@@ -16,7 +16,8 @@ describe("seededRandom", () => {
     expect(first(1)).toEqual(first(1));
     expect(first(1)).not.toEqual(first(2));
     // seeds a millisecond apart (two devices started together) share no draw
-    const a = new Set(first(1_795_434_320_123)), b = first(1_795_434_320_124);
+    const a = new Set(first(1_795_434_320_123)),
+      b = first(1_795_434_320_124);
     expect(b.some((x) => a.has(x))).toBe(false);
   });
 });

@@ -28,11 +28,21 @@ let port: { mqtt: number; mqtts: number; mutual: number; ws: number; wss: number
 
 beforeAll(async () => {
   certs = await getTestCerts();
-  const files = (pair: { certFile: string; keyFile: string }) => ({ cafile: certs.ca.certFile, certfile: pair.certFile, keyfile: pair.keyFile });
+  const files = (pair: { certFile: string; keyFile: string }) => ({
+    cafile: certs.ca.certFile,
+    certfile: pair.certFile,
+    keyfile: pair.keyFile,
+  });
   [broker, wrongHost, expired] = await Promise.all([
     startMosquitto({
       stopAfterTest: false,
-      listeners: [{ protocol: "mqtt" }, { protocol: "mqtts" }, { protocol: "mqtts", requireCertificate: true }, { protocol: "ws" }, { protocol: "wss" }],
+      listeners: [
+        { protocol: "mqtt" },
+        { protocol: "mqtts" },
+        { protocol: "mqtts", requireCertificate: true },
+        { protocol: "ws" },
+        { protocol: "wss" },
+      ],
     }),
     startMosquitto({ stopAfterTest: false, listeners: [{ protocol: "mqtts", tls: files(certs.wrongHost) }] }),
     startMosquitto({ stopAfterTest: false, listeners: [{ protocol: "mqtts", tls: files(certs.expired) }] }),
@@ -85,10 +95,22 @@ function probe(url: string, tls?: TlsOptions): Probe {
 describe("a QoS 1 round trip over every kind of listener", () => {
   const cases: [string, () => string, () => TlsOptions | undefined][] = [
     ["mqtt:// (plain TCP)", () => `mqtt://127.0.0.1:${port.mqtt}`, () => undefined],
-    ["mqtts:// (TLS, verified by name with the test CA)", () => `mqtts://localhost:${port.mqtts}`, () => ({ ca: [certs.ca.cert] })],
-    ["mqtts:// (mutual TLS, CA as DER, client certificate and key)", () => `mqtts://localhost:${port.mutual}`, () => ({ ca: [certs.ca.der], cert: certs.client.cert, key: certs.client.key })],
+    [
+      "mqtts:// (TLS, verified by name with the test CA)",
+      () => `mqtts://localhost:${port.mqtts}`,
+      () => ({ ca: [certs.ca.cert] }),
+    ],
+    [
+      "mqtts:// (mutual TLS, CA as DER, client certificate and key)",
+      () => `mqtts://localhost:${port.mutual}`,
+      () => ({ ca: [certs.ca.der], cert: certs.client.cert, key: certs.client.key }),
+    ],
     ["ws:// (WebSocket)", () => `ws://127.0.0.1:${port.ws}/mqtt`, () => undefined],
-    ["wss:// (WebSocket over TLS, verified by IP)", () => `wss://127.0.0.1:${port.wss}/mqtt`, () => ({ ca: [certs.ca.cert] })],
+    [
+      "wss:// (WebSocket over TLS, verified by IP)",
+      () => `wss://127.0.0.1:${port.wss}/mqtt`,
+      () => ({ ca: [certs.ca.cert] }),
+    ],
   ];
   for (const [name, url, tls] of cases) {
     it(name, async () => {
@@ -96,8 +118,12 @@ describe("a QoS 1 round trip over every kind of listener", () => {
       p.client.start();
       await new Promise<void>((resolve, reject) => p.client.subscribe("rt/x", 1, (e) => (e ? reject(e) : resolve())));
       const big = "x".repeat(70000); // crosses the WebSocket 64-bit length and many TCP segments
-      await new Promise<void>((resolve, reject) => p.client.publish("rt/x", "hello", { qos: 1 }, (e) => (e ? reject(e) : resolve())));
-      await new Promise<void>((resolve, reject) => p.client.publish("rt/x", big, { qos: 1 }, (e) => (e ? reject(e) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        p.client.publish("rt/x", "hello", { qos: 1 }, (e) => (e ? reject(e) : resolve())),
+      );
+      await new Promise<void>((resolve, reject) =>
+        p.client.publish("rt/x", big, { qos: 1 }, (e) => (e ? reject(e) : resolve())),
+      );
       await waitFor(() => p.received.length === 2);
       expect(p.received).toEqual(["rt/x=hello", `rt/x=${big}`]);
       expect(p.downs).toEqual([]);
@@ -110,7 +136,10 @@ describe("a QoS 1 round trip over every kind of listener", () => {
 });
 
 /** Starts a client on `url`, waits for its first failure, closes it; returns the failure's NetError. */
-async function refusal(url: string, tls?: TlsOptions): Promise<{ error: MqttError; net: NetError; port: number; logs: string[] }> {
+async function refusal(
+  url: string,
+  tls?: TlsOptions,
+): Promise<{ error: MqttError; net: NetError; port: number; logs: string[] }> {
   const p = probe(url, tls);
   p.client.start();
   await waitFor(() => p.downs.length > 0, { message: `a failure on ${url}` });
@@ -136,26 +165,76 @@ describe("refusals: distinct, clear, nothing left open", () => {
   });
 
   const cases: [string, () => string, () => TlsOptions | undefined, string, RegExp][] = [
-    ["an unknown CA", () => `mqtts://localhost:${port.mqtts}`, () => ({ ca: [certs.unknownCa.cert] }), "TLS_UNKNOWN_CA",
-      /the certificate of localhost:\d+ is not signed by a trusted CA \(SELF_SIGNED_CERT_IN_CHAIN\): pass the CA certificate that signed the broker's certificate in tls\.ca/],
-    ["a wrong host name", () => `mqtts://localhost:${wrongHost.port}`, () => ({ ca: [certs.ca.cert] }), "TLS_HOSTNAME_MISMATCH",
-      /not for this host name \(Host: localhost\. is not in the cert's altnames: DNS:wrong\.example\.com\): .*tls\.serverName/],
-    ["an expired certificate", () => `mqtts://localhost:${expired.port}`, () => ({ ca: [certs.ca.cert] }), "TLS_EXPIRED",
-      /the certificate of localhost:\d+ has expired: check this device's clock/],
-    ["a missing client certificate", () => `mqtts://localhost:${port.mutual}`, () => ({ ca: [certs.ca.cert] }), "TLS_CLIENT_CERT_REQUIRED",
-      /requires a client certificate and none was set: .*set tls\.cert and tls\.key/],
-    ["a client certificate from an unknown CA", () => `mqtts://localhost:${port.mutual}`, () => ({ ca: [certs.ca.cert], cert: certs.unknownClient.cert, key: certs.unknownClient.key }), "TLS_CLIENT_CERT_REJECTED",
-      /refused our client certificate \(tlsv1 alert unknown ca\): the client certificate must be signed by a CA the broker trusts/],
-    ["a plain client on a TLS port", () => `mqtt://127.0.0.1:${port.mqtts}`, () => undefined, "NO_ANSWER",
-      /127\.0\.0\.1:\d+ (reset|closed) the connection without answering CONNECT: if this is a TLS port .* use mqtts:\/\//],
-    ["a TLS client on a plain port", () => `mqtts://127.0.0.1:${port.mqtt}`, () => ({ ca: [certs.ca.cert] }), "NOT_TLS",
-      /127\.0\.0\.1:\d+ (reset|closed) the connection during the TLS handshake: this port does not speak TLS: use mqtt:\/\/ \(1883\)/],
-    ["an HTTP server", () => `mqtt://127.0.0.1:${webPort}`, () => undefined, "NOT_MQTT",
-      /the server answered CONNECT in HTTP \("HTTP\/1\.1 400 Bad Request"\), so it is a web server, not an MQTT broker/],
-    ["WebSocket to a web page", () => `ws://127.0.0.1:${webPort}/mqtt`, () => undefined, "WS_HANDSHAKE_FAILED",
-      /refused the WebSocket upgrade with HTTP 200 OK; that is a web page, not a WebSocket endpoint/],
-    ["a host name that does not resolve", () => "mqtt://no-such-broker.invalid:1883", () => undefined, "DNS_FAILED",
-      /cannot resolve the host name "no-such-broker\.invalid" \(ENOTFOUND\): check the host name for typos/],
+    [
+      "an unknown CA",
+      () => `mqtts://localhost:${port.mqtts}`,
+      () => ({ ca: [certs.unknownCa.cert] }),
+      "TLS_UNKNOWN_CA",
+      /the certificate of localhost:\d+ is not signed by a trusted CA \(SELF_SIGNED_CERT_IN_CHAIN\): pass the CA certificate that signed the broker's certificate in tls\.ca/,
+    ],
+    [
+      "a wrong host name",
+      () => `mqtts://localhost:${wrongHost.port}`,
+      () => ({ ca: [certs.ca.cert] }),
+      "TLS_HOSTNAME_MISMATCH",
+      /not for this host name \(Host: localhost\. is not in the cert's altnames: DNS:wrong\.example\.com\): .*tls\.serverName/,
+    ],
+    [
+      "an expired certificate",
+      () => `mqtts://localhost:${expired.port}`,
+      () => ({ ca: [certs.ca.cert] }),
+      "TLS_EXPIRED",
+      /the certificate of localhost:\d+ has expired: check this device's clock/,
+    ],
+    [
+      "a missing client certificate",
+      () => `mqtts://localhost:${port.mutual}`,
+      () => ({ ca: [certs.ca.cert] }),
+      "TLS_CLIENT_CERT_REQUIRED",
+      /requires a client certificate and none was set: .*set tls\.cert and tls\.key/,
+    ],
+    [
+      "a client certificate from an unknown CA",
+      () => `mqtts://localhost:${port.mutual}`,
+      () => ({ ca: [certs.ca.cert], cert: certs.unknownClient.cert, key: certs.unknownClient.key }),
+      "TLS_CLIENT_CERT_REJECTED",
+      /refused our client certificate \(tlsv1 alert unknown ca\): the client certificate must be signed by a CA the broker trusts/,
+    ],
+    [
+      "a plain client on a TLS port",
+      () => `mqtt://127.0.0.1:${port.mqtts}`,
+      () => undefined,
+      "NO_ANSWER",
+      /127\.0\.0\.1:\d+ (reset|closed) the connection without answering CONNECT: if this is a TLS port .* use mqtts:\/\//,
+    ],
+    [
+      "a TLS client on a plain port",
+      () => `mqtts://127.0.0.1:${port.mqtt}`,
+      () => ({ ca: [certs.ca.cert] }),
+      "NOT_TLS",
+      /127\.0\.0\.1:\d+ (reset|closed) the connection during the TLS handshake: this port does not speak TLS: use mqtt:\/\/ \(1883\)/,
+    ],
+    [
+      "an HTTP server",
+      () => `mqtt://127.0.0.1:${webPort}`,
+      () => undefined,
+      "NOT_MQTT",
+      /the server answered CONNECT in HTTP \("HTTP\/1\.1 400 Bad Request"\), so it is a web server, not an MQTT broker/,
+    ],
+    [
+      "WebSocket to a web page",
+      () => `ws://127.0.0.1:${webPort}/mqtt`,
+      () => undefined,
+      "WS_HANDSHAKE_FAILED",
+      /refused the WebSocket upgrade with HTTP 200 OK; that is a web page, not a WebSocket endpoint/,
+    ],
+    [
+      "a host name that does not resolve",
+      () => "mqtt://no-such-broker.invalid:1883",
+      () => undefined,
+      "DNS_FAILED",
+      /cannot resolve the host name "no-such-broker\.invalid" \(ENOTFOUND\): check the host name for typos/,
+    ],
   ];
   for (const [what, url, tls, code, message] of cases) {
     it(what, async () => {
@@ -170,17 +249,23 @@ describe("refusals: distinct, clear, nothing left open", () => {
     const free = await getFreePort();
     const r = await refusal(`mqtt://127.0.0.1:${free}`);
     expect(r.net.code).toBe("CONNECTION_REFUSED");
-    expect(r.net.message).toMatch(/127\.0\.0\.1:\d+ refused the connection: nothing accepts connections there: check the port \(mqtt 1883/);
+    expect(r.net.message).toMatch(
+      /127\.0\.0\.1:\d+ refused the connection: nothing accepts connections there: check the port \(mqtt 1883/,
+    );
     seen.set("nothing listening", r.net.code);
   });
 
   it("the same distinctions over WebSocket: plain to wss, TLS to ws, TLS to a web server", async () => {
     const plainToTls = await refusal(`ws://127.0.0.1:${port.wss}/mqtt`);
     expect(plainToTls.net.code).toBe("NO_ANSWER");
-    expect(plainToTls.net.message).toMatch(/without answering the WebSocket upgrade: if this is a TLS port .* wss:\/\//);
+    expect(plainToTls.net.message).toMatch(
+      /without answering the WebSocket upgrade: if this is a TLS port .* wss:\/\//,
+    );
     const tlsToPlain = await refusal(`wss://127.0.0.1:${port.ws}/mqtt`, { ca: [certs.ca.cert] });
     expect(tlsToPlain.net.code).toBe("NOT_TLS");
-    expect(tlsToPlain.net.message).toMatch(/does not answer in TLS \(wrong version number\): this port does not speak TLS/);
+    expect(tlsToPlain.net.message).toMatch(
+      /does not answer in TLS \(wrong version number\): this port does not speak TLS/,
+    );
     const tlsToWeb = await refusal(`mqtts://127.0.0.1:${webPort}`, { ca: [certs.ca.cert] });
     expect(tlsToWeb.net.code).toBe("NOT_TLS");
   });
@@ -204,18 +289,26 @@ describe("TLS choices", () => {
     p.client.start();
     await waitFor(() => p.connects === 1);
     expect(p.logs).toHaveLength(1);
-    expect(p.logs[0]).toMatch(/^warn: TLS CERTIFICATE VERIFICATION IS OFF for mqtts:\/\/localhost:\d+ \(tls\.insecure\)/);
+    expect(p.logs[0]).toMatch(
+      /^warn: TLS CERTIFICATE VERIFICATION IS OFF for mqtts:\/\/localhost:\d+ \(tls\.insecure\)/,
+    );
     await wrongHost.restart(); // a second connect, a second warning
     await waitFor(() => p.connects === 2, { timeoutMs: 15000 });
     // One warning per dial: the first connect, then every dial after the restart dropped us (those that hit the
     // broker while it was down included), the last of which connected.
-    expect(p.logs.filter((l) => l.startsWith("warn: TLS CERTIFICATE VERIFICATION IS OFF"))).toHaveLength(1 + p.downs.length);
+    expect(p.logs.filter((l) => l.startsWith("warn: TLS CERTIFICATE VERIFICATION IS OFF"))).toHaveLength(
+      1 + p.downs.length,
+    );
   });
 
   it("bad endpoints and TLS options fail when the connector is made, not on every dial", () => {
     expect(() => nodeConnector({ scheme: "mqtts", host: "", port: 8883, path: "" })).toThrow(/no host/);
-    expect(() => nodeConnector(parseEndpoint("mqtt://h"), { ca: [certs.ca.cert] })).toThrow(/not encrypted: use mqtts:\/\//);
-    expect(() => nodeConnector(parseEndpoint("mqtts://h"), { cert: certs.client.cert })).toThrow(/tls\.cert is set without tls\.key/);
+    expect(() => nodeConnector(parseEndpoint("mqtt://h"), { ca: [certs.ca.cert] })).toThrow(
+      /not encrypted: use mqtts:\/\//,
+    );
+    expect(() => nodeConnector(parseEndpoint("mqtts://h"), { cert: certs.client.cert })).toThrow(
+      /tls\.cert is set without tls\.key/,
+    );
     let error: unknown;
     try {
       nodeConnector(parseEndpoint("mqtts://h"), { cert: certs.client.cert, key: "not a key" });

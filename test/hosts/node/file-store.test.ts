@@ -49,8 +49,11 @@ describe("file-backed outbox", () => {
     const store = new FileOutboxStore(dir);
     const errors: string[] = [];
     const c = new Client({
-      clientId: "x", connect: () => ({ read: () => undefined, write: () => true, close() {} }), clock: nodeClock,
-      outbox: { store }, onError: (e) => errors.push(e.code),
+      clientId: "x",
+      connect: () => ({ read: () => undefined, write: () => true, close() {} }),
+      clock: nodeClock,
+      outbox: { store },
+      onError: (e) => errors.push(e.code),
     });
     clients.push(c);
     expect(errors).toEqual(["STORE_FAILED"]);

@@ -147,8 +147,13 @@ describe("the scripted link", () => {
     const downs: MqttError[] = [];
     let connects = 0;
     const client = new Client({
-      clientId: "link-a", connect: host.connector(parseEndpoint(broker.url)), clock: host.clock, random: () => 0.5,
-      backoff: { min: 100, max: 800 }, onConnect: () => connects++, onDisconnect: (e) => downs.push(e),
+      clientId: "link-a",
+      connect: host.connector(parseEndpoint(broker.url)),
+      clock: host.clock,
+      random: () => 0.5,
+      backoff: { min: 100, max: 800 },
+      onConnect: () => connects++,
+      onDisconnect: (e) => downs.push(e),
     });
     clients.push(client);
     client.start();
@@ -165,7 +170,12 @@ describe("the scripted link", () => {
     // A dial while down fails at once, without touching the network.
     const started = performance.now();
     const failed = await new Promise<Error>((resolve) => {
-      host.connector(parseEndpoint(broker.url))({ onConnect: () => {}, onReadable: () => {}, onWritable: () => {}, onError: resolve });
+      host.connector(parseEndpoint(broker.url))({
+        onConnect: () => {},
+        onReadable: () => {},
+        onWritable: () => {},
+        onError: resolve,
+      });
     });
     expect(performance.now() - started).toBeLessThan(100);
     expect((failed as NetError).code).toBe("NETWORK_DOWN");
@@ -183,7 +193,9 @@ describe("the scripted link", () => {
     const received: string[] = [];
     let subReady = false;
     const sub = new Client({
-      clientId: "link-sub", connect: nodeConnector(parseEndpoint(broker.url)), clock: createNodeHost({ dir: tempDir() }).clock,
+      clientId: "link-sub",
+      connect: nodeConnector(parseEndpoint(broker.url)),
+      clock: createNodeHost({ dir: tempDir() }).clock,
       onMessage: (_t, payload) => void received.push(Buffer.from(payload).toString()),
     });
     clients.push(sub);
@@ -195,10 +207,15 @@ describe("the scripted link", () => {
     const downs: { code: string; retryIn: number; at: number }[] = [];
     let connects = 0;
     const device = new Client({
-      clientId: "link-device", connect: host.connector(parseEndpoint(broker.url)), clock: host.clock, random: () => 0.5,
-      backoff: { min: 100, max: 800 }, outbox: { store: host.outbox },
+      clientId: "link-device",
+      connect: host.connector(parseEndpoint(broker.url)),
+      clock: host.clock,
+      random: () => 0.5,
+      backoff: { min: 100, max: 800 },
+      outbox: { store: host.outbox },
       onConnect: () => connects++,
-      onDisconnect: (e, retryIn) => void downs.push({ code: (e.cause as NetError)?.code ?? e.code, retryIn, at: performance.now() }),
+      onDisconnect: (e, retryIn) =>
+        void downs.push({ code: (e.cause as NetError)?.code ?? e.code, retryIn, at: performance.now() }),
     });
     clients.push(device);
     device.start();
@@ -206,7 +223,13 @@ describe("the scripted link", () => {
 
     host.link.down();
     const acked: string[] = [];
-    for (let i = 0; i < 5; i++) device.publish("link/m", `offline-${i}`, { qos: 1 }, (e) => void (e ? acked.push(`error ${e.code}`) : acked.push(`offline-${i}`)));
+    for (let i = 0; i < 5; i++)
+      device.publish(
+        "link/m",
+        `offline-${i}`,
+        { qos: 1 },
+        (e) => void (e ? acked.push(`error ${e.code}`) : acked.push(`offline-${i}`)),
+      );
     expect(device.outbox.messages).toBe(5);
     await new Promise((r) => setTimeout(r, 1600));
     expect(received).toEqual([]);

@@ -54,7 +54,12 @@ function victim(dir: string): string {
 }
 
 /** The three writers, each writing `n` (a number in the content) to its file in `dir`. */
-const writers: { name: string; target: (dir: string) => string; write: (dir: string, n: number) => void; content: (dir: string) => string }[] = [
+const writers: {
+  name: string;
+  target: (dir: string) => string;
+  write: (dir: string, n: number) => void;
+  content: (dir: string) => string;
+}[] = [
   {
     name: "the config store",
     target: (dir) => join(dir, "config.json"),
@@ -181,7 +186,10 @@ describe("synced: the file before the rename, the folder after it", () => {
       expect(renamed).toBeGreaterThan(synced);
       const openDir = calls.findIndex((c, i) => i > renamed && c.op === "open" && c.path === dirname(target));
       expect(openDir, "the folder is opened after the rename").toBeGreaterThan(renamed);
-      expect(calls.findIndex((c, i) => i > openDir && c.op === "fsync" && c.fd === calls[openDir].fd), "and synced").toBeGreaterThan(openDir);
+      expect(
+        calls.findIndex((c, i) => i > openDir && c.op === "fsync" && c.fd === calls[openDir].fd),
+        "and synced",
+      ).toBeGreaterThan(openDir);
     });
   }
 
@@ -189,7 +197,10 @@ describe("synced: the file before the rename, the folder after it", () => {
     const dir = tempDir();
     const file = join(dir, "config.json");
     new FileConfigStore(file).set(CONFIG_KEYS.deviceSN, "device-1");
-    for (const [code, fails] of [["EINVAL", false], ["EIO", true]] as const) {
+    for (const [code, fails] of [
+      ["EINVAL", false],
+      ["EIO", true],
+    ] as const) {
       const fsync = atomicFs.fsyncSync;
       const dirFds = new Set<number>();
       const open = atomicFs.openSync;
@@ -225,7 +236,14 @@ describe("a crash between any two steps leaves the old store or the new one, who
   it("a provisioning is one atomic write: never a mix of two identities", () => {
     const dir = tempDir();
     const first = planProvisioning({ productSN: PSN, deviceSN: "thermostat-01", deviceSecret: SECRET, url: URL });
-    const second = planProvisioning({ productSN: PSN, deviceSN: "thermostat-02", deviceSecret: SECRET2, url: "mqtts://broker.example.com", wifiSsid: "office", wifiPassword: "correct-horse-battery" });
+    const second = planProvisioning({
+      productSN: PSN,
+      deviceSN: "thermostat-02",
+      deviceSecret: SECRET2,
+      url: "mqtts://broker.example.com",
+      wifiSsid: "office",
+      wifiPassword: "correct-horse-battery",
+    });
     const snapshot = (file: string) => {
       const s = new FileConfigStore(file);
       return JSON.stringify([...Object.values(CONFIG_KEYS), "uiot_ca"].map((k) => [k, s.get(k)]));
@@ -236,7 +254,10 @@ describe("a crash between any two steps leaves the old store or the new one, who
     const calls = recordCalls();
     provisionSimulator(second, reference, { replace: true });
     vi.restoreAllMocks();
-    expect(calls.filter((c) => c.op === "rename"), "one write for the whole provisioning").toHaveLength(1);
+    expect(
+      calls.filter((c) => c.op === "rename"),
+      "one write for the whole provisioning",
+    ).toHaveLength(1);
     const after = snapshot(reference);
     expect(after).toContain(SECRET2);
 
@@ -361,7 +382,9 @@ describe("the config store touches only a file of its own", () => {
     expect(mode(file)).toBe(0o644);
     const e = thrown(() => store.set(CONFIG_KEYS.deviceSecret, SECRET)) as ConfigStoreError;
     expect(e.code).toBe("NOT_A_STORE");
-    expect(e.message).toMatch(/settings\.json is not a config store \(it has no "\$store" marker and holds 2 key\(s\) a device's configuration does not use\): nothing is written into it/);
+    expect(e.message).toMatch(
+      /settings\.json is not a config store \(it has no "\$store" marker and holds 2 key\(s\) a device's configuration does not use\): nothing is written into it/,
+    );
     expect(read(file)).toBe(text);
   });
 
@@ -371,10 +394,17 @@ describe("the config store touches only a file of its own", () => {
     const text = '{"theme": "dark"}';
     fs.writeFileSync(foreign, text);
     const out: string[] = [];
-    const io = { stdout: (t: string) => void out.push(t), stderr: (t: string) => void out.push(t), stdin: process.stdin, cwd: dir };
+    const io = {
+      stdout: (t: string) => void out.push(t),
+      stderr: (t: string) => void out.push(t),
+      stdin: process.stdin,
+      cwd: dir,
+    };
     const args = ["--product-sn", PSN, "--device-sn", "thermostat-01", "--url", URL, "--device-secret", SECRET];
     expect(await runCli([...args, "--store", "settings.json"], io)).toBe(1);
-    expect(out.join("")).toMatch(/error: --store: .*settings\.json is not a config store .*nothing is written into it; give another file, or move this one away/);
+    expect(out.join("")).toMatch(
+      /error: --store: .*settings\.json is not a config store .*nothing is written into it; give another file, or move this one away/,
+    );
     expect(read(foreign)).toBe(text);
 
     // A store written before the marker existed: device settings only. It is provisioned, and marked from then on.

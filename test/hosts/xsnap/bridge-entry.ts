@@ -12,7 +12,10 @@ serveDevice((options) => {
     start(d) {
       d.onDisconnect((error) => {
         const cause = error.cause;
-        d.host.log("info", `lost: ${error.code}; cause ${cause instanceof NetError ? `NetError ${cause.code}` : cause instanceof Error ? `${cause.name}` : String(cause)}`);
+        d.host.log(
+          "info",
+          `lost: ${error.code}; cause ${cause instanceof NetError ? `NetError ${cause.code}` : cause instanceof Error ? `${cause.name}` : String(cause)}`,
+        );
       });
       if (typeof o.throwAfter === "number")
         d.host.clock.setTimer(() => {

@@ -8,7 +8,23 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { traceMessage } from "../../../hosts/xsnap/host";
 import {
-  answer, answerNumber, E, frame, HEADER, idOf, NONE, numberOf, opOf, packEntries, Q, textBytes, u32, unpackEntries, withBytes, withText, withU32,
+  answer,
+  answerNumber,
+  E,
+  frame,
+  HEADER,
+  idOf,
+  NONE,
+  numberOf,
+  opOf,
+  packEntries,
+  Q,
+  textBytes,
+  u32,
+  unpackEntries,
+  withBytes,
+  withText,
+  withU32,
 } from "../../../hosts/xsnap/wire";
 import { createNodeHost } from "../../../hosts/node/host";
 import { startXsDevice, xsEngineMissing, type XsDevice } from "../../../tools/simulator/xs-device";
@@ -18,7 +34,9 @@ import { hasXsnap, xsnapBinary } from "../../../tools/xsnap/worker";
 import { getFreePort } from "../../helpers/ports";
 import { waitFor } from "../../helpers/wait";
 
-const PSN = "TESTPRODUCT00001", DSN = "thermostat-42", SECRET = "devicesecret4567";
+const PSN = "TESTPRODUCT00001",
+  DSN = "thermostat-42",
+  SECRET = "devicesecret4567";
 
 describe("the bridge's message format (hosts/xsnap/wire.ts)", () => {
   it("frames a 1-byte op and a 32-bit id ahead of the body, ids up to 2^32 - 1", () => {
@@ -54,7 +72,11 @@ describe("the bridge's message format (hosts/xsnap/wire.ts)", () => {
   });
 
   it("packs outbox entries as [key][length][packet] and unpacks them as views, not copies", () => {
-    const entries = [{ key: 1, packet: Uint8Array.of(0x32, 3, 0, 1, 9) }, { key: 0x10000, packet: new Uint8Array(0) }, { key: 4000000000, packet: Uint8Array.of(7) }];
+    const entries = [
+      { key: 1, packet: Uint8Array.of(0x32, 3, 0, 1, 9) },
+      { key: 0x10000, packet: new Uint8Array(0) },
+      { key: 4000000000, packet: Uint8Array.of(7) },
+    ];
     const body = packEntries(entries);
     expect(body.length).toBe(8 * 3 + 5 + 0 + 1);
     const a = answer(0, body);
@@ -106,10 +128,25 @@ async function probe(url: string, app: Record<string, unknown> = {}) {
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   const logs: [LogLevel, string][] = [];
   const draws = { n: 0 };
-  const host = createNodeHost({ dir, log: (level, message) => void logs.push([level, message]), random: () => (draws.n++, Math.random()) });
-  for (const [k, v] of [[CONFIG_KEYS.productSN, PSN], [CONFIG_KEYS.deviceSN, DSN], [CONFIG_KEYS.deviceSecret, SECRET], [CONFIG_KEYS.brokerUrl, url]]) host.config.set(k, v);
+  const host = createNodeHost({
+    dir,
+    log: (level, message) => void logs.push([level, message]),
+    random: () => (draws.n++, Math.random()),
+  });
+  for (const [k, v] of [
+    [CONFIG_KEYS.productSN, PSN],
+    [CONFIG_KEYS.deviceSN, DSN],
+    [CONFIG_KEYS.deviceSecret, SECRET],
+    [CONFIG_KEYS.brokerUrl, url],
+  ])
+    host.config.set(k, v);
   const failures: Error[] = [];
-  const device: XsDevice = await startXsDevice({ host, entry: "test/hosts/xsnap/bridge-entry.ts", app, onFailure: (e) => void failures.push(e) });
+  const device: XsDevice = await startXsDevice({
+    host,
+    entry: "test/hosts/xsnap/bridge-entry.ts",
+    app,
+    onFailure: (e) => void failures.push(e),
+  });
   cleanups.push(() => device.stop());
   return { host, logs, device, failures, draws };
 }
@@ -119,8 +156,15 @@ describe.skipIf(!available)("the bridge with the real engine: failures are clear
     const port = await getFreePort(); // nothing listens there
     const { host, logs, device, draws } = await probe(`mqtt://127.0.0.1:${port}`);
     expect(await device.started).toBe(true);
-    await waitFor(() => logs.some(([, m]) => m === "lost: CONNECTION_LOST; cause NetError CONNECTION_REFUSED"), { message: `the refusal, logs: ${JSON.stringify(logs)}` });
-    expect(logs.some(([level, m]) => level === "warn" && /127\.0\.0\.1:\d+ refused the connection: nothing accepts connections there/.test(m))).toBe(true);
+    await waitFor(() => logs.some(([, m]) => m === "lost: CONNECTION_LOST; cause NetError CONNECTION_REFUSED"), {
+      message: `the refusal, logs: ${JSON.stringify(logs)}`,
+    });
+    expect(
+      logs.some(
+        ([level, m]) =>
+          level === "warn" && /127\.0\.0\.1:\d+ refused the connection: nothing accepts connections there/.test(m),
+      ),
+    ).toBe(true);
     // The backoff's jitter comes from the Node host, not from XS's Math.random (unseeded C rand() on a desktop build)
     expect(draws.n).toBeGreaterThan(0);
     host.link.down();
@@ -135,7 +179,9 @@ describe.skipIf(!available)("the bridge with the real engine: failures are clear
     const { device, failures } = await probe(`mqtt://127.0.0.1:${port}`, { throwAfter: 50 });
     await waitFor(() => failures.length > 0, { message: "the failure" });
     expect(failures).toHaveLength(1);
-    expect(failures[0].message).toMatch(/^the firmware on XS failed: uncaught exception in XS: .*boom from a timer callback/);
+    expect(failures[0].message).toMatch(
+      /^the firmware on XS failed: uncaught exception in XS: .*boom from a timer callback/,
+    );
     expect(device.failure).toBe(failures[0]);
     await device.exited;
     expect(gone(device.pid)).toBe(true);
@@ -148,14 +194,19 @@ describe.skipIf(!available)("the bridge with the real engine: failures are clear
     expect(await device.started).toBe(true);
     process.kill(device.pid!, "SIGKILL");
     await waitFor(() => failures.length > 0, { message: "the failure" });
-    expect(failures[0].message).toMatch(/^the firmware on XS failed: the XS engine exited unexpectedly: XS exited \(SIGKILL\)/);
+    expect(failures[0].message).toMatch(
+      /^the firmware on XS failed: the XS engine exited unexpectedly: XS exited \(SIGKILL\)/,
+    );
     await device.exited;
     await device.stop();
   });
 
   it("stop() sends the device's DISCONNECT and leaves no engine process; a second stop() is the same promise", async () => {
     const { startCloud } = await import("../../../tools/cloud");
-    const cloud = await startCloud({ products: [{ productSN: PSN, productSecret: "productsecret123" }], devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }] });
+    const cloud = await startCloud({
+      products: [{ productSN: PSN, productSecret: "productsecret123" }],
+      devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }],
+    });
     cleanups.push(() => cloud.close());
     const offline: string[] = [];
     cloud.on("offline", (e) => void offline.push(e.reason));

@@ -7,21 +7,34 @@ import { DSN, login, PSN, testCloud } from "./helpers";
 const dev: TopicOwner = { productSN: PSN, deviceSN: DSN, authmode: 1 };
 const reg: TopicOwner = { ...dev, authmode: 2 };
 const sys = (suffix: string) => `/$system/${PSN}/${DSN}/${suffix}`;
-const may = (owner: TopicOwner, topic: string, direction: "publish" | "subscribe") => topicDenied(owner, topic, direction, UIOT_LIMITS) === undefined;
+const may = (owner: TopicOwner, topic: string, direction: "publish" | "subscribe") =>
+  topicDenied(owner, topic, direction, UIOT_LIMITS) === undefined;
 
 describe("topic rules", () => {
   it("gives each system topic of the table its one direction", () => {
-    const publishOnly = Object.entries(SYSTEM_TOPICS).filter(([, d]) => d === "publish").map(([s]) => s);
+    const publishOnly = Object.entries(SYSTEM_TOPICS)
+      .filter(([, d]) => d === "publish")
+      .map(([s]) => s);
     expect(publishOnly.sort()).toEqual([
-      "ota/upstream", "password", "shadow/get", "shadow/upstream", "tmodel/event/post", "tmodel/property/desired/delete",
-      "tmodel/property/desired/get", "tmodel/property/post", "tmodel/property/restore", "tmodel/property/set_reply",
+      "ota/upstream",
+      "password",
+      "shadow/get",
+      "shadow/upstream",
+      "tmodel/event/post",
+      "tmodel/property/desired/delete",
+      "tmodel/property/desired/get",
+      "tmodel/property/post",
+      "tmodel/property/restore",
+      "tmodel/property/set_reply",
       "tmodel/template/get",
     ]);
     for (const [suffix, direction] of Object.entries(SYSTEM_TOPICS)) {
       const other = direction === "publish" ? "subscribe" : "publish";
       const owner = suffix.startsWith("password") ? reg : dev;
       expect(may(owner, sys(suffix), direction), `${direction} ${suffix}`).toBe(true);
-      expect(topicDenied(owner, sys(suffix), other, UIOT_LIMITS), `${other} ${suffix}`).toBe(`the device may only ${direction} ${suffix}`);
+      expect(topicDenied(owner, sys(suffix), other, UIOT_LIMITS), `${other} ${suffix}`).toBe(
+        `the device may only ${direction} ${suffix}`,
+      );
     }
     expect(may(dev, sys("tmodel/command_reply/432542341234"), "publish")).toBe(true);
     expect(may(dev, sys("tmodel/command_reply/432542341234"), "subscribe")).toBe(false);
@@ -50,7 +63,9 @@ describe("topic rules", () => {
     expect(may(dev, "/#", "subscribe")).toBe(false);
     expect(may(dev, `/${PSN}/#`, "subscribe")).toBe(false);
     expect(may(dev, "$SYS/broker/uptime", "subscribe")).toBe(false);
-    expect(topicDenied(dev, `/${PSN}/other-device/upload`, "publish", UIOT_LIMITS)).toBe(`not a topic of device ${PSN}/${DSN}`);
+    expect(topicDenied(dev, `/${PSN}/other-device/upload`, "publish", UIOT_LIMITS)).toBe(
+      `not a topic of device ${PSN}/${DSN}`,
+    );
   });
 
   it("gives custom topics both directions but upload (publish) and set (subscribe), with the level rules", () => {
@@ -80,7 +95,9 @@ describe("topic rules", () => {
   it("makes broadcast topics subscribe-only", () => {
     expect(may(dev, `/${PSN}/$broadcast/all`, "subscribe")).toBe(true);
     expect(may(dev, `/${PSN}/$broadcast/#`, "subscribe")).toBe(true);
-    expect(topicDenied(dev, `/${PSN}/$broadcast/all`, "publish", UIOT_LIMITS)).toBe("broadcast topics are subscribe-only");
+    expect(topicDenied(dev, `/${PSN}/$broadcast/all`, "publish", UIOT_LIMITS)).toBe(
+      "broadcast topics are subscribe-only",
+    );
     expect(may(dev, `/otherproduct0000/$broadcast/all`, "subscribe")).toBe(false);
   });
 
@@ -98,9 +115,13 @@ describe("topic rules", () => {
   it("lets the registration connection use password and password_reply only, and nobody else", () => {
     expect(may(reg, sys("password"), "publish")).toBe(true);
     expect(may(reg, sys("password_reply"), "subscribe")).toBe(true);
-    for (const t of [sys("shadow/get"), sys("tmodel/property/post"), `/${PSN}/${DSN}/upload`]) expect(may(reg, t, "publish")).toBe(false);
-    for (const t of [sys("shadow/downstream"), `/${PSN}/${DSN}/set`, `/${PSN}/$broadcast/all`]) expect(may(reg, t, "subscribe")).toBe(false);
-    expect(topicDenied(dev, sys("password"), "publish", UIOT_LIMITS)).toBe("password belongs to the dynamic-registration (authmode 2) connection");
+    for (const t of [sys("shadow/get"), sys("tmodel/property/post"), `/${PSN}/${DSN}/upload`])
+      expect(may(reg, t, "publish")).toBe(false);
+    for (const t of [sys("shadow/downstream"), `/${PSN}/${DSN}/set`, `/${PSN}/$broadcast/all`])
+      expect(may(reg, t, "subscribe")).toBe(false);
+    expect(topicDenied(dev, sys("password"), "publish", UIOT_LIMITS)).toBe(
+      "password belongs to the dynamic-registration (authmode 2) connection",
+    );
     expect(may(dev, sys("password_reply"), "subscribe")).toBe(false);
   });
 });
@@ -135,7 +156,10 @@ describe("topic ACL over MQTT", () => {
     const granted = new Promise<number[]>((resolve) =>
       device.client.on("packetreceive", (p) => p.cmd === "suback" && resolve((p.granted as number[]).slice())),
     );
-    device.client.subscribe({ [`/${PSN}/${DSN}/a`]: { qos: 0 }, [`/${PSN}/${DSN}/b`]: { qos: 1 }, [`/${PSN}/${DSN}/c`]: { qos: 2 } }, () => {});
+    device.client.subscribe(
+      { [`/${PSN}/${DSN}/a`]: { qos: 0 }, [`/${PSN}/${DSN}/b`]: { qos: 1 }, [`/${PSN}/${DSN}/c`]: { qos: 2 } },
+      () => {},
+    );
     expect(await granted).toEqual([0, 1, 128]);
   });
 
@@ -144,7 +168,10 @@ describe("topic ACL over MQTT", () => {
     const device = await login(cloud);
     await device.publish(`/${PSN}/${DSN}/upload`, "{}");
     await device.publish(`/${PSN}/${DSN}/any/level`, "{}");
-    await device.publish(sys("ota/upstream"), { Method: "report_version", Payload: { Module: "default", Version: "1.0" } });
+    await device.publish(sys("ota/upstream"), {
+      Method: "report_version",
+      Payload: { Module: "default", Version: "1.0" },
+    });
     expect(cloud.log().map((m) => `${m.direction} ${m.topic}`)).toEqual([
       `in /${PSN}/${DSN}/upload`,
       `in /${PSN}/${DSN}/any/level`,

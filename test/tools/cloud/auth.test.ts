@@ -70,7 +70,9 @@ describe("authmode 1 (DeviceSecret)", () => {
     const device = await login(cloud, { mqtt: { protocolVersion: 3, protocolId: "MQIsdp" } });
     expect(`${PSN}.${DSN}`.length).toBeGreaterThan(23);
     expect(await device.subscribe(device.sys("shadow/get_reply"))).toEqual([1]);
-    expect(JSON.parse(await device.request("shadow/get", { Method: "get" }, "shadow/get_reply"))).toMatchObject({ Version: 0 });
+    expect(JSON.parse(await device.request("shadow/get", { Method: "get" }, "shadow/get_reply"))).toMatchObject({
+      Version: 0,
+    });
   });
 });
 
@@ -83,7 +85,11 @@ describe("dynamic registration (authmode 2)", () => {
     expect(reply).toMatchObject({ RetCode: "0", RequestID: "1" });
     expect(reply.Password).toMatch(/^[a-z0-9]{16}$/);
     expect(await registered).toEqual({ productSN: PSN, deviceSN: "new-device-01" });
-    expect(cloud.device(PSN, "new-device-01")).toMatchObject({ registered: true, activated: false, deviceSecret: reply.Password });
+    expect(cloud.device(PSN, "new-device-01")).toMatchObject({
+      registered: true,
+      activated: false,
+      deviceSecret: reply.Password,
+    });
 
     const device = await login(cloud, { deviceSN: "new-device-01", password: reply.Password });
     expect(device.client.connected).toBe(true);
@@ -110,7 +116,9 @@ describe("dynamic registration (authmode 2)", () => {
   });
 
   it("refuses a device created as activated (it has logged in before) from the start", async () => {
-    const cloud = await testCloud({ devices: [{ productSN: PSN, deviceSN: "old-device", deviceSecret: SECRET, activated: true }] });
+    const cloud = await testCloud({
+      devices: [{ productSN: PSN, deviceSN: "old-device", deviceSecret: SECRET, activated: true }],
+    });
     expect(await refusedWith(cloud, { deviceSN: "old-device", authmode: 2 })).toBe(5);
   });
 
@@ -135,17 +143,21 @@ describe("dynamic registration (authmode 2)", () => {
   it("lets the registration connection use password and password_reply only", async () => {
     const cloud = await testCloud();
     const device = await login(cloud, { deviceSN: "reg-acl-01", authmode: 2 });
-    expect(await device.subscribe(device.sys("password_reply"), device.sys("shadow/downstream"), `/${PSN}/reg-acl-01/set`)).toEqual([1, 128, 128]);
+    expect(
+      await device.subscribe(device.sys("password_reply"), device.sys("shadow/downstream"), `/${PSN}/reg-acl-01/set`),
+    ).toEqual([1, 128, 128]);
     await device.publishClosed(`/${PSN}/reg-acl-01/upload`, "{}");
     expect(cloud.device(PSN, "reg-acl-01")).toBeUndefined(); // no password was asked for
   });
 
-  it("answers a request without a string RequestID with RetCode \"230\" and no password", async () => {
+  it('answers a request without a string RequestID with RetCode "230" and no password', async () => {
     const cloud = await testCloud();
     const device = await login(cloud, { deviceSN: "reg-bad-01", authmode: 2 });
     await device.subscribe(device.sys("password_reply"));
     expect(await device.request("password", "not json", "password_reply")).toBe('{"RetCode":"230","RequestID":""}');
-    expect(await device.request("password", { RequestID: 7 }, "password_reply")).toBe('{"RetCode":"230","RequestID":"7"}');
+    expect(await device.request("password", { RequestID: 7 }, "password_reply")).toBe(
+      '{"RetCode":"230","RequestID":"7"}',
+    );
     expect(cloud.device(PSN, "reg-bad-01")).toBeUndefined();
   });
 

@@ -20,12 +20,20 @@ describe("console", () => {
 
     const device = await login(cloud);
     const listed = cloud.online();
-    expect(listed).toEqual([{ productSN: PSN, deviceSN: DSN, clientId: `${PSN}.${DSN}`, authmode: 1, since: NOW, address: "127.0.0.1" }]);
+    expect(listed).toEqual([
+      { productSN: PSN, deviceSN: DSN, clientId: `${PSN}.${DSN}`, authmode: 1, since: NOW, address: "127.0.0.1" },
+    ]);
     expect(onlines).toEqual(listed);
     now += 1000;
     await device.client.endAsync(false); // sends DISCONNECT
     await waitForOffline(offlines, 1);
-    expect(offlines[0]).toEqual({ productSN: PSN, deviceSN: DSN, clientId: `${PSN}.${DSN}`, authmode: 1, reason: "DISCONNECT" });
+    expect(offlines[0]).toEqual({
+      productSN: PSN,
+      deviceSN: DSN,
+      clientId: `${PSN}.${DSN}`,
+      authmode: 1,
+      reason: "DISCONNECT",
+    });
 
     const again = await login(cloud);
     again.client.stream.destroy(); // the link drops
@@ -56,11 +64,30 @@ describe("console", () => {
     cloud.publish(`/${PSN}/$broadcast/news`, "hello everyone");
     expect(await all).toBe("hello everyone");
     expect(cloud.log()).toEqual([
-      { seq: 1, time: NOW, direction: "out", productSN: PSN, deviceSN: DSN, topic: `/${PSN}/${DSN}/set`, qos: 1, payload: '{"light":1}' },
-      { seq: 2, time: NOW, direction: "out", productSN: PSN, topic: `/${PSN}/$broadcast/news`, qos: 1, payload: "hello everyone" },
+      {
+        seq: 1,
+        time: NOW,
+        direction: "out",
+        productSN: PSN,
+        deviceSN: DSN,
+        topic: `/${PSN}/${DSN}/set`,
+        qos: 1,
+        payload: '{"light":1}',
+      },
+      {
+        seq: 2,
+        time: NOW,
+        direction: "out",
+        productSN: PSN,
+        topic: `/${PSN}/$broadcast/news`,
+        qos: 1,
+        payload: "hello everyone",
+      },
     ]);
     expect(() => cloud.publish(`/${PSN}/nobody/set`, "x")).toThrow("not a topic of a known product or device");
-    expect(() => cloud.publish(`/$system/${PSN}/${DSN}/shadow/downstream`, "x")).toThrow("system topics are the platform's");
+    expect(() => cloud.publish(`/$system/${PSN}/${DSN}/shadow/downstream`, "x")).toThrow(
+      "system topics are the platform's",
+    );
   });
 
   it("keeps a bounded log of both directions and emits each entry", async () => {
@@ -73,7 +100,11 @@ describe("console", () => {
     await device.publish(`/${PSN}/${DSN}/upload`, "last");
     expect(emitted.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(cloud.log()).toEqual(emitted.slice(2));
-    expect(cloud.log().map((m) => `${m.direction} ${m.topic.split("/").pop()}`)).toEqual(["in get", "out get_reply", "in upload"]);
+    expect(cloud.log().map((m) => `${m.direction} ${m.topic.split("/").pop()}`)).toEqual([
+      "in get",
+      "out get_reply",
+      "in upload",
+    ]);
   });
 
   it("stops and starts on the same port, keeping devices and shadows; a stopped cloud refuses connections", async () => {
@@ -82,7 +113,11 @@ describe("console", () => {
     expect(cloud.port).toBe(port);
     const device = await login(cloud);
     await device.subscribe(device.sys("shadow/downstream"));
-    await device.request("shadow/upstream", { Method: "update", State: { Reported: { a: 1 } }, Version: 0 }, "shadow/downstream");
+    await device.request(
+      "shadow/upstream",
+      { Method: "update", State: { Reported: { a: 1 } }, Version: 0 },
+      "shadow/downstream",
+    );
     const offline = new Promise<OfflineEvent>((resolve) => cloud.once("offline", resolve));
 
     await cloud.stop();
@@ -96,7 +131,10 @@ describe("console", () => {
     expect(cloud.port).toBe(port);
     const back = await login(cloud);
     await back.subscribe(back.sys("shadow/get_reply"));
-    expect(JSON.parse(await back.request("shadow/get", { Method: "get" }, "shadow/get_reply"))).toMatchObject({ State: { Reported: { a: 1 } }, Version: 1 });
+    expect(JSON.parse(await back.request("shadow/get", { Method: "get" }, "shadow/get_reply"))).toMatchObject({
+      State: { Reported: { a: 1 } },
+      Version: 1,
+    });
     expect(cloud.device(PSN, DSN)).toMatchObject({ activated: true, online: true });
   });
 

@@ -24,7 +24,13 @@ export async function testCloud(options: CloudOptions = {}): Promise<Cloud> {
     products: [
       { productSN: PSN, productSecret: PSECRET, dynamicRegistration: true },
       { productSN: PSN_STATIC, productSecret: PSECRET },
-      { productSN: PSN_PREAUTH, productSecret: PSECRET, dynamicRegistration: true, preAuthentication: true, whitelist: ["listed-01"] },
+      {
+        productSN: PSN_PREAUTH,
+        productSecret: PSECRET,
+        dynamicRegistration: true,
+        preAuthentication: true,
+        whitelist: ["listed-01"],
+      },
     ],
     devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }],
     ...options,
@@ -100,13 +106,21 @@ export class TestDevice {
   }
 
   /** Publishes with QoS 1 (awaits the PUBACK). */
-  async publish(topic: string, payload: string | object, options: { qos?: 0 | 1 | 2; retain?: boolean } = {}): Promise<void> {
+  async publish(
+    topic: string,
+    payload: string | object,
+    options: { qos?: 0 | 1 | 2; retain?: boolean } = {},
+  ): Promise<void> {
     const text = typeof payload === "string" ? payload : JSON.stringify(payload);
     await this.client.publishAsync(topic, text, { qos: options.qos ?? 1, retain: options.retain ?? false });
   }
 
   /** Publishes something the cloud must refuse and resolves once it has closed the connection. */
-  async publishClosed(topic: string, payload: string | object, options: { qos?: 0 | 1 | 2; retain?: boolean } = {}): Promise<void> {
+  async publishClosed(
+    topic: string,
+    payload: string | object,
+    options: { qos?: 0 | 1 | 2; retain?: boolean } = {},
+  ): Promise<void> {
     const text = typeof payload === "string" ? payload : JSON.stringify(payload);
     this.client.publish(topic, text, { qos: options.qos ?? 1, retain: options.retain ?? false }, () => {});
     await withTimeout(this.closed, 5000, `the cloud closing the connection after a publish to ${topic}`);

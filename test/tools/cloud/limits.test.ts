@@ -80,7 +80,11 @@ describe("limits", () => {
     const offline = nextOffline(cloud);
     const second = await login(cloud);
     await first.closed;
-    expect(await offline).toMatchObject({ productSN: PSN, deviceSN: DSN, reason: "kicked: the same device logged in on another connection" });
+    expect(await offline).toMatchObject({
+      productSN: PSN,
+      deviceSN: DSN,
+      reason: "kicked: the same device logged in on another connection",
+    });
     expect(second.client.connected).toBe(true);
     expect(cloud.online()).toHaveLength(1);
     expect(cloud.device(PSN, DSN)?.online).toBe(true);

@@ -17,7 +17,9 @@ describe("shadow over MQTT", () => {
   it("answers get with the bare document, exactly as the spec shows it", async () => {
     const cloud = await testCloud({ now: () => NOW });
     const device = await shadowDevice(await login(cloud));
-    expect(await get(device)).toBe(`{"State":{"Reported":{},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":${T},"Version":0}`);
+    expect(await get(device)).toBe(
+      `{"State":{"Reported":{},"Desired":{}},"Metadata":{"Reported":{},"Desired":{}},"Timestamp":${T},"Version":0}`,
+    );
   });
 
   it("updates Reported when Version matches, answers reply with the new version, and get shows it", async () => {
@@ -25,8 +27,9 @@ describe("shadow over MQTT", () => {
     const cloud = await testCloud({ now: () => now });
     const device = await shadowDevice(await login(cloud));
     now = 1562909435000;
-    expect(await update(device, { Method: "update", State: { Reported: { temperature: 26, humidity: 57 } }, Version: 0 }))
-      .toBe('{"Method":"reply","Payload":{"RetCode":0},"Version":1,"Timestamp":1562909435}');
+    expect(
+      await update(device, { Method: "update", State: { Reported: { temperature: 26, humidity: 57 } }, Version: 0 }),
+    ).toBe('{"Method":"reply","Payload":{"RetCode":0},"Version":1,"Timestamp":1562909435}');
     expect(await get(device)).toBe(
       '{"State":{"Reported":{"temperature":26,"humidity":57},"Desired":{}},' +
         '"Metadata":{"Reported":{"temperature":{"Timestamp":1562909435},"humidity":{"Timestamp":1562909435}},"Desired":{}},' +
@@ -49,32 +52,43 @@ describe("shadow over MQTT", () => {
         `"Version":2,"Timestamp":${T}}`,
     );
     expect(cloud.shadow(PSN, DSN).State.Reported).toEqual({ temperature: 26 }); // nothing applied
-    expect(await update(device, { Method: "update", State: { Reported: { temperature: 27 } }, Version: 2 }))
-      .toBe(`{"Method":"reply","Payload":{"RetCode":0},"Version":3,"Timestamp":${T}}`);
+    expect(await update(device, { Method: "update", State: { Reported: { temperature: 27 } }, Version: 2 })).toBe(
+      `{"Method":"reply","Payload":{"RetCode":0},"Version":3,"Timestamp":${T}}`,
+    );
   });
 
-  it("deletes one key with null and all of Reported with \"Reported\":null (\"version\" accepted as the docs write it)", async () => {
+  it('deletes one key with null and all of Reported with "Reported":null ("version" accepted as the docs write it)', async () => {
     const cloud = await testCloud({ now: () => NOW });
     const device = await shadowDevice(await login(cloud));
-    await update(device, { Method: "update", State: { Reported: { temperature: 26, humidity: 57, co2: 400 } }, Version: 0 });
-    expect(await update(device, { Method: "delete", State: { Reported: { temperature: null } }, Version: 1 }))
-      .toBe(`{"Method":"reply","Payload":{"RetCode":0},"Version":2,"Timestamp":${T}}`);
+    await update(device, {
+      Method: "update",
+      State: { Reported: { temperature: 26, humidity: 57, co2: 400 } },
+      Version: 0,
+    });
+    expect(await update(device, { Method: "delete", State: { Reported: { temperature: null } }, Version: 1 })).toBe(
+      `{"Method":"reply","Payload":{"RetCode":0},"Version":2,"Timestamp":${T}}`,
+    );
     expect(cloud.shadow(PSN, DSN).State.Reported).toEqual({ humidity: 57, co2: 400 });
     expect(Object.keys(cloud.shadow(PSN, DSN).Metadata.Reported)).toEqual(["humidity", "co2"]);
-    expect(await update(device, { Method: "delete", State: { Reported: null }, version: 2 }))
-      .toBe(`{"Method":"reply","Payload":{"RetCode":0},"Version":3,"Timestamp":${T}}`);
+    expect(await update(device, { Method: "delete", State: { Reported: null }, version: 2 })).toBe(
+      `{"Method":"reply","Payload":{"RetCode":0},"Version":3,"Timestamp":${T}}`,
+    );
     expect(cloud.shadow(PSN, DSN)).toMatchObject({ State: { Reported: {} }, Metadata: { Reported: {} }, Version: 3 });
   });
 
   it("resets the version to 0 on an update with Version -1", async () => {
-    const cloud = await testCloud({ now: () => NOW, devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET, shadow: { version: 41 } }] });
+    const cloud = await testCloud({
+      now: () => NOW,
+      devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET, shadow: { version: 41 } }],
+    });
     const device = await shadowDevice(await login(cloud));
-    expect(await update(device, { Method: "update", State: { Reported: { on: 1 } }, Version: -1 }))
-      .toBe(`{"Method":"reply","Payload":{"RetCode":0},"Version":0,"Timestamp":${T}}`);
+    expect(await update(device, { Method: "update", State: { Reported: { on: 1 } }, Version: -1 })).toBe(
+      `{"Method":"reply","Payload":{"RetCode":0},"Version":0,"Timestamp":${T}}`,
+    );
     expect(cloud.shadow(PSN, DSN)).toMatchObject({ State: { Reported: { on: 1 } }, Version: 0 });
   });
 
-  it("pushes console desired values as control, and an update with \"Desired\":null copies them into Reported", async () => {
+  it('pushes console desired values as control, and an update with "Desired":null copies them into Reported', async () => {
     let now = NOW;
     const cloud = await testCloud({ now: () => now });
     const device = await shadowDevice(await login(cloud));
@@ -88,8 +102,9 @@ describe("shadow over MQTT", () => {
         '"Metadata":{"Desired":{"temperature":{"Timestamp":1562917500}}}},"Version":2,"Timestamp":1562917500}',
     );
     now = 1562917504000;
-    expect(await update(device, { Method: "update", State: { Desired: null }, Version: 2 }))
-      .toBe('{"Method":"reply","Payload":{"RetCode":0},"Version":3,"Timestamp":1562917504}');
+    expect(await update(device, { Method: "update", State: { Desired: null }, Version: 2 })).toBe(
+      '{"Method":"reply","Payload":{"RetCode":0},"Version":3,"Timestamp":1562917504}',
+    );
     expect(cloud.shadow(PSN, DSN)).toEqual({
       State: { Reported: { temperature: 17 }, Desired: {} },
       Metadata: { Reported: { temperature: { Timestamp: 1562917504 } }, Desired: {} },
@@ -104,8 +119,9 @@ describe("shadow over MQTT", () => {
     const pushed = device.next(device.sys("shadow/downstream"));
     cloud.setShadowDesired(PSN, DSN, { temperature: 17, fan: 2 });
     expect(JSON.parse(await pushed).Payload.State).toEqual({ Desired: { temperature: 17, fan: 2 } });
-    expect(await update(device, { Method: "update", State: { Reported: { temperature: 18 }, Desired: null }, Version: 1 }))
-      .toBe(`{"Method":"reply","Payload":{"RetCode":0},"Version":2,"Timestamp":${T}}`);
+    expect(
+      await update(device, { Method: "update", State: { Reported: { temperature: 18 }, Desired: null }, Version: 1 }),
+    ).toBe(`{"Method":"reply","Payload":{"RetCode":0},"Version":2,"Timestamp":${T}}`);
     expect(cloud.shadow(PSN, DSN).State).toEqual({ Reported: { temperature: 18, fan: 2 }, Desired: {} });
   });
 
@@ -190,10 +206,17 @@ describe("what a device cannot do to the cloud", () => {
     const cloud = await testCloud({ now: () => NOW });
     const device = await shadowDevice(await login(cloud));
     const deep = '{"a":'.repeat(10000) + "1" + "}".repeat(10000);
-    const reply = await device.request("shadow/upstream", `{"Method":"update","State":{"Reported":${deep}},"Version":0}`, "shadow/downstream");
+    const reply = await device.request(
+      "shadow/upstream",
+      `{"Method":"update","State":{"Reported":${deep}},"Version":0}`,
+      "shadow/downstream",
+    );
     expect(JSON.parse(reply).Payload.RetCode).not.toBe(0);
     expect(JSON.parse(await get(device)).Version).toBe(0);
-    expect(JSON.parse(await update(device, { Method: "update", State: { Reported: { temperature: 26 } }, Version: 0 })).Payload.RetCode).toBe(0);
+    expect(
+      JSON.parse(await update(device, { Method: "update", State: { Reported: { temperature: 26 } }, Version: 0 }))
+        .Payload.RetCode,
+    ).toBe(0);
     expect(cloud.running).toBe(true);
   });
 });

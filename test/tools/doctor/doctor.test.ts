@@ -43,7 +43,11 @@ let port: { mqtt: number; mqtts: number; ws: number; wss: number };
 
 beforeAll(async () => {
   certs = await getTestCerts();
-  const files = (pair: { certFile: string; keyFile: string }) => ({ cafile: certs.ca.certFile, certfile: pair.certFile, keyfile: pair.keyFile });
+  const files = (pair: { certFile: string; keyFile: string }) => ({
+    cafile: certs.ca.certFile,
+    certfile: pair.certFile,
+    keyfile: pair.keyFile,
+  });
   [broker, wrongHost, expired, cloud] = await Promise.all([
     startMosquitto({
       stopAfterTest: false,
@@ -53,7 +57,10 @@ beforeAll(async () => {
     }),
     startMosquitto({ stopAfterTest: false, listeners: [{ protocol: "mqtts", tls: files(certs.wrongHost) }] }),
     startMosquitto({ stopAfterTest: false, listeners: [{ protocol: "mqtts", tls: files(certs.expired) }] }),
-    startCloud({ products: [{ productSN: PSN, productSecret: "ProductSecret123" }], devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }] }),
+    startCloud({
+      products: [{ productSN: PSN, productSecret: "ProductSecret123" }],
+      devices: [{ productSN: PSN, deviceSN: DSN, deviceSecret: SECRET }],
+    }),
   ]);
   const l = broker.listeners;
   port = { mqtt: l[0].port, mqtts: l[1].port, ws: l[2].port, wss: l[3].port };
@@ -80,7 +87,9 @@ beforeAll(async () => {
   };
   lineWeb = net.createServer(waitForLine);
   lineWebTls = tls.createServer({ cert: certs.server.chain, key: certs.server.key }, waitForLine);
-  await Promise.all([lineWeb, lineWebTls].map((server) => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))));
+  await Promise.all(
+    [lineWeb, lineWebTls].map((server) => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))),
+  );
 });
 
 afterAll(async () => {
@@ -88,7 +97,11 @@ afterAll(async () => {
   web?.closeAllConnections();
   await new Promise((resolve) => web?.close(resolve));
   lineWebPage?.closeAllConnections();
-  await Promise.all([lineWeb, lineWebTls].map((server) => new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)))));
+  await Promise.all(
+    [lineWeb, lineWebTls].map(
+      (server) => new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined))),
+    ),
+  );
 });
 
 interface Run {
@@ -103,7 +116,10 @@ interface Run {
 async function doctor(...args: string[]): Promise<Run> {
   let out = "";
   let err = "";
-  const code = await doctorCli([...args, "--json", "--watch", "300", ...(args.includes("--timeout") ? [] : ["--timeout", "3000"])], { out: (t) => void (out += t), err: (t) => void (err += t) });
+  const code = await doctorCli(
+    [...args, "--json", "--watch", "300", ...(args.includes("--timeout") ? [] : ["--timeout", "3000"])],
+    { out: (t) => void (out += t), err: (t) => void (err += t) },
+  );
   const report = JSON.parse(out) as Report;
   return {
     code,
@@ -133,13 +149,23 @@ describe("set up right", () => {
     expect(r.code).toBe(0);
     expect(r.report.ok).toBe(true);
     expect(r.report.steps.map((s) => [s.name, s.verdict])).toEqual([
-      ["url", "ok"], ["dns", "ok"], ["port", "ok"], ["tcp", "ok"], ["tls", "skipped"], ["credentials", "ok"], ["mqtt", "ok"], ["round-trip", "ok"], ["kick", "ok"],
+      ["url", "ok"],
+      ["dns", "ok"],
+      ["port", "ok"],
+      ["tcp", "ok"],
+      ["tls", "skipped"],
+      ["credentials", "ok"],
+      ["mqtt", "ok"],
+      ["round-trip", "ok"],
+      ["kick", "ok"],
     ]);
     expect(r.step("dns").detail).toMatch(/localhost → .*127\.0\.0\.1|localhost → .*::1/);
     expect(r.step("tcp").detail).toMatch(/connected to .*:\d+ in \d+ ms/);
     expect(r.step("credentials").detail).toMatch(/user name alice; password \*\*\*\*yz/);
     expect(r.step("mqtt").detail).toMatch(/CONNACK 0 \(accepted\)/);
-    expect(r.step("round-trip").detail).toMatch(/subscribe \+ publish on doctor\/doctor-\w+: QoS 1, answered in \d+ ms/);
+    expect(r.step("round-trip").detail).toMatch(
+      /subscribe \+ publish on doctor\/doctor-\w+: QoS 1, answered in \d+ ms/,
+    );
     expect(r.out).not.toContain(PASSWORD);
   });
 
@@ -158,11 +184,41 @@ describe("set up right", () => {
     // A broker certificate of the test CA valid for 10 days.
     const dir = fs.mkdtempSync(join(tmpdir(), "doctor-soon-"));
     try {
-      const key = join(dir, "key.pem"), csr = join(dir, "req.csr"), cert = join(dir, "cert.pem"), ext = join(dir, "ext.cnf");
+      const key = join(dir, "key.pem"),
+        csr = join(dir, "req.csr"),
+        cert = join(dir, "cert.pem"),
+        ext = join(dir, "ext.cnf");
       fs.writeFileSync(ext, "subjectAltName = DNS:localhost\nextendedKeyUsage = serverAuth\n");
-      execFileSync("openssl", ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=localhost"], { stdio: "ignore" });
-      execFileSync("openssl", ["x509", "-req", "-in", csr, "-CA", certs.ca.certFile, "-CAkey", certs.ca.keyFile, "-set_serial", String(Date.now()), "-out", cert, "-days", "10", "-extfile", ext], { stdio: "ignore" });
-      const soon = await startMosquitto({ listeners: [{ protocol: "mqtts", tls: { cafile: certs.ca.certFile, certfile: cert, keyfile: key } }] });
+      execFileSync(
+        "openssl",
+        ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=localhost"],
+        { stdio: "ignore" },
+      );
+      execFileSync(
+        "openssl",
+        [
+          "x509",
+          "-req",
+          "-in",
+          csr,
+          "-CA",
+          certs.ca.certFile,
+          "-CAkey",
+          certs.ca.keyFile,
+          "-set_serial",
+          String(Date.now()),
+          "-out",
+          cert,
+          "-days",
+          "10",
+          "-extfile",
+          ext,
+        ],
+        { stdio: "ignore" },
+      );
+      const soon = await startMosquitto({
+        listeners: [{ protocol: "mqtts", tls: { cafile: certs.ca.certFile, certfile: cert, keyfile: key } }],
+      });
       const r = await doctor(`mqtts://localhost:${soon.port}`, "--ca", certs.ca.certFile);
       expect(r.code).toBe(0);
       expect(r.step("tls")).toMatchObject({ verdict: "warn", code: "TLS_EXPIRES_SOON" });
@@ -176,10 +232,15 @@ describe("set up right", () => {
 
   it("the text output: one block per step, a fix for each problem, a result line", async () => {
     let out = "";
-    const code = await doctorCli([`mqtt://localhost:${port.mqtt}`, ...ALICE, "--watch", "100"], { out: (t) => void (out += t), err: () => undefined });
+    const code = await doctorCli([`mqtt://localhost:${port.mqtt}`, ...ALICE, "--watch", "100"], {
+      out: (t) => void (out += t),
+      err: () => undefined,
+    });
     expect(code).toBe(0);
     expect(out).toMatch(/^Connection doctor: mqtt:\/\/localhost:\d+ \(generic MQTT broker\)\n/);
-    expect(out).toMatch(/\[ {2}ok {2}\] 4\. a TCP connection opens \(what `telnet host port` shows\) \(\d+ ms\)\n {9}connected to/);
+    expect(out).toMatch(
+      /\[ {2}ok {2}\] 4\. a TCP connection opens \(what `telnet host port` shows\) \(\d+ ms\)\n {9}connected to/,
+    );
     expect(out).toMatch(/\[ skip \] 5\. TLS: handshake/);
     expect(out).toMatch(/\nResult: OK\.\n$/);
     expect(out).not.toContain(PASSWORD);
@@ -202,7 +263,9 @@ describe("set up wrong: each problem named, with its fix", () => {
     const r = await doctor("mqtt://no-such-broker.invalid:1883");
     expect(r.code).toBe(1);
     expect(r.step("dns")).toMatchObject({ verdict: "fail", code: "DNS_FAILED" });
-    expect(r.step("dns").detail).toMatch(/cannot resolve the host name "no-such-broker\.invalid" \((ENOTFOUND|EAI_AGAIN)\)/);
+    expect(r.step("dns").detail).toMatch(
+      /cannot resolve the host name "no-such-broker\.invalid" \((ENOTFOUND|EAI_AGAIN)\)/,
+    );
     expect(r.step("dns").fix).toMatch(/reserved never to resolve: write the broker's real host name/);
     expect(r.step("tcp").detail).toBe("not tried: no-such-broker.invalid does not resolve");
     skippedAfter(r, "dns");
@@ -213,7 +276,9 @@ describe("set up wrong: each problem named, with its fix", () => {
     const r = await doctor(`mqtt://127.0.0.1:${free}`);
     expect(r.code).toBe(1);
     expect(r.step("tcp")).toMatchObject({ verdict: "fail", code: "CONNECTION_REFUSED" });
-    expect(r.step("tcp").detail).toMatch(/127\.0\.0\.1:\d+ refused the connection after \d+ ms \(telnet: "Connection refused"\)/);
+    expect(r.step("tcp").detail).toMatch(
+      /127\.0\.0\.1:\d+ refused the connection after \d+ ms \(telnet: "Connection refused"\)/,
+    );
     expect(r.step("tcp").fix).toMatch(/nothing accepts connections there: check the port \(mqtt 1883, mqtts 8883/);
     skippedAfter(r, "tcp");
   });
@@ -233,7 +298,9 @@ describe("set up wrong: each problem named, with its fix", () => {
     expect(r.code).toBe(1);
     expect(r.step("tls").verdict).toBe("skipped");
     expect(r.step("mqtt")).toMatchObject({ verdict: "fail", code: "TLS_REQUIRED" });
-    expect(r.step("mqtt").detail).toMatch(/without answering CONNECT, and the port answers a TLS handshake: plain mqtt:\/\/ to a TLS port/);
+    expect(r.step("mqtt").detail).toMatch(
+      /without answering CONNECT, and the port answers a TLS handshake: plain mqtt:\/\/ to a TLS port/,
+    );
     expect(r.step("mqtt").fix).toMatch(new RegExp(`use mqtts://localhost:${port.mqtts}`));
     skippedAfter(r, "mqtt");
   });
@@ -251,25 +318,43 @@ describe("set up wrong: each problem named, with its fix", () => {
     const r = await doctor(`mqtts://localhost:${port.mqtts}`, ...ALICE, "--ca", certs.unknownCa.certFile);
     expect(r.code).toBe(1);
     expect(r.step("tls")).toMatchObject({ verdict: "fail", code: "TLS_UNKNOWN_CA" });
-    expect(r.step("tls").detail).toMatch(/not signed by a trusted CA \(SELF_SIGNED_CERT_IN_CHAIN\); TLSv1\.[23]; certificate subject CN=localhost \/ issuer CN=uiot test CA/);
+    expect(r.step("tls").detail).toMatch(
+      /not signed by a trusted CA \(SELF_SIGNED_CERT_IN_CHAIN\); TLSv1\.[23]; certificate subject CN=localhost \/ issuer CN=uiot test CA/,
+    );
     // A CA was given, and it is the wrong one: the fix says so, rather than asking for --ca.
-    expect(r.step("tls").fix).toMatch(new RegExp(`^the CA given \\(--ca ${certs.unknownCa.certFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: CN=[^)]+\\) did not sign the broker's certificate, which was issued by CN=uiot test CA: use that issuer's CA certificate instead`));
+    expect(r.step("tls").fix).toMatch(
+      new RegExp(
+        `^the CA given \\(--ca ${certs.unknownCa.certFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: CN=[^)]+\\) did not sign the broker's certificate, which was issued by CN=uiot test CA: use that issuer's CA certificate instead`,
+      ),
+    );
     expect(r.step("tls").fix).not.toMatch(/with --ca/);
     skippedAfter(r, "tls");
     const system = await doctor(`mqtts://localhost:${port.mqtts}`, ...ALICE);
     expect(system.step("tls")).toMatchObject({ verdict: "fail", code: "TLS_UNKNOWN_CA" });
     expect(system.step("tls").detail).toMatch(/trusted by the system's CA store/);
-    expect(system.step("tls").fix).toMatch(/pass the CA that signed the broker's certificate \(issuer: CN=uiot test CA\) with --ca <file\.pem>/);
+    expect(system.step("tls").fix).toMatch(
+      /pass the CA that signed the broker's certificate \(issuer: CN=uiot test CA\) with --ca <file\.pem>/,
+    );
   });
 
   it("a wrong host name", async () => {
     const r = await doctor(`mqtts://localhost:${wrongHost.port}`, "--ca", certs.ca.certFile);
     expect(r.code).toBe(1);
     expect(r.step("tls")).toMatchObject({ verdict: "fail", code: "TLS_HOSTNAME_MISMATCH" });
-    expect(r.step("tls").detail).toMatch(/is not for this host name \(Host: localhost\. is not in the cert's altnames: DNS:wrong\.example\.com\); TLSv1\.[23]; certificate subject CN=wrong\.example\.com/);
-    expect(r.step("tls").fix).toMatch(/connect with a name the certificate holds \(DNS:wrong\.example\.com\), or pass it with --server-name/);
+    expect(r.step("tls").detail).toMatch(
+      /is not for this host name \(Host: localhost\. is not in the cert's altnames: DNS:wrong\.example\.com\); TLSv1\.[23]; certificate subject CN=wrong\.example\.com/,
+    );
+    expect(r.step("tls").fix).toMatch(
+      /connect with a name the certificate holds \(DNS:wrong\.example\.com\), or pass it with --server-name/,
+    );
     // The fix works.
-    const fixed = await doctor(`mqtts://localhost:${wrongHost.port}`, "--ca", certs.ca.certFile, "--server-name", "wrong.example.com");
+    const fixed = await doctor(
+      `mqtts://localhost:${wrongHost.port}`,
+      "--ca",
+      certs.ca.certFile,
+      "--server-name",
+      "wrong.example.com",
+    );
     expect(fixed.step("tls").verdict).toBe("ok");
     expect(fixed.step("mqtt").verdict).toBe("ok");
   });
@@ -291,11 +376,18 @@ describe("set up wrong: each problem named, with its fix", () => {
 
   it("--insecure never passes: exit 3 and a result that says verification was off, even with a good certificate", async () => {
     let out = "";
-    const code = await doctorCli([`mqtts://localhost:${port.mqtts}`, ...ALICE, "--ca", certs.ca.certFile, "--insecure", "--watch", "100"], { out: (t) => void (out += t), err: () => undefined });
+    const code = await doctorCli(
+      [`mqtts://localhost:${port.mqtts}`, ...ALICE, "--ca", certs.ca.certFile, "--insecure", "--watch", "100"],
+      { out: (t) => void (out += t), err: () => undefined },
+    );
     expect(code).toBe(3);
-    expect(out).toMatch(/\[ {2}ok {2}\] 5\. TLS: [^\n]*\n[^\n]*the certificate passed verification, though --insecure was given/);
+    expect(out).toMatch(
+      /\[ {2}ok {2}\] 5\. TLS: [^\n]*\n[^\n]*the certificate passed verification, though --insecure was given/,
+    );
     expect(out).toMatch(/\[ {2}ok {2}\] 8\. a message makes a round trip/);
-    expect(out).toMatch(/\nResult: NOT PROVEN: TLS certificate verification was off \(--insecure\)\. A device verifies the broker's certificate,\nso this run does not show that one can connect; run again without --insecure\.\n$/);
+    expect(out).toMatch(
+      /\nResult: NOT PROVEN: TLS certificate verification was off \(--insecure\)\. A device verifies the broker's certificate,\nso this run does not show that one can connect; run again without --insecure\.\n$/,
+    );
     // On a plain URL there is nothing to verify: --insecure changes nothing.
     const plain = await doctor(`mqtt://localhost:${port.mqtt}`, ...ALICE, "--insecure");
     expect(plain.code).toBe(0);
@@ -309,7 +401,9 @@ describe("set up wrong: each problem named, with its fix", () => {
     expect(r.code).toBe(1);
     expect(r.step("mqtt")).toMatchObject({ verdict: "fail", code: "CONNACK_5" });
     expect(r.step("mqtt").detail).toMatch(/connection refused \(code 5\): not authorized/);
-    expect(r.step("mqtt").fix).toMatch(/either the password \(or user name\) is wrong, since Mosquitto answers 5 rather than 4 to a wrong password, or user "alice" may not connect/);
+    expect(r.step("mqtt").fix).toMatch(
+      /either the password \(or user name\) is wrong, since Mosquitto answers 5 rather than 4 to a wrong password, or user "alice" may not connect/,
+    );
     expect(r.out).not.toContain(wrong);
     skippedAfter(r, "mqtt");
   });
@@ -320,7 +414,9 @@ describe("set up wrong: each problem named, with its fix", () => {
     expect(r.step("credentials").detail).toMatch(/no user name \(anonymous login\)/);
     expect(r.step("mqtt")).toMatchObject({ verdict: "fail", code: "CONNACK_5" });
     expect(r.step("mqtt").detail).toMatch(/connection refused \(code 5\): not authorized/);
-    expect(r.step("mqtt").fix).toMatch(/the broker refuses anonymous logins \(EMQX-style deployments always do\): give --username and --password/);
+    expect(r.step("mqtt").fix).toMatch(
+      /the broker refuses anonymous logins \(EMQX-style deployments always do\): give --username and --password/,
+    );
   });
 
   it("not authorized by the ACL: the round trip is refused", async () => {
@@ -345,15 +441,21 @@ describe("set up wrong: each problem named, with its fix", () => {
     const r = await doctor(`mqtt://127.0.0.1:${port}`);
     expect(r.code).toBe(1);
     expect(r.step("mqtt")).toMatchObject({ verdict: "fail", code: "NOT_MQTT" });
-    expect(r.step("mqtt").detail).toMatch(/^no CONNACK within 3000 ms, and the port answers an HTTP request \(HTTP\/1\.1 200 OK, Server: LineWaiting\/1\.0\): not an MQTT broker: it looks like HTTP/);
-    expect(r.step("mqtt").fix).toMatch(/this is not an MQTT broker: .*; for MQTT over WebSocket use ws:\/\/ with the broker's path/);
+    expect(r.step("mqtt").detail).toMatch(
+      /^no CONNACK within 3000 ms, and the port answers an HTTP request \(HTTP\/1\.1 200 OK, Server: LineWaiting\/1\.0\): not an MQTT broker: it looks like HTTP/,
+    );
+    expect(r.step("mqtt").fix).toMatch(
+      /this is not an MQTT broker: .*; for MQTT over WebSocket use ws:\/\/ with the broker's path/,
+    );
     skippedAfter(r, "mqtt");
     // The same in TLS: mqtts:// to an HTTPS server.
     const tlsPort = (lineWebTls.address() as net.AddressInfo).port;
     const s = await doctor(`mqtts://localhost:${tlsPort}`, "--ca", certs.ca.certFile);
     expect(s.step("tls").verdict).toBe("ok");
     expect(s.step("mqtt")).toMatchObject({ verdict: "fail", code: "NOT_MQTT" });
-    expect(s.step("mqtt").detail).toMatch(/the port answers an HTTP request \(HTTP\/1\.1 200 OK, Server: LineWaiting\/1\.0\): not an MQTT broker: it looks like HTTP/);
+    expect(s.step("mqtt").detail).toMatch(
+      /the port answers an HTTP request \(HTTP\/1\.1 200 OK, Server: LineWaiting\/1\.0\): not an MQTT broker: it looks like HTTP/,
+    );
     expect(s.step("mqtt").fix).toMatch(/use wss:\/\//);
   });
 
@@ -378,7 +480,9 @@ describe("set up wrong: each problem named, with its fix", () => {
     const r = await doctor("mqtt://no-such-broker.invalid:8883");
     expect(r.step("port")).toMatchObject({ verdict: "warn", code: "PORT_MISMATCH" });
     expect(r.step("port").detail).toMatch(/8883 is normally a TLS port \(mqtts\), but mqtt:\/\/ is not encrypted/);
-    expect(r.step("port").fix).toMatch(/write mqtts:\/\/no-such-broker\.invalid:8883 or mqtt:\/\/no-such-broker\.invalid:1883/);
+    expect(r.step("port").fix).toMatch(
+      /write mqtts:\/\/no-such-broker\.invalid:8883 or mqtt:\/\/no-such-broker\.invalid:1883/,
+    );
     const wss = await doctor("wss://no-such-broker.invalid:8083/mqtt");
     expect(wss.step("port").detail).toMatch(/8083 is normally a plain port \(ws\), but wss:\/\/ speaks TLS/);
   });
@@ -400,9 +504,13 @@ describe("UIoT Core (the emulated cloud)", () => {
     expect(r.step("credentials").detail).toBe(
       `client id ${PSN}.${DSN}; user name ${PSN}|${DSN}|1 (authmode 1: DeviceSecret); password ****Cd; keepalive 300 s (UIoT Core: keepalive within 30..1200 s)`,
     );
-    expect(r.step("round-trip").detail).toMatch(/thing-model template get → get_reply: QoS 1, answered in \d+ ms, RetCode 0/);
+    expect(r.step("round-trip").detail).toMatch(
+      /thing-model template get → get_reply: QoS 1, answered in \d+ ms, RetCode 0/,
+    );
     expect(r.step("kick").verdict).toBe("ok");
-    expect(r.step("kick").detail).toMatch(new RegExp(`--check-kick: a second login with client id ${PSN}\\.${DSN} kicked the first \\d+ ms after it began`));
+    expect(r.step("kick").detail).toMatch(
+      new RegExp(`--check-kick: a second login with client id ${PSN}\\.${DSN} kicked the first \\d+ ms after it began`),
+    );
     expect(r.out).not.toContain(SECRET);
   });
 
@@ -418,9 +526,16 @@ describe("UIoT Core (the emulated cloud)", () => {
       expect(r.code).toBe(1);
       expect(r.step("tcp").verdict).toBe("ok");
       expect(r.step("credentials")).toMatchObject({ verdict: "fail", code: "KEEPALIVE_RANGE" });
-      expect(r.step("credentials").detail).toMatch(/keepalive 10 s is outside UIoT Core's 30\.\.1200 s, so the platform would refuse the connection; refused here, before connecting/);
-      expect(r.step("credentials").fix).toMatch(/use a keepalive from 30 to 1200 s \(300 or more recommended\): --keepalive 300/);
-      expect(r.step("mqtt")).toMatchObject({ verdict: "skipped", detail: "not tried: refused locally: the settings break UIoT Core's rules" });
+      expect(r.step("credentials").detail).toMatch(
+        /keepalive 10 s is outside UIoT Core's 30\.\.1200 s, so the platform would refuse the connection; refused here, before connecting/,
+      );
+      expect(r.step("credentials").fix).toMatch(
+        /use a keepalive from 30 to 1200 s \(300 or more recommended\): --keepalive 300/,
+      );
+      expect(r.step("mqtt")).toMatchObject({
+        verdict: "skipped",
+        detail: "not tried: refused locally: the settings break UIoT Core's rules",
+      });
       expect(refused).toEqual([]);
       expect(online).toEqual([]);
       const high = await doctor(cloud.url, ...UIOT, "--keepalive", "1201");
@@ -480,7 +595,9 @@ describe("kicked by a second login with the same client id", () => {
       expect(r.step("mqtt").verdict).toBe("ok");
       expect(r.step("kick")).toMatchObject({ verdict: "fail", code: "KICKED" });
       expect(r.step("kick").detail).toMatch(/closed .*\d+ ms after CONNACK/);
-      expect(r.step("kick").fix).toMatch(/another client uses the same client id and the broker keeps only the newest connection/);
+      expect(r.step("kick").fix).toMatch(
+        /another client uses the same client id and the broker keeps only the newest connection/,
+      );
     } finally {
       rival.close();
     }
@@ -502,7 +619,9 @@ describe("kicked by a second login with the same client id", () => {
       const r = await doctor(cloud.url, ...UIOT, "--watch", "3000");
       expect(r.code).toBe(1);
       expect(r.step("kick")).toMatchObject({ verdict: "fail", code: "KICKED" });
-      expect(r.step("kick").fix).toMatch(/another device \(or process\) logs in with this same DeviceSN.*almost always a duplicated DeviceSN/);
+      expect(r.step("kick").fix).toMatch(
+        /another device \(or process\) logs in with this same DeviceSN.*almost always a duplicated DeviceSN/,
+      );
       expect(r.out).not.toContain(SECRET);
     } finally {
       rival.close();
@@ -515,7 +634,17 @@ describe("--json and exit codes", () => {
     const r = await doctor(`mqtt://localhost:${port.mqtt}`, "--username", "alice", "--password", "wrong-password-1");
     expect(r.out.trim().split("\n")).toHaveLength(1);
     expect(Object.keys(r.report).sort()).toEqual(["ok", "profile", "steps", "url"]);
-    expect(r.report.steps.map((s) => s.name)).toEqual(["url", "dns", "port", "tcp", "tls", "credentials", "mqtt", "round-trip", "kick"]);
+    expect(r.report.steps.map((s) => s.name)).toEqual([
+      "url",
+      "dns",
+      "port",
+      "tcp",
+      "tls",
+      "credentials",
+      "mqtt",
+      "round-trip",
+      "kick",
+    ]);
     for (const s of r.report.steps) {
       expect(["ok", "warn", "fail", "skipped"]).toContain(s.verdict);
       expect(typeof s.ms).toBe("number");
@@ -530,13 +659,15 @@ describe("--json and exit codes", () => {
 
   it("through npm: `npm run -s doctor -- --json` prints the JSON alone; without -s it says so on stderr", async () => {
     const root = join(import.meta.dirname, "..", "..", "..");
-    const run = (args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const child = spawn("npm", args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-      let out = "", err = "";
-      child.stdout.on("data", (b: Buffer) => (out += b.toString()));
-      child.stderr.on("data", (b: Buffer) => (err += b.toString()));
-      child.once("exit", (code) => resolve({ code, out, err }));
-    });
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const child = spawn("npm", args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+        let out = "",
+          err = "";
+        child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+        child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+        child.once("exit", (code) => resolve({ code, out, err }));
+      });
     const url = `mqtt://localhost:${port.mqtt}`;
     const silent = await run(["run", "-s", "doctor", "--", url, ...ALICE, "--json", "--watch", "100"]);
     expect(silent.code).toBe(0);
@@ -545,7 +676,9 @@ describe("--json and exit codes", () => {
     const noisy = await run(["run", "doctor", "--", url, ...ALICE, "--json", "--watch", "100"]);
     expect(noisy.code).toBe(0);
     expect(() => JSON.parse(noisy.out)).toThrow(); // npm's own lines come first
-    expect(noisy.err).toMatch(/npm printed its own lines on stdout before this JSON: use `npm run -s doctor -- --json` for the JSON alone/);
+    expect(noisy.err).toMatch(
+      /npm printed its own lines on stdout before this JSON: use `npm run -s doctor -- --json` for the JSON alone/,
+    );
   }, 60000);
 
   it("exit 2 for a wrong command line, with the reason (as JSON with --json)", async () => {
@@ -553,10 +686,14 @@ describe("--json and exit codes", () => {
     expect(r).toBe(2);
     let out = "";
     let err = "";
-    expect(await doctorCli(["--json", "--device-sn", DSN], { out: (t) => void (out += t), err: (t) => void (err += t) })).toBe(2);
+    expect(
+      await doctorCli(["--json", "--device-sn", DSN], { out: (t) => void (out += t), err: (t) => void (err += t) }),
+    ).toBe(2);
     expect(JSON.parse(out)).toEqual({ ok: false, error: expect.stringMatching(/ProductSN is missing/) });
     out = "";
-    expect(await doctorCli(["mqtt://h", "--bogus"], { out: (t) => void (out += t), err: (t) => void (err += t) })).toBe(2);
+    expect(await doctorCli(["mqtt://h", "--bogus"], { out: (t) => void (out += t), err: (t) => void (err += t) })).toBe(
+      2,
+    );
     expect(err).toMatch(/^doctor: Unknown option '--bogus'/);
     expect(err).toMatch(/Usage: npm run doctor -- <broker URL> \[options\]/);
   });

@@ -17,7 +17,9 @@ const { ESP32 } = await import("../../../hosts/moddable/chips");
 // Typed against the SDK's modules (tsconfig.device.json), the host is imported by a path TypeScript does not follow.
 const HOST = "../../../hosts/moddable/host";
 const { createModdableHost, wifiNetwork } = (await import(/* @vite-ignore */ HOST)) as {
-  createModdableHost(options: { chip: ChipProfile; preferences: unknown; log: LogFunction; network?: unknown }): { config: KeyValueStore };
+  createModdableHost(options: { chip: ChipProfile; preferences: unknown; log: LogFunction; network?: unknown }): {
+    config: KeyValueStore;
+  };
   wifiNetwork(WiFi: unknown): unknown;
 };
 const { esp32PreferenceItems } = await import("../../../tools/provision/provision");

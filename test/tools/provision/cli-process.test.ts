@@ -37,11 +37,21 @@ const outputs: Result[] = [];
 const vaults = new Set<string>();
 
 /** Runs `command args` in `work`, writing `input` (or, for a terminal, the answers to its prompts). */
-function runProcess(command: string, args: string[], input?: string | ((prompt: string) => string | undefined), cwd = work): Promise<Result> {
+function runProcess(
+  command: string,
+  args: string[],
+  input?: string | ((prompt: string) => string | undefined),
+  cwd = work,
+): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, {
+      cwd,
+      env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     trackChild(child);
-    let stdout = "", stderr = "";
+    let stdout = "",
+      stderr = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 30000);
     child.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
@@ -71,7 +81,12 @@ describe("uiot-provision in a child process", () => {
     const bin = await provision(["--help"]);
     expect(bin.code).toBe(0);
     expect(bin.stdout).toMatch(/^Usage: npm run provision -- \[options\]/);
-    const npm = await runProcess(process.platform === "win32" ? "npm.cmd" : "npm", ["run", "-s", "provision", "--", "--help"], undefined, REPO);
+    const npm = await runProcess(
+      process.platform === "win32" ? "npm.cmd" : "npm",
+      ["run", "-s", "provision", "--", "--help"],
+      undefined,
+      REPO,
+    );
     expect(npm.code).toBe(0);
     expect(npm.stdout).toContain("--secret-stdin");
     const pkg = JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8"));
@@ -80,7 +95,10 @@ describe("uiot-provision in a child process", () => {
   });
 
   it("--target simulator with --secret-stdin (DeviceSecret, then the Wi-Fi password)", async () => {
-    const r = await provision([...base, "--ca", "ca.pem", "--wifi-ssid", "office", "--secret-stdin", "--store", "sim/config.json"], `${SECRET}\n${WIFI}\n`);
+    const r = await provision(
+      [...base, "--ca", "ca.pem", "--wifi-ssid", "office", "--secret-stdin", "--store", "sim/config.json"],
+      `${SECRET}\n${WIFI}\n`,
+    );
     expect(r.code).toBe(0);
     expect(r.stderr).toBe("");
     const file = path.join(work, "sim", "config.json");
@@ -101,7 +119,21 @@ describe("uiot-provision in a child process", () => {
   });
 
   it("--target esp32 --out nvs.bin", async () => {
-    const r = await provision([...base, "--target", "esp32", "--out", "nvs.bin", "--wifi-ssid", "office", "--wifi-password", WIFI, "--secret-stdin"], `${SECRET2}\n`);
+    const r = await provision(
+      [
+        ...base,
+        "--target",
+        "esp32",
+        "--out",
+        "nvs.bin",
+        "--wifi-ssid",
+        "office",
+        "--wifi-password",
+        WIFI,
+        "--secret-stdin",
+      ],
+      `${SECRET2}\n`,
+    );
     expect(r.code).toBe(0);
     const file = path.join(work, "nvs.bin");
     vaults.add(file);
@@ -112,9 +144,14 @@ describe("uiot-provision in a child process", () => {
   });
 
   it("failures: a wrong secret, a refused overwrite, a stray value, a typo'd option", async () => {
-    const short = await provision([...base, "--secret-stdin", "--store", "sim/config.json"], `${SECRET2.slice(0, 14)}\n`);
+    const short = await provision(
+      [...base, "--secret-stdin", "--store", "sim/config.json"],
+      `${SECRET2.slice(0, 14)}\n`,
+    );
     expect(short.code).toBe(2);
-    expect(short.stderr).toMatch(/error: the DeviceSecret from stdin \(line 1\): DeviceSecret \*\*\*\*hG has 14 characters/);
+    expect(short.stderr).toMatch(
+      /error: the DeviceSecret from stdin \(line 1\): DeviceSecret \*\*\*\*hG has 14 characters/,
+    );
     const overwrite = await provision([...base, "--secret-stdin", "--store", "sim/config.json"], `${SECRET2}\n`);
     expect(overwrite.code).toBe(2);
     expect(overwrite.stderr).toMatch(/already holds a DeviceSecret \(\*\*\*\*Gh\)/);
@@ -127,30 +164,39 @@ describe("uiot-provision in a child process", () => {
   });
 
   const script = spawnSync("script", ["--version"], { encoding: "utf8" });
-  it.skipIf(script.status !== 0)("prompts on a real terminal (script(1) gives it one) without echoing what is typed", async () => {
-    const cmd = [process.execPath, BIN, ...base, "--store", "tty/config.json", "--wifi-ssid", "office"].map((a) => `'${a}'`).join(" ");
-    let step = 0;
-    const r = await runProcess("script", ["-q", "-e", "-c", cmd, "/dev/null"], (seen) => {
-      if (step === 0 && seen.includes("(typing is not shown): ")) return (step = 1), `${SECRET}\r`;
-      if (step === 1 && seen.includes("empty for an open network): ")) return (step = 2), `${WIFI}\r`;
-      return undefined;
-    });
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`DeviceSecret for ${PSN}.${DSN} (typing is not shown): `);
-    expect(r.stdout).toMatch(/Provisioned the simulator/);
-    const file = path.join(work, "tty", "config.json");
-    vaults.add(file);
-    expect(new FileConfigStore(file).get(CONFIG_KEYS.deviceSecret)).toBe(SECRET);
-    expect(new FileConfigStore(file).get(CONFIG_KEYS.wifiPassword)).toBe(WIFI);
-  });
+  it.skipIf(script.status !== 0)(
+    "prompts on a real terminal (script(1) gives it one) without echoing what is typed",
+    async () => {
+      const cmd = [process.execPath, BIN, ...base, "--store", "tty/config.json", "--wifi-ssid", "office"]
+        .map((a) => `'${a}'`)
+        .join(" ");
+      let step = 0;
+      const r = await runProcess("script", ["-q", "-e", "-c", cmd, "/dev/null"], (seen) => {
+        if (step === 0 && seen.includes("(typing is not shown): ")) return ((step = 1), `${SECRET}\r`);
+        if (step === 1 && seen.includes("empty for an open network): ")) return ((step = 2), `${WIFI}\r`);
+        return undefined;
+      });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`DeviceSecret for ${PSN}.${DSN} (typing is not shown): `);
+      expect(r.stdout).toMatch(/Provisioned the simulator/);
+      const file = path.join(work, "tty", "config.json");
+      vaults.add(file);
+      expect(new FileConfigStore(file).get(CONFIG_KEYS.deviceSecret)).toBe(SECRET);
+      expect(new FileConfigStore(file).get(CONFIG_KEYS.wifiPassword)).toBe(WIFI);
+    },
+  );
 
   it("no secret in any output, nor in any file but the stores and the image", () => {
     expect(outputs.length).toBeGreaterThanOrEqual(9);
-    for (const r of outputs) for (const s of SECRETS) {
-      expect(r.stdout, "stdout").not.toContain(s);
-      expect(r.stderr, "stderr").not.toContain(s);
-    }
-    const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+    for (const r of outputs)
+      for (const s of SECRETS) {
+        expect(r.stdout, "stdout").not.toContain(s);
+        expect(r.stderr, "stderr").not.toContain(s);
+      }
+    const walk = (d: string): string[] =>
+      fs
+        .readdirSync(d, { withFileTypes: true })
+        .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
     const files = walk(work);
     expect(files.filter((f) => vaults.has(f)).length).toBe(vaults.size);
     for (const f of files) {

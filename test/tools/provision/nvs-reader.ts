@@ -38,8 +38,18 @@ const ENTRIES = 126;
 const E = 32;
 
 const TYPES: Record<number, string> = {
-  0x01: "u8", 0x11: "i8", 0x02: "u16", 0x12: "i16", 0x04: "u32", 0x14: "i32", 0x08: "u64", 0x18: "i64",
-  0x21: "SZ", 0x41: "BLOB", 0x42: "BLOB_DATA", 0x48: "BLOB_IDX",
+  0x01: "u8",
+  0x11: "i8",
+  0x02: "u16",
+  0x12: "i16",
+  0x04: "u32",
+  0x14: "i32",
+  0x08: "u64",
+  0x18: "i64",
+  0x21: "SZ",
+  0x41: "BLOB",
+  0x42: "BLOB_DATA",
+  0x48: "BLOB_IDX",
 };
 
 function le32(b: Uint8Array, at: number): number {
@@ -101,7 +111,8 @@ interface RawItem {
 function parsePage(page: Uint8Array, index: number, out: RawItem[]): PageInfo {
   const state = le32(page, 0);
   if (state === 0xffffffff) {
-    for (let i = 0; i < PAGE; i++) if (page[i] !== 0xff) fail(`page ${index}: uninitialized (state 0xFFFFFFFF) but byte ${i} is not 0xFF`);
+    for (let i = 0; i < PAGE; i++)
+      if (page[i] !== 0xff) fail(`page ${index}: uninitialized (state 0xFFFFFFFF) but byte ${i} is not 0xFF`);
     return { index, state: "EMPTY", written: 0 };
   }
   const names: Record<number, PageState> = { 0xfffffffe: "ACTIVE", 0xfffffffc: "FULL", 0xfffffff8: "FREEING" };
@@ -111,10 +122,12 @@ function parsePage(page: Uint8Array, index: number, out: RawItem[]): PageInfo {
   const version = page[8];
   for (let i = 9; i < 28; i++) if (page[i] !== 0xff) fail(`page ${index}: header byte ${i} (unused) is not 0xFF`);
   const headerCrc = nvsCrc(page.subarray(4, 28));
-  if (le32(page, 28) !== headerCrc) fail(`page ${index}: header CRC32 0x${le32(page, 28).toString(16)} != 0x${headerCrc.toString(16)}`);
+  if (le32(page, 28) !== headerCrc)
+    fail(`page ${index}: header CRC32 0x${le32(page, 28).toString(16)} != 0x${headerCrc.toString(16)}`);
   if (version !== 0xfe) fail(`page ${index}: format version 0x${version.toString(16)}, expected 0xFE (version 2)`);
   // bits 252..255 of the bitmap are unused
-  if ((page[32 + 31] & 0xf0) !== 0xf0) fail(`page ${index}: the unused bits at the end of the entry state bitmap are not 1`);
+  if ((page[32 + 31] & 0xf0) !== 0xf0)
+    fail(`page ${index}: the unused bits at the end of the entry state bitmap are not 1`);
 
   let written = 0;
   let sawEmpty = false;
@@ -136,20 +149,33 @@ function parsePage(page: Uint8Array, index: number, out: RawItem[]): PageInfo {
     }
     written++;
     const crc = nvsCrc(raw.subarray(0, 4), raw.subarray(8, 32));
-    if (le32(raw, 4) !== crc) fail(`${where}: entry header CRC32 0x${le32(raw, 4).toString(16)} != 0x${crc.toString(16)}`);
-    const item: RawItem = { page: index, entry: i, ns: raw[0], type: raw[1], span: raw[2], chunk: raw[3], key: keyOf(raw, where), data: raw.slice(24, 32) };
+    if (le32(raw, 4) !== crc)
+      fail(`${where}: entry header CRC32 0x${le32(raw, 4).toString(16)} != 0x${crc.toString(16)}`);
+    const item: RawItem = {
+      page: index,
+      entry: i,
+      ns: raw[0],
+      type: raw[1],
+      span: raw[2],
+      chunk: raw[3],
+      key: keyOf(raw, where),
+      data: raw.slice(24, 32),
+    };
     const typeName = TYPES[item.type];
     if (!typeName) fail(`${where}: unknown type 0x${item.type.toString(16)}`);
     const left = ENTRIES - i;
     if (typeName === "SZ" || typeName === "BLOB" || typeName === "BLOB_DATA") {
       if (typeName === "BLOB_DATA" && item.chunk === 0xff) fail(`${where}: blob data with chunk index 0xFF`);
-      if (typeName !== "BLOB_DATA" && item.chunk !== 0xff) fail(`${where}: ${typeName} with chunk index ${item.chunk} (must be 0xFF)`);
+      if (typeName !== "BLOB_DATA" && item.chunk !== 0xff)
+        fail(`${where}: ${typeName} with chunk index ${item.chunk} (must be 0xFF)`);
       const size = le16(raw, 24);
       if (le16(raw, 26) !== 0xffff) fail(`${where}: reserved bytes 26..27 are not 0xFFFF`);
       if (size > (left - 1) * E) fail(`${where}: size ${size} runs past the end of the page`);
       if (item.span !== Math.ceil(size / E) + 1) fail(`${where}: span ${item.span} does not match size ${size}`);
       if (item.span > left) fail(`${where}: span ${item.span} runs past the end of the page`);
-      for (let j = i + 1; j < i + item.span; j++) if (entryState(page, j) !== 2) fail(`page ${index} entry ${j}: data of the item at entry ${i} not marked written`);
+      for (let j = i + 1; j < i + item.span; j++)
+        if (entryState(page, j) !== 2)
+          fail(`page ${index} entry ${j}: data of the item at entry ${i} not marked written`);
       written += item.span - 1;
       const payload = page.slice(64 + (i + 1) * E, 64 + (i + 1) * E + size);
       const pad = page.subarray(64 + (i + 1) * E + size, 64 + (i + item.span) * E);
@@ -165,7 +191,8 @@ function parsePage(page: Uint8Array, index: number, out: RawItem[]): PageInfo {
         if (le16(raw, 30) !== 0xffff) fail(`${where}: blob index reserved bytes are not 0xFFFF`);
       } else {
         const width = item.type & 0x0f;
-        for (let j = 24 + width; j < 32; j++) if (raw[j] !== 0xff) fail(`${where}: a ${typeName} is not padded with 0xFF`);
+        for (let j = 24 + width; j < 32; j++)
+          if (raw[j] !== 0xff) fail(`${where}: a ${typeName} is not padded with 0xFF`);
       }
     }
     out.push(item);
@@ -177,20 +204,29 @@ function parsePage(page: Uint8Array, index: number, out: RawItem[]): PageInfo {
 function intValue(type: number, d: Uint8Array): number | bigint {
   const v = new DataView(d.buffer, d.byteOffset, 8);
   switch (type) {
-    case 0x01: return v.getUint8(0);
-    case 0x11: return v.getInt8(0);
-    case 0x02: return v.getUint16(0, true);
-    case 0x12: return v.getInt16(0, true);
-    case 0x04: return v.getUint32(0, true);
-    case 0x14: return v.getInt32(0, true);
-    case 0x08: return v.getBigUint64(0, true);
-    default: return v.getBigInt64(0, true);
+    case 0x01:
+      return v.getUint8(0);
+    case 0x11:
+      return v.getInt8(0);
+    case 0x02:
+      return v.getUint16(0, true);
+    case 0x12:
+      return v.getInt16(0, true);
+    case 0x04:
+      return v.getUint32(0, true);
+    case 0x14:
+      return v.getInt32(0, true);
+    case 0x08:
+      return v.getBigUint64(0, true);
+    default:
+      return v.getBigInt64(0, true);
   }
 }
 
 /** Parses and checks a whole NVS partition image. */
 export function readNvsImage(image: Uint8Array): NvsContents {
-  if (image.length === 0 || image.length % PAGE !== 0) fail(`the image is ${image.length} bytes, not a whole number of 4096-byte pages`);
+  if (image.length === 0 || image.length % PAGE !== 0)
+    fail(`the image is ${image.length} bytes, not a whole number of 4096-byte pages`);
   const raw: RawItem[] = [];
   const pages: PageInfo[] = [];
   for (let p = 0; p < image.length / PAGE; p++) pages.push(parsePage(image.subarray(p * PAGE, (p + 1) * PAGE), p, raw));
@@ -201,19 +237,22 @@ export function readNvsImage(image: Uint8Array): NvsContents {
   if (live.filter((p) => p.state === "ACTIVE").length > 1) fail("more than one page is ACTIVE");
   if (live.length > 0) {
     const last = live.reduce((a, b) => ((a.seq as number) > (b.seq as number) ? a : b));
-    if (last.state !== "ACTIVE") fail(`the page with the highest sequence number (page ${last.index}) is ${last.state}, not ACTIVE`);
+    if (last.state !== "ACTIVE")
+      fail(`the page with the highest sequence number (page ${last.index}) is ${last.state}, not ACTIVE`);
   }
-  if (pages.filter((p) => p.state === "EMPTY").length === 0) fail("no erased page is left: ESP-IDF's nvs_flash_init would fail with ESP_ERR_NVS_NO_FREE_PAGES");
+  if (pages.filter((p) => p.state === "EMPTY").length === 0)
+    fail("no erased page is left: ESP-IDF's nvs_flash_init would fail with ESP_ERR_NVS_NO_FREE_PAGES");
 
   // Items in the order NVS sees them: pages by sequence number, entries in order.
   const order = new Map(live.map((p) => [p.index, p.seq as number]));
-  raw.sort((a, b) => (order.get(a.page)! - order.get(b.page)!) || a.entry - b.entry);
+  raw.sort((a, b) => order.get(a.page)! - order.get(b.page)! || a.entry - b.entry);
 
   const namespaces = new Map<string, number>();
   const byIndex = new Map<number, string>();
   for (const it of raw) {
     if (it.ns !== 0) continue;
-    if (it.type !== 0x01) fail(`page ${it.page} entry ${it.entry}: an item in namespace 0 that is not a U8 namespace entry`);
+    if (it.type !== 0x01)
+      fail(`page ${it.page} entry ${it.entry}: an item in namespace 0 that is not a U8 namespace entry`);
     const index = it.data[0];
     if (index === 0 || index === 255) fail(`namespace "${it.key}" has the reserved index ${index}`);
     if (namespaces.has(it.key)) fail(`namespace "${it.key}" is defined twice`);
@@ -227,7 +266,10 @@ export function readNvsImage(image: Uint8Array): NvsContents {
   const usedChunks = new Set<string>();
   const put = (it: RawItem, value: ReadValue) => {
     const ns = byIndex.get(it.ns);
-    if (ns === undefined) fail(`page ${it.page} entry ${it.entry}: key "${it.key}" is in namespace index ${it.ns}, which has no namespace entry`);
+    if (ns === undefined)
+      fail(
+        `page ${it.page} entry ${it.entry}: key "${it.key}" is in namespace index ${it.ns}, which has no namespace entry`,
+      );
     let m = values.get(ns);
     if (!m) values.set(ns, (m = new Map()));
     if (m.has(it.key)) fail(`key "${ns}/${it.key}" is stored twice`);
@@ -252,7 +294,9 @@ export function readNvsImage(image: Uint8Array): NvsContents {
     } else if (name === "BLOB") {
       put(it, { type: "blob", value: it.payload as Uint8Array, chunks: 1, legacy: true });
     } else if (name === "BLOB_IDX") {
-      const size = le32(it.data, 0), count = it.data[4], start = it.data[5];
+      const size = le32(it.data, 0),
+        count = it.data[4],
+        start = it.data[5];
       if (start !== 0 && start !== 0x80) fail(`blob "${it.key}": chunk start ${start} is neither 0 nor 0x80`);
       if (count === 0) fail(`blob "${it.key}": no chunks`);
       const out = new Uint8Array(size);
@@ -273,7 +317,8 @@ export function readNvsImage(image: Uint8Array): NvsContents {
       put(it, { type: name as "u8", value: intValue(it.type, it.data) });
     }
   }
-  for (const id of blobData.keys()) if (!usedChunks.has(id)) fail(`blob chunk ${id} has no blob index (NVS erases such orphans on start)`);
+  for (const id of blobData.keys())
+    if (!usedChunks.has(id)) fail(`blob chunk ${id} has no blob index (NVS erases such orphans on start)`);
 
   return {
     pages,

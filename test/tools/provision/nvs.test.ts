@@ -5,7 +5,14 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  buildNvsImage, crc32le, MODDABLE_ESP32_NVS, NVS_ENTRY_COUNT, NVS_PAGE_SIZE, NvsError, type NvsItem, type NvsValue,
+  buildNvsImage,
+  crc32le,
+  MODDABLE_ESP32_NVS,
+  NVS_ENTRY_COUNT,
+  NVS_PAGE_SIZE,
+  NvsError,
+  type NvsItem,
+  type NvsValue,
 } from "../../../tools/provision/nvs";
 import { NvsReadError, readNvsImage, type ReadValue } from "./nvs-reader";
 
@@ -80,7 +87,10 @@ describe("page layout", () => {
     expect(image[32]).toBe(0b11111010); // entries 0 and 1 written (10 10), 2 and 3 empty (11 11)
     expect(image.subarray(33, 64).every((b) => b === 0xff)).toBe(true);
     const read = readNvsImage(image);
-    expect(read.items.map((i) => [i.ns, i.type, i.key])).toEqual([[0, 0x01, "cfga0"], [1, 0x01, "k"]]);
+    expect(read.items.map((i) => [i.ns, i.type, i.key])).toEqual([
+      [0, 0x01, "cfga0"],
+      [1, 0x01, "k"],
+    ]);
     expect(read.namespaces.get("cfga0")).toBe(1);
     expect(image.subarray(NVS_PAGE_SIZE).every((b) => b === 0xff)).toBe(true);
   });
@@ -90,7 +100,14 @@ describe("page layout", () => {
     for (let i = 0; i < 200; i++) items.push({ namespace: "ns", key: `k${i}`, value: { type: "i32", value: -i | 0 } });
     const { built, read } = roundTrip(items);
     expect(built.pagesUsed).toBe(2); // 201 entries: 126 + 75
-    expect(read.pages.map((p) => [p.state, p.seq])).toEqual([["FULL", 0], ["ACTIVE", 1], ["EMPTY", undefined], ["EMPTY", undefined], ["EMPTY", undefined], ["EMPTY", undefined]]);
+    expect(read.pages.map((p) => [p.state, p.seq])).toEqual([
+      ["FULL", 0],
+      ["ACTIVE", 1],
+      ["EMPTY", undefined],
+      ["EMPTY", undefined],
+      ["EMPTY", undefined],
+      ["EMPTY", undefined],
+    ]);
     expect(read.pages[0].written).toBe(NVS_ENTRY_COUNT);
   });
 });
@@ -124,12 +141,15 @@ describe("every value type round-trips through the independent reader", () => {
 
   it("blobs: empty, small, one whole page, and spanning pages in chunks with an index", () => {
     const big = lcgBytes(9000, 9);
-    const { read } = roundTrip([
-      { namespace: "b", key: "empty", value: { type: "blob", value: new Uint8Array(0) } },
-      { namespace: "b", key: "small", value: { type: "blob", value: lcgBytes(33, 1) } },
-      { namespace: "b", key: "page", value: { type: "blob", value: lcgBytes(4000, 2) } },
-      { namespace: "b", key: "big", value: { type: "blob", value: big } },
-    ], { maxBlobBytes: 10000, size: 0x8000 });
+    const { read } = roundTrip(
+      [
+        { namespace: "b", key: "empty", value: { type: "blob", value: new Uint8Array(0) } },
+        { namespace: "b", key: "small", value: { type: "blob", value: lcgBytes(33, 1) } },
+        { namespace: "b", key: "page", value: { type: "blob", value: lcgBytes(4000, 2) } },
+        { namespace: "b", key: "big", value: { type: "blob", value: big } },
+      ],
+      { maxBlobBytes: 10000, size: 0x8000 },
+    );
     const chunks = read.items.filter((i) => i.key === "big" && i.type === 0x42);
     expect(chunks.map((c) => c.chunk)).toEqual(chunks.map((_, i) => i));
     expect(new Set(chunks.map((c) => c.page)).size).toBeGreaterThan(1);
@@ -142,7 +162,10 @@ describe("every value type round-trips through the independent reader", () => {
       { namespace: "b", key: "x", value: { type: "u8", value: 2 } },
       { namespace: "a", key: "y", value: { type: "string", value: "a/y" } },
     ]);
-    expect([...read.namespaces]).toEqual([["a", 1], ["b", 2]]);
+    expect([...read.namespaces]).toEqual([
+      ["a", 1],
+      ["b", 2],
+    ]);
     expect(read.items.filter((i) => i.ns === 0)).toHaveLength(2);
   });
 
@@ -154,14 +177,22 @@ describe("every value type round-trips through the independent reader", () => {
       fc.integer({ min: -32768, max: 32767 }).map((v) => ({ type: "i16" as const, value: v })),
       fc.integer({ min: 0, max: 0xffffffff }).map((v) => ({ type: "u32" as const, value: v })),
       fc.integer({ min: -0x80000000, max: 0x7fffffff }).map((v) => ({ type: "i32" as const, value: v })),
-      fc.string({ unit: "grapheme", maxLength: 300 }).map((v) => ({ type: "string" as const, value: v.replace(/\u0000/g, "") })),
+      fc
+        .string({ unit: "grapheme", maxLength: 300 })
+        .map((v) => ({ type: "string" as const, value: v.replace(/\u0000/g, "") })),
       fc.uint8Array({ maxLength: 5000 }).map((v) => ({ type: "blob" as const, value: v })),
     );
     const name = fc.stringMatching(/^[a-z0-9_]{1,15}$/);
     fc.assert(
-      fc.property(fc.uniqueArray(fc.record({ namespace: fc.constantFrom("cfga0", "cfga1", "x"), key: name, value }), { maxLength: 30, selector: (i) => `${i.namespace}/${i.key}` }), (items) => {
-        roundTrip(items, { size: 64 * NVS_PAGE_SIZE, maxBlobBytes: 5000 });
-      }),
+      fc.property(
+        fc.uniqueArray(fc.record({ namespace: fc.constantFrom("cfga0", "cfga1", "x"), key: name, value }), {
+          maxLength: 30,
+          selector: (i) => `${i.namespace}/${i.key}`,
+        }),
+        (items) => {
+          roundTrip(items, { size: 64 * NVS_PAGE_SIZE, maxBlobBytes: 5000 });
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -187,7 +218,9 @@ describe("byte-for-byte what ESP-IDF's generator writes", () => {
       { namespace: "other", key: "b0", value: { type: "blob", value: new Uint8Array(0) } },
     ];
     const { image } = roundTrip(items).built;
-    expect(createHash("sha256").update(image).digest("hex")).toBe("3e390043e7b87f38488bd4b7ed4788fa4afd714c69e81f916350dde7327d5c84");
+    expect(createHash("sha256").update(image).digest("hex")).toBe(
+      "3e390043e7b87f38488bd4b7ed4788fa4afd714c69e81f916350dde7327d5c84",
+    );
   });
 
   it("blobs split across pages, a string moved to a new page", () => {
@@ -201,7 +234,9 @@ describe("byte-for-byte what ESP-IDF's generator writes", () => {
     const { built, read } = roundTrip(items);
     expect(built.pagesUsed).toBe(4);
     expect(read.pages.map((p) => p.state)).toEqual(["FULL", "FULL", "FULL", "ACTIVE", "EMPTY", "EMPTY"]);
-    expect(createHash("sha256").update(built.image).digest("hex")).toBe("b3cf48ba0ba987eb90fa1764afdaa24eb4c6e9e2c9eea0c7d70f9ba42c4ea904");
+    expect(createHash("sha256").update(built.image).digest("hex")).toBe(
+      "b3cf48ba0ba987eb90fa1764afdaa24eb4c6e9e2c9eea0c7d70f9ba42c4ea904",
+    );
   });
 });
 
@@ -210,15 +245,26 @@ describe("limits, refused clearly", () => {
 
   it("keys and namespaces: 1..15 printable ASCII characters", () => {
     roundTrip([{ namespace: "n".repeat(15), key: "k".repeat(15), value: { type: "u8", value: 1 } }]);
-    const long = thrown(() => buildNvsImage([{ namespace: "n", key: "k".repeat(16), value: { type: "u8", value: 1 } }]));
+    const long = thrown(() =>
+      buildNvsImage([{ namespace: "n", key: "k".repeat(16), value: { type: "u8", value: 1 } }]),
+    );
     expect(long.code).toBe("INVALID_NAME");
     expect(long.message).toMatch(/"k{16}" has 16 characters; NVS allows at most 15/);
-    expect(thrown(() => buildNvsImage([{ namespace: "n".repeat(16), key: "k", value: { type: "u8", value: 1 } }])).message).toMatch(/namespace .* at most 15/);
-    for (const bad of ["", "a b", "ключ", "a\u0000b"]) expect(thrown(() => buildNvsImage([{ namespace: "n", key: bad, value: { type: "u8", value: 1 } }])).code).toBe("INVALID_NAME");
+    expect(
+      thrown(() => buildNvsImage([{ namespace: "n".repeat(16), key: "k", value: { type: "u8", value: 1 } }])).message,
+    ).toMatch(/namespace .* at most 15/);
+    for (const bad of ["", "a b", "ключ", "a\u0000b"])
+      expect(thrown(() => buildNvsImage([{ namespace: "n", key: bad, value: { type: "u8", value: 1 } }])).code).toBe(
+        "INVALID_NAME",
+      );
   });
 
   it("a string over 4000 bytes with its NUL, a blob over Moddable's 4000: refused, the value never quoted", () => {
-    const s = thrown(() => buildNvsImage([{ namespace: "n", key: "s", value: { type: "string", value: SECRETISH + "x".repeat(4000 - SECRETISH.length) } }]));
+    const s = thrown(() =>
+      buildNvsImage([
+        { namespace: "n", key: "s", value: { type: "string", value: SECRETISH + "x".repeat(4000 - SECRETISH.length) } },
+      ]),
+    );
     expect(s.code).toBe("VALUE_TOO_LARGE");
     expect(s.message).toMatch(/"n\/s" is 4001 bytes with its NUL, over NVS's limit of 4000/);
     expect(s.message).not.toContain(SECRETISH);
@@ -230,21 +276,36 @@ describe("limits, refused clearly", () => {
   });
 
   it("integers out of range, wrong types, duplicate keys", () => {
-    expect(thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "u8", value: 256 } }])).message).toMatch(/not a u8 \(an integer from 0 to 255\)/);
-    expect(thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "i32", value: 1.5 } }])).code).toBe("INVALID_VALUE");
-    expect(thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "string", value: "a\u0000" } }])).message).toMatch(/NUL/);
-    const dup = thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "u8", value: 1 } }, { namespace: "n", key: "k", value: { type: "u8", value: 2 } }]));
+    expect(
+      thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "u8", value: 256 } }])).message,
+    ).toMatch(/not a u8 \(an integer from 0 to 255\)/);
+    expect(thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "i32", value: 1.5 } }])).code).toBe(
+      "INVALID_VALUE",
+    );
+    expect(
+      thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "string", value: "a\u0000" } }])).message,
+    ).toMatch(/NUL/);
+    const dup = thrown(() =>
+      buildNvsImage([
+        { namespace: "n", key: "k", value: { type: "u8", value: 1 } },
+        { namespace: "n", key: "k", value: { type: "u8", value: 2 } },
+      ]),
+    );
     expect(dup.code).toBe("DUPLICATE_KEY");
   });
 
   it("at most 254 namespaces", () => {
-    const items = (n: number): NvsItem[] => Array.from({ length: n }, (_, i) => ({ namespace: `ns${i}`, key: "k", value: { type: "u8", value: 1 } }));
+    const items = (n: number): NvsItem[] =>
+      Array.from({ length: n }, (_, i) => ({ namespace: `ns${i}`, key: "k", value: { type: "u8", value: 1 } }));
     roundTrip(items(254), { size: 0x10000 });
     expect(thrown(() => buildNvsImage(items(255), { size: 0x10000 })).code).toBe("TOO_MANY_NAMESPACES");
   });
 
   it("never fills the last free page(s): PARTITION_FULL names the key and the rule", () => {
-    const items = Array.from({ length: 6 }, (_, i): NvsItem => ({ namespace: "n", key: `b${i}`, value: { type: "blob", value: new Uint8Array(3900) } }));
+    const items = Array.from(
+      { length: 6 },
+      (_, i): NvsItem => ({ namespace: "n", key: `b${i}`, value: { type: "blob", value: new Uint8Array(3900) } }),
+    );
     const e = thrown(() => buildNvsImage(items)); // 6 pages, 5 usable: the 6th blob has no page
     expect(e.code).toBe("PARTITION_FULL");
     expect(e.message).toMatch(/full at key "n\/b5": 5 page\(s\)/);
@@ -263,10 +324,11 @@ describe("limits, refused clearly", () => {
 });
 
 describe("the reader is strict (so the round trips mean something)", () => {
-  const good = () => buildNvsImage([
-    { namespace: "n", key: "s", value: { type: "string", value: "hello" } },
-    { namespace: "n", key: "b", value: { type: "blob", value: lcgBytes(50, 3) } },
-  ]).image;
+  const good = () =>
+    buildNvsImage([
+      { namespace: "n", key: "s", value: { type: "string", value: "hello" } },
+      { namespace: "n", key: "b", value: { type: "blob", value: lcgBytes(50, 3) } },
+    ]).image;
 
   it("accepts the writer's image", () => {
     expect(() => readNvsImage(good())).not.toThrow();

@@ -5,7 +5,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
-import { renderScreen, screenFrame, visibleWidth, type LogLine, type ScreenState } from "../../../tools/simulator/screen";
+import {
+  renderScreen,
+  screenFrame,
+  visibleWidth,
+  type LogLine,
+  type ScreenState,
+} from "../../../tools/simulator/screen";
 import { DEMO_DEVICE_SN, DEMO_PRODUCT_SN, runSimulator } from "../../../tools/simulator/simulator";
 
 const cleanups: (() => unknown)[] = [];
@@ -16,7 +22,11 @@ afterEach(async () => {
 const AT = new Date(2024, 0, 1, 10, 32, 56).getTime();
 
 function state(over: Partial<ScreenState> = {}): ScreenState {
-  const logs: LogLine[] = Array.from({ length: 200 }, (_, i) => ({ at: AT, level: i % 3 ? "info" : "warn", text: `log line ${i} ${"x".repeat(i % 150)}` }));
+  const logs: LogLine[] = Array.from({ length: 200 }, (_, i) => ({
+    at: AT,
+    level: i % 3 ? "info" : "warn",
+    text: `log line ${i} ${"x".repeat(i % 150)}`,
+  }));
   return {
     device: "SIMDEMO000000001.thermostat-01",
     brokerUrl: "mqtt://127.0.0.1:40899",
@@ -24,12 +34,22 @@ function state(over: Partial<ScreenState> = {}): ScreenState {
     engine: "node",
     linkUp: true,
     connection: "connected",
-    connects: 3, drops: 2, failedDials: 5,
+    connects: 3,
+    drops: 2,
+    failedDials: 5,
     problem: "",
     outbox: 0,
     thermostat: { temperature: 19.5, humidity: 46.3, target: 22, correction: 0.3, posts: 8, events: 0, hot: true },
-    shadow: { version: 6, reported: { target_temperature: 22, temp_correction: 0.3, note: "y".repeat(300) }, desired: {} },
-    lastIn: { at: AT, topic: "tmodel/property/post_reply", text: JSON.stringify({ RequestID: "8", RetCode: 0, Message: "z".repeat(200) }) },
+    shadow: {
+      version: 6,
+      reported: { target_temperature: 22, temp_correction: 0.3, note: "y".repeat(300) },
+      desired: {},
+    },
+    lastIn: {
+      at: AT,
+      topic: "tmodel/property/post_reply",
+      text: JSON.stringify({ RequestID: "8", RetCode: 0, Message: "z".repeat(200) }),
+    },
     lastOut: { at: AT, topic: "tmodel/property/post", text: "{}" },
     logs,
     ...over,
@@ -58,7 +78,14 @@ describe("the simulator's screen", () => {
   });
 
   it("fits any size: narrow, short and tall terminals", () => {
-    for (const [columns, rows] of [[40, 24], [80, 10], [80, 3], [80, 1], [200, 60], [20, 5]]) {
+    for (const [columns, rows] of [
+      [40, 24],
+      [80, 10],
+      [80, 3],
+      [80, 1],
+      [200, 60],
+      [20, 5],
+    ]) {
       const lines = renderScreen(state(), { columns, rows });
       expect(lines.length, `${columns}×${rows}`).toBeLessThanOrEqual(rows);
       for (const l of lines) expect(visibleWidth(l), `${columns}×${rows}: ${l}`).toBeLessThanOrEqual(columns - 1);
@@ -69,8 +96,12 @@ describe("the simulator's screen", () => {
   });
 
   it("counts the drops (connections that were up and then lost) apart from the failed dials", () => {
-    expect(plain(renderScreen(state(), { columns: 80, rows: 24 }))).toContain("Connections  3 made, 2 dropped, 5 failed dials");
-    expect(plain(renderScreen(state({ connects: 1, drops: 0, failedDials: 0 }), { columns: 80, rows: 24 }))).toContain("Connections  1 made, 0 dropped");
+    expect(plain(renderScreen(state(), { columns: 80, rows: 24 }))).toContain(
+      "Connections  3 made, 2 dropped, 5 failed dials",
+    );
+    expect(plain(renderScreen(state({ connects: 1, drops: 0, failedDials: 0 }), { columns: 80, rows: 24 }))).toContain(
+      "Connections  1 made, 0 dropped",
+    );
   });
 
   it("offers only the keys that work: the console's with the emulated cloud, the link and quit against a real broker", () => {
@@ -83,21 +114,37 @@ describe("the simulator's screen", () => {
     expect(broker.at(-1)).toBe("Keys: l link down/up   : type a command (link down|up, status, quit)   q quit");
     expect(broker.join("\n")).not.toMatch(/broker (running|STOPPED)/);
     // Typing after ':' lists the commands that work here.
-    expect(plain(renderScreen(state({ brokerRunning: undefined, typing: "li" }), { columns: 120, rows: 24 })).at(-1))
-      .toBe(": li█   (Enter runs it, Esc cancels: link down|up, status, quit)");
-    expect(plain(renderScreen(state({ typing: "" }), { columns: 120, rows: 24 })).at(-1)).toMatch(/desired N, set N, command N, update \[V\], link down\|up, restart, status, quit/);
+    expect(
+      plain(renderScreen(state({ brokerRunning: undefined, typing: "li" }), { columns: 120, rows: 24 })).at(-1),
+    ).toBe(": li█   (Enter runs it, Esc cancels: link down|up, status, quit)");
+    expect(plain(renderScreen(state({ typing: "" }), { columns: 120, rows: 24 })).at(-1)).toMatch(
+      /desired N, set N, command N, update \[V\], link down\|up, restart, status, quit/,
+    );
   });
 
   it("shows the firmware the device runs and how its update goes, under the device", () => {
-    const firmwareLine = (firmware: ScreenState["firmware"]) => plain(renderScreen(state({ firmware }), { columns: 100, rows: 24 }))[2];
+    const firmwareLine = (firmware: ScreenState["firmware"]) =>
+      plain(renderScreen(state({ firmware }), { columns: 100, rows: 24 }))[2];
     expect(plain(renderScreen(state(), { columns: 100, rows: 24 }))[2]).toMatch(/^Wi-Fi link/); // no firmware slot: no line
     expect(firmwareLine({ version: "0.1.0" })).toBe("Firmware     0.1.0");
-    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "sent", percent: 0 } })).toBe("Firmware     0.1.0   update to 0.1.1: sent");
-    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "downloading", percent: 45 } })).toBe("Firmware     0.1.0   update to 0.1.1: downloading 45 %");
-    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "burning", percent: 100 } })).toBe("Firmware     0.1.0   update to 0.1.1: burning 100 %");
-    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "restarting", percent: 100 } })).toBe("Firmware     0.1.0   update to 0.1.1: restarting");
-    expect(firmwareLine({ version: "0.1.1", update: { target: "0.1.1", state: "success", percent: 100 } })).toBe("Firmware     0.1.1   update to 0.1.1: done");
-    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "failed", percent: 100, errCode: -4 } })).toBe("Firmware     0.1.0   update to 0.1.1: failed, ErrCode -4 (MD5 mismatch)");
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "sent", percent: 0 } })).toBe(
+      "Firmware     0.1.0   update to 0.1.1: sent",
+    );
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "downloading", percent: 45 } })).toBe(
+      "Firmware     0.1.0   update to 0.1.1: downloading 45 %",
+    );
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "burning", percent: 100 } })).toBe(
+      "Firmware     0.1.0   update to 0.1.1: burning 100 %",
+    );
+    expect(firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "restarting", percent: 100 } })).toBe(
+      "Firmware     0.1.0   update to 0.1.1: restarting",
+    );
+    expect(firmwareLine({ version: "0.1.1", update: { target: "0.1.1", state: "success", percent: 100 } })).toBe(
+      "Firmware     0.1.1   update to 0.1.1: done",
+    );
+    expect(
+      firmwareLine({ version: "0.1.0", update: { target: "0.1.1", state: "failed", percent: 100, errCode: -4 } }),
+    ).toBe("Firmware     0.1.0   update to 0.1.1: failed, ErrCode -4 (MD5 mismatch)");
     // the line is one more under the device: at 80×24 it still fits, Recent gives up a row
     const lines = renderScreen(state({ firmware: { version: "0.1.0" } }), { columns: 80, rows: 24 });
     expect(lines.length).toBeLessThanOrEqual(24);
@@ -105,11 +152,14 @@ describe("the simulator's screen", () => {
   });
 
   it("shows what came from outside on one line, without control characters the terminal would obey", () => {
-    const lines = renderScreen(state({
-      lastIn: { at: AT, topic: "t", text: "a\nb\x1b[2Jc\x07" },
-      logs: [{ at: AT, level: "error", text: "line one\nline two" }],
-      problem: "lost\r\nagain",
-    }), { columns: 100, rows: 24 });
+    const lines = renderScreen(
+      state({
+        lastIn: { at: AT, topic: "t", text: "a\nb\x1b[2Jc\x07" },
+        logs: [{ at: AT, level: "error", text: "line one\nline two" }],
+        problem: "lost\r\nagain",
+      }),
+      { columns: 100, rows: 24 },
+    );
     const text = plain(lines);
     expect(text.find((l) => l.startsWith("Last in"))).toBe("Last in      10:32:56 t a b\ufffd[2Jc\ufffd");
     expect(text).toContain("10:32:56 error: line one line two");
@@ -119,7 +169,10 @@ describe("the simulator's screen", () => {
 
   it("counts wide characters as two columns", () => {
     expect(visibleWidth("温度 ok")).toBe(7);
-    const lines = renderScreen(state({ lastIn: { at: AT, topic: "t", text: "温".repeat(100) } }), { columns: 80, rows: 24 });
+    const lines = renderScreen(state({ lastIn: { at: AT, topic: "t", text: "温".repeat(100) } }), {
+      columns: 80,
+      rows: 24,
+    });
     for (const l of lines) expect(visibleWidth(l)).toBeLessThanOrEqual(79);
   });
 });
@@ -131,19 +184,26 @@ describe("the simulator on a terminal (in this process)", () => {
     const out = new PassThrough();
     let screen = "";
     out.on("data", (b: Buffer) => (screen += b.toString()));
-    const sim = await runSimulator({ dir, interval: 300 }, { stdout: out, tty: true, columns: () => 120, rows: () => 30 });
+    const sim = await runSimulator(
+      { dir, interval: 300 },
+      { stdout: out, tty: true, columns: () => 120, rows: () => 30 },
+    );
     cleanups.push(() => sim.stop());
     expect(await sim.device).toBeDefined();
     const until = async (re: RegExp, what: string) => {
       const end = Date.now() + 15000;
       while (!re.test(screen.slice(screen.lastIndexOf("\x1b[H")))) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${screen.slice(screen.lastIndexOf("\x1b[H"))}`);
+        if (Date.now() > end)
+          throw new Error(`timed out waiting for ${what}:\n${screen.slice(screen.lastIndexOf("\x1b[H"))}`);
         await new Promise((r) => setTimeout(r, 20));
       }
     };
     await until(/Connection \x1b\[32mconnected/, "the connection");
     await sim.command("status");
-    await until(/console: status: link up, connected, connections 1, drops 0, failed dials 0/, "the status line on the screen");
+    await until(
+      /console: status: link up, connected, connections 1, drops 0, failed dials 0/,
+      "the status line on the screen",
+    );
     await sim.stop();
   }, 30000);
 
@@ -155,7 +215,10 @@ describe("the simulator on a terminal (in this process)", () => {
     out.on("data", (b: Buffer) => (screen += b.toString()));
     // a terminal's stdin: keys one at a time (raw mode)
     const stdin = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined });
-    const sim = await runSimulator({ dir, interval: 300 }, { stdout: out, stdin, tty: true, columns: () => 120, rows: () => 30 });
+    const sim = await runSimulator(
+      { dir, interval: 300 },
+      { stdout: out, stdin, tty: true, columns: () => 120, rows: () => 30 },
+    );
     cleanups.push(() => sim.stop());
     expect(await sim.device).toBeDefined();
     const frames: string[] = [];
@@ -163,7 +226,8 @@ describe("the simulator on a terminal (in this process)", () => {
     const until = async (re: RegExp, what: string) => {
       const end = Date.now() + 30000;
       while (!re.test(plain([screen.slice(screen.lastIndexOf("\x1b[H"))])[0])) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}:\n${screen.slice(screen.lastIndexOf("\x1b[H"))}`);
+        if (Date.now() > end)
+          throw new Error(`timed out waiting for ${what}:\n${screen.slice(screen.lastIndexOf("\x1b[H"))}`);
         await new Promise((r) => setTimeout(r, 20));
       }
     };
@@ -179,7 +243,10 @@ describe("the simulator on a terminal (in this process)", () => {
     await until(/\nFirmware {5}0\.1\.1 {3}update to 0\.1\.1: done\n/, "the new version on the screen");
     // on the way (a frame at most every 100 ms: the 320 KB download on loopback may be over between two, and the
     // restarted device logs in within one): the image made bootable, waiting its restart delay; then the restart
-    expect(frames.some((f) => /Firmware {5}0\.1\.0 {3}update to 0\.1\.1: burning 100 %/.test(f)), frames.join("\n----\n")).toBe(true);
+    expect(
+      frames.some((f) => /Firmware {5}0\.1\.0 {3}update to 0\.1\.1: burning 100 %/.test(f)),
+      frames.join("\n----\n"),
+    ).toBe(true);
     expect(screen).toMatch(/console: the device restarts into its new firmware/);
     await until(/console: firmware update to 0\.1\.1: done, the device runs 0\.1\.1/, "the update's end under Recent");
     expect(screen).toMatch(/error: the update to 0\.1\.1 is under way: wait for it to end/);

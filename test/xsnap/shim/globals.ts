@@ -5,7 +5,9 @@ import { decodeUtf8, utf8Bytes } from "../../../src/mqtt/utf8";
 import { base64Decode, base64Encode } from "../../../src/net/base64";
 import { fromHex, toHex } from "../suite/canon";
 
-const saved = (globalThis as unknown as { __xsText: { TextEncoder: typeof TextEncoder; TextDecoder: typeof TextDecoder } }).__xsText;
+const saved = (
+  globalThis as unknown as { __xsText: { TextEncoder: typeof TextEncoder; TextDecoder: typeof TextDecoder } }
+).__xsText;
 const TE = saved.TextEncoder;
 const TD = saved.TextDecoder;
 
@@ -24,7 +26,8 @@ class XsBuffer extends Uint8Array {
       }
       return XsBuffer.wrap(utf8Bytes(x));
     }
-    if (x instanceof ArrayBuffer) return new XsBuffer(x, (enc as number) ?? 0, len ?? x.byteLength - ((enc as number) ?? 0));
+    if (x instanceof ArrayBuffer)
+      return new XsBuffer(x, (enc as number) ?? 0, len ?? x.byteLength - ((enc as number) ?? 0));
     const src = Array.from(x as ArrayLike<number>);
     const b = new XsBuffer(src.length);
     b.set(src);

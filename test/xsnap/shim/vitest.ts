@@ -4,8 +4,14 @@
 // is a recursive subset, toThrow takes a class, a RegExp, a string, an Error (same message) or an asymmetric matcher.
 
 type Fn = () => unknown;
-interface Test { name: string; fn: Fn; }
-interface Hooks { before: Fn[]; after: Fn[]; }
+interface Test {
+  name: string;
+  fn: Fn;
+}
+interface Hooks {
+  before: Fn[];
+  after: Fn[];
+}
 
 const tests: Test[] = [];
 const path: string[] = [];
@@ -31,26 +37,33 @@ export function it(name: string, fn: Fn): void {
   testHooks.set(t, hookStack.slice());
 }
 it.skip = (_name: string, _fn?: Fn): void => {};
-// biome-ignore lint/suspicious/noExplicitAny: each row spreads into the test's own parameters, as in vitest
-it.each = <T>(rows: readonly T[]) => (name: string, fn: (...args: any[]) => unknown): void => {
-  rows.forEach((row, i) => {
-    const args = Array.isArray(row) ? row : [row];
-    let k = 0;
-    const title = name.replace(/%[sdijo#%]/g, (m) => {
-      if (m === "%%") return "%";
-      if (m === "%#") return String(i);
-      const v = args[k++];
-      return m === "%j" || m === "%o" ? JSON.stringify(v) : String(v);
+it.each =
+  <T>(rows: readonly T[]) =>
+  // biome-ignore lint/suspicious/noExplicitAny: each row spreads into the test's own parameters, as in vitest
+  (name: string, fn: (...args: any[]) => unknown): void => {
+    rows.forEach((row, i) => {
+      const args = Array.isArray(row) ? row : [row];
+      let k = 0;
+      const title = name.replace(/%[sdijo#%]/g, (m) => {
+        if (m === "%%") return "%";
+        if (m === "%#") return String(i);
+        const v = args[k++];
+        return m === "%j" || m === "%o" ? JSON.stringify(v) : String(v);
+      });
+      it(title, () => fn(...args));
     });
-    it(title, () => fn(...args));
-  });
-};
+  };
 export const test = it;
 export const beforeEach = (fn: Fn): void => void hookStack[hookStack.length - 1].before.push(fn);
 export const afterEach = (fn: Fn): void => void hookStack[hookStack.length - 1].after.push(fn);
 export const afterAll = (fn: Fn): void => void afterAlls.push(fn);
 
-export interface Outcome { name: string; ok: boolean; error?: string; ms?: number; }
+export interface Outcome {
+  name: string;
+  ok: boolean;
+  error?: string;
+  ms?: number;
+}
 
 const now = (): number => Date.now();
 
@@ -91,20 +104,34 @@ abstract class Asymmetric {
   abstract toString(): string;
 }
 class ObjectContaining extends Asymmetric {
-  constructor(readonly sample: Record<string, unknown>) { super(); }
-  matches(v: unknown): boolean { return v !== null && typeof v === "object" && subset(v, this.sample); }
-  toString(): string { return `ObjectContaining ${show(this.sample)}`; }
+  constructor(readonly sample: Record<string, unknown>) {
+    super();
+  }
+  matches(v: unknown): boolean {
+    return v !== null && typeof v === "object" && subset(v, this.sample);
+  }
+  toString(): string {
+    return `ObjectContaining ${show(this.sample)}`;
+  }
 }
 class StringMatching extends Asymmetric {
-  constructor(readonly re: RegExp | string) { super(); }
-  matches(v: unknown): boolean { return typeof v === "string" && (typeof this.re === "string" ? v.includes(this.re) : this.re.test(v)); }
-  toString(): string { return `StringMatching ${String(this.re)}`; }
+  constructor(readonly re: RegExp | string) {
+    super();
+  }
+  matches(v: unknown): boolean {
+    return typeof v === "string" && (typeof this.re === "string" ? v.includes(this.re) : this.re.test(v));
+  }
+  toString(): string {
+    return `StringMatching ${String(this.re)}`;
+  }
 }
 /** A class, as `instanceof` and expect.any take it. */
 type Ctor = abstract new (...args: never[]) => unknown;
 
 class Anything extends Asymmetric {
-  constructor(readonly ctor?: Ctor) { super(); }
+  constructor(readonly ctor?: Ctor) {
+    super();
+  }
   matches(v: unknown): boolean {
     if (!this.ctor) return v !== null && v !== undefined;
     if (this.ctor === Number) return typeof v === "number" || v instanceof Number;
@@ -112,7 +139,9 @@ class Anything extends Asymmetric {
     if (this.ctor === Boolean) return typeof v === "boolean" || v instanceof Boolean;
     return v instanceof (this.ctor as new () => unknown);
   }
-  toString(): string { return this.ctor ? `Any<${this.ctor.name}>` : "Anything"; }
+  toString(): string {
+    return this.ctor ? `Any<${this.ctor.name}>` : "Anything";
+  }
 }
 
 function isBytes(v: unknown): v is ArrayBufferView & ArrayLike<number> {
@@ -130,7 +159,8 @@ function equals(a: unknown, b: unknown, strict: boolean): boolean {
     return true;
   }
   if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  if (a instanceof Date || b instanceof Date)
+    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
   if (a instanceof RegExp || b instanceof RegExp) return String(a) === String(b);
   if (a instanceof Map || b instanceof Map) {
     if (!(a instanceof Map && b instanceof Map) || a.size !== b.size) return false;
@@ -183,7 +213,17 @@ function show(v: unknown): string {
   if (isBytes(v)) return `${v.constructor.name}[${Array.prototype.join.call(v, ",")}]`;
   if (v instanceof RegExp) return String(v);
   try {
-    const s = JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? `${x}n` : x instanceof Asymmetric ? x.toString() : isBytes(x) ? `bytes[${Array.prototype.join.call(x, ",")}]` : x === undefined ? "<undefined>" : x));
+    const s = JSON.stringify(v, (_k, x) =>
+      typeof x === "bigint"
+        ? `${x}n`
+        : x instanceof Asymmetric
+          ? x.toString()
+          : isBytes(x)
+            ? `bytes[${Array.prototype.join.call(x, ",")}]`
+            : x === undefined
+              ? "<undefined>"
+              : x,
+    );
     return s === undefined ? String(v) : s.length > 600 ? `${s.slice(0, 600)}...` : s;
   } catch {
     return String(v);
@@ -231,11 +271,28 @@ function matchers(actual: unknown, negate: boolean, label: string | undefined) {
     toBeLessThanOrEqual: (n: number) => check((actual as number) <= n, "to be <=", n),
     toHaveLength: (n: number) => check((actual as { length: number }).length === n, "to have length", n),
     toContain: (e: unknown) =>
-      check(typeof actual === "string" ? actual.includes(e as string) : Array.from(actual as Iterable<unknown>).some((x) => Object.is(x, e)), "to contain", e),
-    toContainEqual: (e: unknown) => check(Array.from(actual as Iterable<unknown>).some((x) => equals(x, e, false)), "to contain equal", e),
-    toMatch: (re: RegExp | string) => check(typeof actual === "string" && (typeof re === "string" ? actual.includes(re) : re.test(actual)), "to match", re),
+      check(
+        typeof actual === "string"
+          ? actual.includes(e as string)
+          : Array.from(actual as Iterable<unknown>).some((x) => Object.is(x, e)),
+        "to contain",
+        e,
+      ),
+    toContainEqual: (e: unknown) =>
+      check(
+        Array.from(actual as Iterable<unknown>).some((x) => equals(x, e, false)),
+        "to contain equal",
+        e,
+      ),
+    toMatch: (re: RegExp | string) =>
+      check(
+        typeof actual === "string" && (typeof re === "string" ? actual.includes(re) : re.test(actual)),
+        "to match",
+        re,
+      ),
     toThrow: (expected?: unknown) => {
-      let threw = false, error: unknown;
+      let threw = false,
+        error: unknown;
       try {
         (actual as () => unknown)();
       } catch (e) {
@@ -245,7 +302,9 @@ function matchers(actual: unknown, negate: boolean, label: string | undefined) {
       const pass = threw && thrownMatches(error, expected);
       if (pass === negate) {
         const got = threw ? `threw ${show(error)}` : "did not throw";
-        throw new AssertionError(`${label ? `${label}: ` : ""}expected function ${negate ? "not " : ""}to throw${expected === undefined ? "" : ` ${show(expected)}`}, but it ${got}`);
+        throw new AssertionError(
+          `${label ? `${label}: ` : ""}expected function ${negate ? "not " : ""}to throw${expected === undefined ? "" : ` ${show(expected)}`}, but it ${got}`,
+        );
       }
     },
   };
@@ -258,20 +317,25 @@ type Async<T> = { [K in keyof T]: T[K] extends (...a: infer A) => unknown ? (...
 function expectImpl(actual: unknown, label?: string) {
   const promised = (negate: boolean, mode: "resolves" | "rejects"): Async<Matchers> =>
     new Proxy({} as Async<Matchers>, {
-      get: (_t, key: string) => async (...args: unknown[]) => {
-        let v: unknown;
-        try {
-          v = await actual;
-          if (mode === "rejects") throw new AssertionError(`expected promise to reject, it resolved with ${show(v)}`);
-        } catch (e) {
-          if (mode === "resolves" || e instanceof AssertionError) throw e;
-          v = e;
-        }
-        (matchers(v, negate, label) as Record<string, (...a: unknown[]) => void>)[key](...args);
-      },
+      get:
+        (_t, key: string) =>
+        async (...args: unknown[]) => {
+          let v: unknown;
+          try {
+            v = await actual;
+            if (mode === "rejects") throw new AssertionError(`expected promise to reject, it resolved with ${show(v)}`);
+          } catch (e) {
+            if (mode === "resolves" || e instanceof AssertionError) throw e;
+            v = e;
+          }
+          (matchers(v, negate, label) as Record<string, (...a: unknown[]) => void>)[key](...args);
+        },
     });
   return Object.assign(matchers(actual, false, label), {
-    not: Object.assign(matchers(actual, true, label), { resolves: promised(true, "resolves"), rejects: promised(true, "rejects") }),
+    not: Object.assign(matchers(actual, true, label), {
+      resolves: promised(true, "resolves"),
+      rejects: promised(true, "rejects"),
+    }),
     resolves: Object.assign(promised(false, "resolves"), { not: promised(true, "resolves") }),
     rejects: Object.assign(promised(false, "rejects"), { not: promised(true, "rejects") }),
   });

@@ -43,7 +43,8 @@ function checkVector(v: Vector): string | undefined {
     } catch (e) {
       got = { error: codeOf(e) };
     }
-    if (JSON.stringify(got) !== JSON.stringify(v.encoded)) return `encode: V8 ${JSON.stringify(v.encoded)}, XS ${JSON.stringify(got)}`;
+    if (JSON.stringify(got) !== JSON.stringify(v.encoded))
+      return `encode: V8 ${JSON.stringify(v.encoded)}, XS ${JSON.stringify(got)}`;
   }
   if (v.bytes !== undefined && v.decoded) {
     const bytes = fromHex(v.bytes);
@@ -67,9 +68,20 @@ function reply(value: unknown): ArrayBuffer {
 
 (globalThis as unknown as { handleCommand: (m: ArrayBuffer) => unknown }).handleCommand = (message: ArrayBuffer) => {
   const bytes = new Uint8Array(message);
-  const cmd = JSON.parse(decodeUtf8(bytes, 0, bytes.length)) as { op: string; vectors?: Vector[]; filter?: string; trace?: boolean; skip?: string[] };
+  const cmd = JSON.parse(decodeUtf8(bytes, 0, bytes.length)) as {
+    op: string;
+    vectors?: Vector[];
+    filter?: string;
+    trace?: boolean;
+    skip?: string[];
+  };
   // with trace, each test's name is printed (stdout) before it runs: what was running when XS aborts
-  const trace = cmd.trace ? (name: string) => void (globalThis as unknown as { issueCommand(b: ArrayBuffer): ArrayBuffer }).issueCommand(reply(`running ${name}`)) : undefined;
+  const trace = cmd.trace
+    ? (name: string) =>
+        void (globalThis as unknown as { issueCommand(b: ArrayBuffer): ArrayBuffer }).issueCommand(
+          reply(`running ${name}`),
+        )
+    : undefined;
   if (cmd.op === "vectors") {
     vectors = cmd.vectors ?? [];
     return reply({ vectors: vectors.length });
@@ -88,7 +100,11 @@ function reply(value: unknown): ArrayBuffer {
           } catch (e) {
             error = `threw ${codeOf(e)}`;
           }
-          outcomes.push(error === undefined ? { name: `codec vector: ${v.name}`, ok: true } : { name: `codec vector: ${v.name}`, ok: false, error });
+          outcomes.push(
+            error === undefined
+              ? { name: `codec vector: ${v.name}`, ok: true }
+              : { name: `codec vector: ${v.name}`, ok: false, error },
+          );
         }
         box.result = reply(outcomes);
       },
