@@ -140,7 +140,9 @@ function tlsTcpError(this: { target: TlsLink }): void {
  * TCP with every callback guarded. TLSSocket passes on the options it was given, `target` (the connection) with them.
  */
 function guardedTcp(TCP: SocketClass): SocketClass {
-  const Guarded = (options: Record<string, unknown>): SdkSocket => {
+  // A function, not an arrow: TLSSocket calls it with `new`.
+  // biome-ignore lint/complexity/useArrowFunction: an arrow function cannot be called with new
+  const Guarded = function (options: Record<string, unknown>): SdkSocket {
     const o = options as {
       target: SocketTarget;
       onReadable(n: number): void;

@@ -48,8 +48,10 @@ export const QOS1 = 0x10000,
 /** Records the ring starts with; it doubles as needed up to maxMessages, and shrinks back when it empties. */
 export const FIRST_RECORDS = 2;
 /** The ring of an outbox without records: never written (a message first makes a ring of its own). */
+// Frozen: objects of a preloaded module live in flash, and the link checks that none is left writable.
 const NO_RECORDS: Item[] = [];
-const NO_REQUESTS: readonly { id: number }[] = [];
+Object.freeze(NO_RECORDS);
+const NO_REQUESTS: readonly { id: number }[] = Object.freeze([]);
 
 export class Outbox {
   box: Item[] = NO_RECORDS;
