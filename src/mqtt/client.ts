@@ -99,8 +99,11 @@ export class Client implements SessionHost {
     return this.retryAt >= 0 ? "waiting" : "idle";
   }
 
-  /** Messages held in the outbox (queued or awaiting PUBACK) and their bytes. */
-  get outbox(): { messages: number; bytes: number; inflight: number } {
+  /**
+   * Messages held in the outbox (queued or awaiting PUBACK), their bytes, those in flight, and `capacity`: the
+   * records its ring holds memory for now (it grows with a burst up to maxMessages and is dropped once empty).
+   */
+  get outbox(): { messages: number; bytes: number; inflight: number; capacity: number } {
     return this.session.outbox;
   }
 

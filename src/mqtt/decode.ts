@@ -15,7 +15,7 @@ import { MqttError, fail } from "./errors";
 import { Reader } from "./reader";
 import { decodeUtf8 } from "./utf8";
 import { checkTopicName } from "./topic";
-import { IN_CONNACK, readProperties } from "./properties";
+import { NO_MQTT5 } from "./encode";
 import {
   CONNACK,
   CONNECT,
@@ -31,6 +31,7 @@ import {
   SUBSCRIBE,
   UNSUBACK,
   UNSUBSCRIBE,
+  type Mqtt5,
   type Packet,
   type ProtocolLevel,
   type QoS,
@@ -38,10 +39,6 @@ import {
 import type { Allocator } from "../host";
 
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
-export const CONNACK_V5_CODES: readonly number[] = Object.freeze([
-  0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c,
-  0x9d, 0x9f,
-]);
 const NAMES: readonly string[] = Object.freeze([
   "",
   "CONNECT",
@@ -99,6 +96,8 @@ export interface DecoderOptions {
    * (broker-codec's BROKER_PARSERS). Without them, those packets are a PROTOCOL_ERROR.
    */
   parsers?: (Parser | undefined)[];
+  /** MQTT 5.0's CONNACK properties and reason codes (the mqtt5 module): needed to decode a 5.0 CONNACK. */
+  mqtt5?: Mqtt5;
 }
 
 const HEADER = 0,
@@ -129,6 +128,8 @@ export class Decoder {
   private sink: PacketSink | null = null;
   private cacheSize: number;
   private parsers: (Parser | undefined)[] | undefined;
+  /** Set only when given: a field a 3.1.1 decoder does not carry. */
+  declare private v5: Mqtt5 | undefined;
   /**
    * Recent PUBLISH topics, [topic, offset, length, ...], their bytes at `offset` in one buffer for all (one object
    * for the cache, however many topics it holds); made on first use, remade exactly to size when a topic is added.
@@ -153,6 +154,7 @@ export class Decoder {
     this.alloc = options.alloc;
     this.cacheSize = options.topicCache ?? 8;
     this.parsers = options.parsers;
+    if (options.mqtt5) this.v5 = options.mqtt5;
   }
 
   /**
@@ -312,12 +314,14 @@ export class Decoder {
         // At 5.0 a CONNACK without properties may be in 3.1.1 form: a 3.1.1-only broker refuses a 5.0 CONNECT
         // with return code 1 (unacceptable protocol version), and the session must be told that, not "malformed".
         const v5 = this.level === 5,
-          props = v5 && r.pos < r.end;
-        if (code > 5 ? !v5 || CONNACK_V5_CODES.indexOf(code) < 0 : props && code !== 0)
+          props = v5 && r.pos < r.end,
+          m = this.v5;
+        if (v5 && !m) fail("PROTOCOL_MISMATCH", NO_MQTT5);
+        if (code > 5 ? !v5 || (m as Mqtt5).connackCodes.indexOf(code) < 0 : props && code !== 0)
           fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
         p = { type: CONNACK, sessionPresent: flags === 1, returnCode: code };
         if (props) {
-          const pr = readProperties(r, IN_CONNACK);
+          const pr = (m as Mqtt5).readConnack(r);
           if (pr) p.properties = pr;
         }
         r.done();

@@ -7,17 +7,7 @@
  */
 import { fail } from "./errors";
 import { checkTopicFilter, checkTopicName } from "./topic";
-import { utf8Length, writeUtf8 } from "./utf8";
-import {
-  IN_CONNECT,
-  IN_WILL,
-  propertiesLength,
-  strLen,
-  varintSize,
-  writeProperties,
-  writeStr,
-  writeVarint,
-} from "./properties";
+import { strLen, utf8Length, writeStr, writeUtf8 } from "./utf8";
 import {
   CONNACK,
   CONNECT,
@@ -34,6 +24,7 @@ import {
   UNSUBACK,
   UNSUBSCRIBE,
   type Bytes,
+  type Mqtt5,
   type Packet,
   type ProtocolLevel,
   type PublishPacket,
@@ -85,6 +76,22 @@ export class TopicCache {
     }
     return b;
   }
+}
+
+/** Bytes of `n` as an MQTT variable byte integer (a remaining length, a property length). */
+export function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
+}
+
+/** Writes `n` as a variable byte integer at `p`; returns the position after it. */
+export function writeVarint(n: number, b: Uint8Array, p: number): number {
+  do {
+    let d = n & 0x7f;
+    n >>>= 7;
+    if (n > 0) d |= 0x80;
+    b[p++] = d;
+  } while (n > 0);
+  return p;
 }
 
 /** Allocates the packet and writes its fixed header; the body starts at b.length - rl. */
@@ -205,9 +212,9 @@ export function encodePublishFields(
 /**
  * Encodes a packet a client sends: CONNECT, PUBLISH, PUBACK, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT (codec's
  * encode makes every packet). `level` is the connection's protocol level; it refuses the 5.0 packets this codec
- * does not have yet. CONNECT carries its own level.
+ * does not have yet. CONNECT carries its own level; a 5.0 CONNECT needs `v5`, the mqtt5 module.
  */
-export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator): Uint8Array {
+export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator, v5?: Mqtt5): Uint8Array {
   const t = p.type;
   if (level === 5 && t !== CONNECT && t !== CONNACK && t !== PINGREQ && t !== PINGRESP)
     fail(
@@ -224,7 +231,7 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
     case DISCONNECT:
       return new Uint8Array([0xe0, 0]);
     case CONNECT:
-      return encodeConnect(p);
+      return encodeConnect(p, v5);
     case SUBSCRIBE: {
       checkId(p.id);
       const subs = p.subscriptions;
@@ -272,10 +279,14 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
   return fail("INVALID_PACKET", `unknown packet type ${String(type)}`);
 }
 
+/** Why a level-5 CONNECT or CONNACK cannot be handled without the mqtt5 module. */
+export const NO_MQTT5 =
+  "MQTT 5.0 needs the mqtt5 module (src/mqtt/mqtt5.ts): pass { mqtt5 } with level 5, or use level 4 (3.1.1)";
+
 const MQISDP: readonly number[] = Object.freeze([0, 6, 0x4d, 0x51, 0x49, 0x73, 0x64, 0x70]);
 const MQTT: readonly number[] = Object.freeze([0, 4, 0x4d, 0x51, 0x54, 0x54]);
 
-function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>): Uint8Array {
+function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>, m: Mqtt5 | undefined): Uint8Array {
   const level = p.level;
   if (level !== 3 && level !== 4 && level !== 5)
     fail(
@@ -283,6 +294,7 @@ function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>): Uint8Array
       `protocol level ${String(level)} is not supported: use 3 (MQTT 3.1), 4 (MQTT 3.1.1) or 5`,
     );
   const v5 = level === 5;
+  if (v5 && !m) fail("PROTOCOL_MISMATCH", NO_MQTT5);
   // MQTT 3.1 requires a client ID; 3.1.1 allows an empty one only with a clean session [MQTT-3.1.3-7]
   if (!p.clientId && (level === 3 || (level === 4 && !p.clean)))
     fail("INVALID_PACKET", "an empty client ID needs MQTT 3.1.1 with a clean session, or MQTT 5.0");
@@ -290,7 +302,7 @@ function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>): Uint8Array
   if (typeof ka !== "number" || ka < 0 || ka > 0xffff || (ka | 0) !== ka)
     fail("INVALID_PACKET", "keepalive must be an integer from 0 to 65535 seconds");
   const name = level === 3 ? MQISDP : MQTT;
-  const pl = v5 ? propertiesLength(p.properties, IN_CONNECT) : 0;
+  const pl = v5 ? (m as Mqtt5).propertiesLength(p.properties, false) : 0;
   let rl = name.length + 4 + (v5 ? varintSize(pl) + pl : 0) + 2 + strLen(p.clientId);
   let flags = p.clean ? 2 : 0;
   const will = p.will;
@@ -303,7 +315,7 @@ function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>): Uint8Array
     wtl = strLen(will.topic);
     wpl = binLen(will.payload);
     if (v5) {
-      wl = propertiesLength(will.properties, IN_WILL);
+      wl = (m as Mqtt5).propertiesLength(will.properties, true);
       rl += varintSize(wl) + wl;
     }
     rl += 4 + wtl + wpl;
@@ -331,10 +343,10 @@ function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>): Uint8Array
   b[i++] = flags;
   b[i++] = ka >> 8;
   b[i++] = ka & 0xff;
-  if (v5) i = writeProperties(p.properties, pl, b, i, IN_CONNECT);
+  if (v5) i = (m as Mqtt5).writeProperties(p.properties, pl, b, i, false);
   i = writeStr(p.clientId, b, i);
   if (will) {
-    if (v5) i = writeProperties(will.properties, wl, b, i, IN_WILL);
+    if (v5) i = (m as Mqtt5).writeProperties(will.properties, wl, b, i, true);
     i = writeStr(will.topic, b, i);
     i = writeBin(will.payload, wpl, b, i);
   }

@@ -24,6 +24,8 @@ export const DISCONNECT = 14;
 export const PUBACK_BYTE = PUBACK << 4;
 
 /** 3 = MQTT 3.1 ("MQIsdp"), 4 = MQTT 3.1.1 ("MQTT"), 5 = MQTT 5.0 ("MQTT"). */
+import type { Reader } from "./reader";
+
 export type ProtocolLevel = 3 | 4 | 5;
 /** QoS 2 is not supported by this client, by design. */
 export type QoS = 0 | 1;
@@ -172,3 +174,27 @@ export type Packet =
   | PingreqPacket
   | PingrespPacket
   | DisconnectPacket;
+
+/**
+ * MQTT 5.0's part of CONNECT and CONNACK: the properties and the 5.0 reason codes. A module of its own
+ * (`mqtt5` in mqtt5.ts) that an encoder, decoder or session is handed when it speaks level 5, so a 3.1.1 build
+ * (a UIoT Core device) carries none of it.
+ */
+export interface Mqtt5 {
+  /** Byte length of CONNECT's properties (`will`: the will's), without their own length prefix. */
+  propertiesLength(props: ConnectProperties | WillProperties | undefined, will: boolean): number;
+  /** Writes them, length prefix first, at `p`; `len` is propertiesLength's answer. Returns the position after. */
+  writeProperties(
+    props: ConnectProperties | WillProperties | undefined,
+    len: number,
+    b: Uint8Array,
+    p: number,
+    will: boolean,
+  ): number;
+  /** Reads CONNACK's properties (length prefix first); undefined when there are none. */
+  readConnack(r: Reader): ConnackProperties | undefined;
+  /** The reason codes a 5.0 CONNACK may carry. */
+  readonly connackCodes: readonly number[];
+  /** What each 5.0 CONNACK failure code means, for a person. */
+  readonly reasons: { readonly [code: number]: string };
+}

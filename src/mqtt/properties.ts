@@ -3,7 +3,8 @@
  * order of keys, and encoding writes keys in object order, so decode-then-encode is byte-exact.
  */
 import { fail } from "./errors";
-import { utf8Length, writeUtf8, decodeUtf8 } from "./utf8";
+import { strLen, writeStr } from "./utf8";
+import { varintSize, writeVarint } from "./encode";
 import type { Reader } from "./reader";
 
 // Every one-byte property of MQTT 5.0 is 0 or 1; any other value is a Protocol Error (e.g. 3.1.2.11.6, 3.2.2.3.4).
@@ -71,10 +72,6 @@ function byName(name: string, allowed: readonly number[]): Entry {
   return fail("INVALID_PROPERTY", `property "${name}" is not allowed here`);
 }
 
-function varintSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
-}
-
 function sizeOf(kind: number, v: unknown, name: string): number {
   switch (kind) {
     case BYTE:
@@ -104,12 +101,6 @@ function checkInt(v: unknown, max: number, name: string): void {
     fail("INVALID_PROPERTY", `property ${name} must be an integer from 0 to ${max}`);
 }
 
-function strLen(s: string): number {
-  const n = utf8Length(s);
-  if (n > 0xffff) fail("INVALID_STRING", "string is longer than 65535 bytes");
-  return n;
-}
-
 /** Byte length of the encoded properties, not counting their own length prefix. */
 export function propertiesLength(props: Props | undefined, allowed: readonly number[]): number {
   if (!props) return 0;
@@ -121,24 +112,6 @@ export function propertiesLength(props: Props | undefined, allowed: readonly num
     n += (e[2] === PAIR ? 0 : 1) + sizeOf(e[2], v, name);
   }
   return n;
-}
-
-function writeStr(s: string, b: Uint8Array, p: number): number {
-  const end = writeUtf8(s, b, p + 2);
-  const n = end - p - 2;
-  b[p] = n >> 8;
-  b[p + 1] = n & 0xff;
-  return end;
-}
-
-export function writeVarint(n: number, b: Uint8Array, p: number): number {
-  do {
-    let d = n & 0x7f;
-    n >>>= 7;
-    if (n > 0) d |= 0x80;
-    b[p++] = d;
-  } while (n > 0);
-  return p;
 }
 
 /** Writes the properties (length prefix included) at `p`; `len` is propertiesLength's answer. */
@@ -245,5 +218,3 @@ export function readProperties(r: Reader, allowed: readonly number[]): Dict | un
   if (r.pos !== end) fail("INVALID_PROPERTY", "MQTT 5.0 properties overrun their declared length");
   return props;
 }
-
-export { varintSize, strLen, writeStr, decodeUtf8 };

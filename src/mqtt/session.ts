@@ -11,7 +11,7 @@
  */
 import { Decoder, type PacketSink } from "./decode";
 import type { Allocator } from "../host";
-import { encode, encodeAck, encodePublishFields, TopicCache } from "./encode";
+import { encode, encodeAck, encodePublishFields, NO_MQTT5, TopicCache } from "./encode";
 import { MqttError } from "./errors";
 import { Inbound } from "./inbound";
 import {
@@ -37,6 +37,7 @@ import {
   UNSUBACK,
   type ConnackPacket,
   type ConnectProperties,
+  type Mqtt5,
   type Packet,
   type ProtocolLevel,
   type QoS,
@@ -61,6 +62,11 @@ export interface SessionOptions {
   will?: Will;
   /** MQTT 5.0 CONNECT properties. */
   properties?: ConnectProperties;
+  /**
+   * MQTT 5.0's CONNECT/CONNACK support, needed with level 5: `import { mqtt5 } from "src/mqtt/mqtt5"`. A 3.1.1
+   * build leaves the module out.
+   */
+  mqtt5?: Mqtt5;
   /** Milliseconds from dialling to CONNACK (TCP, TLS and CONNECT included). Default 10 s. */
   connectTimeout?: number;
   /** Milliseconds to wait for PINGRESP (or any other whole packet) after PINGREQ. Default 5 s. */
@@ -130,33 +136,10 @@ const CONNACK_TEXT: readonly string[] = Object.freeze([
   // Not "the credentials are valid": Mosquitto answers a wrong password with 5 under 3.1.1.
   "not authorized: the broker refused this client: check the password (some brokers, Mosquitto among them, answer a wrong one with this code) and that the client may connect (device disabled, or not allowed)",
 ]);
-const REASON_TEXT: { readonly [code: number]: string } = Object.freeze({
-  0x80: "unspecified error",
-  0x81: "malformed packet",
-  0x82: "protocol error",
-  0x83: "implementation specific error",
-  0x84: "unsupported protocol version",
-  0x85: "client identifier not valid",
-  0x86: "bad user name or password",
-  0x87: "not authorized",
-  0x88: "server unavailable",
-  0x89: "server busy",
-  0x8a: "banned",
-  0x8c: "bad authentication method",
-  0x90: "topic name invalid",
-  0x95: "packet too large",
-  0x97: "quota exceeded",
-  0x99: "payload format invalid",
-  0x9a: "retain not supported",
-  0x9b: "QoS not supported",
-  0x9c: "use another server",
-  0x9d: "server moved",
-  0x9f: "connection rate exceeded",
-});
 
-function connackMessage(code: number, level: ProtocolLevel): string {
+function connackMessage(code: number, v5: Mqtt5 | undefined): string {
   // A 3.1.1-only broker answers a 5.0 CONNECT with a 3.1.1 code (1: unacceptable protocol version).
-  const text = level === 5 && code >= 0x80 ? REASON_TEXT[code] : CONNACK_TEXT[code];
+  const text = v5 && code >= 0x80 ? v5.reasons[code] : CONNACK_TEXT[code];
   return `connection refused (code ${code}): ${text ?? "unknown reason"}`;
 }
 
@@ -180,7 +163,7 @@ export class Session implements PacketSink {
   private window: number;
 
   /** @internal The outbox: the messages held, in publish order, and the packet ids (outbox.ts). */
-  readonly ring: Outbox;
+  private readonly ring: Outbox;
   /** The profile's publish rate limit (rate-limit.ts), if it has one. */
   private readonly limit: RateLimit | null;
   /** When a send held back by the rate limit may go (0: none is). */
@@ -227,6 +210,7 @@ export class Session implements PacketSink {
     this.profile = profile;
     this.host = host;
     this.level = options.level ?? 4;
+    if (this.level === 5 && !options.mqtt5) throw new MqttError("PROTOCOL_MISMATCH", NO_MQTT5);
     const ka = options.keepalive ?? 60;
     const range = profile.keepalive;
     if (!(ka >= 0 && ka <= 65535 && (ka | 0) === ka))
@@ -254,14 +238,15 @@ export class Session implements PacketSink {
       maxPacketSize: max,
       level: this.level,
       skipOversize: true,
+      mqtt5: options.mqtt5,
     });
     this.ring.restore(host);
   }
 
   /** Messages held (queued and in flight) and their bytes. */
-  get outbox(): { messages: number; bytes: number; inflight: number } {
+  get outbox(): { messages: number; bytes: number; inflight: number; capacity: number } {
     const ring = this.ring;
-    return { messages: ring.count, bytes: ring.bytes, inflight: ring.flying };
+    return { messages: ring.count, bytes: ring.bytes, inflight: ring.flying, capacity: ring.records };
   }
 
   get isConnected(): boolean {
@@ -309,17 +294,22 @@ export class Session implements PacketSink {
     this.pingQueued = false;
     this.forget();
     this.write(
-      encode({
-        type: 1,
-        level: this.level,
-        clientId: o.clientId,
-        clean: o.clean ?? true,
-        keepalive: this.keepalive / 1000,
-        username: o.username,
-        password: o.password,
-        will: o.will,
-        properties: o.properties,
-      }),
+      encode(
+        {
+          type: 1,
+          level: this.level,
+          clientId: o.clientId,
+          clean: o.clean ?? true,
+          keepalive: this.keepalive / 1000,
+          username: o.username,
+          password: o.password,
+          will: o.will,
+          properties: o.properties,
+        },
+        4,
+        undefined,
+        o.mqtt5,
+      ),
       now,
     );
   }
@@ -1000,7 +990,10 @@ export class Session implements PacketSink {
   private connack(p: ConnackPacket, now: number): void {
     if (this.state !== CONNECTING) return this.protocol("CONNACK when already connected");
     if (p.returnCode !== 0) {
-      const e = new MqttError("CONNECT_REFUSED", connackMessage(p.returnCode, this.level));
+      const e = new MqttError(
+        "CONNECT_REFUSED",
+        connackMessage(p.returnCode, this.level === 5 ? this.options.mqtt5 : undefined),
+      );
       e.returnCode = p.returnCode;
       return this.host.drop(e);
     }

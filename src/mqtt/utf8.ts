@@ -37,6 +37,22 @@ export function utf8Length(s: string, data?: boolean): number {
   return len;
 }
 
+/** Byte length of `s` as an MQTT string (UTF-8, at most 65535 bytes); throws INVALID_STRING otherwise. */
+export function strLen(s: string): number {
+  const n = utf8Length(s);
+  if (n > 0xffff) fail("INVALID_STRING", "string is longer than 65535 bytes");
+  return n;
+}
+
+/** Writes `s` (measured by strLen) as an MQTT string, its 2-byte length first, at `p`; returns the position after it. */
+export function writeStr(s: string, b: Uint8Array, p: number): number {
+  const end = writeUtf8(s, b, p + 2);
+  const n = end - p - 2;
+  b[p] = n >> 8;
+  b[p + 1] = n & 0xff;
+  return end;
+}
+
 /** Writes `s` (already checked by utf8Length) as UTF-8 at `pos`; returns the position after it. */
 export function writeUtf8(s: string, b: Uint8Array, pos: number): number {
   const n = s.length;

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { Client, type ClientOptions } from "../../src/mqtt/client";
 import { MqttError, PUBLISH, encode, type Packet, type PublishPacket } from "../../src/mqtt/codec";
+import { mqtt5 } from "../../src/mqtt/mqtt5";
 import type { OutboxStore } from "../../src/host";
 import { FakeClock } from "../helpers/fake-clock";
 import { ScriptedNetwork, type ScriptedConnection } from "../helpers/scripted-transport";
@@ -218,7 +219,7 @@ describe("keepalive", () => {
   });
 
   it("uses the MQTT 5.0 Server Keep Alive instead of its own", () => {
-    const s = setup({ keepalive: 60, level: 5 });
+    const s = setup({ keepalive: 60, level: 5, mqtt5 });
     s.client.start();
     const c = s.net.last;
     c.open();
@@ -933,9 +934,37 @@ describe("close", () => {
   });
 });
 
-describe("MQTT 5.0 against a 3.1.1-only broker", () => {
+describe("MQTT 5.0", () => {
+  it("is refused at level 5 without the mqtt5 module, which a 3.1.1 build leaves out, saying how to add it", () => {
+    const refused = (() => {
+      try {
+        setup({ level: 5 });
+      } catch (e) {
+        return e as MqttError;
+      }
+      throw new Error("a level-5 client without mqtt5 was made");
+    })();
+    expect(refused).toBeInstanceOf(MqttError);
+    expect(refused.code).toBe("PROTOCOL_MISMATCH");
+    expect(refused.message).toMatch(/needs the mqtt5 module \(src\/mqtt\/mqtt5\.ts\): pass \{ mqtt5 \} with level 5/);
+  });
+
+  it("sends the CONNECT properties, reads the CONNACK's, and names a 5.0 reason code", () => {
+    const s = setup({ level: 5, mqtt5, properties: { sessionExpiryInterval: 60, receiveMaximum: 5 } });
+    const errs: MqttError[] = [];
+    s.client.onDisconnect = (e) => errs.push(e);
+    s.client.start();
+    const c = s.net.last;
+    c.open();
+    expect(c.of(1)[0]).toMatchObject({ level: 5, properties: { sessionExpiryInterval: 60, receiveMaximum: 5 } });
+    c.bytes(encode({ type: 2, sessionPresent: false, returnCode: 0x86 }, 5));
+    expect(errs[0].code).toBe("CONNECT_REFUSED");
+    expect(errs[0].returnCode).toBe(0x86);
+    expect(errs[0].message).toBe("connection refused (code 134): bad user name or password");
+  });
+
   it("explains the 3.1.1 refusal of a 5.0 CONNECT", () => {
-    const s = setup({ level: 5 });
+    const s = setup({ level: 5, mqtt5 });
     const errs: MqttError[] = [];
     s.client.onDisconnect = (e) => errs.push(e);
     s.client.start();
