@@ -112,7 +112,9 @@ export class Decoder {
   level: ProtocolLevel;
   maxPacketSize: number;
   skipOversize: boolean;
-  onSkip: ((error: MqttError) => void) | undefined;
+  // onSkip, alloc, parsers and v5 are properties only when given: fields a client's decoder would carry for nothing
+  // (a heap slot each on XS).
+  declare onSkip: ((error: MqttError) => void) | undefined;
   private r = new Reader();
   /** @internal Where in a packet the next byte goes (0: at a packet's first byte); read by the session's PUBACK path. */
   state = HEADER;
@@ -124,11 +126,10 @@ export class Decoder {
   private skipLeft = 0;
   /** @internal What the stream failed with (null: it has not); read by the session's PUBACK path. */
   failed: unknown = null;
-  private alloc: Allocator | undefined;
+  declare private alloc: Allocator | undefined;
   private sink: PacketSink | null = null;
   private cacheSize: number;
-  private parsers: (Parser | undefined)[] | undefined;
-  /** Set only when given: a field a 3.1.1 decoder does not carry. */
+  declare private parsers: (Parser | undefined)[] | undefined;
   declare private v5: Mqtt5 | undefined;
   /**
    * Recent PUBLISH topics, [topic, offset, length, ...], their bytes at `offset` in one buffer for all (one object
@@ -150,10 +151,10 @@ export class Decoder {
     if (!(max >= 2 && max <= 268435460)) throw new RangeError("maxPacketSize must be from 2 to 268435460 bytes");
     this.maxPacketSize = max;
     this.skipOversize = !!options.skipOversize;
-    this.onSkip = options.onSkip;
-    this.alloc = options.alloc;
+    if (options.onSkip) this.onSkip = options.onSkip;
+    if (options.alloc) this.alloc = options.alloc;
     this.cacheSize = options.topicCache ?? 8;
-    this.parsers = options.parsers;
+    if (options.parsers) this.parsers = options.parsers;
     if (options.mqtt5) this.v5 = options.mqtt5;
   }
 

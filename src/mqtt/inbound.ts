@@ -8,21 +8,23 @@
 export const RECENT = 32;
 
 export class Inbound {
-  /** Ids being handled; made at the first async handler. */
-  private handling: Set<number> | null = null;
-  /** A ring of the ids acknowledged last; 0 = empty (never a packet id). */
-  private recent = new Uint16Array(RECENT);
-  private at = 0;
+  /**
+   * Ids being handled: a property only once an async handler has made it (a field that an idle or synchronous
+   * client would carry for nothing: a heap slot on XS).
+   */
+  declare private handling: Set<number> | undefined;
+  /** A ring of the ids acknowledged last, at 1..RECENT (0 = empty: never a packet id), and where the next goes at 0. */
+  private recent = new Uint16Array(RECENT + 1);
 
   /** `id` is still with the application. */
   busy(id: number): boolean {
     const handling = this.handling;
-    return handling === null ? false : handling.has(id);
+    return handling === undefined ? false : handling.has(id);
   }
 
   /** `id` was acknowledged lately. */
   seen(id: number): boolean {
-    return this.recent.indexOf(id) >= 0;
+    return this.recent.indexOf(id, 1) > 0;
   }
 
   /** The application handles `id` until end(id). */
@@ -37,9 +39,10 @@ export class Inbound {
   /** `id` is acknowledged: remembered among the last RECENT. */
   acked(id: number): void {
     const recent = this.recent;
-    if (recent.indexOf(id) < 0) {
-      recent[this.at] = id;
-      this.at = (this.at + 1) % RECENT;
+    if (recent.indexOf(id, 1) < 0) {
+      const at = recent[0];
+      recent[at + 1] = id;
+      recent[0] = at + 1 === RECENT ? 0 : at + 1;
     }
   }
 
