@@ -12,8 +12,15 @@
  * ESP8266: the SDK has no `ota` module for it (the ota manifest refuses every platform but esp32), and a 4 MB
  * ESP8266's 1 MB program area does not hold two images of this firmware: every update_firmware is answered
  * report_fail -5 with that reason.
+ *
+ * The desktop simulator (mcsim): the image goes into a file through the SDK's `file` module (config.file.root, /tmp/
+ * on Linux), complete() records its version in the preference domain "fw", and the restart stops the device and
+ * starts it again in the same process, where that version is the one running. The simulator's code is the same
+ * build whatever the version, so the version is a label, as in the Node host's simulator (hosts/node/firmware.ts).
  */
 import type { Firmware, ImageWriter } from "../../src/host";
+import { decodeUtf8, utf8Bytes } from "../../src/mqtt/utf8";
+import type { Preferences } from "./preference-store";
 
 /** The SDK's OTA session (build/devices/esp32/modules/ota). */
 export interface OtaSession {
@@ -96,6 +103,125 @@ class OtaWriter implements ImageWriter {
       s.cancel();
     } catch {
       /* nothing more to undo: the boot partition was never switched */
+    }
+  }
+}
+
+/** What the desktop writer needs of the SDK's `file` module's File (modules/files/file). */
+interface FileHandle {
+  write(data: ArrayBufferLike): void;
+  close(): void;
+}
+interface FileClass {
+  new (path: string, write: boolean): FileHandle;
+  delete(path: string): boolean;
+  exists(path: string): boolean;
+  rename(path: string, name: string): boolean;
+}
+
+/** The preference domain and key of the version the desktop simulator runs after an update. */
+const FW_DOMAIN = "fw";
+const FW_VERSION = "version";
+/** The files of the desktop image slot, in config.file.root. */
+export const DESKTOP_IMAGE = "uiot-firmware.bin";
+const DESKTOP_PART = "uiot-firmware.part";
+
+export interface DesktopFirmwareOptions {
+  /** The SDK's File class (the `File` export of its "file" module). */
+  File: unknown;
+  /** Where the image files go: mc/config file.root, ending in "/". */
+  root: string;
+  /** The SDK's Preference class: where the version to run is recorded. */
+  preferences: unknown;
+  /** The version built in (mc/config `firmware`): the one running until an update completes. */
+  version: string;
+  /** Stops the device and starts it again (hosts/moddable-desktop/main.ts). */
+  restart(): void;
+  /** The largest image, bytes (default ESP32_OTA_SLOT). */
+  capacity?: number;
+}
+
+/**
+ * The desktop simulator's firmware slot: a file and a preference (see the module's comment). `version` is the one
+ * booted: the preference's when an update completed before this start, else the one built in; restart() boots
+ * again, as whatever an update made bootable.
+ */
+export function desktopFirmware(options: DesktopFirmwareOptions): Firmware {
+  const prefs = options.preferences as Preferences;
+  const File = options.File as FileClass;
+  const capacity = options.capacity ?? ESP32_OTA_SLOT;
+  const booted = (): string => {
+    const v = prefs.get(FW_DOMAIN, FW_VERSION);
+    return v instanceof ArrayBuffer && v.byteLength > 0
+      ? decodeUtf8(new Uint8Array(v), 0, v.byteLength)
+      : options.version;
+  };
+  let running = booted();
+  return {
+    get version(): string {
+      return running;
+    },
+    capacity,
+    writer: (version: string): ImageWriter => new FileWriter(File, options.root, prefs, version, capacity),
+    restart: () => {
+      running = booted();
+      options.restart();
+    },
+  };
+}
+
+class FileWriter implements ImageWriter {
+  private file: FileHandle | undefined = undefined;
+  private size = 0;
+  private written = 0;
+  private readonly part: string;
+  constructor(
+    private readonly File: FileClass,
+    private readonly root: string,
+    private readonly prefs: Preferences,
+    private readonly version: string,
+    private readonly capacity: number,
+  ) {
+    this.part = root + DESKTOP_PART;
+  }
+
+  begin(size: number): void {
+    if (size > this.capacity) throw new Error(`the image is ${size} bytes; the slot holds ${this.capacity}`);
+    this.cancel();
+    this.file = new this.File(this.part, true);
+    this.size = size;
+    this.written = 0;
+  }
+
+  write(chunk: Uint8Array): void {
+    const f = this.file;
+    if (!f) throw new Error("write before begin");
+    if (this.written + chunk.length > this.size) throw new Error(`more bytes than the ${this.size} announced`);
+    // The file module writes whole ArrayBuffers: a view on part of one is copied.
+    const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+    f.write(whole ? chunk.buffer : chunk.slice().buffer);
+    this.written += chunk.length;
+  }
+
+  complete(): void {
+    const f = this.file;
+    if (!f) throw new Error("complete before begin");
+    if (this.written !== this.size) throw new Error(`${this.written} of ${this.size} bytes written`);
+    this.file = undefined;
+    f.close();
+    if (!this.File.rename(this.part, DESKTOP_IMAGE))
+      throw new Error(`could not rename ${this.part} to ${this.root}${DESKTOP_IMAGE}`);
+    this.prefs.set(FW_DOMAIN, FW_VERSION, utf8Bytes(this.version).buffer as ArrayBuffer); // what boots next
+  }
+
+  cancel(): void {
+    const f = this.file;
+    this.file = undefined;
+    try {
+      if (f) f.close();
+      if (this.File.exists(this.part)) this.File.delete(this.part);
+    } catch {
+      /* nothing was made bootable: the running version stays the one to boot */
     }
   }
 }

@@ -3,11 +3,13 @@
 // loopback. Each scenario is one run of the firmware; the deepest XS stack it reached is recorded, and must leave a
 // tenth of the chip's stack free (a board's event loop calls in a little differently from the desktop's).
 // test/hosts/moddable/firmware-<chip>.test.ts each run this suite for one chip, so the two CI workers take two chips.
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import mqtt from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DESKTOP, ESP32, ESP8266, type ChipProfile } from "../../../hosts/moddable/chips";
+import { DESKTOP_IMAGE } from "../../../hosts/moddable/firmware";
 import { CONFIG_KEYS } from "../../../src/device/config-keys";
 import { getTestCerts } from "../../helpers/certs";
 import {
@@ -213,6 +215,39 @@ export function firmwareSuite(chip: Chip): void {
       expect(line).toMatch(/not signed by a trusted CA|certificate/i);
       expect(wrong.run.log().some((l) => /connected to/.test(l))).toBe(false);
     });
+
+    it(chip === "esp8266"
+      ? "refuses an update over the air as the ESP8266 board does: report_fail -5, nothing downloaded"
+      : "updates over the air: the image over HTTPS into its file, MD5 checked, restarted in-process as the new version, report_success", async () => {
+      const certs = await getTestCerts();
+      const { cloud, url, ca } = await tlsCloudWith(cleanups);
+      await cloud.ota.listen({ cert: certs.server.chain, key: certs.server.key });
+      const image = randomBytes(96 * 1024);
+      cloud.ota.publish(PSN, { version: "2.0.0", data: image });
+      const { run, prefs } = start({ ...identity, deviceSecret: DEVICE_SECRET, url, ca }, "OTA");
+      // the version built in (manifest.json's config.firmware), reported after the login
+      await waitFor(() => cloud.ota.status(PSN, DSN).version === "0.1.0", {
+        message: "report_version 0.1.0",
+        timeoutMs: 60_000,
+      });
+      cloud.ota.update(PSN, DSN, "2.0.0");
+      if (chip === "esp8266") {
+        await waitFor(() => cloud.ota.status(PSN, DSN).state === "failed", {
+          message: "report_fail",
+          timeoutMs: 20_000,
+        });
+        expect(cloud.ota.status(PSN, DSN)).toMatchObject({ errCode: -5, downloads: [], version: "0.1.0" });
+        await run.waitFor(/no OTA module for the ESP8266/);
+        return;
+      }
+      await waitFor(() => cloud.ota.status(PSN, DSN).state === "success", {
+        message: "report_success",
+        timeoutMs: 120_000,
+      });
+      expect(cloud.ota.status(PSN, DSN)).toMatchObject({ version: "2.0.0", target: "2.0.0" });
+      expect(readFileSync(join(dirname(prefs), DESKTOP_IMAGE)).equals(image)).toBe(true);
+      await run.waitFor(/OTA: updated to 2\.0\.0 \(from 0\.1\.0\): reporting success/);
+    }, 240_000);
 
     it("keepalive: a dead link is found by PINGREQ and its timeout; QoS 1 posts sent into it, and across a broker restart, all arrive", async () => {
       // persistence: the watcher's session and subscription outlive the broker's restart

@@ -89,9 +89,10 @@ const SDK = [
 const PLATFORMS: [string, string[]][] = [
   ["esp32", [...SDK, "embedded:network/interface/wifi", "ota", "system"]],
   ["esp", [...SDK, "embedded:network/interface/wifi"]],
-  ["lin", SDK],
-  ["mac", SDK],
-  ["win", SDK],
+  // the desktop simulator writes an update's image to a file (hosts/moddable/firmware.ts, desktopFirmware)
+  ["lin", [...SDK, "file"]],
+  ["mac", [...SDK, "file"]],
+  ["win", [...SDK, "file"]],
 ];
 
 describe("manifest.json", () => {
@@ -114,6 +115,13 @@ describe("manifest.json", () => {
     for (const platform of ["esp", "lin", "mac", "win"]) {
       const sub = read(top.platforms?.[platform]?.include as string);
       expect([sub.include ?? []].flat(), platform).toContain("$(MODDABLE)/modules/files/preference/manifest.json");
+    }
+  });
+
+  it("the desktop platforms include the SDK's file manifest (the image slot of an update)", () => {
+    for (const platform of ["lin", "mac", "win"]) {
+      const sub = read(top.platforms?.[platform]?.include as string);
+      expect([sub.include ?? []].flat(), platform).toContain("$(MODDABLE)/modules/files/file/manifest.json");
     }
   });
 
