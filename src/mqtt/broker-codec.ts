@@ -8,7 +8,7 @@ import { fail } from "./errors";
 import { checkTopicFilter, checkTopicName } from "./topic";
 import { checkQos, type Parser } from "./decode";
 import { ack, alloc, checkId, varintSize } from "./encode";
-import { mqtt5 } from "./mqtt5";
+import { mqtt5Codec } from "./mqtt5";
 import { IN_CONNACK, IN_CONNECT, IN_WILL, propertiesLength, readProperties, writeProperties } from "./properties";
 import type { Reader } from "./reader";
 import {
@@ -107,7 +107,7 @@ export function encodeBroker(p: Packet, level: ProtocolLevel): Uint8Array | unde
     case CONNACK: {
       const v5 = level === 5,
         code = p.returnCode;
-      if (v5 ? mqtt5.connackCodes.indexOf(code) < 0 : !(code >= 0 && code <= 5 && (code | 0) === code))
+      if (v5 ? mqtt5Codec.connackCodes.indexOf(code) < 0 : !(code >= 0 && code <= 5 && (code | 0) === code))
         fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
       const pl = v5 ? propertiesLength(p.properties, IN_CONNACK) : 0;
       const rl = 2 + (v5 ? varintSize(pl) + pl : 0);

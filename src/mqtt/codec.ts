@@ -8,12 +8,12 @@ import { Decoder as ClientDecoder, type DecoderOptions, type PacketSink } from "
 import type { Allocator } from "../host";
 import { encode as encodeClient } from "./encode";
 import { BROKER_PARSERS, encodeBroker } from "./broker-codec";
-import { mqtt5 } from "./mqtt5";
+import { mqtt5Codec } from "./mqtt5";
 import type { Packet, ProtocolLevel } from "./packets";
 
 export * from "./packets";
 export { MqttError } from "./errors";
-export { mqtt5 } from "./mqtt5";
+export { mqtt5Codec } from "./mqtt5";
 export type { MqttErrorCode } from "./errors";
 export { encodePublish } from "./encode";
 export { DEFAULT_MAX_PACKET_SIZE } from "./decode";
@@ -24,7 +24,7 @@ export { utf8Bytes, decodeUtf8 } from "./utf8";
 /** The incremental decoder of every packet, both sides' (see decode's Decoder). */
 export class Decoder extends ClientDecoder {
   constructor(onPacket: ((packet: Packet) => void) | PacketSink, options: DecoderOptions = {}) {
-    super(onPacket, { ...options, parsers: options.parsers ?? BROKER_PARSERS, mqtt5: options.mqtt5 ?? mqtt5 });
+    super(onPacket, { ...options, parsers: options.parsers ?? BROKER_PARSERS, mqtt5: options.mqtt5 ?? mqtt5Codec });
   }
 }
 
@@ -36,5 +36,5 @@ export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator
   const t = p.type;
   // SUBACK and UNSUBACK at 5.0 go on to the client's encode, which refuses them as it refuses SUBSCRIBE
   if (t === 2 || t === 13 || ((t === 9 || t === 11) && level !== 5)) return encodeBroker(p, level) as Uint8Array;
-  return encodeClient(p, level, allocate, mqtt5);
+  return encodeClient(p, level, allocate, mqtt5Codec);
 }

@@ -31,7 +31,7 @@ import {
   SUBSCRIBE,
   UNSUBACK,
   UNSUBSCRIBE,
-  type Mqtt5,
+  type Mqtt5Codec,
   type Packet,
   type ProtocolLevel,
   type QoS,
@@ -97,7 +97,7 @@ export interface DecoderOptions {
    */
   parsers?: (Parser | undefined)[];
   /** MQTT 5.0's CONNACK properties and reason codes (the mqtt5 module): needed to decode a 5.0 CONNACK. */
-  mqtt5?: Mqtt5;
+  mqtt5?: Mqtt5Codec;
 }
 
 const HEADER = 0,
@@ -130,7 +130,7 @@ export class Decoder {
   private sink: PacketSink | null = null;
   private cacheSize: number;
   declare private parsers: (Parser | undefined)[] | undefined;
-  declare private v5: Mqtt5 | undefined;
+  declare private v5: Mqtt5Codec | undefined;
   /**
    * Recent PUBLISH topics, [topic, offset, length, ...], their bytes at `offset` in one buffer for all (one object
    * for the cache, however many topics it holds); made on first use, remade exactly to size when a topic is added.
@@ -318,11 +318,11 @@ export class Decoder {
           props = v5 && r.pos < r.end,
           m = this.v5;
         if (v5 && !m) fail("PROTOCOL_MISMATCH", NO_MQTT5);
-        if (code > 5 ? !v5 || (m as Mqtt5).connackCodes.indexOf(code) < 0 : props && code !== 0)
+        if (code > 5 ? !v5 || (m as Mqtt5Codec).connackCodes.indexOf(code) < 0 : props && code !== 0)
           fail("BAD_RETURN_CODE", `CONNACK code ${code} is not defined for this protocol level`);
         p = { type: CONNACK, sessionPresent: flags === 1, returnCode: code };
         if (props) {
-          const pr = (m as Mqtt5).readConnack(r);
+          const pr = (m as Mqtt5Codec).readConnack(r);
           if (pr) p.properties = pr;
         }
         r.done();

@@ -24,7 +24,7 @@ import {
   UNSUBACK,
   UNSUBSCRIBE,
   type Bytes,
-  type Mqtt5,
+  type Mqtt5Codec,
   type Packet,
   type ProtocolLevel,
   type PublishPacket,
@@ -214,7 +214,7 @@ export function encodePublishFields(
  * encode makes every packet). `level` is the connection's protocol level; it refuses the 5.0 packets this codec
  * does not have yet. CONNECT carries its own level; a 5.0 CONNECT needs `v5`, the mqtt5 module.
  */
-export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator, v5?: Mqtt5): Uint8Array {
+export function encode(p: Packet, level: ProtocolLevel = 4, allocate?: Allocator, v5?: Mqtt5Codec): Uint8Array {
   const t = p.type;
   if (level === 5 && t !== CONNECT && t !== CONNACK && t !== PINGREQ && t !== PINGRESP)
     fail(
@@ -286,7 +286,7 @@ export const NO_MQTT5 =
 const MQISDP: readonly number[] = Object.freeze([0, 6, 0x4d, 0x51, 0x49, 0x73, 0x64, 0x70]);
 const MQTT: readonly number[] = Object.freeze([0, 4, 0x4d, 0x51, 0x54, 0x54]);
 
-function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>, m: Mqtt5 | undefined): Uint8Array {
+function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>, m: Mqtt5Codec | undefined): Uint8Array {
   const level = p.level;
   if (level !== 3 && level !== 4 && level !== 5)
     fail(
@@ -302,7 +302,7 @@ function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>, m: Mqtt5 | 
   if (typeof ka !== "number" || ka < 0 || ka > 0xffff || (ka | 0) !== ka)
     fail("INVALID_PACKET", "keepalive must be an integer from 0 to 65535 seconds");
   const name = level === 3 ? MQISDP : MQTT;
-  const pl = v5 ? (m as Mqtt5).propertiesLength(p.properties, false) : 0;
+  const pl = v5 ? (m as Mqtt5Codec).propertiesLength(p.properties, false) : 0;
   let rl = name.length + 4 + (v5 ? varintSize(pl) + pl : 0) + 2 + strLen(p.clientId);
   let flags = p.clean ? 2 : 0;
   const will = p.will;
@@ -315,7 +315,7 @@ function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>, m: Mqtt5 | 
     wtl = strLen(will.topic);
     wpl = binLen(will.payload);
     if (v5) {
-      wl = (m as Mqtt5).propertiesLength(will.properties, true);
+      wl = (m as Mqtt5Codec).propertiesLength(will.properties, true);
       rl += varintSize(wl) + wl;
     }
     rl += 4 + wtl + wpl;
@@ -343,10 +343,10 @@ function encodeConnect(p: Extract<Packet, { type: typeof CONNECT }>, m: Mqtt5 | 
   b[i++] = flags;
   b[i++] = ka >> 8;
   b[i++] = ka & 0xff;
-  if (v5) i = (m as Mqtt5).writeProperties(p.properties, pl, b, i, false);
+  if (v5) i = (m as Mqtt5Codec).writeProperties(p.properties, pl, b, i, false);
   i = writeStr(p.clientId, b, i);
   if (will) {
-    if (v5) i = (m as Mqtt5).writeProperties(will.properties, wl, b, i, true);
+    if (v5) i = (m as Mqtt5Codec).writeProperties(will.properties, wl, b, i, true);
     i = writeStr(will.topic, b, i);
     i = writeBin(will.payload, wpl, b, i);
   }

@@ -10,14 +10,15 @@
  * packets are not yet in 5.0 form: a level-5 session connects, keeps alive and refuses the rest (NOT_ALLOWED).
  */
 import { IN_CONNACK, IN_CONNECT, IN_WILL, propertiesLength, readProperties, writeProperties } from "./properties";
-import type { Mqtt5 } from "./packets";
+import type { Mqtt5, Mqtt5Codec } from "./packets";
 
 const CONNACK_CODES: readonly number[] = Object.freeze([
   0, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x90, 0x95, 0x97, 0x99, 0x9a, 0x9b, 0x9c,
   0x9d, 0x9f,
 ]);
 
-const REASONS: { readonly [code: number]: string } = Object.freeze({
+// (pure: a bundle that takes only the codec's part, such as codec.ts, leaves the reasons' text out)
+const REASONS: { readonly [code: number]: string } = /* @__PURE__ */ Object.freeze({
   0x80: "unspecified error",
   0x81: "malformed packet",
   0x82: "protocol error",
@@ -41,11 +42,25 @@ const REASONS: { readonly [code: number]: string } = Object.freeze({
   0x9f: "connection rate exceeded",
 });
 
-/** MQTT 5.0 CONNECT/CONNACK support (see the module's comment). Frozen: a preloaded module's objects live in flash. */
-export const mqtt5: Mqtt5 = Object.freeze({
-  propertiesLength: (props, will) => propertiesLength(props, will ? IN_WILL : IN_CONNECT),
-  writeProperties: (props, len, b, p, will) => writeProperties(props, len, b, p, will ? IN_WILL : IN_CONNECT),
-  readConnack: (r) => readProperties(r, IN_CONNACK),
+const connectLength: Mqtt5Codec["propertiesLength"] = (props, will) =>
+  propertiesLength(props, will ? IN_WILL : IN_CONNECT);
+const writeConnect: Mqtt5Codec["writeProperties"] = (props, len, b, p, will) =>
+  writeProperties(props, len, b, p, will ? IN_WILL : IN_CONNECT);
+const readConnack: Mqtt5Codec["readConnack"] = (r) => readProperties(r, IN_CONNACK);
+
+/** The codec's part (what encode and the Decoder take). Frozen: a preloaded module's objects live in flash. */
+export const mqtt5Codec: Mqtt5Codec = Object.freeze({
+  propertiesLength: connectLength,
+  writeProperties: writeConnect,
+  readConnack,
+  connackCodes: CONNACK_CODES,
+});
+
+/** MQTT 5.0 CONNECT/CONNACK for a client (see the module's comment): the codec's part and the reasons' text. */
+export const mqtt5: Mqtt5 = /* @__PURE__ */ Object.freeze({
+  propertiesLength: connectLength,
+  writeProperties: writeConnect,
+  readConnack,
   connackCodes: CONNACK_CODES,
   reasons: REASONS,
-} satisfies Mqtt5);
+});

@@ -176,11 +176,11 @@ export type Packet =
   | DisconnectPacket;
 
 /**
- * MQTT 5.0's part of CONNECT and CONNACK: the properties and the 5.0 reason codes. A module of its own
- * (`mqtt5` in mqtt5.ts) that an encoder, decoder or session is handed when it speaks level 5, so a 3.1.1 build
- * (a UIoT Core device) carries none of it.
+ * MQTT 5.0's part of CONNECT and CONNACK for the codec: the properties and the reason codes a CONNACK may carry.
+ * A module of its own (`mqtt5Codec` in mqtt5.ts) that an encoder or decoder is handed when it speaks level 5, so a
+ * 3.1.1 build (a UIoT Core device) carries none of it.
  */
-export interface Mqtt5 {
+export interface Mqtt5Codec {
   /** Byte length of CONNECT's properties (`will`: the will's), without their own length prefix. */
   propertiesLength(props: ConnectProperties | WillProperties | undefined, will: boolean): number;
   /** Writes them, length prefix first, at `p`; `len` is propertiesLength's answer. Returns the position after. */
@@ -195,6 +195,9 @@ export interface Mqtt5 {
   readConnack(r: Reader): ConnackProperties | undefined;
   /** The reason codes a 5.0 CONNACK may carry. */
   readonly connackCodes: readonly number[];
-  /** What each 5.0 CONNACK failure code means, for a person. */
+}
+
+/** MQTT 5.0 for a session (`mqtt5` in mqtt5.ts): the codec's part and what each CONNACK failure code means. */
+export interface Mqtt5 extends Mqtt5Codec {
   readonly reasons: { readonly [code: number]: string };
 }
