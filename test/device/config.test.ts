@@ -21,6 +21,7 @@ import {
 import type { KeyValueStore } from "../../src/host";
 import { UIOT_ROOT_CA_PEM } from "../../src/uiot/platform";
 import { getTestCerts } from "../helpers/certs";
+import { thrown } from "../helpers/thrown";
 
 const PSN = "abcdefgh12345678";
 const DSN = "thermostat-01";
@@ -262,15 +263,7 @@ describe("loadDeviceConfig: one clear message for what is missing or wrong", () 
 });
 
 describe("the rules", () => {
-  function rule(f: () => unknown): ConfigError {
-    try {
-      f();
-    } catch (e) {
-      if (e instanceof ConfigError) return e;
-      throw e;
-    }
-    throw new Error("did not throw");
-  }
+  const rule = (f: () => unknown): ConfigError => thrown(f, ConfigError);
 
   it("broker URLs: the four schemes, ports written out, UIoT Core's WebSocket ports", () => {
     expect(checkBrokerUrl("mqtt://h").url).toBe("mqtt://h:1883");

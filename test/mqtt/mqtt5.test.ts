@@ -11,7 +11,10 @@ import type { ConnackPacket, ConnectPacket } from "../../src/mqtt/packets";
 import { nodeClock } from "../../hosts/node/clock";
 import { tcpConnector } from "../../hosts/node/tcp";
 import { startMosquitto } from "../helpers/mosquitto";
+import { thrown as thrownOf } from "../helpers/thrown";
 import { waitFor } from "../helpers/wait";
+
+const thrown = (f: () => unknown): MqttError => thrownOf(f, MqttError);
 
 const connect: ConnectPacket = {
   type: 1,
@@ -28,16 +31,6 @@ const connack: ConnackPacket = {
   returnCode: 0,
   properties: { receiveMaximum: 20, serverKeepAlive: 15, reasonString: "ok" },
 };
-
-function thrown(f: () => unknown): MqttError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof MqttError) return e;
-    throw e;
-  }
-  throw new Error("nothing was thrown");
-}
 
 describe("the client's codec without the mqtt5 module", () => {
   it("refuses a 5.0 CONNECT, saying which module to pass, and encodes 3.1.1 as before", () => {

@@ -15,16 +15,9 @@ import {
   type NvsValue,
 } from "../../../tools/provision/nvs";
 import { NvsReadError, readNvsImage, type ReadValue } from "./nvs-reader";
+import { thrown } from "../../helpers/thrown";
 
-function thrown(f: () => unknown): NvsError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof NvsError) return e;
-    throw e;
-  }
-  throw new Error("did not throw");
-}
+const nvsError = (f: () => unknown): NvsError => thrown(f, NvsError);
 
 /** Deterministic bytes (a 32-bit LCG, top byte), as used to make the reference images below. */
 function lcgBytes(n: number, seed: number): Uint8Array {
@@ -245,22 +238,22 @@ describe("limits, refused clearly", () => {
 
   it("keys and namespaces: 1..15 printable ASCII characters", () => {
     roundTrip([{ namespace: "n".repeat(15), key: "k".repeat(15), value: { type: "u8", value: 1 } }]);
-    const long = thrown(() =>
+    const long = nvsError(() =>
       buildNvsImage([{ namespace: "n", key: "k".repeat(16), value: { type: "u8", value: 1 } }]),
     );
     expect(long.code).toBe("INVALID_NAME");
     expect(long.message).toMatch(/"k{16}" has 16 characters; NVS allows at most 15/);
     expect(
-      thrown(() => buildNvsImage([{ namespace: "n".repeat(16), key: "k", value: { type: "u8", value: 1 } }])).message,
+      nvsError(() => buildNvsImage([{ namespace: "n".repeat(16), key: "k", value: { type: "u8", value: 1 } }])).message,
     ).toMatch(/namespace .* at most 15/);
     for (const bad of ["", "a b", "ключ", "a\u0000b"])
-      expect(thrown(() => buildNvsImage([{ namespace: "n", key: bad, value: { type: "u8", value: 1 } }])).code).toBe(
+      expect(nvsError(() => buildNvsImage([{ namespace: "n", key: bad, value: { type: "u8", value: 1 } }])).code).toBe(
         "INVALID_NAME",
       );
   });
 
   it("a string over 4000 bytes with its NUL, a blob over Moddable's 4000: refused, the value never quoted", () => {
-    const s = thrown(() =>
+    const s = nvsError(() =>
       buildNvsImage([
         { namespace: "n", key: "s", value: { type: "string", value: SECRETISH + "x".repeat(4000 - SECRETISH.length) } },
       ]),
@@ -269,7 +262,7 @@ describe("limits, refused clearly", () => {
     expect(s.message).toMatch(/"n\/s" is 4001 bytes with its NUL, over NVS's limit of 4000/);
     expect(s.message).not.toContain(SECRETISH);
     const blob = new Uint8Array(4001).fill(0x41);
-    const b = thrown(() => buildNvsImage([{ namespace: "n", key: "b", value: { type: "blob", value: blob } }]));
+    const b = nvsError(() => buildNvsImage([{ namespace: "n", key: "b", value: { type: "blob", value: blob } }]));
     expect(b.code).toBe("VALUE_TOO_LARGE");
     expect(b.message).toMatch(/4001 bytes, over the limit of 4000 \(Moddable's preference values on ESP32/);
     roundTrip([{ namespace: "n", key: "b", value: { type: "blob", value: blob.subarray(0, 4000) } }]);
@@ -277,15 +270,16 @@ describe("limits, refused clearly", () => {
 
   it("integers out of range, wrong types, duplicate keys", () => {
     expect(
-      thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "u8", value: 256 } }])).message,
+      nvsError(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "u8", value: 256 } }])).message,
     ).toMatch(/not a u8 \(an integer from 0 to 255\)/);
-    expect(thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "i32", value: 1.5 } }])).code).toBe(
+    expect(nvsError(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "i32", value: 1.5 } }])).code).toBe(
       "INVALID_VALUE",
     );
     expect(
-      thrown(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "string", value: "a\u0000" } }])).message,
+      nvsError(() => buildNvsImage([{ namespace: "n", key: "k", value: { type: "string", value: "a\u0000" } }]))
+        .message,
     ).toMatch(/NUL/);
-    const dup = thrown(() =>
+    const dup = nvsError(() =>
       buildNvsImage([
         { namespace: "n", key: "k", value: { type: "u8", value: 1 } },
         { namespace: "n", key: "k", value: { type: "u8", value: 2 } },
@@ -298,7 +292,7 @@ describe("limits, refused clearly", () => {
     const items = (n: number): NvsItem[] =>
       Array.from({ length: n }, (_, i) => ({ namespace: `ns${i}`, key: "k", value: { type: "u8", value: 1 } }));
     roundTrip(items(254), { size: 0x10000 });
-    expect(thrown(() => buildNvsImage(items(255), { size: 0x10000 })).code).toBe("TOO_MANY_NAMESPACES");
+    expect(nvsError(() => buildNvsImage(items(255), { size: 0x10000 })).code).toBe("TOO_MANY_NAMESPACES");
   });
 
   it("never fills the last free page(s): PARTITION_FULL names the key and the rule", () => {
@@ -306,19 +300,19 @@ describe("limits, refused clearly", () => {
       { length: 6 },
       (_, i): NvsItem => ({ namespace: "n", key: `b${i}`, value: { type: "blob", value: new Uint8Array(3900) } }),
     );
-    const e = thrown(() => buildNvsImage(items)); // 6 pages, 5 usable: the 6th blob has no page
+    const e = nvsError(() => buildNvsImage(items)); // 6 pages, 5 usable: the 6th blob has no page
     expect(e.code).toBe("PARTITION_FULL");
     expect(e.message).toMatch(/full at key "n\/b5": 5 page\(s\)/);
-    const two = thrown(() => buildNvsImage(items.slice(0, 5), { freePages: 2 }));
+    const two = nvsError(() => buildNvsImage(items.slice(0, 5), { freePages: 2 }));
     expect(two.code).toBe("PARTITION_FULL");
     const { read } = roundTrip(items.slice(0, 5));
     expect(read.pages[5].state).toBe("EMPTY");
   });
 
   it("partition sizes: whole pages, and room for data and a free page", () => {
-    expect(thrown(() => buildNvsImage([], { size: 5000 })).code).toBe("INVALID_SIZE");
-    expect(thrown(() => buildNvsImage([], { size: NVS_PAGE_SIZE })).code).toBe("INVALID_SIZE");
-    expect(thrown(() => buildNvsImage([], { freePages: 0 })).code).toBe("INVALID_SIZE");
+    expect(nvsError(() => buildNvsImage([], { size: 5000 })).code).toBe("INVALID_SIZE");
+    expect(nvsError(() => buildNvsImage([], { size: NVS_PAGE_SIZE })).code).toBe("INVALID_SIZE");
+    expect(nvsError(() => buildNvsImage([], { freePages: 0 })).code).toBe("INVALID_SIZE");
     expect(buildNvsImage([], { size: 0x3000 }).image.length).toBe(0x3000);
   });
 });
