@@ -63,7 +63,7 @@ export interface SessionOptions {
   /** MQTT 5.0 CONNECT properties. */
   properties?: ConnectProperties;
   /**
-   * MQTT 5.0's CONNECT/CONNACK support, needed with level 5: `import { mqtt5 } from "src/mqtt/mqtt5"`. A 3.1.1
+   * MQTT 5.0's CONNECT/CONNACK support, needed with level 5: `mqtt5` of src/mqtt/mqtt5.ts. A 3.1.1
    * build leaves the module out.
    */
   mqtt5?: Mqtt5;
