@@ -104,6 +104,10 @@ describe("OTA end to end (Node host, emulated cloud over TLS)", () => {
       message: "report_success",
       timeoutMs: 15000,
     });
+    // the new image's report_version follows its report_success (both QoS 1, in that order)
+    await waitFor(() => methods(r).at(-1) === "report_version" && methods(r).includes("report_success"), {
+      message: "report_version after report_success",
+    });
     expect(r.boots).toEqual(["1.0.0", "2.0.0"]);
     expect(fs.readFileSync(slot(r, "image.bin")).equals(IMAGE)).toBe(true);
     expect(r.cloud.ota.status(PSN, DSN)).toMatchObject({

@@ -136,6 +136,10 @@ describe.skipIf(!available)(
         message: "report_success",
         timeoutMs: 30000,
       });
+      // the new image's report_version follows its report_success (both QoS 1, in that order)
+      await waitFor(() => methods(r).at(-1) === "report_version" && methods(r).includes("report_success"), {
+        message: "report_version after report_success",
+      });
       expect(r.boots).toEqual(["1.0.0", "2.0.0"]);
       expect(r.engines).toHaveLength(2);
       expect(gone(r.engines[0].pid), "the first engine stopped").toBe(true);
