@@ -63,41 +63,84 @@ export function noFirmwareUpdates(version: string, reason: string): Firmware {
   return { version, unsupported: reason };
 }
 
-class OtaWriter implements ImageWriter {
-  private session: OtaSession | undefined = undefined;
+/**
+ * What both slots' writers check, whatever they write to: an image no larger than the slot, no more bytes than
+ * begin() announced, and complete() only once all of them came. `T` is what an image is written into while it
+ * comes (the SDK's OTA session, an open file); the subclass opens, writes, finishes and abandons it.
+ */
+abstract class SlotWriter<T> implements ImageWriter {
+  private target: T | undefined = undefined;
   private size = 0;
   private written = 0;
   constructor(
-    private readonly OTA: new () => OtaSession,
     private readonly capacity: number,
+    /** How the slot is named in the refusal of a too large image. */
+    private readonly slot: string,
   ) {}
 
+  /** What is being written now (a begin() after another without complete() or cancel() finds the first). */
+  protected get current(): T | undefined {
+    return this.target;
+  }
+
+  protected abstract open(): T;
+  protected abstract put(target: T, chunk: Uint8Array): void;
+  /** Makes the written image the one to boot next. */
+  protected abstract finish(target: T): void;
+  /** Undoes what open() and put() did; `target` is undefined when nothing is being written. Never throws. */
+  protected abstract abandon(target: T | undefined): void;
+
   begin(size: number): void {
-    if (size > this.capacity) throw new Error(`the image is ${size} bytes; the OTA slot holds ${this.capacity}`);
-    this.session = new this.OTA(); // throws when there is no OTA partition (a factory-only partition table)
+    if (size > this.capacity) throw new Error(`the image is ${size} bytes; the ${this.slot} holds ${this.capacity}`);
+    this.target = this.open();
     this.size = size;
     this.written = 0;
   }
 
   write(chunk: Uint8Array): void {
-    const s = this.session;
-    if (!s) throw new Error("write before begin");
+    const t = this.target;
+    if (t === undefined) throw new Error("write before begin");
     if (this.written + chunk.length > this.size) throw new Error(`more bytes than the ${this.size} announced`);
-    s.write(chunk);
+    this.put(t, chunk);
     this.written += chunk.length;
   }
 
   complete(): void {
-    const s = this.session;
-    if (!s) throw new Error("complete before begin");
+    const t = this.target;
+    if (t === undefined) throw new Error("complete before begin");
     if (this.written !== this.size) throw new Error(`${this.written} of ${this.size} bytes written`);
-    this.session = undefined;
-    s.complete(); // esp_ota_end checks the image; then the boot partition is switched
+    this.target = undefined;
+    this.finish(t);
   }
 
   cancel(): void {
-    const s = this.session;
-    this.session = undefined;
+    const t = this.target;
+    this.target = undefined;
+    this.abandon(t);
+  }
+}
+
+class OtaWriter extends SlotWriter<OtaSession> {
+  constructor(
+    private readonly OTA: new () => OtaSession,
+    capacity: number,
+  ) {
+    super(capacity, "OTA slot");
+  }
+
+  protected open(): OtaSession {
+    return new this.OTA(); // throws when there is no OTA partition (a factory-only partition table)
+  }
+
+  protected put(s: OtaSession, chunk: Uint8Array): void {
+    s.write(chunk);
+  }
+
+  protected finish(s: OtaSession): void {
+    s.complete(); // esp_ota_end checks the image; then the boot partition is switched
+  }
+
+  protected abandon(s: OtaSession | undefined): void {
     if (!s) return;
     try {
       s.cancel();
@@ -170,53 +213,39 @@ export function desktopFirmware(options: DesktopFirmwareOptions): Firmware {
   };
 }
 
-class FileWriter implements ImageWriter {
-  private file: FileHandle | undefined = undefined;
-  private size = 0;
-  private written = 0;
+class FileWriter extends SlotWriter<FileHandle> {
   private readonly part: string;
   constructor(
     private readonly File: FileClass,
     private readonly root: string,
     private readonly prefs: Preferences,
     private readonly version: string,
-    private readonly capacity: number,
+    capacity: number,
   ) {
+    super(capacity, "slot");
     this.part = root + DESKTOP_PART;
   }
 
-  begin(size: number): void {
-    if (size > this.capacity) throw new Error(`the image is ${size} bytes; the slot holds ${this.capacity}`);
-    this.cancel();
-    this.file = new this.File(this.part, true);
-    this.size = size;
-    this.written = 0;
+  protected open(): FileHandle {
+    // the image begun before, and a part left by a download cut short: opened for writing, it would not be truncated
+    this.abandon(this.current);
+    return new this.File(this.part, true);
   }
 
-  write(chunk: Uint8Array): void {
-    const f = this.file;
-    if (!f) throw new Error("write before begin");
-    if (this.written + chunk.length > this.size) throw new Error(`more bytes than the ${this.size} announced`);
+  protected put(f: FileHandle, chunk: Uint8Array): void {
     // The file module writes whole ArrayBuffers: a view on part of one is copied.
     const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
     f.write(whole ? chunk.buffer : chunk.slice().buffer);
-    this.written += chunk.length;
   }
 
-  complete(): void {
-    const f = this.file;
-    if (!f) throw new Error("complete before begin");
-    if (this.written !== this.size) throw new Error(`${this.written} of ${this.size} bytes written`);
-    this.file = undefined;
+  protected finish(f: FileHandle): void {
     f.close();
     if (!this.File.rename(this.part, DESKTOP_IMAGE))
       throw new Error(`could not rename ${this.part} to ${this.root}${DESKTOP_IMAGE}`);
     this.prefs.set(FW_DOMAIN, FW_VERSION, utf8Bytes(this.version).buffer as ArrayBuffer); // what boots next
   }
 
-  cancel(): void {
-    const f = this.file;
-    this.file = undefined;
+  protected abandon(f: FileHandle | undefined): void {
     try {
       if (f) f.close();
       if (this.File.exists(this.part)) this.File.delete(this.part);
