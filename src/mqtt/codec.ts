@@ -9,6 +9,7 @@ import type { Allocator } from "../host";
 import { encode as encodeClient } from "./encode";
 import { BROKER_PARSERS, encodeBroker } from "./broker-codec";
 import { mqtt5Codec } from "./mqtt5";
+import { slabAllocator } from "./slab";
 import type { Packet, ProtocolLevel } from "./packets";
 
 export * from "./packets";
@@ -20,11 +21,27 @@ export { DEFAULT_MAX_PACKET_SIZE } from "./decode";
 export type { DecoderOptions } from "./decode";
 export { checkTopicName, checkTopicFilter, topicMatches } from "./topic";
 export { utf8Bytes, decodeUtf8 } from "./utf8";
+export { slabAllocator } from "./slab";
 
-/** The incremental decoder of every packet, both sides' (see decode's Decoder). */
+/**
+ * Where the full codec's decoders assemble a packet split across chunks, unless given an allocator: Node's Buffer
+ * pool policy (8 KB slabs, packets up to 4 KB), which is what mqtt-packet gets from Node.
+ */
+const pooled = slabAllocator(8 * 1024, 4 * 1024);
+
+/**
+ * The incremental decoder of every packet, both sides' (see decode's Decoder). Off the device, by default it
+ * assembles a packet of up to 4 KB split across chunks in a view of a shared 8 KB slab (slab.ts), not in a buffer of
+ * its own: a payload kept keeps its slab alive, as a Node Buffer keeps Node's pool.
+ */
 export class Decoder extends ClientDecoder {
   constructor(onPacket: ((packet: Packet) => void) | PacketSink, options: DecoderOptions = {}) {
-    super(onPacket, { ...options, parsers: options.parsers ?? BROKER_PARSERS, mqtt5: options.mqtt5 ?? mqtt5Codec });
+    super(onPacket, {
+      ...options,
+      parsers: options.parsers ?? BROKER_PARSERS,
+      mqtt5: options.mqtt5 ?? mqtt5Codec,
+      alloc: options.alloc ?? pooled,
+    });
   }
 }
 

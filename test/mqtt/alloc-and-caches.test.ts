@@ -2,7 +2,16 @@
 // session's TopicCache and the decoder's topic cache change no result, and the caches stay bounded.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Decoder, encode, PUBLISH, type Packet, type ProtocolLevel } from "../../src/mqtt/codec";
+import {
+  Decoder,
+  encode,
+  PUBLISH,
+  slabAllocator,
+  type Packet,
+  type ProtocolLevel,
+  type PublishPacket,
+} from "../../src/mqtt/codec";
+import { Decoder as DeviceDecoder } from "../../src/mqtt/decode";
 import { encodePublish, TopicCache } from "../../src/mqtt/encode";
 import { nodeAlloc } from "../../hosts/node/alloc";
 import { packet, publish } from "../helpers/arbitraries";
@@ -36,6 +45,43 @@ describe("allocators", () => {
     const again = out.map((b) => b.slice());
     for (let i = 0; i < 2000; i++) nodeAlloc(100).fill(0xff);
     expect(out).toEqual(again);
+  });
+});
+
+describe("slab allocator", () => {
+  it("hands out views of the size asked, 8-byte aligned, that do not overlap; larger sizes get their own buffer", () => {
+    const made: number[] = [];
+    const alloc = slabAllocator(1024, 512, (n) => (made.push(n), new ArrayBuffer(n)));
+    expect(made).toEqual([]); // no slab before the first allocation
+    const views = [100, 1, 500, 7, 600, 300, 256].map((n) => alloc(n));
+    expect(views.map((v) => v.length)).toEqual([100, 1, 500, 7, 600, 300, 256]);
+    for (const v of views) if (v.length <= 512) expect(v.byteOffset % 8).toBe(0);
+    expect(views[4].buffer.byteLength).toBe(600); // over maxPooled: a buffer of its own
+    expect(made).toEqual([1024, 600, 1024]); // the last 256 B did not fit in the first slab's 1,024
+    for (const [i, v] of views.entries()) v.fill(i + 1);
+    expect(views.map((v, i) => v.every((b) => b === i + 1))).toEqual(views.map(() => true));
+  });
+
+  it("the full codec's decoder keeps every split packet's payload intact while later packets arrive", () => {
+    const sizes = [10, 100, 1000, 1400, 3000, 4090, 5000, 20_000];
+    const sent: PublishPacket[] = [];
+    for (let i = 0; i < 200; i++) {
+      const n = sizes[i % sizes.length];
+      const payload = new Uint8Array(n).map((_, k) => (k * 7 + i) & 0xff);
+      sent.push({ type: 3, topic: `t/${i % 13}`, payload, qos: 1, id: i + 1, retain: false, dup: false });
+    }
+    const stream = new Uint8Array(sent.reduce((a, p) => a + encode(p).length, 0));
+    sent.reduce((at, p) => (stream.set(encode(p), at), at + encode(p).length), 0);
+    const kept: Packet[] = [],
+      bare: Packet[] = [];
+    const pooled = new Decoder((p) => kept.push(p)),
+      own = new DeviceDecoder((p) => bare.push(p)); // the device's decoder: a buffer of its own per packet
+    for (let i = 0; i < stream.length; i += 1460) {
+      pooled.push(stream.subarray(i, i + 1460));
+      own.push(stream.subarray(i, i + 1460));
+    }
+    expect(kept).toEqual(sent);
+    expect(bare).toEqual(sent);
   });
 });
 
