@@ -225,18 +225,19 @@ describe.each([
       expect(device.state).toBe("waiting");
       expect(device.connects).toBe(0);
       host.link.up();
-      await waitFor(() => device.connects === 1, { message: "the first connection", timeoutMs: 2000 });
+      await waitFor(() => device.connects === 1, { message: "the first connection", timeoutMs: 20000 });
 
-      // Down while connected: dropped, no retries while down; up: back within a moment, not after the backoff.
+      // Down while connected: dropped, no retries while down; up: connected again. That the client dials at once
+      // when told the link is back, not at the end of its backoff, is proven on a fake clock (test/mqtt/offline.test.ts);
+      // here, that the entry tells it, whatever the machine's load.
       host.link.down();
       await waitFor(() => device.state === "waiting", { message: "the drop" });
       await sleep(1500);
       await device.sync?.();
       expect(device.state).toBe("waiting");
-      const t = Date.now();
+      expect(device.connects).toBe(1);
       host.link.up();
-      await waitFor(() => device.connects === 2, { message: "the reconnect", timeoutMs: 2000 });
-      expect(Date.now() - t).toBeLessThan(1000);
+      await waitFor(() => device.connects === 2, { message: "the reconnect", timeoutMs: 20000 });
     },
   );
 
