@@ -15,7 +15,8 @@
 import { performance } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { iqr, median, type Line } from "./report";
+
+import type { Line } from "./report";
 
 export type { Better, Figure, Line } from "./report";
 
@@ -26,6 +27,11 @@ const gc = runInNewContext("gc") as () => void;
 export interface Context {
   /** Short timings (`--quick`): a smoke test of the harness, not figures to quote. */
   quick: boolean;
+  /**
+   * How many fresh processes share this benchmark's rounds (`processes`, below): each runs its share of them and
+   * run.ts pools the rounds of all. 1 when absent.
+   */
+  processes?: number;
   /** Progress for a person: goes to stderr, never to stdout. */
   log(message: string): void;
 }
@@ -35,10 +41,15 @@ export interface Context {
  * when a filter word picks one of its names.
  * `isolate`: runs in a fresh Node process of its own (see bench/run.ts), so that what V8 learnt from earlier
  * benchmarks about either side's code does not move its figures.
+ * `processes` (with `isolate`): runs in that many fresh processes one after another, each timing its share of the
+ * rounds, and the rows pool the rounds of all. V8's optimizing compiler settles each process on its own choices
+ * (what it inlines, say), and the same loop then runs at one speed or at another, several times apart, for the
+ * whole life of that process; the rounds of one process would all share its draw.
  */
 interface Options {
   slow?: boolean;
   isolate?: boolean;
+  processes?: number;
 }
 
 export type Benchmark =
@@ -69,8 +80,12 @@ export interface TimingOptions {
   roundMs: number;
 }
 
+/** Rounds of a timed row in all (split among its processes, see `processes`). */
+const ROUNDS = 12;
+
 export function timing(ctx: Context): TimingOptions {
-  return ctx.quick ? { warmupMs: 50, rounds: 3, roundMs: 20 } : { warmupMs: 250, rounds: 11, roundMs: 100 };
+  if (ctx.quick) return { warmupMs: 50, rounds: 3, roundMs: 20 };
+  return { warmupMs: 250, rounds: Math.ceil(ROUNDS / (ctx.processes ?? 1)), roundMs: 100 };
 }
 
 /** A full GC (both generations). */
@@ -159,18 +174,12 @@ export function compare(ours: Loop, peer: Loop, opts: TimingOptions): Rounds {
   return r;
 }
 
-/** A row's figures from `compare`: CPU-time rates, with the wall-clock ratio of the same rounds alongside. */
-export function rates(
-  r: Rounds,
-  k = 1,
-): { ours: number[]; peer: number[]; wallRatio: number; wallRatioIQR: [number, number] } {
-  const wall = r.wallOurs.map((x, i) => x / r.wallPeer[i]);
-  return {
-    ours: scale(r.ours, k),
-    peer: scale(r.peer, k),
-    wallRatio: Number(median(wall).toFixed(3)),
-    wallRatioIQR: iqr(wall).map((x) => Number(x.toFixed(3))) as [number, number],
-  };
+/**
+ * A row's figures from `compare`: CPU-time rates, and the wall-clock rates of the same rounds (`wallOurs`,
+ * `wallPeer`), of which the row reports the ratio (`wallRatio`, `wallRatioIQR`: report.ts).
+ */
+export function rates(r: Rounds, k = 1): { ours: number[]; peer: number[]; wallOurs: number[]; wallPeer: number[] } {
+  return { ours: scale(r.ours, k), peer: scale(r.peer, k), wallOurs: r.wallOurs, wallPeer: r.wallPeer };
 }
 
 /** Every round's figure times `k` (rates in packets/s to MiB/s, say). */

@@ -105,7 +105,7 @@ function rounds(f: Figure, side: string, name: string): number[] {
 
 /** The row of a benchmark's line. Throws when the figures cannot make one (no rounds, NaN, unpaired rounds). */
 export function toRow(name: string, line: Line): Row {
-  const { what, ours, peer, unit, better, ...extra } = line;
+  const { what, ours, peer, unit, better, wallOurs, wallPeer, ...extra } = line;
   if (!what || /\n/.test(what)) throw new Error(`benchmark "${name}" needs a one-line description`);
   const o = rounds(ours, "ours", name);
   const p = peer === undefined ? undefined : rounds(peer, "peer", name);
@@ -130,7 +130,15 @@ export function toRow(name: string, line: Line): Row {
     ...(better === "lower" ? { better: "lower" as const } : {}),
     spread,
     ...extra,
+    ...wallRatios(wallOurs, wallPeer),
   };
+}
+
+/** From the wall-clock rates of a row's rounds (CPU-time rows keep them beside): the ratio and its IQR. */
+function wallRatios(ours: unknown, peer: unknown): { wallRatio?: number; wallRatioIQR?: [number, number] } {
+  if (!Array.isArray(ours) || !Array.isArray(peer) || !ours.length || ours.length !== peer.length) return {};
+  const r = (ours as number[]).map((x, i) => x / (peer as number[])[i]);
+  return { wallRatio: round3(median(r)), wallRatioIQR: iqr(r).map(round3) as [number, number] };
 }
 
 function fmt(x: number | undefined): string {

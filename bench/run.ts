@@ -20,7 +20,8 @@
  * returns (e.g. "packets") are copied into its row.
  *
  * The V8 benchmarks (codec, client) run each in a fresh Node process (`isolate`: this script with `--child <name>`),
- * so no row's figures depend on which rows ran before it; both sides of a row still share that process. Each
+ * so no row's figures depend on which rows ran before it; both sides of a row still share that process. The codec
+ * rows run in three such processes each, their rounds pooled (`processes`, bench/harness.ts). Each
  * module's headline rows (each side with its defaults) come first, its "tuned: ..." rows after them.
  *
  * Adding benchmarks: write bench/<topic>.ts exporting `benchmarks: Benchmark[]` (see bench/harness.ts: `name` and
@@ -67,14 +68,47 @@ async function runHere(b: Benchmark, ctx: Context): Promise<Record<string, Line>
 }
 
 const CHILD = "--child";
+const PROCESSES = "--processes";
 
 /**
  * An `isolate` benchmark runs in a fresh Node process (this script with `--child <its first name>`, under the same
  * loader), so what earlier benchmarks taught V8's JIT about either side's code cannot speed up or slow down this
- * one: its figures do not depend on which benchmarks ran before it. Its progress goes to stderr as usual.
+ * one: its figures do not depend on which benchmarks ran before it. Its progress goes to stderr as usual. One with
+ * `processes` runs in that many such processes, one after another, and its rows pool their rounds.
  */
-function runIsolated(b: Benchmark, quick: boolean): Promise<Record<string, Line>> {
-  const args = [...process.execArgv, process.argv[1], CHILD, namesOf(b)[0], ...(quick ? ["--quick"] : [])];
+async function runIsolated(b: Benchmark, quick: boolean): Promise<Record<string, Line>> {
+  const k = quick ? 1 : (b.processes ?? 1);
+  const runs: Record<string, Line>[] = [];
+  for (let i = 0; i < k; i++) runs.push(await runChild(b, quick, k));
+  return k === 1 ? runs[0] : pool(runs);
+}
+
+/**
+ * The lines of several processes as one: each timed figure's rounds one after another (round i of ours still
+ * beside round i of the peer), the rest as the first process gave it.
+ */
+function pool(runs: Record<string, Line>[]): Record<string, Line> {
+  const out: Record<string, Line> = {};
+  for (const name of Object.keys(runs[0])) {
+    const line: Line = { ...runs[0][name] };
+    for (const key of ["ours", "peer", "wallOurs", "wallPeer"])
+      if (Array.isArray(line[key])) line[key] = runs.flatMap((r) => r[name]?.[key] as number[]);
+    out[name] = line;
+  }
+  return out;
+}
+
+/** One fresh process running the benchmark (told how many processes share its rounds). */
+function runChild(b: Benchmark, quick: boolean, processes: number): Promise<Record<string, Line>> {
+  const args = [
+    ...process.execArgv,
+    process.argv[1],
+    CHILD,
+    namesOf(b)[0],
+    ...(quick ? ["--quick"] : []),
+    PROCESSES,
+    String(processes),
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
@@ -95,9 +129,9 @@ function runIsolated(b: Benchmark, quick: boolean): Promise<Record<string, Line>
 }
 
 /** `--child <name>`: runs the one benchmark with that first name here and prints its lines as JSON. */
-async function child(name: string, quick: boolean): Promise<void> {
+async function child(name: string, quick: boolean, processes: number): Promise<void> {
   const b = MODULES.flatMap((m) => m.benchmarks).find((x) => namesOf(x)[0] === name);
-  const ctx: Context = { quick, log: (m) => process.stderr.write(m + "\n") };
+  const ctx: Context = { quick, processes, log: (m) => process.stderr.write(m + "\n") };
   let reply: object;
   try {
     if (!b) throw new Error(`no benchmark named "${name}"`);
@@ -121,8 +155,10 @@ async function main(): Promise<void> {
     if (a === "--json") json = true;
     else if (a === "--quick") quick = true;
     else if (a === "--all") all = true;
-    else if (a === CHILD && i + 1 < args.length) return child(args[i + 1], args.includes("--quick"));
-    else if (a.startsWith("-")) usage();
+    else if (a === CHILD && i + 1 < args.length) {
+      const k = args.indexOf(PROCESSES);
+      return child(args[i + 1], args.includes("--quick"), k > 0 ? Number(args[k + 1]) : 1);
+    } else if (a.startsWith("-")) usage();
     else filters.push(a.toLowerCase());
   }
   const ctx: Context = { quick, log: (m) => process.stderr.write(m + "\n") };

@@ -51,6 +51,21 @@ describe("bench rows", () => {
     });
   });
 
+  it("reports the wall-clock ratio of the same rounds from their wall-clock rates, not the rates themselves", () => {
+    const r = toRow("cpu", {
+      what: "one line",
+      ours: [10, 20, 30],
+      peer: [5, 10, 30],
+      unit: "packets/CPU-s",
+      wallOurs: [8, 9, 30],
+      wallPeer: [4, 9, 10],
+    });
+    expect(r.wallRatio).toBe(2); // per round: 2, 1, 3
+    expect(r.wallRatioIQR).toEqual([1.5, 2.5]);
+    expect(r).not.toHaveProperty("wallOurs");
+    expect(r).not.toHaveProperty("wallPeer");
+  });
+
   it("orients the ratio so that > 1 means ours is better when lower is better", () => {
     const r = toRow("latency", { what: "one line", ours: [1, 2], peer: [2, 2], unit: "ms", better: "lower" });
     expect(r.ratio).toBe(1.5); // per round: 2/1 and 2/2
