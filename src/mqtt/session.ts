@@ -177,6 +177,14 @@ export class Session implements PacketSink {
   private acks: Uint8Array | null = null;
   /** @internal PUBACKs in `acks`; the client stops reading at MAX_ACKS (see `reading`). */
   ackCount = 0;
+  /**
+   * @internal Set by each change that may bring deadline() earlier: a state, a refused write, a packet begun or
+   * ended, a PINGREQ queued or sent, a PINGRESP, a send held by the rate limit, PUBACKs written after reading paused;
+   * cleared by the client when it reads the deadline. Sending and receiving otherwise only move the deadline later (lastSend,
+   * lastRecv), so while it is clear the client's timer, set for the deadline before, is early enough, and the client
+   * skips computing it again (see Client.rearm).
+   */
+  sooner = true;
   /** When a write was refused, if none has been taken since (-1: nothing waits for the transport). */
   private blockedAt = -1;
   /** When the packet being read began to arrive (-1: between packets); packets completed so far. */
@@ -280,6 +288,7 @@ export class Session implements PacketSink {
 
   /** A transport is being opened: the connect timeout starts now. */
   dialing(now: number): void {
+    this.sooner = true;
     this.state = DIALING;
     this.connectDeadline = now + (this.options.connectTimeout ?? 10000);
   }
@@ -287,6 +296,7 @@ export class Session implements PacketSink {
   /** The transport is open: send CONNECT. */
   open(now: number): void {
     const o = this.options;
+    this.sooner = true;
     this.state = CONNECTING;
     this.decoder.reset(this.level);
     this.lastRecv = now;
@@ -354,12 +364,23 @@ export class Session implements PacketSink {
       // The PINGRESP to a PINGREQ sent while a packet was arriving came behind it: its time counts from now.
       if (this.partialAt >= 0 && this.partialAt < this.pingSentAt) this.pingSentAt = now;
       this.lastRecv = now;
-      this.partialAt = dec.midPacket ? now : -1;
+      // (a packet begun, or one ended that held the keepalive's checks back: the deadline may come sooner)
+      if (dec.midPacket) {
+        this.partialAt = now;
+        this.sooner = true;
+      } else if (this.partialAt >= 0) {
+        this.partialAt = -1;
+        this.sooner = true;
+      }
     } else if (dec.midPacket) {
-      if (this.partialAt < 0) this.partialAt = now;
+      if (this.partialAt < 0) {
+        this.partialAt = now;
+        this.sooner = true;
+      }
     } else if (this.partialAt >= 0) {
       this.partialAt = -1; // the last bytes of a packet skipped for its size
       this.lastRecv = now;
+      this.sooner = true;
     }
     if (this.heldConnack || this.heldMsg) this.handOver(now);
     if (error)
@@ -398,6 +419,7 @@ export class Session implements PacketSink {
   /** The connection is gone (whatever the reason): keep everything that must be resent on the next one. */
   lost(): void {
     if (this.state === IDLE) return;
+    this.sooner = true;
     this.state = IDLE;
     this.losses++;
     // Unacknowledged messages wait again, in their original order, ahead of the others.
@@ -409,6 +431,7 @@ export class Session implements PacketSink {
 
   /** What belonged to one connection only: control packets and PUBACKs not yet written, a packet half read. */
   private forget(): void {
+    this.sooner = true;
     this.ctl.length = 0;
     this.acks = null;
     this.ackCount = 0;
@@ -539,6 +562,7 @@ export class Session implements PacketSink {
         );
       if (ka && ping < 0 && !this.pingQueued && now - Math.min(this.lastSend, this.lastRecv) >= ka) {
         this.pingQueued = true;
+        this.sooner = true;
         this.control(PINGREQ_BYTES, now);
       }
     }
@@ -555,6 +579,7 @@ export class Session implements PacketSink {
       if (!this.write((this.acks as Uint8Array).subarray(0, this.ackCount * 4), now)) return;
       this.acks = null; // the transport holds them now
       this.ackCount = 0;
+      this.sooner = true; // reading may go on: the keepalive's checks count again
     }
     const ctl = this.ctl;
     while (ctl.length) {
@@ -578,6 +603,7 @@ export class Session implements PacketSink {
         const oldest = limit.base + times[limit.at];
         if (now - oldest < limit.span) {
           this.rateWait = oldest + limit.span;
+          this.sooner = true;
           return;
         }
       }
@@ -780,7 +806,10 @@ export class Session implements PacketSink {
 
   private write(bytes: Uint8Array, now: number): boolean {
     if (!this.host.send(bytes)) {
-      if (this.blockedAt < 0) this.blockedAt = now;
+      if (this.blockedAt < 0) {
+        this.blockedAt = now;
+        this.sooner = true;
+      }
       return false;
     }
     this.lastSend = now;
@@ -788,6 +817,7 @@ export class Session implements PacketSink {
     if (bytes === PINGREQ_BYTES) {
       this.pingQueued = false;
       this.pingSentAt = now;
+      this.sooner = true;
     }
     return true;
   }
@@ -890,6 +920,7 @@ export class Session implements PacketSink {
     if (type === PUBACK) return this.puback(id);
     if (type === PINGRESP) {
       this.pingSentAt = -1;
+      this.sooner = true; // the next PINGREQ's time may come before the ping's deadline
       return;
     }
     if (type === UNSUBACK) return this.answered(type, id, undefined);
@@ -1001,6 +1032,7 @@ export class Session implements PacketSink {
     // with DUP and skip restoring the subscriptions.
     if (p.sessionPresent && (this.options.clean ?? true))
       return this.protocol("CONNACK says a session was kept, though this client asked for a clean one");
+    this.sooner = true;
     this.state = CONNECTED;
     this.window = Math.max(1, this.options.window ?? 10);
     this.sessionPresent = p.sessionPresent;

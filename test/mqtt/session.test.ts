@@ -168,6 +168,90 @@ describe("keepalive", () => {
     expect(c.of(12)).toHaveLength(1);
   });
 
+  it("does not even compute the deadline again for a round trip: only what can bring it earlier makes it", () => {
+    const s = setup({ keepalive: 60, profile: { name: "limited", publishRate: 5, publishWindow: 1000 } });
+    const c = up(s);
+    const session = s.client.session;
+    let computed = 0;
+    const deadline = session.deadline.bind(session);
+    session.deadline = () => (computed++, deadline());
+    for (let i = 0; i < 5; i++) {
+      s.client.publish("d/telemetry", "21.5", { qos: 1 });
+      c.send({ type: 4, id: (publishes(c).at(-1) as PublishPacket).id as number });
+    }
+    expect(computed).toBe(0);
+    // the sixth waits for the rate limit: that brings the deadline earlier than the keepalive's, and it is computed
+    s.client.publish("d/telemetry", "21.5", { qos: 1 });
+    expect(publishes(c)).toHaveLength(5);
+    expect(computed).toBe(1);
+    s.clock.advance(1000);
+    expect(publishes(c)).toHaveLength(6);
+  });
+
+  // A packet that arrives over a long time holds the ping and idle checks back; its end, and a PINGRESP, bring the
+  // deadline earlier again, so the client's timer must be set again for it.
+  const big = encode({ type: 3, topic: "in", payload: "y".repeat(50 * 1024), qos: 0, retain: false, dup: false });
+
+  it("a PINGREQ sent while a large packet arrives times out 5 s after that packet ends, not after the packet's allowance", () => {
+    const s = setup({ keepalive: 10 });
+    const c = up(s);
+    s.clock.advance(9000);
+    c.bytes(big.subarray(0, 1024));
+    s.clock.advance(1000); // 10 s: PINGREQ, while the packet is still arriving
+    expect(c.of(12)).toHaveLength(1);
+    s.clock.advance(1000);
+    c.bytes(big.subarray(1024)); // 11 s: the packet ends; the PINGRESP would come behind it
+    s.clock.advance(4999);
+    expect(s.events.filter((e) => e[0] === "down")).toEqual([]);
+    s.clock.advance(1);
+    expect(s.events.filter((e) => e[0] === "down")[0]?.[1]).toBe("PING_TIMEOUT");
+  });
+
+  it("the same with a packet skipped for its size", () => {
+    const s = setup({ keepalive: 10, maxPacketSize: 32 * 1024 });
+    const c = up(s);
+    s.clock.advance(9000);
+    c.bytes(big.subarray(0, 1024));
+    s.clock.advance(1000);
+    expect(c.of(12)).toHaveLength(1);
+    s.clock.advance(1000);
+    c.bytes(big.subarray(1024));
+    s.clock.advance(4999);
+    expect(s.events.filter((e) => e[0] === "down")).toEqual([]);
+    s.clock.advance(1);
+    expect(s.events.filter((e) => e[0] === "down")[0]?.[1]).toBe("PING_TIMEOUT");
+  });
+
+  it("after such a packet and its PINGRESP, the next PINGREQ goes one keepalive after the last", () => {
+    const s = setup({ keepalive: 10 });
+    const c = up(s);
+    s.clock.advance(9000);
+    c.bytes(big.subarray(0, 1024));
+    s.clock.advance(2000);
+    c.bytes(big.subarray(1024));
+    s.clock.advance(50);
+    c.send({ type: 13 });
+    s.clock.advance(20000 - 11050 - 1);
+    expect(c.of(12)).toHaveLength(1);
+    s.clock.advance(1);
+    expect(c.of(12)).toHaveLength(2);
+  });
+
+  it("with a keepalive shorter than the ping timeout, a PINGRESP brings the next PINGREQ back to its time", () => {
+    const s = setup({ keepalive: 1 });
+    const c = up(s);
+    s.clock.advance(900);
+    c.send({ type: 3, topic: "x", payload: "a", qos: 0, retain: false, dup: false });
+    s.clock.advance(100); // 1 s: PINGREQ
+    expect(c.of(12)).toHaveLength(1);
+    s.clock.advance(50);
+    c.send({ type: 13 });
+    s.clock.advance(949);
+    expect(c.of(12)).toHaveLength(1);
+    s.clock.advance(1);
+    expect(c.of(12)).toHaveLength(2); // at 2 s, one keepalive after the first
+  });
+
   it("declares the connection dead when PINGRESP does not come within 5 s, and reconnects", () => {
     const s = setup({ keepalive: 60 });
     const c = up(s);
