@@ -1,4 +1,4 @@
-// No unbounded recursion in the device code: XS's stack is 416 to 512 slots on the chips, and a call chain that a
+// No unbounded recursion in the device code: XS's stack is 448 to 512 slots on the chips, and a call chain that a
 // peer can lengthen (nested JSON, a queue) ends the whole engine, which no try can catch. This finds every cycle in
 // the call graph of src/ (calls of functions by name and of methods through `this`) and allows only those listed,
 // each with what bounds it.
