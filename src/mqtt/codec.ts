@@ -24,15 +24,15 @@ export { utf8Bytes, decodeUtf8 } from "./utf8";
 export { slabAllocator } from "./slab";
 
 /**
- * Where the full codec's decoders assemble a packet split across chunks, unless given an allocator: Node's Buffer
- * pool policy (8 KB slabs, packets up to 4 KB), which is what mqtt-packet gets from Node.
+ * Where the full codec's decoders assemble a packet split across chunks, unless given an allocator: the policy of
+ * Node's own pool of byte buffers (8 KB slabs, packets up to 4 KB), which is what mqtt-packet gets from Node.
  */
 const pooled = slabAllocator(8 * 1024, 4 * 1024);
 
 /**
  * The incremental decoder of every packet, both sides' (see decode's Decoder). Off the device, by default it
  * assembles a packet of up to 4 KB split across chunks in a view of a shared 8 KB slab (slab.ts), not in a buffer of
- * its own: a payload kept keeps its slab alive, as a Node Buffer keeps Node's pool.
+ * its own: a payload kept keeps its slab alive, as a pooled byte buffer keeps Node's pool.
  */
 export class Decoder extends ClientDecoder {
   constructor(onPacket: ((packet: Packet) => void) | PacketSink, options: DecoderOptions = {}) {

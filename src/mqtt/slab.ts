@@ -1,8 +1,8 @@
 /**
  * A slab allocator for packet buffers: views bump-allocated from one larger buffer at a time, the way Node's own
- * Buffer pool serves the MQTT libraries of Node. On V8 each `new Uint8Array` of more than 64 bytes is an allocation
- * of its own outside the JavaScript heap (about 2 µs for 1 KB, 4 µs for 4 KB on the benchmark machine); a view of
- * a slab shares that cost with the other packets of its slab.
+ * pool of byte buffers serves the MQTT libraries of Node. On V8 each `new Uint8Array` of more than 64 bytes is an
+ * allocation of its own outside the JavaScript heap (about 2 µs for 1 KB, 4 µs for 4 KB on the benchmark machine);
+ * a view of a slab shares that cost with the other packets of its slab.
  *
  * Not for a device: a packet still referenced keeps its whole slab alive, which a heap of tens of KB cannot spare,
  * and XS allocates a small buffer cheaply anyway. The full codec's Decoder (codec.ts) and the Node host use it; the
