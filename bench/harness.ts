@@ -15,7 +15,6 @@
 import { performance } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-
 import type { Line } from "./report";
 
 export type { Better, Figure, Line } from "./report";

@@ -341,11 +341,6 @@ export class Client implements SessionHost {
   }
 
   /**
-   * Keeps one host timer armed no later than the earliest deadline of the session and the retry. Each packet sent
-   * or received moves the keepalive deadline later: a timer already armed for an earlier time is kept (it fires
-   * early, finds nothing due and re-arms for the real deadline), so traffic costs no timer clear and set.
-   */
-  /**
    * After a publish or what a read brought: arm() only if the session's deadline may have come earlier than the
    * timer set (Session.sooner), or no timer is set. The deadline's computation and arm's checks cost about 145
    * compute units on XS, twice per QoS 1 round trip; a late deadline needs nothing (the timer fires early, the
@@ -355,6 +350,11 @@ export class Client implements SessionHost {
     if (this.timer === undefined || this.session.sooner) this.arm();
   }
 
+  /**
+   * Keeps one host timer armed no later than the earliest deadline of the session and the retry. Each packet sent
+   * or received moves the keepalive deadline later: a timer already armed for an earlier time is kept (it fires
+   * early, finds nothing due and re-arms for the real deadline), so traffic costs no timer clear and set.
+   */
   private arm(): void {
     if (this.closed) return;
     this.session.sooner = false;

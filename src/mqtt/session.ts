@@ -180,9 +180,9 @@ export class Session implements PacketSink {
   /**
    * @internal Set by each change that may bring deadline() earlier: a state, a refused write, a packet begun or
    * ended, a PINGREQ queued or sent, a PINGRESP, a send held by the rate limit, PUBACKs written after reading paused;
-   * cleared by the client when it reads the deadline. Sending and receiving otherwise only move the deadline later (lastSend,
-   * lastRecv), so while it is clear the client's timer, set for the deadline before, is early enough, and the client
-   * skips computing it again (see Client.rearm).
+   * cleared by the client when it reads the deadline. Sending and receiving otherwise only move the deadline later
+   * (lastSend, lastRecv), so while it is clear the client's timer, set for the deadline before, is early enough, and
+   * the client skips computing it again (see Client.rearm). forget() runs only beside a state change, which sets it.
    */
   sooner = true;
   /** When a write was refused, if none has been taken since (-1: nothing waits for the transport). */
@@ -431,7 +431,6 @@ export class Session implements PacketSink {
 
   /** What belonged to one connection only: control packets and PUBACKs not yet written, a packet half read. */
   private forget(): void {
-    this.sooner = true;
     this.ctl.length = 0;
     this.acks = null;
     this.ackCount = 0;
